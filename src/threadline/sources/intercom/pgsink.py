@@ -1,0 +1,67 @@
+"""PostgreSQL `SyncSink`: conversations, deletions, dead letters and sync state in one transaction.
+
+The watermark lives in `sources.sync_state` and is written in the same transaction as the
+conversations it covers, so it can never run ahead of committed data.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any, Mapping, Sequence
+
+from sqlalchemy import Engine, select, update
+from sqlalchemy.orm import Session
+
+from threadline.db.models import Conversation, DeadLetter as DeadLetterRow, Source
+from threadline.sources.intercom.sync import SyncBatch
+from threadline.sources.store import UpsertStats, upsert_conversations
+
+MAX_IDS_PER_QUERY = 1_000  # external ids per IN (...) lookup: keeps statements small
+
+
+class PostgresSink:
+    """Writes one source's sync into the Threadline database (one short session per call)."""
+
+    def __init__(self, engine: Engine, source_id: int, run_id: int | None = None) -> None:
+        self.engine = engine
+        self.source_id = source_id
+        self.run_id = run_id
+        self.upserts = UpsertStats()
+
+    def load_state(self) -> dict[str, Any]:
+        with Session(self.engine) as session:
+            state = session.execute(select(Source.sync_state).where(Source.id == self.source_id)).scalar_one()
+            return dict(state or {})
+
+    def stored_versions(self, external_ids: Sequence[str]) -> Mapping[str, datetime | None]:
+        out: dict[str, datetime | None] = {}
+        with Session(self.engine) as session:
+            for start in range(0, len(external_ids), MAX_IDS_PER_QUERY):
+                chunk = list(external_ids[start:start + MAX_IDS_PER_QUERY])
+                rows = session.execute(
+                    select(Conversation.external_id, Conversation.updated_at).where(
+                        Conversation.source_id == self.source_id,
+                        Conversation.external_id.in_(chunk),
+                        Conversation.deleted_at.is_(None),
+                    )
+                )
+                out.update({external_id: updated_at for external_id, updated_at in rows})
+        return out
+
+    def commit(self, batch: SyncBatch) -> None:
+        with Session(self.engine) as session, session.begin():
+            if batch.records:
+                self.upserts.add(upsert_conversations(session, self.source_id, batch.records))
+            for external_id, deleted_at in batch.deleted.items():
+                session.execute(
+                    update(Conversation)
+                    .where(Conversation.source_id == self.source_id, Conversation.external_id == external_id,
+                           Conversation.deleted_at.is_(None))
+                    .values(deleted_at=deleted_at)
+                )
+            for letter in batch.dead_letters:
+                session.add(DeadLetterRow(
+                    run_id=self.run_id, stage=letter.stage, item=letter.item, error_class=letter.error_class,
+                    error_message=letter.error_message, attempts=letter.attempts, failed_at=letter.failed_at,
+                ))
+            session.execute(update(Source).where(Source.id == self.source_id).values(sync_state=batch.state))

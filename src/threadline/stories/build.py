@@ -1,0 +1,239 @@
+"""Stage `stories`: one evidence-backed story per theme of the run that is big enough.
+
+Offline stories are templated from the theme (name, key phrases, counts, trend) and its
+verbatim evidence; an LLM, when configured, rewrites the text later from the same evidence.
+Upsert semantics (by theme): counts, trend, rank and evidence are refreshed by every run;
+title and text are refreshed only while nobody has edited them; status is never touched.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from collections import Counter, defaultdict
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from sqlalchemy import case, delete, func, select
+from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.orm import Session
+
+from threadline.config import EVIDENCE_QUOTES_PER_STORY, MIN_EVIDENCE_QUOTES, MIN_STORY_CONVERSATIONS
+from threadline.db.models import Conversation, Message, Run, RunConversation, Story, StoryEvidence, Theme, ThemeMember
+from threadline.stories.evidence import Quote, best_quote
+
+logger = logging.getLogger(__name__)
+
+STAGE = "stories"
+EVIDENCE_CANDIDATES = 40  # conversations closest to the theme centre searched for quotes: enough variety, bounded work
+TREND_MAX_BUCKETS = 26  # points in a trend series: a half-year of weeks, readable as a sparkline
+TREND_RATIO_RISING = 1.5  # later-half rate / earlier-half rate above this reads as rising
+TREND_RATIO_FALLING = 1 / 1.5  # ... below this as falling
+SEVERITY_HIGH_SHARE = 0.10  # share of the run's conversations: a tenth of all support volume is high severity
+
+
+@dataclass
+class StoriesResult:
+    stories: int = 0
+    skipped_small: int = 0
+    skipped_no_evidence: int = 0
+
+
+def _period(session: Session, run: Run) -> tuple[datetime, datetime] | None:
+    first, last = session.execute(
+        select(func.min(Conversation.created_at), func.max(Conversation.created_at))
+        .join(RunConversation, RunConversation.conversation_id == Conversation.id)
+        .where(RunConversation.run_id == run.id)
+    ).one()
+    if first is None or last is None:
+        return None
+    return first, last
+
+
+def trend_series(times: list[datetime], start: datetime, end: datetime) -> dict:
+    """Counts per bucket over [start, end] and a direction (rising / falling / steady / new)."""
+    span_days = max((end - start).total_seconds() / 86400, 1.0)
+    bucket_days = max(7, math.ceil(span_days / TREND_MAX_BUCKETS))
+    buckets = max(1, math.ceil(span_days / bucket_days))
+    counts = [0] * buckets
+    for t in times:
+        index = min(buckets - 1, int((t - start).total_seconds() / 86400 // bucket_days))
+        counts[max(index, 0)] += 1
+    half = buckets // 2
+    earlier, later = sum(counts[:half]), sum(counts[half:])
+    if buckets < 2 or not times:
+        direction = "steady"
+    elif earlier == 0:
+        direction = "new" if later else "steady"
+    else:
+        ratio = (later / max(buckets - half, 1)) / (earlier / max(half, 1))
+        direction = "rising" if ratio > TREND_RATIO_RISING else "falling" if ratio < TREND_RATIO_FALLING else "steady"
+    return {
+        "bucket_days": bucket_days,
+        "start": start.date().isoformat(),
+        "counts": counts,
+        "direction": direction,
+    }
+
+
+_TITLE_VERBS = {
+    "bug": "Fix", "feature_request": "Add", "how_to": "Clarify", "billing": "Correct",
+    "account_access": "Unblock", "complaint": "Address", "praise": "Keep", "other": "Resolve",
+}  # fmt: skip
+
+
+def _evidence(session: Session, run_id: int, theme: Theme) -> list[Quote]:
+    """Up to EVIDENCE_QUOTES_PER_STORY quotes from distinct conversations, distinct customers first."""
+    members = session.execute(
+        select(ThemeMember.conversation_id, Conversation.contact_id)
+        .join(Conversation, Conversation.id == ThemeMember.conversation_id)
+        .where(ThemeMember.run_id == run_id, ThemeMember.theme_id == theme.id)
+        .order_by(ThemeMember.similarity.desc(), ThemeMember.conversation_id)
+        .limit(EVIDENCE_CANDIDATES)
+    ).all()
+    contact_of = {cid: contact for cid, contact in members}
+    messages = session.execute(
+        select(Message.id, Message.conversation_id, Message.text)
+        .where(Message.conversation_id.in_(list(contact_of)), Message.author_role == "customer")
+        .order_by(Message.conversation_id, Message.position)
+    ).all()
+    best_by_conversation: dict[int, Quote] = {}
+    for message_id, conversation_id, text in messages:
+        quote = best_quote(message_id, conversation_id, text, theme.keywords)
+        current = best_by_conversation.get(conversation_id)
+        if quote and (current is None or quote.score > current.score):
+            best_by_conversation[conversation_id] = quote
+    order = [cid for cid, _ in members if cid in best_by_conversation]
+    chosen: list[Quote] = []
+    seen_contacts: set[int] = set()
+    for prefer_new_customer in (True, False):
+        for cid in order:
+            if len(chosen) >= EVIDENCE_QUOTES_PER_STORY:
+                break
+            quote = best_by_conversation[cid]
+            contact = contact_of[cid]
+            if quote in chosen or (prefer_new_customer and contact is not None and contact in seen_contacts):
+                continue
+            chosen.append(quote)
+            if contact is not None:
+                seen_contacts.add(contact)
+    return chosen
+
+
+def build_stories(session: Session, run_id: int, *, types: dict[int, str] | None = None) -> StoriesResult:
+    """Write stories for the run's themes with at least MIN_STORY_CONVERSATIONS conversations.
+
+    `types` maps conversation id -> conversation type (when the type stage ran); the
+    dominant type chooses the story's verb ("Fix ...", "Add ...").
+    """
+    result = StoriesResult()
+    run = session.get(Run, run_id)
+    assert run is not None
+    period = _period(session, run)
+    total = session.execute(select(func.count()).where(RunConversation.run_id == run_id)).scalar_one()
+    rows = session.execute(
+        select(ThemeMember.theme_id, Conversation.id, Conversation.created_at, Conversation.contact_id)
+        .join(Conversation, Conversation.id == ThemeMember.conversation_id)
+        .where(ThemeMember.run_id == run_id)
+    ).all()
+    by_theme: dict[int, list[tuple[int, datetime | None, int | None]]] = defaultdict(list)
+    for theme_id, conversation_id, created_at, contact_id in rows:
+        by_theme[theme_id].append((conversation_id, created_at, contact_id))
+    scored: list[tuple[float, int]] = []
+    for theme_id, members in by_theme.items():
+        if len(members) < MIN_STORY_CONVERSATIONS:
+            result.skipped_small += 1
+            continue
+        theme = session.get(Theme, theme_id)
+        assert theme is not None
+        quotes = _evidence(session, run_id, theme)
+        if len(quotes) < MIN_EVIDENCE_QUOTES:
+            result.skipped_no_evidence += 1
+            logger.info("theme %d: only %d evidence quotes, no story", theme_id, len(quotes))
+            continue
+        times = [t for _, t, _ in members if t is not None]
+        customers = len({contact if contact is not None else f"c{cid}" for cid, _, contact in members})
+        trend = trend_series(times, *period) if period and times else {"counts": [], "direction": "steady"}
+        recent_share = _recent_share(times, period)
+        score = len(members) * (0.5 + recent_share)
+        dominant = Counter((types or {}).get(cid, "other") for cid, _, _ in members).most_common(1)[0][0]
+        share = len(members) / max(total, 1)
+        story_id = _upsert_story(
+            session, run_id, theme, quotes, count=len(members), customers=customers,
+            first=min(times, default=None), last=max(times, default=None), trend=trend, score=score,
+            dominant_type=dominant, share=share,
+        )  # fmt: skip
+        scored.append((score, story_id))
+        result.stories += 1
+    for rank, (_, story_id) in enumerate(sorted(scored, key=lambda item: (-item[0], item[1])), start=1):
+        session.execute(Story.__table__.update().where(Story.id == story_id).values(rank=rank))
+    return result
+
+
+def _recent_share(times: list[datetime], period: tuple[datetime, datetime] | None) -> float:
+    """Share of the theme's conversations in the last quarter of the run's period."""
+    if not times or period is None:
+        return 0.0
+    start, end = period
+    cutoff = end - (end - start) / 4 if end > start else end - timedelta(days=1)
+    return sum(1 for t in times if t >= cutoff) / len(times)
+
+
+def _severity(share: float, direction: str) -> tuple[str, str]:
+    if share >= SEVERITY_HIGH_SHARE:
+        return "high", f"{share:.0%} of the run's conversations"
+    if direction in ("rising", "new"):
+        return "medium", f"{share:.0%} of the run's conversations and {direction}"
+    return "low", f"{share:.0%} of the run's conversations, {direction}"
+
+
+def _upsert_story(
+    session: Session, run_id: int, theme: Theme, quotes: list[Quote], *, count: int, customers: int,
+    first: datetime | None, last: datetime | None, trend: dict, score: float, dominant_type: str, share: float,
+) -> int:  # fmt: skip
+    verb = _TITLE_VERBS.get(dominant_type, "Resolve")
+    name = theme.name
+    when = f" between {first:%d %b %Y} and {last:%d %b %Y}" if first and last else ""
+    keywords = ", ".join(theme.keywords[:5])
+    severity, severity_reason = _severity(share, trend.get("direction", "steady"))
+    text_fields = dict(
+        title=f"{verb}: {name}",
+        problem=(
+            f"{count} conversations from {customers} customers{when} are about {name}"
+            + (f" ({keywords})" if keywords else "")
+            + f". Typical report: \u201c{quotes[0].text}\u201d"
+        ),
+        user_story=f"As a customer affected by {name}, I want it resolved so that I do not need to contact support about it.",
+        acceptance_criteria=[
+            f"The situation in the {len(quotes)} evidence conversations no longer leads to a support request.",
+            f"Support volume about {name} falls below its current {trend.get('direction', 'steady')} level in the following weeks.",
+            "Customers who reported it can be told it is resolved.",
+        ],
+    )
+    refreshed = dict(
+        run_id=run_id, conversation_count=count, customer_count=customers, first_seen=first, last_seen=last,
+        trend=trend, score=score, severity=severity, severity_reason=severity_reason,
+    )  # fmt: skip
+    statement = insert(Story).values(theme_id=theme.id, status="candidate", **text_fields, **refreshed)
+    statement = statement.on_conflict_do_update(
+        index_elements=["theme_id"],
+        set_={
+            **{k: statement.excluded[k] for k in refreshed},
+            # Text follows the data until a person edits it; then it is theirs.
+            **{k: case((Story.edited.is_(True), getattr(Story, k)), else_=statement.excluded[k]) for k in text_fields},
+            "updated_at": func.now(),
+        },
+    ).returning(Story.id)
+    story_id = session.execute(statement).scalar_one()
+    session.execute(delete(StoryEvidence).where(StoryEvidence.story_id == story_id))
+    session.execute(
+        insert(StoryEvidence).values(
+            [
+                dict(story_id=story_id, position=i, conversation_id=q.conversation_id, message_id=q.message_id,
+                     quote=q.text, start_offset=q.start, end_offset=q.end)
+                for i, q in enumerate(quotes)
+            ]
+        )
+    )  # fmt: skip
+    return story_id
+

