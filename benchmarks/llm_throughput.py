@@ -42,6 +42,7 @@ OUTPUT = ROOT / "benchmarks" / "results" / "llm_throughput.json"
 API_KEY = "benchmark-key"  # the stand-in's bearer key; not a secret
 KEY_ENV = "THREADLINE_BENCH_LLM_KEY"  # env var name the settings read the key from
 STARTUP_TIMEOUT_SECONDS = 20.0  # s: the stand-in process imports and binds in ~2 s
+STATS_TIMEOUT_SECONDS = 5.0  # s: the stand-in's counters answer instantly
 CLIENT_TIMEOUT_SECONDS = 30.0  # s read timeout: far above the 4 s maximum latency
 # Example price table: gpt-4o-mini list prices in USD per 1M tokens (input, output).
 PRICES = {"gpt-4o-mini": ModelPrice(input_per_million=0.15, output_per_million=0.60)}
@@ -83,13 +84,25 @@ def start_standin(budget: Budget, seed: int) -> tuple[subprocess.Popen[bytes], s
     """Start a fresh stand-in process (fresh buckets) and wait until it answers."""
     port = _free_port()
     command = [
-        sys.executable, "-m", "threadline.ai.standin", "--port", str(port),
-        "--api-key", API_KEY,
-        "--requests-per-minute", str(budget.rpm), "--tokens-per-minute", str(budget.tpm),
-        "--burst-seconds", str(budget.burst_seconds),
-        "--latency-min-seconds", str(budget.latency_min),
-        "--latency-max-seconds", str(budget.latency_max),
-        "--seed", str(seed),
+        sys.executable,
+        "-m",
+        "threadline.ai.standin",
+        "--port",
+        str(port),
+        "--api-key",
+        API_KEY,
+        "--requests-per-minute",
+        str(budget.rpm),
+        "--tokens-per-minute",
+        str(budget.tpm),
+        "--burst-seconds",
+        str(budget.burst_seconds),
+        "--latency-min-seconds",
+        str(budget.latency_min),
+        "--latency-max-seconds",
+        str(budget.latency_max),
+        "--seed",
+        str(seed),
     ]
     process = subprocess.Popen(command, cwd=ROOT)
     base = f"http://127.0.0.1:{port}"
@@ -124,7 +137,8 @@ async def run_arm(
         )
         elapsed = time.monotonic() - start
         limiter_stats = client.limiter.stats()
-    server = httpx.get(f"{base}/stats", timeout=5.0).json()
+    async with httpx.AsyncClient(timeout=STATS_TIMEOUT_SECONDS) as http:
+        server = (await http.get(f"{base}/stats")).json()
     usage = summarize(report.usages, PRICES)
     successful_calls = usage.total.calls - sum(
         1 for u in report.usages if u.input_tokens == 0 and u.output_tokens == 0
@@ -168,8 +182,12 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--tpm", type=float, default=200_000.0)
     parser.add_argument("--latency-min", type=float, default=1.0)
     parser.add_argument("--latency-max", type=float, default=4.0)
-    parser.add_argument("--burst-seconds", type=float, default=60.0,
-                        help="provider bucket size in seconds of budget (OpenAI: 60)")
+    parser.add_argument(
+        "--burst-seconds",
+        type=float,
+        default=60.0,
+        help="provider bucket size in seconds of budget (OpenAI: 60)",
+    )
     parser.add_argument("--baseline-concurrency", type=int, default=20)
     parser.add_argument("--arms", default="limiter,baseline")
     parser.add_argument("--seed", type=int, default=1)
@@ -188,7 +206,7 @@ def main(argv: list[str] | None = None) -> None:
         finally:
             process.terminate()
             process.wait(timeout=10)
-        print(json.dumps(arms[name]), flush=True)  # noqa: T201 - benchmark CLI output
+        print(json.dumps(arms[name]), flush=True)
     result: dict[str, Any] = {
         "benchmark": "llm_throughput",
         "command": "python benchmarks/llm_throughput.py " + " ".join(argv or sys.argv[1:]),
@@ -211,7 +229,7 @@ def main(argv: list[str] | None = None) -> None:
         }
     args.output.parent.mkdir(parents=True, exist_ok=True)
     args.output.write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
-    print(json.dumps({k: v for k, v in result.items() if k != "arms"}, indent=2))  # noqa: T201
+    print(json.dumps({k: v for k, v in result.items() if k != "arms"}, indent=2))
 
 
 if __name__ == "__main__":

@@ -18,11 +18,11 @@ import argparse
 import json
 import random
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 SEED = 20261115  # fixed so the committed file is reproducible byte for byte
-END = datetime(2026, 11, 15, 18, 0, tzinfo=timezone.utc)  # last day of the sample window
+END = datetime(2026, 11, 15, 18, 0, tzinfo=UTC)  # last day of the sample window
 WINDOW_DAYS = 120  # length of the sample window in days
 CUSTOMER_POOL = 140  # distinct customers; fewer than conversations so some repeat
 HTML_SHARE = 0.12  # share of customer/agent messages rendered as HTML e-mail bodies

@@ -5,15 +5,14 @@ from __future__ import annotations
 import json
 
 import pytest
+from conftest import EXAMPLES
 from sqlalchemy import func, select
 
 from threadline.config import MIN_EVIDENCE_QUOTES
+from threadline.db.engine import session_scope
 from threadline.db.models import Embedding, Message, Run, RunConversation, Story, StoryEvidence, Theme, ThemeMember
 from threadline.pipeline.runs import create_run, execute_run
-from threadline.db.engine import session_scope
 from threadline.sources.importer import import_file
-
-from conftest import EXAMPLES
 
 
 @pytest.fixture()

@@ -5,13 +5,12 @@ from __future__ import annotations
 import contextlib
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 import uvicorn
 
 from threadline.ai.llm import LLMClient, LLMSettings
-
 from threadline.ai.standin import StandinConfig, create_app
 from threadline.ai.standin.app import Standin
 
@@ -73,6 +72,4 @@ def settings_for(server: RunningStandin, **overrides: object) -> LLMSettings:
 
 def client_for(server: RunningStandin, **overrides: object) -> LLMClient:
     """A client for `server` with a fresh limiter from the settings."""
-    return LLMClient.from_settings(
-        settings_for(server, **overrides), environ={KEY_ENV: server.api_key}
-    )
+    return LLMClient.from_settings(settings_for(server, **overrides), environ={KEY_ENV: server.api_key})

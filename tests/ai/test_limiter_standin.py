@@ -18,8 +18,7 @@ ITEMS = 120  # conversations: ~6 s at the budget
 
 def _conversations(prefix: str, count: int) -> list:
     return [
-        conversation_input(f"{prefix}{i}", [(f"m{i}", "customer", f"Card {i} was declined.")])
-        for i in range(count)
+        conversation_input(f"{prefix}{i}", [(f"m{i}", "customer", f"Card {i} was declined.")]) for i in range(count)
     ]
 
 
@@ -62,9 +61,7 @@ def test_two_workers_dividing_the_budget_stay_within_it(
     async def worker(prefix: str) -> int:
         client = client_for(server, requests_per_minute=RPM)
         # Each worker is configured with the account's full budget and divides it by 2.
-        client.limiter = RateLimiter(
-            client.settings.rate_limit(), share=DividedBudget(lambda: 2)
-        )
+        client.limiter = RateLimiter(client.settings.rate_limit(), share=DividedBudget(lambda: 2))
         async with client:
             report = await analyze_batch(client, _conversations(prefix, ITEMS // 2))
         return len(report.done)
@@ -79,3 +76,24 @@ def test_two_workers_dividing_the_budget_stay_within_it(
     expected = (ITEMS - RPM / 60 * BURST_SECONDS) / (RPM / 60)
     assert elapsed >= expected * 0.95  # never faster than the account's budget allows
     assert server.state.counters["rate_limited"] <= ITEMS * 0.05
+
+
+def test_overconfigured_budget_recovers_from_429s_via_headers(
+    standin_factory: Callable[..., RunningStandin],
+) -> None:
+    # The account really allows 60/min with a 2-request burst; we claim 6,000/min.
+    server = standin_factory(requests_per_minute=60, burst_seconds=2.0)
+    items = 5
+
+    async def run() -> None:
+        async with client_for(server, requests_per_minute=6_000, max_attempts=5) as client:
+            report = await analyze_batch(client, _conversations("o", items))
+            stats = client.limiter.stats()
+        assert len(report.done) == items and not report.failed
+        assert stats.requests_limit == 60  # adopted from x-ratelimit-limit-requests
+        assert stats.decreases >= 1  # AIMD reacted to the 429s
+
+    asyncio.run(run())
+    counters = server.state.counters
+    assert counters["rate_limited"] >= 1  # the 429s happened and were absorbed
+    assert counters["admitted"] == items

@@ -6,10 +6,11 @@ import asyncio
 from collections.abc import Callable
 
 import pytest
-from llm_helpers import RunningStandin, client_for
+from llm_helpers import KEY_ENV, RunningStandin, client_for, settings_for
 
 from threadline.ai.llm import (
     InMemoryFacetCache,
+    LLMClient,
     LLMSettings,
     ModelPrice,
     analyze_batch,
@@ -77,8 +78,7 @@ def test_summary_is_scrubbed_of_personal_data(standin: RunningStandin) -> None:
 
 def _conversations(count: int) -> list:
     return [
-        conversation_input(f"c{i}", [(f"m{i}", "customer", f"Transfer number {i} is stuck.")])
-        for i in range(count)
+        conversation_input(f"c{i}", [(f"m{i}", "customer", f"Transfer number {i} is stuck.")]) for i in range(count)
     ]
 
 
@@ -99,9 +99,7 @@ def test_cached_rerun_makes_zero_calls(standin: RunningStandin) -> None:
     assert after_first == 12
     assert after_second == after_first  # the rerun made zero calls
     # A different model is a different key: it would recompute.
-    assert facet_input_hash(conversations[0], "other-model") != facet_input_hash(
-        conversations[0], "gpt-4o-mini"
-    )
+    assert facet_input_hash(conversations[0], "other-model") != facet_input_hash(conversations[0], "gpt-4o-mini")
 
 
 def test_budget_stops_the_run_cleanly_and_accounts_for_every_item(
@@ -145,11 +143,18 @@ def test_no_key_means_offline() -> None:
     assert llm_enabled(settings, environ={"THREADLINE_TEST_UNSET_KEY": "sk-x"}) is True
 
 
-@pytest.mark.parametrize("mode", ["json_schema", "json_object"])
-def test_malformed_replies_get_one_repair_then_fail_bounded(
-    standin_factory: Callable[..., RunningStandin], mode: str
+@pytest.mark.parametrize(
+    ("mode", "fault"),
+    [
+        ("json_schema", "malformed_json_rate"),
+        ("json_object", "malformed_json_rate"),
+        ("json_schema", "truncated_json_rate"),
+    ],
+)
+def test_invalid_replies_get_one_repair_then_fail_bounded(
+    standin_factory: Callable[..., RunningStandin], mode: str, fault: str
 ) -> None:
-    server = standin_factory(malformed_json_rate=1.0)
+    server = standin_factory(**{fault: 1.0})
     conv = conversation_input("c1", [("m1", "customer", "Card declined.")])
 
     async def run() -> None:
@@ -162,3 +167,33 @@ def test_malformed_replies_get_one_repair_then_fail_bounded(
 
     asyncio.run(run())
     assert server.state.counters["requests"] == 2
+
+
+def test_analysis_record_carries_the_cache_key_and_usage(standin: RunningStandin) -> None:
+    conv = conversation_input("c9", [("m1", "customer", "The export button is missing.")])
+
+    async def run() -> None:
+        async with client_for(standin) as client:
+            record = (await analyze_facets(client, conv)).analysis_record()
+        assert record["conversation_id"] == "c9" and record["stage"] == "facets"
+        assert record["input_hash"] == facet_input_hash(conv, "gpt-4o-mini")
+        assert record["version"] == "facets-v1"
+        assert record["output"]["quotes"][0]["text"] == "The export button is missing."
+        assert record["usage"][0]["input_tokens"] > 0
+
+    asyncio.run(run())
+
+
+def test_non_retryable_errors_fail_at_once(standin: RunningStandin) -> None:
+    conv = conversation_input("c1", [("m1", "customer", "Card declined.")])
+
+    async def run() -> None:
+        settings = settings_for(standin)
+        client = LLMClient.from_settings(settings, environ={KEY_ENV: "wrong-key"})
+        async with client:
+            report = await analyze_batch(client, [conv])
+        assert [f.error_class for f in report.failed] == ["AuthenticationError"]
+        assert report.failed[0].attempts == 1  # a 401 is not retried
+
+    asyncio.run(run())
+    assert standin.state.counters["requests"] == 0  # refused before admission

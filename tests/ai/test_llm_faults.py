@@ -30,14 +30,11 @@ def test_every_item_is_done_or_failed_with_bounded_retries(
         seed=7,
     )
     conversations = [
-        conversation_input(f"c{i}", [(f"m{i}", "customer", f"Payment {i} failed twice.")])
-        for i in range(ITEMS)
+        conversation_input(f"c{i}", [(f"m{i}", "customer", f"Payment {i} failed twice.")]) for i in range(ITEMS)
     ]
 
     async def run() -> None:
-        async with client_for(
-            server, max_attempts=MAX_ATTEMPTS, timeout_seconds=READ_TIMEOUT_SECONDS
-        ) as client:
+        async with client_for(server, max_attempts=MAX_ATTEMPTS, timeout_seconds=READ_TIMEOUT_SECONDS) as client:
             report = await analyze_batch(client, conversations)
         assert len(report.done) + len(report.failed) == ITEMS  # nothing lost
         assert not report.skipped and not report.cached

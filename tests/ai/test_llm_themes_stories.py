@@ -5,10 +5,18 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable
 
+import pytest
 from llm_helpers import RunningStandin, client_for
 
-from threadline.ai.llm import Evidence, StoryInput, ThemeMember, ThemeNamingInput
-from threadline.ai.llm import name_theme, write_story
+from threadline.ai.llm import (
+    Evidence,
+    LLMCallFailed,
+    StoryInput,
+    ThemeMember,
+    ThemeNamingInput,
+    name_theme,
+    write_story,
+)
 from threadline.ai.llm.schemas import CitedText, StoryOut
 from threadline.ai.llm.stories import citation_problem, finalize_story
 
@@ -25,9 +33,7 @@ NAMING = ThemeNamingInput(
     ),
     nearest_non_members=(_member("c3", "card arrived late by post", "cards"),),
 )
-EVIDENCE = tuple(
-    Evidence(f"E{i}", f"c{i}", f"m{i}", f"My card was declined abroad ({i}).") for i in range(1, 4)
-)
+EVIDENCE = tuple(Evidence(f"E{i}", f"c{i}", f"m{i}", f"My card was declined abroad ({i}).") for i in range(1, 4))
 
 
 def test_theme_name_contrasts_members_with_non_members(standin: RunningStandin) -> None:
@@ -75,20 +81,19 @@ def test_story_without_valid_citation_for_problem_needs_repair() -> None:
     assert finalize_story(fixed, {"E1"}).citations_dropped == 1
 
 
-def test_story_repair_failure_is_bounded(standin_factory: Callable[..., RunningStandin]) -> None:
+def test_story_citing_nothing_fails_after_one_repair(
+    standin_factory: Callable[..., RunningStandin],
+) -> None:
     server = standin_factory()
-    # Evidence ids the stand-in will cite are not the ones we accept: simulate by sending
-    # an input whose evidence list is empty, so no statement can cite anything.
+    # With no evidence there is no id the model could cite, so no answer is acceptable.
     story_input = StoryInput("t2", "Empty", "No evidence.", ())
 
     async def run() -> None:
         async with client_for(server) as client:
-            try:
+            with pytest.raises(LLMCallFailed) as failure:
                 await write_story(client, story_input)
-            except Exception as error:  # noqa: BLE001 - asserting the class below
-                assert type(error).__name__ == "LLMCallFailed"
-                assert error.attempts == 2  # type: ignore[attr-defined]
-            else:
-                raise AssertionError("a story citing nothing must not be accepted")
+        assert failure.value.error_class == "InvalidModelOutput"
+        assert failure.value.attempts == 2  # the call and its one repair
 
     asyncio.run(run())
+    assert server.state.counters["requests"] == 2

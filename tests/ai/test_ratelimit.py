@@ -19,8 +19,15 @@ from threadline.ai.ratelimit import (
 
 @pytest.mark.parametrize(
     ("text", "seconds"),
-    [("1s", 1.0), ("6m0s", 360.0), ("20ms", 0.02), ("1h2m3.5s", 3723.5), ("0s", 0.0),
-     ("17.28s", 17.28), ("2.5", 2.5)],
+    [
+        ("1s", 1.0),
+        ("6m0s", 360.0),
+        ("20ms", 0.02),
+        ("1h2m3.5s", 3723.5),
+        ("0s", 0.0),
+        ("17.28s", 17.28),
+        ("2.5", 2.5),
+    ],
 )
 def test_parse_duration_openai_formats(text: str, seconds: float) -> None:
     assert parse_duration(text) == pytest.approx(seconds)
@@ -115,9 +122,7 @@ def test_divided_budget_splits_rate_between_workers() -> None:
         calls.append(1)
         return 2
 
-    limiter = RateLimiter(
-        RateLimit(requests=100, window_seconds=1.0), share=DividedBudget(two_workers)
-    )
+    limiter = RateLimiter(RateLimit(requests=100, window_seconds=1.0), share=DividedBudget(two_workers))
     # Share 1/2: 50 per second instead of 100, so 100 requests take twice as long.
     elapsed = asyncio.run(_acquire_all(limiter, 100))
     expected = (100 - 50 * BURST_SECONDS) / 50

@@ -8,9 +8,9 @@ from collections.abc import Callable
 import httpx
 from llm_helpers import RunningStandin
 
+from threadline.ai.llm.client import response_format
 from threadline.ai.llm.facets import conversation_input, facet_messages
 from threadline.ai.llm.schemas import FacetsOut
-from threadline.ai.llm.client import response_format
 
 
 def _body() -> dict[str, object]:

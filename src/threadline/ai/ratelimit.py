@@ -166,7 +166,7 @@ class DividedBudget:
                 if inspect.isawaitable(result):
                     result = await result
                 self._count = max(1, int(result))
-            except Exception:  # noqa: BLE001 - a failed count must not stop the run
+            except Exception:
                 logger.warning("live worker count failed; keeping %d", self._count, exc_info=True)
         return 1.0 / self._count
 
@@ -189,9 +189,19 @@ class _Bucket:
         return max(1.0, self.rate(factor) * BURST_SECONDS)
 
     def refill(self, now: float, factor: float) -> None:
+        """Add budget for the elapsed time, up to capacity.
+
+        A level already above capacity (credit from a call that used fewer tokens than
+        estimated) is kept, not clipped: it is budget the provider never charged.
+        """
         elapsed = max(0.0, now - self.updated)
-        self.level = min(self.capacity(factor), self.level + elapsed * self.rate(factor))
+        refilled = min(self.capacity(factor), self.level + elapsed * self.rate(factor))
+        self.level = max(self.level, refilled)
         self.updated = now
+
+    def clip(self, factor: float) -> None:
+        """Drop budget above capacity: after a rate cut, old credit must not burst out."""
+        self.level = min(self.level, self.capacity(factor))
 
     def wait_for(self, amount: float, factor: float) -> float:
         """Seconds until `amount` (capped at capacity, so huge calls still pass) is there."""
@@ -230,7 +240,6 @@ class RateLimiter:
         share: BudgetShare | None = None,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
-        self._configured = limit
         self._share: BudgetShare = share or WholeBudget()
         self._clock = clock
         now = clock()
@@ -255,14 +264,30 @@ class RateLimiter:
         if self._tokens is not None:
             self._tokens.refill(now, factor)
 
-    async def acquire(self, tokens: int = 0) -> Permit:
+    def _set_rate(self, factor: float | None = None, fraction: float | None = None) -> None:
+        """Change AIMD factor or worker share; a lower rate also lowers the burst."""
+        before = self._effective()
+        self._factor = self._factor if factor is None else factor
+        self._fraction = self._fraction if fraction is None else fraction
+        if self._effective() < before:
+            self._requests.clip(self._effective())
+            if self._tokens is not None:
+                self._tokens.clip(self._effective())
+
+    async def acquire(self, tokens: int | Callable[[], int] = 0) -> Permit:
         """Wait until one request and `tokens` estimated tokens fit the budget, then take them.
 
         Waiters are served first-come first-served (the lock is held while waiting), so a
-        large call cannot be starved by a stream of small ones.
+        large call cannot be starved by a stream of small ones. `tokens` may be a callable,
+        evaluated when this caller reaches the head of the queue, so estimates that improve
+        while callers queue (e.g. an average of observed usage) are used at grant time.
         """
         async with self._lock:
-            self._fraction = await self._share.fraction()
+            fraction = await self._share.fraction()
+            self._refill(self._clock())
+            self._set_rate(fraction=fraction)
+            if callable(tokens):
+                tokens = tokens()
             while True:
                 now = self._clock()
                 self._refill(now)
@@ -288,6 +313,7 @@ class RateLimiter:
 
     def on_success(self) -> None:
         """Additive increase after a call the provider accepted."""
+        self._refill(self._clock())
         self._factor = min(1.0, self._factor + ADDITIVE_INCREASE_STEP)
 
     def on_rate_limited(self, retry_after: float | None) -> None:
@@ -295,7 +321,7 @@ class RateLimiter:
         now = self._clock()
         self._refill(now)
         if now - self._last_decrease >= DECREASE_COOLDOWN_SECONDS:
-            self._factor = max(MIN_RATE_FACTOR, self._factor * DECREASE_FACTOR)
+            self._set_rate(factor=max(MIN_RATE_FACTOR, self._factor * DECREASE_FACTOR))
             self._last_decrease = now
             self._decreases += 1
             logger.info("rate limited: pacing at %.0f%% of budget", self._factor * 100)
@@ -328,8 +354,7 @@ class RateLimiter:
         if remaining is None:
             return
         share_of_remaining = remaining * self._fraction
-        if share_of_remaining < bucket.level:
-            bucket.level = share_of_remaining
+        bucket.level = min(bucket.level, share_of_remaining)
         if remaining < 1:
             one_unit = 1.0 / bucket.rate(1.0)
             hold = one_unit if reset_seconds is None else min(one_unit, reset_seconds)

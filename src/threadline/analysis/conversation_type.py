@@ -408,5 +408,6 @@ def classify_conversation_type(
 
 
 def _l2(matrix: np.ndarray) -> np.ndarray:
+    """Rows scaled to unit length (cosine = dot product); zero rows stay zero."""
     norms = np.linalg.norm(matrix, axis=1, keepdims=True)
     return matrix / np.maximum(norms, 1e-12)

@@ -169,9 +169,10 @@ def status_command(as_json: JsonOption = False) -> None:
 
 def _register_subcommands() -> None:
     """Commands that live in their own modules (one module per area)."""
-    from threadline.cli import runs
+    from threadline.cli import evaluate, runs
 
     runs.register(app)
+    evaluate.register(app)
 
 
 _register_subcommands()

@@ -1,59 +1,246 @@
-"""`threadline run` and run management."""
+"""`threadline run`, `worker`, `runs ...` and `dlq ...`: durable runs from the command line.
+
+`run` enqueues a run and executes it with an in-process worker (Rich progress);
+`run --detach` only enqueues (any `threadline worker` executes it). The pipeline work
+itself always runs in worker threads, never in the CLI's event loop.
+"""
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
 
 from threadline.cli.common import console, emit_json, engine, err_console, fail, parse_date
+from threadline.config import MAX_LIST_LIMIT
 
 JsonOption = Annotated[bool, typer.Option("--json", help="Machine-readable JSON on stdout.")]
+LimitOption = Annotated[int, typer.Option("--limit", min=1, max=MAX_LIST_LIMIT, help="Rows to show.")]
+MAX_CONCURRENCY = 64  # jobs per worker process: beyond this, run more processes (and machines) instead
+ConcurrencyOption = Annotated[
+    int, typer.Option("--concurrency", min=1, max=MAX_CONCURRENCY, help="Jobs this worker runs at once (threads).")
+]
+
+runs_app = typer.Typer(help="List, inspect, stop and resume runs.", no_args_is_help=True)
+dlq_app = typer.Typer(help="Dead letters: items a stage gave up on.", no_args_is_help=True)
 
 
 def register(app: typer.Typer) -> None:
     app.command("run")(run_command)
+    app.command("worker")(worker_command)
+    app.add_typer(runs_app, name="runs")
+    app.add_typer(dlq_app, name="dlq")
 
 
 def run_command(
     source: Annotated[str | None, typer.Option("--source", help="Only this source's conversations.")] = None,
     since: Annotated[str | None, typer.Option(help="Conversations created on or after this date.")] = None,
     until: Annotated[str | None, typer.Option(help="Conversations created before this date.")] = None,
+    detach: Annotated[bool, typer.Option("--detach", help="Only enqueue; `threadline worker` processes run it.")] = False,
+    concurrency: ConcurrencyOption = 1,
     as_json: JsonOption = False,
 ) -> None:
     """Analyse conversations: embed, classify, discover themes, write stories."""
-    from threadline.ai.embeddings import get_embedder
     from threadline.db.engine import session_scope
-    from threadline.pipeline.runs import PHASES, RunError, create_run, execute_run
+    from threadline.pipeline.runs import PHASES, execute_run
+    from threadline.pipeline.service import RunError, enqueue_run
 
     eng = engine()
     try:
         with session_scope(eng) as session:
-            run = create_run(session, source=source, since=parse_date(since, "--since"), until=parse_date(until, "--until"))
-            run_id, size = run.id, run.counters["conversations"]
+            run_id = enqueue_run(session, source=source, since=parse_date(since, "--since"), until=parse_date(until, "--until"))
     except RunError as exc:
         raise fail(str(exc)) from None
-    if size == 0:
-        err_console.print("no conversations match; import some with `threadline import`")
-    embedder = get_embedder()
+    if detach:
+        if as_json:
+            emit_json({"run_id": run_id, "status": "queued"})
+        else:
+            console.print(f"run {run_id} queued; `threadline worker` executes it, `threadline runs show {run_id}` follows it")
+        return
     columns = (TextColumn("{task.description:<10}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
     with Progress(*columns, console=err_console, disable=as_json) as progress:
         tasks = {phase: progress.add_task(phase, total=None) for phase in PHASES}
 
         def report(phase: str, done: int, total: int) -> None:
-            progress.update(tasks[phase], completed=done, total=total)
+            if phase in tasks:
+                progress.update(tasks[phase], completed=done, total=total)
 
-        finished = execute_run(eng, run_id, embedder, progress=report)
+        finished = execute_run(eng, run_id, progress=report, concurrency=concurrency)
+    _print_finished(finished, as_json)
+    if finished.status == "failed":
+        raise typer.Exit(1)
+
+
+def _print_finished(finished: Any, as_json: bool) -> None:
+    from threadline.db.engine import session_scope
+    from threadline.pipeline.service import run_view
+
+    with session_scope(engine()) as session:
+        view = run_view(session, finished.id)
     if as_json:
-        emit_json({"run_id": finished.id, "status": finished.status, "counters": finished.counters})
+        emit_json({"run_id": finished.id, "status": finished.status, "counters": finished.counters, "run": view})
         return
-    counters = finished.counters
-    embed = counters.get("embed", {})
-    themes = counters.get("themes", {})
-    stories = counters.get("stories", {})
+    counters = finished.counters or {}
+    embed, themes, stories = counters.get("embed", {}), counters.get("themes", {}), counters.get("stories", {})
+    dead = view["dead_letters"] if view else 0
     console.print(
-        f"run {finished.id} {finished.status}: {size} conversations; embeddings computed {embed.get('computed', 0)}, "
-        f"reused {embed.get('reused', 0)}; {themes.get('themes', 0)} themes ({themes.get('new_themes', 0)} new, "
-        f"{themes.get('unassigned', 0)} conversations unassigned); {stories.get('stories', 0)} stories"
+        f"run {finished.id} {finished.status}: {counters.get('conversations', 0)} conversations; embeddings computed "
+        f"{embed.get('computed', 0)}, reused {embed.get('reused', 0)}; {themes.get('themes', 0)} themes "
+        f"({themes.get('new_themes', 0)} new, {themes.get('unassigned', 0)} conversations unassigned); "
+        f"{stories.get('stories', 0)} stories; {dead} dead letters"
     )
+
+
+def worker_command(
+    concurrency: ConcurrencyOption = 1,
+    heartbeat: Annotated[float, typer.Option("--heartbeat", min=0.5, help="Seconds between heartbeats.")] = 5.0,
+    stalled_after: Annotated[
+        float, typer.Option("--stalled-after", min=2.0, help="Seconds without heartbeat before a worker's jobs are taken over.")
+    ] = 30.0,
+    name: Annotated[str | None, typer.Option("--name", help="Worker name shown in logs.")] = None,
+) -> None:
+    """Execute queued runs (any number of workers, on any machines, against THREADLINE_DATABASE_URL)."""
+    from threadline.pipeline.worker import run_worker
+
+    eng = engine()
+    err_console.print(f"worker started (concurrency {concurrency}); Ctrl-C finishes in-flight jobs and exits")
+    run_worker(eng, concurrency=concurrency, heartbeat_s=heartbeat, stalled_after_s=stalled_after, name=name)
+
+
+def _show(view: dict[str, Any]) -> None:
+    console.print(
+        f"run {view['id']} [bold]{view['status']}[/bold] phase {view['phase'] or '-'}; "
+        f"{view['conversations']} conversations; progress {view['progress']:.0%}; dead letters {view['dead_letters']}"
+    )
+    table = Table("phase", "state", "total", "done", "skipped", "dead", "retries", "duration s")
+    for phase, c in view["counters"].items():
+        duration = "" if c["duration_s"] is None else f"{c['duration_s']:.1f}"
+        table.add_row(phase, c["state"], str(c["total"]), str(c["done"]), str(c["skipped"]), str(c["dead"]), str(c["retries"]), duration)
+    console.print(table)
+    if view["error"]:
+        console.print(f"[red]error:[/red] {view['error']}")
+
+
+@runs_app.command("list")
+def runs_list(limit: LimitOption = 20, as_json: JsonOption = False) -> None:
+    """Recent runs, newest first."""
+    from threadline.db.engine import session_scope
+    from threadline.pipeline.service import list_runs
+
+    with session_scope(engine()) as session:
+        views = list_runs(session, limit=limit)
+    if as_json:
+        emit_json(views)
+        return
+    table = Table("run", "status", "phase", "conversations", "progress", "dead letters", "created", "finished")
+    for v in views:
+        table.add_row(str(v["id"]), v["status"], v["phase"] or "", str(v["conversations"]), f"{v['progress']:.0%}",
+                      str(v["dead_letters"]), (v["created_at"] or "")[:19], (v["finished_at"] or "")[:19])  # fmt: skip
+    console.print(table)
+
+
+def _with_run(run_id: int, action: str, as_json: bool) -> None:
+    from threadline.db.engine import session_scope
+    from threadline.pipeline import service
+
+    try:
+        with session_scope(engine()) as session:
+            if action == "stop":
+                service.request_stop(session, run_id)
+            elif action == "resume":
+                service.resume_run(session, run_id)
+        with session_scope(engine()) as session:
+            view = service.run_view(session, run_id)
+    except service.RunError as exc:
+        raise fail(str(exc)) from None
+    if view is None:
+        raise fail(f"no run {run_id}")
+    if as_json:
+        emit_json(view)
+    else:
+        _show(view)
+
+
+@runs_app.command("show")
+def runs_show(run_id: int, as_json: JsonOption = False) -> None:
+    """Per-phase counts, durations, retries and dead letters of a run."""
+    _with_run(run_id, "show", as_json)
+
+
+@runs_app.command("stop")
+def runs_stop(run_id: int, as_json: JsonOption = False) -> None:
+    """Request a stop: in-flight batches finish, no new ones start; the run becomes `stopped`."""
+    _with_run(run_id, "stop", as_json)
+
+
+@runs_app.command("resume")
+def runs_resume(run_id: int, as_json: JsonOption = False) -> None:
+    """Continue a stopped (or failed) run with only its unfinished work."""
+    _with_run(run_id, "resume", as_json)
+
+
+@dlq_app.command("list")
+def dlq_list(
+    run: Annotated[int | None, typer.Option("--run", help="Only this run's dead letters.")] = None,
+    limit: LimitOption = 100,
+    as_json: JsonOption = False,
+) -> None:
+    """Dead letters not yet retried, newest first."""
+    from threadline.db.engine import session_scope
+    from threadline.pipeline.service import list_dead_letters
+
+    with session_scope(engine()) as session:
+        letters = list_dead_letters(session, run_id=run, limit=limit)
+    if as_json:
+        emit_json(letters)
+        return
+    table = Table("id", "run", "stage", "item", "error", "attempts", "failed")
+    for d in letters:
+        table.add_row(str(d["id"]), str(d["run_id"]), d["stage"], d["item"], f"{d['error_class']}: {d['error_message']}"[:80],
+                      str(d["attempts"]), (d["failed_at"] or "")[:19])  # fmt: skip
+    console.print(table)
+
+
+@dlq_app.command("retry")
+def dlq_retry(
+    dead_letter_id: Annotated[int | None, typer.Argument(help="Dead letter id (see `dlq list`).")] = None,
+    run: Annotated[int | None, typer.Option("--run", help="Retry every open dead letter of this run.")] = None,
+    all_: Annotated[bool, typer.Option("--all", help="Retry every open dead letter.")] = False,
+    as_json: JsonOption = False,
+) -> None:
+    """Re-enqueue dead-lettered items (each at most once: concurrent retries re-enqueue it once)."""
+    from threadline.db.engine import session_scope
+    from threadline.pipeline.service import retry_dead_letter, retry_dead_letters
+
+    if sum((dead_letter_id is not None, run is not None, all_)) != 1:
+        raise fail("give exactly one of: a dead letter ID, --run R, --all")
+    with session_scope(engine()) as session:
+        if dead_letter_id is not None:
+            retried = int(retry_dead_letter(session, dead_letter_id))
+        else:
+            retried = retry_dead_letters(session, run_id=run)
+    if as_json:
+        emit_json({"retried": retried})
+    else:
+        console.print(f"{retried} dead letter(s) re-enqueued")
+    if dead_letter_id is not None and not retried:
+        raise typer.Exit(1)
+
+
+@dlq_app.command("purge")
+def dlq_purge(
+    run: Annotated[int | None, typer.Option("--run", help="Only this run's dead letters.")] = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Delete dead letters that were already retried."""
+    from threadline.db.engine import session_scope
+    from threadline.pipeline.service import purge_dead_letters
+
+    with session_scope(engine()) as session:
+        purged = purge_dead_letters(session, run_id=run)
+    if as_json:
+        emit_json({"purged": purged})
+    else:
+        console.print(f"{purged} retried dead letter(s) purged")

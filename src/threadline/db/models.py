@@ -144,6 +144,7 @@ class Run(Base):
     started_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     stop_requested_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    generation: Mapped[int] = mapped_column(Integer, default=0, server_default="0")  # 0002: bumped by resume
 
 
 class RunConversation(Base):
@@ -297,3 +298,42 @@ class ApiToken(Base):
     created_at: Mapped[datetime] = _now()
     last_used_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     revoked_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+
+RUN_ITEM_STATES = ("pending", "done", "skipped", "dead")
+RUN_PHASE_STATES = ("pending", "active", "done")
+
+
+class RunItem(Base):
+    """State of one conversation in one per-conversation stage of a run (migration 0002).
+
+    Transitions leave `pending` only through `UPDATE ... WHERE state = 'pending'
+    RETURNING`, so a batch executed twice (crash takeover) is counted once.
+    """
+
+    __tablename__ = "run_items"
+    __table_args__ = (
+        CheckConstraint(_in("state", RUN_ITEM_STATES), name="ck_run_items_state"),
+        Index("ix_run_items_run_stage_state", "run_id", "stage", "state"),
+    )
+    run_id: Mapped[int] = mapped_column(ForeignKey("runs.id", ondelete="CASCADE"), primary_key=True)
+    stage: Mapped[str] = mapped_column(String(32), primary_key=True)
+    conversation_id: Mapped[int] = mapped_column(ForeignKey("conversations.id", ondelete="CASCADE"), primary_key=True)
+    state: Mapped[str] = mapped_column(String(16), default="pending", server_default="pending")
+    attempts: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    reason: Mapped[str | None] = mapped_column(Text)
+    started_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+
+class RunPhase(Base):
+    """State and timing of one phase of a run (migration 0002); `position` orders the phases."""
+
+    __tablename__ = "run_phases"
+    __table_args__ = (CheckConstraint(_in("state", RUN_PHASE_STATES), name="ck_run_phases_state"),)
+    run_id: Mapped[int] = mapped_column(ForeignKey("runs.id", ondelete="CASCADE"), primary_key=True)
+    phase: Mapped[str] = mapped_column(String(32), primary_key=True)
+    position: Mapped[int] = mapped_column(Integer)
+    state: Mapped[str] = mapped_column(String(16), default="pending", server_default="pending")
+    started_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))

@@ -1,46 +1,69 @@
-"""Runs: creation with membership history, phase bookkeeping and the in-process executor.
+"""Runs: creation with membership history and work items, and the in-process executor.
 
 Every stage is a function from stored rows to stored rows (see `embed`, `classify`,
-`themes.discover`, `stories.build`); this module only decides what to feed them and
-records their results. Counters are written in the same transaction as the rows they
-count, summed from each batch's own result object.
+`themes.discover`, `stories.build`); runs execute them as procrastinate jobs (see
+`jobs.py`, `batch.py`, `lifecycle.py`). `create_run` records the run, its membership,
+one pending item per (per-conversation stage, conversation), its phases, and defers the
+first advance job -- all in the caller's transaction, doing no pipeline work.
+`execute_run` runs an in-process worker until the run ends (what `threadline run` does).
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
-from collections.abc import Callable
-from dataclasses import asdict
+from collections.abc import Callable, Sequence
 from datetime import datetime
 from typing import Any
 
 from sqlalchemy import Engine, func, literal, select
 from sqlalchemy.orm import Session
 
-from threadline.config import EMBED_BATCH_SIZE
 from threadline.db.engine import session_scope
-from threadline.db.models import Conversation, Run, RunConversation, Source
-from threadline.pipeline.classify import classify_conversations, load_types
-from threadline.pipeline.embed import Embedder, embed_conversations
-from threadline.stories.build import build_stories
-from threadline.themes.discover import discover_themes
+from threadline.db.models import Conversation, Run, RunConversation, RunItem, RunPhase, Source
+from threadline.pipeline.errors import RunError
+from threadline.pipeline.lifecycle import ITEM_COUNTERS, TERMINAL_STATUSES, request_advance
+from threadline.pipeline.settings import BATCH_SIZE, MAX_BATCH_SIZE
+from threadline.pipeline.stages import (
+    DEFAULT_PHASES,
+    PER_CONVERSATION_STAGES,
+    WHOLE_RUN_STAGES,
+    Embedder,
+    set_process_embedder,
+)
 
 logger = logging.getLogger(__name__)
 
-PHASES = ("embed", "classify", "themes", "stories")
-PER_CONVERSATION_PHASES = ("embed", "classify")
+PHASES = DEFAULT_PHASES
+PER_CONVERSATION_PHASES = tuple(p for p in DEFAULT_PHASES if p in PER_CONVERSATION_STAGES)
+FINAL_STATUSES = (*TERMINAL_STATUSES, "stopped")
 
 ProgressCallback = Callable[[str, int, int], None]  # (phase, done, total)
 
-
-class RunError(RuntimeError):
-    """A run could not be created or executed; the message says why."""
+__all__ = ["PHASES", "RunError", "create_run", "execute_run", "member_ids", "wait_for_run"]
 
 
 def create_run(
-    session: Session, *, source: str | None = None, since: datetime | None = None, until: datetime | None = None
+    session: Session,
+    *,
+    source: str | None = None,
+    since: datetime | None = None,
+    until: datetime | None = None,
+    phases: Sequence[str] = DEFAULT_PHASES,
+    batch_size: int = BATCH_SIZE,
+    options: dict[str, Any] | None = None,
 ) -> Run:
-    """A queued run over the matching, non-deleted conversations; membership recorded as history."""
+    """A queued run over the matching, non-deleted conversations, with its first job deferred.
+
+    `phases` and `options` (e.g. `{"sleep_ms": 20}` for the `sleep` stage) exist for tests
+    and benchmarks; the product runs DEFAULT_PHASES. Nothing runs until a worker picks the
+    job up, and nothing is visible to workers until the caller commits.
+    """
+    unknown = [p for p in phases if p not in PER_CONVERSATION_STAGES + WHOLE_RUN_STAGES]
+    if unknown or not phases:
+        raise RunError(f"unknown phases {unknown!r}")
+    if not 1 <= batch_size <= MAX_BATCH_SIZE:
+        raise RunError(f"batch size must be between 1 and {MAX_BATCH_SIZE}")
     filters = [Conversation.deleted_at.is_(None)]
     if source is not None:
         source_id = session.execute(select(Source.id).where(Source.name == source)).scalar()
@@ -51,7 +74,13 @@ def create_run(
         filters.append(Conversation.created_at >= since)
     if until is not None:
         filters.append(Conversation.created_at < until)
-    params = {"source": source, "since": since.isoformat() if since else None, "until": until.isoformat() if until else None}
+    params: dict[str, Any] = {"source": source, "since": since.isoformat() if since else None,
+                              "until": until.isoformat() if until else None}  # fmt: skip
+    if tuple(phases) != DEFAULT_PHASES:
+        params["phases"] = list(phases)
+    if batch_size != BATCH_SIZE:
+        params["batch_size"] = batch_size
+    params.update(options or {})
     run = Run(status="queued", params=params, counters={})
     session.add(run)
     session.flush()
@@ -61,7 +90,22 @@ def create_run(
         )
     )
     size = session.execute(select(func.count()).where(RunConversation.run_id == run.id)).scalar_one()
-    run.counters = {"conversations": size}
+    counters: dict[str, Any] = {"conversations": size}
+    for position, phase in enumerate(phases):
+        session.add(RunPhase(run_id=run.id, phase=phase, position=position, state="pending"))
+        if phase in PER_CONVERSATION_STAGES:
+            session.execute(
+                RunItem.__table__.insert().from_select(
+                    ["run_id", "stage", "conversation_id"],
+                    select(literal(run.id), literal(phase), RunConversation.conversation_id).where(RunConversation.run_id == run.id),
+                )
+            )
+            counters[phase] = {key: (size if key == "total" else 0) for key in ITEM_COUNTERS}
+        else:
+            counters[phase] = {"total": 1, "done": 0, "skipped": 0, "dead": 0, "retries": 0}
+    run.counters = counters
+    session.flush()
+    request_advance(session, run)
     return run
 
 
@@ -74,90 +118,63 @@ def member_ids(session: Session, run_id: int) -> list[int]:
     )  # fmt: skip
 
 
-def _add_counters(run: Run, phase: str, values: dict[str, int]) -> None:
-    counters = dict(run.counters or {})
-    current = dict(counters.get(phase, {}))
-    for key, value in values.items():
-        current[key] = current.get(key, 0) + value
-    counters[phase] = current
-    run.counters = counters
+def _progress_reader(engine: Engine, run_id: int, progress: ProgressCallback | None) -> Callable[[], bool]:
+    """A poll function for the in-process worker: reports progress, True once the run has ended."""
 
-
-def _set_phase(engine: Engine, run_id: int, phase: str) -> None:
-    with session_scope(engine) as session:
-        run = session.get(Run, run_id, with_for_update=True)
-        assert run is not None
-        run.phase = phase
-        counters = dict(run.counters or {})
-        counters.setdefault(phase, {})
-        run.counters = counters
-
-
-def execute_run(engine: Engine, run_id: int, embedder: Embedder, progress: ProgressCallback | None = None) -> Run:
-    """Run every phase of `run_id` in this process; marks the run succeeded or failed."""
-    with session_scope(engine) as session:
-        run = session.get(Run, run_id, with_for_update=True)
-        if run is None:
-            raise RunError(f"no run {run_id}")
-        run.status = "running"
-        run.started_at = func.now()
-        ids = member_ids(session, run_id)
-    try:
-        for phase in PER_CONVERSATION_PHASES:
-            _set_phase(engine, run_id, phase)
-            done = 0
-            for start in range(0, len(ids), EMBED_BATCH_SIZE):
-                batch = ids[start : start + EMBED_BATCH_SIZE]
-                with session_scope(engine) as session:
-                    counts = _run_batch(session, phase, batch, embedder)
-                    run = session.get(Run, run_id, with_for_update=True)
-                    assert run is not None
-                    _add_counters(run, phase, counts)
-                done += len(batch)
-                if progress:
-                    progress(phase, done, len(ids))
-        for phase, stage in (("themes", _themes), ("stories", _stories)):
-            _set_phase(engine, run_id, phase)
-            with session_scope(engine) as session:
-                counts = stage(session, run_id)
-                run = session.get(Run, run_id, with_for_update=True)
-                assert run is not None
-                _add_counters(run, phase, counts)
-            if progress:
-                progress(phase, 1, 1)
-    except Exception as exc:
-        logger.exception("run %d failed", run_id)
+    def poll() -> bool:
         with session_scope(engine) as session:
-            run = session.get(Run, run_id, with_for_update=True)
-            assert run is not None
-            run.status = "failed"
-            run.error = f"{type(exc).__name__}: {exc}"[:2000]
-            run.finished_at = func.now()
-        raise
+            run = session.get(Run, run_id)
+            if run is None:
+                return True
+            if progress is not None:
+                for phase, values in (run.counters or {}).items():
+                    if isinstance(values, dict) and "total" in values:
+                        finished = sum(int(values.get(k, 0)) for k in ("done", "skipped", "dead"))
+                        progress(phase, finished, int(values["total"]))
+            return run.status in FINAL_STATUSES
+
+    return poll
+
+
+def execute_run(
+    engine: Engine,
+    run_id: int,
+    embedder: Embedder | None = None,
+    progress: ProgressCallback | None = None,
+    *,
+    concurrency: int = 1,
+) -> Run:
+    """Run an in-process worker until `run_id` has ended (succeeded, failed or stopped).
+
+    The worker also executes other queued jobs in the meantime (it is an ordinary worker).
+    The embedder, when given, is the one this process's jobs use.
+    """
+    from threadline.pipeline.worker import run_worker_async
+
     with session_scope(engine) as session:
-        run = session.get(Run, run_id, with_for_update=True)
-        assert run is not None
-        run.status = "succeeded"
-        run.phase = None
-        run.finished_at = func.now()
+        if session.get(Run, run_id) is None:
+            raise RunError(f"no run {run_id}")
+    if embedder is not None:
+        set_process_embedder(embedder)
+    poll = _progress_reader(engine, run_id, progress)
+    if not poll():
+        asyncio.run(run_worker_async(engine, concurrency=concurrency, until=poll, install_signal_handlers=False))
     with session_scope(engine) as session:
         finished = session.get(Run, run_id)
         assert finished is not None
         return finished
 
 
-def _run_batch(session: Session, phase: str, batch: list[int], embedder: Embedder) -> dict[str, int]:
-    if phase == "embed":
-        result = embed_conversations(session, batch, embedder)
-        return {"done": result.done, "computed": result.computed, "reused": result.reused, "skipped": len(result.skipped)}
-    result_types = classify_conversations(session, batch, embedder)
-    return {"done": result_types.done, "computed": result_types.computed, "reused": result_types.reused,
-            "skipped": len(result_types.skipped)}  # fmt: skip
+def wait_for_run(engine: Engine, run_id: int, timeout_s: float, poll_s: float = 0.5) -> Run:
+    """Block until the run ends or `timeout_s` passes (for scripts and tests); returns its row."""
+    import time
 
-
-def _themes(session: Session, run_id: int) -> dict[str, Any]:
-    return asdict(discover_themes(session, run_id))
-
-
-def _stories(session: Session, run_id: int) -> dict[str, Any]:
-    return asdict(build_stories(session, run_id, types=load_types(session, run_id)))
+    deadline = time.monotonic() + timeout_s
+    while True:
+        with session_scope(engine) as session:
+            run = session.get(Run, run_id)
+            if run is None:
+                raise RunError(f"no run {run_id}")
+            if run.status in FINAL_STATUSES or time.monotonic() > deadline:
+                return run
+        time.sleep(poll_s)

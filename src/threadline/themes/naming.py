@@ -26,7 +26,7 @@ NAMING_VERSION = "ctfidf-contrast-0.1"
 
 MIN_NAME_WORDS = 2  # words: a single word ("card") does not say what the problem is
 MAX_NAME_WORDS = 6  # words: longer stops being a name and becomes a sentence
-MAX_PHRASE_WORDS = 3  # n-gram length for key phrases: longer n-grams are almost never shared verbatim
+MAX_PHRASE_WORDS = 4  # n-gram length for key phrases: longer n-grams are almost never shared verbatim
 MAX_KEYWORDS = 10  # key phrases returned per theme: enough for a tooltip/search, short enough to read
 CONTRAST_NEIGHBOURS = 3  # nearest themes a name must stand apart from
 MIN_PHRASE_COVERAGE = 0.05  # share of a theme's texts that must contain a phrase for it to be a candidate
@@ -44,7 +44,8 @@ STOP_WORDS = frozenset(
     than that the their theirs them themselves then there these they this those through to
     too very was we were what when where which while who whom why will with would you your
     yours yourself yourselves hi hello hey thanks thank please ok okay yes yeah also still
-    im ive id dont doesnt didnt cant wont isnt arent wasnt need want like know would could
+    im ive id dont doesnt didnt cant wont isnt arent wasnt i'm i've i'd it's don't doesn't
+    didn't can't won't isn't aren't wasn't that's there's what's need want like know
     get got just really much many one way
     """.split()
 )
@@ -61,7 +62,8 @@ class ThemeName:
 
 
 def _tokens(text: str) -> list[str]:
-    return [t.replace("'", "") for t in _TOKEN.findall(text.lower())]
+    """Lower-case word tokens; apostrophes kept so names read "isn't", not "isnt"."""
+    return [t.strip("'") for t in _TOKEN.findall(text.lower().replace("\u2019", "'"))]
 
 
 def _analyzer(text: str) -> list[str]:
@@ -125,35 +127,61 @@ def _scores(cov: np.ndarray, neighbours: list[np.ndarray]) -> np.ndarray:
     return scores
 
 
-def _candidates(ranked: list[tuple[str, float]], style: str) -> list[str]:
+def _joining_phrase(words: set[str], theme_phrases: Mapping[str, float]) -> str | None:
+    """The theme's most common phrase (<= MAX_NAME_WORDS words) that contains all ``words``.
+
+    Lets "long" + "take" become "long does it take" in the members' own word order
+    instead of an ungrammatical "long take".
+    """
+    best: tuple[float, int, str] | None = None
+    for phrase, coverage in theme_phrases.items():
+        parts = phrase.split()
+        if len(parts) > MAX_NAME_WORDS or not words <= set(parts) or coverage < MIN_PHRASE_COVERAGE:
+            continue
+        key = (coverage, -len(parts), phrase)
+        if best is None or key > best:
+            best = key
+    return best[2] if best else None
+
+
+def _candidates(ranked: list[tuple[str, float]], style: str, theme_phrases: Mapping[str, float]) -> list[str]:
     """Candidate names, best first, from key phrases ranked by score.
 
     A multi-word phrase is used as is when it scores at least ``PHRASE_NAME_MIN_RATIO``
     of the best phrase (it then says the theme's point in the members' own words);
-    otherwise the best phrase is extended with the next phrase that adds new words
-    ("card" + "declined" -> "card declined"). Groups are broad areas, so their fallback
-    lists the leading key phrases ("card: declined, arrive").
+    otherwise the best phrase is combined with the next phrase that adds new words,
+    preferring a phrase members actually wrote that contains both ("card" + "declined"
+    -> "card was declined"). Groups are broad areas, so their fallback lists the
+    leading key phrases ("card: declined, arrive").
     """
     if not ranked:
         return []
     top_score = ranked[0][1]
     phrases = [p for p, _ in ranked]
-    strong_multi = [p for p, sc in ranked if len(p.split()) >= MIN_NAME_WORDS and sc >= PHRASE_NAME_MIN_RATIO * top_score]
-    out: list[str] = list(strong_multi[:3])
-    if style == "group" and len(phrases) >= 3:
-        out.append(f"{phrases[0]}: {phrases[1]}, {phrases[2]}")
+    out = [p for p, sc in ranked[:3] if len(p.split()) >= MIN_NAME_WORDS and sc >= PHRASE_NAME_MIN_RATIO * top_score]
+    if style == "group":
+        listed: list[str] = []
+        for p in phrases:
+            if not any(set(p.split()) & set(q.split()) for q in listed):
+                listed.append(p)
+        if len(listed) >= 3:
+            out.append(f"{listed[0]}: {listed[1]}, {listed[2]}")
     for first in phrases[:3]:
         for second in phrases[1:]:
             words = first.split() + [w for w in second.split() if w not in first.split()]
-            if len(words) > len(first.split()):
-                out.append(" ".join(words))
+            if len(words) == len(first.split()):
+                continue
+            joined = _joining_phrase(set(words), theme_phrases)
+            out.append(joined if joined is not None else " ".join(words))
     out.extend(p for p in phrases if len(p.split()) >= MIN_NAME_WORDS)
     return out
 
 
-def _compose(ranked: list[tuple[str, float]], taken: set[str], style: str) -> str:
+def _compose(
+    ranked: list[tuple[str, float]], taken: set[str], style: str, theme_phrases: Mapping[str, float]
+) -> str:
     """First 2-6 word candidate name not already ``taken`` (case-insensitive)."""
-    for cand in _candidates(ranked, style):
+    for cand in _candidates(ranked, style, theme_phrases):
         words = cand.replace(":", " ").replace(",", " ").split()
         name = cand[0].upper() + cand[1:]
         if MIN_NAME_WORDS <= len(words) <= MAX_NAME_WORDS and name.lower() not in taken:
@@ -213,7 +241,8 @@ def name_themes(
         keywords = [p for p, _ in ranked]
         group = sibling_groups.get(tid, 0) if sibling_groups is not None else 0
         used = taken.setdefault(group, set())
-        name = _compose(ranked, used, style)
+        present = np.flatnonzero(cov[row] >= MIN_PHRASE_COVERAGE) if phrases.size else []
+        name = _compose(ranked, used, style, {str(phrases[j]): float(cov[row, j]) for j in present})
         used.add(name.lower())
         rep = _representative(
             texts_by_theme[tid],

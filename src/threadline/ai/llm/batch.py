@@ -10,6 +10,7 @@ and `stopped_reason` carries the `BudgetExceeded` message.
 from __future__ import annotations
 
 import asyncio
+import logging
 import math
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
@@ -18,8 +19,15 @@ from typing import Protocol
 from threadline.ai.llm.client import LLMCallFailed, LLMClient
 from threadline.ai.llm.config import ModelPrice
 from threadline.ai.llm.cost import BudgetExceeded, CallUsage, check_budget
-from threadline.ai.llm.facets import ConversationInput, FacetResult, analyze_facets, facet_input_hash
-from threadline.ai.llm.facets import Facets
+from threadline.ai.llm.facets import (
+    ConversationInput,
+    FacetResult,
+    Facets,
+    analyze_facets,
+    facet_input_hash,
+)
+
+logger = logging.getLogger(__name__)
 
 LATENCY_ALLOWANCE_SECONDS = 10.0  # s: calls slower than this would underuse the rate budget
 MIN_IN_FLIGHT = 4  # items: even tiny budgets keep a few calls overlapping
@@ -79,9 +87,7 @@ class BatchReport:
     @property
     def usages(self) -> list[CallUsage]:
         """Every call's usage, from done and failed items."""
-        return [u for r in self.done for u in r.usages] + [
-            u for f in self.failed for u in f.usages
-        ]
+        return [u for r in self.done for u in r.usages] + [u for f in self.failed for u in f.usages]
 
     @property
     def accounted(self) -> int:
@@ -98,9 +104,10 @@ async def _one(client: LLMClient, conv: ConversationInput) -> FacetResult | Fail
     try:
         return await analyze_facets(client, conv)
     except LLMCallFailed as error:
-        return FailedItem(
-            conv.conversation_id, error.error_class, error.detail, error.attempts, error.usages
-        )
+        return FailedItem(conv.conversation_id, error.error_class, error.detail, error.attempts, error.usages)
+    except Exception as error:  # noqa: BLE001 - an unexpected error must dead-letter, not vanish
+        logger.warning("facets for %s failed: %s", conv.conversation_id, type(error).__name__)
+        return FailedItem(conv.conversation_id, type(error).__name__, "unexpected error", 0, ())
 
 
 def _spent(usages: Iterable[CallUsage], prices: Mapping[str, ModelPrice]) -> float:

@@ -19,9 +19,8 @@ import math
 import random
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any, Generic, TypeVar
+from typing import Any, Generic, Self, TypeVar
 
-import httpx
 import openai
 from pydantic import BaseModel, ValidationError
 
@@ -37,7 +36,6 @@ T = TypeVar("T", bound=BaseModel)
 
 CONNECT_TIMEOUT_SECONDS = 10.0  # s: TCP+TLS to a cloud endpoint; longer means it is down
 WRITE_TIMEOUT_SECONDS = 30.0  # s: prompts are a few KB; a stalled upload is a dead socket
-MAX_CONNECTIONS = 512  # sockets: above any in-flight count the limiter allows at 20k rpm x 1.5 s
 BACKOFF_BASE_SECONDS = 0.5  # s: first retry delay ceiling, doubled per attempt
 BACKOFF_CAP_SECONDS = 30.0  # s: longest single backoff, keeps a run moving
 MAX_RETRY_AFTER_SECONDS = 120.0  # s: ignore absurd Retry-After values beyond this
@@ -52,9 +50,7 @@ RETRYABLE_STATUS = frozenset({408, 409, 429, 500, 502, 503, 504})  # transient p
 class LLMCallFailed(Exception):
     """A call did not produce a valid answer within its bounded attempts (dead-letter it)."""
 
-    def __init__(
-        self, error_class: str, message: str, attempts: int, usages: Sequence[CallUsage]
-    ) -> None:
+    def __init__(self, error_class: str, message: str, attempts: int, usages: Sequence[CallUsage]) -> None:
         super().__init__(f"{error_class}: {message} (after {attempts} calls)")
         self.error_class = error_class
         self.detail = message
@@ -137,24 +133,19 @@ class LLMClient:
         self.settings = settings
         self.limiter = limiter
         self._rng = rng or random.Random()
-        timeout = httpx.Timeout(
+        # The SDK's own HTTP stack (httpx or, in openai>=3, httpx2): use its types.
+        timeout = openai.Timeout(
             connect=CONNECT_TIMEOUT_SECONDS,
             read=settings.timeout_seconds,
             write=WRITE_TIMEOUT_SECONDS,
             pool=settings.timeout_seconds,
-        )
-        self._http = httpx.AsyncClient(
-            timeout=timeout,
-            limits=httpx.Limits(
-                max_connections=MAX_CONNECTIONS, max_keepalive_connections=MAX_CONNECTIONS
-            ),
         )
         self._openai = openai.AsyncOpenAI(
             api_key=api_key,
             base_url=settings.base_url,
             max_retries=0,
             timeout=timeout,
-            http_client=self._http,
+            http_client=openai.DefaultAsyncHttpxClient(timeout=timeout),
         )
         self._output_estimate: dict[str, float] = {}
 
@@ -168,17 +159,14 @@ class LLMClient:
         """Build from settings, reading the key from `settings.api_key_env`."""
         key = settings.api_key(environ)
         if key is None:
-            raise RuntimeError(
-                f"LLM disabled: environment variable {settings.api_key_env} is not set"
-            )
+            raise RuntimeError(f"LLM disabled: environment variable {settings.api_key_env} is not set")
         return cls(settings, key, limiter or RateLimiter(settings.rate_limit()))
 
     async def aclose(self) -> None:
         """Close the shared HTTP client (once, at the end of the job)."""
         await self._openai.close()
-        await self._http.aclose()
 
-    async def __aenter__(self) -> LLMClient:
+    async def __aenter__(self) -> Self:
         return self
 
     async def __aexit__(self, *exc: object) -> None:
@@ -206,8 +194,13 @@ class LLMClient:
         attempt_messages = messages
         for repair in (False, True):
             reply = await self._call_with_retries(
-                stage, model, attempt_messages, fmt, max_output_tokens,
-                expected_output_tokens, usages,
+                stage,
+                model,
+                attempt_messages,
+                fmt,
+                max_output_tokens,
+                expected_output_tokens,
+                usages,
             )
             problem: str | None
             value: T | None = None
@@ -238,18 +231,23 @@ class LLMClient:
         usages: list[CallUsage],
     ) -> _Reply:
         """One logical call: bounded attempts over transient failures."""
-        estimate_out = self._output_estimate.get(stage, float(expected_output_tokens))
-        estimate = estimate_prompt_tokens(messages) + int(estimate_out)
+        prompt_estimate = estimate_prompt_tokens(messages)
+
+        def estimate() -> int:
+            """Evaluated at grant time: the output average may have improved while queued."""
+            out = self._output_estimate.get(stage, float(expected_output_tokens))
+            return prompt_estimate + int(out)
+
         last_error = "unknown"
         error_class = "LLMError"
         for attempt in range(1, self.settings.max_attempts + 1):
             permit = await self.limiter.acquire(estimate)
             wait: float | None = None
             try:
-                raw = await self._openai.chat.completions.with_raw_response.create(
+                raw = await self._openai.chat.completions.with_raw_response.create(  # type: ignore[call-overload]
                     model=model,
-                    messages=messages,  # type: ignore[arg-type]
-                    response_format=fmt,  # type: ignore[arg-type]
+                    messages=messages,
+                    response_format=fmt,
                     max_tokens=max_output_tokens,
                     temperature=0,
                 )
@@ -259,7 +257,8 @@ class LLMClient:
                 self.limiter.observe(error.status_code, error.response.headers)
                 error_class, last_error = type(error).__name__, f"HTTP {error.status_code}"
                 if error.status_code not in RETRYABLE_STATUS:
-                    raise LLMCallFailed(error_class, last_error, len(usages) + 1, usages) from error
+                    usages.append(CallUsage(stage, model, 0, 0))
+                    raise LLMCallFailed(error_class, last_error, len(usages), usages) from error
                 retry_after = parse_retry_after(error.response.headers)
                 if error.status_code == 429:
                     # The limiter already holds all callers for Retry-After; add jitter only.
@@ -276,20 +275,17 @@ class LLMClient:
                 usage = completion.usage
                 if usage is not None:
                     self.limiter.reconcile(permit, usage.total_tokens)
-                    usages.append(
-                        CallUsage(stage, model, usage.prompt_tokens, usage.completion_tokens)
-                    )
-                    current = self._output_estimate.get(stage, estimate_out)
+                    usages.append(CallUsage(stage, model, usage.prompt_tokens, usage.completion_tokens))
+                    current = self._output_estimate.get(stage, float(expected_output_tokens))
                     self._output_estimate[stage] = (
-                        (1 - OUTPUT_ESTIMATE_WEIGHT) * current
-                        + OUTPUT_ESTIMATE_WEIGHT * usage.completion_tokens
-                    )
+                        1 - OUTPUT_ESTIMATE_WEIGHT
+                    ) * current + OUTPUT_ESTIMATE_WEIGHT * usage.completion_tokens
                 else:
-                    usages.append(CallUsage(stage, model, estimate - int(estimate_out), 0))
+                    usages.append(CallUsage(stage, model, prompt_estimate, 0))
                 choice = completion.choices[0] if completion.choices else None
                 content = choice.message.content if choice is not None else None
                 return _Reply(content or "", choice.finish_reason if choice else None)
-            # Failed attempts cost a call too; record it with the estimate (no usage sent).
+            # A failed attempt is still a call: record it (no usage was reported for it).
             usages.append(CallUsage(stage, model, 0, 0))
             if attempt < self.settings.max_attempts:
                 delay = wait if wait is not None else backoff_seconds(attempt, self._rng)
@@ -305,9 +301,7 @@ class LLMClient:
         for attempt in range(1, self.settings.max_attempts + 1):
             permit = await self.limiter.acquire(estimate)
             try:
-                raw = await self._openai.embeddings.with_raw_response.create(
-                    model=model, input=list(texts)
-                )
+                raw = await self._openai.embeddings.with_raw_response.create(model=model, input=list(texts))
                 self.limiter.observe(raw.http_response.status_code, raw.headers)
                 result = raw.parse()
             except openai.APIStatusError as error:

@@ -30,8 +30,7 @@ class CallUsage:
         if price is None:
             return None
         return (
-            self.input_tokens * price.input_per_million
-            + self.output_tokens * price.output_per_million
+            self.input_tokens * price.input_per_million + self.output_tokens * price.output_per_million
         ) / TOKENS_PER_MILLION
 
 

@@ -12,7 +12,8 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
+from typing import Any
 
 from pydantic import BaseModel, Field
 
@@ -84,6 +85,18 @@ class FacetResult:
     usages: tuple[CallUsage, ...]
     attempts: int
 
+    def analysis_record(self) -> dict[str, Any]:
+        """Row for the `analyses` table: key columns, JSON output, per-call usage."""
+        return {
+            "conversation_id": self.conversation_id,
+            "stage": STAGE,
+            "input_hash": self.input_hash,
+            "model": self.model,
+            "version": self.prompt_version,
+            "output": self.facets.model_dump(mode="json"),
+            "usage": [asdict(u) for u in self.usages],
+        }
+
 
 def _bounded_messages(conv: ConversationInput) -> tuple[list[dict[str, str]], bool]:
     """Messages as sent: each capped, total capped (earliest messages kept)."""
@@ -103,9 +116,7 @@ def _bounded_messages(conv: ConversationInput) -> tuple[list[dict[str, str]], bo
     return sent, truncated
 
 
-def facet_input_hash(
-    conv: ConversationInput, model: str, prompt_version: str = FACETS_PROMPT_VERSION
-) -> str:
+def facet_input_hash(conv: ConversationInput, model: str, prompt_version: str = FACETS_PROMPT_VERSION) -> str:
     """Content-addressed key over prompt version, model, message texts and scrubbed names."""
     material = {
         "prompt_version": prompt_version,
@@ -128,9 +139,7 @@ def _clip(text: str, limit: int) -> str:
     return text.strip()[:limit]
 
 
-def finalize_facets(
-    raw: FacetsOut, conv: ConversationInput, input_truncated: bool = False
-) -> Facets:
+def finalize_facets(raw: FacetsOut, conv: ConversationInput, input_truncated: bool = False) -> Facets:
     """Verify quotes verbatim, scrub free text, clip lengths: model output -> stored facets."""
     names = conv.known_names
 

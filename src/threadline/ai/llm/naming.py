@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import json
 from dataclasses import asdict, dataclass
+from typing import Any
 
 from pydantic import BaseModel
 
@@ -70,6 +71,18 @@ class ThemeNameResult:
     usages: tuple[CallUsage, ...]
     attempts: int
 
+    def analysis_record(self) -> dict[str, Any]:
+        """Row for the `analyses` table: key columns, JSON output, per-call usage."""
+        return {
+            "theme_id": self.theme_id,
+            "stage": STAGE,
+            "input_hash": self.input_hash,
+            "model": self.model,
+            "version": self.prompt_version,
+            "output": self.name.model_dump(mode="json"),
+            "usage": [asdict(u) for u in self.usages],
+        }
+
 
 def _digest(member: ThemeMember, index: int) -> dict[str, str | None]:
     def clip(text: str | None) -> str | None:
@@ -89,15 +102,11 @@ def naming_payload(inp: ThemeNamingInput) -> dict[str, object]:
     """What the model sees (bounded): member and non-member digests, no conversation ids."""
     return {
         "members": [_digest(m, i) for i, m in enumerate(inp.members[:MAX_MEMBERS_SENT], 1)],
-        "nearest_non_members": [
-            _digest(m, i) for i, m in enumerate(inp.nearest_non_members[:MAX_CONTRASTS_SENT], 1)
-        ],
+        "nearest_non_members": [_digest(m, i) for i, m in enumerate(inp.nearest_non_members[:MAX_CONTRASTS_SENT], 1)],
     }
 
 
-def naming_input_hash(
-    inp: ThemeNamingInput, model: str, prompt_version: str = NAMING_PROMPT_VERSION
-) -> str:
+def naming_input_hash(inp: ThemeNamingInput, model: str, prompt_version: str = NAMING_PROMPT_VERSION) -> str:
     """Content-addressed key: same members, contrasts, model and prompt -> same name."""
     material = {
         "prompt_version": prompt_version,

@@ -83,9 +83,7 @@ def chat_messages(system: str, tag: str, payload: Any) -> list[dict[str, str]]:
     ]
 
 
-def repair_messages(
-    original: list[dict[str, str]], reply: str, schema: str, problem: str
-) -> list[dict[str, str]]:
+def repair_messages(original: list[dict[str, str]], reply: str, schema: str, problem: str) -> list[dict[str, str]]:
     """Messages for the one repair attempt: the bad reply and what was wrong with it."""
     return [
         *original,

@@ -51,9 +51,7 @@ def normalize_whitespace(text: str) -> str:
     return " ".join(text.split())
 
 
-def verify_quotes(
-    candidates: Iterable[QuoteCandidate], messages: Sequence[tuple[str, str]]
-) -> QuoteCheck:
+def verify_quotes(candidates: Iterable[QuoteCandidate], messages: Sequence[tuple[str, str]]) -> QuoteCheck:
     """Keep candidates found verbatim in `messages` ((message_id, text) pairs), in order."""
     normalised = [(mid, normalize_whitespace(text)) for mid, text in messages]
     by_id = dict(normalised)

@@ -14,7 +14,13 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict
 
 ConversationType = Literal[
-    "bug", "feature_request", "how_to", "billing", "account_access", "complaint", "praise",
+    "bug",
+    "feature_request",
+    "how_to",
+    "billing",
+    "account_access",
+    "complaint",
+    "praise",
     "other",
 ]
 Sentiment = Literal["negative", "neutral", "positive", "mixed"]

@@ -13,6 +13,7 @@ import hashlib
 import json
 from collections.abc import Collection
 from dataclasses import asdict, dataclass
+from typing import Any
 
 from pydantic import BaseModel
 
@@ -84,6 +85,18 @@ class StoryResult:
     usages: tuple[CallUsage, ...]
     attempts: int
 
+    def analysis_record(self) -> dict[str, Any]:
+        """Row for the `analyses` table: key columns, JSON output, per-call usage."""
+        return {
+            "theme_id": self.theme_id,
+            "stage": STAGE,
+            "input_hash": self.input_hash,
+            "model": self.model,
+            "version": self.prompt_version,
+            "output": self.story.model_dump(mode="json"),
+            "usage": [asdict(u) for u in self.usages],
+        }
+
 
 def story_payload(inp: StoryInput) -> dict[str, object]:
     """What the model sees: the theme and bounded evidence items with their ids."""
@@ -96,9 +109,7 @@ def story_payload(inp: StoryInput) -> dict[str, object]:
     }
 
 
-def story_input_hash(
-    inp: StoryInput, model: str, prompt_version: str = STORIES_PROMPT_VERSION
-) -> str:
+def story_input_hash(inp: StoryInput, model: str, prompt_version: str = STORIES_PROMPT_VERSION) -> str:
     """Content-addressed key over theme, evidence, model and prompt version."""
     material = {
         "prompt_version": prompt_version,

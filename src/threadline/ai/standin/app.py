@@ -97,7 +97,9 @@ class Standin:
             messages = list(body["messages"])
             model = str(body["model"])
         except (ValueError, KeyError, TypeError):
-            return _error(400, "Body must be JSON with messages and model.", "invalid_request_error")
+            return _error(
+                400, "Body must be JSON with messages and model.", "invalid_request_error"
+            )
         response_format = body.get("response_format")
         answer = respond(messages, response_format, self.config)
         content = answer if isinstance(answer, str) else json.dumps(answer, ensure_ascii=False)

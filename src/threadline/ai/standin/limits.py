@@ -92,7 +92,7 @@ class ProviderLimits:
 def format_duration(seconds: float) -> str:
     """Format like OpenAI's reset headers: "20ms", "1.5s", "6m0s", "1h2m3s"."""
     if seconds < 1.0:
-        return f"{int(round(seconds * 1000))}ms"
+        return f"{round(seconds * 1000)}ms"
     hours, rest = divmod(seconds, 3600.0)
     minutes, secs = divmod(rest, 60.0)
     secs_text = f"{secs:.3f}".rstrip("0").rstrip(".")

@@ -33,32 +33,129 @@ WORD = re.compile(r"[a-z][a-z']+")
 MAX_SUMMARY_CHARS = 200  # characters: the stand-in writes short summaries like a real model
 MAX_QUOTES = 2  # quotes per conversation: enough to exercise verification
 FREE_TEXT_KEYS = frozenset(
-    {"summary", "customer_problem", "requested_change", "product_area", "name",
-     "description", "contrast", "title", "text", "severity_reason"}
+    {
+        "summary",
+        "customer_problem",
+        "requested_change",
+        "product_area",
+        "name",
+        "description",
+        "contrast",
+        "title",
+        "text",
+        "severity_reason",
+    }
 )
 STOPWORDS = frozenset(
-    "the a an and or to of in on for with my i me is it this that be can you your we our "
-    "not have has was are do does did at from as by but if so how what when why would could "
-    "please hi hello thanks thank just get got any there their they them been will am".split()
+    [
+        "the",
+        "a",
+        "an",
+        "and",
+        "or",
+        "to",
+        "of",
+        "in",
+        "on",
+        "for",
+        "with",
+        "my",
+        "i",
+        "me",
+        "is",
+        "it",
+        "this",
+        "that",
+        "be",
+        "can",
+        "you",
+        "your",
+        "we",
+        "our",
+        "not",
+        "have",
+        "has",
+        "was",
+        "are",
+        "do",
+        "does",
+        "did",
+        "at",
+        "from",
+        "as",
+        "by",
+        "but",
+        "if",
+        "so",
+        "how",
+        "what",
+        "when",
+        "why",
+        "would",
+        "could",
+        "please",
+        "hi",
+        "hello",
+        "thanks",
+        "thank",
+        "just",
+        "get",
+        "got",
+        "any",
+        "there",
+        "their",
+        "they",
+        "them",
+        "been",
+        "will",
+        "am",
+    ]
 )
 PRODUCT_AREAS = (
-    ("card", "cards"), ("transfer", "transfers"), ("refund", "refunds"),
-    ("payment", "payments"), ("charge", "billing"), ("fee", "billing"),
-    ("password", "login"), ("login", "login"), ("log in", "login"), ("pin", "cards"),
-    ("account", "account"), ("app", "mobile app"), ("booking", "bookings"),
-    ("reservation", "bookings"), ("appointment", "appointments"), ("ride", "rides"),
-    ("flight", "flights"), ("apartment", "apartments"), ("trip", "trips"),
+    ("card", "cards"),
+    ("transfer", "transfers"),
+    ("refund", "refunds"),
+    ("payment", "payments"),
+    ("charge", "billing"),
+    ("fee", "billing"),
+    ("password", "login"),
+    ("login", "login"),
+    ("log in", "login"),
+    ("pin", "cards"),
+    ("account", "account"),
+    ("app", "mobile app"),
+    ("booking", "bookings"),
+    ("reservation", "bookings"),
+    ("appointment", "appointments"),
+    ("ride", "rides"),
+    ("flight", "flights"),
+    ("apartment", "apartments"),
+    ("trip", "trips"),
 )
 TYPE_RULES = (
     ("account_access", ("password", "log in", "login", "locked", "sign in", "verify my identity")),
     ("billing", ("refund", "charged", "charge", "fee", "invoice", "payment")),
     ("bug", ("error", "broken", "not working", "doesn't work", "failed", "crash", "declined")),
-    ("feature_request", ("can you add", "would be nice", "feature", "wish", "would like to be able")),
+    (
+        "feature_request",
+        ("can you add", "would be nice", "feature", "wish", "would like to be able"),
+    ),
     ("how_to", ("how do i", "how can i", "how to", "where can i", "what do i need")),
     ("complaint", ("terrible", "unacceptable", "angry", "worst", "disappointed")),
     ("praise", ("great", "love", "awesome", "excellent")),
 )
-NEGATIVE = ("not", "never", "still", "broken", "wrong", "fail", "declined", "angry", "lost", "stolen")
+NEGATIVE = (
+    "not",
+    "never",
+    "still",
+    "broken",
+    "wrong",
+    "fail",
+    "declined",
+    "angry",
+    "lost",
+    "stolen",
+)
 POSITIVE = ("thanks", "thank", "great", "love", "perfect", "awesome")
 URGENT = ("urgent", "immediately", "stolen", "fraud", "lost", "locked out", "emergency")
 REQUEST_CUES = ("please", "could you", "can you", "would like", "want to", "wish", "need")
@@ -152,8 +249,12 @@ def _facets(data: Any, config: StandinConfig) -> dict[str, Any]:
     words = set(WORD.findall(lower))
     negative = any(w in words for w in NEGATIVE)
     positive = any(w in words for w in POSITIVE)
-    sentiment = "mixed" if negative and positive else "negative" if negative else (
-        "positive" if positive else "neutral"
+    sentiment = (
+        "mixed"
+        if negative and positive
+        else "negative"
+        if negative
+        else ("positive" if positive else "neutral")
     )
     severity = "high" if _has(lower, URGENT) else "medium" if negative else "low"
     quotes = []
@@ -205,13 +306,13 @@ def _story(data: Any, config: StandinConfig) -> dict[str, Any]:
     ids = [str(e.get("id")) for e in evidence if isinstance(e, dict) and e.get("id")]
     name = str(theme.get("name") or "the reported problem")
     first_quote = str(evidence[0].get("quote", "")) if evidence else ""
-    criteria = [
+    criteria: list[dict[str, Any]] = [
         {"text": f"The issue described as '{name}' no longer occurs.", "evidence_ids": ids[:2]},
         {"text": "Customers get a clear status message.", "evidence_ids": ids[1:3] or ids[:1]},
     ]
     if unit_hash(str(config.seed), "badcite", name) < config.bad_citation_rate:
         criteria.append({"text": "Made-up requirement.", "evidence_ids": ["E999999"]})
-        criteria[0]["evidence_ids"] = criteria[0]["evidence_ids"] + ["nonexistent"]
+        criteria[0]["evidence_ids"] = [*criteria[0]["evidence_ids"], "nonexistent"]
     return {
         "title": f"Fix: {name}"[:120],
         "problem": {"text": f"Customers report: {first_quote}"[:300], "evidence_ids": ids[:3]},
@@ -221,7 +322,10 @@ def _story(data: Any, config: StandinConfig) -> dict[str, Any]:
         },
         "acceptance_criteria": criteria,
         "severity": "high" if len(ids) >= 5 else "medium",
-        "severity_reason": {"text": f"{len(ids)} conversations report it.", "evidence_ids": ids[:3]},
+        "severity_reason": {
+            "text": f"{len(ids)} conversations report it.",
+            "evidence_ids": ids[:3],
+        },
     }
 
 

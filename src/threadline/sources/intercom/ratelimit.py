@@ -82,6 +82,7 @@ class RateLimitPacer:
                         try:
                             await asyncio.wait_for(self._probe_event.wait(), PROBE_TIMEOUT_SECONDS)
                         except asyncio.TimeoutError:
+                            logger.debug("rate-limit probe slower than %.1fs; sending another", PROBE_TIMEOUT_SECONDS)
                             self._probe_seq = None
                         continue
                     self._probe_event.clear()

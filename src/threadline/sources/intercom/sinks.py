@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import copy
 import threading
+from collections import Counter
 from datetime import datetime
 from typing import Any, Mapping, Sequence
 
@@ -26,6 +27,7 @@ class MemorySink:
         self.state: dict[str, Any] = {}
         self.commits = 0
         self.writes = 0  # records written, counting rewrites of the same conversation
+        self.version_writes: Counter[tuple[str, datetime | None]] = Counter()  # (id, updated_at) -> writes
 
     def load_state(self) -> dict[str, Any]:
         with self._lock:
@@ -39,6 +41,7 @@ class MemorySink:
         with self._lock:
             for record in batch.records:
                 self.records[record.external_id] = record
+                self.version_writes[(record.external_id, record.updated_at)] += 1
             self.writes += len(batch.records)
             self.deleted.update(batch.deleted)
             self.dead_letters.extend(batch.dead_letters)
@@ -49,3 +52,8 @@ class MemorySink:
         """Stored conversations not marked deleted."""
         with self._lock:
             return set(self.records) - set(self.deleted)
+
+    def duplicate_writes(self) -> int:
+        """Writes of a conversation version that was already written (should be 0)."""
+        with self._lock:
+            return sum(n - 1 for n in self.version_writes.values() if n > 1)

@@ -37,7 +37,8 @@ from threadline.sources.records import ContactRecord, ConversationRecord
 logger = logging.getLogger(__name__)
 
 OVERLAP_SECONDS = 600  # re-read this much before the watermark: Intercom's search index lags updates by minutes
-MAX_PAGES_IN_FLIGHT = 3  # search pages whose details may be fetched at once: keeps the limiter busy across page boundaries
+MAX_OUTSTANDING_FETCHES = 150  # unfinished detail fetches before the next search page is read: one page keeps the limiter busy
+MAX_PAGES_IN_FLIGHT = 20  # pages not yet fully committed: bounds how far the watermark may lag the fetches
 MAX_CATCHUP_PASSES = 3  # extra passes for conversations updated during the sync; bounded so a busy workspace cannot keep one sync alive forever
 COMMIT_CHUNK_SIZE = 25  # conversations per transaction within a page: bounds the work an interruption loses
 STATE_VERSION = 1  # layout of the JSON sync state
@@ -150,7 +151,7 @@ class IntercomSync:
     # ---- range pass ----------------------------------------------------------------------
     async def _pass(self, since: int, until: int, *, advance_watermark: bool) -> None:
         self.report.passes += 1
-        pending: deque[tuple[list[asyncio.Task[Any]], int]] = deque()
+        window = _PageWindow(self, advance_watermark)
         anchor, cursor = since, None
         try:
             while True:
@@ -160,23 +161,23 @@ class IntercomSync:
                          if since <= int(c.get(self.field, -1)) < until]  # local check: never trust the bound blindly
                 self.report.hits += len(items)
                 todo = await self._new_versions(items)
-                tasks = [asyncio.create_task(self._fetch(item)) for item in todo]
                 top = max((int(c[self.field]) for c in items), default=anchor)
                 nxt = ((page.get("pages") or {}).get("next") or {}).get("starting_after")
-                done = not nxt
-                pending.append((tasks, until if done else max(anchor, top)))
-                while len(pending) > MAX_PAGES_IN_FLIGHT or (done and pending):
-                    await self._commit_page(*pending.popleft(), advance_watermark=advance_watermark)
-                if done:
-                    return
+                window.add([asyncio.create_task(self._fetch(item)) for item in todo],
+                           until if not nxt else max(anchor, top))
+                await window.drain(block=False)
+                while window.outstanding() > MAX_OUTSTANDING_FETCHES or window.pages() > MAX_PAGES_IN_FLIGHT:
+                    await window.drain(block=True)
+                if not nxt:
+                    break
                 if top > anchor:
                     anchor, cursor = top, None  # re-anchor (keyset): nothing can be skipped
                 else:
                     cursor = nxt  # a full page within one second: follow the cursor
+            while window.pages():
+                await window.drain(block=True)
         finally:
-            for tasks, _ in pending:
-                for task in tasks:
-                    task.cancel()
+            window.cancel()
 
     async def _new_versions(self, items: list[Mapping[str, Any]]) -> list[Mapping[str, Any]]:
         """Drop hits already seen in this sync or already stored at this version."""
@@ -235,22 +236,6 @@ class IntercomSync:
             return None, notes
         return mapping.contact_record(payload, mapping.company_name(conv), notes), notes
 
-    async def _commit_page(self, tasks: list[asyncio.Task[Any]], watermark: int, *, advance_watermark: bool) -> None:
-        """Commit a page's results as they complete, in chunks; the last chunk moves the watermark.
-
-        Chunks keep an interrupted sync's finished work (restart skips stored versions);
-        the watermark still only passes the page once all of it is committed.
-        """
-        chunk: list[Any] = []
-        remaining = len(tasks)
-        for next_done in asyncio.as_completed(tasks):
-            chunk.append(await next_done)
-            remaining -= 1
-            if len(chunk) >= COMMIT_CHUNK_SIZE and remaining:
-                await self._commit_results(chunk, None)
-                chunk = []
-        await self._commit_results(chunk, watermark if advance_watermark else None)
-
     async def _commit_results(self, results: list[Any], watermark: int | None) -> None:
         batch = SyncBatch()
         retry = set(self._state.get("retry_ids") or [])
@@ -288,12 +273,13 @@ class IntercomSync:
         if not ids:
             return
         logger.info("intercom sync: retrying %d dead-lettered conversations", len(ids))
-        tasks = [asyncio.create_task(self._fetch({"id": cid})) for cid in ids]
+        window = _PageWindow(self, advance_watermark=False)
+        window.add([asyncio.create_task(self._fetch({"id": cid})) for cid in ids], 0)
         try:
-            await self._commit_page(tasks, 0, advance_watermark=False)
+            while window.pages():
+                await window.drain(block=True)
         finally:
-            for task in tasks:
-                task.cancel()
+            window.cancel()
 
     async def _sync_deletions(self) -> None:
         """Deleted ids newer than the deletion watermark (minus overlap), newest first."""
@@ -322,3 +308,52 @@ class IntercomSync:
         await asyncio.to_thread(self.sink.commit, SyncBatch(deleted=deleted, state=state))
         self._state = state
         self.report.deleted += len(deleted)
+
+
+class _PageWindow:
+    """Detail fetches of the pages in flight, committed as they finish.
+
+    Finished results are committed in chunks of COMMIT_CHUNK_SIZE (so an interruption loses
+    little work; a restart skips stored versions); the watermark moves to a page's bound only
+    once that page and every page before it are fully committed. A slow straggler therefore
+    holds back the watermark, never the fetching of later pages.
+    """
+
+    def __init__(self, sync: IntercomSync, advance_watermark: bool) -> None:
+        self.sync = sync
+        self.advance = advance_watermark
+        self._pages: deque[tuple[list[asyncio.Task[Any]], int]] = deque()
+        self._collected: set[asyncio.Task[Any]] = set()
+        self._buffer: list[Any] = []
+
+    def add(self, tasks: list[asyncio.Task[Any]], watermark: int) -> None:
+        self._pages.append((tasks, watermark))
+
+    def pages(self) -> int:
+        return len(self._pages)
+
+    def outstanding(self) -> int:
+        return sum(1 for tasks, _ in self._pages for t in tasks if not t.done())
+
+    async def drain(self, *, block: bool) -> None:
+        """Collect finished fetches; commit a chunk or an advanced watermark when due."""
+        unfinished = [t for tasks, _ in self._pages for t in tasks if not t.done()]
+        if block and unfinished:
+            await asyncio.wait(unfinished, return_when=asyncio.FIRST_COMPLETED)
+        for tasks, _ in self._pages:
+            for task in tasks:
+                if task.done() and task not in self._collected:
+                    self._collected.add(task)
+                    self._buffer.append(task.result())  # re-raises what must stop the sync (auth)
+        watermark = None
+        while self._pages and all(t.done() for t in self._pages[0][0]):
+            tasks, watermark = self._pages.popleft()
+            self._collected.difference_update(tasks)
+        if len(self._buffer) >= COMMIT_CHUNK_SIZE or watermark is not None:
+            await self.sync._commit_results(self._buffer, watermark if self.advance else None)
+            self._buffer = []
+
+    def cancel(self) -> None:
+        for tasks, _ in self._pages:
+            for task in tasks:
+                task.cancel()

@@ -7,9 +7,9 @@ Create Date: 2026-11-22
 Tables of the architecture brief, pgvector, and an HNSW index on 384-dimension vectors
 (all-MiniLM-L6-v2). Vectors of other sizes are stored but not indexed.
 """
-from alembic import op
-import sqlalchemy as sa
 import pgvector.sqlalchemy
+import sqlalchemy as sa
+from alembic import op
 from sqlalchemy.dialects import postgresql
 
 revision = '0001'

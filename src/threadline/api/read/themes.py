@@ -1,0 +1,138 @@
+"""Themes: detail, member conversations and trend series from theme_members x conversations.created_at."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from typing import Any, Literal
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from threadline.db.models import Conversation, Story, Theme, ThemeMember
+from threadline.stories.queries import latest_finished_run
+
+Bucket = Literal["day", "week", "month"]
+MAX_TREND_BUCKETS = 104  # points per series: two years of weeks; older points are dropped, newest kept
+BUCKET_STEP = {"day": timedelta(days=1), "week": timedelta(weeks=1)}
+
+
+def default_run_id(session: Session, run_id: int | None) -> int | None:
+    """`run_id`, or the latest succeeded run when none is given."""
+    if run_id is not None:
+        return run_id
+    latest = latest_finished_run(session)
+    return latest.id if latest else None
+
+
+def theme_and_children(session: Session, theme_id: int) -> list[int]:
+    """A theme's own id plus its children's (a top-level group counts its themes' members)."""
+    children = session.execute(select(Theme.id).where(Theme.parent_id == theme_id)).scalars().all()
+    return [theme_id, *children]
+
+
+def theme_detail(session: Session, theme_id: int, run_id: int | None = None) -> dict[str, Any] | None:
+    theme = session.get(Theme, theme_id)
+    if theme is None:
+        return None
+    run_id = default_run_id(session, run_id)
+    size = 0
+    if run_id is not None:
+        size = session.execute(
+            select(func.count()).where(
+                ThemeMember.run_id == run_id, ThemeMember.theme_id.in_(theme_and_children(session, theme_id))
+            )
+        ).scalar_one()
+    parent = session.get(Theme, theme.parent_id) if theme.parent_id else None
+    story_id = session.execute(select(Story.id).where(Story.theme_id == theme_id)).scalar()
+    return {
+        "id": theme.id,
+        "name": theme.name,
+        "description": theme.description,
+        "level": theme.level,
+        "parent_id": theme.parent_id,
+        "parent": parent.name if parent else None,
+        "keywords": list(theme.keywords or []),
+        "size": size,
+        "run_id": run_id,
+        "first_seen": theme.first_seen,
+        "last_seen": theme.last_seen,
+        "story_id": story_id,
+    }
+
+
+def _advance(start: datetime, bucket: Bucket) -> datetime:
+    if bucket == "month":
+        return start.replace(year=start.year + start.month // 12, month=start.month % 12 + 1)
+    return start + BUCKET_STEP[bucket]
+
+
+def fill_buckets(counts: dict[datetime, int], bucket: Bucket) -> list[dict[str, Any]]:
+    """Consecutive buckets from the first to the last count, zeros included, newest MAX_TREND_BUCKETS kept."""
+    if not counts:
+        return []
+    keys = sorted(counts)
+    points: list[dict[str, Any]] = []
+    current, last = keys[0], keys[-1]
+    while current <= last:
+        points.append({"start": current, "count": counts.get(current, 0)})
+        current = _advance(current, bucket)
+        if len(points) > 10 * MAX_TREND_BUCKETS:  # a decade of weeks: stop runaway ranges early
+            points = points[-MAX_TREND_BUCKETS:]
+    return points[-MAX_TREND_BUCKETS:]
+
+
+def _bucketed(session: Session, statement_filter, bucket: Bucket) -> dict[datetime, int]:
+    start = func.date_trunc(bucket, Conversation.created_at, "UTC")
+    rows = session.execute(
+        select(start, func.count()).select_from(Conversation).where(*statement_filter)
+        .where(Conversation.created_at.is_not(None)).group_by(start)
+    ).all()  # fmt: skip
+    return {(s if s.tzinfo else s.replace(tzinfo=UTC)): n for s, n in rows}
+
+
+def theme_trend(session: Session, theme_id: int, *, run_id: int | None = None, bucket: Bucket = "week") -> dict[str, Any]:
+    """Member conversations of a theme (and its children) per bucket of their creation time."""
+    run_id = default_run_id(session, run_id)
+    points: list[dict[str, Any]] = []
+    if run_id is not None:
+        members = select(ThemeMember.conversation_id).where(
+            ThemeMember.run_id == run_id, ThemeMember.theme_id.in_(theme_and_children(session, theme_id))
+        )
+        points = fill_buckets(_bucketed(session, [Conversation.id.in_(members)], bucket), bucket)
+    return {"theme_id": theme_id, "run_id": run_id, "bucket": bucket, "points": points}
+
+
+def conversation_volume(session: Session, *, bucket: Bucket = "week") -> list[dict[str, Any]]:
+    """All live conversations per bucket of their creation time (the overview chart)."""
+    return fill_buckets(_bucketed(session, [Conversation.deleted_at.is_(None)], bucket), bucket)
+
+
+def theme_sparklines(session: Session, run_id: int | None, *, bucket: Bucket = "week") -> dict[int, list[int]]:
+    """Counts per bucket for every theme of a run in one query, on a shared time axis.
+
+    Groups (level 0) get the sum of their themes, so a sparkline compares like with like.
+    """
+    if run_id is None:
+        return {}
+    start = func.date_trunc(bucket, Conversation.created_at, "UTC")
+    rows = session.execute(
+        select(ThemeMember.theme_id, Theme.parent_id, start, func.count())
+        .join(Conversation, Conversation.id == ThemeMember.conversation_id)
+        .join(Theme, Theme.id == ThemeMember.theme_id)
+        .where(ThemeMember.run_id == run_id, Conversation.created_at.is_not(None))
+        .group_by(ThemeMember.theme_id, Theme.parent_id, start)
+    ).all()  # fmt: skip
+    if not rows:
+        return {}
+    rows = [(t, p, w if w.tzinfo else w.replace(tzinfo=UTC), n) for t, p, w, n in rows]
+    totals: dict[datetime, int] = {}
+    for _, _, when, n in rows:
+        totals[when] = totals.get(when, 0) + n
+    axis = [p["start"] for p in fill_buckets(totals, bucket)]
+    index = {when: i for i, when in enumerate(axis)}
+    series: dict[int, list[int]] = {}
+    for theme_id, parent_id, when, n in rows:
+        for key in (theme_id, parent_id):
+            if key is not None and when in index:
+                series.setdefault(key, [0] * len(axis))[index[when]] += n
+    return series

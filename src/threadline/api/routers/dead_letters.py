@@ -1,0 +1,38 @@
+"""Dead letters: items a stage gave up on; list them and retry one (at most once per failure)."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, HTTPException, Query
+
+from threadline.api.deps import ApiAuth, DbSession
+from threadline.api.pagination import LimitQuery, OffsetQuery, Page, page_of
+from threadline.api.read.runs import service
+from threadline.api.schemas import DeadLetterOut, Problem, RetryResult
+from threadline.db.models import DeadLetter
+
+router = APIRouter(tags=["dead letters"], responses={401: {"model": Problem}, 503: {"model": Problem}})
+
+
+@router.get("/dead-letters", response_model=Page[DeadLetterOut])
+def dead_letters(
+    db: DbSession, _: ApiAuth, limit: LimitQuery = 50, offset: OffsetQuery = 0,
+    run_id: Annotated[int | None, Query(ge=1)] = None,
+) -> dict:  # fmt: skip
+    rows = service().list_dead_letters(db, run_id=run_id, limit=limit + 1, offset=offset)
+    return page_of(rows, limit, offset)
+
+
+@router.post("/dead-letters/{dead_letter_id}/retry", response_model=RetryResult,
+             responses={404: {"model": Problem}, 409: {"model": Problem}})  # fmt: skip
+def retry(dead_letter_id: int, db: DbSession, _: ApiAuth) -> dict:
+    """Queue the item again; 409 when it was already retried (one atomic claim per failure)."""
+    svc = service()
+    if db.get(DeadLetter, dead_letter_id) is None:
+        raise HTTPException(404, detail="no such dead letter")
+    retried = bool(svc.retry_dead_letter(db, dead_letter_id))
+    db.commit()
+    if not retried:
+        raise HTTPException(409, detail="already retried")
+    return {"id": dead_letter_id, "retried": True}

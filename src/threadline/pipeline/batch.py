@@ -1,0 +1,258 @@
+"""Job bodies: a per-conversation batch and a whole-run stage, independent of procrastinate.
+
+A batch job (1) claims its still-pending items under the run lock, refusing to start when
+the run is stopping, stopped or of an older generation; (2) runs the stage on them in a
+savepoint; (3) records each item's outcome with `UPDATE ... WHERE state = 'pending'
+RETURNING` together with the counters, dead letters and, when the phase has no pending
+item left, the deferred advance job -- all in one transaction. Executing a batch twice
+(a crashed worker's job taken over) therefore leaves the rows and counts of once.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from sqlalchemy import BigInteger, Engine, any_, cast, func, select, update
+from sqlalchemy.dialects.postgresql import ARRAY
+from sqlalchemy.orm import Session
+
+from threadline.db.engine import session_scope
+from threadline.db.models import DeadLetter, RunItem, RunPhase
+from threadline.pipeline.errors import PermanentError, RetryLater, backoff_delay_s, is_transient
+from threadline.pipeline.faults import FaultInjector
+from threadline.pipeline.lifecycle import (
+    ACTIVE_STATUSES,
+    add_counters,
+    finish,
+    lock_run,
+    pending_count,
+    request_advance,
+    set_counters,
+    try_finish_stop,
+)
+from threadline.pipeline.settings import DurableSettings
+from threadline.pipeline.stages import PER_CONVERSATION, WHOLE_RUN, BatchOutcome
+
+logger = logging.getLogger(__name__)
+
+MAX_ERROR_CHARS = 2_000  # characters of an error message kept in a dead letter: the cause, not a dump
+EXHAUSTED = "attempts exhausted"
+
+
+@dataclass
+class _Failure:
+    error_class: str
+    message: str
+    transient: bool
+    retry_after_s: float | None = None
+
+
+def _failure(exc: BaseException) -> _Failure:
+    return _Failure(
+        type(exc).__name__, str(exc)[:MAX_ERROR_CHARS] or type(exc).__name__,
+        transient=is_transient(exc) and not isinstance(exc, PermanentError),
+        retry_after_s=getattr(exc, "retry_after_s", None),
+    )  # fmt: skip
+
+
+def _ids_param(ids: Sequence[int]):
+    return any_(cast(list(ids), ARRAY(BigInteger)))
+
+
+def _transition(session: Session, run_id: int, stage: str, ids: Sequence[int], state: str, reasons: dict[int, str] | None = None) -> list[int]:
+    """Move pending items to `state`; returns the ids this call moved (each id moves once, ever)."""
+    if not ids:
+        return []
+    if reasons:
+        moved = []
+        for cid in ids:  # per-item reasons: one statement each (dead and skipped items are few)
+            row = session.execute(
+                update(RunItem).where(RunItem.run_id == run_id, RunItem.stage == stage,
+                                      RunItem.conversation_id == cid, RunItem.state == "pending")
+                .values(state=state, reason=reasons[cid], finished_at=func.clock_timestamp())
+                .returning(RunItem.conversation_id)
+            ).first()  # fmt: skip
+            if row is not None:
+                moved.append(int(row[0]))
+        return moved
+    return [
+        int(cid)
+        for cid in session.execute(
+            update(RunItem).where(RunItem.run_id == run_id, RunItem.stage == stage,
+                                  RunItem.conversation_id == _ids_param(ids), RunItem.state == "pending")
+            .values(state=state, finished_at=func.clock_timestamp())
+            .returning(RunItem.conversation_id)
+        ).scalars()
+    ]  # fmt: skip
+
+
+def _dead_letter(session: Session, run_id: int, stage: str, item: str, failure: _Failure, attempts: int) -> None:
+    session.add(DeadLetter(run_id=run_id, stage=stage, item=item, error_class=failure.error_class,
+                           error_message=failure.message, attempts=attempts))  # fmt: skip
+
+
+def _claim(engine: Engine, run_id: int, generation: int, stage: str, ids: Sequence[int], job_id: int | None, settings: DurableSettings) -> dict[int, int] | None:
+    """Pending items of this batch with their attempt number, or None when the run must not start work."""
+    with session_scope(engine) as session:
+        run = lock_run(session, run_id)
+        if run is None:
+            return None
+        if run.generation != generation or run.status not in ACTIVE_STATUSES:
+            if run.status == "stopping":
+                try_finish_stop(session, run_id, exclude_job_id=job_id)
+            return None
+        rows = session.execute(
+            update(RunItem).where(RunItem.run_id == run_id, RunItem.stage == stage,
+                                  RunItem.conversation_id == _ids_param(ids), RunItem.state == "pending")
+            .values(attempts=RunItem.attempts + 1, started_at=func.clock_timestamp())
+            .returning(RunItem.conversation_id, RunItem.attempts)
+        ).all()  # fmt: skip
+        claimed = {int(cid): int(attempt) for cid, attempt in rows}
+        # An item past its attempts here was lost with its worker every time (a poison item): dead-letter it.
+        lost = {cid: a for cid, a in claimed.items() if a > settings.max_item_attempts}
+        if lost:
+            failure = _Failure("WorkerLost", f"{EXHAUSTED}: the item's worker died {settings.max_item_attempts} times", False)
+            moved = _transition(session, run_id, stage, sorted(lost), "dead", {cid: failure.message for cid in lost})
+            for cid in moved:
+                _dead_letter(session, run_id, stage, str(cid), failure, lost[cid] - 1)
+            add_counters(run, stage, {"dead": len(moved)})
+            for cid in lost:
+                claimed.pop(cid)
+        if not claimed and pending_count(session, run_id, stage) == 0:
+            request_advance(session, run)  # a retried job whose first execution committed but died before this
+        return claimed
+
+
+def run_batch(engine: Engine, *, run_id: int, generation: int, stage: str, ids: Sequence[int],
+              job_id: int | None = None, settings: DurableSettings | None = None,
+              faults: FaultInjector | None = None, rng: random.Random | None = None) -> dict[str, int]:  # fmt: skip
+    """Process one batch of a per-conversation stage; raises RetryLater when items await a retry."""
+    settings = settings or DurableSettings.from_env()
+    faults = faults or FaultInjector.from_env()
+    claimed = _claim(engine, run_id, generation, stage, ids, job_id, settings)
+    if not claimed:
+        return {"claimed": 0}
+    failures: dict[int, _Failure] = {}
+    ok: list[int] = []
+    for cid in sorted(claimed):
+        try:
+            faults.check(stage, cid, claimed[cid])
+            ok.append(cid)
+        except Exception as exc:  # the injector raises TransientError or PermanentError
+            failures[cid] = _failure(exc)
+    with session_scope(engine) as session:
+        run_params = {}
+        outcome = BatchOutcome()
+        if ok:
+            try:
+                with session.begin_nested():
+                    run_params = _run_params(session, run_id)
+                    outcome = PER_CONVERSATION[stage](session, ok, run_params)
+            except Exception as exc:
+                logger.warning("run %d %s batch of %d failed: %s", run_id, stage, len(ok), type(exc).__name__)
+                failure = _failure(exc)
+                failures.update({cid: failure for cid in ok})
+                outcome = BatchOutcome()
+        retry_ids, delay = _record(session, run_id, stage, claimed, outcome, failures, settings, rng)
+        stopping = False
+        if not retry_ids:
+            run = lock_run(session, run_id)
+            stopping = run is not None and run.status == "stopping"
+        if stopping:
+            try_finish_stop(session, run_id, exclude_job_id=job_id)
+    if retry_ids:
+        raise RetryLater(delay, len(retry_ids))
+    return {"claimed": len(claimed), "done": len(outcome.done), "failed": len(failures)}
+
+
+def _run_params(session: Session, run_id: int) -> dict:
+    from threadline.db.models import Run
+
+    return dict(session.execute(select(Run.params).where(Run.id == run_id)).scalar_one() or {})
+
+
+def _record(session: Session, run_id: int, stage: str, claimed: dict[int, int], outcome: BatchOutcome,
+            failures: dict[int, _Failure], settings: DurableSettings, rng: random.Random | None) -> tuple[list[int], float]:  # fmt: skip
+    """Store item outcomes, dead letters and counters under the run lock; returns (ids to retry, delay)."""
+    run = lock_run(session, run_id)
+    assert run is not None
+    done = _transition(session, run_id, stage, outcome.done, "done")
+    skipped = _transition(session, run_id, stage, sorted(outcome.skipped), "skipped", outcome.skipped)
+    dead_failures = {cid: f for cid, f in failures.items() if not f.transient or claimed[cid] >= settings.max_item_attempts}
+    reasons = {cid: (f.message if not f.transient else f"{EXHAUSTED}: {f.message}")[:MAX_ERROR_CHARS] for cid, f in dead_failures.items()}
+    dead = _transition(session, run_id, stage, sorted(dead_failures), "dead", reasons)
+    for cid in dead:
+        _dead_letter(session, run_id, stage, str(cid), dead_failures[cid], claimed[cid])
+    retry = sorted(cid for cid in failures if cid not in dead_failures)
+    computed = min(outcome.computed, len(done))  # a concurrent duplicate may have moved some items first
+    add_counters(run, stage, {"done": len(done), "skipped": len(skipped), "dead": len(dead), "retries": len(retry),
+                              "computed": computed, "reused": len(done) - computed})  # fmt: skip
+    if run.phase is None and run.status == "running":
+        run.phase = stage
+    if not retry and pending_count(session, run_id, stage) == 0:
+        request_advance(session, run)
+    delay = 0.0
+    if retry:
+        attempt = max(claimed[cid] for cid in retry)
+        retry_after = max((failures[cid].retry_after_s or 0.0 for cid in retry), default=0.0) or None
+        delay = backoff_delay_s(attempt, settings.retry_base_delay_s, retry_after_s=retry_after, rng=rng)
+    return retry, delay
+
+
+def run_whole(engine: Engine, *, run_id: int, generation: int, phase: str, job_id: int | None = None,
+              job_attempts: int = 0, settings: DurableSettings | None = None) -> dict[str, int]:  # fmt: skip
+    """Run a whole-run stage once: its result, the phase's `done` and the next advance commit together."""
+    settings = settings or DurableSettings.from_env()
+    with session_scope(engine) as session:
+        run = lock_run(session, run_id)
+        if run is None or run.generation != generation or run.status not in ACTIVE_STATUSES:
+            if run is not None and run.status == "stopping":
+                try_finish_stop(session, run_id, exclude_job_id=job_id)
+            return {"ran": 0}
+    retry_delay: float | None = None
+    with session_scope(engine) as session:
+        state = session.execute(
+            select(RunPhase.state).where(RunPhase.run_id == run_id, RunPhase.phase == phase).with_for_update()
+        ).scalar_one_or_none()  # serializes duplicate executions; the second sees `done`
+        if state != "active":
+            return {"ran": 0}
+        try:
+            with session.begin_nested():
+                result = WHOLE_RUN[phase](session, run_id)
+        except Exception as exc:
+            failure = _failure(exc)
+            logger.warning("run %d phase %s failed: %s", run_id, phase, failure.error_class)
+            run = lock_run(session, run_id)
+            assert run is not None
+            attempt = job_attempts + 1
+            if failure.transient and attempt < settings.max_item_attempts:
+                add_counters(run, phase, {"retries": 1})
+                retry_delay = backoff_delay_s(attempt, settings.retry_base_delay_s, retry_after_s=failure.retry_after_s)
+            else:
+                _dead_letter(session, run_id, phase, f"run:{run_id}", failure, attempt)
+                add_counters(run, phase, {"dead": 1})
+                session.execute(update(RunPhase).where(RunPhase.run_id == run_id, RunPhase.phase == phase).values(state="pending"))
+                run.status, run.phase, run.finished_at = "failed", None, func.now()
+                run.error = f"{phase}: {failure.error_class}: {failure.message}"[:MAX_ERROR_CHARS]
+        else:
+            run = lock_run(session, run_id)
+            assert run is not None
+            set_counters(run, phase, result)
+            add_counters(run, phase, {"done": 1})
+            session.execute(
+                update(RunPhase).where(RunPhase.run_id == run_id, RunPhase.phase == phase)
+                .values(state="done", finished_at=func.now())
+            )  # fmt: skip
+            if run.status == "stopping":
+                try_finish_stop(session, run_id, exclude_job_id=job_id)
+            else:
+                request_advance(session, run)
+    if retry_delay is not None:
+        raise RetryLater(retry_delay, 1)
+    return {"ran": 1}
+
+
+__all__ = ["run_batch", "run_whole", "finish"]

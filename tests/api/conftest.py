@@ -1,0 +1,101 @@
+"""API test fixtures: a database holding the sample after one finished run, cloned per test.
+
+The populated database is built once per test session (import the sample, run the
+pipeline in-process) and then used as a template, so each test gets its own copy in
+about a second and may write to it freely.
+"""
+
+from __future__ import annotations
+
+import itertools
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import psycopg
+import pytest
+from fastapi.testclient import TestClient
+from sqlalchemy import Engine
+from sqlalchemy.engine import make_url
+
+from threadline.config import Settings
+from threadline.db.embedded import ensure_database
+from threadline.db.engine import make_engine
+
+REPO = Path(__file__).resolve().parents[2]
+EXAMPLES = REPO / "examples" / "conversations.jsonl"
+POPULATED_TEMPLATE = "threadline_api_populated"
+_counter = itertools.count()
+
+
+def _url(maintenance: str, name: str) -> str:
+    return make_url(maintenance).set(drivername="postgresql+psycopg", database=name).render_as_string(hide_password=False)
+
+
+@pytest.fixture(scope="session")
+def populated_template(pg_server: str, embedder) -> str:
+    """Name of a database with the sample imported and one succeeded run (built once)."""
+    from threadline.db.engine import session_scope
+    from threadline.pipeline.runs import create_run, execute_run
+    from threadline.sources.importer import import_file
+
+    ensure_database(pg_server, POPULATED_TEMPLATE, template="threadline_template")
+    engine = make_engine(_url(pg_server, POPULATED_TEMPLATE))
+    try:
+        import_file(engine, EXAMPLES, source_name="demo")
+        with session_scope(engine) as session:
+            run_id = create_run(session).id
+        assert execute_run(engine, run_id, embedder).status == "succeeded"
+    finally:
+        engine.dispose()
+    return POPULATED_TEMPLATE
+
+
+@pytest.fixture()
+def api_db_url(pg_server: str, populated_template: str) -> Iterator[str]:
+    name = f"api_{os.getpid()}_{next(_counter)}"
+    ensure_database(pg_server, name, template=populated_template)
+    yield _url(pg_server, name)
+    with psycopg.connect(pg_server, autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.fixture()
+def api_engine(api_db_url: str) -> Iterator[Engine]:
+    engine = make_engine(api_db_url)
+    yield engine
+    engine.dispose()
+
+
+@pytest.fixture()
+def api_settings(api_db_url: str, tmp_path: Path) -> Settings:
+    return Settings(home=tmp_path / "home", database_url=api_db_url)
+
+
+@pytest.fixture()
+def app(api_settings: Settings, api_engine: Engine):
+    from threadline.api.app import create_app
+
+    return create_app(api_settings, engine=api_engine)
+
+
+@pytest.fixture()
+def token(api_engine: Engine) -> str:
+    from threadline.api.tokens import create_token
+    from threadline.db.engine import session_scope
+
+    with session_scope(api_engine) as session:
+        return create_token(session, "tests")
+
+
+@pytest.fixture()
+def client(app) -> Iterator[TestClient]:
+    """An unauthenticated client (base_url https so Secure cookies would round-trip too)."""
+    with TestClient(app, follow_redirects=False) as test_client:
+        yield test_client
+
+
+@pytest.fixture()
+def authed(app, token: str) -> Iterator[TestClient]:
+    with TestClient(app, headers={"Authorization": f"Bearer {token}"}, follow_redirects=False) as test_client:
+        yield test_client
