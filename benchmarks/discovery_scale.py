@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import platform
 import resource
 import subprocess
@@ -57,9 +58,11 @@ def child(n: int) -> dict[str, object]:
 
     x, truth = synthetic(n)
     rss_before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    cpu0 = time.process_time()
     t0 = time.perf_counter()
     result = cluster_vectors(x, random_state=0)
     t1 = time.perf_counter()
+    cpu1 = time.process_time()
     groups = group_themes(result.centroids, result.sizes())
     t2 = time.perf_counter()
     peak_kib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # Linux: KiB
@@ -67,6 +70,8 @@ def child(n: int) -> dict[str, object]:
         "n": n,
         "clustering_version": CLUSTERING_VERSION,
         "cluster_seconds": round(t1 - t0, 2),
+        "cluster_cpu_seconds": round(cpu1 - cpu0, 2),  # all threads; compare with wall time to see contention
+        "load_average_1min": round(os.getloadavg()[0], 2),
         "group_seconds": round(t2 - t1, 2),
         "peak_rss_gib": round(peak_kib / 2**20, 3),
         "rss_before_discovery_gib": round(rss_before / 2**20, 3),
@@ -109,6 +114,7 @@ def main() -> None:
     if len(runs) >= 2:
         a, b = runs[0], runs[-1]
         out["time_ratio"] = round(b["cluster_seconds"] / max(a["cluster_seconds"], 1e-9), 2)
+        out["cpu_time_ratio"] = round(b["cluster_cpu_seconds"] / max(a["cluster_cpu_seconds"], 1e-9), 2)
         out["size_ratio"] = round(b["n"] / a["n"], 2)
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
     RESULTS.write_text(json.dumps(out, indent=2) + "\n")
@@ -116,8 +122,6 @@ def main() -> None:
 
 
 def _cpus() -> int:
-    import os
-
     return len(os.sched_getaffinity(0))
 
 

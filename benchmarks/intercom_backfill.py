@@ -18,7 +18,7 @@ import logging
 import platform
 import sys
 import time
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 from threadline.sources.intercom.client import IntercomClient
@@ -81,7 +81,7 @@ def main(argv: list[str] | None = None) -> int:
     allowed_rate = limit / args.window
     result = {
         "benchmark": "intercom_backfill",
-        "measured_at": datetime.now(timezone.utc).isoformat(),
+        "measured_at": datetime.now(UTC).isoformat(),
         "command": "python benchmarks/intercom_backfill.py " + " ".join(sys.argv[1:] if argv is None else argv),
         "machine": {"python": platform.python_version(), "platform": platform.platform()},
         "params": {**{k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()},

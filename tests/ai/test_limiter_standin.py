@@ -6,6 +6,7 @@ import asyncio
 import time
 from collections.abc import Callable
 
+import pytest
 from llm_helpers import RunningStandin, client_for
 
 from threadline.ai.llm import analyze_batch
@@ -33,6 +34,7 @@ def _strict_standin(factory: Callable[..., RunningStandin]) -> RunningStandin:
     )
 
 
+@pytest.mark.slow
 def test_single_worker_uses_the_budget_without_429s(
     standin_factory: Callable[..., RunningStandin],
 ) -> None:
@@ -53,6 +55,7 @@ def test_single_worker_uses_the_budget_without_429s(
     assert server.state.counters["rate_limited"] <= ITEMS * 0.01
 
 
+@pytest.mark.slow
 def test_two_workers_dividing_the_budget_stay_within_it(
     standin_factory: Callable[..., RunningStandin],
 ) -> None:
@@ -78,6 +81,7 @@ def test_two_workers_dividing_the_budget_stay_within_it(
     assert server.state.counters["rate_limited"] <= ITEMS * 0.05
 
 
+@pytest.mark.slow
 def test_overconfigured_budget_recovers_from_429s_via_headers(
     standin_factory: Callable[..., RunningStandin],
 ) -> None:

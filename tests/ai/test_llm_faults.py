@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable
 
+import pytest
 from llm_helpers import RunningStandin, client_for
 
 from threadline.ai.llm import analyze_batch
@@ -15,6 +16,7 @@ MAX_ATTEMPTS = 4  # calls per logical call in this test
 READ_TIMEOUT_SECONDS = 0.5  # s: well above the 10-40 ms latency, far below the 3 s hang
 
 
+@pytest.mark.slow
 def test_every_item_is_done_or_failed_with_bounded_retries(
     standin_factory: Callable[..., RunningStandin],
 ) -> None:

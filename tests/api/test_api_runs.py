@@ -32,7 +32,7 @@ def test_start_list_show_stop_resume(authed):
 
 
 def test_start_refuses_unknown_source_and_extra_fields(authed):
-    assert authed.post("/api/runs", json={"source": "nope"}).status_code == 422
+    assert authed.post("/api/runs", json={"source": "nope"}).status_code == 404
     assert authed.post("/api/runs", json={"phases": ["embed"]}).status_code == 422
 
 

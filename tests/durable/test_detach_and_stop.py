@@ -6,7 +6,16 @@ import json
 import time
 
 from durable_helpers import (
-    FAST_WORKER, doing_jobs, item_states, make_conversations, run_cli, run_status, tail, wait_until, worker, worker_env,
+    FAST_WORKER,
+    doing_jobs,
+    item_states,
+    make_conversations,
+    run_cli,
+    run_status,
+    tail,
+    wait_until,
+    worker,
+    worker_env,
 )  # fmt: skip
 from sqlalchemy import func, select, text
 

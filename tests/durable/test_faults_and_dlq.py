@@ -7,7 +7,15 @@ import subprocess
 import threading
 
 from durable_helpers import (
-    FAST_WORKER, item_states, make_conversations, run_cli, run_status, tail, threadline_command, wait_until, worker,
+    FAST_WORKER,
+    item_states,
+    make_conversations,
+    run_cli,
+    run_status,
+    tail,
+    threadline_command,
+    wait_until,
+    worker,
     worker_env,
 )  # fmt: skip
 from sqlalchemy import func, select, text

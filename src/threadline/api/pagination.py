@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated, Generic, TypeVar
 
-from fastapi import Query
+from fastapi import Path, Query
 from pydantic import BaseModel, Field
 
 from threadline.config import MAX_LIST_LIMIT
@@ -31,3 +31,6 @@ def page_of(rows: list, limit: int, offset: int) -> dict:
     """A page from rows fetched with `limit + 1` (the extra row only says there is more)."""
     more = len(rows) > limit
     return {"items": rows[:limit], "limit": limit, "offset": offset, "next_offset": offset + limit if more else None}
+
+MAX_ID = 2**63 - 1  # largest BIGINT: ids beyond it cannot exist, so they are rejected before reaching SQL
+IdPath = Annotated[int, Path(ge=1, le=MAX_ID, description="Row id.")]

@@ -15,6 +15,7 @@ from rich.table import Table
 
 from threadline.cli.common import console, emit_json, engine, err_console, fail, parse_date
 from threadline.config import MAX_LIST_LIMIT
+from threadline.pipeline.settings import HEARTBEAT_INTERVAL_S, STALLED_WORKER_TIMEOUT_S
 
 JsonOption = Annotated[bool, typer.Option("--json", help="Machine-readable JSON on stdout.")]
 LimitOption = Annotated[int, typer.Option("--limit", min=1, max=MAX_LIST_LIMIT, help="Rows to show.")]
@@ -95,10 +96,10 @@ def _print_finished(finished: Any, as_json: bool) -> None:
 
 def worker_command(
     concurrency: ConcurrencyOption = 1,
-    heartbeat: Annotated[float, typer.Option("--heartbeat", min=0.5, help="Seconds between heartbeats.")] = 5.0,
+    heartbeat: Annotated[float, typer.Option("--heartbeat", min=0.5, help="Seconds between heartbeats.")] = HEARTBEAT_INTERVAL_S,
     stalled_after: Annotated[
         float, typer.Option("--stalled-after", min=2.0, help="Seconds without heartbeat before a worker's jobs are taken over.")
-    ] = 30.0,
+    ] = STALLED_WORKER_TIMEOUT_S,
     name: Annotated[str | None, typer.Option("--name", help="Worker name shown in logs.")] = None,
 ) -> None:
     """Execute queued runs (any number of workers, on any machines, against THREADLINE_DATABASE_URL)."""

@@ -94,8 +94,9 @@ def _dead_letter(session: Session, run_id: int, stage: str, item: str, failure: 
                            error_message=failure.message, attempts=attempts))  # fmt: skip
 
 
-def _claim(engine: Engine, run_id: int, generation: int, stage: str, ids: Sequence[int], job_id: int | None, settings: DurableSettings) -> dict[int, int] | None:
-    """Pending items of this batch with their attempt number, or None when the run must not start work."""
+def _claim(engine: Engine, run_id: int, generation: int, stage: str, ids: Sequence[int], job_id: int | None,
+           settings: DurableSettings) -> tuple[dict[int, int], dict] | None:  # fmt: skip
+    """(pending items of this batch -> attempt number, run params), or None when the run must not start work."""
     with session_scope(engine) as session:
         run = lock_run(session, run_id)
         if run is None:
@@ -123,7 +124,7 @@ def _claim(engine: Engine, run_id: int, generation: int, stage: str, ids: Sequen
                 claimed.pop(cid)
         if not claimed and pending_count(session, run_id, stage) == 0:
             request_advance(session, run)  # a retried job whose first execution committed but died before this
-        return claimed
+        return claimed, dict(run.params or {})
 
 
 def run_batch(engine: Engine, *, run_id: int, generation: int, stage: str, ids: Sequence[int],
@@ -132,9 +133,10 @@ def run_batch(engine: Engine, *, run_id: int, generation: int, stage: str, ids: 
     """Process one batch of a per-conversation stage; raises RetryLater when items await a retry."""
     settings = settings or DurableSettings.from_env()
     faults = faults or FaultInjector.from_env()
-    claimed = _claim(engine, run_id, generation, stage, ids, job_id, settings)
-    if not claimed:
+    claim = _claim(engine, run_id, generation, stage, ids, job_id, settings)
+    if claim is None or not claim[0]:
         return {"claimed": 0}
+    claimed, run_params = claim
     failures: dict[int, _Failure] = {}
     ok: list[int] = []
     for cid in sorted(claimed):
@@ -144,39 +146,33 @@ def run_batch(engine: Engine, *, run_id: int, generation: int, stage: str, ids: 
         except Exception as exc:  # the injector raises TransientError or PermanentError
             failures[cid] = _failure(exc)
     with session_scope(engine) as session:
-        run_params = {}
         outcome = BatchOutcome()
         if ok:
             try:
                 with session.begin_nested():
-                    run_params = _run_params(session, run_id)
                     outcome = PER_CONVERSATION[stage](session, ok, run_params)
             except Exception as exc:
                 logger.warning("run %d %s batch of %d failed: %s", run_id, stage, len(ok), type(exc).__name__)
                 failure = _failure(exc)
                 failures.update({cid: failure for cid in ok})
                 outcome = BatchOutcome()
-        retry_ids, delay = _record(session, run_id, stage, claimed, outcome, failures, settings, rng)
-        stopping = False
-        if not retry_ids:
-            run = lock_run(session, run_id)
-            stopping = run is not None and run.status == "stopping"
-        if stopping:
+        retry_ids, delay, status = _record(session, run_id, stage, claimed, outcome, failures, settings, rng)
+        if status == "stopping" and not retry_ids:
             try_finish_stop(session, run_id, exclude_job_id=job_id)
     if retry_ids:
         raise RetryLater(delay, len(retry_ids))
     return {"claimed": len(claimed), "done": len(outcome.done), "failed": len(failures)}
 
 
-def _run_params(session: Session, run_id: int) -> dict:
-    from threadline.db.models import Run
-
-    return dict(session.execute(select(Run.params).where(Run.id == run_id)).scalar_one() or {})
-
-
 def _record(session: Session, run_id: int, stage: str, claimed: dict[int, int], outcome: BatchOutcome,
-            failures: dict[int, _Failure], settings: DurableSettings, rng: random.Random | None) -> tuple[list[int], float]:  # fmt: skip
-    """Store item outcomes, dead letters and counters under the run lock; returns (ids to retry, delay)."""
+            failures: dict[int, _Failure], settings: DurableSettings,
+            rng: random.Random | None) -> tuple[list[int], float, str]:  # fmt: skip
+    """Store item outcomes, dead letters and counters under the run lock; returns (ids to retry, delay, run status).
+
+    Items left pending in the stage = total - done - skipped - dead, read from the counters
+    this transaction just updated under the run lock (a COUNT over run_items per batch
+    would make a run quadratic in its size).
+    """
     run = lock_run(session, run_id)
     assert run is not None
     done = _transition(session, run_id, stage, outcome.done, "done")
@@ -192,14 +188,15 @@ def _record(session: Session, run_id: int, stage: str, claimed: dict[int, int], 
                               "computed": computed, "reused": len(done) - computed})  # fmt: skip
     if run.phase is None and run.status == "running":
         run.phase = stage
-    if not retry and pending_count(session, run_id, stage) == 0:
+    c = run.counters[stage]
+    if not retry and c["total"] - c["done"] - c["skipped"] - c["dead"] <= 0:
         request_advance(session, run)
     delay = 0.0
     if retry:
         attempt = max(claimed[cid] for cid in retry)
         retry_after = max((failures[cid].retry_after_s or 0.0 for cid in retry), default=0.0) or None
         delay = backoff_delay_s(attempt, settings.retry_base_delay_s, retry_after_s=retry_after, rng=rng)
-    return retry, delay
+    return retry, delay, run.status
 
 
 def run_whole(engine: Engine, *, run_id: int, generation: int, phase: str, job_id: int | None = None,

@@ -16,6 +16,7 @@ from sqlalchemy.orm import Session
 
 from threadline.config import MAX_LIST_LIMIT
 from threadline.db.models import DeadLetter, Run, RunItem, RunPhase
+from threadline.pipeline.defer import defer_jobs
 from threadline.pipeline.errors import RunError
 from threadline.pipeline.jobs import get_app
 from threadline.pipeline.lifecycle import (
@@ -27,7 +28,6 @@ from threadline.pipeline.lifecycle import (
     request_advance,
     try_finish_stop,
 )
-from threadline.pipeline.defer import defer_jobs
 from threadline.pipeline.runs import create_run
 from threadline.pipeline.stages import PER_CONVERSATION_STAGES
 
@@ -143,10 +143,12 @@ def _iso(value: datetime | None) -> str | None:
     return value.isoformat() if value else None
 
 
+PAGE_PROBE_ROWS = 1  # rows allowed beyond MAX_LIST_LIMIT: a paginating caller asks for limit + 1 to detect a next page
+
+
 def _bounded(limit: int) -> int:
-    if limit < 1 or limit > MAX_LIST_LIMIT:
-        raise ValueError(f"limit must be between 1 and {MAX_LIST_LIMIT}")
-    return limit
+    """`limit` clamped to 1..MAX_LIST_LIMIT (+ the page probe row)."""
+    return min(max(int(limit), 1), MAX_LIST_LIMIT + PAGE_PROBE_ROWS)
 
 
 def list_runs(session: Session, *, limit: int = 50, offset: int = 0) -> list[dict[str, Any]]:

@@ -8,6 +8,7 @@ title and text are refreshed only while nobody has edited them; status is never 
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import math
 from collections import Counter, defaultdict
@@ -25,6 +26,7 @@ from threadline.stories.evidence import Quote, best_quote
 logger = logging.getLogger(__name__)
 
 STAGE = "stories"
+FIRST_MESSAGE_BONUS = 1.0  # score points: one keyword's worth of preference for the opening message
 EVIDENCE_CANDIDATES = 40  # conversations closest to the theme centre searched for quotes: enough variety, bounded work
 TREND_MAX_BUCKETS = 26  # points in a trend series: a half-year of weeks, readable as a sparkline
 TREND_RATIO_RISING = 1.5  # later-half rate / earlier-half rate above this reads as rising
@@ -98,8 +100,13 @@ def _evidence(session: Session, run_id: int, theme: Theme) -> list[Quote]:
         .order_by(Message.conversation_id, Message.position)
     ).all()
     best_by_conversation: dict[int, Quote] = {}
+    seen_first: set[int] = set()
     for message_id, conversation_id, text in messages:
         quote = best_quote(message_id, conversation_id, text, theme.keywords)
+        if quote is not None and conversation_id not in seen_first:
+            # The opening customer message states the problem; follow-ups add details.
+            quote = dataclasses.replace(quote, score=quote.score + FIRST_MESSAGE_BONUS)
+        seen_first.add(conversation_id)
         current = best_by_conversation.get(conversation_id)
         if quote and (current is None or quote.score > current.score):
             best_by_conversation[conversation_id] = quote
@@ -114,6 +121,8 @@ def _evidence(session: Session, run_id: int, theme: Theme) -> list[Quote]:
             contact = contact_of[cid]
             if quote in chosen or (prefer_new_customer and contact is not None and contact in seen_contacts):
                 continue
+            if any(q.text.casefold() == quote.text.casefold() for q in chosen):
+                continue  # the same sentence twice shows nothing new
             chosen.append(quote)
             if contact is not None:
                 seen_contacts.add(contact)

@@ -12,7 +12,7 @@ from fastapi import APIRouter, FastAPI, Form, HTTPException, Query, Request
 from fastapi.responses import HTMLResponse, JSONResponse, PlainTextResponse, RedirectResponse, Response
 from fastapi.templating import Jinja2Templates
 
-from threadline.api.pagination import MAX_OFFSET
+from threadline.api.pagination import IdPath, MAX_ID, MAX_OFFSET
 from threadline.api.read import runs as run_read
 from threadline.api.read.conversations import MAX_QUERY_CHARS, get_conversation, list_conversations
 from threadline.api.read.overview import overview
@@ -121,7 +121,7 @@ def overview_page(request: Request, db: DbSession, session: PageSession) -> HTML
 
 
 @router.get("/themes", response_class=HTMLResponse)
-def themes_page(request: Request, db: DbSession, session: PageSession, run_id: Annotated[int | None, Query(ge=1)] = None) -> HTMLResponse:
+def themes_page(request: Request, db: DbSession, session: PageSession, run_id: Annotated[int | None, Query(ge=1, le=MAX_ID)] = None) -> HTMLResponse:
     run = default_run_id(db, run_id)
     tree = theme_tree(db, run_id=run) if run is not None else []
     return render(request, "themes.html", session, tree=tree, series=theme_sparklines(db, run), run_id=run)
@@ -129,7 +129,7 @@ def themes_page(request: Request, db: DbSession, session: PageSession, run_id: A
 
 @router.get("/themes/{theme_id}", response_class=HTMLResponse)
 def theme_page(
-    request: Request, db: DbSession, session: PageSession, theme_id: int,
+    request: Request, db: DbSession, session: PageSession, theme_id: IdPath,
     offset: Annotated[int, Query(ge=0, le=MAX_OFFSET)] = 0,
 ) -> HTMLResponse:  # fmt: skip
     theme = theme_detail(db, theme_id)
@@ -169,14 +169,14 @@ def _story_or_404(db, story_id: int):
 
 
 @router.get("/stories/{story_id}", response_class=HTMLResponse)
-def story_page(request: Request, db: DbSession, session: PageSession, story_id: int, saved: str | None = None) -> HTMLResponse:
+def story_page(request: Request, db: DbSession, session: PageSession, story_id: IdPath, saved: str | None = None) -> HTMLResponse:
     story = _story_or_404(db, story_id)
     return render(request, "story.html", session, story=story_out(db, story), contexts=evidence_in_context(db, story_id),
                   decisions=DECISIONS, saved=saved)  # fmt: skip
 
 
 @router.post("/stories/{story_id}/status")
-def story_status(db: DbSession, _: FormSession, story_id: int, status: Annotated[str, Form(max_length=16)]) -> Response:
+def story_status(db: DbSession, _: FormSession, story_id: IdPath, status: Annotated[str, Form(max_length=16)]) -> Response:
     if status not in STORY_STATUSES:
         raise HTTPException(422, detail=f"status must be one of {', '.join(STORY_STATUSES)}")
     update_story(db, _story_or_404(db, story_id), {"status": status})
@@ -186,7 +186,7 @@ def story_status(db: DbSession, _: FormSession, story_id: int, status: Annotated
 
 @router.post("/stories/{story_id}/edit")
 def story_edit(
-    db: DbSession, _: FormSession, story_id: int,
+    db: DbSession, _: FormSession, story_id: IdPath,
     title: Annotated[str, Form(min_length=1, max_length=300)],
     problem: Annotated[str, Form(min_length=1, max_length=20_000)],
 ) -> Response:  # fmt: skip
@@ -196,7 +196,7 @@ def story_edit(
 
 
 @router.get("/stories/{story_id}/export.md")
-def story_export(db: DbSession, _: PageSession, story_id: int) -> PlainTextResponse:
+def story_export(db: DbSession, _: PageSession, story_id: IdPath) -> PlainTextResponse:
     story = _story_or_404(db, story_id)
     return PlainTextResponse(
         to_markdown([story_out(db, story)], title=story.title), media_type="text/markdown; charset=utf-8",
@@ -219,7 +219,7 @@ def conversations_page(
 
 
 @router.get("/conversations/{conversation_id}", response_class=HTMLResponse)
-def conversation_page(request: Request, db: DbSession, session: PageSession, conversation_id: int) -> HTMLResponse:
+def conversation_page(request: Request, db: DbSession, session: PageSession, conversation_id: IdPath) -> HTMLResponse:
     found = get_conversation(db, conversation_id)
     if found is None:
         raise HTTPException(404, detail="no such conversation")
@@ -272,7 +272,7 @@ def start_run(
 
 
 @router.get("/runs/{run_id}", response_class=HTMLResponse)
-def run_page(request: Request, db: DbSession, session: PageSession, run_id: int, error: str | None = None) -> HTMLResponse:
+def run_page(request: Request, db: DbSession, session: PageSession, run_id: IdPath, error: str | None = None) -> HTMLResponse:
     view = run_read.run_view(db, run_id)
     if view is None:
         raise HTTPException(404, detail="no such run")
@@ -280,7 +280,7 @@ def run_page(request: Request, db: DbSession, session: PageSession, run_id: int,
 
 
 @router.get("/runs/{run_id}/progress.json")
-def run_progress(db: DbSession, _: PageSession, run_id: int) -> JSONResponse:
+def run_progress(db: DbSession, _: PageSession, run_id: IdPath) -> JSONResponse:
     """What the run page's polling loop reads: status, phase, progress, counters."""
     view = run_read.run_view(db, run_id)
     if view is None:
@@ -290,7 +290,7 @@ def run_progress(db: DbSession, _: PageSession, run_id: int) -> JSONResponse:
 
 
 @router.post("/runs/{run_id}/{action}")
-def run_action(db: DbSession, _: FormSession, run_id: int, action: str) -> Response:
+def run_action(db: DbSession, _: FormSession, run_id: IdPath, action: str) -> Response:
     method = {"stop": "request_stop", "resume": "resume_run"}.get(action)
     if method is None:
         raise HTTPException(404, detail="no such action")
@@ -306,7 +306,7 @@ def run_action(db: DbSession, _: FormSession, run_id: int, action: str) -> Respo
 
 @router.get("/dead-letters", response_class=HTMLResponse)
 def dead_letters_page(request: Request, db: DbSession, session: PageSession,
-                      run_id: Annotated[int | None, Query(ge=1)] = None,
+                      run_id: Annotated[int | None, Query(ge=1, le=MAX_ID)] = None,
                       offset: Annotated[int, Query(ge=0, le=MAX_OFFSET)] = 0, note: str | None = None) -> HTMLResponse:  # fmt: skip
     try:
         rows, unavailable = run_read.service().list_dead_letters(db, run_id=run_id, limit=PAGE_SIZE + 1, offset=offset), None
@@ -317,7 +317,7 @@ def dead_letters_page(request: Request, db: DbSession, session: PageSession,
 
 
 @router.post("/dead-letters/{dead_letter_id}/retry")
-def retry_dead_letter(db: DbSession, _: FormSession, dead_letter_id: int) -> Response:
+def retry_dead_letter(db: DbSession, _: FormSession, dead_letter_id: IdPath) -> Response:
     if db.get(DeadLetter, dead_letter_id) is None:
         raise HTTPException(404, detail="no such dead letter")
     retried = bool(run_read.service().retry_dead_letter(db, dead_letter_id))

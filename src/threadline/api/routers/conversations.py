@@ -8,7 +8,7 @@ from typing import Annotated
 from fastapi import APIRouter, HTTPException, Query
 
 from threadline.api.deps import ApiAuth, DbSession
-from threadline.api.pagination import LimitQuery, OffsetQuery, Page, page_of
+from threadline.api.pagination import IdPath, LimitQuery, MAX_ID, OffsetQuery, Page, page_of
 from threadline.api.read.conversations import MAX_QUERY_CHARS, get_conversation, list_conversations
 from threadline.api.schemas import ConversationDetail, ConversationSummary, Problem
 
@@ -25,8 +25,8 @@ def conversations(
     since: Annotated[datetime | None, Query(description="Created at or after.")] = None,
     until: Annotated[datetime | None, Query(description="Created before.")] = None,
     q: Annotated[str | None, Query(max_length=MAX_QUERY_CHARS, description="Full-text search (web search syntax).")] = None,
-    theme_id: Annotated[int | None, Query(ge=1, description="Members of this theme.")] = None,
-    run_id: Annotated[int | None, Query(ge=1, description="With theme_id: membership in this run.")] = None,
+    theme_id: Annotated[int | None, Query(ge=1, le=MAX_ID, description="Members of this theme.")] = None,
+    run_id: Annotated[int | None, Query(ge=1, le=MAX_ID, description="With theme_id: membership in this run.")] = None,
 ) -> dict:
     """Newest first. `q` searches message text with PostgreSQL full-text search (English stemming)."""
     rows = list_conversations(
@@ -36,7 +36,7 @@ def conversations(
 
 
 @router.get("/conversations/{conversation_id}", response_model=ConversationDetail, responses={404: {"model": Problem}})
-def conversation(conversation_id: int, db: DbSession, _: ApiAuth) -> dict:
+def conversation(conversation_id: IdPath, db: DbSession, _: ApiAuth) -> dict:
     found = get_conversation(db, conversation_id)
     if found is None:
         raise HTTPException(404, detail="no such conversation")

@@ -7,7 +7,7 @@ from typing import Annotated
 from fastapi import APIRouter, HTTPException, Query
 
 from threadline.api.deps import ApiAuth, DbSession
-from threadline.api.pagination import LimitQuery, OffsetQuery, Page, page_of
+from threadline.api.pagination import IdPath, LimitQuery, MAX_ID, OffsetQuery, Page, page_of
 from threadline.api.read.runs import service
 from threadline.api.schemas import DeadLetterOut, Problem, RetryResult
 from threadline.db.models import DeadLetter
@@ -18,7 +18,7 @@ router = APIRouter(tags=["dead letters"], responses={401: {"model": Problem}, 50
 @router.get("/dead-letters", response_model=Page[DeadLetterOut])
 def dead_letters(
     db: DbSession, _: ApiAuth, limit: LimitQuery = 50, offset: OffsetQuery = 0,
-    run_id: Annotated[int | None, Query(ge=1)] = None,
+    run_id: Annotated[int | None, Query(ge=1, le=MAX_ID)] = None,
 ) -> dict:  # fmt: skip
     rows = service().list_dead_letters(db, run_id=run_id, limit=limit + 1, offset=offset)
     return page_of(rows, limit, offset)
@@ -26,7 +26,7 @@ def dead_letters(
 
 @router.post("/dead-letters/{dead_letter_id}/retry", response_model=RetryResult,
              responses={404: {"model": Problem}, 409: {"model": Problem}})  # fmt: skip
-def retry(dead_letter_id: int, db: DbSession, _: ApiAuth) -> dict:
+def retry(dead_letter_id: IdPath, db: DbSession, _: ApiAuth) -> dict:
     """Queue the item again; 409 when it was already retried (one atomic claim per failure)."""
     svc = service()
     if db.get(DeadLetter, dead_letter_id) is None:

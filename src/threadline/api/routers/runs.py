@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 from fastapi import APIRouter, HTTPException, status
+from sqlalchemy import select
 
 from threadline.api.deps import ApiAuth, DbSession
-from threadline.api.pagination import LimitQuery, OffsetQuery, Page, page_of
+from threadline.api.pagination import IdPath, LimitQuery, MAX_ID, OffsetQuery, Page, page_of
 from threadline.api.read import runs as run_read
 from threadline.api.read.overview import overview
 from threadline.api.schemas import Overview, Problem, RunOut, RunStart
+from threadline.db.models import Source
 
 router = APIRouter(tags=["runs"], responses={401: {"model": Problem}, 503: {"model": Problem}})
 
@@ -24,15 +26,21 @@ def runs(db: DbSession, _: ApiAuth, limit: LimitQuery = 50, offset: OffsetQuery 
     return page_of(run_read.list_runs(db, limit=limit + 1, offset=offset), limit, offset)
 
 
-@router.post("/runs", response_model=RunOut, status_code=status.HTTP_202_ACCEPTED, responses={422: {"model": Problem}})
+@router.post("/runs", response_model=RunOut, status_code=status.HTTP_202_ACCEPTED,
+             responses={404: {"model": Problem}, 409: {"model": Problem}})  # fmt: skip
 def start_run(body: RunStart, db: DbSession, _: ApiAuth) -> dict:
-    """Create a run and queue its jobs; `threadline worker` processes do the work, never this server."""
+    """Create a run and queue its jobs; `threadline worker` processes do the work, never this server.
+
+    404 when `source` names no source; 409 when the service refuses the run.
+    """
     service = run_read.service()
+    if body.source is not None and db.execute(select(Source.id).where(Source.name == body.source)).scalar() is None:
+        raise HTTPException(404, detail=f"no source named {body.source!r}")
     try:
         run_id = service.enqueue_run(db, source=body.source, since=body.since, until=body.until)
     except run_read.run_error_class() as exc:
         db.rollback()
-        raise HTTPException(422, detail=str(exc)) from None
+        raise HTTPException(409, detail=str(exc)) from None
     db.commit()
     view = run_read.run_view(db, run_id)
     assert view is not None
@@ -40,7 +48,7 @@ def start_run(body: RunStart, db: DbSession, _: ApiAuth) -> dict:
 
 
 @router.get("/runs/{run_id}", response_model=RunOut, responses={404: {"model": Problem}})
-def run(run_id: int, db: DbSession, _: ApiAuth) -> dict:
+def run(run_id: IdPath, db: DbSession, _: ApiAuth) -> dict:
     view = run_read.run_view(db, run_id)
     if view is None:
         raise HTTPException(404, detail="no such run")
@@ -63,12 +71,12 @@ def _transition(db, run_id: int, action: str) -> dict:
 
 
 @router.post("/runs/{run_id}/stop", response_model=RunOut, responses={404: {"model": Problem}, 409: {"model": Problem}})
-def stop_run(run_id: int, db: DbSession, _: ApiAuth) -> dict:
+def stop_run(run_id: IdPath, db: DbSession, _: ApiAuth) -> dict:
     """Ask the run to stop: in-flight items finish, then it halts as `stopped` (resumable)."""
     return _transition(db, run_id, "request_stop")
 
 
 @router.post("/runs/{run_id}/resume", response_model=RunOut, responses={404: {"model": Problem}, 409: {"model": Problem}})
-def resume_run(run_id: int, db: DbSession, _: ApiAuth) -> dict:
+def resume_run(run_id: IdPath, db: DbSession, _: ApiAuth) -> dict:
     """Resume a stopped or failed run: only what is not done yet is queued again."""
     return _transition(db, run_id, "resume_run")

@@ -5,7 +5,7 @@ from __future__ import annotations
 from fastapi import APIRouter, HTTPException, status
 
 from threadline.api.deps import ApiAuth, DbSession
-from threadline.api.pagination import LimitQuery, OffsetQuery, Page, page_of
+from threadline.api.pagination import IdPath, LimitQuery, MAX_ID, OffsetQuery, Page, page_of
 from threadline.api.read.runs import service
 from threadline.api.read.sources import list_sources
 from threadline.api.schemas import Problem, SourceOut, SyncAccepted
@@ -23,7 +23,7 @@ def sources(db: DbSession, _: ApiAuth, limit: LimitQuery = 50, offset: OffsetQue
 
 @router.post("/sources/{source_id}/sync", response_model=SyncAccepted, status_code=status.HTTP_202_ACCEPTED,
              responses={404: {"model": Problem}, 409: {"model": Problem}, 503: {"model": Problem}})  # fmt: skip
-def sync_source(source_id: int, db: DbSession, _: ApiAuth) -> dict:
+def sync_source(source_id: IdPath, db: DbSession, _: ApiAuth) -> dict:
     """Queue a sync job for a connector source (Intercom); file sources answer 409."""
     source = db.get(Source, source_id)
     if source is None:

@@ -5,10 +5,10 @@ from __future__ import annotations
 from typing import Annotated
 
 from fastapi import APIRouter, HTTPException, Query
-from fastapi.responses import PlainTextResponse
+from fastapi.responses import JSONResponse, PlainTextResponse
 
 from threadline.api.deps import ApiAuth, DbSession
-from threadline.api.pagination import LimitQuery, OffsetQuery, Page, page_of
+from threadline.api.pagination import IdPath, LimitQuery, MAX_ID, OffsetQuery, Page, page_of
 from threadline.api.read.stories import StorySort, get_story, list_stories, story_out, update_story
 from threadline.api.schemas import Problem, StoryOut, StoryPatch, StoryStatus
 from threadline.stories.export import to_markdown
@@ -22,10 +22,10 @@ def stories(
     _: ApiAuth,
     limit: LimitQuery = 50,
     offset: OffsetQuery = 0,
-    run_id: Annotated[int | None, Query(ge=1, description="Run (default: the latest succeeded run).")] = None,
+    run_id: Annotated[int | None, Query(ge=1, le=MAX_ID, description="Run (default: the latest succeeded run).")] = None,
     status: StoryStatus | None = None,
     severity: Annotated[str | None, Query(max_length=16)] = None,
-    theme_id: Annotated[int | None, Query(ge=1)] = None,
+    theme_id: Annotated[int | None, Query(ge=1, le=MAX_ID)] = None,
     sort: StorySort = "rank",
 ) -> dict:
     rows = list_stories(db, limit=limit + 1, offset=offset, run_id=run_id, status=status, severity=severity,
@@ -34,7 +34,7 @@ def stories(
 
 
 @router.get("/stories/{story_id}", response_model=StoryOut, responses={404: {"model": Problem}})
-def story(story_id: int, db: DbSession, _: ApiAuth) -> dict:
+def story(story_id: IdPath, db: DbSession, _: ApiAuth) -> dict:
     found = get_story(db, story_id)
     if found is None:
         raise HTTPException(404, detail="no such story")
@@ -42,7 +42,7 @@ def story(story_id: int, db: DbSession, _: ApiAuth) -> dict:
 
 
 @router.patch("/stories/{story_id}", response_model=StoryOut, responses={404: {"model": Problem}})
-def edit_story(story_id: int, patch: StoryPatch, db: DbSession, _: ApiAuth) -> dict:
+def edit_story(story_id: IdPath, patch: StoryPatch, db: DbSession, _: ApiAuth) -> dict:
     """Change status and/or text. Text edits set `edited`, so later runs keep the person's words."""
     found = get_story(db, story_id)
     if found is None:
@@ -54,10 +54,10 @@ def edit_story(story_id: int, patch: StoryPatch, db: DbSession, _: ApiAuth) -> d
 
 @router.get(
     "/stories/{story_id}/export.md",
-    response_class=PlainTextResponse,
+    response_class=JSONResponse,  # media type of the error responses; the 200 is text/markdown
     responses={200: {"content": {"text/markdown": {"schema": {"type": "string"}}}}, 404: {"model": Problem}},
 )
-def export_story(story_id: int, db: DbSession, _: ApiAuth) -> PlainTextResponse:
+def export_story(story_id: IdPath, db: DbSession, _: ApiAuth) -> PlainTextResponse:
     """The story with its evidence as Markdown (the same format as `threadline report`)."""
     found = get_story(db, story_id)
     if found is None:

@@ -7,7 +7,7 @@ from typing import Annotated
 from fastapi import APIRouter, HTTPException, Query
 
 from threadline.api.deps import ApiAuth, DbSession
-from threadline.api.pagination import LimitQuery, OffsetQuery, Page, page_of
+from threadline.api.pagination import IdPath, LimitQuery, MAX_ID, OffsetQuery, Page, page_of
 from threadline.api.read.conversations import list_conversations
 from threadline.api.read.themes import Bucket, default_run_id, theme_detail, theme_trend
 from threadline.api.schemas import ConversationSummary, Problem, ThemeDetail, ThemeGroup, TrendSeries
@@ -15,7 +15,7 @@ from threadline.config import MAX_LIST_LIMIT
 from threadline.stories.queries import theme_tree
 
 router = APIRouter(tags=["themes"], responses={401: {"model": Problem}})
-RunQuery = Annotated[int | None, Query(ge=1, description="Run (default: the latest succeeded run).")]
+RunQuery = Annotated[int | None, Query(ge=1, le=MAX_ID, description="Run (default: the latest succeeded run).")]
 
 
 @router.get("/themes", response_model=Page[ThemeGroup])
@@ -26,7 +26,7 @@ def themes(db: DbSession, _: ApiAuth, limit: LimitQuery = 50, offset: OffsetQuer
 
 
 @router.get("/themes/{theme_id}", response_model=ThemeDetail, responses={404: {"model": Problem}})
-def theme(theme_id: int, db: DbSession, _: ApiAuth, run_id: RunQuery = None) -> dict:
+def theme(theme_id: IdPath, db: DbSession, _: ApiAuth, run_id: RunQuery = None) -> dict:
     found = theme_detail(db, theme_id, run_id)
     if found is None:
         raise HTTPException(404, detail="no such theme")
@@ -34,7 +34,7 @@ def theme(theme_id: int, db: DbSession, _: ApiAuth, run_id: RunQuery = None) -> 
 
 
 @router.get("/themes/{theme_id}/trend", response_model=TrendSeries, responses={404: {"model": Problem}})
-def trend(theme_id: int, db: DbSession, _: ApiAuth, run_id: RunQuery = None, bucket: Bucket = "week") -> dict:
+def trend(theme_id: IdPath, db: DbSession, _: ApiAuth, run_id: RunQuery = None, bucket: Bucket = "week") -> dict:
     """Member conversations per day/week/month of their creation time (a group includes its themes)."""
     if theme_detail(db, theme_id, run_id) is None:
         raise HTTPException(404, detail="no such theme")
@@ -42,7 +42,7 @@ def trend(theme_id: int, db: DbSession, _: ApiAuth, run_id: RunQuery = None, buc
 
 
 @router.get("/themes/{theme_id}/conversations", response_model=Page[ConversationSummary], responses={404: {"model": Problem}})
-def members(theme_id: int, db: DbSession, _: ApiAuth, limit: LimitQuery = 50, offset: OffsetQuery = 0, run_id: RunQuery = None) -> dict:
+def members(theme_id: IdPath, db: DbSession, _: ApiAuth, limit: LimitQuery = 50, offset: OffsetQuery = 0, run_id: RunQuery = None) -> dict:
     """Conversations the run put in this theme, newest first."""
     if theme_detail(db, theme_id, run_id) is None:
         raise HTTPException(404, detail="no such theme")

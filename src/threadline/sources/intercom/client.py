@@ -13,7 +13,8 @@ import logging
 import os
 import random
 import re
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 import httpx
 
@@ -109,7 +110,7 @@ class IntercomClient:
     def __repr__(self) -> str:
         return f"IntercomClient(base_url={self.base_url!r}, token=<hidden>)"
 
-    async def __aenter__(self) -> "IntercomClient":
+    async def __aenter__(self) -> IntercomClient:
         limits = httpx.Limits(max_connections=self._max_concurrency, max_keepalive_connections=self._max_concurrency)
         self._http = httpx.AsyncClient(
             base_url=self.base_url,
@@ -145,21 +146,22 @@ class IntercomClient:
         status: int | None = None
         code: str | None = None
         for attempt in range(1, MAX_ATTEMPTS + 1):
-            async with self._semaphore:
+            response: httpx.Response | None = None
+            async with self._semaphore:  # held for the request only, never while waiting to retry
                 seq = await self.pacer.acquire()
                 self.stats["requests"] += 1
                 try:
                     response = await self._http.request(method, path, params=params, json=json)
                 except httpx.TransportError as exc:
-                    self.pacer.update(seq, {})
-                    last, status, code = f"{type(exc).__name__}", None, None
+                    last, status, code = type(exc).__name__, None, None
+                info = self.pacer.update(seq, response.headers if response is not None else {})
+            if response is None:  # connect/read/write/pool timeout or connection error
+                if attempt < MAX_ATTEMPTS:
                     wait = self._backoff(attempt)
-                    logger.info("intercom %s %s: %s, retry %d in %.1fs", method, path, last, attempt, wait)
                     self.stats["retries"] += 1
-                    if attempt < MAX_ATTEMPTS:
-                        await asyncio.sleep(wait)
-                    continue
-                info = self.pacer.update(seq, response.headers)
+                    logger.info("intercom %s %s: %s, retry %d in %.1fs", method, path, last, attempt, wait)
+                    await asyncio.sleep(wait)
+                continue
             status = response.status_code
             if status < 300 or status in ok_statuses:
                 return response

@@ -29,9 +29,10 @@ import json
 import logging
 import os
 import threading
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 from urllib.parse import parse_qsl
 
 import yaml
@@ -117,9 +118,7 @@ def patch_spec(raw: Mapping[str, Any]) -> dict[str, Any]:
         "content": {"application/json": {"schema": {"$ref": "#/components/schemas/error"}}},
     }
     for path_name, item in paths.items():
-        patched = path_name.startswith(PATCHED_PATH_PREFIXES)
-        extra = patched or path_name in EXTRA_PATCHED_PATHS
-        if not extra:
+        if not (path_name.startswith(PATCHED_PATH_PREFIXES) or path_name in EXTRA_PATCHED_PATHS):
             continue
         for method in HTTP_METHODS:
             op = item.get(method)

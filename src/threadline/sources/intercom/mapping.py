@@ -7,8 +7,9 @@ dropped; the count is recorded in `notes`, as is Intercom's 500-part cap when it
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
-from typing import Any, Mapping
+from collections.abc import Mapping
+from datetime import UTC, datetime
+from typing import Any
 
 from threadline.sources.records import AuthorRole, ContactRecord, ConversationRecord, MessageRecord
 
@@ -21,7 +22,7 @@ def from_unix(value: Any) -> datetime | None:
     """Intercom times are Unix seconds (UTC)."""
     if value is None or isinstance(value, bool):
         return None
-    return datetime.fromtimestamp(int(value), tz=timezone.utc)
+    return datetime.fromtimestamp(int(value), tz=UTC)
 
 
 def author_role(author: Mapping[str, Any] | None, part_type: str | None = None) -> AuthorRole:

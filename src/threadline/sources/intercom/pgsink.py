@@ -6,13 +6,15 @@ conversations it covers, so it can never run ahead of committed data.
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from datetime import datetime
-from typing import Any, Mapping, Sequence
+from typing import Any
 
 from sqlalchemy import Engine, select, update
 from sqlalchemy.orm import Session
 
-from threadline.db.models import Conversation, DeadLetter as DeadLetterRow, Source
+from threadline.db.models import Conversation, Source
+from threadline.db.models import DeadLetter as DeadLetterRow
 from threadline.sources.intercom.sync import SyncBatch
 from threadline.sources.store import UpsertStats, upsert_conversations
 

@@ -19,8 +19,8 @@ import asyncio
 import logging
 import random
 import time
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Callable, Mapping
 
 logger = logging.getLogger(__name__)
 
@@ -39,7 +39,7 @@ class RateLimitInfo:
     reset: float | None
 
     @classmethod
-    def from_headers(cls, headers: Mapping[str, str]) -> "RateLimitInfo":
+    def from_headers(cls, headers: Mapping[str, str]) -> RateLimitInfo:
         def num(name: str) -> int | None:
             value = headers.get(name)
             try:
@@ -81,7 +81,7 @@ class RateLimitPacer:
                     if self._probe_seq is not None:
                         try:
                             await asyncio.wait_for(self._probe_event.wait(), PROBE_TIMEOUT_SECONDS)
-                        except asyncio.TimeoutError:
+                        except TimeoutError:
                             logger.debug("rate-limit probe slower than %.1fs; sending another", PROBE_TIMEOUT_SECONDS)
                             self._probe_seq = None
                         continue
@@ -89,8 +89,9 @@ class RateLimitPacer:
                     self._probe_seq = self._take()
                     return self._probe_seq
                 if now < self._reset_at and self._remaining <= 0:
-                    self._paused_until = min(self._reset_at + RESET_GUARD_SECONDS + self.jitter(),
-                                             now + MAX_RATE_LIMIT_WAIT_SECONDS)
+                    # Our own budget is spent (no 429 seen): wait for the reset; the even spread
+                    # already de-synchronises clients, so no jitter is added here.
+                    self._paused_until = min(self._reset_at + RESET_GUARD_SECONDS, now + MAX_RATE_LIMIT_WAIT_SECONDS)
                     continue
                 if now >= self._reset_at:  # inside the guard interval after a reset
                     await asyncio.sleep(self._reset_at + RESET_GUARD_SECONDS - now)

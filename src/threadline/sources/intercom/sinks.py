@@ -9,8 +9,9 @@ from __future__ import annotations
 import copy
 import threading
 from collections import Counter
+from collections.abc import Mapping, Sequence
 from datetime import datetime
-from typing import Any, Mapping, Sequence
+from typing import Any
 
 from threadline.sources.intercom.sync import DeadLetter, SyncBatch
 from threadline.sources.records import ConversationRecord

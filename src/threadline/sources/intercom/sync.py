@@ -26,9 +26,10 @@ import asyncio
 import logging
 import time
 from collections import deque
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
-from typing import Any, Callable, Mapping, Protocol, Sequence
+from datetime import UTC, datetime
+from typing import Any, Protocol
 
 from threadline.sources.intercom import mapping
 from threadline.sources.intercom.client import IntercomAuthError, IntercomClient, IntercomError
@@ -54,7 +55,7 @@ class DeadLetter:
     error_message: str
     attempts: int
     stage: str = DEAD_LETTER_STAGE
-    failed_at: datetime = field(default_factory=lambda: datetime.now(timezone.utc))
+    failed_at: datetime = field(default_factory=lambda: datetime.now(UTC))
 
 
 @dataclass
@@ -297,7 +298,7 @@ class IntercomSync:
                 if threshold is not None and at < threshold:
                     reached_old = True
                     break
-                deleted[str(item["id"])] = mapping.from_unix(at) or datetime.now(timezone.utc)
+                deleted[str(item["id"])] = mapping.from_unix(at) or datetime.now(UTC)
                 newest = at if newest is None else max(newest, at)
             if reached_old or not items or not (body.get("pages") or {}).get("next"):
                 break

@@ -7,7 +7,8 @@ raise `SearchError`, which the app answers with 400.
 
 from __future__ import annotations
 
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from threadline.sources.intercom.standin.data import Conversation
 

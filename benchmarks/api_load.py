@@ -1,0 +1,258 @@
+"""HTTP API latency under load, idle and during a 10,000-conversation run, measured in one process run.
+
+Steps (all on loopback, against a fresh embedded database in a temporary THREADLINE_HOME):
+1. import the synthetic sample and finish one run on it with a real `threadline worker`, so the
+   story/theme lists have content;
+2. import 10,000 synthetic single-message conversations built from banking77's train.csv
+   (created_at spread over 26 weeks);
+3. idle window: 20 concurrent httpx async clients call list endpoints for IDLE_WINDOW_S;
+4. start a run over the 10,000 conversations through the API, with a worker process, and load
+   the list endpoints again for LOAD_WINDOW_S while it runs; then stop the run.
+Figures (p50/p95/p99/max per endpoint and overall, for both windows, and their ratios) go to
+benchmarks/results/api_load.json.
+
+    .venv/bin/python benchmarks/api_load.py [--clients 20] [--load-seconds 60]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import csv
+import json
+import os
+import random
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import httpx
+
+REPO = Path(__file__).resolve().parents[1]
+BANKING = REPO.parent / "shared" / "data" / "banking77" / "train.csv"
+SAMPLE = REPO / "examples" / "conversations.jsonl"
+RESULTS = REPO / "benchmarks" / "results" / "api_load.json"
+CACHE = Path("/tmp/threadline-cache")
+
+CONVERSATIONS = 10_000  # conversations in the loaded run: the issue's scale
+CLIENTS = 20  # concurrent clients: the issue's figure
+IDLE_WINDOW_S = 20.0  # seconds of baseline load with no run
+LOAD_WINDOW_S = 60.0  # seconds of load during the run: bounded so the benchmark ends in minutes
+P95_TARGET_MS = 200.0  # ms: the issue's acceptance bound for list endpoints during a run
+SPREAD_WEEKS = 26  # weeks the synthetic conversations' created_at cover: gives trends something to show
+SERVER_START_TIMEOUT_S = 60.0  # seconds for the server to answer /health
+SAMPLE_RUN_TIMEOUT_S = 600.0  # seconds for the 220-conversation warm-up run on a shared machine
+RUN_START_TIMEOUT_S = 120.0  # seconds for the big run to leave `queued`
+HTTP_TIMEOUT = httpx.Timeout(connect=5.0, read=30.0, write=5.0, pool=30.0)  # seconds: loopback; generous read to record slow answers instead of failing
+
+LIST_ENDPOINTS = [
+    ("conversations", "/api/conversations?limit=50"),
+    ("conversations_page_20", "/api/conversations?limit=50&offset=1000"),
+    ("conversations_search", "/api/conversations?limit=50&q=card%20payment"),
+    ("stories", "/api/stories?limit=50"),
+    ("themes", "/api/themes?limit=50"),
+    ("runs", "/api/runs?limit=20"),
+    ("dead_letters", "/api/dead-letters?limit=50"),
+    ("sources", "/api/sources"),
+]
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def synthetic_csv(path: Path, count: int) -> Path:
+    """banking77 rows as single-message conversations, created_at spread over SPREAD_WEEKS."""
+    start = datetime(2026, 5, 1, tzinfo=UTC)
+    span_s = SPREAD_WEEKS * 7 * 86400
+    rng = random.Random(77)
+    with BANKING.open(newline="", encoding="utf-8") as src, path.open("w", newline="", encoding="utf-8") as dst:
+        writer = csv.writer(dst)
+        writer.writerow(["conversation_id", "created_at", "text"])
+        for i, row in enumerate(csv.DictReader(src)):
+            if i >= count:
+                break
+            when = start + timedelta(seconds=rng.randrange(span_s))
+            writer.writerow([f"b77-{i}", when.isoformat(), row["text"]])
+    return path
+
+
+def percentiles(values: list[float]) -> dict[str, float]:
+    if not values:
+        return {"n": 0}
+    ordered = sorted(values)
+    pick = lambda q: ordered[min(len(ordered) - 1, int(q * len(ordered)))]  # noqa: E731
+    return {"n": len(ordered), "p50_ms": round(statistics.median(ordered), 1), "p95_ms": round(pick(0.95), 1),
+            "p99_ms": round(pick(0.99), 1), "max_ms": round(ordered[-1], 1)}  # fmt: skip
+
+
+async def load(base: str, token: str, clients: int, seconds: float, extra: list[tuple[str, str]]) -> dict:
+    """`clients` concurrent clients, each with its own httpx.AsyncClient, for `seconds`."""
+    endpoints = LIST_ENDPOINTS + extra
+    latencies: dict[str, list[float]] = {name: [] for name, _ in endpoints}
+    errors: dict[str, int] = {}
+    deadline = time.monotonic() + seconds
+
+    async def client(index: int) -> None:
+        rng = random.Random(index)
+        headers = {"Authorization": f"Bearer {token}"}
+        async with httpx.AsyncClient(base_url=base, headers=headers, timeout=HTTP_TIMEOUT) as http:
+            while time.monotonic() < deadline:
+                name, path = rng.choice(endpoints)
+                started = time.perf_counter()
+                try:
+                    response = await http.get(path)
+                    ok = response.status_code == 200
+                except httpx.HTTPError as exc:
+                    ok, response = False, exc
+                elapsed = (time.perf_counter() - started) * 1000
+                if ok:
+                    latencies[name].append(elapsed)
+                else:
+                    key = f"{name}: {getattr(response, 'status_code', type(response).__name__)}"
+                    errors[key] = errors.get(key, 0) + 1
+
+    await asyncio.gather(*(client(i) for i in range(clients)))
+    all_values = [v for values in latencies.values() for v in values]
+    return {
+        "seconds": seconds,
+        "requests": len(all_values),
+        "requests_per_s": round(len(all_values) / seconds, 1),
+        "errors": errors,
+        "overall": percentiles(all_values),
+        "endpoints": {name: percentiles(values) for name, values in latencies.items()},
+    }
+
+
+def wait_for(predicate, timeout: float, what: str, interval: float = 1.0):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(interval)
+    raise TimeoutError(f"timed out waiting for {what}")
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--clients", type=int, default=CLIENTS)
+    parser.add_argument("--load-seconds", type=float, default=LOAD_WINDOW_S)
+    parser.add_argument("--idle-seconds", type=float, default=IDLE_WINDOW_S)
+    parser.add_argument("--conversations", type=int, default=CONVERSATIONS)
+    parser.add_argument("--out", type=Path, default=RESULTS)
+    args = parser.parse_args()
+    if not BANKING.is_file():
+        sys.stderr.write(f"benchmark data not found: {BANKING} (expected ../shared/data beside the repository)\n")
+        return 2
+    home = Path(tempfile.mkdtemp(prefix="threadline-apiload-"))
+    os.environ["THREADLINE_HOME"] = str(home)
+    os.environ.pop("THREADLINE_DATABASE_URL", None)
+
+    from sqlalchemy import func, select
+
+    from threadline.api.tokens import create_token
+    from threadline.db.engine import get_engine, session_scope
+    from threadline.db.models import Conversation
+    from threadline.sources.files import CsvColumns
+    from threadline.sources.importer import import_file
+
+    figures: dict = {"clients": args.clients, "conversations": args.conversations, "p95_target_ms": P95_TARGET_MS,
+                     "cpu_count": os.cpu_count(), "timings_s": {}}  # fmt: skip
+    engine = get_engine()
+    url = engine.url.render_as_string(hide_password=False)
+    env = dict(os.environ, THREADLINE_DATABASE_URL=url, THREADLINE_HOME=str(home), HF_HUB_OFFLINE="1")
+    with session_scope(engine) as session:
+        token = create_token(session, "api-load")
+
+    port = free_port()
+    base = f"http://127.0.0.1:{port}"
+    server = subprocess.Popen(
+        [sys.executable, "-m", "uvicorn", "--factory", "threadline.api.app:create_app", "--host", "127.0.0.1",
+         "--port", str(port), "--log-level", "warning", "--no-access-log"],
+        env=env,
+    )  # fmt: skip
+    worker = subprocess.Popen([sys.executable, "-m", "threadline.cli.main", "worker", "--concurrency", "1"],
+                              env=env, stderr=subprocess.DEVNULL)  # fmt: skip
+    headers = {"Authorization": f"Bearer {token}"}
+    try:
+        with httpx.Client(base_url=base, headers=headers, timeout=HTTP_TIMEOUT) as http:
+
+            def healthy() -> bool:
+                try:
+                    return http.get("/health").status_code == 200
+                except httpx.HTTPError:
+                    return False
+
+            wait_for(healthy, SERVER_START_TIMEOUT_S, "the server", 0.2)
+
+            t = time.perf_counter()
+            import_file(engine, SAMPLE, source_name="demo")
+            sample_run = http.post("/api/runs", json={"source": "demo"}).json()["id"]
+            wait_for(lambda: http.get(f"/api/runs/{sample_run}").json()["status"] == "succeeded",
+                     SAMPLE_RUN_TIMEOUT_S, "the sample run")  # fmt: skip
+            figures["timings_s"]["sample_import_and_run"] = round(time.perf_counter() - t, 1)
+
+            CACHE.mkdir(parents=True, exist_ok=True)
+            path = synthetic_csv(CACHE / f"banking77-{args.conversations}.csv", args.conversations)
+            t = time.perf_counter()
+            result = import_file(engine, path, source_name="banking77", file_format="csv",
+                                 columns=CsvColumns(text="text", conversation_id="conversation_id", created_at="created_at"))  # fmt: skip
+            figures["timings_s"]["import_10k"] = round(time.perf_counter() - t, 1)
+            figures["imported"] = result.stats.inserted
+            with session_scope(engine) as session:
+                figures["conversations_in_database"] = session.execute(select(func.count()).select_from(Conversation)).scalar_one()
+
+            figures["idle"] = asyncio.run(load(base, token, args.clients, args.idle_seconds, []))
+
+            run = http.post("/api/runs", json={"source": "banking77"}).json()
+            run_id = run["id"]
+            figures["run"] = {"id": run_id, "conversations": run["conversations"]}
+            wait_for(lambda: http.get(f"/api/runs/{run_id}").json()["status"] == "running", RUN_START_TIMEOUT_S,
+                     "the run to start", 0.2)  # fmt: skip
+            before = http.get(f"/api/runs/{run_id}").json()
+            extra = [("run_show", f"/api/runs/{run_id}"), ("overview", "/api/overview")]
+            figures["during_run"] = asyncio.run(load(base, token, args.clients, args.load_seconds, extra))
+            after = http.get(f"/api/runs/{run_id}").json()
+            figures["run"].update(
+                status_before=before["status"], progress_before=before["progress"], phase_before=before["phase"],
+                status_after=after["status"], progress_after=after["progress"], phase_after=after["phase"],
+            )  # fmt: skip
+            http.post(f"/api/runs/{run_id}/stop")
+    finally:
+        for process in (worker, server):
+            if process.poll() is None:
+                process.send_signal(signal.SIGINT)
+                try:
+                    process.wait(timeout=60)
+                except subprocess.TimeoutExpired:
+                    process.kill()
+                    process.wait()
+        engine.dispose()
+
+    idle, busy = figures["idle"]["overall"], figures["during_run"]["overall"]
+    figures["ratios"] = {
+        "p95_during_run_over_idle": round(busy["p95_ms"] / idle["p95_ms"], 2) if idle.get("p95_ms") else None,
+        "p50_during_run_over_idle": round(busy["p50_ms"] / idle["p50_ms"], 2) if idle.get("p50_ms") else None,
+    }
+    list_p95 = {name: e.get("p95_ms") for name, e in figures["during_run"]["endpoints"].items()}
+    figures["during_run_list_p95_max_ms"] = max(v for v in list_p95.values() if v is not None)
+    figures["meets_target"] = (figures["during_run_list_p95_max_ms"] < P95_TARGET_MS
+                               and figures["run"]["status_after"] in ("running", "stopping")
+                               and not figures["during_run"]["errors"])  # fmt: skip
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(figures, indent=2) + "\n", encoding="utf-8")
+    sys.stdout.write(json.dumps({k: figures[k] for k in ("ratios", "during_run_list_p95_max_ms", "meets_target", "run")}, indent=2) + "\n")
+    return 0 if figures["meets_target"] else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
