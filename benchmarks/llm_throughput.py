@@ -69,8 +69,7 @@ def load_conversations(size: int) -> list[ConversationInput]:
     if size > len(rows):
         raise SystemExit(f"--size {size} exceeds the {len(rows)} rows of {DATA.name}")
     return [
-        conversation_input(f"b77-{i}", [(f"b77-{i}-m1", "customer", row["text"])])
-        for i, row in enumerate(rows[:size])
+        conversation_input(f"b77-{i}", [(f"b77-{i}-m1", "customer", row["text"])]) for i, row in enumerate(rows[:size])
     ]
 
 
@@ -132,17 +131,13 @@ async def run_arm(
     )
     async with LLMClient.from_settings(settings, environ={KEY_ENV: API_KEY}) as client:
         start = time.monotonic()
-        report = await analyze_batch(
-            client, conversations, max_in_flight=None if limited else concurrency
-        )
+        report = await analyze_batch(client, conversations, max_in_flight=None if limited else concurrency)
         elapsed = time.monotonic() - start
         limiter_stats = client.limiter.stats()
     async with httpx.AsyncClient(timeout=STATS_TIMEOUT_SECONDS) as http:
         server = (await http.get(f"{base}/stats")).json()
     usage = summarize(report.usages, PRICES)
-    successful_calls = usage.total.calls - sum(
-        1 for u in report.usages if u.input_tokens == 0 and u.output_tokens == 0
-    )
+    successful_calls = usage.total.calls - sum(1 for u in report.usages if u.input_tokens == 0 and u.output_tokens == 0)
     achieved_rpm = successful_calls / elapsed * 60.0
     requests = int(server.get("requests", 0))
     rate_limited = int(server.get("rate_limited", 0))
@@ -162,9 +157,7 @@ async def run_arm(
         "share_429": round(rate_limited / requests, 4) if requests else 0.0,
         "input_tokens": usage.total.input_tokens,
         "output_tokens": usage.total.output_tokens,
-        "tokens_per_minute": round(
-            (usage.total.input_tokens + usage.total.output_tokens) / elapsed * 60.0, 1
-        ),
+        "tokens_per_minute": round((usage.total.input_tokens + usage.total.output_tokens) / elapsed * 60.0, 1),
         "token_budget_utilisation": round(
             (usage.total.input_tokens + usage.total.output_tokens) / elapsed * 60.0 / budget.tpm,
             4,
@@ -200,9 +193,7 @@ def main(argv: list[str] | None = None) -> None:
     for name in args.arms.split(","):
         process, base = start_standin(budget, args.seed)
         try:
-            arms[name] = asyncio.run(
-                run_arm(name, base, budget, conversations, args.baseline_concurrency)
-            )
+            arms[name] = asyncio.run(run_arm(name, base, budget, conversations, args.baseline_concurrency))
         finally:
             process.terminate()
             process.wait(timeout=10)

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import itertools
 import os
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -24,9 +23,6 @@ from threadline.db.embedded import ensure_database, start_embedded
 from threadline.db.engine import make_engine
 from threadline.db.migrate import upgrade
 
-REPO = Path(__file__).resolve().parents[1]
-SHARED_DATA = REPO.parent / "shared" / "data"
-EXAMPLES = REPO / "examples" / "conversations.jsonl"
 TEMPLATE_DB = "threadline_template"
 _counter = itertools.count()
 
@@ -83,6 +79,3 @@ def cli_env(db_url: str, tmp_path: Path) -> dict[str, str]:
     env.update(THREADLINE_DATABASE_URL=db_url, THREADLINE_HOME=str(tmp_path / "home"), PYTHONUNBUFFERED="1")
     return env
 
-
-def threadline_command() -> list[str]:
-    return [sys.executable, "-m", "threadline.cli.main"]

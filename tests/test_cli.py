@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import subprocess
 
-from conftest import EXAMPLES, threadline_command
+from support import EXAMPLES, threadline_command
 
 
 def threadline(env: dict[str, str], *args: str, check: bool = True) -> subprocess.CompletedProcess:

@@ -19,6 +19,7 @@ from threadline.themes.clustering import (
     cluster_vectors,
     cosine_silhouette,
     knn,
+    knn_between,
 )
 from threadline.themes.hierarchy import group_themes
 
@@ -104,6 +105,21 @@ def test_knn_matches_brute_force() -> None:
     expected = np.argsort(-full, axis=1)[:, :7]
     assert np.array_equal(idx, expected)
     assert np.allclose(sim, np.take_along_axis(full, expected, axis=1), atol=1e-6)
+
+
+@pytest.mark.slow
+def test_knn_above_exact_limit_uses_ivf_with_high_recall() -> None:
+    rng = np.random.default_rng(6)
+    n = clustering.EXACT_KNN_MAX_ITEMS + 5_000
+    centres = _unit(rng.normal(size=(200, 32)))
+    x = _unit(centres[rng.integers(0, 200, size=n)] + 0.5 * rng.normal(size=(n, 32)) / np.sqrt(32))
+    idx, sim = knn(x, 10)
+    assert idx.shape == (n, 10) and (idx != np.arange(n)[:, None]).all()
+    queries = rng.choice(n, size=500, replace=False)
+    exact_idx, _ = knn_between(x[queries], x, queries, 10)
+    recall = np.mean([len(set(idx[q]) & set(exact_idx[i])) / 10 for i, q in enumerate(queries)])
+    assert recall >= 0.9
+    assert np.all(np.diff(sim, axis=1) <= 1e-6)  # best first
 
 
 def test_cosine_silhouette_matches_sklearn() -> None:

@@ -9,7 +9,7 @@ import time
 from pathlib import Path
 
 import psutil
-from conftest import EXAMPLES
+from support import EXAMPLES
 
 
 def postgres_processes(pgdata: Path) -> list[psutil.Process]:

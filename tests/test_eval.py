@@ -6,7 +6,7 @@ import json
 import subprocess
 
 import psycopg
-from conftest import EXAMPLES, threadline_command
+from support import EXAMPLES, threadline_command
 
 
 def test_eval_scores_the_sample_in_a_scratch_database(cli_env, pg_server, tmp_path):

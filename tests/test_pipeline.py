@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 
 import pytest
-from conftest import EXAMPLES
+from support import EXAMPLES
 from sqlalchemy import func, select
 
 from threadline.config import MIN_EVIDENCE_QUOTES

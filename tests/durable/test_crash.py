@@ -21,6 +21,7 @@ from sqlalchemy import func, select, text
 
 from threadline.db.engine import session_scope
 from threadline.db.models import Analysis, Embedding, Run, ThemeMember
+from threadline.pipeline.budget import live_worker_count
 from threadline.pipeline.classify import STAGE as TYPE_STAGE
 from threadline.pipeline.runs import create_run
 
@@ -48,6 +49,7 @@ def test_sigkilled_worker_jobs_are_taken_over_and_the_run_completes_exactly_once
             lambda: item_states(db_engine, run_id, "embed").get("done", 0) >= 50 and _busy_jobs(db_engine) == 2,
             180, f"both workers busy\n{tail(survivor_log)}\n{tail(victim_log)}", poll_s=0.05,
         )  # fmt: skip
+        assert live_worker_count(db_engine, stalled_after_s=4) == 2  # each gets half of a provider budget
         victim.send_signal(signal.SIGKILL)
         victim.wait(timeout=10)
         done_at_kill = item_states(db_engine, run_id, "embed").get("done", 0)
@@ -55,6 +57,7 @@ def test_sigkilled_worker_jobs_are_taken_over_and_the_run_completes_exactly_once
         wait_until(lambda: run_status(db_engine, run_id) in ("succeeded", "failed"), 240,
                    f"run end\n{tail(survivor_log)}")  # fmt: skip
         assert alive(survivor)
+        assert live_worker_count(db_engine, stalled_after_s=4) == 1  # the dead worker's share returns to the survivor
     assert run_status(db_engine, run_id) == "succeeded", tail(survivor_log)
     with session_scope(db_engine) as session:
         run = session.get(Run, run_id)

@@ -48,10 +48,22 @@ class Standin:
         )
 
 
+_session_validators: list[ContractValidator] = []
+
+
+def pytest_terminal_summary(terminalreporter) -> None:
+    """Say how much traffic was checked against the contract (and how much violated it)."""
+    for validator in _session_validators:
+        terminalreporter.write_line(
+            f"intercom contract: {validator.exchanges} exchanges validated, {len(validator.violations)} violations"
+        )
+
+
 @pytest.fixture(scope="session")
 def contract() -> Iterator[ContractValidator]:
     """Session-wide validator; fails the session if any violation slipped past a test."""
     validator = ContractValidator(load_openapi())
+    _session_validators.append(validator)
     yield validator
     assert not validator.violations, "contract violations:\n" + "\n".join(map(str, validator.violations))
 

@@ -128,3 +128,23 @@ def test_sync_killed_at_random_points_resumes_identically(make_standin, cli_env,
     with Session(db_engine) as session:
         state = session.execute(select(Source.sync_state).where(Source.name == "ic")).scalar_one()
     assert state["watermark"] > 0 and state["retry_ids"] == [] and "deleted_watermark" in state
+
+
+def test_read_timeout_is_retried_then_reported(make_standin) -> None:
+    """A server slower than the read timeout: bounded retries, then an error naming the timeout."""
+    import httpx
+
+    from threadline.sources.intercom.client import MAX_ATTEMPTS, IntercomError
+
+    standin = make_standin(WorkspaceSpec(conversations=5), slow_share=1.0, slow_seconds=0.5)
+    timeout = httpx.Timeout(connect=1.0, read=0.1, write=1.0, pool=1.0)
+
+    async def go(base_url):
+        async with IntercomClient(standin.token, base_url=base_url, timeout=timeout, backoff_base_s=0.01) as client:
+            await client.me()
+
+    with serve(standin.checked) as base_url:
+        with pytest.raises(IntercomError, match="ReadTimeout") as info:
+            asyncio.run(go(base_url))
+    assert info.value.attempts == MAX_ATTEMPTS and info.value.status is None
+    assert standin.stats.requests == MAX_ATTEMPTS

@@ -8,12 +8,11 @@ from __future__ import annotations
 import re
 
 import pytest
+from conftest import SCREENSHOTS
 from sqlalchemy import select
 
 from threadline.db.engine import session_scope
 from threadline.db.models import Story
-
-from conftest import SCREENSHOTS
 
 RUN_FINISH_TIMEOUT_MS = 480_000  # ms: the sample's run takes well under a minute alone; CI machines are shared
 LAPTOP = {"width": 1366, "height": 900}  # px: a common laptop viewport

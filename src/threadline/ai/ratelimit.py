@@ -244,9 +244,7 @@ class RateLimiter:
         self._clock = clock
         now = clock()
         self._requests = _Bucket(limit.requests, limit.window_seconds, now)
-        self._tokens = (
-            _Bucket(limit.tokens, limit.window_seconds, now) if limit.tokens is not None else None
-        )
+        self._tokens = _Bucket(limit.tokens, limit.window_seconds, now) if limit.tokens is not None else None
         self._factor = 1.0
         self._fraction = 1.0
         self._hold_until = 0.0

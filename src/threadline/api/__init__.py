@@ -8,7 +8,7 @@ if TYPE_CHECKING:  # imported lazily so `import threadline.api` stays cheap for 
     from fastapi import FastAPI
 
 
-def create_app(*args, **kwargs) -> "FastAPI":
+def create_app(*args, **kwargs) -> FastAPI:
     """See `threadline.api.app.create_app`."""
     from threadline.api.app import create_app as _create_app
 

@@ -7,7 +7,6 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-
 MAX_TITLE_CHARS = 300  # characters: a story title is a line, not a paragraph
 MAX_STORY_TEXT_CHARS = 20_000  # characters: the same bound as one message
 MAX_SOURCE_NAME_CHARS = 200  # characters: matches sources.name

@@ -11,6 +11,7 @@ from threadline.cli.common import console, emit_json, engine, fail
 
 DEFAULT_HOST = "127.0.0.1"  # loopback: exposing the server is an explicit decision (--host 0.0.0.0)
 DEFAULT_PORT = 8000  # TCP port: uvicorn's customary default
+MAX_SERVER_WORKERS = 32  # processes: beyond the cores of any machine this runs on; each holds its own DB pool
 
 tokens_app = typer.Typer(help="API tokens for the HTTP API and the dashboard sign-in.", no_args_is_help=True)
 
@@ -24,14 +25,19 @@ def register(app: typer.Typer) -> None:
 def serve_command(
     host: Annotated[str, typer.Option(help="Interface to bind (default: loopback only).")] = DEFAULT_HOST,
     port: Annotated[int, typer.Option(min=0, max=65535, help="TCP port (0: any free port).")] = DEFAULT_PORT,
+    workers: Annotated[int, typer.Option(min=1, max=MAX_SERVER_WORKERS, help="Server processes (one per core helps under load).")] = 1,
 ) -> None:
-    """Serve the HTTP API (/api, OpenAPI at /docs) and the dashboard (/). Runs are done by `threadline worker`."""
+    """Serve the HTTP API (/api, OpenAPI at /docs) and the dashboard (/). Runs are done by `threadline worker`.
+
+    Access logs are off: request lines carry search queries, which are customer text.
+    """
     import uvicorn
 
-    from threadline.api.app import create_app
-
-    app = create_app(engine=engine())
-    uvicorn.run(app, host=host, port=port, log_level="warning", access_log=False, proxy_headers=False)
+    engine()  # start the embedded server and migrate once, before any server process starts
+    uvicorn.run(
+        "threadline.api.app:create_app", factory=True, host=host, port=port, workers=workers,
+        log_level="warning", access_log=False, proxy_headers=False,
+    )  # fmt: skip
 
 
 @tokens_app.command("create")

@@ -15,17 +15,19 @@ import random
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from sqlalchemy import BigInteger, Engine, any_, cast, func, select, update
+from sqlalchemy import BigInteger, Engine, any_, cast, func, select, text, update
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.orm import Session
 
 from threadline.db.engine import session_scope
-from threadline.db.models import DeadLetter, RunItem, RunPhase
+from threadline.db.models import DeadLetter, Run, RunItem, RunPhase
+from threadline.pipeline.defer import defer_once
 from threadline.pipeline.errors import PermanentError, RetryLater, backoff_delay_s, is_transient
 from threadline.pipeline.faults import FaultInjector
 from threadline.pipeline.lifecycle import (
     ACTIVE_STATUSES,
     add_counters,
+    advance_job,
     finish,
     lock_run,
     pending_count,
@@ -94,37 +96,43 @@ def _dead_letter(session: Session, run_id: int, stage: str, item: str, failure: 
                            error_message=failure.message, attempts=attempts))  # fmt: skip
 
 
-def _claim(engine: Engine, run_id: int, generation: int, stage: str, ids: Sequence[int], job_id: int | None,
-           settings: DurableSettings) -> tuple[dict[int, int], dict] | None:  # fmt: skip
-    """(pending items of this batch -> attempt number, run params), or None when the run must not start work."""
+def _claim(engine: Engine, run_id: int, generation: int, stage: str, ids: Sequence[int],
+           job_id: int | None) -> tuple[dict[int, int], dict] | None:  # fmt: skip
+    """(pending items of this batch -> attempt number, run params), or None when the run must not start work.
+
+    Reads the run under a share lock: claims of concurrent batches do not wait for each
+    other, but a stop request (which takes the row exclusively) is ordered strictly
+    before or after this claim, so no item starts after a stop was stored. The claim
+    commits asynchronously (`synchronous_commit = off`): a database crash can only lose
+    an attempt increment, and the batch's later result commit flushes it anyway.
+    """
+    claim = None
+    stopping = False
     with session_scope(engine) as session:
-        run = lock_run(session, run_id)
-        if run is None:
+        session.execute(text("SET LOCAL synchronous_commit TO OFF"))
+        row = session.execute(
+            select(Run.status, Run.generation, Run.params).where(Run.id == run_id).with_for_update(read=True)
+        ).first()
+        if row is None:
             return None
-        if run.generation != generation or run.status not in ACTIVE_STATUSES:
-            if run.status == "stopping":
-                try_finish_stop(session, run_id, exclude_job_id=job_id)
-            return None
-        rows = session.execute(
-            update(RunItem).where(RunItem.run_id == run_id, RunItem.stage == stage,
-                                  RunItem.conversation_id == _ids_param(ids), RunItem.state == "pending")
-            .values(attempts=RunItem.attempts + 1, started_at=func.clock_timestamp())
-            .returning(RunItem.conversation_id, RunItem.attempts)
-        ).all()  # fmt: skip
-        claimed = {int(cid): int(attempt) for cid, attempt in rows}
-        # An item past its attempts here was lost with its worker every time (a poison item): dead-letter it.
-        lost = {cid: a for cid, a in claimed.items() if a > settings.max_item_attempts}
-        if lost:
-            failure = _Failure("WorkerLost", f"{EXHAUSTED}: the item's worker died {settings.max_item_attempts} times", False)
-            moved = _transition(session, run_id, stage, sorted(lost), "dead", {cid: failure.message for cid in lost})
-            for cid in moved:
-                _dead_letter(session, run_id, stage, str(cid), failure, lost[cid] - 1)
-            add_counters(run, stage, {"dead": len(moved)})
-            for cid in lost:
-                claimed.pop(cid)
-        if not claimed and pending_count(session, run_id, stage) == 0:
-            request_advance(session, run)  # a retried job whose first execution committed but died before this
-        return claimed, dict(run.params or {})
+        status, run_generation, params = row
+        if run_generation != generation or status not in ACTIVE_STATUSES:
+            stopping = status == "stopping"
+        else:
+            rows = session.execute(
+                update(RunItem).where(RunItem.run_id == run_id, RunItem.stage == stage,
+                                      RunItem.conversation_id == _ids_param(ids), RunItem.state == "pending")
+                .values(attempts=RunItem.attempts + 1, started_at=func.clock_timestamp())
+                .returning(RunItem.conversation_id, RunItem.attempts)
+            ).all()  # fmt: skip
+            claimed = {int(cid): int(attempt) for cid, attempt in rows}
+            if not claimed and pending_count(session, run_id, stage) == 0:
+                defer_once(session, advance_job(run_id, generation))  # a re-run of a batch that committed, then died
+            claim = (claimed, dict(params or {}))
+    if stopping:
+        with session_scope(engine) as session:
+            try_finish_stop(session, run_id, exclude_job_id=job_id)
+    return claim
 
 
 def run_batch(engine: Engine, *, run_id: int, generation: int, stage: str, ids: Sequence[int],
@@ -133,13 +141,16 @@ def run_batch(engine: Engine, *, run_id: int, generation: int, stage: str, ids: 
     """Process one batch of a per-conversation stage; raises RetryLater when items await a retry."""
     settings = settings or DurableSettings.from_env()
     faults = faults or FaultInjector.from_env()
-    claim = _claim(engine, run_id, generation, stage, ids, job_id, settings)
+    claim = _claim(engine, run_id, generation, stage, ids, job_id)
     if claim is None or not claim[0]:
         return {"claimed": 0}
     claimed, run_params = claim
     failures: dict[int, _Failure] = {}
     ok: list[int] = []
     for cid in sorted(claimed):
+        if claimed[cid] > settings.max_item_attempts:  # lost with its worker on every attempt: a poison item
+            failures[cid] = _Failure("WorkerLost", f"{EXHAUSTED}: the worker died on each of {claimed[cid] - 1} attempts", False)
+            continue
         try:
             faults.check(stage, cid, claimed[cid])
             ok.append(cid)

@@ -22,7 +22,7 @@ __all__ = ["NAMING_VERSION", "ThemeName", "name_groups", "name_themes"]
 
 logger = logging.getLogger(__name__)
 
-NAMING_VERSION = "ctfidf-contrast-0.1"
+NAMING_VERSION = "ctfidf-contrast-0.2"
 
 MIN_NAME_WORDS = 2  # words: a single word ("card") does not say what the problem is
 MAX_NAME_WORDS = 6  # words: longer stops being a name and becomes a sentence
@@ -31,6 +31,10 @@ MAX_KEYWORDS = 10  # key phrases returned per theme: enough for a tooltip/search
 CONTRAST_NEIGHBOURS = 3  # nearest themes a name must stand apart from
 MIN_PHRASE_COVERAGE = 0.05  # share of a theme's texts that must contain a phrase for it to be a candidate
 PHRASE_NAME_MIN_RATIO = 0.5  # a multi-word phrase names the theme if it scores >= half the best phrase
+NAME_CAPITALISED_SHARE = 0.8  # mid-sentence occurrences written Capitalised for a word to count as a name
+NAME_MIN_OCCURRENCES = 3  # mid-sentence occurrences needed before judging capitalisation
+NAME_SPREAD_SHARE = 0.25  # share of themes a name must appear in to be kept out of names as uninformative
+MIN_THEMES_FOR_SPREAD = 4  # themes: with fewer, "appears in a quarter of the themes" is not evidence of anything
 MAX_VOCABULARY = 50_000  # distinct phrases kept (most frequent): bounds memory on 100k-text runs
 
 # Function words only. sklearn's English list also drops content words that matter in
@@ -49,6 +53,7 @@ STOP_WORDS = frozenset(
     get got just really much many one way
     """.split()
 )
+_MID_SENTENCE_WORD = re.compile(r"[a-z,][ \t]+([A-Za-z][a-zA-Z]+)")  # a word after a lower-case word or comma
 _TOKEN = re.compile(r"(?u)\b[a-zA-Z][a-zA-Z0-9']+\b")
 
 
@@ -97,6 +102,39 @@ def _coverage(texts_by_theme: Mapping[int, list[str]], ids: list[int]) -> tuple[
     counts = np.asarray((onehot @ x).todense(), dtype=np.float64)
     sizes = np.array([max(len(texts_by_theme[t]), 1) for t in ids], dtype=np.float64)[:, None]
     return counts / sizes, vec.get_feature_names_out()
+
+
+def _widespread_names(
+    texts_by_theme: Mapping[int, list[str]], ids: list[int], cov: np.ndarray, phrases: np.ndarray
+) -> set[str]:
+    """Words that look like people's or places' names and occur across many themes.
+
+    A word counts as a name when, in the middle of a sentence, it is written Capitalised
+    (not ALL CAPS, which is usually a product or acronym: ATM, UK) at least
+    ``NAME_CAPITALISED_SHARE`` of the time. Names spread over ``NAME_SPREAD_SHARE`` of the
+    themes ("Susan", "Shadyside" in every booking dialogue) say nothing about any one
+    theme, so they are kept out of theme names (they stay in the keywords).
+    """
+    capital: dict[str, int] = {}
+    total: dict[str, int] = {}
+    for tid in ids:
+        for text in texts_by_theme[tid]:
+            for match in _MID_SENTENCE_WORD.finditer(text):
+                word = match.group(1)
+                key = word.lower()
+                total[key] = total.get(key, 0) + 1
+                if word[0].isupper() and not word.isupper():
+                    capital[key] = capital.get(key, 0) + 1
+    names = {
+        w for w, n in total.items() if n >= NAME_MIN_OCCURRENCES and capital.get(w, 0) >= NAME_CAPITALISED_SHARE * n
+    }
+    if not names or cov.shape[1] == 0:
+        return set()
+    column = {str(p): j for j, p in enumerate(phrases)}
+    spread = {
+        w for w in names if w in column and (cov[:, column[w]] >= MIN_PHRASE_COVERAGE).mean() >= NAME_SPREAD_SHARE
+    }
+    return spread
 
 
 def _neighbours(ids: list[int], centroids: Mapping[int, np.ndarray] | None, cov: np.ndarray) -> list[np.ndarray]:
@@ -177,9 +215,7 @@ def _candidates(ranked: list[tuple[str, float]], style: str, theme_phrases: Mapp
     return out
 
 
-def _compose(
-    ranked: list[tuple[str, float]], taken: set[str], style: str, theme_phrases: Mapping[str, float]
-) -> str:
+def _compose(ranked: list[tuple[str, float]], taken: set[str], style: str, theme_phrases: Mapping[str, float]) -> str:
     """First 2-6 word candidate name not already ``taken`` (case-insensitive)."""
     for cand in _candidates(ranked, style, theme_phrases):
         words = cand.replace(":", " ").replace(",", " ").split()
@@ -196,7 +232,9 @@ def _compose(
         i += 1
 
 
-def _representative(texts: list[str], vectors: np.ndarray | None, centroid: np.ndarray | None, keywords: list[str]) -> int:
+def _representative(
+    texts: list[str], vectors: np.ndarray | None, centroid: np.ndarray | None, keywords: list[str]
+) -> int:
     """Index of the member closest to the centroid; without vectors, the text covering most keywords."""
     if not texts:
         return 0
@@ -230,6 +268,7 @@ def name_themes(
         return {}
     cov, phrases = _coverage(texts_by_theme, ids)
     scores = _scores(cov, _neighbours(ids, centroids, cov)) if phrases.size else cov
+    banned = _widespread_names(texts_by_theme, ids, cov, phrases) if len(ids) >= MIN_THEMES_FOR_SPREAD else set()
     taken: dict[int, set[str]] = {}
     out: dict[int, ThemeName] = {}
     # Name the biggest themes first so they get the plainest names.
@@ -241,8 +280,14 @@ def name_themes(
         keywords = [p for p, _ in ranked]
         group = sibling_groups.get(tid, 0) if sibling_groups is not None else 0
         used = taken.setdefault(group, set())
-        present = np.flatnonzero(cov[row] >= MIN_PHRASE_COVERAGE) if phrases.size else []
-        name = _compose(ranked, used, style, {str(phrases[j]): float(cov[row, j]) for j in present})
+        present = np.flatnonzero(cov[row] >= MIN_PHRASE_COVERAGE) if phrases.size else np.zeros(0, dtype=np.int64)
+        nameable = [(p, sc) for p, sc in ranked if not banned & set(p.split())] or ranked
+        name = _compose(
+            nameable,
+            used,
+            style,
+            {str(phrases[j]): float(cov[row, j]) for j in present if not banned & set(str(phrases[j]).split())},
+        )
         used.add(name.lower())
         rep = _representative(
             texts_by_theme[tid],

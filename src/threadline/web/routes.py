@@ -12,16 +12,26 @@ from fastapi import APIRouter, FastAPI, Form, HTTPException, Query, Request
 from fastapi.responses import HTMLResponse, JSONResponse, PlainTextResponse, RedirectResponse, Response
 from fastapi.templating import Jinja2Templates
 
-from threadline.api.pagination import IdPath, MAX_ID, MAX_OFFSET
+from threadline.api.pagination import MAX_ID, MAX_OFFSET, IdPath
 from threadline.api.read import runs as run_read
 from threadline.api.read.conversations import MAX_QUERY_CHARS, get_conversation, list_conversations
 from threadline.api.read.overview import overview
 from threadline.api.read.stories import (
-    SORT_COLUMNS, evidence_in_context, get_story, list_stories, story_out, update_story,
+    SORT_COLUMNS,
+    evidence_in_context,
+    get_story,
+    list_stories,
+    story_out,
+    update_story,
 )  # fmt: skip
 from threadline.api.read.themes import default_run_id, theme_detail, theme_sparklines, theme_trend
 from threadline.api.security import (
-    CSRF_FIELD, LOGIN_CSRF_COOKIE, LOGIN_CSRF_MAX_AGE_S, SESSION_COOKIE, SESSION_MAX_AGE_S, csrf_matches,
+    CSRF_FIELD,
+    LOGIN_CSRF_COOKIE,
+    LOGIN_CSRF_MAX_AGE_S,
+    SESSION_COOKIE,
+    SESSION_MAX_AGE_S,
+    csrf_matches,
 )  # fmt: skip
 from threadline.api.tokens import MAX_TOKEN_CHARS, verify_token
 from threadline.db.models import STORY_STATUSES, DeadLetter
@@ -152,11 +162,12 @@ def stories_page(
     status: Annotated[str | None, Query(max_length=16)] = None,
     sort: Annotated[str, Query(max_length=16)] = "rank",
     offset: Annotated[int, Query(ge=0, le=MAX_OFFSET)] = 0,
+    run_id: Annotated[int | None, Query(ge=1, le=MAX_ID)] = None,
 ) -> HTMLResponse:  # fmt: skip
     status = status if status in STORY_STATUSES else None
     sort = sort if sort in SORT_COLUMNS else "rank"
-    rows = list_stories(db, limit=PAGE_SIZE + 1, offset=offset, status=status, sort=sort)
-    return render(request, "stories.html", session, stories=rows[:PAGE_SIZE], status=status, sort=sort,
+    rows = list_stories(db, limit=PAGE_SIZE + 1, offset=offset, status=status, sort=sort, run_id=run_id)
+    return render(request, "stories.html", session, stories=rows[:PAGE_SIZE], status=status, sort=sort, run_id=run_id,
                   statuses=STORY_STATUSES, sorts=list(SORT_COLUMNS), offset=offset, more=len(rows) > PAGE_SIZE,
                   page_size=PAGE_SIZE)  # fmt: skip
 

@@ -52,9 +52,7 @@ class Standin:
 
     def __init__(self, config: StandinConfig) -> None:
         self.config = config
-        self.limits = ProviderLimits(
-            config.requests_per_minute, config.tokens_per_minute, config.burst_seconds
-        )
+        self.limits = ProviderLimits(config.requests_per_minute, config.tokens_per_minute, config.burst_seconds)
         self.faults = FaultPlan(config)
         self.counters: Counter[str] = Counter()
         self.started = time.monotonic()
@@ -97,9 +95,7 @@ class Standin:
             messages = list(body["messages"])
             model = str(body["model"])
         except (ValueError, KeyError, TypeError):
-            return _error(
-                400, "Body must be JSON with messages and model.", "invalid_request_error"
-            )
+            return _error(400, "Body must be JSON with messages and model.", "invalid_request_error")
         response_format = body.get("response_format")
         answer = respond(messages, response_format, self.config)
         content = answer if isinstance(answer, str) else json.dumps(answer, ensure_ascii=False)
@@ -157,10 +153,7 @@ class Standin:
         refused = await self._admit(tokens)
         if refused is not None:
             return refused
-        data = [
-            {"object": "embedding", "index": i, "embedding": self._vector(text)}
-            for i, text in enumerate(texts)
-        ]
+        data = [{"object": "embedding", "index": i, "embedding": self._vector(text)} for i, text in enumerate(texts)]
         payload = {
             "object": "list",
             "data": data,
@@ -178,9 +171,7 @@ class Standin:
 
     async def stats(self, request: Request) -> Response:
         """GET /stats: counters for tests and benchmarks (not part of the OpenAI API)."""
-        return JSONResponse(
-            {"uptime_seconds": time.monotonic() - self.started, **dict(self.counters)}
-        )
+        return JSONResponse({"uptime_seconds": time.monotonic() - self.started, **dict(self.counters)})
 
 
 def create_app(config: StandinConfig | None = None) -> Starlette:

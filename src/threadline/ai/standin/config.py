@@ -4,9 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-DEFAULT_BURST_SECONDS = (
-    60.0  # s of budget the provider bucket holds: OpenAI allows a minute's burst
-)
+DEFAULT_BURST_SECONDS = 60.0  # s of budget the provider bucket holds: OpenAI allows a minute's burst
 DEFAULT_HANG_SECONDS = 30.0  # s a "hang" fault sleeps: longer than any sane client read timeout
 DEFAULT_EMBEDDING_DIM = 384  # dimensions: same as all-MiniLM-L6-v2, so vectors fit the same column
 

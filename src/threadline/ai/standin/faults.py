@@ -48,16 +48,12 @@ class FaultPlan:
         occurrence = self._seen[digest]
         self._seen[digest] += 1
         material = hashlib.sha256(
-            self._config.seed.to_bytes(8, "big", signed=True)
-            + digest
-            + occurrence.to_bytes(8, "big")
+            self._config.seed.to_bytes(8, "big", signed=True) + digest + occurrence.to_bytes(8, "big")
         ).digest()
         fault_u = int.from_bytes(material[:8], "big") / _HASH_SCALE
         latency_u = int.from_bytes(material[8:16], "big") / _HASH_SCALE
         cfg = self._config
-        latency = cfg.latency_min_seconds + latency_u * (
-            cfg.latency_max_seconds - cfg.latency_min_seconds
-        )
+        latency = cfg.latency_min_seconds + latency_u * (cfg.latency_max_seconds - cfg.latency_min_seconds)
         threshold = 0.0
         for fault, rate in (
             (Fault.ERROR_500, cfg.error_500_rate),

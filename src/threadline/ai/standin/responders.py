@@ -250,11 +250,7 @@ def _facets(data: Any, config: StandinConfig) -> dict[str, Any]:
     negative = any(w in words for w in NEGATIVE)
     positive = any(w in words for w in POSITIVE)
     sentiment = (
-        "mixed"
-        if negative and positive
-        else "negative"
-        if negative
-        else ("positive" if positive else "neutral")
+        "mixed" if negative and positive else "negative" if negative else ("positive" if positive else "neutral")
     )
     severity = "high" if _has(lower, URGENT) else "medium" if negative else "low"
     quotes = []
@@ -262,9 +258,7 @@ def _facets(data: Any, config: StandinConfig) -> dict[str, Any]:
         sentence = _sentences(str(message["text"]))[0]
         quotes.append({"message_id": str(message.get("id", "")), "text": sentence})
     if pool and unit_hash(str(config.seed), "fabricate", conv_id) < config.fabricated_quote_rate:
-        quotes.append(
-            {"message_id": str(pool[0].get("id", "")), "text": "I was promised a full refund twice"}
-        )
+        quotes.append({"message_id": str(pool[0].get("id", "")), "text": "I was promised a full refund twice"})
     return {
         "summary": f"Customer wrote: {first}"[:MAX_SUMMARY_CHARS],
         "customer_problem": first[:MAX_SUMMARY_CHARS],
@@ -358,6 +352,4 @@ def _fill(schema: dict[str, Any], root: dict[str, Any]) -> Any:
         return {k: _fill(v, root) for k, v in schema.get("properties", {}).items()}
     if kind == "array":
         return []
-    return {"string": "x", "integer": 0, "number": 0.0, "boolean": False, "null": None}.get(
-        str(kind), None
-    )
+    return {"string": "x", "integer": 0, "number": 0.0, "boolean": False, "null": None}.get(str(kind), None)

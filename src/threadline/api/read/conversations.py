@@ -6,13 +6,19 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import Select, exists, func, or_, select
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, load_only
 
 from threadline.db.models import Conversation, Message, Source, Theme, ThemeMember
 
 SEARCH_CONFIG = "english"  # text search configuration; must match the index in migration 0003_api
 MAX_QUERY_CHARS = 200  # characters of a search query: a few words, not a document
 MAX_CONVERSATION_THEMES = 50  # theme memberships shown per conversation: the recent runs
+
+
+SUMMARY_COLUMNS = (
+    Conversation.id, Conversation.external_id, Conversation.subject, Conversation.state,
+    Conversation.created_at, Conversation.url,
+)  # fmt: skip
 
 
 def message_tsvector():
@@ -31,6 +37,7 @@ def _filtered(
 ) -> Select:
     statement = (
         select(Conversation, Source.name)
+        .options(load_only(*SUMMARY_COLUMNS))  # not `raw`: the whole source payload, per row
         .join(Source, Source.id == Conversation.source_id)
         .where(Conversation.deleted_at.is_(None))
     )

@@ -7,10 +7,9 @@ from typing import Any
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from threadline.db.models import Conversation, Story
-
 from threadline.api.read.runs import current_run
 from threadline.api.read.themes import conversation_volume, default_run_id
+from threadline.db.models import Conversation, Story
 
 RISING_THEMES = 6  # themes on the overview: what fits beside the volume chart
 RISING_DIRECTIONS = ("rising", "new")  # trend directions (stories.build) that count as rising

@@ -8,10 +8,9 @@ from typing import Any, Literal
 from sqlalchemy import select
 from sqlalchemy.orm import Session, selectinload
 
-from threadline.db.models import Message, Story
-from threadline.stories.queries import story_dict, story_evidence
-
 from threadline.api.read.themes import default_run_id
+from threadline.db.models import Conversation, Message, Story, StoryEvidence, Theme
+from threadline.stories.queries import EvidenceView, story_dict, story_evidence
 
 StorySort = Literal["rank", "conversations", "customers", "last_seen", "score", "title"]
 SORT_COLUMNS = {
@@ -22,14 +21,33 @@ SORT_COLUMNS = {
     "score": (Story.score.desc(), Story.id.asc()),
     "title": (Story.title.asc(), Story.id.asc()),
 }
+THEME_NAME_ONLY = selectinload(Story.theme).load_only(Theme.id, Theme.name)  # not the centroid vector: parsed per row
 MAX_CONTEXT_MESSAGES = 200  # messages shown around evidence: a long thread is cut, the quoted message always kept
 
 
-def story_out(session: Session, story: Story, *, with_evidence: bool = True) -> dict[str, Any]:
-    """The API view of a story (the CLI's `story_dict` plus `edited`)."""
-    data = story_dict(story, story_evidence(session, story.id) if with_evidence else [])
+def story_out(session: Session, story: Story, evidence: list[EvidenceView] | None = None) -> dict[str, Any]:
+    """The API view of a story (the CLI's `story_dict` plus `edited`); evidence loaded unless given."""
+    data = story_dict(story, story_evidence(session, story.id) if evidence is None else evidence)
     data["edited"] = bool(story.edited)
     return data
+
+
+def evidence_for(session: Session, story_ids: list[int]) -> dict[int, list[EvidenceView]]:
+    """Evidence of many stories in one query (a page of stories must not cost a query per story)."""
+    if not story_ids:
+        return {}
+    rows = session.execute(
+        select(StoryEvidence, Conversation.external_id, Conversation.url)
+        .join(Conversation, Conversation.id == StoryEvidence.conversation_id)
+        .where(StoryEvidence.story_id.in_(story_ids))
+        .order_by(StoryEvidence.story_id, StoryEvidence.position)
+    ).all()  # fmt: skip
+    found: dict[int, list[EvidenceView]] = {story_id: [] for story_id in story_ids}
+    for e, external_id, url in rows:
+        found[e.story_id].append(
+            EvidenceView(e.quote, e.conversation_id, external_id, url, e.message_id, e.start_offset, e.end_offset)
+        )
+    return found
 
 
 def list_stories(
@@ -47,7 +65,7 @@ def list_stories(
     run_id = default_run_id(session, run_id)
     if run_id is None:
         return []
-    statement = select(Story).options(selectinload(Story.theme)).where(Story.run_id == run_id)
+    statement = select(Story).options(THEME_NAME_ONLY).where(Story.run_id == run_id)
     if status is not None:
         statement = statement.where(Story.status == status)
     if severity is not None:
@@ -55,11 +73,12 @@ def list_stories(
     if theme_id is not None:
         statement = statement.where(Story.theme_id == theme_id)
     stories = session.execute(statement.order_by(*SORT_COLUMNS[sort]).limit(limit).offset(offset)).scalars().all()
-    return [story_out(session, s) for s in stories]
+    evidence = evidence_for(session, [s.id for s in stories])
+    return [story_out(session, s, evidence[s.id]) for s in stories]
 
 
 def get_story(session: Session, story_id: int) -> Story | None:
-    return session.execute(select(Story).options(selectinload(Story.theme)).where(Story.id == story_id)).scalar()
+    return session.execute(select(Story).options(THEME_NAME_ONLY).where(Story.id == story_id)).scalar()
 
 
 def update_story(session: Session, story: Story, changes: dict[str, Any]) -> Story:

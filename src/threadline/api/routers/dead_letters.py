@@ -7,7 +7,7 @@ from typing import Annotated
 from fastapi import APIRouter, HTTPException, Query
 
 from threadline.api.deps import ApiAuth, DbSession
-from threadline.api.pagination import IdPath, LimitQuery, MAX_ID, OffsetQuery, Page, page_of
+from threadline.api.pagination import MAX_ID, IdPath, LimitQuery, OffsetQuery, Page, page_of
 from threadline.api.read.runs import service
 from threadline.api.schemas import DeadLetterOut, Problem, RetryResult
 from threadline.db.models import DeadLetter

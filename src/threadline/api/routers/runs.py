@@ -6,7 +6,7 @@ from fastapi import APIRouter, HTTPException, status
 from sqlalchemy import select
 
 from threadline.api.deps import ApiAuth, DbSession
-from threadline.api.pagination import IdPath, LimitQuery, MAX_ID, OffsetQuery, Page, page_of
+from threadline.api.pagination import IdPath, LimitQuery, OffsetQuery, Page, page_of
 from threadline.api.read import runs as run_read
 from threadline.api.read.overview import overview
 from threadline.api.schemas import Overview, Problem, RunOut, RunStart

@@ -5,7 +5,7 @@ from __future__ import annotations
 from fastapi import APIRouter, HTTPException, status
 
 from threadline.api.deps import ApiAuth, DbSession
-from threadline.api.pagination import IdPath, LimitQuery, MAX_ID, OffsetQuery, Page, page_of
+from threadline.api.pagination import IdPath, LimitQuery, OffsetQuery, Page, page_of
 from threadline.api.read.runs import service
 from threadline.api.read.sources import list_sources
 from threadline.api.schemas import Problem, SourceOut, SyncAccepted

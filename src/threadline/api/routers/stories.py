@@ -8,7 +8,7 @@ from fastapi import APIRouter, HTTPException, Query
 from fastapi.responses import JSONResponse, PlainTextResponse
 
 from threadline.api.deps import ApiAuth, DbSession
-from threadline.api.pagination import IdPath, LimitQuery, MAX_ID, OffsetQuery, Page, page_of
+from threadline.api.pagination import MAX_ID, IdPath, LimitQuery, OffsetQuery, Page, page_of
 from threadline.api.read.stories import StorySort, get_story, list_stories, story_out, update_story
 from threadline.api.schemas import Problem, StoryOut, StoryPatch, StoryStatus
 from threadline.stories.export import to_markdown

@@ -7,7 +7,7 @@ from typing import Annotated
 from fastapi import APIRouter, HTTPException, Query
 
 from threadline.api.deps import ApiAuth, DbSession
-from threadline.api.pagination import IdPath, LimitQuery, MAX_ID, OffsetQuery, Page, page_of
+from threadline.api.pagination import MAX_ID, IdPath, LimitQuery, OffsetQuery, Page, page_of
 from threadline.api.read.conversations import list_conversations
 from threadline.api.read.themes import Bucket, default_run_id, theme_detail, theme_trend
 from threadline.api.schemas import ConversationSummary, Problem, ThemeDetail, ThemeGroup, TrendSeries

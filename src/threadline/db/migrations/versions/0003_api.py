@@ -1,12 +1,15 @@
-"""full-text search index for the HTTP API
+"""indexes for the HTTP API: message full-text search, newest-first conversation lists
 
 Revision ID: 0003_api
 Revises: 0001
 Create Date: 2026-11-22
 
-A GIN index on to_tsvector('english', messages.text): the expression that
-`threadline.api.read.conversations` searches (conversations are found through their
-messages, so the index lives on messages).
+- A GIN index on to_tsvector('english', messages.text): the expression that
+  `threadline.api.read.conversations` searches (conversations are found through their
+  messages, so the index lives on messages).
+- A partial b-tree on live conversations in the API's list order (created_at DESC NULLS
+  LAST, id DESC), so a page of the newest conversations is an index scan, not a sort of
+  the whole table.
 """
 from alembic import op
 
@@ -20,7 +23,12 @@ def upgrade() -> None:
     op.execute(
         "CREATE INDEX IF NOT EXISTS ix_messages_text_fts ON messages USING gin (to_tsvector('english', text))"
     )
+    op.execute(
+        "CREATE INDEX IF NOT EXISTS ix_conversations_live_newest ON conversations "
+        "(created_at DESC NULLS LAST, id DESC) WHERE deleted_at IS NULL"
+    )
 
 
 def downgrade() -> None:
+    op.execute("DROP INDEX IF EXISTS ix_conversations_live_newest")
     op.execute("DROP INDEX IF EXISTS ix_messages_text_fts")

@@ -1,0 +1,15 @@
+"""Paths and commands shared by tests (import as `from support import ...`)."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED_DATA = REPO.parent / "shared" / "data"
+EXAMPLES = REPO / "examples" / "conversations.jsonl"
+
+
+def threadline_command() -> list[str]:
+    """The `threadline` CLI of this interpreter (works without the console script on PATH)."""
+    return [sys.executable, "-m", "threadline.cli.main"]
