@@ -154,3 +154,21 @@ def test_concurrent_retries_in_threads_exactly_one_wins(db_engine, tmp_path, mon
         thread.join(timeout=60)
     assert sorted(results) == [False] * 7 + [True]
     assert _requeues(db_engine, run_id) == 1
+
+
+def test_item_whose_worker_died_on_every_attempt_is_dead_lettered(db_engine, tmp_path, monkeypatch):
+    """A poison item (its worker was lost on each attempt) ends as a dead letter, not an endless loop."""
+    ids = make_conversations(db_engine, tmp_path, 6)
+    monkeypatch.setenv("THREADLINE_MAX_ITEM_ATTEMPTS", "3")
+    with session_scope(db_engine) as session:
+        run_id = create_run(session, phases=("sleep",), batch_size=3).id
+        # Three claims that never recorded a result: what three SIGKILLed attempts leave behind.
+        session.execute(
+            text("UPDATE run_items SET attempts = 3 WHERE run_id = :r AND conversation_id = :c"), {"r": run_id, "c": ids[1]}
+        )
+    run = execute_run(db_engine, run_id)
+    assert run.status == "failed"  # 1 of 6 dead > 10%
+    assert run.counters["sleep"]["dead"] == 1 and run.counters["sleep"]["done"] == 5
+    with session_scope(db_engine) as session:
+        letter = session.execute(select(DeadLetter).where(DeadLetter.run_id == run_id)).scalar_one()
+        assert (letter.item, letter.error_class, letter.attempts) == (str(ids[1]), "WorkerLost", 4)

@@ -63,23 +63,13 @@ def _filtered(
 
 def list_conversations(session: Session, *, limit: int, offset: int, **filters: Any) -> list[dict[str, Any]]:
     """Newest first; fetches `limit` rows (callers pass limit + 1 to learn whether more exist)."""
+    messages = select(func.count()).where(Message.conversation_id == Conversation.id).scalar_subquery()
     rows = session.execute(
-        _filtered(**filters).order_by(Conversation.created_at.desc().nulls_last(), Conversation.id.desc())
+        _filtered(**filters).add_columns(messages)
+        .order_by(Conversation.created_at.desc().nulls_last(), Conversation.id.desc())
         .limit(limit).offset(offset)
     ).all()  # fmt: skip
-    counts = _message_counts(session, [c.id for c, _ in rows])
-    return [_summary(c, source, counts.get(c.id, 0)) for c, source in rows]
-
-
-def _message_counts(session: Session, ids: list[int]) -> dict[int, int]:
-    if not ids:
-        return {}
-    return dict(
-        session.execute(
-            select(Message.conversation_id, func.count()).where(Message.conversation_id.in_(ids))
-            .group_by(Message.conversation_id)
-        ).all()
-    )  # fmt: skip
+    return [_summary(c, source, count) for c, source, count in rows]
 
 
 def _summary(conversation: Conversation, source: str, messages: int) -> dict[str, Any]:
