@@ -8,7 +8,7 @@ items with zero latency on one worker: the wall time per item and per batch job 
 procrastinate plus Threadline's bookkeeping (claim, transitions, counters) cost.
 All figures come from one invocation. Writes benchmarks/results/workers_scaling.json.
 
-    .venv/bin/python benchmarks/workers_scaling.py [--items 800] [--batch-size 4] [--sleep-ms 200] [--concurrency 4]
+    .venv/bin/python benchmarks/workers_scaling.py [--items 800] [--batch-size 4] [--sleep-ms 500] [--concurrency 4]
 """
 
 from __future__ import annotations
@@ -28,6 +28,7 @@ REPO = Path(__file__).resolve().parents[1]
 RESULTS = REPO / "benchmarks" / "results" / "workers_scaling.json"
 RUN_TIMEOUT_S = 600  # seconds: a run that takes longer is a broken benchmark, not a slow one
 WORKER_READY_TIMEOUT_S = 120  # seconds for worker processes to register with the database
+DEFAULT_SLEEP_MS = 500.0  # milliseconds per simulated call: the fast end of an LLM request (they take 0.5-10 s)
 
 
 def _workers_registered(engine) -> int:
@@ -75,8 +76,10 @@ def _stop_workers(processes: list[subprocess.Popen]) -> None:
 def _measure(engine, *, workers: int, concurrency: int, items: int, batch_size: int, sleep_ms: float,
              env: dict[str, str], log_dir: Path) -> dict:  # fmt: skip
     """One run of the `sleep` stage with `workers` processes; returns its figures."""
+    from sqlalchemy import func, select
+
     from threadline.db.engine import session_scope
-    from threadline.db.models import Run
+    from threadline.db.models import Run, RunItem
     from threadline.pipeline.runs import create_run, wait_for_run
 
     processes = _start_workers(workers, concurrency, env, log_dir)
@@ -95,6 +98,11 @@ def _measure(engine, *, workers: int, concurrency: int, items: int, batch_size: 
             run = session.get(Run, run_id)
             elapsed = (run.finished_at - run.created_at).total_seconds()
             done = run.counters["sleep"]["done"]
+            first_start, last_finish = session.execute(
+                select(func.min(RunItem.started_at), func.max(RunItem.finished_at)).where(RunItem.run_id == run_id)
+            ).one()
+            to_first_item = (first_start - run.created_at).total_seconds()
+            after_last_item = (run.finished_at - last_finish).total_seconds()
     finally:
         _stop_workers(processes)
     jobs = -(-items // batch_size)
@@ -103,6 +111,7 @@ def _measure(engine, *, workers: int, concurrency: int, items: int, batch_size: 
         "sleep_ms_per_batch": sleep_ms, "elapsed_s": round(elapsed, 3),
         "items_per_s": round(done / elapsed, 2),
         "ideal_elapsed_s": round(jobs * sleep_ms / 1000 / (workers * concurrency), 3),
+        "enqueue_to_first_item_s": round(to_first_item, 3), "last_item_to_run_end_s": round(after_last_item, 3),
     }  # fmt: skip
 
 
@@ -110,7 +119,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--items", type=int, default=800)
     parser.add_argument("--batch-size", type=int, default=4)
-    parser.add_argument("--sleep-ms", type=float, default=200.0)
+    parser.add_argument("--sleep-ms", type=float, default=DEFAULT_SLEEP_MS)
     parser.add_argument("--concurrency", type=int, default=4)
     parser.add_argument("--out", type=Path, default=RESULTS)
     args = parser.parse_args()

@@ -10,7 +10,7 @@ from threadline.api.tokens import create_token, revoke_token
 from threadline.db.engine import session_scope
 from threadline.db.models import ApiToken
 
-PROTECTED = ["/api/runs", "/api/conversations", "/api/themes", "/api/stories", "/api/dead-letters",
+PROTECTED = ["/openapi.json", "/api/runs", "/api/conversations", "/api/themes", "/api/stories", "/api/dead-letters",
              "/api/sources", "/api/overview", "/api/stories/1", "/api/conversations/1", "/api/themes/1/trend"]  # fmt: skip
 
 
@@ -27,6 +27,7 @@ def test_everything_else_needs_a_token(client, app):
     assert client.get("/api/stories", headers={"Authorization": "Bearer tl_wrong"}).status_code == 401
     assert client.get("/api/stories", headers={"Authorization": "Basic abc"}).status_code == 401
     assert client.patch("/api/stories/1", json={"status": "accepted"}).status_code == 401
+    assert client.get("/docs").status_code == 404 and client.get("/redoc").status_code == 404  # no CDN-backed pages
     # Pages redirect to the sign-in form instead.
     page = client.get("/stories")
     assert page.status_code == 303 and page.headers["location"].startswith("/login?next=")

@@ -25,8 +25,8 @@ def test_api_conforms_to_its_schema(app, token):
     (Operations are iterated by hand: schemathesis' lazy pytest fixture loader does not
     support pytest 9 yet.)
     """
-    schema = schemathesis.openapi.from_asgi("/openapi.json", app)
     headers = {"Authorization": f"Bearer {token}"}
+    schema = schemathesis.openapi.from_asgi("/openapi.json", app, headers=headers)
     failures: list[str] = []
     operations = 0
     for result in schema.get_all_operations():
@@ -46,8 +46,8 @@ def test_api_conforms_to_its_schema(app, token):
     assert not failures, "\n\n".join(failures)
 
 
-def test_schema_lists_every_resource_with_response_models(client):
-    spec = client.get("/openapi.json").json()
+def test_schema_lists_every_resource_with_response_models(authed):
+    spec = authed.get("/openapi.json").json()
     paths = set(spec["paths"])
     for path in ("/health", "/api/runs", "/api/runs/{run_id}", "/api/runs/{run_id}/stop", "/api/runs/{run_id}/resume",
                  "/api/conversations", "/api/conversations/{conversation_id}", "/api/themes",

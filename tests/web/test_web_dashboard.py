@@ -46,6 +46,9 @@ def test_sign_in_run_and_accept_a_story(browser, live_server, web_token, worker,
     page.click("#start-run button[type=submit]")
     page.wait_for_url(re.compile(r"/runs/\d+$"))
     run_id = int(page.url.rsplit("/", 1)[1])
+    page.wait_for_function("document.getElementById('run-status').textContent.trim() !== 'queued'",
+                           timeout=RUN_FINISH_TIMEOUT_MS)  # fmt: skip
+    page.screenshot(path=str(SCREENSHOTS / "02a-run-in-progress.png"), full_page=True)
     page.wait_for_function(
         "['succeeded', 'failed', 'stopped'].includes(document.getElementById('run-status').textContent.trim())",
         timeout=RUN_FINISH_TIMEOUT_MS,
@@ -85,6 +88,11 @@ def test_sign_in_run_and_accept_a_story(browser, live_server, web_token, worker,
     with session_scope(sample_engine) as session:
         story = session.execute(select(Story).where(Story.id == story_id)).scalar_one()
         assert story.status == "accepted" and story.run_id == run_id
+
+    # Full-text search over conversations.
+    page.goto(f"{live_server}/conversations?q=export")
+    assert page.locator("table a[href^='/conversations/']").count() > 0
+    page.screenshot(path=str(SCREENSHOTS / "08-conversation-search.png"), full_page=True)
 
     # The same story at phone width: no horizontal scrolling of the page itself.
     phone = browser.new_context(viewport=PHONE, storage_state=context.storage_state())

@@ -10,6 +10,7 @@ from fastapi.responses import JSONResponse
 from fastapi.staticfiles import StaticFiles
 from sqlalchemy import Engine
 
+from threadline.api.deps import ApiAuth
 from threadline.api.read.runs import RunsUnavailable
 from threadline.api.security import SessionSigner, load_or_create_secret
 from threadline.config import Settings, get_settings
@@ -39,6 +40,10 @@ def create_app(settings: Settings | None = None, *, engine: Engine | None = None
         summary="Evidence-backed backlog stories from support conversations.",
         description="All endpoints except /health need `Authorization: Bearer <token>` "
         "(create one with `threadline tokens create NAME`).",
+        # The schema is served below behind auth; no Swagger/ReDoc pages (they load scripts from a CDN).
+        openapi_url=None,
+        docs_url=None,
+        redoc_url=None,
     )
     app.state.engine = engine
     app.state.settings = settings
@@ -47,6 +52,11 @@ def create_app(settings: Settings | None = None, *, engine: Engine | None = None
     @app.exception_handler(RunsUnavailable)
     def _runs_unavailable(request: Request, exc: RunsUnavailable) -> JSONResponse:
         return JSONResponse({"detail": str(exc)}, status_code=503)
+
+    @app.get("/openapi.json", include_in_schema=False)
+    def openapi_schema(_: ApiAuth) -> JSONResponse:
+        """The OpenAPI schema of the API (authenticated like every other endpoint but /health)."""
+        return JSONResponse(app.openapi())
 
     app.include_router(health.router)
     for module in (runs, conversations, themes, stories, dead_letters, sources):

@@ -169,11 +169,12 @@ def status_command(as_json: JsonOption = False) -> None:
 
 def _register_subcommands() -> None:
     """Commands that live in their own modules (one module per area)."""
-    from threadline.cli import evaluate, runs
+    from threadline.cli import evaluate, runs, serve
     from threadline.sources.intercom import cli as intercom_cli
 
     runs.register(app)
     evaluate.register(app)
+    serve.register(app)
     sources_app = typer.Typer(help="Connected sources (Intercom workspaces).", no_args_is_help=True)
     sources_app.add_typer(intercom_cli.sources_add_app, name="add")
     app.add_typer(sources_app, name="sources")

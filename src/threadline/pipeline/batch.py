@@ -157,6 +157,11 @@ def run_batch(engine: Engine, *, run_id: int, generation: int, stage: str, ids: 
         except Exception as exc:  # the injector raises TransientError or PermanentError
             failures[cid] = _failure(exc)
     with session_scope(engine) as session:
+        # Asynchronous commit keeps the WAL flush out of the run-row lock (which serializes a run's
+        # batches). Safe: WAL is replayed as a prefix, and procrastinate marks the job finished with a
+        # later, synchronous commit; so a job recorded as finished always has its results, and a
+        # database crash before that leaves the job `doing`, to be re-executed (batches are idempotent).
+        session.execute(text("SET LOCAL synchronous_commit TO OFF"))
         outcome = BatchOutcome()
         if ok:
             try:

@@ -39,7 +39,7 @@ __all__ = [
 
 logger = logging.getLogger(__name__)
 
-CLUSTERING_VERSION = "knn-leiden-silhouette-0.5"
+CLUSTERING_VERSION = "knn-leiden-silhouette-0.6"
 
 KNN_NEIGHBOURS = 15  # neighbours per item: 10 and 25 measured worse on BANKING77 test (NMI -0.01)
 KNN_BLOCK_ROWS = 512  # query rows per matrix-product block: 512 x 100k float32 = 200 MB peak
@@ -51,7 +51,7 @@ IVF_TRAIN_ITEMS = 20_000  # items sampled to fit the buckets: centroids are stab
 IVF_KMEANS_ITERATIONS = 8  # Lloyd iterations for the buckets: exact bucket quality matters little to recall
 # modularity resolutions tried, doubling: ~10 to ~170 themes on 3k-10k items, 6 Leiden runs
 RESOLUTION_GRID = (0.5, 1.0, 2.0, 4.0, 8.0, 16.0)
-# items: above this the grid scales with n, because modularity's resolution limit grows with graph size
+# items: above this the grid extends to finer resolutions, because modularity's resolution limit grows with n
 RESOLUTION_REFERENCE_ITEMS = 10_000
 # relative: the coarsest partition within 7.5% of the best silhouette wins (parsimony, like the 1-SE rule)
 SILHOUETTE_TOLERANCE = 0.075
@@ -233,12 +233,13 @@ def cosine_silhouette(x: np.ndarray, labels: np.ndarray) -> float:
     if k < 2:
         return 0.0
     sums = _label_sums(x, labels, k)
+    sums32 = sums.astype(np.float32)
     sizes = np.bincount(labels, minlength=k).astype(np.float64)
     total = 0.0
     for start in range(0, x.shape[0], KNN_BLOCK_ROWS):
         xb, lb = x[start : start + KNN_BLOCK_ROWS], labels[start : start + KNN_BLOCK_ROWS]
         rows = np.arange(xb.shape[0])
-        sim_sum = xb.astype(np.float64) @ sums.T  # (b, k)
+        sim_sum = (xb @ sums32.T).astype(np.float64)  # (b, k); float32 product: 2x faster, error ~1e-6
         own = sim_sum[rows, lb]
         own_size = sizes[lb]
         a = 1.0 - (own - 1.0) / np.maximum(own_size - 1.0, 1.0)  # self-similarity 1 excluded
@@ -261,11 +262,15 @@ def _best_partition(x: np.ndarray, adj: sparse.csr_matrix, seed: int) -> np.ndar
     """
     g = to_igraph(adj)
     # Modularity's null model penalises a merge by ~1/(total edge weight), so with more
-    # items the same resolution merges ever bigger groups (the "resolution limit").
-    # Scaling the grid with n keeps the theme-size scale of a 10k run at 100k.
-    scale = max(1.0, x.shape[0] / RESOLUTION_REFERENCE_ITEMS)
+    # items the same resolution merges ever bigger groups (the "resolution limit"). The
+    # grid is therefore extended upwards (same doubling) as n grows past the reference
+    # size, while its coarse end stays, since big themes must not be forced apart.
+    top = RESOLUTION_GRID[-1] * max(1.0, x.shape[0] / RESOLUTION_REFERENCE_ITEMS)
+    grid = list(RESOLUTION_GRID)
+    while grid[-1] * 2 <= top * 1.0001:
+        grid.append(grid[-1] * 2)
     candidates: list[tuple[float, np.ndarray]] = []
-    for resolution in (r * scale for r in RESOLUTION_GRID):
+    for resolution in grid:
         labels = leiden_partition(g, resolution, seed)
         if int(labels.max()) + 1 < 2:
             continue
