@@ -28,6 +28,7 @@ from sqlalchemy import (
     Text,
     UniqueConstraint,
     func,
+    text,
 )
 from sqlalchemy.dialects.postgresql import ARRAY, JSONB
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
@@ -277,6 +278,11 @@ class DeadLetter(Base):
     """An item a stage gave up on, with its error; retried at most once per failure."""
 
     __tablename__ = "dead_letters"
+    __table_args__ = (
+        # One open (not yet retried) dead letter per item, so a failure is recorded once.
+        Index("ux_dead_letters_open_item", "run_id", "stage", "item", unique=True,
+              postgresql_where=text("retried_at IS NULL")),
+    )  # fmt: skip
     id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
     run_id: Mapped[int | None] = mapped_column(ForeignKey("runs.id", ondelete="CASCADE"), index=True)
     stage: Mapped[str] = mapped_column(String(32))

@@ -166,13 +166,19 @@ def run_batch(engine: Engine, *, run_id: int, generation: int, stage: str, ids: 
         if ok:
             try:
                 with session.begin_nested():
-                    outcome = PER_CONVERSATION[stage](session, ok, run_params)
+                    outcome = PER_CONVERSATION[stage](session, ok, {**run_params, "run_id": run_id})
             except Exception as exc:
                 logger.warning("run %d %s batch of %d failed: %s", run_id, stage, len(ok), type(exc).__name__)
                 failure = _failure(exc)
                 failures.update({cid: failure for cid in ok})
                 outcome = BatchOutcome()
+        # Items the stage itself gave up on (bounded retries inside, e.g. LLM calls) are dead now.
+        for cid, (error_class, message, _) in outcome.failed.items():
+            failures[cid] = _Failure(error_class, message[:MAX_ERROR_CHARS], transient=False)
         retry_ids, delay, status = _record(session, run_id, stage, claimed, outcome, failures, settings, rng)
+        if outcome.stop_reason:
+            _stop_for(session, run_id, outcome.stop_reason)
+            status = "stopping"
         if status == "stopping" and not retry_ids:
             try_finish_stop(session, run_id, exclude_job_id=job_id)
     if retry_ids:
@@ -201,7 +207,7 @@ def _record(session: Session, run_id: int, stage: str, claimed: dict[int, int], 
     retry = sorted(cid for cid in failures if cid not in dead_failures)
     computed = min(outcome.computed, len(done))  # a concurrent duplicate may have moved some items first
     add_counters(run, stage, {"done": len(done), "skipped": len(skipped), "dead": len(dead), "retries": len(retry),
-                              "computed": computed, "reused": len(done) - computed})  # fmt: skip
+                              "computed": computed, "reused": len(done) - computed, **outcome.extra_counters})  # fmt: skip
     if run.phase is None and run.status == "running":
         run.phase = stage
     c = run.counters[stage]
@@ -213,6 +219,16 @@ def _record(session: Session, run_id: int, stage: str, claimed: dict[int, int], 
         retry_after = max((failures[cid].retry_after_s or 0.0 for cid in retry), default=0.0) or None
         delay = backoff_delay_s(attempt, settings.retry_base_delay_s, retry_after_s=retry_after, rng=rng)
     return retry, delay, run.status
+
+
+def _stop_for(session: Session, run_id: int, reason: str) -> None:
+    """Stop the run cleanly because a stage said so (e.g. the LLM budget): unfinished items stay pending."""
+    run = lock_run(session, run_id)
+    if run is not None and run.status in ACTIVE_STATUSES:
+        run.status = "stopping"
+        run.stop_requested_at = func.now()
+        run.error = reason[:MAX_ERROR_CHARS]
+        logger.warning("run %d stopping: %s", run_id, reason)
 
 
 def run_whole(engine: Engine, *, run_id: int, generation: int, phase: str, job_id: int | None = None,

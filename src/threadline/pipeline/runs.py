@@ -29,6 +29,7 @@ from threadline.pipeline.stages import (
     PER_CONVERSATION_STAGES,
     WHOLE_RUN_STAGES,
     Embedder,
+    product_phases,
     set_process_embedder,
 )
 
@@ -49,16 +50,18 @@ def create_run(
     source: str | None = None,
     since: datetime | None = None,
     until: datetime | None = None,
-    phases: Sequence[str] = DEFAULT_PHASES,
+    phases: Sequence[str] | None = None,
     batch_size: int = BATCH_SIZE,
     options: dict[str, Any] | None = None,
 ) -> Run:
     """A queued run over the matching, non-deleted conversations, with its first job deferred.
 
     `phases` and `options` (e.g. `{"sleep_ms": 20}` for the `sleep` stage) exist for tests
-    and benchmarks; the product runs DEFAULT_PHASES. Nothing runs until a worker picks the
+    and benchmarks; by default the product's phases run (`product_phases`: offline, or with
+    LLM facets when an endpoint is configured). Nothing runs until a worker picks the
     job up, and nothing is visible to workers until the caller commits.
     """
+    phases = tuple(phases) if phases is not None else product_phases()
     unknown = [p for p in phases if p not in PER_CONVERSATION_STAGES + WHOLE_RUN_STAGES]
     if unknown or not phases:
         raise RunError(f"unknown phases {unknown!r}")
@@ -76,7 +79,7 @@ def create_run(
         filters.append(Conversation.created_at < until)
     params: dict[str, Any] = {"source": source, "since": since.isoformat() if since else None,
                               "until": until.isoformat() if until else None}  # fmt: skip
-    if tuple(phases) != DEFAULT_PHASES:
+    if phases != DEFAULT_PHASES:
         params["phases"] = list(phases)
     if batch_size != BATCH_SIZE:
         params["batch_size"] = batch_size

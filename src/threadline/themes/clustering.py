@@ -39,7 +39,7 @@ __all__ = [
 
 logger = logging.getLogger(__name__)
 
-CLUSTERING_VERSION = "knn-leiden-silhouette-0.6"
+CLUSTERING_VERSION = "knn-leiden-silhouette-0.7"
 
 KNN_NEIGHBOURS = 15  # neighbours per item: 10 and 25 measured worse on BANKING77 test (NMI -0.01)
 KNN_BLOCK_ROWS = 512  # query rows per matrix-product block: 512 x 100k float32 = 200 MB peak
@@ -55,7 +55,13 @@ RESOLUTION_GRID = (0.5, 1.0, 2.0, 4.0, 8.0, 16.0)
 RESOLUTION_REFERENCE_ITEMS = 10_000
 # relative: the coarsest partition within 7.5% of the best silhouette wins (parsimony, like the 1-SE rule)
 SILHOUETTE_TOLERANCE = 0.075
-LEIDEN_ITERATIONS = -1  # Leiden passes per resolution: -1 = until no node moves; as cheap as 2 passes here (3.5 s CPU at 10k) and better converged
+# early stop: after this many consecutive resolutions scoring more than SILHOUETTE_STOP_DROP (relative)
+# below the best so far, finer ones are not tried (STAR and 100k synthetic peak early; saves Leiden runs)
+SILHOUETTE_STOP_AFTER = 2
+SILHOUETTE_STOP_DROP = 2 * SILHOUETTE_TOLERANCE
+# Leiden passes per resolution: 2 is the usual default; "until stable" (-1) scored the same on
+# BANKING77/STAR but took 40-50 s CPU per fine resolution at 100k
+LEIDEN_ITERATIONS = 2
 MIN_THEME_SIZE = 5  # items: smaller groups are not a recurring theme worth a story
 # cosine to a centroid: ~1st percentile of members' similarity to their own discovered theme
 # (BANKING77, STAR), so ~99% of items that fit a theme join it in an incremental run
@@ -270,6 +276,7 @@ def _best_partition(x: np.ndarray, adj: sparse.csr_matrix, seed: int) -> np.ndar
     while grid[-1] * 2 <= top * 1.0001:
         grid.append(grid[-1] * 2)
     candidates: list[tuple[float, np.ndarray]] = []
+    below = 0  # consecutive resolutions far below the best silhouette so far
     for resolution in grid:
         labels = leiden_partition(g, resolution, seed)
         if int(labels.max()) + 1 < 2:
@@ -277,6 +284,10 @@ def _best_partition(x: np.ndarray, adj: sparse.csr_matrix, seed: int) -> np.ndar
         score = cosine_silhouette(x, labels)
         logger.debug("resolution %.2f: %d communities, silhouette %.4f", resolution, int(labels.max()) + 1, score)
         candidates.append((score, labels))
+        best_so_far = max(sc for sc, _ in candidates)
+        below = below + 1 if score < best_so_far - abs(best_so_far) * SILHOUETTE_STOP_DROP else 0
+        if below >= SILHOUETTE_STOP_AFTER:
+            break  # finer partitions keep getting worse: stop paying for Leiden runs
     if not candidates:
         return np.zeros(x.shape[0], dtype=np.int64)
     best = max(score for score, _ in candidates)
