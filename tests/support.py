@@ -8,6 +8,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 SHARED_DATA = REPO.parent / "shared" / "data"
 EXAMPLES = REPO / "examples" / "conversations.jsonl"
+SCREENSHOTS = REPO / "tests" / "web" / "screenshots"  # browser tests save their pages here (gitignored)
 
 
 def threadline_command() -> list[str]:

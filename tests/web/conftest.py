@@ -21,9 +21,7 @@ from sqlalchemy import Engine
 
 from threadline.config import Settings
 
-REPO = Path(__file__).resolve().parents[2]
-EXAMPLES = REPO / "examples" / "conversations.jsonl"
-SCREENSHOTS = Path(__file__).resolve().parent / "screenshots"
+from support import EXAMPLES, REPO, SCREENSHOTS  # noqa: E402,F401
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
                  "--disable-background-networking", "--disable-component-update", "--disable-sync"]  # fmt: skip

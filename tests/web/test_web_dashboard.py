@@ -8,7 +8,7 @@ from __future__ import annotations
 import re
 
 import pytest
-from conftest import SCREENSHOTS
+from support import SCREENSHOTS
 from sqlalchemy import select
 
 from threadline.db.engine import session_scope
