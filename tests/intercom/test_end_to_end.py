@@ -148,3 +148,20 @@ def test_read_timeout_is_retried_then_reported(make_standin) -> None:
             asyncio.run(go(base_url))
     assert info.value.attempts == MAX_ATTEMPTS and info.value.status is None
     assert standin.stats.requests == MAX_ATTEMPTS
+
+
+def test_run_can_sync_its_source_first(make_standin, cli_env) -> None:
+    """`threadline run --source S --sync` brings the Intercom source up to date, then analyses it."""
+    standin = make_standin(WorkspaceSpec(conversations=40, seed=23), window_seconds=1, limit_per_window=500)
+    env = {**cli_env, TOKEN_ENV: standin.token}
+    main = [sys.executable, "-m", "threadline.cli.main"]
+    with serve(standin.checked) as base_url:
+        subprocess.run([*main, "sources", "add", "intercom", "--name", "support", "--token-env", TOKEN_ENV,
+                        "--base-url", base_url], env=env, check=True, capture_output=True, timeout=120)
+        result = subprocess.run([*main, "run", "--source", "support", "--sync", "--json"], env=env,
+                                capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stderr[-2000:]
+    run = json.loads(result.stdout)
+    assert run["status"] == "succeeded"
+    assert run["counters"]["conversations"] == len(standin.workspace.conversations)
+    assert standin.token not in result.stdout + result.stderr

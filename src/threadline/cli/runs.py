@@ -41,6 +41,7 @@ def run_command(
     until: Annotated[str | None, typer.Option(help="Conversations created before this date.")] = None,
     detach: Annotated[bool, typer.Option("--detach", help="Only enqueue; `threadline worker` processes run it.")] = False,
     concurrency: ConcurrencyOption = 1,
+    sync: Annotated[bool, typer.Option("--sync", help="Sync the (Intercom) --source first, then run on it.")] = False,
     as_json: JsonOption = False,
 ) -> None:
     """Analyse conversations: embed, classify, discover themes, write stories."""
@@ -49,6 +50,8 @@ def run_command(
     from threadline.pipeline.service import RunError, enqueue_run
 
     eng = engine()
+    if sync:
+        _sync_first(eng, source)
     try:
         with session_scope(eng) as session:
             run_id = enqueue_run(session, source=source, since=parse_date(since, "--since"), until=parse_date(until, "--until"))
@@ -72,6 +75,20 @@ def run_command(
     _print_finished(finished, as_json)
     if finished.status == "failed":
         raise typer.Exit(1)
+
+
+def _sync_first(eng: Any, source: str | None) -> None:
+    """Bring the source up to date before the run takes its membership snapshot."""
+    from threadline.sources.intercom.client import IntercomError
+    from threadline.sources.intercom.cli import sync_source
+
+    if source is None:
+        raise fail("--sync needs --source NAME (an Intercom source)")
+    try:
+        report = sync_source(eng, source)
+    except (LookupError, IntercomError) as exc:
+        raise fail(f"sync of {source!r} failed: {exc}") from None
+    err_console.print(f"synced {source}: {report}")
 
 
 def _print_finished(finished: Any, as_json: bool) -> None:
