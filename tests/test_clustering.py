@@ -56,6 +56,15 @@ def test_recovers_unequal_cluster_sizes() -> None:
     assert adjusted_rand_score(truth, result.labels) > 0.98
 
 
+def test_small_themes_survive_next_to_big_ones() -> None:
+    sizes = [600, 400] + [8] * 10  # skewed like support data: two big themes, a tail of small ones
+    x, truth = _mixture(sizes, seed=3)
+    result = cluster_vectors(x)
+    assert result.centroids.shape[0] == len(sizes)
+    assert (result.labels >= 0).mean() > 0.99
+    assert adjusted_rand_score(truth, result.labels) > 0.98
+
+
 def test_isolated_points_stay_unassigned() -> None:
     x, truth = _mixture([60] * 5)
     rng = np.random.default_rng(7)
