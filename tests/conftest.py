@@ -8,23 +8,21 @@ that point THREADLINE_DATABASE_URL at it.
 
 from __future__ import annotations
 
-import itertools
 import os
 from collections.abc import Iterator
 from pathlib import Path
 
-import psycopg
 import pytest
 from sqlalchemy import Engine
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session
+from support import cloned_database
 
-from threadline.db.embedded import ensure_database, start_embedded
+from threadline.db.embedded import start_embedded
 from threadline.db.engine import make_engine
 from threadline.db.migrate import upgrade
 
 TEMPLATE_DB = "threadline_template"
-_counter = itertools.count()
 
 
 @pytest.fixture(scope="session")
@@ -43,11 +41,8 @@ def pg_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
 @pytest.fixture()
 def db_url(pg_server: str) -> Iterator[str]:
     """SQLAlchemy URL of a fresh, migrated database for this test (dropped afterwards)."""
-    name = f"test_{os.getpid()}_{next(_counter)}"
-    ensure_database(pg_server, name, template=TEMPLATE_DB)
-    yield make_url(pg_server).set(drivername="postgresql+psycopg", database=name).render_as_string(hide_password=False)
-    with psycopg.connect(pg_server, autocommit=True) as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    with cloned_database(pg_server, TEMPLATE_DB) as url:
+        yield url
 
 
 @pytest.fixture()

@@ -2,8 +2,17 @@
 
 from __future__ import annotations
 
+import itertools
+import os
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
+
+import psycopg
+from sqlalchemy.engine import make_url
+
+from threadline.db.embedded import ensure_database
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED_DATA = REPO.parent / "shared" / "data"
@@ -14,3 +23,23 @@ SCREENSHOTS = REPO / "tests" / "web" / "screenshots"  # browser tests save their
 def threadline_command() -> list[str]:
     """The `threadline` CLI of this interpreter (works without the console script on PATH)."""
     return [sys.executable, "-m", "threadline.cli.main"]
+
+
+_clones = itertools.count()
+
+
+def database_url(maintenance: str, name: str) -> str:
+    """SQLAlchemy URL of database `name` on the server behind the libpq `maintenance` URI."""
+    return make_url(maintenance).set(drivername="postgresql+psycopg", database=name).render_as_string(hide_password=False)
+
+
+@contextmanager
+def cloned_database(maintenance: str, template: str, prefix: str = "test") -> Iterator[str]:
+    """A fresh database copied from `template` (CREATE DATABASE ... TEMPLATE), dropped afterwards."""
+    name = f"{prefix}_{os.getpid()}_{next(_clones)}"
+    ensure_database(maintenance, name, template=template)
+    try:
+        yield database_url(maintenance, name)
+    finally:
+        with psycopg.connect(maintenance, autocommit=True) as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')

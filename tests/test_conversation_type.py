@@ -93,7 +93,7 @@ def _embed(model, texts: list[str]) -> np.ndarray:
 def _accuracy(texts: list[str], truth: list[str], embeddings: np.ndarray | None,
               prototypes: PrototypeSet | None = None) -> float:
     pred = [r.type for r in classify_conversation_types(texts, embeddings, prototypes)]
-    return float(np.mean([p == t for p, t in zip(pred, truth)]))
+    return float(np.mean([p == t for p, t in zip(pred, truth, strict=False)]))
 
 
 def _require_shared_data() -> None:
@@ -122,7 +122,7 @@ def test_clear_cut_cases_without_embeddings(text: str, expected: str) -> None:
 def test_clear_cut_cases_with_embeddings(model, prototypes) -> None:
     texts = [t for t, _ in CLEAR_CUT]
     results = classify_conversation_types(texts, _embed(model, texts), prototypes)
-    wrong = [(t, r.type) for (t, expected), r in zip(CLEAR_CUT, results) if r.type != expected]
+    wrong = [(t, r.type) for (t, expected), r in zip(CLEAR_CUT, results, strict=False) if r.type != expected]
     assert not wrong
 
 
@@ -146,7 +146,7 @@ def test_single_and_batch_agree_and_are_deterministic(model, prototypes) -> None
     texts = [t for t, _ in CLEAR_CUT]
     emb = _embed(model, texts)
     batch = classify_conversation_types(texts, emb, prototypes)
-    single = [classify_conversation_type(t, e, prototypes) for t, e in zip(texts, emb)]
+    single = [classify_conversation_type(t, e, prototypes) for t, e in zip(texts, emb, strict=False)]
     assert batch == single == classify_conversation_types(texts, emb, prototypes)
 
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 import json
 
 import pytest
-from support import EXAMPLES
 from sqlalchemy import func, select
+from support import EXAMPLES
 
 from threadline.config import MIN_EVIDENCE_QUOTES
 from threadline.db.engine import session_scope

@@ -7,29 +7,19 @@ about a second and may write to it freely.
 
 from __future__ import annotations
 
-import itertools
-import os
 from collections.abc import Iterator
 from pathlib import Path
 
-import psycopg
 import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import Engine
-from sqlalchemy.engine import make_url
+from support import EXAMPLES, cloned_database, database_url  # noqa: E402
 
 from threadline.config import Settings
 from threadline.db.embedded import ensure_database
 from threadline.db.engine import make_engine
 
-REPO = Path(__file__).resolve().parents[2]
-EXAMPLES = REPO / "examples" / "conversations.jsonl"
 POPULATED_TEMPLATE = "threadline_api_populated"
-_counter = itertools.count()
-
-
-def _url(maintenance: str, name: str) -> str:
-    return make_url(maintenance).set(drivername="postgresql+psycopg", database=name).render_as_string(hide_password=False)
 
 
 @pytest.fixture(scope="session")
@@ -40,7 +30,7 @@ def populated_template(pg_server: str, embedder) -> str:
     from threadline.sources.importer import import_file
 
     ensure_database(pg_server, POPULATED_TEMPLATE, template="threadline_template")
-    engine = make_engine(_url(pg_server, POPULATED_TEMPLATE))
+    engine = make_engine(database_url(pg_server, POPULATED_TEMPLATE))
     try:
         import_file(engine, EXAMPLES, source_name="demo")
         with session_scope(engine) as session:
@@ -53,11 +43,8 @@ def populated_template(pg_server: str, embedder) -> str:
 
 @pytest.fixture()
 def api_db_url(pg_server: str, populated_template: str) -> Iterator[str]:
-    name = f"api_{os.getpid()}_{next(_counter)}"
-    ensure_database(pg_server, name, template=populated_template)
-    yield _url(pg_server, name)
-    with psycopg.connect(pg_server, autocommit=True) as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    with cloned_database(pg_server, populated_template, prefix="api") as url:
+        yield url
 
 
 @pytest.fixture()

@@ -18,10 +18,10 @@ from pathlib import Path
 import pytest
 import uvicorn
 from sqlalchemy import Engine
+from support import EXAMPLES, REPO, SCREENSHOTS  # noqa: E402,F401
 
 from threadline.config import Settings
 
-from support import EXAMPLES, REPO, SCREENSHOTS  # noqa: E402,F401
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
                  "--disable-background-networking", "--disable-component-update", "--disable-sync"]  # fmt: skip

@@ -8,8 +8,8 @@ from __future__ import annotations
 import re
 
 import pytest
-from support import SCREENSHOTS
 from sqlalchemy import select
+from support import SCREENSHOTS
 
 from threadline.db.engine import session_scope
 from threadline.db.models import Story

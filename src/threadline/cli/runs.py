@@ -79,8 +79,8 @@ def run_command(
 
 def _sync_first(eng: Any, source: str | None) -> None:
     """Bring the source up to date before the run takes its membership snapshot."""
-    from threadline.sources.intercom.client import IntercomError
     from threadline.sources.intercom.cli import sync_source
+    from threadline.sources.intercom.client import IntercomError
 
     if source is None:
         raise fail("--sync needs --source NAME (an Intercom source)")

@@ -22,6 +22,7 @@ from threadline.analysis.conversation_type import (
     classify_conversation_types,
 )
 from threadline.db.models import Analysis, Embedding, RunConversation
+from threadline.pipeline.analysis_cache import cached_conversation_ids
 from threadline.pipeline.customer_text import input_hash, load_customer_texts
 from threadline.pipeline.embed import Embedder
 
@@ -57,16 +58,7 @@ def classify_conversations(session: Session, conversation_ids: Sequence[int], em
             result.skipped[conversation_id] = "no customer messages"
     model = model_key(embedder)
     hashes = {cid: input_hash(STAGE, text) for cid, text in texts.items()}
-    cached = set()
-    if hashes:
-        cached = set(
-            session.execute(
-                select(Analysis.conversation_id).where(
-                    Analysis.stage == STAGE, Analysis.model == model, Analysis.version == CONVERSATION_TYPE_VERSION,
-                    tuple_(Analysis.conversation_id, Analysis.input_hash).in_(list(hashes.items())),
-                )
-            ).scalars()
-        )  # fmt: skip
+    cached = cached_conversation_ids(session, stage=STAGE, model=model, version=CONVERSATION_TYPE_VERSION, keys=hashes)
     missing = [cid for cid in texts if cid not in cached]
     result.reused = len(texts) - len(missing)
     if missing:

@@ -15,7 +15,7 @@ from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from sqlalchemy import select, tuple_
+from sqlalchemy import select
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.orm import Session
 
@@ -26,6 +26,7 @@ from threadline.ai.llm.facets import STAGE, ConversationInput, MessageInput, fac
 from threadline.ai.llm.prompts import FACETS_PROMPT_VERSION
 from threadline.ai.llm.runtime import LLMRuntime
 from threadline.db.models import Analysis, Contact, Conversation, Message
+from threadline.pipeline.analysis_cache import cached_conversation_ids
 
 __all__ = ["STAGE", "FacetStageResult", "facet_conversations", "load_inputs"]
 
@@ -86,16 +87,7 @@ def facet_conversations(
             result.skipped[cid] = "no customer messages"
     wanted = {cid: inputs[cid] for cid in conversation_ids if cid not in result.skipped}
     keys = {cid: facet_input_hash(conv, model) for cid, conv in wanted.items()}
-    cached: set[int] = set()
-    if keys:
-        cached = set(
-            session.execute(
-                select(Analysis.conversation_id).where(
-                    Analysis.stage == STAGE, Analysis.model == model, Analysis.version == FACETS_PROMPT_VERSION,
-                    tuple_(Analysis.conversation_id, Analysis.input_hash).in_(list(keys.items())),
-                )
-            ).scalars()
-        )  # fmt: skip
+    cached = cached_conversation_ids(session, stage=STAGE, model=model, version=FACETS_PROMPT_VERSION, keys=keys)
     result.reused = len(cached)
     misses = [wanted[cid] for cid in wanted if cid not in cached]
     if misses:
