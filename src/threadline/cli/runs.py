@@ -111,6 +111,9 @@ def _print_finished(finished: Any, as_json: bool) -> None:
     )
 
 
+WORKER_NICENESS = 10  # nice level: pipeline batches are background work; serving and typing stay responsive
+
+
 def worker_command(
     concurrency: ConcurrencyOption = 1,
     heartbeat: Annotated[float, typer.Option("--heartbeat", min=0.5, help="Seconds between heartbeats.")] = HEARTBEAT_INTERVAL_S,
@@ -118,10 +121,17 @@ def worker_command(
         float, typer.Option("--stalled-after", min=2.0, help="Seconds without heartbeat before a worker's jobs are taken over.")
     ] = STALLED_WORKER_TIMEOUT_S,
     name: Annotated[str | None, typer.Option("--name", help="Worker name shown in logs.")] = None,
+    nice: Annotated[
+        int, typer.Option("--nice", min=0, max=19, help="CPU niceness: batch work yields to the API server on the same machine.")
+    ] = WORKER_NICENESS,
 ) -> None:
     """Execute queued runs (any number of workers, on any machines, against THREADLINE_DATABASE_URL)."""
+    import os
+
     from threadline.pipeline.worker import run_worker
 
+    if nice and hasattr(os, "nice"):
+        os.nice(nice)
     eng = engine()
     err_console.print(f"worker started (concurrency {concurrency}); Ctrl-C finishes in-flight jobs and exits")
     run_worker(eng, concurrency=concurrency, heartbeat_s=heartbeat, stalled_after_s=stalled_after, name=name)
