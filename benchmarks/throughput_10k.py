@@ -50,6 +50,7 @@ def main() -> int:
     from threadline.db.engine import session_scope
     from threadline.db.scratch import scratch_engine
     from threadline.pipeline.runs import create_run, execute_run
+    from threadline.pipeline.service import run_view
     from threadline.sources.importer import import_file
 
     with data.open(encoding="utf-8", newline="") as handle:
@@ -61,11 +62,6 @@ def main() -> int:
     embedder.embed(texts)
     embed_only = time.perf_counter() - t
 
-    phases: dict[str, float] = {}
-
-    def progress(phase: str, done: int, total: int) -> None:
-        phases[phase] = time.perf_counter()
-
     with scratch_engine(prefix="threadline_bench") as engine:
         t = time.perf_counter()
         imported = import_file(engine, data, source_name="banking77")
@@ -73,14 +69,11 @@ def main() -> int:
         with session_scope(engine) as session:
             run_id = create_run(session, source="banking77").id
         t = time.perf_counter()
-        run = execute_run(engine, run_id, embedder, progress=progress)
+        run = execute_run(engine, run_id, embedder)
         end_to_end = time.perf_counter() - t
-    previous = t
-    phase_seconds = {}
-    for phase in ("embed", "classify", "themes", "stories"):
-        if phase in phases:
-            phase_seconds[phase] = round(phases[phase] - previous, 2)
-            previous = phases[phase]
+        with session_scope(engine) as session:
+            view = run_view(session, run_id)
+    phase_seconds = {phase: c.get("duration_s") for phase, c in (view or {}).get("counters", {}).items()}
     ratio = end_to_end / embed_only
     result = {
         "texts": len(texts),
