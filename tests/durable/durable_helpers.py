@@ -32,7 +32,8 @@ PROBLEMS = [
 ]
 TAILS = ["Thanks.", "Any idea?", "This is urgent for us.", "Happened again today.", "Can you help?", ""]
 
-FAST_WORKER = ("--heartbeat", "1", "--stalled-after", "4")  # seconds: quick takeover of a killed worker in tests
+# Quick takeover of a killed worker (seconds), and no niceness: these tests time durability, not priority.
+FAST_WORKER = ("--heartbeat", "1", "--stalled-after", "4", "--nice", "0")
 
 
 def threadline_command() -> list[str]:
