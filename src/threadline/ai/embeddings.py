@@ -19,7 +19,7 @@ from threadline.config import EMBED_BATCH_SIZE
 logger = logging.getLogger(__name__)
 
 MODEL_NAME = "sentence-transformers/all-MiniLM-L6-v2"
-DIMENSIONS = 384
+DIMENSIONS = 384  # output size of all-MiniLM-L6-v2 (the HNSW index covers this size)
 WEIGHTS_FILE = "model.safetensors"
 WEIGHTS_SHA256 = "53aa51172d142c89d9012cce15ae4d6cc0ca6895895114379cacb4fab128d9db"  # upstream model.safetensors
 

@@ -27,7 +27,7 @@ def serve_command(
     port: Annotated[int, typer.Option(min=0, max=65535, help="TCP port (0: any free port).")] = DEFAULT_PORT,
     workers: Annotated[int, typer.Option(min=1, max=MAX_SERVER_WORKERS, help="Server processes (one per core helps under load).")] = 1,
 ) -> None:
-    """Serve the HTTP API (/api, OpenAPI at /docs) and the dashboard (/). Runs are done by `threadline worker`.
+    """Serve the HTTP API (/api, OpenAPI schema at /openapi.json) and the dashboard (/). Runs are done by `threadline worker`.
 
     Access logs are off: request lines carry search queries, which are customer text.
     """
