@@ -42,6 +42,7 @@ def main() -> int:
     from threadline.db.engine import get_engine, session_scope
     from threadline.db.models import Conversation, Theme, ThemeMember
     from threadline.pipeline.runs import create_run, execute_run
+    from threadline.pipeline.service import run_view
     from threadline.sources.importer import import_file
 
     timings: dict[str, float] = {}
@@ -57,24 +58,15 @@ def main() -> int:
     embedder = get_embedder()
     timings["model_load_s"] = time.perf_counter() - t
 
-    phase_started: dict[str, float] = {}
-    phase_ended: dict[str, float] = {}
-
-    def progress(phase: str, done: int, total: int) -> None:
-        now = time.perf_counter()
-        phase_started.setdefault(phase, now)
-        phase_ended[phase] = now
-
     with session_scope(engine) as session:
         run_id = create_run(session, source="star").id
     t = time.perf_counter()
-    first = execute_run(engine, run_id, embedder, progress=progress)
+    first = execute_run(engine, run_id, embedder)
     timings["run_s"] = time.perf_counter() - t
-    previous = t
-    for phase in ("embed", "classify", "themes", "stories"):
-        if phase in phase_ended:
-            timings[f"phase_{phase}_s"] = phase_ended[phase] - previous
-            previous = phase_ended[phase]
+    with session_scope(engine) as session:
+        view = run_view(session, run_id)
+    for phase, counters in (view or {}).get("counters", {}).items():
+        timings[f"phase_{phase}_s"] = counters.get("duration_s") or 0.0
 
     with session_scope(engine) as session:
         second_id = create_run(session, source="star").id

@@ -273,7 +273,7 @@ def run_whole(engine: Engine, *, run_id: int, generation: int, phase: str, job_i
             add_counters(run, phase, {"done": 1})
             session.execute(
                 update(RunPhase).where(RunPhase.run_id == run_id, RunPhase.phase == phase)
-                .values(state="done", finished_at=func.now())
+                .values(state="done", finished_at=func.clock_timestamp())  # now() is the transaction start
             )  # fmt: skip
             if run.status == "stopping":
                 try_finish_stop(session, run_id, exclude_job_id=job_id)
