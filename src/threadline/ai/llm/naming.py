@@ -10,7 +10,6 @@ from __future__ import annotations
 import hashlib
 import json
 from dataclasses import asdict, dataclass
-from typing import Any
 
 from pydantic import BaseModel
 
@@ -70,18 +69,6 @@ class ThemeNameResult:
     name: ThemeName
     usages: tuple[CallUsage, ...]
     attempts: int
-
-    def analysis_record(self) -> dict[str, Any]:
-        """Row for the `analyses` table: key columns, JSON output, per-call usage."""
-        return {
-            "theme_id": self.theme_id,
-            "stage": STAGE,
-            "input_hash": self.input_hash,
-            "model": self.model,
-            "version": self.prompt_version,
-            "output": self.name.model_dump(mode="json"),
-            "usage": [asdict(u) for u in self.usages],
-        }
 
 
 def _digest(member: ThemeMember, index: int) -> dict[str, str | None]:

@@ -13,7 +13,6 @@ import hashlib
 import json
 from collections.abc import Collection
 from dataclasses import asdict, dataclass
-from typing import Any
 
 from pydantic import BaseModel
 
@@ -84,18 +83,6 @@ class StoryResult:
     story: Story
     usages: tuple[CallUsage, ...]
     attempts: int
-
-    def analysis_record(self) -> dict[str, Any]:
-        """Row for the `analyses` table: key columns, JSON output, per-call usage."""
-        return {
-            "theme_id": self.theme_id,
-            "stage": STAGE,
-            "input_hash": self.input_hash,
-            "model": self.model,
-            "version": self.prompt_version,
-            "output": self.story.model_dump(mode="json"),
-            "usage": [asdict(u) for u in self.usages],
-        }
 
 
 def story_payload(inp: StoryInput) -> dict[str, object]:
