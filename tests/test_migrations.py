@@ -24,10 +24,12 @@ def test_upgrade_from_empty_database(pg_server):
         assert current_revisions(engine)
         assert BRIEF_TABLES <= set(inspect(engine).get_table_names())
         with engine.connect() as conn:
-            index = conn.execute(
-                text("SELECT indexdef FROM pg_indexes WHERE indexname = 'ix_embeddings_vector_hnsw'")
-            ).scalar_one()
-            assert "hnsw" in index and "vector_cosine_ops" in index
+            assert conn.execute(text("SELECT extversion FROM pg_extension WHERE extname = 'vector'")).scalar_one()
+            # No ANN index on embeddings: maintaining it per insert cost more than a run's other work (0004).
+            vector_indexes = conn.execute(
+                text("SELECT indexname FROM pg_indexes WHERE tablename = 'embeddings' AND indexdef ILIKE '%hnsw%'")
+            ).all()
+            assert vector_indexes == []
         upgrade(engine)  # a second upgrade is a no-op
     finally:
         engine.dispose()

@@ -34,7 +34,7 @@ def test_run_detach_only_enqueues(db_engine, cli_env, tmp_path):
         run = session.get(Run, out["run_id"])
         assert run.status == "queued" and run.started_at is None and run.counters["conversations"] == 30
         states = session.execute(select(RunItem.state, func.count()).where(RunItem.run_id == run.id).group_by(RunItem.state)).all()
-        assert dict(states) == {"pending": 60}  # embed + classify items, none touched
+        assert dict(states) == {"pending": 30}  # one embed item per conversation (types are computed there), none touched
         assert session.execute(select(func.count()).select_from(Embedding)).scalar_one() == 0
         jobs = session.execute(text("SELECT task_name, status::text FROM procrastinate_jobs")).all()
         assert [tuple(j) for j in jobs] == [("threadline.advance", "todo")]  # queued, not executed

@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
+import threading
 from functools import lru_cache
 from pathlib import Path
 
@@ -19,7 +20,7 @@ from threadline.config import EMBED_BATCH_SIZE
 logger = logging.getLogger(__name__)
 
 MODEL_NAME = "sentence-transformers/all-MiniLM-L6-v2"
-DIMENSIONS = 384  # output size of all-MiniLM-L6-v2 (the HNSW index covers this size)
+DIMENSIONS = 384  # output size of all-MiniLM-L6-v2
 WEIGHTS_FILE = "model.safetensors"
 WEIGHTS_SHA256 = "53aa51172d142c89d9012cce15ae4d6cc0ca6895895114379cacb4fab128d9db"  # upstream model.safetensors
 
@@ -69,13 +70,18 @@ class LocalEmbedder:
         transformers_logging.disable_progress_bar()
 
         self._model = SentenceTransformer(str(directory), device="cpu")
+        # One model call at a time: the fast tokenizer is not thread-safe ("Already borrowed"
+        # when two threads encode at once), and one call already keeps every core busy.
+        # Worker threads still overlap their database work with the other's model call.
+        self._lock = threading.Lock()
 
     def embed(self, texts: list[str], batch_size: int = EMBED_BATCH_SIZE) -> np.ndarray:
         if not texts:
             return np.zeros((0, self.dimensions), dtype=np.float32)
-        vectors = self._model.encode(
-            texts, batch_size=batch_size, normalize_embeddings=True, convert_to_numpy=True, show_progress_bar=False
-        )
+        with self._lock:
+            vectors = self._model.encode(
+                texts, batch_size=batch_size, normalize_embeddings=True, convert_to_numpy=True, show_progress_bar=False
+            )
         return np.asarray(vectors, dtype=np.float32)
 
 

@@ -322,17 +322,19 @@ def cue_scores(text: str) -> CueEvidence:
     """Score the cue patterns on one customer-side text (rule steps 1 and 4)."""
     text = text[:MAX_TEXT_CHARS]
     opening = text[:OPENING_CHARS]
+    praise_window = text[:PRAISE_OPENING_CHARS]
+    has_later_part = len(text) > len(opening)  # else a miss in the opening is a miss in the text
     scores = np.zeros(len(TYPES))
     malfunction = 0.0
     fired: list[str] = []
     for cue in CUES:
         if cue.type == "praise":
-            if not cue.pattern.search(text[:PRAISE_OPENING_CHARS]):
+            if not cue.pattern.search(praise_window):
                 continue
             weight = cue.weight
         elif cue.pattern.search(opening):
             weight = cue.weight
-        elif cue.pattern.search(text):
+        elif has_later_part and cue.pattern.search(text):
             weight = cue.weight * LATER_CUE_FACTOR
         else:
             continue

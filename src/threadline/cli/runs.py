@@ -15,7 +15,7 @@ from rich.table import Table
 
 from threadline.cli.common import console, emit_json, engine, err_console, fail, parse_date
 from threadline.config import MAX_LIST_LIMIT
-from threadline.pipeline.settings import HEARTBEAT_INTERVAL_S, STALLED_WORKER_TIMEOUT_S
+from threadline.pipeline.settings import HEARTBEAT_INTERVAL_S, STALLED_WORKER_TIMEOUT_S, WORKER_CONCURRENCY
 
 JsonOption = Annotated[bool, typer.Option("--json", help="Machine-readable JSON on stdout.")]
 LimitOption = Annotated[int, typer.Option("--limit", min=1, max=MAX_LIST_LIMIT, help="Rows to show.")]
@@ -40,11 +40,11 @@ def run_command(
     since: Annotated[str | None, typer.Option(help="Conversations created on or after this date.")] = None,
     until: Annotated[str | None, typer.Option(help="Conversations created before this date.")] = None,
     detach: Annotated[bool, typer.Option("--detach", help="Only enqueue; `threadline worker` processes run it.")] = False,
-    concurrency: ConcurrencyOption = 1,
+    concurrency: ConcurrencyOption = WORKER_CONCURRENCY,
     sync: Annotated[bool, typer.Option("--sync", help="Sync the (Intercom) --source first, then run on it.")] = False,
     as_json: JsonOption = False,
 ) -> None:
-    """Analyse conversations: embed, classify, discover themes, write stories."""
+    """Analyse conversations: embed and classify, discover themes, write stories."""
     from threadline.db.engine import session_scope
     from threadline.pipeline.runs import PHASES, execute_run
     from threadline.pipeline.service import RunError, enqueue_run
@@ -115,7 +115,7 @@ WORKER_NICENESS = 10  # nice level: pipeline batches are background work; servin
 
 
 def worker_command(
-    concurrency: ConcurrencyOption = 1,
+    concurrency: ConcurrencyOption = WORKER_CONCURRENCY,
     heartbeat: Annotated[float, typer.Option("--heartbeat", min=0.5, help="Seconds between heartbeats.")] = HEARTBEAT_INTERVAL_S,
     stalled_after: Annotated[
         float, typer.Option("--stalled-after", min=2.0, help="Seconds without heartbeat before a worker's jobs are taken over.")

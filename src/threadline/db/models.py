@@ -33,7 +33,7 @@ from sqlalchemy import (
 from sqlalchemy.dialects.postgresql import ARRAY, JSONB
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
-EMBEDDING_DIMENSIONS = 384  # all-MiniLM-L6-v2; the HNSW index covers vectors of this size
+EMBEDDING_DIMENSIONS = 384  # output size of all-MiniLM-L6-v2, the default embedding model
 
 RUN_STATUSES = ("queued", "running", "stopping", "stopped", "succeeded", "failed")
 AUTHOR_ROLES = ("customer", "agent", "bot", "note")

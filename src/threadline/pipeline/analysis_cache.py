@@ -4,21 +4,23 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from sqlalchemy import select, tuple_
+from sqlalchemy import text
 from sqlalchemy.orm import Session
 
-from threadline.db.models import Analysis
+# Keys are passed as two arrays: a statement of constant size however large the batch.
+_CACHED_SQL = text(
+    """
+    SELECT a.conversation_id FROM analyses a
+      JOIN unnest(CAST(:ids AS bigint[]), CAST(:hashes AS text[])) AS k(conversation_id, input_hash)
+        ON a.conversation_id = k.conversation_id AND a.input_hash = k.input_hash
+     WHERE a.stage = :stage AND a.model = :model AND a.version = :version
+    """
+)
 
 
 def cached_conversation_ids(session: Session, *, stage: str, model: str, version: str, keys: Mapping[int, str]) -> set[int]:
     """Conversations of `keys` (conversation id -> input hash) that already have this analysis."""
     if not keys:
         return set()
-    return set(
-        session.execute(
-            select(Analysis.conversation_id).where(
-                Analysis.stage == stage, Analysis.model == model, Analysis.version == version,
-                tuple_(Analysis.conversation_id, Analysis.input_hash).in_(list(keys.items())),
-            )
-        ).scalars()
-    )  # fmt: skip
+    params = {"ids": list(keys), "hashes": list(keys.values()), "stage": stage, "model": model, "version": version}
+    return set(session.execute(_CACHED_SQL, params).scalars())

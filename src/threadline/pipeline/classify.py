@@ -1,17 +1,20 @@
-"""Stage `classify`: offline conversation type per conversation, cached in `analyses`.
+"""Offline conversation type per conversation, cached in `analyses`.
 
+Runs inside the `embed` stage's batch, on the vectors that batch has just computed
+(see `stages._embed`): a separate pass would read every text and vector back. The
+stand-alone `classify` stage remains for runs created with it in their phases.
 Keyed by (conversation, stage, input hash, model, version) like every analysis, so an
 unchanged conversation is never classified twice by the same rule.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import lru_cache
 
 import numpy as np
-from sqlalchemy import select, tuple_
+from sqlalchemy import select
 from sqlalchemy.dialects.postgresql import distinct_on, insert
 from sqlalchemy.orm import Session
 
@@ -21,10 +24,10 @@ from threadline.analysis.conversation_type import (
     build_prototypes,
     classify_conversation_types,
 )
-from threadline.db.models import Analysis, Embedding, RunConversation
+from threadline.db.models import Analysis, RunConversation
 from threadline.pipeline.analysis_cache import cached_conversation_ids
 from threadline.pipeline.customer_text import input_hash, load_customer_texts
-from threadline.pipeline.embed import Embedder
+from threadline.pipeline.embed import Embedder, load_stored_vectors
 
 STAGE = "type"
 
@@ -49,47 +52,55 @@ def model_key(embedder: Embedder) -> str:
     return f"rules+{embedder.model_name}"
 
 
-def classify_conversations(session: Session, conversation_ids: Sequence[int], embedder: Embedder) -> ClassifyResult:
-    """Store the type of each conversation whose current customer text has no cached result."""
+def classify_conversations(
+    session: Session,
+    conversation_ids: Sequence[int],
+    embedder: Embedder,
+    *,
+    texts: Mapping[int, str] | None = None,
+    vectors: Mapping[int, np.ndarray] | None = None,
+) -> ClassifyResult:
+    """Store the type of each conversation whose current customer text has no cached result.
+
+    `texts` (customer texts of these conversations) and `vectors` (embeddings of some of
+    them) skip reading what the caller already holds: the embed stage passes the vectors
+    it has just computed. Vectors not given are read from `embeddings`, and computed only
+    when none is stored.
+    """
     result = ClassifyResult()
-    texts = load_customer_texts(session, conversation_ids)
+    if texts is None:
+        texts = load_customer_texts(session, conversation_ids)
     for conversation_id in conversation_ids:
         if conversation_id not in texts:
             result.skipped[conversation_id] = "no customer messages"
     model = model_key(embedder)
-    hashes = {cid: input_hash(STAGE, text) for cid, text in texts.items()}
+    hashes = {cid: input_hash(STAGE, texts[cid]) for cid in conversation_ids if cid in texts}
     cached = cached_conversation_ids(session, stage=STAGE, model=model, version=CONVERSATION_TYPE_VERSION, keys=hashes)
-    missing = [cid for cid in texts if cid not in cached]
-    result.reused = len(texts) - len(missing)
+    missing = [cid for cid in hashes if cid not in cached]
+    result.reused = len(hashes) - len(missing)
     if missing:
-        vectors = _vectors(session, {cid: texts[cid] for cid in missing}, embedder)
-        types = classify_conversation_types([texts[cid] for cid in missing], vectors, _prototypes(embedder))
+        matrix = _vectors(session, {cid: texts[cid] for cid in missing}, embedder, known=vectors or {})
+        types = classify_conversation_types([texts[cid] for cid in missing], matrix, _prototypes(embedder))
         rows = [
             dict(conversation_id=cid, stage=STAGE, input_hash=hashes[cid], model=model,
                  version=CONVERSATION_TYPE_VERSION,
                  output={"type": t.type, "confidence": t.confidence, "cues": t.cues})
             for cid, t in zip(missing, types, strict=True)
         ]  # fmt: skip
-        session.execute(insert(Analysis).values(rows).on_conflict_do_nothing())
+        session.execute(insert(Analysis).on_conflict_do_nothing(), rows)  # executemany: one cached statement
         result.computed = len(missing)
     return result
 
 
-def _vectors(session: Session, texts: dict[int, str], embedder: Embedder) -> np.ndarray:
-    """Embeddings stored by the embed stage for these texts; computes only what is absent."""
-    keys = {cid: input_hash(embedder.model_name, text) for cid, text in texts.items()}
-    stored = dict(
-        session.execute(
-            select(Embedding.conversation_id, Embedding.vector).where(
-                Embedding.model == embedder.model_name,
-                tuple_(Embedding.conversation_id, Embedding.input_hash).in_(list(keys.items())),
-            )
-        ).all()
-    )
-    absent = [cid for cid in texts if cid not in stored]
+def _vectors(session: Session, texts: dict[int, str], embedder: Embedder, known: Mapping[int, np.ndarray]) -> np.ndarray:
+    """One row per text: `known` vectors, else stored ones, else computed now (in `texts` order)."""
+    found = {cid: known[cid] for cid in texts if cid in known}
+    unknown = {cid: input_hash(embedder.model_name, text) for cid, text in texts.items() if cid not in found}
+    found.update(load_stored_vectors(session, embedder.model_name, unknown))
+    absent = [cid for cid in texts if cid not in found]
     if absent:
-        stored.update(zip(absent, embedder.embed([texts[cid] for cid in absent]), strict=True))
-    return np.stack([np.asarray(stored[cid], dtype=np.float32) for cid in texts])
+        found.update(zip(absent, embedder.embed([texts[cid] for cid in absent]), strict=True))
+    return np.stack([np.asarray(found[cid], dtype=np.float32) for cid in texts])
 
 
 def load_types(session: Session, run_id: int) -> dict[int, str]:

@@ -2,19 +2,42 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
 import numpy as np
-from sqlalchemy import select, tuple_
-from sqlalchemy.dialects.postgresql import distinct_on, insert
+from sqlalchemy import text
 from sqlalchemy.orm import Session
 
-from threadline.db.models import Embedding, RunConversation
+from threadline.db.vectors import fetch_vectors, insert_embeddings
 from threadline.pipeline.customer_text import input_hash, load_customer_texts
 
 STAGE = "embed"
+
+_STORED_KEYS_SQL = text(
+    """
+    SELECT e.conversation_id FROM embeddings e
+      JOIN unnest(CAST(:ids AS bigint[]), CAST(:hashes AS text[])) AS k(conversation_id, input_hash)
+        ON e.conversation_id = k.conversation_id AND e.input_hash = k.input_hash
+     WHERE e.model = :model
+    """
+)
+_STORED_VECTORS_SQL = """
+    SELECT e.conversation_id, e.vector FROM embeddings e
+      JOIN unnest(%s::bigint[], %s::text[]) AS k(conversation_id, input_hash)
+        ON e.conversation_id = k.conversation_id AND e.input_hash = k.input_hash
+     WHERE e.model = %s
+"""
+# Picks the newest row per conversation on narrow rows first, then reads only those vectors.
+_RUN_VECTORS_SQL = """
+    SELECT e.conversation_id, e.vector FROM embeddings e
+     WHERE e.id IN (
+         SELECT DISTINCT ON (n.conversation_id) n.id
+           FROM embeddings n JOIN run_conversations rc ON rc.conversation_id = n.conversation_id
+          WHERE rc.run_id = %s AND n.model = %s
+          ORDER BY n.conversation_id, n.created_at DESC, n.id DESC)
+"""
 
 
 class Embedder(Protocol):
@@ -26,11 +49,17 @@ class Embedder(Protocol):
 
 @dataclass
 class EmbedResult:
-    """Outcome of one batch; counters are summed from these, never kept in shared state."""
+    """Outcome of one batch; counters are summed from these, never kept in shared state.
+
+    `texts` and `vectors` (the ones computed now) let a later step of the same batch
+    work on them without reading them back.
+    """
 
     computed: int = 0
     reused: int = 0
     skipped: dict[int, str] = field(default_factory=dict)  # conversation id -> reason
+    texts: dict[int, str] = field(default_factory=dict)  # conversation id -> customer text
+    vectors: dict[int, np.ndarray] = field(default_factory=dict)  # conversation id -> vector computed now
 
     @property
     def done(self) -> int:
@@ -43,43 +72,38 @@ def embed_conversations(session: Session, conversation_ids: Sequence[int], embed
     Idempotent: rows are keyed by (conversation, model, input hash) and inserted with
     ON CONFLICT DO NOTHING, so running a batch twice leaves the rows of running it once.
     """
-    result = EmbedResult()
     texts = load_customer_texts(session, conversation_ids)
+    result = EmbedResult(texts=texts)
     for conversation_id in conversation_ids:
         if conversation_id not in texts:
             result.skipped[conversation_id] = "no customer messages"
     hashes = {cid: input_hash(embedder.model_name, text) for cid, text in texts.items()}
-    existing = set()
-    if hashes:
-        existing = set(
-            session.execute(
-                select(Embedding.conversation_id).where(
-                    Embedding.model == embedder.model_name,
-                    tuple_(Embedding.conversation_id, Embedding.input_hash).in_(list(hashes.items())),
-                )
-            ).scalars()
-        )
+    existing = stored_embedding_ids(session, embedder.model_name, hashes)
     missing = [cid for cid in texts if cid not in existing]
     result.reused = len(texts) - len(missing)
     if missing:
         vectors = embedder.embed([texts[cid] for cid in missing])
-        rows = [
-            dict(conversation_id=cid, model=embedder.model_name, input_hash=hashes[cid],
-                 dimensions=int(vector.shape[0]), vector=vector)
-            for cid, vector in zip(missing, vectors, strict=True)
-        ]  # fmt: skip
-        session.execute(insert(Embedding).values(rows).on_conflict_do_nothing())
+        result.vectors = dict(zip(missing, vectors, strict=True))
+        insert_embeddings(session, embedder.model_name, [(cid, hashes[cid], result.vectors[cid]) for cid in missing])
         result.computed = len(missing)
     return result
 
 
+def stored_embedding_ids(session: Session, model: str, hashes: Mapping[int, str]) -> set[int]:
+    """Conversations of `hashes` (conversation id -> input hash) that already have a vector for `model`."""
+    if not hashes:
+        return set()
+    params = {"ids": list(hashes), "hashes": list(hashes.values()), "model": model}
+    return set(session.execute(_STORED_KEYS_SQL, params).scalars())
+
+
+def load_stored_vectors(session: Session, model: str, hashes: Mapping[int, str]) -> dict[int, np.ndarray]:
+    """The stored vectors of `hashes` (conversation id -> input hash) for `model`; absent keys are missing."""
+    if not hashes:
+        return {}
+    return fetch_vectors(session, _STORED_VECTORS_SQL, (list(hashes), list(hashes.values()), model))
+
+
 def load_run_vectors(session: Session, run_id: int, model: str) -> dict[int, np.ndarray]:
     """The newest embedding for `model` of each conversation in the run."""
-    rows = session.execute(
-        select(Embedding.conversation_id, Embedding.vector)
-        .join(RunConversation, RunConversation.conversation_id == Embedding.conversation_id)
-        .where(RunConversation.run_id == run_id, Embedding.model == model)
-        .order_by(Embedding.conversation_id, Embedding.created_at.desc(), Embedding.id.desc())
-        .ext(distinct_on(Embedding.conversation_id))
-    )
-    return {cid: np.asarray(vector, dtype=np.float32) for cid, vector in rows}
+    return fetch_vectors(session, _RUN_VECTORS_SQL, (run_id, model))

@@ -1,9 +1,11 @@
-"""The procrastinate app: Threadline's three tasks, their retry strategy, and the connector.
+"""The procrastinate app: Threadline's tasks, their retry strategy, and the connector.
 
 Tasks (all on queue `threadline`, arguments are JSON):
 - `threadline.advance {run_id, generation}`: start the next phase / finish the run.
 - `threadline.batch {run_id, generation, stage, ids}`: one per-conversation batch.
 - `threadline.whole {run_id, generation, phase}`: a whole-run stage (themes, stories).
+- `threadline.sync {source_id}`: one connector (Intercom) sync of a source (see sync_job.py);
+  not retried by procrastinate (the client retries each request; a refused token stays refused).
 
 Tasks are synchronous (SQLAlchemy + CPU work); procrastinate runs them in worker threads,
 so the worker's event loop only fetches jobs, heartbeats and sweeps.
@@ -29,6 +31,7 @@ from threadline.pipeline import batch as batch_module
 from threadline.pipeline.errors import RetryLater, backoff_delay_s
 from threadline.pipeline.lifecycle import ADVANCE_TASK, BATCH_TASK, WHOLE_TASK, advance
 from threadline.pipeline.settings import MAX_JOB_ATTEMPTS, QUEUE, DurableSettings
+from threadline.pipeline.sync_job import SYNC_TASK, run_sync_job
 
 logger = logging.getLogger(__name__)
 
@@ -97,6 +100,12 @@ def whole_task(context: JobContext, run_id: int, generation: int, phase: str) ->
         job_engine(), run_id=run_id, generation=generation, phase=phase, job_id=context.job.id,
         job_attempts=context.job.attempts,
     )  # fmt: skip
+
+
+@tasks.task(name=SYNC_TASK, queue=QUEUE, pass_context=True)
+def sync_task(context: JobContext, source_id: int) -> dict[str, int]:
+    """One Intercom sync of `source_id` (no retry strategy: a failure ends the job `failed`, see sync_job.py)."""
+    return run_sync_job(job_engine(), source_id, job_id=context.job.id)
 
 
 def get_app(connector: Any | None = None, *, sqlalchemy_url: str | None = None, concurrency: int = 1) -> procrastinate.App:

@@ -19,7 +19,7 @@ from sqlalchemy.orm import Session
 
 from threadline.db.models import Message, Run, RunItem, RunPhase
 from threadline.pipeline.defer import JobSpec, defer_jobs, defer_once
-from threadline.pipeline.settings import BATCH_SIZE, TASK_PREFIX, DurableSettings
+from threadline.pipeline.settings import TASK_PREFIX, DurableSettings, default_batch_size
 from threadline.pipeline.stages import PER_CONVERSATION_STAGES
 
 logger = logging.getLogger(__name__)
@@ -94,7 +94,7 @@ def _batch_jobs_for_pending(session: Session, run: Run, stage: str) -> list[JobS
     Models pad every text of a batch to its longest one, so batching conversations of
     similar customer-text length halves the embedding time of mixed-length data.
     """
-    size = int((run.params or {}).get("batch_size") or BATCH_SIZE)
+    size = int((run.params or {}).get("batch_size") or default_batch_size(stage))
     customer_chars = (
         select(func.coalesce(func.sum(func.length(Message.text)), 0))
         .where(Message.conversation_id == RunItem.conversation_id, Message.author_role == "customer")

@@ -23,7 +23,7 @@ from threadline.db.engine import session_scope
 from threadline.db.models import Conversation, Run, RunConversation, RunItem, RunPhase, Source
 from threadline.pipeline.errors import RunError
 from threadline.pipeline.lifecycle import ITEM_COUNTERS, TERMINAL_STATUSES, request_advance
-from threadline.pipeline.settings import BATCH_SIZE, MAX_BATCH_SIZE
+from threadline.pipeline.settings import MAX_BATCH_SIZE, WORKER_CONCURRENCY
 from threadline.pipeline.stages import (
     DEFAULT_PHASES,
     PER_CONVERSATION_STAGES,
@@ -51,7 +51,7 @@ def create_run(
     since: datetime | None = None,
     until: datetime | None = None,
     phases: Sequence[str] | None = None,
-    batch_size: int = BATCH_SIZE,
+    batch_size: int | None = None,
     options: dict[str, Any] | None = None,
 ) -> Run:
     """A queued run over the matching, non-deleted conversations, with its first job deferred.
@@ -65,7 +65,7 @@ def create_run(
     unknown = [p for p in phases if p not in PER_CONVERSATION_STAGES + WHOLE_RUN_STAGES]
     if unknown or not phases:
         raise RunError(f"unknown phases {unknown!r}")
-    if not 1 <= batch_size <= MAX_BATCH_SIZE:
+    if batch_size is not None and not 1 <= batch_size <= MAX_BATCH_SIZE:
         raise RunError(f"batch size must be between 1 and {MAX_BATCH_SIZE}")
     filters = [Conversation.deleted_at.is_(None)]
     if source is not None:
@@ -81,7 +81,7 @@ def create_run(
                               "until": until.isoformat() if until else None}  # fmt: skip
     if phases != DEFAULT_PHASES:
         params["phases"] = list(phases)
-    if batch_size != BATCH_SIZE:
+    if batch_size is not None:  # else each stage's default (`settings.default_batch_size`)
         params["batch_size"] = batch_size
     params.update(options or {})
     run = Run(status="queued", params=params, counters={})
@@ -145,7 +145,7 @@ def execute_run(
     embedder: Embedder | None = None,
     progress: ProgressCallback | None = None,
     *,
-    concurrency: int = 1,
+    concurrency: int = WORKER_CONCURRENCY,
 ) -> Run:
     """Run an in-process worker until `run_id` has ended (succeeded, failed or stopped).
 

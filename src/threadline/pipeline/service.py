@@ -1,4 +1,5 @@
-"""The run service used by the CLI and the HTTP API: enqueue, stop, resume, inspect, dead letters.
+"""The run service used by the CLI and the HTTP API: enqueue, stop, resume, inspect, dead letters,
+and connector syncs (`enqueue_sync`, `sync_status`, `sync_statuses`; see `sync_job.py`).
 
 Every function takes the caller's session and leaves committing to the caller; none of
 them does pipeline work (jobs are deferred into the same transaction, see `defer.py`).
@@ -30,10 +31,20 @@ from threadline.pipeline.lifecycle import (
 )
 from threadline.pipeline.runs import create_run
 from threadline.pipeline.stages import PER_CONVERSATION_STAGES
+from threadline.pipeline.sync_job import (
+    NotSyncable,
+    SyncEnqueued,
+    SyncError,
+    UnknownSource,
+    enqueue_sync,
+    sync_status,
+    sync_statuses,
+)
 
 __all__ = [
     "RunError", "enqueue_run", "request_stop", "resume_run", "run_view", "list_runs", "list_dead_letters",
     "retry_dead_letter", "retry_dead_letters", "purge_dead_letters", "get_app",
+    "enqueue_sync", "sync_status", "sync_statuses", "SyncEnqueued", "SyncError", "UnknownSource", "NotSyncable",
 ]  # fmt: skip
 
 STOPPABLE = ACTIVE_STATUSES

@@ -13,7 +13,16 @@ from dataclasses import dataclass
 QUEUE = "threadline"  # procrastinate queue of every Threadline job: one queue, workers listen to it
 TASK_PREFIX = "threadline."  # task-name prefix: lets SQL find this project's jobs among procrastinate's
 
-BATCH_SIZE = 64  # conversations per batch job: one model call's worth (EMBED_BATCH_SIZE), ~1-3 s of CPU, so a stop or crash redoes at most seconds of work
+BATCH_SIZE = 64  # conversations per batch job of provider-calling stages (facets): a crash or stop loses at most 64 calls' worth
+LOCAL_BATCH_SIZE = 256  # conversations per batch job of local-model stages (embed, classify): ~1-10 s of CPU, so per-job bookkeeping stays small and a crash redoes seconds
+LOCAL_STAGES = frozenset({"embed", "classify", "sleep"})  # stages that call no paid provider
+
+
+def default_batch_size(stage: str) -> int:
+    """Conversations per batch job of `stage` when the run does not set `batch_size`."""
+    return LOCAL_BATCH_SIZE if stage in LOCAL_STAGES else BATCH_SIZE
+
+
 MAX_BATCH_SIZE = 1_000  # conversations per batch job: keeps job arguments and per-batch statements small
 MAX_ITEM_ATTEMPTS = 5  # attempts per item and stage: transient faults clear within a few tries; past that it is a dead letter
 MAX_JOB_ATTEMPTS = 8  # attempts per job on unexpected errors (e.g. a database blip): bounded so a broken job cannot loop forever
@@ -22,6 +31,7 @@ RETRY_MAX_DELAY_S = 300.0  # seconds: exponential backoff is capped at five minu
 MAX_RETRY_AFTER_S = 3_600.0  # seconds: a provider's Retry-After above one hour is treated as one hour
 MAX_DEAD_SHARE = 0.1  # share of a run's items dead-lettered above which the run ends `failed` instead of `succeeded`
 
+WORKER_CONCURRENCY = 2  # jobs a worker runs at once: one job's database round trips and Python work overlap the other's model call (the model itself runs one call at a time)
 WORKER_POLL_INTERVAL_S = 1.0  # seconds between job polls: bounds the latency of scheduled retries (LISTEN/NOTIFY covers new jobs)
 HEARTBEAT_INTERVAL_S = 5.0  # seconds between worker heartbeats
 STALLED_WORKER_TIMEOUT_S = 30.0  # seconds without heartbeat after which a worker is dead and its jobs are taken over (6 missed heartbeats)

@@ -2,8 +2,12 @@
 
 Each per-conversation stage turns a batch of conversation ids into a `BatchOutcome`
 (which ids are done, which skipped and why); the stage functions themselves
-(`embed_conversations`, `classify_conversations`) are unchanged and idempotent. Whole-run
-stages (`themes`, `stories`) return their result as a counters dict.
+(`embed_conversations`, `classify_conversations`) are idempotent. Whole-run stages
+(`themes`, `stories`) return their result as a counters dict.
+
+`embed` also stores each conversation's offline type: the type needs the text and the
+vector, which the batch holds in memory at that point. `classify` alone is kept for runs
+whose phases name it (runs created before types moved into `embed`, tests).
 
 `sleep` is a test and benchmark stage: an I/O-bound step with simulated latency
 (`sleep_ms` in the run's params, slept once per batch, like one provider call per batch).
@@ -22,8 +26,8 @@ from sqlalchemy.orm import Session
 from threadline.pipeline.classify import classify_conversations, load_types
 from threadline.pipeline.embed import Embedder, embed_conversations
 
-DEFAULT_PHASES = ("embed", "classify", "themes", "stories")
-LLM_PHASES = ("embed", "facets", "classify", "themes", "stories")  # when an LLM endpoint is configured
+DEFAULT_PHASES = ("embed", "themes", "stories")
+LLM_PHASES = ("embed", "facets", "themes", "stories")  # when an LLM endpoint is configured
 PER_CONVERSATION_STAGES = ("embed", "facets", "classify", "sleep")
 WHOLE_RUN_STAGES = ("themes", "stories")
 MAX_SLEEP_MS = 60_000  # milliseconds per batch of the `sleep` stage: a simulated call, not a way to park workers
@@ -69,8 +73,13 @@ def _outcome(ids: Sequence[int], skipped: dict[int, str], computed: int, reused:
 
 
 def _embed(session: Session, ids: Sequence[int], params: dict[str, Any]) -> BatchOutcome:
-    result = embed_conversations(session, ids, process_embedder())
-    return _outcome(ids, result.skipped, result.computed, result.reused)
+    """Vectors, then types from the texts and vectors still in memory (counters: `typed` = types computed)."""
+    embedder = process_embedder()
+    embedded = embed_conversations(session, ids, embedder)
+    typed = classify_conversations(session, ids, embedder, texts=embedded.texts, vectors=embedded.vectors)
+    outcome = _outcome(ids, embedded.skipped, embedded.computed, embedded.reused)
+    outcome.extra_counters["typed"] = typed.computed
+    return outcome
 
 
 def _classify(session: Session, ids: Sequence[int], params: dict[str, Any]) -> BatchOutcome:

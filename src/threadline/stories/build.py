@@ -15,8 +15,8 @@ from collections import Counter, defaultdict
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import case, delete, func, select
-from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy import BigInteger, any_, case, cast, delete, func, select, text
+from sqlalchemy.dialects.postgresql import ARRAY, insert
 from sqlalchemy.orm import Session
 
 from threadline.config import EVIDENCE_QUOTES_PER_STORY, MIN_EVIDENCE_QUOTES, MIN_STORY_CONVERSATIONS
@@ -84,32 +84,65 @@ _TITLE_VERBS = {
 }  # fmt: skip
 
 
-def _evidence(session: Session, run_id: int, theme: Theme) -> list[Quote]:
-    """Up to EVIDENCE_QUOTES_PER_STORY quotes from distinct conversations, distinct customers first."""
-    members = session.execute(
-        select(ThemeMember.conversation_id, Conversation.contact_id)
+def _evidence_candidates(session: Session, run_id: int, theme_ids: list[int]) -> dict[int, list[tuple[int, int | None]]]:
+    """Per theme, up to EVIDENCE_CANDIDATES (conversation id, contact id), closest to the theme centre first."""
+    if not theme_ids:
+        return {}
+    closeness = (
+        func.row_number()
+        .over(partition_by=ThemeMember.theme_id, order_by=(ThemeMember.similarity.desc(), ThemeMember.conversation_id))
+        .label("closeness")
+    )
+    ranked = (
+        select(ThemeMember.theme_id, ThemeMember.conversation_id, Conversation.contact_id, closeness)
         .join(Conversation, Conversation.id == ThemeMember.conversation_id)
-        .where(ThemeMember.run_id == run_id, ThemeMember.theme_id == theme.id)
-        .order_by(ThemeMember.similarity.desc(), ThemeMember.conversation_id)
-        .limit(EVIDENCE_CANDIDATES)
-    ).all()
-    contact_of = {cid: contact for cid, contact in members}
-    messages = session.execute(
+        .where(ThemeMember.run_id == run_id, ThemeMember.theme_id.in_(theme_ids))
+        .subquery()
+    )
+    rows = session.execute(
+        select(ranked.c.theme_id, ranked.c.conversation_id, ranked.c.contact_id)
+        .where(ranked.c.closeness <= EVIDENCE_CANDIDATES)
+        .order_by(ranked.c.theme_id, ranked.c.closeness)
+    )
+    candidates: dict[int, list[tuple[int, int | None]]] = defaultdict(list)
+    for theme_id, conversation_id, contact_id in rows:
+        candidates[theme_id].append((conversation_id, contact_id))
+    return candidates
+
+
+def _customer_messages(session: Session, conversation_ids: list[int]) -> dict[int, list[tuple[int, str]]]:
+    """Customer messages (id, text) of each conversation, in conversation order."""
+    messages: dict[int, list[tuple[int, str]]] = defaultdict(list)
+    if not conversation_ids:
+        return messages
+    rows = session.execute(
         select(Message.id, Message.conversation_id, Message.text)
-        .where(Message.conversation_id.in_(list(contact_of)), Message.author_role == "customer")
+        .where(Message.conversation_id == any_(cast(conversation_ids, ARRAY(BigInteger))), Message.author_role == "customer")
         .order_by(Message.conversation_id, Message.position)
-    ).all()
+    )
+    for message_id, conversation_id, text in rows:
+        messages[conversation_id].append((message_id, text))
+    return messages
+
+
+def _evidence(
+    theme: Theme, members: list[tuple[int, int | None]], messages: dict[int, list[tuple[int, str]]]
+) -> list[Quote]:
+    """Up to EVIDENCE_QUOTES_PER_STORY quotes from distinct conversations, distinct customers first.
+
+    `members` are the theme's candidate (conversation, contact) pairs, closest first.
+    """
+    contact_of = dict(members)
     best_by_conversation: dict[int, Quote] = {}
-    seen_first: set[int] = set()
-    for message_id, conversation_id, text in messages:
-        quote = best_quote(message_id, conversation_id, text, theme.keywords)
-        if quote is not None and conversation_id not in seen_first:
-            # The opening customer message states the problem; follow-ups add details.
-            quote = dataclasses.replace(quote, score=quote.score + FIRST_MESSAGE_BONUS)
-        seen_first.add(conversation_id)
-        current = best_by_conversation.get(conversation_id)
-        if quote and (current is None or quote.score > current.score):
-            best_by_conversation[conversation_id] = quote
+    for conversation_id, _ in members:
+        for index, (message_id, text) in enumerate(messages.get(conversation_id, [])):
+            quote = best_quote(message_id, conversation_id, text, theme.keywords)
+            if quote is not None and index == 0:
+                # The opening customer message states the problem; follow-ups add details.
+                quote = dataclasses.replace(quote, score=quote.score + FIRST_MESSAGE_BONUS)
+            current = best_by_conversation.get(conversation_id)
+            if quote and (current is None or quote.score > current.score):
+                best_by_conversation[conversation_id] = quote
     order = [cid for cid, _ in members if cid in best_by_conversation]
     chosen: list[Quote] = []
     seen_contacts: set[int] = set()
@@ -148,14 +181,17 @@ def build_stories(session: Session, run_id: int, *, types: dict[int, str] | None
     by_theme: dict[int, list[tuple[int, datetime | None, int | None]]] = defaultdict(list)
     for theme_id, conversation_id, created_at, contact_id in rows:
         by_theme[theme_id].append((conversation_id, created_at, contact_id))
+    big_enough = sorted(theme_id for theme_id, members in by_theme.items() if len(members) >= MIN_STORY_CONVERSATIONS)
+    result.skipped_small = len(by_theme) - len(big_enough)
+    themes = {theme.id: theme for theme in session.execute(select(Theme).where(Theme.id.in_(big_enough))).scalars()}
+    candidates = _evidence_candidates(session, run_id, big_enough)
+    messages = _customer_messages(session, sorted({cid for pairs in candidates.values() for cid, _ in pairs}))
     scored: list[tuple[float, int]] = []
-    for theme_id, members in by_theme.items():
-        if len(members) < MIN_STORY_CONVERSATIONS:
-            result.skipped_small += 1
-            continue
-        theme = session.get(Theme, theme_id)
-        assert theme is not None
-        quotes = _evidence(session, run_id, theme)
+    evidence: dict[int, list[Quote]] = {}
+    for theme_id in big_enough:
+        members = by_theme[theme_id]
+        theme = themes[theme_id]
+        quotes = _evidence(theme, candidates.get(theme_id, []), messages)
         if len(quotes) < MIN_EVIDENCE_QUOTES:
             result.skipped_no_evidence += 1
             logger.info("theme %d: only %d evidence quotes, no story", theme_id, len(quotes))
@@ -173,10 +209,30 @@ def build_stories(session: Session, run_id: int, *, types: dict[int, str] | None
             dominant_type=dominant, share=share,
         )  # fmt: skip
         scored.append((score, story_id))
+        evidence[story_id] = quotes
         result.stories += 1
-    for rank, (_, story_id) in enumerate(sorted(scored, key=lambda item: (-item[0], item[1])), start=1):
-        session.execute(Story.__table__.update().where(Story.id == story_id).values(rank=rank))
+    _replace_evidence(session, evidence)
+    ranked = [story_id for _, story_id in sorted(scored, key=lambda item: (-item[0], item[1]))]
+    if ranked:
+        session.execute(
+            text("UPDATE stories s SET rank = r.rank FROM unnest(CAST(:ids AS bigint[])) WITH ORDINALITY AS r(id, rank) WHERE s.id = r.id"),
+            {"ids": ranked},
+        )
     return result
+
+
+def _replace_evidence(session: Session, evidence: dict[int, list[Quote]]) -> None:
+    """Each story's evidence becomes exactly `evidence[story]` (positions 0..n-1), in two statements."""
+    if not evidence:
+        return
+    session.execute(delete(StoryEvidence).where(StoryEvidence.story_id.in_(list(evidence))))
+    rows = [
+        dict(story_id=story_id, position=i, conversation_id=q.conversation_id, message_id=q.message_id,
+             quote=q.text, start_offset=q.start, end_offset=q.end)
+        for story_id, quotes in evidence.items()
+        for i, q in enumerate(quotes)
+    ]  # fmt: skip
+    session.execute(insert(StoryEvidence), rows)  # executemany: one cached statement
 
 
 def _recent_share(times: list[datetime], period: tuple[datetime, datetime] | None) -> float:
@@ -233,16 +289,5 @@ def _upsert_story(
             "updated_at": func.now(),
         },
     ).returning(Story.id)
-    story_id = session.execute(statement).scalar_one()
-    session.execute(delete(StoryEvidence).where(StoryEvidence.story_id == story_id))
-    session.execute(
-        insert(StoryEvidence).values(
-            [
-                dict(story_id=story_id, position=i, conversation_id=q.conversation_id, message_id=q.message_id,
-                     quote=q.text, start_offset=q.start, end_offset=q.end)
-                for i, q in enumerate(quotes)
-            ]
-        )
-    )  # fmt: skip
-    return story_id
+    return session.execute(statement).scalar_one()
 

@@ -122,8 +122,8 @@ def _store_members_and_stats(
         theme.size = len(positions)
         theme.last_run_id = run_id
         theme.updated_at = func.now()
-    for start in range(0, len(rows), 5000):  # 5000 rows x 4 columns: far below the bind-parameter limit
-        session.execute(insert(ThemeMember).values(rows[start : start + 5000]))
+    if rows:
+        session.execute(insert(ThemeMember), rows)  # executemany: one cached statement, batched by the driver
     session.flush()
     seen = session.execute(
         select(ThemeMember.theme_id, func.min(Conversation.created_at), func.max(Conversation.created_at))

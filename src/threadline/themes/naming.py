@@ -274,8 +274,9 @@ def name_themes(
     # Name the biggest themes first so they get the plainest names.
     for row in sorted(range(len(ids)), key=lambda r: (-len(texts_by_theme[ids[r]]), ids[r])):
         tid = ids[row]
-        order = np.argsort(-scores[row], kind="stable") if phrases.size else np.zeros(0, dtype=np.int64)
-        ranked = [(str(phrases[j]), float(scores[row, j])) for j in order if scores[row, j] > 0]
+        positive = np.flatnonzero(scores[row] > 0) if phrases.size else np.zeros(0, dtype=np.int64)
+        order = positive[np.argsort(-scores[row, positive], kind="stable")]  # best first, ties by phrase index
+        ranked = [(str(phrases[j]), float(scores[row, j])) for j in order]
         ranked = _dedupe(ranked)[:MAX_KEYWORDS]
         keywords = [p for p, _ in ranked]
         group = sibling_groups.get(tid, 0) if sibling_groups is not None else 0

@@ -106,7 +106,7 @@ def facet_conversations(
             record["output_tokens"] = sum(u["output_tokens"] for u in usage)
             rows.append(record)
         if rows:
-            session.execute(insert(Analysis).values(rows).on_conflict_do_nothing())
+            session.execute(insert(Analysis).on_conflict_do_nothing(), rows)  # executemany: one cached statement
         result.computed = len(rows)
         result.failed = list(report.failed)
         result.skipped_budget = [int(cid) for cid in report.skipped]

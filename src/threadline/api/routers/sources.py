@@ -1,38 +1,69 @@
-"""Sources: list with counts; sync queues a connector job when the installation provides one."""
+"""Sources: list with counts and last sync; queue a sync job for a connector source; show its state.
+
+A sync is a `threadline.sync` job run by `threadline worker` (never by this server). At most one
+is queued or running per source: POSTing again while one is answers 202 with that job and
+`created: false` instead of queueing a duplicate.
+"""
 
 from __future__ import annotations
 
+from typing import Any
+
 from fastapi import APIRouter, HTTPException, status
+from sqlalchemy.orm import Session
 
 from threadline.api.deps import ApiAuth, DbSession
 from threadline.api.pagination import IdPath, LimitQuery, OffsetQuery, Page, page_of
-from threadline.api.read.runs import service
+from threadline.api.read.runs import RunsUnavailable, service
 from threadline.api.read.sources import list_sources
-from threadline.api.schemas import Problem, SourceOut, SyncAccepted
+from threadline.api.schemas import Problem
+from threadline.api.sync_schemas import SourceSyncOut, SourceWithSyncOut, SyncQueued
 from threadline.db.models import Source
 
 router = APIRouter(tags=["sources"], responses={401: {"model": Problem}})
 
-SYNCABLE_KINDS = ("intercom",)  # source kinds with a connector to pull from; files are imported, not synced
+
+def _last_syncs(db: Session, source_ids: list[int]) -> dict[int, dict[str, Any]]:
+    """Last sync per source; empty when durable jobs are not installed (the list still works)."""
+    try:
+        return service().sync_statuses(db, source_ids)
+    except RunsUnavailable:
+        return {}
 
 
-@router.get("/sources", response_model=Page[SourceOut])
+@router.get("/sources", response_model=Page[SourceWithSyncOut])
 def sources(db: DbSession, _: ApiAuth, limit: LimitQuery = 50, offset: OffsetQuery = 0) -> dict:
-    return page_of(list_sources(db, limit=limit + 1, offset=offset), limit, offset)
+    """Sources with their conversation counts and last sync job (status, times, counters, error)."""
+    rows = list_sources(db, limit=limit + 1, offset=offset)
+    last = _last_syncs(db, [row["id"] for row in rows])
+    return page_of([{**row, "last_sync": last.get(row["id"])} for row in rows], limit, offset)
 
 
-@router.post("/sources/{source_id}/sync", response_model=SyncAccepted, status_code=status.HTTP_202_ACCEPTED,
+@router.post("/sources/{source_id}/sync", response_model=SyncQueued, status_code=status.HTTP_202_ACCEPTED,
              responses={404: {"model": Problem}, 409: {"model": Problem}, 503: {"model": Problem}})  # fmt: skip
 def sync_source(source_id: IdPath, db: DbSession, _: ApiAuth) -> dict:
-    """Queue a sync job for a connector source (Intercom); file sources answer 409."""
-    source = db.get(Source, source_id)
-    if source is None:
-        raise HTTPException(404, detail="no such source")
-    if source.kind not in SYNCABLE_KINDS:
-        raise HTTPException(409, detail=f"{source.kind} sources are imported with `threadline import`, not synced")
-    enqueue_sync = getattr(service(), "enqueue_sync", None)
-    if enqueue_sync is None:
-        raise HTTPException(409, detail="this installation has no sync job; run `threadline sync` instead")
-    job = enqueue_sync(db, source_id)
+    """Queue a sync job for a connector source (Intercom), or answer with the one already queued/running.
+
+    202 either way (`created` says which); 404 for an unknown source; 409 for file sources.
+    Follow the job with GET /sources/{source_id}/sync.
+    """
+    svc = service()
+    try:
+        job = svc.enqueue_sync(db, source_id)
+    except svc.UnknownSource:
+        db.rollback()
+        raise HTTPException(404, detail="no such source") from None
+    except svc.SyncError as exc:
+        db.rollback()
+        raise HTTPException(409, detail=str(exc)) from None
     db.commit()
-    return {"source_id": source_id, "job": str(job)}
+    return {"source_id": source_id, "job": str(job.job_id), "job_id": job.job_id, "created": job.created,
+            "status": job.status}  # fmt: skip
+
+
+@router.get("/sources/{source_id}/sync", response_model=SourceSyncOut, responses={404: {"model": Problem}})
+def source_sync(source_id: IdPath, db: DbSession, _: ApiAuth) -> dict:
+    """The source's last sync job: status, queued/started/finished times, counters, error (null if never synced)."""
+    if db.get(Source, source_id) is None:
+        raise HTTPException(404, detail="no such source")
+    return {"source_id": source_id, "last_sync": _last_syncs(db, [source_id]).get(source_id)}

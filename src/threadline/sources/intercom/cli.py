@@ -87,15 +87,30 @@ def _since_epoch(value: str | None) -> int | None:
 def sync_source(engine: Any, name: str, since: int | None = None, run_id: int | None = None) -> SyncReport:
     """Sync the Intercom source called `name` into the database (usable by runs, not only the CLI)."""
     from threadline.db.models import Source
+
+    with Session(engine) as session:
+        source_id = session.execute(select(Source.id).where(Source.name == name)).scalar_one_or_none()
+    if source_id is None:
+        raise LookupError(f"no source named {name!r}")
+    return sync_source_id(engine, source_id, since=since, run_id=run_id)
+
+
+def sync_source_id(engine: Any, source_id: int, since: int | None = None, run_id: int | None = None) -> SyncReport:
+    """Sync the Intercom source with id `source_id`: the one code path of the CLI and the sync job.
+
+    One `IntercomClient` (one httpx client, closed on exit) per call; the token is read from
+    the environment variable the source's config names, in this process.
+    """
+    from threadline.db.models import Source
     from threadline.sources.intercom.pgsink import PostgresSink
 
     with Session(engine) as session:
-        source = session.execute(select(Source).where(Source.name == name)).scalar_one_or_none()
+        source = session.get(Source, source_id)
         if source is None:
-            raise LookupError(f"no source named {name!r}")
+            raise LookupError(f"no source with id {source_id}")
         if source.kind != SOURCE_KIND:
-            raise LookupError(f"source {name!r} is a {source.kind!r} source, not intercom")
-        config, source_id = dict(source.config or {}), source.id
+            raise LookupError(f"source {source.name!r} is a {source.kind!r} source, not intercom")
+        config = dict(source.config or {})
     token = resolve_token(token_env=config.get("token_env", DEFAULT_TOKEN_ENV))
 
     async def go() -> SyncReport:

@@ -1,16 +1,19 @@
 """PostgreSQL `SyncSink`: conversations, deletions, dead letters and sync state in one transaction.
 
 The watermark lives in `sources.sync_state` and is written in the same transaction as the
-conversations it covers, so it can never run ahead of committed data.
+conversations it covers, so it can never run ahead of committed data. One key of that JSON,
+`JOB_STATUS_KEY`, belongs to the sync job (`threadline.pipeline.sync_job`: the last queued
+sync's status, for the API); the sink neither loads it nor overwrites it.
 """
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Engine, select, update
+from sqlalchemy import Engine, select, text, update
 from sqlalchemy.orm import Session
 
 from threadline.db.models import Conversation, Source
@@ -19,6 +22,20 @@ from threadline.sources.intercom.sync import SyncBatch
 from threadline.sources.store import UpsertStats, upsert_conversations
 
 MAX_IDS_PER_QUERY = 1_000  # external ids per IN (...) lookup: keeps statements small
+JOB_STATUS_KEY = "last_sync"  # key of sources.sync_state owned by the sync job, not by the sync itself
+
+# Replace the sync's state but keep the job's status key as it is *now* (the job may have
+# updated it since this sync loaded the state), so neither writer loses the other's update.
+_WRITE_STATE_SQL = text(
+    """
+    UPDATE sources
+       SET sync_state = CASE WHEN sync_state -> CAST(:reserved AS text) IS NULL THEN CAST(:state AS jsonb)
+                             ELSE CAST(:state AS jsonb)
+                                  || jsonb_build_object(CAST(:reserved AS text), sync_state -> CAST(:reserved AS text))
+                        END
+     WHERE id = :id
+    """
+)
 
 
 class PostgresSink:
@@ -33,7 +50,7 @@ class PostgresSink:
     def load_state(self) -> dict[str, Any]:
         with Session(self.engine) as session:
             state = session.execute(select(Source.sync_state).where(Source.id == self.source_id)).scalar_one()
-            return dict(state or {})
+            return {key: value for key, value in (state or {}).items() if key != JOB_STATUS_KEY}
 
     def stored_versions(self, external_ids: Sequence[str]) -> Mapping[str, datetime | None]:
         out: dict[str, datetime | None] = {}
@@ -66,4 +83,5 @@ class PostgresSink:
                     run_id=self.run_id, stage=letter.stage, item=letter.item, error_class=letter.error_class,
                     error_message=letter.error_message, attempts=letter.attempts, failed_at=letter.failed_at,
                 ))
-            session.execute(update(Source).where(Source.id == self.source_id).values(sync_state=batch.state))
+            state = {key: value for key, value in batch.state.items() if key != JOB_STATUS_KEY}
+            session.execute(_WRITE_STATE_SQL, {"reserved": JOB_STATUS_KEY, "state": json.dumps(state), "id": self.source_id})
