@@ -318,30 +318,37 @@ class CueEvidence:
     fired: list[str]
 
 
+_CUE_PLAN = tuple(
+    (cue.pattern, TYPES.index(cue.type), cue.weight, cue.malfunction, cue.type == "praise", f"{cue.type}:{cue.name}")
+    for cue in CUES
+)  # per cue, what the scoring loop needs, looked up once
+
+
 def cue_scores(text: str) -> CueEvidence:
     """Score the cue patterns on one customer-side text (rule steps 1 and 4)."""
     text = text[:MAX_TEXT_CHARS]
     opening = text[:OPENING_CHARS]
     praise_window = text[:PRAISE_OPENING_CHARS]
     has_later_part = len(text) > len(opening)  # else a miss in the opening is a miss in the text
-    scores = np.zeros(len(TYPES))
+    scores = [0.0] * len(TYPES)
     malfunction = 0.0
     fired: list[str] = []
-    for cue in CUES:
-        if cue.type == "praise":
-            if not cue.pattern.search(praise_window):
+    for pattern, type_index, cue_weight, is_malfunction, is_praise, label in _CUE_PLAN:
+        if is_praise:
+            if not pattern.search(praise_window):
                 continue
-            weight = cue.weight
-        elif cue.pattern.search(opening):
-            weight = cue.weight
-        elif has_later_part and cue.pattern.search(text):
-            weight = cue.weight * LATER_CUE_FACTOR
+            weight = cue_weight
+        elif pattern.search(opening):
+            weight = cue_weight
+        elif has_later_part and pattern.search(text):
+            weight = cue_weight * LATER_CUE_FACTOR
         else:
             continue
-        scores[TYPES.index(cue.type)] += weight
-        malfunction += weight if cue.malfunction else 0.0
-        fired.append(f"{cue.type}:{cue.name}")
-    return CueEvidence(np.minimum(scores, CUE_CAP), malfunction, fired)
+        scores[type_index] += weight
+        if is_malfunction:
+            malfunction += weight
+        fired.append(label)
+    return CueEvidence(np.minimum(np.array(scores), CUE_CAP), malfunction, fired)
 
 
 def similarity_scores(embeddings: np.ndarray, prototypes: PrototypeSet) -> np.ndarray:

@@ -186,8 +186,8 @@ def build_stories(session: Session, run_id: int, *, types: dict[int, str] | None
     themes = {theme.id: theme for theme in session.execute(select(Theme).where(Theme.id.in_(big_enough))).scalars()}
     candidates = _evidence_candidates(session, run_id, big_enough)
     messages = _customer_messages(session, sorted({cid for pairs in candidates.values() for cid, _ in pairs}))
-    scored: list[tuple[float, int]] = []
-    evidence: dict[int, list[Quote]] = {}
+    story_rows: list[dict] = []
+    story_quotes: list[list[Quote]] = []
     for theme_id in big_enough:
         members = by_theme[theme_id]
         theme = themes[theme_id]
@@ -203,16 +203,17 @@ def build_stories(session: Session, run_id: int, *, types: dict[int, str] | None
         score = len(members) * (0.5 + recent_share)
         dominant = Counter((types or {}).get(cid, "other") for cid, _, _ in members).most_common(1)[0][0]
         share = len(members) / max(total, 1)
-        story_id = _upsert_story(
-            session, run_id, theme, quotes, count=len(members), customers=customers,
+        story_rows.append(_story_row(
+            run_id, theme, quotes, count=len(members), customers=customers,
             first=min(times, default=None), last=max(times, default=None), trend=trend, score=score,
             dominant_type=dominant, share=share,
-        )  # fmt: skip
-        scored.append((score, story_id))
-        evidence[story_id] = quotes
-        result.stories += 1
-    _replace_evidence(session, evidence)
-    ranked = [story_id for _, story_id in sorted(scored, key=lambda item: (-item[0], item[1]))]
+        ))  # fmt: skip
+        story_quotes.append(quotes)
+    story_ids = _upsert_stories(session, story_rows)
+    result.stories = len(story_ids)
+    _replace_evidence(session, dict(zip(story_ids, story_quotes, strict=True)))
+    scored = sorted(zip((row["score"] for row in story_rows), story_ids, strict=True), key=lambda item: (-item[0], item[1]))
+    ranked = [story_id for _, story_id in scored]
     if ranked:
         session.execute(
             text("UPDATE stories s SET rank = r.rank FROM unnest(CAST(:ids AS bigint[])) WITH ORDINALITY AS r(id, rank) WHERE s.id = r.id"),
@@ -252,16 +253,26 @@ def _severity(share: float, direction: str) -> tuple[str, str]:
     return "low", f"{share:.0%} of the run's conversations, {direction}"
 
 
-def _upsert_story(
-    session: Session, run_id: int, theme: Theme, quotes: list[Quote], *, count: int, customers: int,
+_TEXT_FIELDS = ("title", "problem", "user_story", "acceptance_criteria")  # follow the data until a person edits them
+_REFRESHED_FIELDS = (
+    "run_id", "conversation_count", "customer_count", "first_seen", "last_seen", "trend", "score", "severity",
+    "severity_reason",
+)  # fmt: skip
+
+
+def _story_row(
+    run_id: int, theme: Theme, quotes: list[Quote], *, count: int, customers: int,
     first: datetime | None, last: datetime | None, trend: dict, score: float, dominant_type: str, share: float,
-) -> int:  # fmt: skip
+) -> dict:  # fmt: skip
+    """The story of `theme` as a `stories` row: templated text plus the figures every run refreshes."""
     verb = _TITLE_VERBS.get(dominant_type, "Resolve")
     name = theme.name
     when = f" between {first:%d %b %Y} and {last:%d %b %Y}" if first and last else ""
     keywords = ", ".join(theme.keywords[:5])
     severity, severity_reason = _severity(share, trend.get("direction", "steady"))
-    text_fields = dict(
+    return dict(
+        theme_id=theme.id,
+        status="candidate",
         title=f"{verb}: {name}",
         problem=(
             f"{count} conversations from {customers} customers{when} are about {name}"
@@ -274,20 +285,23 @@ def _upsert_story(
             f"Support volume about {name} falls below its current {trend.get('direction', 'steady')} level in the following weeks.",
             "Customers who reported it can be told it is resolved.",
         ],
-    )
-    refreshed = dict(
         run_id=run_id, conversation_count=count, customer_count=customers, first_seen=first, last_seen=last,
         trend=trend, score=score, severity=severity, severity_reason=severity_reason,
     )  # fmt: skip
-    statement = insert(Story).values(theme_id=theme.id, status="candidate", **text_fields, **refreshed)
+
+
+def _upsert_stories(session: Session, rows: list[dict]) -> list[int]:
+    """Insert or refresh one story per theme (see the module docstring); returns ids in `rows` order."""
+    if not rows:
+        return []
+    statement = insert(Story)
     statement = statement.on_conflict_do_update(
         index_elements=["theme_id"],
         set_={
-            **{k: statement.excluded[k] for k in refreshed},
+            **{k: statement.excluded[k] for k in _REFRESHED_FIELDS},
             # Text follows the data until a person edits it; then it is theirs.
-            **{k: case((Story.edited.is_(True), getattr(Story, k)), else_=statement.excluded[k]) for k in text_fields},
+            **{k: case((Story.edited.is_(True), getattr(Story, k)), else_=statement.excluded[k]) for k in _TEXT_FIELDS},
             "updated_at": func.now(),
         },
-    ).returning(Story.id)
-    return session.execute(statement).scalar_one()
-
+    ).returning(Story.id, sort_by_parameter_order=True)
+    return list(session.execute(statement, rows).scalars())  # executemany with RETURNING, in parameter order

@@ -14,8 +14,8 @@ from collections import Counter, defaultdict
 from dataclasses import dataclass
 
 import numpy as np
-from sqlalchemy import delete, func, select
-from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy import delete, func, select, update
+from sqlalchemy.dialects.postgresql import distinct_on, insert
 from sqlalchemy.orm import Session
 
 from threadline.ai.embeddings import MODEL_NAME
@@ -78,19 +78,21 @@ def discover_themes(session: Session, run_id: int, *, model: str = MODEL_NAME, r
             matrix[rest], texts=[texts.get(int(i), "") for i in ids[rest]], random_state=random_state
         )
         new_labels = clustering.labels
-    new_theme_ids: dict[int, int] = {}
-    for label in sorted(set(new_labels.tolist()) - {-1}):
-        theme = Theme(level=1, name=f"theme {label}", embedding_model=model, first_run_id=run_id)
-        session.add(theme)
-        session.flush()
-        new_theme_ids[label] = theme.id
+    new_themes = {
+        label: Theme(level=1, name=f"theme {label}", embedding_model=model, first_run_id=run_id)
+        for label in sorted(set(new_labels.tolist()) - {-1})
+    }
+    session.add_all(new_themes.values())
+    session.flush()  # one batched INSERT ... RETURNING for all new themes
+    new_theme_ids = {label: theme.id for label, theme in new_themes.items()}
     for position, label in zip(rest, new_labels, strict=True):
         if label >= 0:
             theme_of[position] = new_theme_ids[int(label)]
     result.new_themes = len(new_theme_ids)
 
-    _store_members_and_stats(session, run_id, ids, matrix, theme_of)
-    touched = _touched_themes(session, run_id)
+    themes_by_id = {t.id: t for t in [*existing, *new_themes.values()]}
+    _store_members_and_stats(session, run_id, ids, matrix, theme_of, themes_by_id)
+    touched = sorted((themes_by_id[t] for t in set(theme_of.tolist()) - {-1}), key=lambda t: t.id)
     _name_new_themes(session, touched, set(new_theme_ids.values()), ids, matrix, theme_of, texts)
     result.groups = _group(session, touched, texts, ids, theme_of, random_state)
     result.assigned = int((theme_of >= 0).sum())
@@ -101,30 +103,32 @@ def discover_themes(session: Session, run_id: int, *, model: str = MODEL_NAME, r
 
 
 def _store_members_and_stats(
-    session: Session, run_id: int, ids: np.ndarray, matrix: np.ndarray, theme_of: np.ndarray
+    session: Session, run_id: int, ids: np.ndarray, matrix: np.ndarray, theme_of: np.ndarray, themes: dict[int, Theme]
 ) -> None:
-    """Write memberships, then recompute centroid, size and first/last seen of each touched theme."""
+    """Write memberships, then recompute centroid, size and first/last seen of each touched theme.
+
+    `themes` holds every theme a conversation may be assigned to, by id (loaded or just
+    created), so no theme is read back one by one.
+    """
     members: dict[int, list[int]] = defaultdict(list)
     for position, theme_id in enumerate(theme_of.tolist()):
         if theme_id >= 0:
             members[theme_id].append(position)
     rows = []
-    for theme_id, positions in members.items():
-        centroid = _normalise(matrix[positions].mean(axis=0))
-        similarities = matrix[positions] @ centroid
-        rows.extend(
-            dict(run_id=run_id, conversation_id=int(ids[p]), theme_id=theme_id, similarity=float(s))
-            for p, s in zip(positions, similarities, strict=True)
-        )
-        theme = session.get(Theme, theme_id)
-        assert theme is not None
-        theme.centroid = centroid
-        theme.size = len(positions)
-        theme.last_run_id = run_id
-        theme.updated_at = func.now()
+    with session.no_autoflush:
+        for theme_id, positions in members.items():
+            centroid = _normalise(matrix[positions].mean(axis=0))
+            similarities = matrix[positions] @ centroid
+            rows.extend(
+                dict(run_id=run_id, conversation_id=int(ids[p]), theme_id=theme_id, similarity=float(s))
+                for p, s in zip(positions, similarities, strict=True)
+            )
+            theme = themes[theme_id]
+            theme.centroid = centroid
+            theme.size = len(positions)
+            theme.last_run_id = run_id
     if rows:
         session.execute(insert(ThemeMember), rows)  # executemany: one cached statement, batched by the driver
-    session.flush()
     seen = session.execute(
         select(ThemeMember.theme_id, func.min(Conversation.created_at), func.max(Conversation.created_at))
         .join(Conversation, Conversation.id == ThemeMember.conversation_id)
@@ -132,26 +136,21 @@ def _store_members_and_stats(
         .group_by(ThemeMember.theme_id)
     )
     for theme_id, first, last in seen:
-        theme = session.get(Theme, theme_id)
-        assert theme is not None
+        theme = themes[theme_id]
         theme.first_seen = min(filter(None, (theme.first_seen, first)), default=None)
         theme.last_seen = max(filter(None, (theme.last_seen, last)), default=None)
+    session.execute(update(Theme).where(Theme.id.in_(list(members))).values(updated_at=func.now()))
 
 
-def _touched_themes(session: Session, run_id: int) -> list[Theme]:
-    return list(
-        session.execute(
-            select(Theme).where(Theme.id.in_(select(ThemeMember.theme_id).where(ThemeMember.run_id == run_id)))
-            .order_by(Theme.id)
-        ).scalars()
+def _first_customer_messages(session: Session, conversation_ids: list[int]) -> dict[int, int]:
+    """The first customer message id of each conversation (absent when it has none)."""
+    rows = session.execute(
+        select(Message.conversation_id, Message.id)
+        .where(Message.conversation_id.in_(conversation_ids), Message.author_role == "customer")
+        .order_by(Message.conversation_id, Message.position)
+        .ext(distinct_on(Message.conversation_id))
     )  # fmt: skip
-
-
-def _first_customer_message(session: Session, conversation_id: int) -> int | None:
-    return session.execute(
-        select(Message.id).where(Message.conversation_id == conversation_id, Message.author_role == "customer")
-        .order_by(Message.position).limit(1)
-    ).scalar()  # fmt: skip
+    return {conversation_id: message_id for conversation_id, message_id in rows}
 
 
 def _name_new_themes(
@@ -175,11 +174,13 @@ def _name_new_themes(
         member_vectors={t.id: matrix[positions_by_theme[t.id]] for t in touched},
     )
     kept_names = {t.name for t in touched if t.id not in new_ids}
+    representatives = {t.id: int(ids[positions_by_theme[t.id][names[t.id].representative_index]]) for t in touched}
+    first_messages = _first_customer_messages(session, list(representatives.values()))
     for theme in touched:
         named = names[theme.id]
         theme.keywords = named.keywords
-        representative = int(ids[positions_by_theme[theme.id][named.representative_index]])
-        theme.representative_message_id = _first_customer_message(session, representative)
+        representative = representatives[theme.id]
+        theme.representative_message_id = first_messages.get(representative)
         if theme.id not in new_ids:
             continue
         name = named.name

@@ -13,6 +13,7 @@ import logging
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
+from functools import lru_cache
 
 import numpy as np
 from scipy import sparse
@@ -35,6 +36,7 @@ NAME_CAPITALISED_SHARE = 0.8  # mid-sentence occurrences written Capitalised for
 NAME_MIN_OCCURRENCES = 3  # mid-sentence occurrences needed before judging capitalisation
 NAME_SPREAD_SHARE = 0.25  # share of themes a name must appear in to be kept out of names as uninformative
 MIN_THEMES_FOR_SPREAD = 4  # themes: with fewer, "appears in a quarter of the themes" is not evidence of anything
+ANALYZER_CACHE_TEXTS = 20_000  # texts whose phrases are kept between calls: theme and group naming read the same texts; bounded for long-lived workers
 MAX_VOCABULARY = 50_000  # distinct phrases kept (most frequent): bounds memory on 100k-text runs
 
 # Function words only. sklearn's English list also drops content words that matter in
@@ -71,7 +73,8 @@ def _tokens(text: str) -> list[str]:
     return [t.strip("'") for t in _TOKEN.findall(text.lower().replace("\u2019", "'"))]
 
 
-def _analyzer(text: str) -> list[str]:
+@lru_cache(maxsize=ANALYZER_CACHE_TEXTS)
+def _analyzer(text: str) -> tuple[str, ...]:
     """N-grams (1..MAX_PHRASE_WORDS) that neither start nor end with a function word, counted once per text."""
     toks = _tokens(text)
     grams: set[str] = set()
@@ -83,7 +86,7 @@ def _analyzer(text: str) -> list[str]:
             if len(set(gram)) < n:  # "card card" style repetitions
                 continue
             grams.add(" ".join(gram))
-    return sorted(grams)
+    return tuple(sorted(grams))
 
 
 def _coverage(texts_by_theme: Mapping[int, list[str]], ids: list[int]) -> tuple[np.ndarray, np.ndarray]:
