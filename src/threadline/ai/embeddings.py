@@ -9,7 +9,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
-import threading
+from concurrent.futures import Future, ThreadPoolExecutor
 from functools import lru_cache
 from pathlib import Path
 
@@ -70,18 +70,28 @@ class LocalEmbedder:
         transformers_logging.disable_progress_bar()
 
         self._model = SentenceTransformer(str(directory), device="cpu")
-        # One model call at a time: the fast tokenizer is not thread-safe ("Already borrowed"
-        # when two threads encode at once), and one call already keeps every core busy.
-        # Worker threads still overlap their database work with the other's model call.
-        self._lock = threading.Lock()
+        # Every model call runs on this one thread, one at a time, whichever thread asks:
+        # - the fast tokenizer is not thread-safe ("Already borrowed" when two threads encode);
+        # - torch's OpenMP team belongs to the calling thread, so calls from rotating worker
+        #   threads would each start their own team and run measurably slower;
+        # - one call already keeps every core busy.
+        # Worker threads still overlap their database work with another job's model call.
+        self._model_thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="threadline-model")
 
     def embed(self, texts: list[str], batch_size: int = EMBED_BATCH_SIZE) -> np.ndarray:
+        """(len(texts), DIMENSIONS) L2-normalised float32 vectors."""
+        return self.submit(texts, batch_size).result()
+
+    def submit(self, texts: list[str], batch_size: int = EMBED_BATCH_SIZE) -> Future[np.ndarray]:
+        """Start embedding `texts` on the model thread; the caller can do other work meanwhile."""
+        return self._model_thread.submit(self._encode, list(texts), batch_size)
+
+    def _encode(self, texts: list[str], batch_size: int) -> np.ndarray:
         if not texts:
             return np.zeros((0, self.dimensions), dtype=np.float32)
-        with self._lock:
-            vectors = self._model.encode(
-                texts, batch_size=batch_size, normalize_embeddings=True, convert_to_numpy=True, show_progress_bar=False
-            )
+        vectors = self._model.encode(
+            texts, batch_size=batch_size, normalize_embeddings=True, convert_to_numpy=True, show_progress_bar=False
+        )
         return np.asarray(vectors, dtype=np.float32)
 
 

@@ -9,6 +9,7 @@ unchanged conversation is never classified twice by the same rule.
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import lru_cache
@@ -20,9 +21,11 @@ from sqlalchemy.orm import Session
 
 from threadline.analysis.conversation_type import (
     CONVERSATION_TYPE_VERSION,
+    CueEvidence,
     PrototypeSet,
     build_prototypes,
     classify_conversation_types,
+    cue_scores,
 )
 from threadline.db.models import Analysis, RunConversation
 from threadline.pipeline.analysis_cache import cached_conversation_ids
@@ -43,8 +46,17 @@ class ClassifyResult:
         return self.computed + self.reused
 
 
-@lru_cache(maxsize=2)
+_prototypes_lock = threading.Lock()
+
+
 def _prototypes(embedder: Embedder) -> PrototypeSet:
+    """The type prototypes embedded by `embedder`, once per process (worker threads wait for the first)."""
+    with _prototypes_lock:
+        return _embedded_prototypes(embedder)
+
+
+@lru_cache(maxsize=2)
+def _embedded_prototypes(embedder: Embedder) -> PrototypeSet:
     return build_prototypes(embedder.embed)
 
 
@@ -59,13 +71,15 @@ def classify_conversations(
     *,
     texts: Mapping[int, str] | None = None,
     vectors: Mapping[int, np.ndarray] | None = None,
+    evidence: Mapping[int, CueEvidence] | None = None,
 ) -> ClassifyResult:
     """Store the type of each conversation whose current customer text has no cached result.
 
     `texts` (customer texts of these conversations) and `vectors` (embeddings of some of
     them) skip reading what the caller already holds: the embed stage passes the vectors
-    it has just computed. Vectors not given are read from `embeddings`, and computed only
-    when none is stored.
+    it has just computed, and `evidence` (cue scores of some texts) it computed while the
+    model ran. Vectors not given are read from `embeddings`, and computed only when none
+    is stored.
     """
     result = ClassifyResult()
     if texts is None:
@@ -80,7 +94,10 @@ def classify_conversations(
     result.reused = len(hashes) - len(missing)
     if missing:
         matrix = _vectors(session, {cid: texts[cid] for cid in missing}, embedder, known=vectors or {})
-        types = classify_conversation_types([texts[cid] for cid in missing], matrix, _prototypes(embedder))
+        known = evidence or {}
+        types = classify_conversation_types(
+            [texts[cid] for cid in missing], matrix, _prototypes(embedder), evidence=[known.get(cid) for cid in missing]
+        )
         rows = [
             dict(conversation_id=cid, stage=STAGE, input_hash=hashes[cid], model=model,
                  version=CONVERSATION_TYPE_VERSION,
@@ -113,3 +130,8 @@ def load_types(session: Session, run_id: int) -> dict[int, str]:
         .ext(distinct_on(Analysis.conversation_id))
     )
     return {cid: kind for cid, kind in rows}
+
+
+def cue_evidence(texts: Mapping[int, str]) -> dict[int, CueEvidence]:
+    """Cue scores of each text: the part of the type that needs no vector (run while the model embeds)."""
+    return {cid: cue_scores(text) for cid, text in texts.items()}

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -66,11 +66,19 @@ class EmbedResult:
         return self.computed + self.reused
 
 
-def embed_conversations(session: Session, conversation_ids: Sequence[int], embedder: Embedder) -> EmbedResult:
+def embed_conversations(
+    session: Session,
+    conversation_ids: Sequence[int],
+    embedder: Embedder,
+    *,
+    meanwhile: Callable[[Mapping[int, str]], None] | None = None,
+) -> EmbedResult:
     """Store embeddings for `conversation_ids` that lack one for their current customer text.
 
     Idempotent: rows are keyed by (conversation, model, input hash) and inserted with
     ON CONFLICT DO NOTHING, so running a batch twice leaves the rows of running it once.
+    `meanwhile(texts)` runs on this thread while the model embeds (only when it has
+    something to embed and can work in the background, see `LocalEmbedder.submit`).
     """
     texts = load_customer_texts(session, conversation_ids)
     result = EmbedResult(texts=texts)
@@ -82,7 +90,13 @@ def embed_conversations(session: Session, conversation_ids: Sequence[int], embed
     missing = [cid for cid in texts if cid not in existing]
     result.reused = len(texts) - len(missing)
     if missing:
-        vectors = embedder.embed([texts[cid] for cid in missing])
+        submit = getattr(embedder, "submit", None)
+        if submit is not None and meanwhile is not None:
+            pending = submit([texts[cid] for cid in missing])
+            meanwhile(texts)
+            vectors = pending.result()
+        else:
+            vectors = embedder.embed([texts[cid] for cid in missing])
         result.vectors = dict(zip(missing, vectors, strict=True))
         insert_embeddings(session, embedder.model_name, [(cid, hashes[cid], result.vectors[cid]) for cid in missing])
         result.computed = len(missing)

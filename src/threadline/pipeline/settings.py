@@ -14,7 +14,7 @@ QUEUE = "threadline"  # procrastinate queue of every Threadline job: one queue, 
 TASK_PREFIX = "threadline."  # task-name prefix: lets SQL find this project's jobs among procrastinate's
 
 BATCH_SIZE = 64  # conversations per batch job of provider-calling stages (facets): a crash or stop loses at most 64 calls' worth
-LOCAL_BATCH_SIZE = 256  # conversations per batch job of local-model stages (embed, classify): ~1-10 s of CPU, so per-job bookkeeping stays small and a crash redoes seconds
+LOCAL_BATCH_SIZE = 256  # conversations per batch job of local-model stages (embed, classify): ~1-10 s of CPU, so per-job bookkeeping stays small and a crash or stop redoes or waits for seconds
 LOCAL_STAGES = frozenset({"embed", "classify", "sleep"})  # stages that call no paid provider
 
 
@@ -31,7 +31,7 @@ RETRY_MAX_DELAY_S = 300.0  # seconds: exponential backoff is capped at five minu
 MAX_RETRY_AFTER_S = 3_600.0  # seconds: a provider's Retry-After above one hour is treated as one hour
 MAX_DEAD_SHARE = 0.1  # share of a run's items dead-lettered above which the run ends `failed` instead of `succeeded`
 
-WORKER_CONCURRENCY = 2  # jobs a worker runs at once: one job's database round trips and Python work overlap the other's model call (the model itself runs one call at a time)
+WORKER_CONCURRENCY = 1  # jobs a worker process runs at once by default: a second job's Python work competes with the model thread for the GIL (embed phase ~13% slower at 2, measured); scale with more worker processes
 WORKER_POLL_INTERVAL_S = 1.0  # seconds between job polls: bounds the latency of scheduled retries (LISTEN/NOTIFY covers new jobs)
 HEARTBEAT_INTERVAL_S = 5.0  # seconds between worker heartbeats
 STALLED_WORKER_TIMEOUT_S = 30.0  # seconds without heartbeat after which a worker is dead and its jobs are taken over (6 missed heartbeats)

@@ -23,7 +23,8 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
-from threadline.pipeline.classify import classify_conversations, load_types
+from threadline.analysis.conversation_type import CueEvidence
+from threadline.pipeline.classify import classify_conversations, cue_evidence, load_types
 from threadline.pipeline.embed import Embedder, embed_conversations
 
 DEFAULT_PHASES = ("embed", "themes", "stories")
@@ -75,8 +76,9 @@ def _outcome(ids: Sequence[int], skipped: dict[int, str], computed: int, reused:
 def _embed(session: Session, ids: Sequence[int], params: dict[str, Any]) -> BatchOutcome:
     """Vectors, then types from the texts and vectors still in memory (counters: `typed` = types computed)."""
     embedder = process_embedder()
-    embedded = embed_conversations(session, ids, embedder)
-    typed = classify_conversations(session, ids, embedder, texts=embedded.texts, vectors=embedded.vectors)
+    evidence: dict[int, CueEvidence] = {}
+    embedded = embed_conversations(session, ids, embedder, meanwhile=lambda texts: evidence.update(cue_evidence(texts)))
+    typed = classify_conversations(session, ids, embedder, texts=embedded.texts, vectors=embedded.vectors, evidence=evidence)
     outcome = _outcome(ids, embedded.skipped, embedded.computed, embedded.reused)
     outcome.extra_counters["typed"] = typed.computed
     return outcome
