@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import hashlib
 
-from sqlalchemy import select
+from sqlalchemy import select, update
 
-from threadline.api.tokens import create_token, revoke_token
+from threadline.api.tokens import TOKEN_CACHE_TTL_S, TokenCache, create_token, revoke_token
 from threadline.db.engine import session_scope
 from threadline.db.models import ApiToken
 
@@ -47,6 +47,42 @@ def test_only_the_hash_is_stored_and_revocation_is_immediate(authed, api_engine,
         fresh = create_token(session, "tests")
     assert fresh != token
     assert authed.get("/api/stories", headers={"Authorization": f"Bearer {fresh}"}).status_code == 200
+
+
+class FakeClock:
+    """Monotonic seconds that only move when a test says so."""
+
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def test_revocation_from_another_process_bites_within_the_ttl(app, authed, client, api_engine, token):
+    """Verified tokens are cached for TOKEN_CACHE_TTL_S; a revocation this process does not see ends at the TTL."""
+    clock = FakeClock()
+    app.state.token_cache = TokenCache(clock=clock)
+    _sign_in(client, token, "/")
+    assert authed.get("/api/stories").status_code == 200
+    assert client.get("/api/stories").status_code == 200  # the dashboard cookie, through the same cache
+    with session_scope(api_engine) as session:  # what `threadline tokens revoke` in another process does to the row
+        session.execute(update(ApiToken).where(ApiToken.name == "tests").values(revoked_at=ApiToken.created_at))
+    clock.now += TOKEN_CACHE_TTL_S / 2
+    assert authed.get("/api/stories").status_code == 200  # still trusted: the bounded staleness of the cache
+    clock.now += TOKEN_CACHE_TTL_S / 2 + 0.001
+    assert authed.get("/api/stories").status_code == 401
+    assert client.get("/api/stories").status_code == 401
+    assert client.get("/").status_code == 303  # dashboard pages sign out too
+
+
+def test_token_cache_holds_no_tokens_and_forgets_failures(token):
+    cache = TokenCache(clock=FakeClock())
+    assert cache.token_id(token) is None
+    cache.remember(7, token)
+    assert cache.token_id(token) == 7 and cache.is_active(7)
+    assert token not in repr(vars(cache))  # hashes and ids only
+    assert cache.token_id(token + "x") is None and cache.token_id("") is None
 
 
 def _sign_in(client, token: str, next_path: str = "/stories") -> None:

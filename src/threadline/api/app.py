@@ -10,9 +10,10 @@ from fastapi.responses import JSONResponse
 from fastapi.staticfiles import StaticFiles
 from sqlalchemy import Engine
 
-from threadline.api.deps import ApiAuth
+from threadline.api.deps import ApiAuth, Reader
 from threadline.api.read.runs import RunsUnavailable
 from threadline.api.security import SessionSigner, load_or_create_secret
+from threadline.api.tokens import TokenCache
 from threadline.config import Settings, get_settings
 
 logger = logging.getLogger(__name__)
@@ -48,6 +49,8 @@ def create_app(settings: Settings | None = None, *, engine: Engine | None = None
     app.state.engine = engine
     app.state.settings = settings
     app.state.signer = SessionSigner(load_or_create_secret(settings.home))
+    app.state.reader = Reader(engine)  # list reads: one worker thread and one pooled connection per request
+    app.state.token_cache = TokenCache()  # verified tokens, trusted for TOKEN_CACHE_TTL_S without a lookup
 
     @app.exception_handler(RunsUnavailable)
     def _runs_unavailable(request: Request, exc: RunsUnavailable) -> JSONResponse:

@@ -2,25 +2,40 @@
 
 from __future__ import annotations
 
+import functools
 from datetime import UTC, datetime
 from typing import Any, Literal
 
-from sqlalchemy import select
+from sqlalchemy import BigInteger, Integer, Select, any_, bindparam, select
+from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.orm import Session, selectinload
 
 from threadline.api.read.themes import default_run_id
 from threadline.db.models import Conversation, Message, Story, StoryEvidence, Theme
 from threadline.stories.queries import EvidenceView, story_dict, story_evidence
 
+STORIES = Story.__table__  # Core tables: list reads build rows, not ORM objects (cheaper per row)
+THEMES = Theme.__table__
+EVIDENCE = StoryEvidence.__table__
+CONVERSATIONS = Conversation.__table__
+
 StorySort = Literal["rank", "conversations", "customers", "last_seen", "score", "title"]
 SORT_COLUMNS = {
-    "rank": (Story.rank.asc(), Story.id.asc()),
-    "conversations": (Story.conversation_count.desc(), Story.id.asc()),
-    "customers": (Story.customer_count.desc(), Story.id.asc()),
-    "last_seen": (Story.last_seen.desc().nulls_last(), Story.id.asc()),
-    "score": (Story.score.desc(), Story.id.asc()),
-    "title": (Story.title.asc(), Story.id.asc()),
+    "rank": (STORIES.c.rank.asc(), STORIES.c.id.asc()),
+    "conversations": (STORIES.c.conversation_count.desc(), STORIES.c.id.asc()),
+    "customers": (STORIES.c.customer_count.desc(), STORIES.c.id.asc()),
+    "last_seen": (STORIES.c.last_seen.desc().nulls_last(), STORIES.c.id.asc()),
+    "score": (STORIES.c.score.desc(), STORIES.c.id.asc()),
+    "title": (STORIES.c.title.asc(), STORIES.c.id.asc()),
 }
+# The columns of `story_out`, under its names (theme by name only: not the centroid vector).
+STORY_COLUMNS = (
+    STORIES.c.id, STORIES.c.rank, STORIES.c.title, STORIES.c.theme_id, THEMES.c.name.label("theme"), STORIES.c.status,
+    STORIES.c.edited, STORIES.c.severity, STORIES.c.severity_reason, STORIES.c.problem, STORIES.c.user_story,
+    STORIES.c.acceptance_criteria, STORIES.c.conversation_count.label("conversations"),
+    STORIES.c.customer_count.label("customers"), STORIES.c.first_seen, STORIES.c.last_seen, STORIES.c.trend,
+    STORIES.c.run_id,
+)  # fmt: skip
 THEME_NAME_ONLY = selectinload(Story.theme).load_only(Theme.id, Theme.name)  # not the centroid vector: parsed per row
 MAX_CONTEXT_MESSAGES = 200  # messages shown around evidence: a long thread is cut, the quoted message always kept
 
@@ -32,22 +47,54 @@ def story_out(session: Session, story: Story, evidence: list[EvidenceView] | Non
     return data
 
 
-def evidence_for(session: Session, story_ids: list[int]) -> dict[int, list[EvidenceView]]:
-    """Evidence of many stories in one query (a page of stories must not cost a query per story)."""
-    if not story_ids:
-        return {}
-    rows = session.execute(
-        select(StoryEvidence, Conversation.external_id, Conversation.url)
-        .join(Conversation, Conversation.id == StoryEvidence.conversation_id)
-        .where(StoryEvidence.story_id.in_(story_ids))
-        .order_by(StoryEvidence.story_id, StoryEvidence.position)
-    ).all()  # fmt: skip
-    found: dict[int, list[EvidenceView]] = {story_id: [] for story_id in story_ids}
-    for e, external_id, url in rows:
-        found[e.story_id].append(
-            EvidenceView(e.quote, e.conversation_id, external_id, url, e.message_id, e.start_offset, e.end_offset)
+STORY_FILTERS = ("status", "severity", "theme_id")  # list_stories' optional filters
+
+
+@functools.lru_cache(maxsize=1)
+def _evidence_statement() -> Select:
+    """Evidence of the stories in :ids (an array parameter: one SQL text whatever the page size)."""
+    return (
+        select(
+            EVIDENCE.c.story_id, EVIDENCE.c.quote, EVIDENCE.c.conversation_id,
+            CONVERSATIONS.c.external_id.label("conversation_external_id"),
+            CONVERSATIONS.c.url.label("conversation_url"),
+            EVIDENCE.c.message_id, EVIDENCE.c.start_offset.label("start"), EVIDENCE.c.end_offset.label("end"),
         )
+        .select_from(EVIDENCE.join(CONVERSATIONS, CONVERSATIONS.c.id == EVIDENCE.c.conversation_id))
+        .where(EVIDENCE.c.story_id == any_(bindparam("ids", type_=ARRAY(BigInteger))))
+        .order_by(EVIDENCE.c.story_id, EVIDENCE.c.position)
+    )  # fmt: skip
+
+
+def evidence_for(session: Session, story_ids: list[int]) -> dict[int, list[dict[str, Any]]]:
+    """Evidence of many stories in one query (a page of stories must not cost a query per story)."""
+    found: dict[int, list[dict[str, Any]]] = {story_id: [] for story_id in story_ids}
+    if not story_ids:
+        return found
+    for row in session.execute(_evidence_statement(), {"ids": story_ids}).mappings():
+        item = dict(row)
+        found[item.pop("story_id")].append(item)
     return found
+
+
+@functools.lru_cache(maxsize=2 ** len(STORY_FILTERS) * len(SORT_COLUMNS))
+def _list_statement(present: frozenset[str], sort: StorySort) -> Select:
+    """Stories of :run_id with the filters in `present` as bind parameters, plus :limit and :offset (built once)."""
+    statement = (
+        select(*STORY_COLUMNS).select_from(STORIES.outerjoin(THEMES, THEMES.c.id == STORIES.c.theme_id))
+        .where(STORIES.c.run_id == bindparam("run_id", type_=BigInteger))
+    )  # fmt: skip
+    for name in STORY_FILTERS:
+        if name in present:
+            statement = statement.where(STORIES.c[name] == bindparam(name, type_=STORIES.c[name].type))
+    return (
+        statement.order_by(*SORT_COLUMNS[sort])
+        .limit(bindparam("limit", type_=Integer)).offset(bindparam("offset", type_=Integer))
+    )  # fmt: skip
+
+
+def _iso(value: datetime | None) -> str | None:
+    return value.isoformat() if value else None
 
 
 def list_stories(
@@ -61,20 +108,26 @@ def list_stories(
     theme_id: int | None = None,
     sort: StorySort = "rank",
 ) -> list[dict[str, Any]]:
-    """Stories of a run (default: latest succeeded), filtered and sorted; evidence included."""
+    """Stories of a run (default: latest succeeded), filtered and sorted; evidence included.
+
+    Rows in the shape of `story_out` (the CLI's `story_dict` plus `edited`), read as columns:
+    two queries per page, whatever its size.
+    """
     run_id = default_run_id(session, run_id)
     if run_id is None:
         return []
-    statement = select(Story).options(THEME_NAME_ONLY).where(Story.run_id == run_id)
-    if status is not None:
-        statement = statement.where(Story.status == status)
-    if severity is not None:
-        statement = statement.where(Story.severity == severity)
-    if theme_id is not None:
-        statement = statement.where(Story.theme_id == theme_id)
-    stories = session.execute(statement.order_by(*SORT_COLUMNS[sort]).limit(limit).offset(offset)).scalars().all()
-    evidence = evidence_for(session, [s.id for s in stories])
-    return [story_out(session, s, evidence[s.id]) for s in stories]
+    filters = {name: value for name, value in (("status", status), ("severity", severity), ("theme_id", theme_id))
+               if value is not None}  # fmt: skip
+    result = session.execute(_list_statement(frozenset(filters), sort),
+                             {**filters, "run_id": run_id, "limit": limit, "offset": offset})  # fmt: skip
+    rows = [dict(row) for row in result.mappings()]
+    evidence = evidence_for(session, [row["id"] for row in rows])
+    for row in rows:
+        row["edited"] = bool(row["edited"])
+        row["acceptance_criteria"] = list(row["acceptance_criteria"] or [])
+        row["first_seen"], row["last_seen"] = _iso(row["first_seen"]), _iso(row["last_seen"])
+        row["evidence"] = evidence[row["id"]]
+    return rows
 
 
 def get_story(session: Session, story_id: int) -> Story | None:

@@ -2,26 +2,82 @@
 
 from __future__ import annotations
 
+import functools
 from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
 
-from sqlalchemy import func, select
+from sqlalchemy import BigInteger, Select, bindparam, func, select
 from sqlalchemy.orm import Session
 
-from threadline.db.models import Conversation, Story, Theme, ThemeMember
-from threadline.stories.queries import latest_finished_run
+from threadline.db.models import Conversation, Run, Story, Theme, ThemeMember
 
 Bucket = Literal["day", "week", "month"]
 MAX_TREND_BUCKETS = 104  # points per series: two years of weeks; older points are dropped, newest kept
 BUCKET_STEP = {"day": timedelta(days=1), "week": timedelta(weeks=1)}
+THEME_KEYWORDS = 8  # keywords per theme in lists: what `stories.queries.theme_tree` shows
+
+
+def _themes_of_run() -> Select:
+    """Themes with members in :run_id, largest first, with their sizes and groups (parents)."""
+    members, themes = ThemeMember.__table__, Theme.__table__
+    parents = themes.alias("parents")
+    sizes = (
+        select(members.c.theme_id, func.count().label("size"))
+        .where(members.c.run_id == bindparam("run_id", type_=BigInteger)).group_by(members.c.theme_id).subquery()
+    )  # fmt: skip
+    return (
+        select(
+            themes.c.id, themes.c.name, sizes.c.size, themes.c.keywords, themes.c.first_seen, themes.c.last_seen,
+            parents.c.id.label("group_id"), parents.c.name.label("group_name"),
+        )
+        .select_from(
+            sizes.join(themes, themes.c.id == sizes.c.theme_id).outerjoin(parents, parents.c.id == themes.c.parent_id)
+        )
+        .order_by(sizes.c.size.desc(), themes.c.id)
+    )  # fmt: skip
+
+
+# Statements built once at import: SQLAlchemy reuses their compiled form and memoized cache key.
+LATEST_SUCCEEDED_RUN = (
+    select(Run.__table__.c.id).where(Run.__table__.c.status == "succeeded").order_by(Run.__table__.c.id.desc()).limit(1)
+)
+THEMES_OF_RUN = _themes_of_run()
 
 
 def default_run_id(session: Session, run_id: int | None) -> int | None:
-    """`run_id`, or the latest succeeded run when none is given."""
+    """`run_id`, or the latest succeeded run when none is given (its id only: no Run object per request)."""
     if run_id is not None:
         return run_id
-    latest = latest_finished_run(session)
-    return latest.id if latest else None
+    return session.execute(LATEST_SUCCEEDED_RUN).scalar()
+
+
+def theme_groups(session: Session, run_id: int | None) -> list[dict[str, Any]]:
+    """Top-level groups, largest first, with their themes and sizes in `run_id` (default: latest succeeded).
+
+    The API's view of `stories.queries.theme_tree` (same shape and order, all groups): one
+    query of the columns it shows, never the themes' centroid vectors.
+    """
+    run_id = default_run_id(session, run_id)
+    if run_id is None:
+        return []
+    rows = session.execute(THEMES_OF_RUN, {"run_id": run_id}).all()
+    tree: dict[int | None, dict[str, Any]] = {}
+    for theme_id, name, size, keywords, first_seen, last_seen, group_id, group_name in rows:
+        node = tree.setdefault(
+            group_id, {"id": group_id, "name": group_name if group_id else "(ungrouped)", "size": 0, "themes": []}
+        )
+        node["size"] += size
+        node["themes"].append(
+            {
+                "id": theme_id,
+                "name": name,
+                "size": size,
+                "keywords": list(keywords or [])[:THEME_KEYWORDS],
+                "first_seen": first_seen.isoformat() if first_seen else None,
+                "last_seen": last_seen.isoformat() if last_seen else None,
+            }
+        )
+    return sorted(tree.values(), key=lambda group: -group["size"])
 
 
 def theme_and_children(session: Session, theme_id: int) -> list[int]:
@@ -81,13 +137,26 @@ def fill_buckets(counts: dict[datetime, int], bucket: Bucket) -> list[dict[str, 
     return points[-MAX_TREND_BUCKETS:]
 
 
+def bucket_start(bucket: Bucket):
+    """SQL: the UTC start of a conversation's bucket, as a timestamp without time zone.
+
+    `date_trunc(b, created_at AT TIME ZONE 'UTC')` buckets exactly like the three-argument
+    `date_trunc(b, created_at, 'UTC')` but costs half as much per row (measured on 10k rows).
+    """
+    return func.date_trunc(bucket, func.timezone("UTC", Conversation.__table__.c.created_at))
+
+
+def _as_utc(value: datetime) -> datetime:
+    return value if value.tzinfo else value.replace(tzinfo=UTC)
+
+
 def _bucketed(session: Session, statement_filter, bucket: Bucket) -> dict[datetime, int]:
-    start = func.date_trunc(bucket, Conversation.created_at, "UTC")
+    start = bucket_start(bucket)
     rows = session.execute(
-        select(start, func.count()).select_from(Conversation).where(*statement_filter)
-        .where(Conversation.created_at.is_not(None)).group_by(start)
+        select(start, func.count()).select_from(Conversation.__table__).where(*statement_filter)
+        .where(Conversation.__table__.c.created_at.is_not(None)).group_by(start)
     ).all()  # fmt: skip
-    return {(s if s.tzinfo else s.replace(tzinfo=UTC)): n for s, n in rows}
+    return {_as_utc(s): n for s, n in rows}
 
 
 def theme_trend(session: Session, theme_id: int, *, run_id: int | None = None, bucket: Bucket = "week") -> dict[str, Any]:
@@ -104,7 +173,25 @@ def theme_trend(session: Session, theme_id: int, *, run_id: int | None = None, b
 
 def conversation_volume(session: Session, *, bucket: Bucket = "week") -> list[dict[str, Any]]:
     """All live conversations per bucket of their creation time (the overview chart)."""
-    return fill_buckets(_bucketed(session, [Conversation.deleted_at.is_(None)], bucket), bucket)
+    return conversation_volume_and_total(session, bucket=bucket)[0]
+
+
+@functools.lru_cache(maxsize=len(BUCKET_STEP) + 1)
+def _volume_statement(bucket: Bucket) -> Select:
+    """Live conversations per bucket start (NULL for those without created_at), built once per bucket size."""
+    start = bucket_start(bucket)
+    conversations = Conversation.__table__
+    return select(start, func.count()).where(conversations.c.deleted_at.is_(None)).group_by(start)
+
+
+def conversation_volume_and_total(session: Session, *, bucket: Bucket = "week") -> tuple[list[dict[str, Any]], int]:
+    """The volume chart and the number of live conversations, from one scan of the table.
+
+    Conversations without `created_at` fall in a NULL bucket: counted in the total, not charted.
+    """
+    rows = session.execute(_volume_statement(bucket)).all()
+    counts = {_as_utc(s): n for s, n in rows if s is not None}
+    return fill_buckets(counts, bucket), sum(n for _, n in rows)
 
 
 def theme_sparklines(session: Session, run_id: int | None, *, bucket: Bucket = "week") -> dict[int, list[int]]:
@@ -114,7 +201,7 @@ def theme_sparklines(session: Session, run_id: int | None, *, bucket: Bucket = "
     """
     if run_id is None:
         return {}
-    start = func.date_trunc(bucket, Conversation.created_at, "UTC")
+    start = bucket_start(bucket)
     rows = session.execute(
         select(ThemeMember.theme_id, Theme.parent_id, start, func.count())
         .join(Conversation, Conversation.id == ThemeMember.conversation_id)

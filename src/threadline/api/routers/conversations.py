@@ -7,7 +7,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, HTTPException, Query
 
-from threadline.api.deps import ApiAuth, DbSession
+from threadline.api.deps import ApiAuth, DbSession, ReadDb
 from threadline.api.pagination import MAX_ID, IdPath, LimitQuery, OffsetQuery, Page, page_of
 from threadline.api.read.conversations import MAX_QUERY_CHARS, get_conversation, list_conversations
 from threadline.api.schemas import ConversationDetail, ConversationSummary, Problem
@@ -16,8 +16,8 @@ router = APIRouter(tags=["conversations"], responses={401: {"model": Problem}})
 
 
 @router.get("/conversations", response_model=Page[ConversationSummary])
-def conversations(
-    db: DbSession,
+async def conversations(
+    read: ReadDb,
     _: ApiAuth,
     limit: LimitQuery = 50,
     offset: OffsetQuery = 0,
@@ -29,9 +29,8 @@ def conversations(
     run_id: Annotated[int | None, Query(ge=1, le=MAX_ID, description="With theme_id: membership in this run.")] = None,
 ) -> dict:
     """Newest first. `q` searches message text with PostgreSQL full-text search (English stemming)."""
-    rows = list_conversations(
-        db, limit=limit + 1, offset=offset, source=source, since=since, until=until, q=q, theme_id=theme_id, run_id=run_id
-    )
+    rows = await read(list_conversations, limit=limit + 1, offset=offset, source=source, since=since, until=until,
+                      q=q, theme_id=theme_id, run_id=run_id)  # fmt: skip
     return page_of(rows, limit, offset)
 
 

@@ -6,9 +6,9 @@ from typing import Annotated
 
 from fastapi import APIRouter, HTTPException, Query
 
-from threadline.api.deps import ApiAuth, DbSession
+from threadline.api.deps import ApiAuth, DbSession, ReadDb
 from threadline.api.pagination import MAX_ID, IdPath, LimitQuery, OffsetQuery, Page, page_of
-from threadline.api.read.runs import service
+from threadline.api.read.runs import list_dead_letters, service
 from threadline.api.schemas import DeadLetterOut, Problem, RetryResult
 from threadline.db.models import DeadLetter
 
@@ -16,11 +16,12 @@ router = APIRouter(tags=["dead letters"], responses={401: {"model": Problem}, 50
 
 
 @router.get("/dead-letters", response_model=Page[DeadLetterOut])
-def dead_letters(
-    db: DbSession, _: ApiAuth, limit: LimitQuery = 50, offset: OffsetQuery = 0,
+async def dead_letters(
+    read: ReadDb, _: ApiAuth, limit: LimitQuery = 50, offset: OffsetQuery = 0,
     run_id: Annotated[int | None, Query(ge=1, le=MAX_ID)] = None,
 ) -> dict:  # fmt: skip
-    rows = service().list_dead_letters(db, run_id=run_id, limit=limit + 1, offset=offset)
+    """Items not retried yet, newest first (optionally of one run)."""
+    rows = await read(list_dead_letters, run_id=run_id, limit=limit + 1, offset=offset)
     return page_of(rows, limit, offset)
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from fastapi import APIRouter, HTTPException, status
 from sqlalchemy import select
 
-from threadline.api.deps import ApiAuth, DbSession
+from threadline.api.deps import ApiAuth, DbSession, ReadDb
 from threadline.api.pagination import IdPath, LimitQuery, OffsetQuery, Page, page_of
 from threadline.api.read import runs as run_read
 from threadline.api.read.overview import overview
@@ -16,14 +16,15 @@ router = APIRouter(tags=["runs"], responses={401: {"model": Problem}, 503: {"mod
 
 
 @router.get("/overview", response_model=Overview, tags=["overview"])
-def get_overview(db: DbSession, _: ApiAuth) -> dict:
+async def get_overview(read: ReadDb, _: ApiAuth) -> dict:
     """Conversation volume per week, rising themes of the latest run, the current run."""
-    return overview(db)
+    return await read(overview)
 
 
 @router.get("/runs", response_model=Page[RunOut])
-def runs(db: DbSession, _: ApiAuth, limit: LimitQuery = 50, offset: OffsetQuery = 0) -> dict:
-    return page_of(run_read.list_runs(db, limit=limit + 1, offset=offset), limit, offset)
+async def runs(read: ReadDb, _: ApiAuth, limit: LimitQuery = 50, offset: OffsetQuery = 0) -> dict:
+    """Newest first, each with its phases' counters and progress."""
+    return page_of(await read(run_read.list_runs, limit=limit + 1, offset=offset), limit, offset)
 
 
 @router.post("/runs", response_model=RunOut, status_code=status.HTTP_202_ACCEPTED,
@@ -48,8 +49,9 @@ def start_run(body: RunStart, db: DbSession, _: ApiAuth) -> dict:
 
 
 @router.get("/runs/{run_id}", response_model=RunOut, responses={404: {"model": Problem}})
-def run(run_id: IdPath, db: DbSession, _: ApiAuth) -> dict:
-    view = run_read.run_view(db, run_id)
+async def run(run_id: IdPath, read: ReadDb, _: ApiAuth) -> dict:
+    """One run with live progress (per-phase counters, durations, dead letters)."""
+    view = await read(run_read.run_view, run_id)
     if view is None:
         raise HTTPException(404, detail="no such run")
     return view

@@ -7,7 +7,7 @@ from typing import Annotated
 from fastapi import APIRouter, HTTPException, Query
 from fastapi.responses import JSONResponse, PlainTextResponse
 
-from threadline.api.deps import ApiAuth, DbSession
+from threadline.api.deps import ApiAuth, DbSession, ReadDb
 from threadline.api.pagination import MAX_ID, IdPath, LimitQuery, OffsetQuery, Page, page_of
 from threadline.api.read.stories import StorySort, get_story, list_stories, story_out, update_story
 from threadline.api.schemas import Problem, StoryOut, StoryPatch, StoryStatus
@@ -17,8 +17,8 @@ router = APIRouter(tags=["stories"], responses={401: {"model": Problem}})
 
 
 @router.get("/stories", response_model=Page[StoryOut])
-def stories(
-    db: DbSession,
+async def stories(
+    read: ReadDb,
     _: ApiAuth,
     limit: LimitQuery = 50,
     offset: OffsetQuery = 0,
@@ -28,7 +28,7 @@ def stories(
     theme_id: Annotated[int | None, Query(ge=1, le=MAX_ID)] = None,
     sort: StorySort = "rank",
 ) -> dict:
-    rows = list_stories(db, limit=limit + 1, offset=offset, run_id=run_id, status=status, severity=severity,
+    rows = await read(list_stories, limit=limit + 1, offset=offset, run_id=run_id, status=status, severity=severity,
                         theme_id=theme_id, sort=sort)  # fmt: skip
     return page_of(rows, limit, offset)
 

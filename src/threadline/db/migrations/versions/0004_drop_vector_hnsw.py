@@ -6,8 +6,8 @@ Create Date: 2026-11-22
 
 Nothing in Threadline searches nearest neighbours in SQL: discovery, theme joining and
 conversation types work on vectors loaded into memory. Yet pgvector maintains an HNSW
-index on every insert, measured at ~0.9 ms per vector (9.0 s per 10,000 vectors,
-against 0.2 s to insert them without the index and 1.4 s to build the same index in
+index on every insert, measured at ~0.85 ms per vector (8.4-9.0 s per 10,000 vectors,
+against 0.2 s to insert them without the index and 1.3 s to build the same index in
 bulk; `benchmarks/vector_index_cost.py`). A feature that needs SQL similarity search
 should add the index back with `CREATE INDEX CONCURRENTLY` (a bulk build).
 """

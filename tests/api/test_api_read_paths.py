@@ -1,0 +1,94 @@
+"""The fast list reads (Core rows, prebuilt statements, rationed sessions) agree with the ORM views they replace.
+
+Each list endpoint reads columns instead of ORM objects; these tests compare the results
+with the ORM-based functions the CLI and the detail endpoints still use, on the real
+database, and check that concurrent requests stay within the connection pool.
+"""
+
+from __future__ import annotations
+
+import asyncio
+
+import httpx
+from sqlalchemy import event, select
+from sqlalchemy.orm import Session
+
+from threadline.api.read import runs as run_read
+from threadline.api.read.conversations import list_conversations
+from threadline.api.read.stories import get_story, list_stories, story_out
+from threadline.api.read.themes import theme_groups
+from threadline.config import MAX_LIST_LIMIT
+from threadline.db.models import Conversation, Run
+from threadline.stories.queries import theme_tree
+
+CONCURRENT_REQUESTS = 30  # more than the pool's connections and the benchmark's 20 clients
+
+
+def _by_id(groups: list[dict]) -> list[dict]:
+    """Groups with their themes in id order (equal sizes may come in either order)."""
+    ordered = [{**g, "themes": sorted(g["themes"], key=lambda t: t["id"])} for g in groups]
+    return sorted(ordered, key=lambda g: (-g["size"], g["id"] or 0))
+
+
+def test_theme_groups_match_the_theme_tree(api_engine):
+    with Session(api_engine) as session:
+        groups = theme_groups(session, None)
+        assert groups and _by_id(groups) == _by_id(theme_tree(session, limit=MAX_LIST_LIMIT))
+        assert [g["size"] for g in groups] == sorted((g["size"] for g in groups), reverse=True)
+
+
+def test_story_rows_match_the_story_view(api_engine):
+    with Session(api_engine) as session:
+        rows = list_stories(session, limit=MAX_LIST_LIMIT, offset=0)
+        assert rows
+        for row in rows:
+            story = get_story(session, row["id"])
+            assert story is not None and row == story_out(session, story)
+        by_title = list_stories(session, limit=MAX_LIST_LIMIT, offset=0, sort="title")
+        assert sorted(r["id"] for r in by_title) == sorted(r["id"] for r in rows)
+        assert list_stories(session, limit=2, offset=1, sort="title") == by_title[1:3]
+
+
+def test_run_views_match_the_service(authed, api_engine):
+    started = authed.post("/api/runs", json={"source": "demo"})
+    assert started.status_code == 202, started.text
+    service = run_read.service()
+    with Session(api_engine) as session:  # one transaction: now() is the same for both
+        ids = list(session.execute(select(Run.id).order_by(Run.id.desc())).scalars())
+        assert len(ids) >= 2
+        assert run_read.run_views(session, ids) == [service.run_view(session, run_id) for run_id in ids]
+        assert run_read.list_runs(session, limit=10, offset=0) == [
+            run_read.normalize_run(service.run_view(session, run_id)) for run_id in ids
+        ]
+        assert run_read.current_run(session)["id"] == started.json()["id"]  # the active one, not the newest finished
+        assert run_read.run_views(session, [999_999_999]) == []
+
+
+def test_conversation_filters_combine(api_engine):
+    with Session(api_engine) as session:
+        newest = list_conversations(session, limit=5, offset=0)
+        anchor = session.get(Conversation, newest[2]["id"])
+        assert anchor is not None and anchor.created_at is not None
+        since = list_conversations(session, limit=MAX_LIST_LIMIT, offset=0, since=anchor.created_at, source="demo")
+        assert [c["id"] for c in since][:3] == [c["id"] for c in newest[:3]]
+        assert all(c["created_at"] >= anchor.created_at and c["source"] == "demo" for c in since)
+        assert list_conversations(session, limit=5, offset=0, source="no such source") == []
+
+
+def test_concurrent_requests_stay_within_the_pool(app, api_engine, token):
+    """Sessions are rationed to the pool: a burst of requests opens no overflow connections."""
+    opened: list[object] = []
+    event.listen(api_engine, "connect", lambda connection, record: opened.append(connection))
+    paths = ["/api/conversations", "/api/stories", "/api/themes", "/api/runs", "/api/sources", "/api/overview"]
+
+    async def burst() -> list[int]:
+        transport = httpx.ASGITransport(app=app)
+        headers = {"Authorization": f"Bearer {token}"}
+        async with httpx.AsyncClient(transport=transport, base_url="http://test", headers=headers) as client:
+            responses = await asyncio.gather(
+                *(client.get(paths[i % len(paths)]) for i in range(CONCURRENT_REQUESTS))
+            )
+        return [r.status_code for r in responses]
+
+    assert asyncio.run(burst()) == [200] * CONCURRENT_REQUESTS
+    assert len(opened) <= api_engine.pool.size()
