@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import itertools
 import os
+import signal
+import subprocess
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -23,6 +25,23 @@ SCREENSHOTS = REPO / "tests" / "web" / "screenshots"  # browser tests save their
 def threadline_command() -> list[str]:
     """The `threadline` CLI of this interpreter (works without the console script on PATH)."""
     return [sys.executable, "-m", "threadline.cli.main"]
+
+
+@contextmanager
+def worker_process(env: dict[str, str], log: Path, *args: str) -> Iterator[subprocess.Popen]:
+    """A real `threadline worker` subprocess logging to `log` (SIGTERM, then SIGKILL, at exit)."""
+    with log.open("ab") as out:
+        process = subprocess.Popen([*threadline_command(), "worker", *args], env=env, stdout=out, stderr=subprocess.STDOUT)
+    try:
+        yield process
+    finally:
+        if process.poll() is None:
+            process.send_signal(signal.SIGTERM)
+            try:
+                process.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
 
 
 _clones = itertools.count()

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import contextlib
 import json
-import signal
 import socket
 import subprocess
 import threading
@@ -23,7 +22,7 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import Engine, func, select, text
 from sqlalchemy.orm import Session
-from support import threadline_command
+from support import worker_process
 
 from threadline.config import Settings
 from threadline.db.engine import session_scope
@@ -83,22 +82,11 @@ def api(db_url: str, db_engine: Engine, tmp_path: Path) -> Iterator[TestClient]:
 
 @contextlib.contextmanager
 def worker(cli_env: dict[str, str], log: Path, **env: str) -> Iterator[subprocess.Popen]:
-    """A real `threadline worker` subprocess on the test database (SIGTERM, then SIGKILL, at exit)."""
+    """A real `threadline worker` subprocess on the test database, with `env` added."""
     full_env = {**cli_env, "HF_HUB_OFFLINE": "1", "THREADLINE_LOG_LEVEL": "INFO", **env}
     full_env.pop(MISSING_TOKEN_ENV, None)
-    with log.open("ab") as out:
-        process = subprocess.Popen([*threadline_command(), "worker", *WORKER_FLAGS], env=full_env,
-                                   stdout=out, stderr=subprocess.STDOUT)  # fmt: skip
-    try:
+    with worker_process(full_env, log, *WORKER_FLAGS) as process:
         yield process
-    finally:
-        if process.poll() is None:
-            process.send_signal(signal.SIGTERM)
-            try:
-                process.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
 
 
 def add_intercom_source(engine: Engine, name: str, base_url: str, token_env: str = TOKEN_ENV) -> int:

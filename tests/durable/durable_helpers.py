@@ -2,19 +2,18 @@
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import random
-import signal
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from sqlalchemy import Engine, select, text
+from support import worker_process
 
 from threadline.db.engine import session_scope
 from threadline.db.models import Conversation, Run
@@ -67,21 +66,7 @@ def worker_env(cli_env: dict[str, str], **extra: str) -> dict[str, str]:
     return env
 
 
-@contextlib.contextmanager
-def worker(env: dict[str, str], log: Path, *args: str) -> Iterator[subprocess.Popen]:
-    """A `threadline worker` subprocess (stopped with SIGTERM, then SIGKILL, at exit)."""
-    with log.open("ab") as out:
-        process = subprocess.Popen([*threadline_command(), "worker", *args], env=env, stdout=out, stderr=subprocess.STDOUT)
-    try:
-        yield process
-    finally:
-        if process.poll() is None:
-            process.send_signal(signal.SIGTERM)
-            try:
-                process.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
+worker = worker_process  # the durable tests' name for it
 
 
 def run_cli(env: dict[str, str], *args: str, check: bool = True) -> subprocess.CompletedProcess:

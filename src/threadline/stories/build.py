@@ -120,8 +120,8 @@ def _customer_messages(session: Session, conversation_ids: list[int]) -> dict[in
         .where(Message.conversation_id == any_(cast(conversation_ids, ARRAY(BigInteger))), Message.author_role == "customer")
         .order_by(Message.conversation_id, Message.position)
     )
-    for message_id, conversation_id, text in rows:
-        messages[conversation_id].append((message_id, text))
+    for message_id, conversation_id, body in rows:
+        messages[conversation_id].append((message_id, body))
     return messages
 
 
@@ -135,8 +135,8 @@ def _evidence(
     contact_of = dict(members)
     best_by_conversation: dict[int, Quote] = {}
     for conversation_id, _ in members:
-        for index, (message_id, text) in enumerate(messages.get(conversation_id, [])):
-            quote = best_quote(message_id, conversation_id, text, theme.keywords)
+        for index, (message_id, body) in enumerate(messages.get(conversation_id, [])):
+            quote = best_quote(message_id, conversation_id, body, theme.keywords)
             if quote is not None and index == 0:
                 # The opening customer message states the problem; follow-ups add details.
                 quote = dataclasses.replace(quote, score=quote.score + FIRST_MESSAGE_BONUS)

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import BigInteger, Select, bindparam, func, select
 from sqlalchemy.orm import Session, selectinload
 
 from threadline.config import MAX_LIST_LIMIT
@@ -92,37 +92,59 @@ def story_evidence(session: Session, story_id: int) -> list[EvidenceView]:
     ]
 
 
+THEME_KEYWORDS = 8  # keywords per theme in lists: enough to recognise it, short enough for a row
+
+
+def _themes_of_run() -> Select:
+    """Themes with members in :run_id, largest first, with their sizes and groups (parents)."""
+    members, themes = ThemeMember.__table__, Theme.__table__
+    parents = themes.alias("parents")
+    sizes = (
+        select(members.c.theme_id, func.count().label("size"))
+        .where(members.c.run_id == bindparam("run_id", type_=BigInteger)).group_by(members.c.theme_id).subquery()
+    )  # fmt: skip
+    return (
+        select(
+            themes.c.id, themes.c.name, sizes.c.size, themes.c.keywords, themes.c.first_seen, themes.c.last_seen,
+            parents.c.id.label("group_id"), parents.c.name.label("group_name"),
+        )
+        .select_from(
+            sizes.join(themes, themes.c.id == sizes.c.theme_id).outerjoin(parents, parents.c.id == themes.c.parent_id)
+        )
+        .order_by(sizes.c.size.desc(), themes.c.id)
+    )  # fmt: skip
+
+
+# Built once at import: SQLAlchemy reuses its compiled form (the API lists themes on every overview).
+THEMES_OF_RUN = _themes_of_run()
+
+
 def theme_tree(session: Session, *, run_id: int | None = None, limit: int = 200) -> list[dict[str, Any]]:
-    """Top-level groups with their themes (sizes in `run_id`, default the latest succeeded run)."""
+    """Top-level groups, largest first, with their themes (sizes in `run_id`, default the latest succeeded run).
+
+    One query of the columns shown; the themes' centroid vectors are never read.
+    """
     if run_id is None:
         latest = latest_finished_run(session)
         if latest is None:
             return []
         run_id = latest.id
-    sizes = dict(
-        session.execute(
-            select(ThemeMember.theme_id, func.count()).where(ThemeMember.run_id == run_id).group_by(ThemeMember.theme_id)
-        ).all()
-    )
-    themes = session.execute(select(Theme).where(Theme.id.in_(list(sizes)))).scalars().all()
-    parents = {t.parent_id for t in themes if t.parent_id}
-    groups = {g.id: g for g in session.execute(select(Theme).where(Theme.id.in_(parents))).scalars()}
     tree: dict[int | None, dict[str, Any]] = {}
-    for theme in sorted(themes, key=lambda t: -sizes[t.id]):
-        group = groups.get(theme.parent_id) if theme.parent_id else None
+    for theme_id, name, size, keywords, first_seen, last_seen, group_id, group_name in session.execute(
+        THEMES_OF_RUN, {"run_id": run_id}
+    ):
         node = tree.setdefault(
-            group.id if group else None,
-            {"id": group.id if group else None, "name": group.name if group else "(ungrouped)", "size": 0, "themes": []},
+            group_id, {"id": group_id, "name": group_name if group_id else "(ungrouped)", "size": 0, "themes": []}
         )
-        node["size"] += sizes[theme.id]
+        node["size"] += size
         node["themes"].append(
             {
-                "id": theme.id,
-                "name": theme.name,
-                "size": sizes[theme.id],
-                "keywords": list(theme.keywords or [])[:8],
-                "first_seen": theme.first_seen.isoformat() if theme.first_seen else None,
-                "last_seen": theme.last_seen.isoformat() if theme.last_seen else None,
+                "id": theme_id,
+                "name": name,
+                "size": size,
+                "keywords": list(keywords or [])[:THEME_KEYWORDS],
+                "first_seen": first_seen.isoformat() if first_seen else None,
+                "last_seen": last_seen.isoformat() if last_seen else None,
             }
         )
     return sorted(tree.values(), key=lambda g: -g["size"])[: bounded(limit)]

@@ -6,42 +6,22 @@ import functools
 from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
 
-from sqlalchemy import BigInteger, Select, bindparam, func, select
+from sqlalchemy import Select, func, select
 from sqlalchemy.orm import Session
 
+from threadline.config import MAX_LIST_LIMIT
 from threadline.db.models import Conversation, Run, Story, Theme, ThemeMember
+from threadline.stories.queries import theme_tree
 
 Bucket = Literal["day", "week", "month"]
 MAX_TREND_BUCKETS = 104  # points per series: two years of weeks; older points are dropped, newest kept
 BUCKET_STEP = {"day": timedelta(days=1), "week": timedelta(weeks=1)}
-THEME_KEYWORDS = 8  # keywords per theme in lists: what `stories.queries.theme_tree` shows
-
-
-def _themes_of_run() -> Select:
-    """Themes with members in :run_id, largest first, with their sizes and groups (parents)."""
-    members, themes = ThemeMember.__table__, Theme.__table__
-    parents = themes.alias("parents")
-    sizes = (
-        select(members.c.theme_id, func.count().label("size"))
-        .where(members.c.run_id == bindparam("run_id", type_=BigInteger)).group_by(members.c.theme_id).subquery()
-    )  # fmt: skip
-    return (
-        select(
-            themes.c.id, themes.c.name, sizes.c.size, themes.c.keywords, themes.c.first_seen, themes.c.last_seen,
-            parents.c.id.label("group_id"), parents.c.name.label("group_name"),
-        )
-        .select_from(
-            sizes.join(themes, themes.c.id == sizes.c.theme_id).outerjoin(parents, parents.c.id == themes.c.parent_id)
-        )
-        .order_by(sizes.c.size.desc(), themes.c.id)
-    )  # fmt: skip
 
 
 # Statements built once at import: SQLAlchemy reuses their compiled form and memoized cache key.
 LATEST_SUCCEEDED_RUN = (
     select(Run.__table__.c.id).where(Run.__table__.c.status == "succeeded").order_by(Run.__table__.c.id.desc()).limit(1)
 )
-THEMES_OF_RUN = _themes_of_run()
 
 
 def default_run_id(session: Session, run_id: int | None) -> int | None:
@@ -52,32 +32,9 @@ def default_run_id(session: Session, run_id: int | None) -> int | None:
 
 
 def theme_groups(session: Session, run_id: int | None) -> list[dict[str, Any]]:
-    """Top-level groups, largest first, with their themes and sizes in `run_id` (default: latest succeeded).
-
-    The API's view of `stories.queries.theme_tree` (same shape and order, all groups): one
-    query of the columns it shows, never the themes' centroid vectors.
-    """
+    """Top-level groups with their themes and sizes in `run_id` (default: latest succeeded), as the CLI shows them."""
     run_id = default_run_id(session, run_id)
-    if run_id is None:
-        return []
-    rows = session.execute(THEMES_OF_RUN, {"run_id": run_id}).all()
-    tree: dict[int | None, dict[str, Any]] = {}
-    for theme_id, name, size, keywords, first_seen, last_seen, group_id, group_name in rows:
-        node = tree.setdefault(
-            group_id, {"id": group_id, "name": group_name if group_id else "(ungrouped)", "size": 0, "themes": []}
-        )
-        node["size"] += size
-        node["themes"].append(
-            {
-                "id": theme_id,
-                "name": name,
-                "size": size,
-                "keywords": list(keywords or [])[:THEME_KEYWORDS],
-                "first_seen": first_seen.isoformat() if first_seen else None,
-                "last_seen": last_seen.isoformat() if last_seen else None,
-            }
-        )
-    return sorted(tree.values(), key=lambda group: -group["size"])
+    return [] if run_id is None else theme_tree(session, run_id=run_id, limit=MAX_LIST_LIMIT)
 
 
 def theme_and_children(session: Session, theme_id: int) -> list[int]:
