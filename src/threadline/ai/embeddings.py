@@ -9,7 +9,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor
 from functools import lru_cache
 from pathlib import Path
 
@@ -79,12 +79,13 @@ class LocalEmbedder:
         self._model_thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="threadline-model")
 
     def embed(self, texts: list[str], batch_size: int = EMBED_BATCH_SIZE) -> np.ndarray:
-        """(len(texts), DIMENSIONS) L2-normalised float32 vectors."""
-        return self.submit(texts, batch_size).result()
+        """(len(texts), DIMENSIONS) L2-normalised float32 vectors, computed on the model thread.
 
-    def submit(self, texts: list[str], batch_size: int = EMBED_BATCH_SIZE) -> Future[np.ndarray]:
-        """Start embedding `texts` on the model thread; the caller can do other work meanwhile."""
-        return self._model_thread.submit(self._encode, list(texts), batch_size)
+        The caller waits rather than doing other work meanwhile: the model keeps every core
+        busy, and Python work on another thread would hold the GIL the model's own Python
+        steps need (measured: cue scoring overlapped with the model made runs slower).
+        """
+        return self._model_thread.submit(self._encode, list(texts), batch_size).result()
 
     def _encode(self, texts: list[str], batch_size: int) -> np.ndarray:
         if not texts:

@@ -385,14 +385,12 @@ def classify_conversation_types(
     texts: Sequence[str],
     embeddings: np.ndarray | None = None,
     prototypes: PrototypeSet | None = None,
-    evidence: Sequence[CueEvidence | None] | None = None,
 ) -> list[TypeResult]:
     """Classify many conversations; `embeddings` is an (n, 384) L2-normalised matrix or None.
 
     `texts` is the customer side of each conversation (normalised, customer messages
     joined). With embeddings and no `prototypes`, the default prototypes are embedded
-    with the local model once per process. `evidence[i]`, when given and not None, is
-    `cue_scores(texts[i])` computed earlier (e.g. while the model embedded the texts).
+    with the local model once per process.
     """
     sims: np.ndarray | None = None
     if embeddings is not None:
@@ -402,7 +400,7 @@ def classify_conversation_types(
         sims = similarity_scores(embeddings, prototypes or default_prototypes())
     results = []
     for i, text in enumerate(texts):
-        cue = (evidence[i] if evidence is not None else None) or cue_scores(text)
+        cue = cue_scores(text)
         best, confidence = decide(cue, None if sims is None else sims[i])
         chosen = TYPES[best]
         cues = [c for c in cue.fired if c.startswith(chosen + ":")]

@@ -16,19 +16,17 @@ from functools import lru_cache
 
 import numpy as np
 from sqlalchemy import select
-from sqlalchemy.dialects.postgresql import distinct_on, insert
+from sqlalchemy.dialects.postgresql import distinct_on
 from sqlalchemy.orm import Session
 
 from threadline.analysis.conversation_type import (
     CONVERSATION_TYPE_VERSION,
-    CueEvidence,
     PrototypeSet,
     build_prototypes,
     classify_conversation_types,
-    cue_scores,
 )
 from threadline.db.models import Analysis, RunConversation
-from threadline.pipeline.analysis_cache import cached_conversation_ids
+from threadline.pipeline.analysis_cache import cached_conversation_ids, store_analyses
 from threadline.pipeline.customer_text import input_hash, load_customer_texts
 from threadline.pipeline.embed import Embedder, load_stored_vectors
 
@@ -71,15 +69,13 @@ def classify_conversations(
     *,
     texts: Mapping[int, str] | None = None,
     vectors: Mapping[int, np.ndarray] | None = None,
-    evidence: Mapping[int, CueEvidence] | None = None,
 ) -> ClassifyResult:
     """Store the type of each conversation whose current customer text has no cached result.
 
     `texts` (customer texts of these conversations) and `vectors` (embeddings of some of
     them) skip reading what the caller already holds: the embed stage passes the vectors
-    it has just computed, and `evidence` (cue scores of some texts) it computed while the
-    model ran. Vectors not given are read from `embeddings`, and computed only when none
-    is stored.
+    it has just computed. Vectors not given are read from `embeddings`, and computed only
+    when none is stored.
     """
     result = ClassifyResult()
     if texts is None:
@@ -94,17 +90,14 @@ def classify_conversations(
     result.reused = len(hashes) - len(missing)
     if missing:
         matrix = _vectors(session, {cid: texts[cid] for cid in missing}, embedder, known=vectors or {})
-        known = evidence or {}
-        types = classify_conversation_types(
-            [texts[cid] for cid in missing], matrix, _prototypes(embedder), evidence=[known.get(cid) for cid in missing]
-        )
+        types = classify_conversation_types([texts[cid] for cid in missing], matrix, _prototypes(embedder))
         rows = [
             dict(conversation_id=cid, stage=STAGE, input_hash=hashes[cid], model=model,
                  version=CONVERSATION_TYPE_VERSION,
                  output={"type": t.type, "confidence": t.confidence, "cues": t.cues})
             for cid, t in zip(missing, types, strict=True)
         ]  # fmt: skip
-        session.execute(insert(Analysis).on_conflict_do_nothing(), rows)  # executemany: one cached statement
+        store_analyses(session, rows)
         result.computed = len(missing)
     return result
 
@@ -131,7 +124,3 @@ def load_types(session: Session, run_id: int) -> dict[int, str]:
     )
     return {cid: kind for cid, kind in rows}
 
-
-def cue_evidence(texts: Mapping[int, str]) -> dict[int, CueEvidence]:
-    """Cue scores of each text: the part of the type that needs no vector (run while the model embeds)."""
-    return {cid: cue_scores(text) for cid, text in texts.items()}

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -15,19 +15,20 @@ from threadline.pipeline.customer_text import input_hash, load_customer_texts
 
 STAGE = "embed"
 
+# Batch lookups probe the unique index by `conversation_id = ANY(ids)`. Without that
+# condition the planner joins the (id, hash) pairs against every row of the model: a
+# full scan per batch, quadratic in the table's size.
 _STORED_KEYS_SQL = text(
     """
-    SELECT e.conversation_id FROM embeddings e
-      JOIN unnest(CAST(:ids AS bigint[]), CAST(:hashes AS text[])) AS k(conversation_id, input_hash)
-        ON e.conversation_id = k.conversation_id AND e.input_hash = k.input_hash
-     WHERE e.model = :model
+    SELECT e.conversation_id, e.input_hash FROM embeddings e
+     WHERE e.conversation_id = ANY(CAST(:ids AS bigint[])) AND e.model = :model
     """
 )
 _STORED_VECTORS_SQL = """
     SELECT e.conversation_id, e.vector FROM embeddings e
-      JOIN unnest(%s::bigint[], %s::text[]) AS k(conversation_id, input_hash)
+      JOIN unnest(%(ids)s::bigint[], %(hashes)s::text[]) AS k(conversation_id, input_hash)
         ON e.conversation_id = k.conversation_id AND e.input_hash = k.input_hash
-     WHERE e.model = %s
+     WHERE e.conversation_id = ANY(%(ids)s::bigint[]) AND e.model = %(model)s
 """
 # Picks the newest row per conversation on narrow rows first, then reads only those vectors.
 _RUN_VECTORS_SQL = """
@@ -70,15 +71,11 @@ def embed_conversations(
     session: Session,
     conversation_ids: Sequence[int],
     embedder: Embedder,
-    *,
-    meanwhile: Callable[[Mapping[int, str]], None] | None = None,
 ) -> EmbedResult:
     """Store embeddings for `conversation_ids` that lack one for their current customer text.
 
     Idempotent: rows are keyed by (conversation, model, input hash) and inserted with
     ON CONFLICT DO NOTHING, so running a batch twice leaves the rows of running it once.
-    `meanwhile(texts)` runs on this thread while the model embeds (only when it has
-    something to embed and can work in the background, see `LocalEmbedder.submit`).
     """
     texts = load_customer_texts(session, conversation_ids)
     result = EmbedResult(texts=texts)
@@ -90,13 +87,7 @@ def embed_conversations(
     missing = [cid for cid in texts if cid not in existing]
     result.reused = len(texts) - len(missing)
     if missing:
-        submit = getattr(embedder, "submit", None)
-        if submit is not None and meanwhile is not None:
-            pending = submit([texts[cid] for cid in missing])
-            meanwhile(texts)
-            vectors = pending.result()
-        else:
-            vectors = embedder.embed([texts[cid] for cid in missing])
+        vectors = embedder.embed([texts[cid] for cid in missing])
         result.vectors = dict(zip(missing, vectors, strict=True))
         insert_embeddings(session, embedder.model_name, [(cid, hashes[cid], result.vectors[cid]) for cid in missing])
         result.computed = len(missing)
@@ -107,15 +98,15 @@ def stored_embedding_ids(session: Session, model: str, hashes: Mapping[int, str]
     """Conversations of `hashes` (conversation id -> input hash) that already have a vector for `model`."""
     if not hashes:
         return set()
-    params = {"ids": list(hashes), "hashes": list(hashes.values()), "model": model}
-    return set(session.execute(_STORED_KEYS_SQL, params).scalars())
+    rows = session.execute(_STORED_KEYS_SQL, {"ids": list(hashes), "model": model})
+    return {cid for cid, digest in rows if hashes.get(cid) == digest}
 
 
 def load_stored_vectors(session: Session, model: str, hashes: Mapping[int, str]) -> dict[int, np.ndarray]:
     """The stored vectors of `hashes` (conversation id -> input hash) for `model`; absent keys are missing."""
     if not hashes:
         return {}
-    return fetch_vectors(session, _STORED_VECTORS_SQL, (list(hashes), list(hashes.values()), model))
+    return fetch_vectors(session, _STORED_VECTORS_SQL, {"ids": list(hashes), "hashes": list(hashes.values()), "model": model})
 
 
 def load_run_vectors(session: Session, run_id: int, model: str) -> dict[int, np.ndarray]:

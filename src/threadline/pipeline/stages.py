@@ -23,9 +23,9 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
-from threadline.analysis.conversation_type import CueEvidence
-from threadline.pipeline.classify import classify_conversations, cue_evidence, load_types
+from threadline.pipeline.classify import classify_conversations, load_types
 from threadline.pipeline.embed import Embedder, embed_conversations
+from threadline.pipeline.heap import freeze_long_lived_objects
 
 DEFAULT_PHASES = ("embed", "themes", "stories")
 LLM_PHASES = ("embed", "facets", "themes", "stories")  # when an LLM endpoint is configured
@@ -56,6 +56,8 @@ def set_process_embedder(embedder: Embedder | None) -> None:
     global _embedder
     with _embedder_lock:
         _embedder = embedder
+    if embedder is not None:
+        freeze_long_lived_objects()  # the process keeps its model from now on
 
 
 def process_embedder() -> Embedder:
@@ -66,6 +68,7 @@ def process_embedder() -> Embedder:
             from threadline.ai.embeddings import get_embedder
 
             _embedder = get_embedder()
+            freeze_long_lived_objects()  # the model lives as long as the process
         return _embedder
 
 
@@ -76,9 +79,8 @@ def _outcome(ids: Sequence[int], skipped: dict[int, str], computed: int, reused:
 def _embed(session: Session, ids: Sequence[int], params: dict[str, Any]) -> BatchOutcome:
     """Vectors, then types from the texts and vectors still in memory (counters: `typed` = types computed)."""
     embedder = process_embedder()
-    evidence: dict[int, CueEvidence] = {}
-    embedded = embed_conversations(session, ids, embedder, meanwhile=lambda texts: evidence.update(cue_evidence(texts)))
-    typed = classify_conversations(session, ids, embedder, texts=embedded.texts, vectors=embedded.vectors, evidence=evidence)
+    embedded = embed_conversations(session, ids, embedder)
+    typed = classify_conversations(session, ids, embedder, texts=embedded.texts, vectors=embedded.vectors)
     outcome = _outcome(ids, embedded.skipped, embedded.computed, embedded.reused)
     outcome.extra_counters["typed"] = typed.computed
     return outcome

@@ -164,7 +164,8 @@ def _replace_messages(session: Session, written: list[tuple[int, ConversationRec
     session.execute(
         text(
             "DELETE FROM messages m USING unnest(CAST(:ids AS bigint[]), CAST(:counts AS int[])) AS v(cid, n) "
-            "WHERE m.conversation_id = v.cid AND m.position >= v.n"
+            "WHERE m.conversation_id = v.cid AND m.position >= v.n "
+            "AND m.conversation_id = ANY(CAST(:ids AS bigint[]))"  # probes the index instead of scanning every message
         ),
         {"ids": conversation_ids, "counts": counts},
     )

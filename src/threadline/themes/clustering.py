@@ -141,7 +141,7 @@ def knn_between(
         stop = min(start + KNN_BLOCK_ROWS, nq)
         block = queries[start:stop] @ base.T
         block[np.arange(stop - start), self_cols[start:stop]] = -np.inf
-        part = np.argpartition(-block, k - 1, axis=1)[:, :k]
+        part = np.argpartition(block, block.shape[1] - k, axis=1)[:, -k:]  # the k largest, without a negated copy
         part_sim = np.take_along_axis(block, part, axis=1)
         order = np.argsort(-part_sim, axis=1, kind="stable")
         idx[start:stop] = ids[np.take_along_axis(part, order, axis=1)]

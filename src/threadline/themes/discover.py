@@ -14,8 +14,8 @@ from collections import Counter, defaultdict
 from dataclasses import dataclass
 
 import numpy as np
-from sqlalchemy import delete, func, select, update
-from sqlalchemy.dialects.postgresql import distinct_on, insert
+from sqlalchemy import delete, func, select, text, update
+from sqlalchemy.dialects.postgresql import distinct_on
 from sqlalchemy.orm import Session
 
 from threadline.ai.embeddings import MODEL_NAME
@@ -102,6 +102,17 @@ def discover_themes(session: Session, run_id: int, *, model: str = MODEL_NAME, r
     return result
 
 
+# One statement per run, whatever its size: the rows travel as one array per column.
+_INSERT_MEMBERS_SQL = text(
+    """
+    INSERT INTO theme_members (run_id, conversation_id, theme_id, similarity)
+    SELECT :run_id, m.conversation_id, m.theme_id, m.similarity
+      FROM unnest(CAST(:ids AS bigint[]), CAST(:themes AS bigint[]), CAST(:similarities AS float8[]))
+           AS m(conversation_id, theme_id, similarity)
+    """
+)
+
+
 def _store_members_and_stats(
     session: Session, run_id: int, ids: np.ndarray, matrix: np.ndarray, theme_of: np.ndarray, themes: dict[int, Theme]
 ) -> None:
@@ -114,21 +125,22 @@ def _store_members_and_stats(
     for position, theme_id in enumerate(theme_of.tolist()):
         if theme_id >= 0:
             members[theme_id].append(position)
-    rows = []
+    member_ids: list[int] = []
+    member_themes: list[int] = []
+    member_similarities: list[float] = []
     with session.no_autoflush:
         for theme_id, positions in members.items():
             centroid = _normalise(matrix[positions].mean(axis=0))
-            similarities = matrix[positions] @ centroid
-            rows.extend(
-                dict(run_id=run_id, conversation_id=int(ids[p]), theme_id=theme_id, similarity=float(s))
-                for p, s in zip(positions, similarities, strict=True)
-            )
+            member_ids.extend(ids[positions].tolist())
+            member_themes.extend([theme_id] * len(positions))
+            member_similarities.extend((matrix[positions] @ centroid).tolist())
             theme = themes[theme_id]
             theme.centroid = centroid
             theme.size = len(positions)
             theme.last_run_id = run_id
-    if rows:
-        session.execute(insert(ThemeMember), rows)  # executemany: one cached statement, batched by the driver
+    if member_ids:
+        params = {"run_id": run_id, "ids": member_ids, "themes": member_themes, "similarities": member_similarities}
+        session.execute(_INSERT_MEMBERS_SQL, params)
     seen = session.execute(
         select(ThemeMember.theme_id, func.min(Conversation.created_at), func.max(Conversation.created_at))
         .join(Conversation, Conversation.id == ThemeMember.conversation_id)

@@ -16,7 +16,6 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from sqlalchemy import select
-from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.orm import Session
 
 from threadline.ai.llm.batch import FailedItem, analyze_batch
@@ -25,8 +24,8 @@ from threadline.ai.llm.cost import CallUsage
 from threadline.ai.llm.facets import STAGE, ConversationInput, MessageInput, facet_input_hash
 from threadline.ai.llm.prompts import FACETS_PROMPT_VERSION
 from threadline.ai.llm.runtime import LLMRuntime
-from threadline.db.models import Analysis, Contact, Conversation, Message
-from threadline.pipeline.analysis_cache import cached_conversation_ids
+from threadline.db.models import Contact, Conversation, Message
+from threadline.pipeline.analysis_cache import cached_conversation_ids, store_analyses
 
 __all__ = ["STAGE", "FacetStageResult", "facet_conversations", "load_inputs"]
 
@@ -106,7 +105,7 @@ def facet_conversations(
             record["output_tokens"] = sum(u["output_tokens"] for u in usage)
             rows.append(record)
         if rows:
-            session.execute(insert(Analysis).on_conflict_do_nothing(), rows)  # executemany: one cached statement
+            store_analyses(session, rows)
         result.computed = len(rows)
         result.failed = list(report.failed)
         result.skipped_budget = [int(cid) for cid in report.skipped]
