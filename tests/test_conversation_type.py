@@ -10,11 +10,14 @@ from __future__ import annotations
 
 import importlib.util
 import os
+import random
+import re
 from pathlib import Path
 
 import numpy as np
 import pytest
 
+from threadline.analysis import conversation_type as ct
 from threadline.analysis.conversation_type import (
     CONVERSATION_TYPE_VERSION,
     TYPES,
@@ -23,6 +26,7 @@ from threadline.analysis.conversation_type import (
     build_prototypes,
     classify_conversation_type,
     classify_conversation_types,
+    cue_scores,
 )
 
 REPO = Path(__file__).resolve().parents[1]
@@ -189,3 +193,51 @@ def test_accuracy_on_held_out_real_messages(model, prototypes, evaluation) -> No
     _require_shared_data()
     texts, truth = evaluation.load_hand_labelled(evaluation.HOLDOUT2)
     assert _accuracy(texts, truth, _embed(model, texts), prototypes) >= HOLDOUT2_FLOOR
+
+
+def _reference_cue_scores(text: str) -> tuple[list[float], float, list[str]]:
+    """The cue rule written plainly: every cue's own pattern, as compiled, on the original text."""
+    text = text[: ct.MAX_TEXT_CHARS]
+    scores = [0.0] * len(TYPES)
+    malfunction, fired = 0.0, []
+    for cue in ct.CUES:
+        if cue.type == "praise":
+            weight = cue.weight if cue.pattern.search(text[: ct.PRAISE_OPENING_CHARS]) else 0.0
+        elif cue.pattern.search(text[: ct.OPENING_CHARS]):
+            weight = cue.weight
+        elif cue.pattern.search(text):
+            weight = cue.weight * ct.LATER_CUE_FACTOR
+        else:
+            weight = 0.0
+        if weight:
+            scores[TYPES.index(cue.type)] += weight
+            malfunction += weight if cue.malfunction else 0.0
+            fired.append(f"{cue.type}:{cue.name}")
+    return [min(x, ct.CUE_CAP) for x in scores], malfunction, fired
+
+
+def test_case_insensitive_cue_patterns_are_written_in_lowercase() -> None:
+    """The ASCII fast path searches lowercased text case-sensitively; an upper-case literal would never match."""
+    for cue in ct.CUES:
+        if cue.pattern.flags & re.IGNORECASE:
+            assert not re.search(r"(?<!\\)[A-Z]", cue.pattern.pattern), f"{cue.type}:{cue.name}"
+
+
+def test_cue_scores_equal_the_plain_rule_on_mixed_case_and_non_ascii_text() -> None:
+    rng = random.Random(7)
+    texts = [text for text, _ in CLEAR_CUT]
+    texts += ["ERR_CONNECTION_RESET when I log in", "Payment FAILED: error 502", "I LOVE IT, thanks!!", ""]
+    texts.append("Hello, just some context. " * 40 + "Then the export FAILS with an error.")  # cue after the opening
+    variants = []
+    for text in texts:
+        variants.append(text)
+        variants.append("".join(ch.upper() if rng.random() < 0.4 else ch for ch in text))
+        for special in ("é", "\u017f", "\u212a", "\u0130", "€", "ß"):  # long s, Kelvin sign, dotted I: case-fold specials
+            cut = rng.randrange(len(text) + 1)
+            variants.append(text[:cut] + special + text[cut:])
+    assert any(not v.isascii() for v in variants) and any(v.isascii() for v in variants)
+    for text in variants:
+        evidence = cue_scores(text)
+        scores, malfunction, fired = _reference_cue_scores(text)
+        assert evidence.scores.tolist() == scores, text
+        assert (evidence.malfunction, evidence.fired) == (malfunction, fired), text

@@ -19,7 +19,7 @@ from sqlalchemy.orm import Session
 
 from threadline.db.models import Message, Run, RunItem, RunPhase
 from threadline.pipeline.defer import JobSpec, defer_jobs, defer_once
-from threadline.pipeline.settings import TASK_PREFIX, DurableSettings, default_batch_size
+from threadline.pipeline.settings import TASK_PREFIX, DurableSettings, default_batch_size, split_by_characters
 from threadline.pipeline.stages import PER_CONVERSATION_STAGES
 
 logger = logging.getLogger(__name__)
@@ -89,25 +89,30 @@ def pending_count(session: Session, run_id: int, stage: str) -> int:
 
 
 def _batch_jobs_for_pending(session: Session, run: Run, stage: str) -> list[JobSpec]:
-    """One job per `batch_size` pending items, similar text lengths together.
+    """Batch jobs over the stage's pending items, similar text lengths together.
 
     Models pad every text of a batch to its longest one, so batching conversations of
-    similar customer-text length halves the embedding time of mixed-length data.
+    similar customer-text length halves the embedding time of mixed-length data. A run's
+    `batch_size` fixes the count per job; otherwise provider stages take `BATCH_SIZE`
+    and local stages about `LOCAL_BATCH_CHARS` characters per job (`split_by_characters`).
     """
-    size = int((run.params or {}).get("batch_size") or default_batch_size(stage))
+    size = (run.params or {}).get("batch_size") or default_batch_size(stage)
     customer_chars = (
         select(func.coalesce(func.sum(func.length(Message.text)), 0))
         .where(Message.conversation_id == RunItem.conversation_id, Message.author_role == "customer")
         .scalar_subquery()
     )
-    ids = list(
-        session.execute(
-            select(RunItem.conversation_id)
-            .where(RunItem.run_id == run.id, RunItem.stage == stage, RunItem.state == "pending")
-            .order_by(customer_chars, RunItem.conversation_id)
-        ).scalars()
-    )
-    return [batch_job(run.id, run.generation, stage, ids[i : i + size]) for i in range(0, len(ids), size)]
+    rows = session.execute(
+        select(RunItem.conversation_id, customer_chars)
+        .where(RunItem.run_id == run.id, RunItem.stage == stage, RunItem.state == "pending")
+        .order_by(customer_chars, RunItem.conversation_id)
+    ).all()
+    ids = [int(cid) for cid, _ in rows]
+    if size is None:
+        batches = split_by_characters(ids, [int(chars) for _, chars in rows])
+    else:
+        batches = [ids[i : i + int(size)] for i in range(0, len(ids), int(size))]
+    return [batch_job(run.id, run.generation, stage, batch) for batch in batches]
 
 
 def advance(session: Session, run_id: int, generation: int, *, job_id: int | None = None) -> str:

@@ -8,22 +8,46 @@ defaults.
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 QUEUE = "threadline"  # procrastinate queue of every Threadline job: one queue, workers listen to it
 TASK_PREFIX = "threadline."  # task-name prefix: lets SQL find this project's jobs among procrastinate's
 
+MAX_BATCH_SIZE = 1_000  # conversations per batch job: keeps job arguments and per-batch statements small
 BATCH_SIZE = 64  # conversations per batch job of provider-calling stages (facets): a crash or stop loses at most 64 calls' worth
-LOCAL_BATCH_SIZE = 256  # conversations per batch job of local-model stages (embed, classify): ~1-10 s of CPU, so per-job bookkeeping stays small and a crash or stop redoes or waits for seconds
+# Local-model stages (embed, classify) size their jobs by work, not by count: per-job
+# bookkeeping (claim, record, commit, fetch) costs the same for 10 short texts as for
+# 1,000, while model time grows with text length.
+LOCAL_BATCH_CHARS = 100_000  # characters of customer text per local-stage job: ~3-5 s of model time on 2 cores, so a crash or stop redoes or waits for seconds
+MODEL_INPUT_CHARS = 2_000  # characters of one text counted towards LOCAL_BATCH_CHARS: the model reads at most 256 tokens (~1,000-1,500 characters), so longer texts cost no more
 LOCAL_STAGES = frozenset({"embed", "classify", "sleep"})  # stages that call no paid provider
 
 
-def default_batch_size(stage: str) -> int:
-    """Conversations per batch job of `stage` when the run does not set `batch_size`."""
-    return LOCAL_BATCH_SIZE if stage in LOCAL_STAGES else BATCH_SIZE
+def default_batch_size(stage: str) -> int | None:
+    """Conversations per batch job of `stage` when the run does not set `batch_size`; None: sized by characters."""
+    return None if stage in LOCAL_STAGES else BATCH_SIZE
 
 
-MAX_BATCH_SIZE = 1_000  # conversations per batch job: keeps job arguments and per-batch statements small
+def split_by_characters(ids: Sequence[int], chars: Sequence[int]) -> list[list[int]]:
+    """Consecutive batches of `ids` holding about LOCAL_BATCH_CHARS characters each (at most MAX_BATCH_SIZE ids).
+
+    `chars[i]` is the customer-text length of `ids[i]`, counted up to MODEL_INPUT_CHARS.
+    A batch always holds at least one id.
+    """
+    batches: list[list[int]] = []
+    current: list[int] = []
+    budget = 0
+    for conversation_id, length in zip(ids, chars, strict=True):
+        cost = min(max(int(length), 1), MODEL_INPUT_CHARS)
+        if current and (budget + cost > LOCAL_BATCH_CHARS or len(current) >= MAX_BATCH_SIZE):
+            batches.append(current)
+            current, budget = [], 0
+        current.append(conversation_id)
+        budget += cost
+    if current:
+        batches.append(current)
+    return batches
 MAX_ITEM_ATTEMPTS = 5  # attempts per item and stage: transient faults clear within a few tries; past that it is a dead letter
 MAX_JOB_ATTEMPTS = 8  # attempts per job on unexpected errors (e.g. a database blip): bounded so a broken job cannot loop forever
 RETRY_BASE_DELAY_S = 2.0  # seconds before the first retry: long enough for a rate-limit window to move, short for a run
