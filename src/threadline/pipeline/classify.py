@@ -55,7 +55,10 @@ def _prototypes(embedder: Embedder) -> PrototypeSet:
 
 @lru_cache(maxsize=2)
 def _embedded_prototypes(embedder: Embedder) -> PrototypeSet:
-    return build_prototypes(embedder.embed)
+    from threadline.ai.embeddings import WEIGHTS_SHA256
+    from threadline.analysis.prototype_vectors import shipped_prototypes
+
+    return shipped_prototypes(embedder.model_name, WEIGHTS_SHA256) or build_prototypes(embedder.embed)
 
 
 def model_key(embedder: Embedder) -> str:
