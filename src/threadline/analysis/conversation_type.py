@@ -318,23 +318,60 @@ class CueEvidence:
     fired: list[str]
 
 
-def _ascii_variant(pattern: re.Pattern[str]) -> tuple[re.Pattern[str], bool]:
-    """(pattern for ASCII text, whether it searches the lowercased text).
+def _ascii_variant(pattern: re.Pattern[str]) -> re.Pattern[str]:
+    """The pattern to search the lowercased text with when the text is ASCII.
 
     On ASCII text, a case-insensitive search equals a case-sensitive search of the
     lowercased text by a pattern written in lowercase (cue patterns are; a test checks),
     and runs several times faster: `re` skips its literal-prefix scan when ignoring case.
     """
     if not pattern.flags & re.IGNORECASE:
-        return pattern, False
-    return re.compile(pattern.pattern, pattern.flags & ~re.IGNORECASE), True
+        return pattern
+    return re.compile(pattern.pattern, pattern.flags & ~re.IGNORECASE)
 
 
-_CUE_PLAN = tuple(
-    (cue.pattern, *_ascii_variant(cue.pattern), TYPES.index(cue.type), cue.weight, cue.malfunction,
-     cue.type == "praise", f"{cue.type}:{cue.name}")
-    for cue in CUES
-)  # per cue, what the scoring loop needs, looked up once  # fmt: skip
+CUE_GROUP_SIZE = 4  # cues behind one prefilter search: most texts match few cues, so most groups are ruled out at once (measured ~2x fewer search costs at 4, less at 8 and 16)
+
+
+@dataclass(frozen=True)
+class _CueGroup:
+    """Consecutive cues sharing flags and search window, behind one alternation of their patterns.
+
+    An alternation finds a match in a string exactly when one of its alternatives matches
+    somewhere in it, so a miss of the prefilter on a window is a miss of every cue of the
+    group on that window, and skipping them changes no score.
+    """
+
+    prefilter: re.Pattern[str]
+    ascii_prefilter: re.Pattern[str]
+    folded: bool  # case-insensitive: ASCII text is searched lowercased
+    praise: bool
+    cues: tuple[tuple[re.Pattern[str], re.Pattern[str], int, float, bool, str], ...]  # original, ASCII variant, type index, weight, malfunction, label
+
+
+def _cue_groups(cues: Sequence[Cue], size: int) -> tuple[_CueGroup, ...]:
+    groups: list[_CueGroup] = []
+    run: list[Cue] = []
+
+    def close() -> None:
+        for start in range(0, len(run), size):
+            chunk = run[start : start + size]
+            alternation = re.compile("|".join(f"(?:{c.pattern.pattern})" for c in chunk), chunk[0].pattern.flags)
+            plan = tuple((c.pattern, _ascii_variant(c.pattern), TYPES.index(c.type), c.weight, c.malfunction,
+                          f"{c.type}:{c.name}") for c in chunk)  # fmt: skip
+            groups.append(_CueGroup(alternation, _ascii_variant(alternation),
+                                    bool(alternation.flags & re.IGNORECASE), chunk[0].type == "praise", plan))  # fmt: skip
+        run.clear()
+
+    for cue in cues:
+        if run and (cue.pattern.flags, cue.type == "praise") != (run[0].pattern.flags, run[0].type == "praise"):
+            close()
+        run.append(cue)
+    close()
+    return tuple(groups)
+
+
+_CUE_GROUPS = _cue_groups(CUES, CUE_GROUP_SIZE)
 
 
 def cue_scores(text: str) -> CueEvidence:
@@ -354,23 +391,34 @@ def cue_scores(text: str) -> CueEvidence:
     scores = [0.0] * len(TYPES)
     malfunction = 0.0
     fired: list[str] = []
-    for original, ascii_pattern, folded, type_index, cue_weight, is_malfunction, is_praise, label in _CUE_PLAN:
-        pattern = ascii_pattern if ascii_text else original
-        whole, opening, praise_window = windows[folded and ascii_text]
-        if is_praise:
-            if not pattern.search(praise_window):
+    for group in _CUE_GROUPS:
+        prefilter = group.ascii_prefilter if ascii_text else group.prefilter
+        whole, opening, praise_window = windows[group.folded and ascii_text]
+        if group.praise:
+            if not prefilter.search(praise_window):
                 continue
-            weight = cue_weight
-        elif pattern.search(opening):
-            weight = cue_weight
-        elif has_later_part and pattern.search(whole):
-            weight = cue_weight * LATER_CUE_FACTOR
+            in_opening = in_later = False
         else:
-            continue
-        scores[type_index] += weight
-        if is_malfunction:
-            malfunction += weight
-        fired.append(label)
+            in_opening = prefilter.search(opening) is not None
+            in_later = has_later_part and prefilter.search(whole) is not None
+            if not (in_opening or in_later):
+                continue
+        for original, ascii_pattern, type_index, cue_weight, is_malfunction, label in group.cues:
+            pattern = ascii_pattern if ascii_text else original
+            if group.praise:
+                if not pattern.search(praise_window):
+                    continue
+                weight = cue_weight
+            elif in_opening and pattern.search(opening):
+                weight = cue_weight
+            elif in_later and pattern.search(whole):
+                weight = cue_weight * LATER_CUE_FACTOR
+            else:
+                continue
+            scores[type_index] += weight
+            if is_malfunction:
+                malfunction += weight
+            fired.append(label)
     return CueEvidence(np.minimum(np.array(scores), CUE_CAP), malfunction, fired)
 
 
