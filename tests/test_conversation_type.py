@@ -231,6 +231,7 @@ def test_cue_scores_equal_the_plain_rule_on_mixed_case_and_non_ascii_text() -> N
     variants = []
     for text in texts:
         variants.append(text)
+        variants.append(("Some context. " * 60)[: ct.OPENING_CHARS - len(text) // 2] + text)  # straddles the opening's end
         variants.append("".join(ch.upper() if rng.random() < 0.4 else ch for ch in text))
         for special in ("é", "\u017f", "\u212a", "\u0130", "€", "ß"):  # long s, Kelvin sign, dotted I: case-fold specials
             cut = rng.randrange(len(text) + 1)
