@@ -119,3 +119,27 @@ def test_run_filters_by_date_and_source(db_engine, imported, embedder):
     with pytest.raises(RunError, match="no source named"):
         with session_scope(db_engine) as session:
             create_run(session, source="nope")
+
+
+def test_taking_an_embedder_for_the_process_freezes_the_long_lived_heap() -> None:
+    """Full garbage collections skip the model and libraries once a process has its embedder."""
+    import gc
+
+    from threadline.pipeline import heap
+    from threadline.pipeline.stages import process_embedder, set_process_embedder
+
+    class StandIn:
+        model_name, dimensions = "stand-in", 384
+
+        def embed(self, texts: list[str]):
+            raise AssertionError("not called")
+
+    previous = process_embedder.__globals__["_embedder"]
+    try:
+        set_process_embedder(StandIn())
+        assert heap._frozen and gc.get_freeze_count() > 0
+        frozen = gc.get_freeze_count()
+        heap.freeze_long_lived_objects()  # once per process: later objects stay collectable
+        assert gc.get_freeze_count() == frozen
+    finally:
+        set_process_embedder(previous)
