@@ -35,13 +35,22 @@ def worker_process(env: dict[str, str], log: Path, *args: str) -> Iterator[subpr
     try:
         yield process
     finally:
-        if process.poll() is None:
-            process.send_signal(signal.SIGTERM)
-            try:
-                process.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
+        stop_process(process, signal.SIGTERM, timeout_s=WORKER_STOP_TIMEOUT_S)
+
+
+WORKER_STOP_TIMEOUT_S = 30  # seconds for a worker to finish in-flight jobs after its stop signal before it is killed
+
+
+def stop_process(process: subprocess.Popen, stop_signal: int, *, timeout_s: float) -> None:
+    """Send `stop_signal` to a still-running process, wait up to `timeout_s` seconds, then kill it."""
+    if process.poll() is not None:
+        return
+    process.send_signal(stop_signal)
+    try:
+        process.wait(timeout=timeout_s)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
 
 
 _clones = itertools.count()

@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 import uvicorn
 from sqlalchemy import Engine
-from support import EXAMPLES, REPO, SCREENSHOTS  # noqa: E402,F401
+from support import EXAMPLES, REPO, SCREENSHOTS, WORKER_STOP_TIMEOUT_S, stop_process  # noqa: E402,F401
 
 from threadline.config import Settings
 
@@ -26,7 +26,6 @@ CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
                  "--disable-background-networking", "--disable-component-update", "--disable-sync"]  # fmt: skip
 SERVER_START_TIMEOUT_S = 30  # seconds for uvicorn to bind: it takes well under one
-WORKER_STOP_TIMEOUT_S = 30  # seconds for a worker to finish in-flight jobs after SIGINT before it is killed
 
 
 @pytest.fixture()
@@ -75,13 +74,7 @@ def worker(cli_env: dict[str, str], sample_engine: Engine) -> Iterator[subproces
         env=cli_env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
     )  # fmt: skip
     yield process
-    if process.poll() is None:
-        process.send_signal(signal.SIGINT)
-        try:
-            process.wait(timeout=WORKER_STOP_TIMEOUT_S)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+    stop_process(process, signal.SIGINT, timeout_s=WORKER_STOP_TIMEOUT_S)
     if process.stderr:
         process.stderr.close()
 
