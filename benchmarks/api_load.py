@@ -57,7 +57,9 @@ SERVER_START_TIMEOUT_S = 60.0  # seconds for the server to answer /health
 SAMPLE_RUN_TIMEOUT_S = 600.0  # seconds for the 220-conversation warm-up run on a shared machine
 RUN_START_TIMEOUT_S = 120.0  # seconds for the big run to leave `queued`
 ACTIVE_RUN_STATUSES = ("running", "stopping")  # a window measured "during the run" must end in one of these
-HTTP_TIMEOUT = httpx.Timeout(connect=5.0, read=30.0, write=5.0, pool=30.0)  # seconds: loopback; generous read to record slow answers instead of failing
+HTTP_TIMEOUT = httpx.Timeout(
+    connect=5.0, read=30.0, write=5.0, pool=30.0
+)  # seconds: loopback; generous read to record slow answers instead of failing
 
 LIST_ENDPOINTS = [
     ("conversations", "/api/conversations?limit=50"),
@@ -98,8 +100,13 @@ def percentiles(values: list[float]) -> dict[str, float]:
         return {"n": 0}
     ordered = sorted(values)
     pick = lambda q: ordered[min(len(ordered) - 1, int(q * len(ordered)))]  # noqa: E731
-    return {"n": len(ordered), "p50_ms": round(statistics.median(ordered), 1), "p95_ms": round(pick(0.95), 1),
-            "p99_ms": round(pick(0.99), 1), "max_ms": round(ordered[-1], 1)}  # fmt: skip
+    return {
+        "n": len(ordered),
+        "p50_ms": round(statistics.median(ordered), 1),
+        "p95_ms": round(pick(0.95), 1),
+        "p99_ms": round(pick(0.99), 1),
+        "max_ms": round(ordered[-1], 1),
+    }
 
 
 def cpu_seconds(pid: int | None, *, exited_children: bool = False) -> float:
@@ -137,8 +144,16 @@ def postmaster_pid(pgdata: Path) -> int | None:
         return None
 
 
-async def load(base: str, token: str, clients: int, seconds: float, extra: list[tuple[str, str]], server_pid: int,
-               think_s: float = 0.0, database_pid: int | None = None) -> dict:
+async def load(
+    base: str,
+    token: str,
+    clients: int,
+    seconds: float,
+    extra: list[tuple[str, str]],
+    server_pid: int,
+    think_s: float = 0.0,
+    database_pid: int | None = None,
+) -> dict:
     """`clients` concurrent clients, each with its own httpx.AsyncClient, for `seconds`.
 
     Also records CPU per request of the server processes, of PostgreSQL (all its processes,
@@ -236,8 +251,14 @@ def main() -> int:
     from threadline.sources.files import CsvColumns
     from threadline.sources.importer import import_file
 
-    figures: dict = {"clients": args.clients, "conversations": args.conversations, "p95_target_ms": P95_TARGET_MS,
-                     "cpu_count": os.cpu_count(), "server_workers": args.server_workers, "timings_s": {}}  # fmt: skip
+    figures: dict = {
+        "clients": args.clients,
+        "conversations": args.conversations,
+        "p95_target_ms": P95_TARGET_MS,
+        "cpu_count": os.cpu_count(),
+        "server_workers": args.server_workers,
+        "timings_s": {},
+    }
     engine = get_engine()
     url = engine.url.render_as_string(hide_password=False)
     env = dict(os.environ, THREADLINE_DATABASE_URL=url, THREADLINE_HOME=str(home), HF_HUB_OFFLINE="1")
@@ -247,12 +268,29 @@ def main() -> int:
     port = free_port()
     base = f"http://127.0.0.1:{port}"
     server = subprocess.Popen(
-        [sys.executable, "-m", "uvicorn", "--factory", "threadline.api.app:create_app", "--host", "127.0.0.1",
-         "--port", str(port), "--workers", str(args.server_workers), "--log-level", "warning", "--no-access-log"],
+        [
+            sys.executable,
+            "-m",
+            "uvicorn",
+            "--factory",
+            "threadline.api.app:create_app",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--workers",
+            str(args.server_workers),
+            "--log-level",
+            "warning",
+            "--no-access-log",
+        ],
         env=env,
-    )  # fmt: skip
-    worker = subprocess.Popen([sys.executable, "-m", "threadline.cli.main", "worker", "--concurrency", "1"],
-                              env=env, stderr=subprocess.DEVNULL)  # fmt: skip
+    )
+    worker = subprocess.Popen(
+        [sys.executable, "-m", "threadline.cli.main", "worker", "--concurrency", "1"],
+        env=env,
+        stderr=subprocess.DEVNULL,
+    )
     headers = {"Authorization": f"Bearer {token}"}
     try:
         with httpx.Client(base_url=base, headers=headers, timeout=HTTP_TIMEOUT) as http:
@@ -268,46 +306,78 @@ def main() -> int:
             t = time.perf_counter()
             import_file(engine, SAMPLE, source_name="demo")
             sample_run = http.post("/api/runs", json={"source": "demo"}).json()["id"]
-            wait_for(lambda: http.get(f"/api/runs/{sample_run}").json()["status"] == "succeeded",
-                     SAMPLE_RUN_TIMEOUT_S, "the sample run")  # fmt: skip
+            wait_for(
+                lambda: http.get(f"/api/runs/{sample_run}").json()["status"] == "succeeded",
+                SAMPLE_RUN_TIMEOUT_S,
+                "the sample run",
+            )
             figures["timings_s"]["sample_import_and_run"] = round(time.perf_counter() - t, 1)
 
             CACHE.mkdir(parents=True, exist_ok=True)
             path = synthetic_csv(CACHE / f"banking77-{args.conversations}.csv", args.conversations)
             t = time.perf_counter()
-            result = import_file(engine, path, source_name="banking77", file_format="csv",
-                                 columns=CsvColumns(text="text", conversation_id="conversation_id", created_at="created_at"))  # fmt: skip
+            result = import_file(
+                engine,
+                path,
+                source_name="banking77",
+                file_format="csv",
+                columns=CsvColumns(text="text", conversation_id="conversation_id", created_at="created_at"),
+            )
             figures["timings_s"]["import_10k"] = round(time.perf_counter() - t, 1)
             figures["imported"] = result.stats.inserted
-            with engine.connect() as conn:  # what autovacuum does shortly after a bulk import; without it plans are guesses
+            with (
+                engine.connect() as conn
+            ):  # what autovacuum does shortly after a bulk import; without it plans are guesses
                 conn.execute(text("ANALYZE conversations, messages"))
                 conn.commit()
             with session_scope(engine) as session:
-                figures["conversations_in_database"] = session.execute(select(func.count()).select_from(Conversation)).scalar_one()
+                figures["conversations_in_database"] = session.execute(
+                    select(func.count()).select_from(Conversation)
+                ).scalar_one()
 
             database = postmaster_pid(get_settings().embedded_pgdata)
-            figures["idle"] = asyncio.run(load(base, token, args.clients, args.idle_seconds, [], server.pid,
-                                               database_pid=database))  # fmt: skip
+            figures["idle"] = asyncio.run(
+                load(base, token, args.clients, args.idle_seconds, [], server.pid, database_pid=database)
+            )
 
             run = http.post("/api/runs", json={"source": "banking77"}).json()
             run_id = run["id"]
             figures["run"] = {"id": run_id, "conversations": run["conversations"]}
-            wait_for(lambda: http.get(f"/api/runs/{run_id}").json()["status"] == "running", RUN_START_TIMEOUT_S,
-                     "the run to start", 0.2)  # fmt: skip
+            wait_for(
+                lambda: http.get(f"/api/runs/{run_id}").json()["status"] == "running",
+                RUN_START_TIMEOUT_S,
+                "the run to start",
+                0.2,
+            )
             before = http.get(f"/api/runs/{run_id}").json()
             extra = [("run_show", f"/api/runs/{run_id}"), ("overview", "/api/overview")]
-            figures["during_run"] = asyncio.run(load(base, token, args.clients, args.load_seconds, extra, server.pid,
-                                                     database_pid=database))  # fmt: skip
-            figures["during_run"]["run_at_end"] = run_state(http, run_id)  # the window counts only if the run outlasted it
+            figures["during_run"] = asyncio.run(
+                load(base, token, args.clients, args.load_seconds, extra, server.pid, database_pid=database)
+            )
+            figures["during_run"]["run_at_end"] = run_state(
+                http, run_id
+            )  # the window counts only if the run outlasted it
             figures["during_run_paced"] = asyncio.run(
-                load(base, token, args.clients, PACED_WINDOW_S, extra, server.pid, think_s=PACED_THINK_S,
-                     database_pid=database)
-            )  # fmt: skip
+                load(
+                    base,
+                    token,
+                    args.clients,
+                    PACED_WINDOW_S,
+                    extra,
+                    server.pid,
+                    think_s=PACED_THINK_S,
+                    database_pid=database,
+                )
+            )
             figures["during_run_paced"]["run_at_end"] = after = run_state(http, run_id)
             figures["run"].update(
-                status_before=before["status"], progress_before=before["progress"], phase_before=before["phase"],
-                status_after=after["status"], progress_after=after["progress"], phase_after=after["phase"],
-            )  # fmt: skip
+                status_before=before["status"],
+                progress_before=before["progress"],
+                phase_before=before["phase"],
+                status_after=after["status"],
+                progress_after=after["progress"],
+                phase_after=after["phase"],
+            )
             http.post(f"/api/runs/{run_id}/stop")
     finally:
         for process in (worker, server):
@@ -331,9 +401,11 @@ def main() -> int:
         figures[f"{window}_list_p95_max_ms"] = max(p95s)
     # The target is the closed-loop window's: it counts only if the run was still going when that window ended.
     # (The paced window that follows is reported with the run's state at its end; a fast run may finish during it.)
-    figures["meets_target"] = (figures["during_run_list_p95_max_ms"] < P95_TARGET_MS
-                               and figures["during_run"]["run_at_end"]["status"] in ACTIVE_RUN_STATUSES
-                               and not figures["during_run"]["errors"])  # fmt: skip
+    figures["meets_target"] = (
+        figures["during_run_list_p95_max_ms"] < P95_TARGET_MS
+        and figures["during_run"]["run_at_end"]["status"] in ACTIVE_RUN_STATUSES
+        and not figures["during_run"]["errors"]
+    )
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(figures, indent=2) + "\n", encoding="utf-8")
     summary = ("ratios", "during_run_list_p95_max_ms", "during_run_paced_list_p95_max_ms", "meets_target", "run")

@@ -59,13 +59,21 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(sys.argv[1:] if argv is None else argv)
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     limit = args.per_minute * args.window // SECONDS_PER_MINUTE
-    workspace = Workspace(WorkspaceSpec(conversations=args.conversations, seed=args.seed, deleted=10,
-                                        huge_conversation_share=0.001))
+    workspace = Workspace(
+        WorkspaceSpec(conversations=args.conversations, seed=args.seed, deleted=10, huge_conversation_share=0.001)
+    )
     config = StandinConfig(
-        workspace=workspace, tokens=frozenset({TOKEN}), window_seconds=args.window, limit_per_window=limit,
-        error_429_share=args.error_429, error_500_share=args.error_500, slow_share=args.slow_share,
-        slow_seconds=args.slow_seconds, mutations_per_search_page=args.mutations_per_page,
-        mutation_budget=args.mutation_budget, fault_seed=args.seed,
+        workspace=workspace,
+        tokens=frozenset({TOKEN}),
+        window_seconds=args.window,
+        limit_per_window=limit,
+        error_429_share=args.error_429,
+        error_500_share=args.error_500,
+        slow_share=args.slow_share,
+        slow_seconds=args.slow_seconds,
+        mutations_per_search_page=args.mutations_per_page,
+        mutation_budget=args.mutation_budget,
+        fault_seed=args.seed,
     )
     app = create_app(config)
     sink = MemorySink()
@@ -84,8 +92,10 @@ def main(argv: list[str] | None = None) -> int:
         "measured_at": datetime.now(UTC).isoformat(),
         "command": "python benchmarks/intercom_backfill.py " + " ".join(sys.argv[1:] if argv is None else argv),
         "machine": {"python": platform.python_version(), "platform": platform.platform()},
-        "params": {**{k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()},
-                   "limit_per_window": limit},
+        "params": {
+            **{k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()},
+            "limit_per_window": limit,
+        },
         "correctness": {
             "conversations_in_workspace": len(truth),
             "missing": len(set(truth) - set(stored)),
@@ -104,7 +114,9 @@ def main(argv: list[str] | None = None) -> int:
             "achieved_requests_per_second": round(stats.requests / span, 3) if span else None,
             "achieved_share_of_allowed": round(stats.requests / span / allowed_rate, 4) if span else None,
             "full_windows": len(full),
-            "mean_full_window_share": round(sum(stats.per_window[w] for w in full) / (len(full) * limit), 4) if full else None,
+            "mean_full_window_share": round(sum(stats.per_window[w] for w in full) / (len(full) * limit), 4)
+            if full
+            else None,
             "min_full_window_share": round(min(stats.per_window[w] for w in full) / limit, 4) if full else None,
             "max_requests_in_a_window": max(stats.per_window.values()) if windows else 0,
             "wall_seconds": round(seconds, 2),
@@ -120,8 +132,9 @@ def main(argv: list[str] | None = None) -> int:
     }
     args.output.parent.mkdir(parents=True, exist_ok=True)
     args.output.write_text(json.dumps(result, indent=2) + "\n")
-    logging.getLogger("benchmark").warning("wrote %s: %s", args.output, json.dumps(
-        {**result["correctness"], **result["rate"], **result["errors"]}))
+    logging.getLogger("benchmark").warning(
+        "wrote %s: %s", args.output, json.dumps({**result["correctness"], **result["rate"], **result["errors"]})
+    )
     ok = result["correctness"]["missing"] == 0 and result["correctness"]["duplicate_writes"] == 0
     return 0 if ok else 1
 

@@ -95,8 +95,14 @@ def main() -> int:
     themes = []
     for theme_id in top:
         task, count = Counter(members[theme_id]).most_common(1)[0]
-        themes.append({"theme": names[theme_id], "size": len(members[theme_id]), "dominant_task": task,
-                       "purity": round(count / len(members[theme_id]), 3)})  # fmt: skip
+        themes.append(
+            {
+                "theme": names[theme_id],
+                "size": len(members[theme_id]),
+                "dominant_task": task,
+                "purity": round(count / len(members[theme_id]), 3),
+            }
+        )
     assigned = sum(len(m) for m in members.values())
     weighted_purity = sum(Counter(m).most_common(1)[0][1] for m in members.values()) / max(assigned, 1)
     result = {
@@ -105,13 +111,15 @@ def main() -> int:
         "import": {"inserted": imported.stats.inserted, "problems": len(imported.report.problems)},
         "timings": {k: round(v, 2) for k, v in timings.items()},
         "first_run": {"counters": first.counters},
-        "second_run": {"embeddings_computed": second.counters["embed"]["computed"],
-                       "embeddings_reused": second.counters["embed"]["reused"]},
+        "second_run": {
+            "embeddings_computed": second.counters["embed"]["computed"],
+            "embeddings_reused": second.counters["embed"]["reused"],
+        },
         "themes": len(members),
         "assigned_share": round(assigned / max(imported.report.records, 1), 3),
         "weighted_purity": round(weighted_purity, 3),
         "top_themes": themes,
-    }  # fmt: skip
+    }
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(result, indent=2) + "\n")
     sys.stdout.write(json.dumps(result, indent=2) + "\n")

@@ -33,7 +33,12 @@ def main() -> int:
     parser.add_argument("--data", type=Path, default=DEFAULT_DATA)
     parser.add_argument("--limit", type=int, default=None, help="Use only the first N rows (smoke runs).")
     parser.add_argument("--out", type=Path, default=RESULTS)
-    parser.add_argument("--concurrency", type=int, default=None, help="Jobs the in-process worker runs at once (default: as `threadline run`).")
+    parser.add_argument(
+        "--concurrency",
+        type=int,
+        default=None,
+        help="Jobs the in-process worker runs at once (default: as `threadline run`).",
+    )
     args = parser.parse_args()
     if not args.data.is_file():
         sys.stderr.write(f"benchmark data not found: {args.data} (expected ../shared/data beside the repository)\n")

@@ -75,9 +75,14 @@ def main() -> int:
                     start = time.perf_counter()
                     conn.execute(f"CREATE INDEX ON t_bulk {index}")
                     bulk_s = round(time.perf_counter() - start, 2)
-                results.append({"variant": name, "insert_s": round(insert_s, 2),
-                                "insert_ms_per_vector": round(insert_s / VECTORS * 1000, 3),
-                                "bulk_build_s": bulk_s})  # fmt: skip
+                results.append(
+                    {
+                        "variant": name,
+                        "insert_s": round(insert_s, 2),
+                        "insert_ms_per_vector": round(insert_s / VECTORS * 1000, 3),
+                        "bulk_build_s": bulk_s,
+                    }
+                )
                 sys.stdout.write(f"{name:48s} insert {insert_s:6.2f} s  bulk build {bulk_s}\n")
     out = {"vectors": VECTORS, "dimensions": DIMENSIONS, "batch": BATCH, "results": results}
     RESULTS.parent.mkdir(parents=True, exist_ok=True)

@@ -55,10 +55,14 @@ def _start_workers(count: int, concurrency: int, env: dict[str, str], log_dir: P
     processes = []
     for index in range(count):
         log = (log_dir / f"worker-{count}-{index}.log").open("ab")
-        processes.append(subprocess.Popen(
-            [sys.executable, "-m", "threadline.cli.main", "worker", "--concurrency", str(concurrency)],
-            env=env, stdout=log, stderr=subprocess.STDOUT,
-        ))  # fmt: skip
+        processes.append(
+            subprocess.Popen(
+                [sys.executable, "-m", "threadline.cli.main", "worker", "--concurrency", str(concurrency)],
+                env=env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+            )
+        )
     return processes
 
 
@@ -73,8 +77,17 @@ def _stop_workers(processes: list[subprocess.Popen]) -> None:
             process.wait()
 
 
-def _measure(engine, *, workers: int, concurrency: int, items: int, batch_size: int, sleep_ms: float,
-             env: dict[str, str], log_dir: Path) -> dict:  # fmt: skip
+def _measure(
+    engine,
+    *,
+    workers: int,
+    concurrency: int,
+    items: int,
+    batch_size: int,
+    sleep_ms: float,
+    env: dict[str, str],
+    log_dir: Path,
+) -> dict:
     """One run of the `sleep` stage with `workers` processes; returns its figures."""
     from sqlalchemy import func, select
 
@@ -107,12 +120,17 @@ def _measure(engine, *, workers: int, concurrency: int, items: int, batch_size: 
         _stop_workers(processes)
     jobs = -(-items // batch_size)
     return {
-        "workers": workers, "concurrency_per_worker": concurrency, "items": done, "batch_jobs": jobs,
-        "sleep_ms_per_batch": sleep_ms, "elapsed_s": round(elapsed, 3),
+        "workers": workers,
+        "concurrency_per_worker": concurrency,
+        "items": done,
+        "batch_jobs": jobs,
+        "sleep_ms_per_batch": sleep_ms,
+        "elapsed_s": round(elapsed, 3),
         "items_per_s": round(done / elapsed, 2),
         "ideal_elapsed_s": round(jobs * sleep_ms / 1000 / (workers * concurrency), 3),
-        "enqueue_to_first_item_s": round(to_first_item, 3), "last_item_to_run_end_s": round(after_last_item, 3),
-    }  # fmt: skip
+        "enqueue_to_first_item_s": round(to_first_item, 3),
+        "last_item_to_run_end_s": round(after_last_item, 3),
+    }
 
 
 def main() -> int:
@@ -151,10 +169,12 @@ def main() -> int:
         "zero_latency_one_worker": zero,
         "zero_latency_one_worker_serial": zero_serial,
         "engine_overhead_ms_per_item": round(1000 * zero["elapsed_s"] / zero["items"], 3),
-        "engine_overhead_ms_per_batch_job_serial": round(1000 * zero_serial["elapsed_s"] / zero_serial["batch_jobs"], 3),
+        "engine_overhead_ms_per_batch_job_serial": round(
+            1000 * zero_serial["elapsed_s"] / zero_serial["batch_jobs"], 3
+        ),
         "note": "overhead per item = zero-latency wall time / items (batch size as given); "
-                "per batch job = zero-latency wall time / jobs with one worker thread",
-    }  # fmt: skip
+        "per batch job = zero-latency wall time / jobs with one worker thread",
+    }
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(result, indent=2) + "\n")
     sys.stdout.write(json.dumps(result, indent=2) + "\n")

@@ -96,7 +96,7 @@ def embed(texts: list[str]) -> np.ndarray:
 def confusion(truth: list[str], pred: list[str]) -> dict[str, dict[str, int]]:
     """Confusion matrix as {true type: {predicted type: count}} (non-zero cells only)."""
     out: dict[str, dict[str, int]] = {}
-    for t, p in zip(truth, pred):
+    for t, p in zip(truth, pred, strict=True):
         out.setdefault(t, {}).setdefault(p, 0)
         out[t][p] += 1
     return out
@@ -108,10 +108,10 @@ def evaluate(texts: list[str], truth: list[str], embeddings: np.ndarray | None) 
     pred = [r.type for r in results]
     return {
         "n": len(truth),
-        "accuracy": round(float(np.mean([p == t for p, t in zip(pred, truth)])), 4),
+        "accuracy": round(float(np.mean([p == t for p, t in zip(pred, truth, strict=True)])), 4),
         "confusion": confusion(truth, pred),
         "mean_confidence": round(float(np.mean([r.confidence for r in results])), 4),
-        "errors": [{"truth": t, "pred": p, "text": x[:120]} for x, t, p in zip(texts, truth, pred) if p != t],
+        "errors": [{"truth": t, "pred": p, "text": x[:120]} for x, t, p in zip(texts, truth, pred, strict=True) if p != t],
     }
 
 
@@ -133,22 +133,29 @@ def main() -> None:
     parser.add_argument("--show-errors", action="store_true")
     args = parser.parse_args()
     report: dict = {}
-    loaders = (("sample", load_sample), ("hand_labelled", load_hand_labelled),
-               ("holdout", lambda: load_hand_labelled(HOLDOUT)),
-               ("holdout2", lambda: load_hand_labelled(HOLDOUT2)))
+    loaders = (
+        ("sample", load_sample),
+        ("hand_labelled", load_hand_labelled),
+        ("holdout", lambda: load_hand_labelled(HOLDOUT)),
+        ("holdout2", lambda: load_hand_labelled(HOLDOUT2)),
+    )
     for name, loader in loaders:
         texts, truth = loader()
         start = time.perf_counter()
         emb = embed(texts)
-        report[name] = {"embed_seconds": round(time.perf_counter() - start, 2),
-                        "with_embeddings": evaluate(texts, truth, emb),
-                        "cues_only": evaluate(texts, truth, None)}
+        report[name] = {
+            "embed_seconds": round(time.perf_counter() - start, 2),
+            "with_embeddings": evaluate(texts, truth, emb),
+            "cues_only": evaluate(texts, truth, None),
+        }
     args.json.parent.mkdir(parents=True, exist_ok=True)
     args.json.write_text(json.dumps(report, indent=1))
     for name, r in report.items():
         for mode in ("with_embeddings", "cues_only"):
             m = r[mode]
-            sys.stdout.write(f"\n{name} / {mode}: accuracy {m['accuracy']:.3f} (n={m['n']}), mean confidence {m['mean_confidence']:.2f}\n")
+            sys.stdout.write(
+                f"\n{name} / {mode}: accuracy {m['accuracy']:.3f} (n={m['n']}), mean confidence {m['mean_confidence']:.2f}\n"
+            )
             sys.stdout.write(format_matrix(m["confusion"]) + "\n")
             if args.show_errors:
                 for e in m["errors"]:

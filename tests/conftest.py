@@ -73,4 +73,3 @@ def cli_env(db_url: str, tmp_path: Path) -> dict[str, str]:
     env = dict(os.environ)
     env.update(THREADLINE_DATABASE_URL=db_url, THREADLINE_HOME=str(tmp_path / "home"), PYTHONUNBUFFERED="1")
     return env
-

@@ -31,7 +31,9 @@ def threadline_command() -> list[str]:
 def worker_process(env: dict[str, str], log: Path, *args: str) -> Iterator[subprocess.Popen]:
     """A real `threadline worker` subprocess logging to `log` (SIGTERM, then SIGKILL, at exit)."""
     with log.open("ab") as out:
-        process = subprocess.Popen([*threadline_command(), "worker", *args], env=env, stdout=out, stderr=subprocess.STDOUT)
+        process = subprocess.Popen(
+            [*threadline_command(), "worker", *args], env=env, stdout=out, stderr=subprocess.STDOUT
+        )
     try:
         yield process
     finally:
@@ -58,7 +60,9 @@ _clones = itertools.count()
 
 def database_url(maintenance: str, name: str) -> str:
     """SQLAlchemy URL of database `name` on the server behind the libpq `maintenance` URI."""
-    return make_url(maintenance).set(drivername="postgresql+psycopg", database=name).render_as_string(hide_password=False)
+    return (
+        make_url(maintenance).set(drivername="postgresql+psycopg", database=name).render_as_string(hide_password=False)
+    )
 
 
 @contextmanager

@@ -94,8 +94,9 @@ def _embed(model, texts: list[str]) -> np.ndarray:
     return model.encode(texts, normalize_embeddings=True, batch_size=64)
 
 
-def _accuracy(texts: list[str], truth: list[str], embeddings: np.ndarray | None,
-              prototypes: PrototypeSet | None = None) -> float:
+def _accuracy(
+    texts: list[str], truth: list[str], embeddings: np.ndarray | None, prototypes: PrototypeSet | None = None
+) -> float:
     pred = [r.type for r in classify_conversation_types(texts, embeddings, prototypes)]
     return float(np.mean([p == t for p, t in zip(pred, truth, strict=False)]))
 
@@ -109,8 +110,7 @@ def _require_shared_data() -> None:
 
 
 def test_types_and_version_are_fixed() -> None:
-    assert TYPES == ("bug", "feature_request", "how_to", "billing", "account_access",
-                     "complaint", "praise", "other")
+    assert TYPES == ("bug", "feature_request", "how_to", "billing", "account_access", "complaint", "praise", "other")
     assert isinstance(CONVERSATION_TYPE_VERSION, str) and CONVERSATION_TYPE_VERSION
 
 
@@ -231,9 +231,18 @@ def test_cue_scores_equal_the_plain_rule_on_mixed_case_and_non_ascii_text() -> N
     variants = []
     for text in texts:
         variants.append(text)
-        variants.append(("Some context. " * 60)[: ct.OPENING_CHARS - len(text) // 2] + text)  # straddles the opening's end
+        variants.append(
+            ("Some context. " * 60)[: ct.OPENING_CHARS - len(text) // 2] + text
+        )  # straddles the opening's end
         variants.append("".join(ch.upper() if rng.random() < 0.4 else ch for ch in text))
-        for special in ("é", "\u017f", "\u212a", "\u0130", "€", "ß"):  # long s, Kelvin sign, dotted I: case-fold specials
+        for special in (
+            "é",
+            "\u017f",
+            "\u212a",
+            "\u0130",
+            "€",
+            "ß",
+        ):  # long s, Kelvin sign, dotted I: case-fold specials
             cut = rng.randrange(len(text) + 1)
             variants.append(text[:cut] + special + text[cut:])
     assert any(not v.isascii() for v in variants) and any(v.isascii() for v in variants)

@@ -26,12 +26,20 @@ def test_concurrent_processes_share_one_embedded_server_and_the_last_stops_it(tm
     env = {k: v for k, v in os.environ.items() if k != "THREADLINE_DATABASE_URL"}
     env["THREADLINE_HOME"] = str(home)
     command = [sys.executable, "-m", "threadline.cli.main", "import", str(EXAMPLES), "--source"]
-    processes = [subprocess.Popen([*command, f"s{i}"], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-                 for i in range(3)]  # fmt: skip
+    processes = [
+        subprocess.Popen([*command, f"s{i}"], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        for i in range(3)
+    ]
     outputs = [p.communicate(timeout=300) for p in processes]
     assert [p.returncode for p in processes] == [0, 0, 0], [o[1][-1000:] for o in outputs]
-    status = subprocess.run([sys.executable, "-m", "threadline.cli.main", "status", "--json"], env=env,
-                            capture_output=True, text=True, timeout=120, check=True)  # fmt: skip
+    status = subprocess.run(
+        [sys.executable, "-m", "threadline.cli.main", "status", "--json"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=True,
+    )
     assert status.stdout.count('"conversations": 220') == 3
     pgdata = (home / "pgdata").resolve()
     deadline = time.monotonic() + 30
@@ -45,15 +53,27 @@ def test_a_killed_holder_does_not_keep_the_server_alive(tmp_path):
     env = {k: v for k, v in os.environ.items() if k != "THREADLINE_DATABASE_URL"}
     env["THREADLINE_HOME"] = str(home)
     holder = subprocess.Popen(
-        [sys.executable, "-c", "from threadline.db.engine import get_engine; get_engine(); print('up', flush=True); "
-         "import time; time.sleep(600)"],
-        env=env, stdout=subprocess.PIPE, text=True,
-    )  # fmt: skip
+        [
+            sys.executable,
+            "-c",
+            "from threadline.db.engine import get_engine; get_engine(); print('up', flush=True); "
+            "import time; time.sleep(600)",
+        ],
+        env=env,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
     assert holder.stdout.readline().strip() == "up"
     holder.kill()  # SIGKILL: no atexit cleanup, its pid stays in the holder list
     holder.wait()
-    subprocess.run([sys.executable, "-m", "threadline.cli.main", "status", "--json"], env=env, capture_output=True,
-                   text=True, timeout=120, check=True)  # fmt: skip
+    subprocess.run(
+        [sys.executable, "-m", "threadline.cli.main", "status", "--json"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=True,
+    )
     pgdata = (home / "pgdata").resolve()
     deadline = time.monotonic() + 30
     while postgres_processes(pgdata) and time.monotonic() < deadline:

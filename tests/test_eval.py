@@ -12,8 +12,11 @@ from support import EXAMPLES, threadline_command
 def test_eval_scores_the_sample_in_a_scratch_database(cli_env, pg_server, tmp_path):
     result = subprocess.run(
         [*threadline_command(), "eval", str(EXAMPLES), "--label-path", "labels.problem", "--json"],
-        env=cli_env, capture_output=True, text=True, timeout=600,
-    )  # fmt: skip
+        env=cli_env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert result.returncode == 0, result.stderr[-2000:]
     metrics = json.loads(result.stdout)
     assert metrics["n_items"] == 220 and metrics["n_labels"] == 13
@@ -24,14 +27,23 @@ def test_eval_scores_the_sample_in_a_scratch_database(cli_env, pg_server, tmp_pa
     with psycopg.connect(pg_server) as conn:
         leftovers = conn.execute("SELECT datname FROM pg_database WHERE datname LIKE 'threadline_eval%'").fetchall()
     assert leftovers == []
-    status = json.loads(subprocess.run([*threadline_command(), "status", "--json"], env=cli_env, capture_output=True,
-                                       text=True, timeout=120, check=True).stdout)  # fmt: skip
+    status = json.loads(
+        subprocess.run(
+            [*threadline_command(), "status", "--json"],
+            env=cli_env,
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=True,
+        ).stdout
+    )
     assert status["sources"] == []  # the real database never saw the evaluated file
 
 
 def test_eval_csv_needs_a_label_column(cli_env, tmp_path):
     path = tmp_path / "q.csv"
     path.write_text("text,category\nWhere is my card?,card\n")
-    result = subprocess.run([*threadline_command(), "eval", str(path)], env=cli_env, capture_output=True, text=True,
-                            timeout=300)  # fmt: skip
+    result = subprocess.run(
+        [*threadline_command(), "eval", str(path)], env=cli_env, capture_output=True, text=True, timeout=300
+    )
     assert result.returncode == 2 and "--label-col" in result.stderr

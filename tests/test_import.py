@@ -16,7 +16,11 @@ from threadline.sources.importer import import_file
 
 def conversation(cid: str, *texts: str, **extra) -> dict:
     messages = [
-        {"author": "customer" if i % 2 == 0 else "agent", "text": t, "created_at": f"2026-10-0{1 + i % 9}T10:00:00+00:00"}
+        {
+            "author": "customer" if i % 2 == 0 else "agent",
+            "text": t,
+            "created_at": f"2026-10-0{1 + i % 9}T10:00:00+00:00",
+        }
         for i, t in enumerate(texts)
     ]
     return {"id": cid, "created_at": "2026-10-01T10:00:00+00:00", "messages": messages, **extra}
@@ -35,11 +39,17 @@ def test_valid_jsonl_is_imported_with_extra_fields_and_labels_kept(db_engine, db
     path = write_jsonl(
         tmp_path / "c.jsonl",
         [
-            conversation("a", "The export fails", "Sorry to hear", labels={"task": "x"}, channel="email",
-                         customer={"id": "u1", "email": "u1@example.com", "company": "Acme", "plan": "pro"}),
+            conversation(
+                "a",
+                "The export fails",
+                "Sorry to hear",
+                labels={"task": "x"},
+                channel="email",
+                customer={"id": "u1", "email": "u1@example.com", "company": "Acme", "plan": "pro"},
+            ),
             conversation("b", "<p>How do I <b>invite</b> a user?</p>"),
         ],
-    )  # fmt: skip
+    )
     result = import_file(db_engine, path, source_name="s")
     assert result.ok and result.stats.inserted == 2
     a = db_session.execute(select(Conversation).where(Conversation.external_id == "a")).scalar_one()
@@ -56,11 +66,17 @@ def test_valid_jsonl_is_imported_with_extra_fields_and_labels_kept(db_engine, db
     [
         ({"id": "x", "messages": [{"author": "customer", "created_at": "2026-10-01T10:00:00+00:00"}]}, "has no text"),
         ({"id": "x", "messages": [{"author": "customer", "text": "hi", "created_at": "yesterday"}]}, "not an ISO-8601"),
-        ({"id": "x", "messages": [{"author": "customer", "text": "hi", "created_at": "2026-10-01T10:00:00"}]}, "no time zone"),
+        (
+            {"id": "x", "messages": [{"author": "customer", "text": "hi", "created_at": "2026-10-01T10:00:00"}]},
+            "no time zone",
+        ),
         ({"id": "x", "messages": [{"author": "wizard", "text": "hi"}]}, "unknown author role 'wizard'"),
         ({"id": "x", "messages": []}, "no messages"),
         ({"messages": [{"author": "customer", "text": "hi"}]}, "id is missing"),
-        ({"id": "x", "messages": [{"author": "customer", "text": "hi"}] * (MAX_MESSAGES_PER_CONVERSATION + 1)}, "the limit is"),
+        (
+            {"id": "x", "messages": [{"author": "customer", "text": "hi"}] * (MAX_MESSAGES_PER_CONVERSATION + 1)},
+            "the limit is",
+        ),
         ('{"id": "x", "messages": [', "invalid JSON"),
         ("[1, 2]", "not a JSON object"),
     ],
@@ -78,7 +94,11 @@ def test_invalid_record_is_reported_with_line_and_valid_ones_imported(db_engine,
 def test_invalid_utf8_line_is_rejected_with_byte_offset(db_engine, db_session, tmp_path):
     path = tmp_path / "c.jsonl"
     good = json.dumps(conversation("ok", "fine")).encode()
-    bad = json.dumps(conversation("bad", "caf\u00e9"), ensure_ascii=False).encode().replace("caf\u00e9".encode(), b"caf\xe9")
+    bad = (
+        json.dumps(conversation("bad", "caf\u00e9"), ensure_ascii=False)
+        .encode()
+        .replace("caf\u00e9".encode(), b"caf\xe9")
+    )
     path.write_bytes(good + b"\n" + bad + b"\n")
     result = import_file(db_engine, path, source_name="s")
     assert result.stats.inserted == 1
@@ -113,13 +133,17 @@ def test_file_level_problems_write_nothing(db_engine, db_session, tmp_path):
 def test_reimport_unchanged_changes_nothing_and_changed_content_updates(db_engine, db_session, tmp_path):
     path = write_jsonl(tmp_path / "c.jsonl", [conversation("a", "one", "two", "three"), conversation("b", "other")])
     import_file(db_engine, path, source_name="s")
-    before = {c.external_id: (c.id, c.content_hash, c.changed_at) for c in db_session.execute(select(Conversation)).scalars()}
+    before = {
+        c.external_id: (c.id, c.content_hash, c.changed_at) for c in db_session.execute(select(Conversation)).scalars()
+    }
     message_ids = db_session.execute(select(Message.id).order_by(Message.id)).scalars().all()
 
     again = import_file(db_engine, path, source_name="s")
     assert (again.stats.inserted, again.stats.updated, again.stats.unchanged) == (0, 0, 2)
     db_session.expire_all()
-    after = {c.external_id: (c.id, c.content_hash, c.changed_at) for c in db_session.execute(select(Conversation)).scalars()}
+    after = {
+        c.external_id: (c.id, c.content_hash, c.changed_at) for c in db_session.execute(select(Conversation)).scalars()
+    }
     assert after == before
     assert db_session.execute(select(Message.id).order_by(Message.id)).scalars().all() == message_ids
 
@@ -173,7 +197,9 @@ def test_csv_without_conversation_column_makes_one_conversation_per_row(db_engin
 
 
 def test_contacts_are_upserted_without_erasing_known_details(db_engine, db_session, tmp_path):
-    path = write_jsonl(tmp_path / "c.jsonl", [conversation("a", "hi", customer={"id": "u1", "email": "u@x.io", "plan": "pro"})])
+    path = write_jsonl(
+        tmp_path / "c.jsonl", [conversation("a", "hi", customer={"id": "u1", "email": "u@x.io", "plan": "pro"})]
+    )
     import_file(db_engine, path, source_name="s")
     write_jsonl(path, [conversation("b", "hello", customer={"id": "u1"})])
     import_file(db_engine, path, source_name="s")

@@ -7,9 +7,21 @@ from threadline.db.engine import make_engine
 from threadline.db.migrate import current_revisions, upgrade
 
 BRIEF_TABLES = {
-    "sources", "conversations", "messages", "contacts", "runs", "run_conversations", "analyses",
-    "embeddings", "themes", "theme_members", "stories", "story_evidence", "dead_letters", "api_tokens",
-}  # fmt: skip
+    "sources",
+    "conversations",
+    "messages",
+    "contacts",
+    "runs",
+    "run_conversations",
+    "analyses",
+    "embeddings",
+    "themes",
+    "theme_members",
+    "stories",
+    "story_evidence",
+    "dead_letters",
+    "api_tokens",
+}
 
 
 def test_upgrade_from_empty_database(pg_server):

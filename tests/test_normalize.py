@@ -25,7 +25,10 @@ def test_outlook_original_message_is_removed():
 
 
 def test_signatures_are_removed():
-    assert normalize_message("It crashes on upload.\n\nBest regards,\nJane Doe\nHead of Ops | Acme") == "It crashes on upload."
+    assert (
+        normalize_message("It crashes on upload.\n\nBest regards,\nJane Doe\nHead of Ops | Acme")
+        == "It crashes on upload."
+    )
     assert normalize_message("It crashes.\n-- \nJane\nAcme Inc") == "It crashes."
     assert normalize_message("Crash again\n\nSent from my iPhone") == "Crash again"
 

@@ -51,7 +51,9 @@ def test_run_produces_themes_and_stories_with_verbatim_evidence(db_engine, db_se
             assert message.author_role == "customer" and message.conversation_id == item.conversation_id
             assert message.text[item.start_offset : item.end_offset] == item.quote
             member = db_session.execute(
-                select(ThemeMember.theme_id).where(ThemeMember.run_id == run.id, ThemeMember.conversation_id == item.conversation_id)
+                select(ThemeMember.theme_id).where(
+                    ThemeMember.run_id == run.id, ThemeMember.conversation_id == item.conversation_id
+                )
             ).scalar_one()
             assert member == story.theme_id
     # Ranked by size and recency: the top story is among the largest themes.
@@ -70,7 +72,10 @@ def test_themes_are_mostly_pure_against_the_sample_labels(db_engine, db_session,
     rows = db_session.execute(
         select(ThemeMember.theme_id, Theme.size, RunConversation.conversation_id)
         .join(Theme, Theme.id == ThemeMember.theme_id)
-        .join(RunConversation, (RunConversation.conversation_id == ThemeMember.conversation_id) & (RunConversation.run_id == run.id))
+        .join(
+            RunConversation,
+            (RunConversation.conversation_id == ThemeMember.conversation_id) & (RunConversation.run_id == run.id),
+        )
         .where(ThemeMember.run_id == run.id)
     ).all()
     from threadline.db.models import Conversation

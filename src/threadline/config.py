@@ -14,11 +14,15 @@ from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 # --- Input limits ---------------------------------------------------------------------
-MAX_IMPORT_LINE_BYTES = 5 * 1024 * 1024  # bytes per JSONL line: a conversation bigger than this is an export bug, not a conversation
+MAX_IMPORT_LINE_BYTES = (
+    5 * 1024 * 1024
+)  # bytes per JSONL line: a conversation bigger than this is an export bug, not a conversation
 MAX_MESSAGE_CHARS = 20_000  # characters per message: longer texts are pasted logs; kept truncated with a note
 MAX_MESSAGES_PER_CONVERSATION = 500  # messages: Intercom's own part cap; longer threads are rejected, not silently cut
 MAX_EXTERNAL_ID_CHARS = 255  # characters: ids are keys, not content
-MAX_CSV_FIELD_BYTES = 1024 * 1024  # bytes per CSV cell: raised from csv's 128 KiB default so long messages reach the size check
+MAX_CSV_FIELD_BYTES = (
+    1024 * 1024
+)  # bytes per CSV cell: raised from csv's 128 KiB default so long messages reach the size check
 
 # --- Pipeline sizes -------------------------------------------------------------------
 EMBED_BATCH_SIZE = 64  # texts per model call: fills the CPU's vector units without large padding waste

@@ -52,8 +52,13 @@ def test_llm_path_is_opt_in():
     assert load_llm_settings({"OPENAI_API_KEY": "sk-test"}) is None  # a key alone never starts paid calls
     assert load_llm_settings({"THREADLINE_LLM_BASE_URL": "http://127.0.0.1:9/v1"}) is None  # no key: offline
     settings = load_llm_settings(
-        {"THREADLINE_LLM_BASE_URL": "http://127.0.0.1:9/v1", "OPENAI_API_KEY": "sk-test",
-         "THREADLINE_LLM_MODELS__FACETS": "small", "THREADLINE_LLM_PRICES": json.dumps(
-             {"small": {"input_per_million": 0.1, "output_per_million": 0.4}})}
-    )  # fmt: skip
-    assert settings is not None and settings.models.facets == "small" and settings.prices["small"].input_per_million == 0.1
+        {
+            "THREADLINE_LLM_BASE_URL": "http://127.0.0.1:9/v1",
+            "OPENAI_API_KEY": "sk-test",
+            "THREADLINE_LLM_MODELS__FACETS": "small",
+            "THREADLINE_LLM_PRICES": json.dumps({"small": {"input_per_million": 0.1, "output_per_million": 0.4}}),
+        }
+    )
+    assert (
+        settings is not None and settings.models.facets == "small" and settings.prices["small"].input_per_million == 0.1
+    )

@@ -49,16 +49,19 @@ def test_run_with_llm_writes_facets_and_cited_stories_and_counts_cost(
     stored = db_session.execute(select(func.count()).where(Analysis.stage == "facets")).scalar_one()
     assert stored == facets["computed"]
     for story in db_session.execute(select(Story).where(Story.run_id == run.id)).scalars():
-        ids = {f"E{e.position + 1}" for e in db_session.execute(
-            select(StoryEvidence).where(StoryEvidence.story_id == story.id)).scalars()}  # fmt: skip
+        ids = {
+            f"E{e.position + 1}"
+            for e in db_session.execute(select(StoryEvidence).where(StoryEvidence.story_id == story.id)).scalars()
+        }
         cited = set(re.findall(r"E\d+", story.problem + " ".join(story.acceptance_criteria)))
         assert cited and cited <= ids  # every statement cites evidence that exists
 
     calls = standin.state.counters["requests"]
     second = _run(db_engine, embedder)
     assert second.counters["facets"]["computed"] == 0  # cached by content: no new facet call
-    assert standin.state.counters["requests"] - calls == second.counters["stories"].get("llm_calls", 0) + \
-        second.counters["themes"].get("llm_calls", 0)
+    assert standin.state.counters["requests"] - calls == second.counters["stories"].get(
+        "llm_calls", 0
+    ) + second.counters["themes"].get("llm_calls", 0)
 
 
 def test_budget_stops_the_run_cleanly_with_a_message(db_engine, db_session, embedder, standin, monkeypatch):

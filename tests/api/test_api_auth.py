@@ -10,8 +10,19 @@ from threadline.api.tokens import TOKEN_CACHE_TTL_S, TokenCache, create_token, r
 from threadline.db.engine import session_scope
 from threadline.db.models import ApiToken
 
-PROTECTED = ["/openapi.json", "/api/runs", "/api/conversations", "/api/themes", "/api/stories", "/api/dead-letters",
-             "/api/sources", "/api/overview", "/api/stories/1", "/api/conversations/1", "/api/themes/1/trend"]  # fmt: skip
+PROTECTED = [
+    "/openapi.json",
+    "/api/runs",
+    "/api/conversations",
+    "/api/themes",
+    "/api/stories",
+    "/api/dead-letters",
+    "/api/sources",
+    "/api/overview",
+    "/api/stories/1",
+    "/api/conversations/1",
+    "/api/themes/1/trend",
+]
 
 
 def test_health_is_open_and_checks_the_database(client):
@@ -97,7 +108,9 @@ def test_dashboard_session_cookie_and_csrf(client, token):
     form = client.get("/login")
     csrf = form.text.split('name="csrf_token" value="')[1].split('"')[0]
     # A wrong token is refused; a missing login CSRF value is rejected outright.
-    assert client.post("/login", data={"token": "tl_nope", "csrf_token": csrf}).headers["location"].startswith("/login?")
+    assert (
+        client.post("/login", data={"token": "tl_nope", "csrf_token": csrf}).headers["location"].startswith("/login?")
+    )
     assert client.post("/login", data={"token": token, "csrf_token": "forged"}).status_code == 403
 
     _sign_in(client, token)
@@ -112,14 +125,21 @@ def test_dashboard_session_cookie_and_csrf(client, token):
     assert client.patch(f"/api/stories/{story_id}", json={"status": "accepted"}).status_code == 403
     # Forms without the session's CSRF value are refused.
     assert client.post(f"/stories/{story_id}/status", data={"status": "accepted"}).status_code == 403
-    assert client.post(f"/stories/{story_id}/status", data={"status": "accepted", "csrf_token": "x" * 32}).status_code == 403
+    assert (
+        client.post(f"/stories/{story_id}/status", data={"status": "accepted", "csrf_token": "x" * 32}).status_code
+        == 403
+    )
     story_page = client.get(f"/stories/{story_id}")
     session_csrf = story_page.text.split('name="csrf_token" value="')[1].split('"')[0]
     done = client.post(f"/stories/{story_id}/status", data={"status": "accepted", "csrf_token": session_csrf})
     assert done.status_code == 303
     assert client.get(f"/api/stories/{story_id}").json()["status"] == "accepted"
-    assert client.patch(f"/api/stories/{story_id}", json={"status": "rejected"},
-                        headers={"X-CSRF-Token": session_csrf}).json()["status"] == "rejected"  # fmt: skip
+    assert (
+        client.patch(
+            f"/api/stories/{story_id}", json={"status": "rejected"}, headers={"X-CSRF-Token": session_csrf}
+        ).json()["status"]
+        == "rejected"
+    )
 
 
 def test_session_cookie_attributes_and_tampering(client, token):

@@ -85,9 +85,7 @@ def test_concurrent_requests_stay_within_the_pool(app, api_engine, token):
         transport = httpx.ASGITransport(app=app)
         headers = {"Authorization": f"Bearer {token}"}
         async with httpx.AsyncClient(transport=transport, base_url="http://test", headers=headers) as client:
-            responses = await asyncio.gather(
-                *(client.get(paths[i % len(paths)]) for i in range(CONCURRENT_REQUESTS))
-            )
+            responses = await asyncio.gather(*(client.get(paths[i % len(paths)]) for i in range(CONCURRENT_REQUESTS)))
         return [r.status_code for r in responses]
 
     assert asyncio.run(burst()) == [200] * CONCURRENT_REQUESTS

@@ -78,7 +78,9 @@ def test_stories_filter_sort_edit_and_export(authed, api_engine):
     assert accepted["status"] == "accepted" and accepted["edited"] is False
     only = authed.get("/api/stories", params={"status": "accepted"}).json()["items"]
     assert [s["id"] for s in only] == [story["id"]]
-    edited = authed.patch(f"/api/stories/{story['id']}", json={"title": "Fix the thing", "problem": "It breaks."}).json()
+    edited = authed.patch(
+        f"/api/stories/{story['id']}", json={"title": "Fix the thing", "problem": "It breaks."}
+    ).json()
     assert edited["title"] == "Fix the thing" and edited["edited"] is True and edited["status"] == "accepted"
     with session_scope(api_engine) as session:
         row = session.get(Story, story["id"])
@@ -90,7 +92,10 @@ def test_stories_filter_sort_edit_and_export(authed, api_engine):
 
     markdown = authed.get(f"/api/stories/{story['id']}/export.md")
     assert markdown.status_code == 200 and markdown.headers["content-type"].startswith("text/markdown")
-    assert markdown.text.startswith("# Fix the thing") and story["evidence"][0]["quote"].replace("\n", " ") in markdown.text
+    assert (
+        markdown.text.startswith("# Fix the thing")
+        and story["evidence"][0]["quote"].replace("\n", " ") in markdown.text
+    )
 
 
 def test_sources_overview_and_sync_refusal(authed):

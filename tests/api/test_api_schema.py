@@ -13,9 +13,13 @@ MAX_EXAMPLES = 8  # generated requests per operation: catches schema drift and 5
 
 
 SETTINGS = settings(
-    max_examples=MAX_EXAMPLES, deadline=None, derandomize=True, database=None,
-    phases=[Phase.explicit, Phase.generate], suppress_health_check=list(HealthCheck),
-)  # fmt: skip
+    max_examples=MAX_EXAMPLES,
+    deadline=None,
+    derandomize=True,
+    database=None,
+    phases=[Phase.explicit, Phase.generate],
+    suppress_health_check=list(HealthCheck),
+)
 
 
 @pytest.mark.slow
@@ -49,11 +53,25 @@ def test_api_conforms_to_its_schema(app, token):
 def test_schema_lists_every_resource_with_response_models(authed):
     spec = authed.get("/openapi.json").json()
     paths = set(spec["paths"])
-    for path in ("/health", "/api/runs", "/api/runs/{run_id}", "/api/runs/{run_id}/stop", "/api/runs/{run_id}/resume",
-                 "/api/conversations", "/api/conversations/{conversation_id}", "/api/themes",
-                 "/api/themes/{theme_id}/trend", "/api/themes/{theme_id}/conversations", "/api/stories",
-                 "/api/stories/{story_id}", "/api/stories/{story_id}/export.md", "/api/dead-letters",
-                 "/api/dead-letters/{dead_letter_id}/retry", "/api/sources", "/api/sources/{source_id}/sync"):  # fmt: skip
+    for path in (
+        "/health",
+        "/api/runs",
+        "/api/runs/{run_id}",
+        "/api/runs/{run_id}/stop",
+        "/api/runs/{run_id}/resume",
+        "/api/conversations",
+        "/api/conversations/{conversation_id}",
+        "/api/themes",
+        "/api/themes/{theme_id}/trend",
+        "/api/themes/{theme_id}/conversations",
+        "/api/stories",
+        "/api/stories/{story_id}",
+        "/api/stories/{story_id}/export.md",
+        "/api/dead-letters",
+        "/api/dead-letters/{dead_letter_id}/retry",
+        "/api/sources",
+        "/api/sources/{source_id}/sync",
+    ):
         assert path in paths, path
     assert not any(p.startswith(("/login", "/stories", "/runs")) for p in paths)  # pages stay out of the API schema
     for path, methods in spec["paths"].items():

@@ -92,8 +92,9 @@ def worker(cli_env: dict[str, str], log: Path, **env: str) -> Iterator[subproces
 def add_intercom_source(engine: Engine, name: str, base_url: str, token_env: str = TOKEN_ENV) -> int:
     """What `threadline sources add intercom --base-url` stores: the variable's name, never a token."""
     with session_scope(engine) as session:
-        source = get_or_create_source(session, name, kind="intercom",
-                                      config={"token_env": token_env, "region": "us", "base_url": base_url})  # fmt: skip
+        source = get_or_create_source(
+            session, name, kind="intercom", config={"token_env": token_env, "region": "us", "base_url": base_url}
+        )
         return source.id
 
 
@@ -127,9 +128,11 @@ def ended(api: TestClient, source_id: int) -> dict[str, Any] | None:
 
 def job_rows(engine: Engine) -> list[tuple[int, str, dict]]:
     with session_scope(engine) as session:
-        rows = session.execute(text(
-            "SELECT id, status::text, args FROM procrastinate_jobs WHERE task_name = 'threadline.sync' ORDER BY id"
-        )).all()  # fmt: skip
+        rows = session.execute(
+            text(
+                "SELECT id, status::text, args FROM procrastinate_jobs WHERE task_name = 'threadline.sync' ORDER BY id"
+            )
+        ).all()
     return [(int(r[0]), r[1], r[2]) for r in rows]
 
 
@@ -145,8 +148,13 @@ def wait_job_finished(engine: Engine, job_id: int, log: Path) -> str:
 
 def live_external_ids(engine: Engine, source_id: int) -> set[str]:
     with Session(engine) as session:
-        return set(session.execute(select(Conversation.external_id).where(
-            Conversation.source_id == source_id, Conversation.deleted_at.is_(None))).scalars())  # fmt: skip
+        return set(
+            session.execute(
+                select(Conversation.external_id).where(
+                    Conversation.source_id == source_id, Conversation.deleted_at.is_(None)
+                )
+            ).scalars()
+        )
 
 
 # ---- tests ----------------------------------------------------------------------------------------
@@ -204,8 +212,10 @@ def test_second_post_answers_with_the_queued_or_running_job(api, db_engine, cli_
 
         # Concurrent POSTs serialize on the source row: still exactly one job.
         answers: list[dict] = []
-        threads = [threading.Thread(target=lambda: answers.append(api.post(f"/api/sources/{source_id}/sync").json()))
-                   for _ in range(4)]  # fmt: skip
+        threads = [
+            threading.Thread(target=lambda: answers.append(api.post(f"/api/sources/{source_id}/sync").json()))
+            for _ in range(4)
+        ]
         for thread in threads:
             thread.start()
         for thread in threads:

@@ -47,10 +47,15 @@ def make_conversations(engine: Engine, tmp_path: Path, count: int, source: str =
         for i in range(count):
             problem = PROBLEMS[i % len(PROBLEMS)]
             text_ = f"{problem} (account {rng.randint(1, 10_000)}). {rng.choice(TAILS)}"
-            record = {"id": f"{source}-{i}", "created_at": f"2026-10-{1 + i % 28:02d}T09:00:00+00:00",
-                      "customer": {"id": f"u-{i % 97}"},
-                      "messages": [{"author": "customer", "text": text_},
-                                   {"author": "agent", "text": "Thanks, we are looking into it."}]}  # fmt: skip
+            record = {
+                "id": f"{source}-{i}",
+                "created_at": f"2026-10-{1 + i % 28:02d}T09:00:00+00:00",
+                "customer": {"id": f"u-{i % 97}"},
+                "messages": [
+                    {"author": "customer", "text": text_},
+                    {"author": "agent", "text": "Thanks, we are looking into it."},
+                ],
+            }
             handle.write(json.dumps(record) + "\n")
     result = import_file(engine, path, source_name=source)
     assert result.ok, result.report.problems[:3]

@@ -57,7 +57,9 @@ def test_local_stages_are_sized_by_characters_provider_stages_by_count() -> None
 
 def _batch_job_sizes(engine) -> list[int]:
     with session_scope(engine) as session:
-        args = session.execute(text("SELECT args FROM procrastinate_jobs WHERE task_name = 'threadline.batch' ORDER BY id")).scalars()
+        args = session.execute(
+            text("SELECT args FROM procrastinate_jobs WHERE task_name = 'threadline.batch' ORDER BY id")
+        ).scalars()
         return [len(a["ids"]) for a in args]
 
 
@@ -66,8 +68,11 @@ def test_a_run_cuts_its_embed_work_by_characters_and_keeps_an_explicit_batch_siz
     with path.open("w") as handle:
         for i in range(120):
             words = "word " * (10 if i % 2 else 600)  # 50 or 3,000 characters of customer text
-            record = {"id": f"c{i}", "created_at": "2026-10-01T09:00:00+00:00",
-                      "messages": [{"author": "customer", "text": f"Problem {i}: {words}"}]}  # fmt: skip
+            record = {
+                "id": f"c{i}",
+                "created_at": "2026-10-01T09:00:00+00:00",
+                "messages": [{"author": "customer", "text": f"Problem {i}: {words}"}],
+            }
             handle.write(json.dumps(record) + "\n")
     assert import_file(db_engine, path, source_name="mixed").ok
 
@@ -82,7 +87,10 @@ def test_a_run_cuts_its_embed_work_by_characters_and_keeps_an_explicit_batch_siz
 
     with session_scope(db_engine) as session:
         session.execute(text("DELETE FROM procrastinate_jobs"))
-        run_id, generation = (run := create_run(session, source="mixed", phases=("embed",), batch_size=25)).id, run.generation
+        run_id, generation = (
+            (run := create_run(session, source="mixed", phases=("embed",), batch_size=25)).id,
+            run.generation,
+        )
     with session_scope(db_engine) as session:
         advance(session, run_id, generation)
     assert _batch_job_sizes(db_engine) == [25, 25, 25, 25, 20]

@@ -16,7 +16,7 @@ from durable_helpers import (
     wait_until,
     worker,
     worker_env,
-)  # fmt: skip
+)
 from sqlalchemy import func, select, text
 
 from threadline.db.engine import session_scope
@@ -31,7 +31,9 @@ CONVERSATIONS = 500
 def _busy_jobs(engine) -> int:
     with session_scope(engine) as session:
         return session.execute(
-            text("SELECT count(DISTINCT worker_id) FROM procrastinate_jobs WHERE status = 'doing' AND task_name = 'threadline.batch'")
+            text(
+                "SELECT count(DISTINCT worker_id) FROM procrastinate_jobs WHERE status = 'doing' AND task_name = 'threadline.batch'"
+            )
         ).scalar_one()
 
 
@@ -42,20 +44,25 @@ def test_sigkilled_worker_jobs_are_taken_over_and_the_run_completes_exactly_once
         run_id = create_run(session, batch_size=25).id
     env = worker_env(cli_env)
     survivor_log, victim_log = tmp_path / "survivor.log", tmp_path / "victim.log"
-    with worker(env, survivor_log, "--concurrency", "1", *FAST_WORKER) as survivor, \
-         worker(env, victim_log, "--concurrency", "1", *FAST_WORKER) as victim:  # fmt: skip
+    with (
+        worker(env, survivor_log, "--concurrency", "1", *FAST_WORKER) as survivor,
+        worker(env, victim_log, "--concurrency", "1", *FAST_WORKER) as victim,
+    ):
         # Kill the victim while both workers hold a batch (so it dies mid-batch), part-way through embed.
         wait_until(
             lambda: item_states(db_engine, run_id, "embed").get("done", 0) >= 50 and _busy_jobs(db_engine) == 2,
-            180, f"both workers busy\n{tail(survivor_log)}\n{tail(victim_log)}", poll_s=0.05,
-        )  # fmt: skip
+            180,
+            f"both workers busy\n{tail(survivor_log)}\n{tail(victim_log)}",
+            poll_s=0.05,
+        )
         assert live_worker_count(db_engine, stalled_after_s=4) == 2  # each gets half of a provider budget
         victim.send_signal(signal.SIGKILL)
         victim.wait(timeout=10)
         done_at_kill = item_states(db_engine, run_id, "embed").get("done", 0)
         assert done_at_kill < CONVERSATIONS
-        wait_until(lambda: run_status(db_engine, run_id) in ("succeeded", "failed"), 240,
-                   f"run end\n{tail(survivor_log)}")  # fmt: skip
+        wait_until(
+            lambda: run_status(db_engine, run_id) in ("succeeded", "failed"), 240, f"run end\n{tail(survivor_log)}"
+        )
         assert alive(survivor)
         assert live_worker_count(db_engine, stalled_after_s=4) == 1  # the dead worker's share returns to the survivor
     assert run_status(db_engine, run_id) == "succeeded", tail(survivor_log)
@@ -66,17 +73,24 @@ def test_sigkilled_worker_jobs_are_taken_over_and_the_run_completes_exactly_once
         assert item_states(db_engine, run_id, "embed") == {"done": CONVERSATIONS}
         assert c["typed"] == CONVERSATIONS  # each type computed once, in the embed batch, despite the takeover
         embeddings = Counter(session.execute(select(Embedding.conversation_id)).scalars())
-        analyses = Counter(session.execute(select(Analysis.conversation_id).where(Analysis.stage == TYPE_STAGE)).scalars())
+        analyses = Counter(
+            session.execute(select(Analysis.conversation_id).where(Analysis.stage == TYPE_STAGE)).scalars()
+        )
         assert set(embeddings) == set(ids) and set(embeddings.values()) == {1}  # exactly one result, none missing
         assert set(analyses) == set(ids) and set(analyses.values()) == {1}
-        members = session.execute(select(func.count(), func.count(func.distinct(ThemeMember.conversation_id)))
-                                  .where(ThemeMember.run_id == run_id)).one()  # fmt: skip
+        members = session.execute(
+            select(func.count(), func.count(func.distinct(ThemeMember.conversation_id))).where(
+                ThemeMember.run_id == run_id
+            )
+        ).one()
         assert members[0] == members[1] > 0  # at most one theme per conversation
         assert run.counters["themes"]["done"] == 1 and run.counters["stories"]["done"] == 1
         # The takeover really happened: a batch job of the dead worker went back to the queue.
         requeued = session.execute(
-            text("SELECT count(*) FROM procrastinate_events e JOIN procrastinate_jobs j ON j.id = e.job_id "
-                 "WHERE e.type = 'deferred_for_retry' AND j.task_name = 'threadline.batch'")
-        ).scalar_one()  # fmt: skip
+            text(
+                "SELECT count(*) FROM procrastinate_events e JOIN procrastinate_jobs j ON j.id = e.job_id "
+                "WHERE e.type = 'deferred_for_retry' AND j.task_name = 'threadline.batch'"
+            )
+        ).scalar_one()
         assert requeued >= 1
         assert "requeued job" in survivor_log.read_text() or "requeued job" in victim_log.read_text()

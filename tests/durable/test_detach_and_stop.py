@@ -16,7 +16,7 @@ from durable_helpers import (
     wait_until,
     worker,
     worker_env,
-)  # fmt: skip
+)
 from sqlalchemy import func, select, text
 
 from threadline.db.engine import session_scope
@@ -33,8 +33,12 @@ def test_run_detach_only_enqueues(db_engine, cli_env, tmp_path):
     with session_scope(db_engine) as session:
         run = session.get(Run, out["run_id"])
         assert run.status == "queued" and run.started_at is None and run.counters["conversations"] == 30
-        states = session.execute(select(RunItem.state, func.count()).where(RunItem.run_id == run.id).group_by(RunItem.state)).all()
-        assert dict(states) == {"pending": 30}  # one embed item per conversation (types are computed there), none touched
+        states = session.execute(
+            select(RunItem.state, func.count()).where(RunItem.run_id == run.id).group_by(RunItem.state)
+        ).all()
+        assert dict(states) == {
+            "pending": 30
+        }  # one embed item per conversation (types are computed there), none touched
         assert session.execute(select(func.count()).select_from(Embedding)).scalar_one() == 0
         jobs = session.execute(text("SELECT task_name, status::text FROM procrastinate_jobs")).all()
         assert [tuple(j) for j in jobs] == [("threadline.advance", "todo")]  # queued, not executed
@@ -67,16 +71,22 @@ def test_stop_then_resume_does_only_unfinished_work(db_engine, cli_env, tmp_path
                 select(func.count()).where(RunItem.run_id == run_id, RunItem.started_at > stop_at)
             ).scalar_one()
             assert late == 0  # no item started after the stop request
-            done_before = set(session.execute(
-                select(RunItem.conversation_id, RunItem.finished_at).where(RunItem.run_id == run_id, RunItem.state == "done")
-            ).all())  # fmt: skip
+            done_before = set(
+                session.execute(
+                    select(RunItem.conversation_id, RunItem.finished_at).where(
+                        RunItem.run_id == run_id, RunItem.state == "done"
+                    )
+                ).all()
+            )
 
         resumed = json.loads(run_cli(env, "runs", "resume", str(run_id), "--json").stdout)
         assert resumed["status"] == "running" and resumed["generation"] == 1
         wait_until(lambda: run_status(db_engine, run_id) == "succeeded", 90, f"resumed run\n{tail(log)}")
     with session_scope(db_engine) as session:
         rows = session.execute(
-            select(RunItem.conversation_id, RunItem.finished_at, RunItem.attempts, RunItem.state).where(RunItem.run_id == run_id)
+            select(RunItem.conversation_id, RunItem.finished_at, RunItem.attempts, RunItem.state).where(
+                RunItem.run_id == run_id
+            )
         ).all()
         assert len(rows) == len(ids) and {r.state for r in rows} == {"done"}
         assert {(r.conversation_id, r.finished_at) for r in rows} >= done_before  # finished items untouched by resume

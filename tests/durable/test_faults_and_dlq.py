@@ -17,7 +17,7 @@ from durable_helpers import (
     wait_until,
     worker,
     worker_env,
-)  # fmt: skip
+)
 from sqlalchemy import func, select, text
 from sqlalchemy.orm import Session
 
@@ -31,9 +31,19 @@ from threadline.pipeline.service import retry_dead_letter
 def test_faults_end_done_or_dead_and_dlq_retry_brings_them_to_done(db_engine, cli_env, tmp_path):
     ids = make_conversations(db_engine, tmp_path, 120)
     permanent = ids[:3]
-    faults = {"stage": "embed", "transient_share": 0.3, "transient_failures": 2, "permanent": permanent,
-              "retry_after_s": 0.3, "seed": 1}  # fmt: skip
-    transient = [i for i in ids if FaultInjector(stage="embed", transient_share=0.3, seed=1).is_transient_item(i) and i not in permanent]
+    faults = {
+        "stage": "embed",
+        "transient_share": 0.3,
+        "transient_failures": 2,
+        "permanent": permanent,
+        "retry_after_s": 0.3,
+        "seed": 1,
+    }
+    transient = [
+        i
+        for i in ids
+        if FaultInjector(stage="embed", transient_share=0.3, seed=1).is_transient_item(i) and i not in permanent
+    ]
     assert len(transient) >= 20
     with session_scope(db_engine) as session:
         run_id = create_run(session, phases=("embed",), batch_size=20).id
@@ -48,7 +58,9 @@ def test_faults_end_done_or_dead_and_dlq_retry_brings_them_to_done(db_engine, cl
         letters = session.execute(select(DeadLetter).where(DeadLetter.run_id == run_id)).scalars().all()
         assert sorted(int(d.item) for d in letters) == sorted(permanent)
         assert {d.error_class for d in letters} == {"PermanentError"} and {d.stage for d in letters} == {"embed"}
-        attempts = dict(session.execute(select(RunItem.conversation_id, RunItem.attempts).where(RunItem.run_id == run_id)).all())
+        attempts = dict(
+            session.execute(select(RunItem.conversation_id, RunItem.attempts).where(RunItem.run_id == run_id)).all()
+        )
         assert all(attempts[i] == 3 for i in transient)  # failed twice, succeeded on the third attempt
         assert session.execute(select(func.count()).select_from(Embedding)).scalar_one() == len(ids) - len(permanent)
     listed = json.loads(run_cli(cli_env, "dlq", "list", "--run", str(run_id), "--json").stdout)
@@ -57,7 +69,9 @@ def test_faults_end_done_or_dead_and_dlq_retry_brings_them_to_done(db_engine, cl
     assert view["dead_letters"] == len(permanent) and view["counters"]["embed"]["dead"] == len(permanent)
 
     # The fault is cleared (a worker without THREADLINE_FAULTS); retry the run's dead letters.
-    assert json.loads(run_cli(cli_env, "dlq", "retry", "--run", str(run_id), "--json").stdout) == {"retried": len(permanent)}
+    assert json.loads(run_cli(cli_env, "dlq", "retry", "--run", str(run_id), "--json").stdout) == {
+        "retried": len(permanent)
+    }
     assert json.loads(run_cli(cli_env, "dlq", "retry", "--run", str(run_id), "--json").stdout) == {"retried": 0}
     with worker(worker_env(cli_env), log, "--concurrency", "2", *FAST_WORKER):
         wait_until(lambda: run_status(db_engine, run_id) in ("succeeded", "failed"), 120, f"retried run\n{tail(log)}")
@@ -77,8 +91,11 @@ def test_exhausted_retries_dead_letter_and_fail_the_run_past_the_share(db_engine
     faults = {"stage": "sleep", "transient_share": 0.2, "transient_failures": 99, "seed": 3}
     doomed = [i for i in ids if FaultInjector(stage="sleep", transient_share=0.2, seed=3).is_transient_item(i)]
     assert doomed
-    for name, value in {"THREADLINE_FAULTS": json.dumps(faults), "THREADLINE_MAX_ITEM_ATTEMPTS": "3",
-                        "THREADLINE_RETRY_BASE_DELAY_S": "0.05"}.items():  # fmt: skip
+    for name, value in {
+        "THREADLINE_FAULTS": json.dumps(faults),
+        "THREADLINE_MAX_ITEM_ATTEMPTS": "3",
+        "THREADLINE_RETRY_BASE_DELAY_S": "0.05",
+    }.items():
         monkeypatch.setenv(name, value)  # configuration read by the in-process worker, not patched code
     with session_scope(db_engine) as session:
         run_id = create_run(session, phases=("sleep",), batch_size=5).id
@@ -110,15 +127,21 @@ def _one_dead_letter(db_engine, tmp_path, monkeypatch) -> tuple[int, int]:
 def _requeues(db_engine, run_id: int) -> int:
     with session_scope(db_engine) as session:
         return session.execute(
-            text("SELECT count(*) FROM procrastinate_jobs WHERE task_name = 'threadline.advance' AND (args->>'run_id')::bigint = :r "
-                 "AND (args->>'generation')::int > 0"), {"r": run_id},
-        ).scalar_one()  # fmt: skip
+            text(
+                "SELECT count(*) FROM procrastinate_jobs WHERE task_name = 'threadline.advance' AND (args->>'run_id')::bigint = :r "
+                "AND (args->>'generation')::int > 0"
+            ),
+            {"r": run_id},
+        ).scalar_one()
 
 
 def test_two_concurrent_cli_retries_of_one_item_enqueue_it_once(db_engine, cli_env, tmp_path, monkeypatch):
     run_id, letter_id = _one_dead_letter(db_engine, tmp_path, monkeypatch)
     command = [*threadline_command(), "dlq", "retry", str(letter_id), "--json"]
-    processes = [subprocess.Popen(command, env=cli_env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for _ in range(2)]
+    processes = [
+        subprocess.Popen(command, env=cli_env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        for _ in range(2)
+    ]
     outputs = [p.communicate(timeout=120) for p in processes]
     results = sorted(json.loads(out)["retried"] for out, _ in outputs)
     assert results == [0, 1], outputs
@@ -164,7 +187,8 @@ def test_item_whose_worker_died_on_every_attempt_is_dead_lettered(db_engine, tmp
         run_id = create_run(session, phases=("sleep",), batch_size=3).id
         # Three claims that never recorded a result: what three SIGKILLed attempts leave behind.
         session.execute(
-            text("UPDATE run_items SET attempts = 3 WHERE run_id = :r AND conversation_id = :c"), {"r": run_id, "c": ids[1]}
+            text("UPDATE run_items SET attempts = 3 WHERE run_id = :r AND conversation_id = :c"),
+            {"r": run_id, "c": ids[1]},
         )
     run = execute_run(db_engine, run_id)
     assert run.status == "failed"  # 1 of 6 dead > 10%

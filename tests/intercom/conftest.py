@@ -43,7 +43,8 @@ class Standin:
     def http(self, token: str = TOKEN) -> httpx.AsyncClient:
         """A raw httpx client for probing the stand-in itself."""
         return httpx.AsyncClient(
-            transport=httpx.ASGITransport(app=self.checked), base_url=SPEC_HOST,
+            transport=httpx.ASGITransport(app=self.checked),
+            base_url=SPEC_HOST,
             headers={"Authorization": f"Bearer {token}", "Intercom-Version": "2.16"},
         )
 

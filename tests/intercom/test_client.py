@@ -56,8 +56,14 @@ def test_pacing_fills_windows_without_429(make_standin) -> None:
 
 
 def test_retries_injected_faults(make_standin) -> None:
-    standin = make_standin(WorkspaceSpec(conversations=3), window_seconds=1, limit_per_window=1000,
-                           error_500_share=0.2, error_429_share=0.1, fault_seed=4)
+    standin = make_standin(
+        WorkspaceSpec(conversations=3),
+        window_seconds=1,
+        limit_per_window=1000,
+        error_500_share=0.2,
+        error_429_share=0.1,
+        fault_seed=4,
+    )
 
     async def go():
         async with standin.client() as client:
@@ -102,8 +108,9 @@ def test_bad_token_fails_fast(make_standin) -> None:
 
 
 def test_contacts_follow_merges_and_report_missing(make_standin) -> None:
-    standin = make_standin(WorkspaceSpec(conversations=200, seed=1, merged_contact_share=0.3,
-                                         missing_contact_share=0.2))
+    standin = make_standin(
+        WorkspaceSpec(conversations=200, seed=1, merged_contact_share=0.3, missing_contact_share=0.2)
+    )
     ws = standin.workspace
     merged = next(cid for cid, target in ws.merged_into.items() if target not in ws.merged_into)
     missing = next(iter(ws.missing_contacts))

@@ -70,10 +70,17 @@ def test_violations_are_reported() -> None:
         CapturedResponse(200, JSON, b'{"type": "conversation.list", "conversations": []}'),
     )
     assert [v.side for v in bad_request] == ["request"]
-    mixed_group = json.dumps({"query": {"operator": "AND", "value": [
-        {"operator": "OR", "value": [{"field": "updated_at", "operator": ">", "value": 1}]},
-        {"field": "updated_at", "operator": "<", "value": 2},
-    ]}}).encode()
+    mixed_group = json.dumps(
+        {
+            "query": {
+                "operator": "AND",
+                "value": [
+                    {"operator": "OR", "value": [{"field": "updated_at", "operator": ">", "value": 1}]},
+                    {"field": "updated_at", "operator": "<", "value": 2},
+                ],
+            }
+        }
+    ).encode()
     found = validator.check(
         CapturedRequest("POST", "/conversations/search", "", {**HEADERS, **JSON}, mixed_group),
         CapturedResponse(200, JSON, b'{"type": "conversation.list", "conversations": []}'),

@@ -36,8 +36,14 @@ def cli(env, *args, check=True, timeout=300):
 
 
 def test_sync_over_real_sockets(make_standin) -> None:
-    standin = make_standin(WorkspaceSpec(conversations=300, seed=21, deleted=3), window_seconds=1,
-                           limit_per_window=150, error_500_share=0.05, error_429_share=0.02, fault_seed=21)
+    standin = make_standin(
+        WorkspaceSpec(conversations=300, seed=21, deleted=3),
+        window_seconds=1,
+        limit_per_window=150,
+        error_500_share=0.05,
+        error_429_share=0.02,
+        fault_seed=21,
+    )
     sink = MemorySink()
     with serve(standin.checked) as base_url:
         assert base_url.startswith("http://127.0.0.1:")
@@ -56,8 +62,12 @@ def test_sync_over_real_sockets(make_standin) -> None:
 
 
 def test_cli_add_and_sync_into_postgres(make_standin, cli_env, db_engine) -> None:
-    standin = make_standin(WorkspaceSpec(conversations=120, seed=22, deleted=2), window_seconds=1,
-                           limit_per_window=500, failing_conversation_ids=frozenset({"100005"}))
+    standin = make_standin(
+        WorkspaceSpec(conversations=120, seed=22, deleted=2),
+        window_seconds=1,
+        limit_per_window=500,
+        failing_conversation_ids=frozenset({"100005"}),
+    )
     env = {**cli_env, TOKEN_ENV: standin.token}
     with serve(standin.checked) as base_url:
         added = cli(env, "add", "intercom", "--name", "support", "--token-env", TOKEN_ENV, "--base-url", base_url)
@@ -78,8 +88,9 @@ def test_cli_add_and_sync_into_postgres(make_standin, cli_env, db_engine) -> Non
         assert source.kind == "intercom" and source.config["token_env"] == TOKEN_ENV
         assert standin.token not in json.dumps(source.config)
         assert source.sync_state["watermark"] > 0 and source.sync_state["retry_ids"] == []
-        rows = session.execute(select(Conversation.external_id, Conversation.deleted_at)
-                               .where(Conversation.source_id == source.id)).all()
+        rows = session.execute(
+            select(Conversation.external_id, Conversation.deleted_at).where(Conversation.source_id == source.id)
+        ).all()
         assert {r.external_id for r in rows if r.deleted_at is None} == set(standin.workspace.conversations)
         letters = session.execute(select(DeadLetter)).scalars().all()
         assert [(d.stage, d.item) for d in letters] == [("ingest.intercom", "100005")]
@@ -122,7 +133,9 @@ def test_sync_killed_at_random_points_resumes_identically(make_standin, cli_env,
         cli(env, "sync", "ic")
     assert kills >= 1
     with Session(db_engine) as session:
-        rows = session.execute(select(Conversation.external_id, Conversation.content_hash, Conversation.deleted_at)).all()
+        rows = session.execute(
+            select(Conversation.external_id, Conversation.content_hash, Conversation.deleted_at)
+        ).all()
     live = {r.external_id: r.content_hash for r in rows if r.deleted_at is None}
     assert live == {cid: content_hash(baseline.records[cid]) for cid in baseline.live_ids()}
     with Session(db_engine) as session:
@@ -156,10 +169,31 @@ def test_run_can_sync_its_source_first(make_standin, cli_env) -> None:
     env = {**cli_env, TOKEN_ENV: standin.token}
     main = [sys.executable, "-m", "threadline.cli.main"]
     with serve(standin.checked) as base_url:
-        subprocess.run([*main, "sources", "add", "intercom", "--name", "support", "--token-env", TOKEN_ENV,
-                        "--base-url", base_url], env=env, check=True, capture_output=True, timeout=120)
-        result = subprocess.run([*main, "run", "--source", "support", "--sync", "--json"], env=env,
-                                capture_output=True, text=True, timeout=600)
+        subprocess.run(
+            [
+                *main,
+                "sources",
+                "add",
+                "intercom",
+                "--name",
+                "support",
+                "--token-env",
+                TOKEN_ENV,
+                "--base-url",
+                base_url,
+            ],
+            env=env,
+            check=True,
+            capture_output=True,
+            timeout=120,
+        )
+        result = subprocess.run(
+            [*main, "run", "--source", "support", "--sync", "--json"],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=600,
+        )
     assert result.returncode == 0, result.stderr[-2000:]
     run = json.loads(result.stdout)
     assert run["status"] == "succeeded"

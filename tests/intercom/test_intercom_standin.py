@@ -16,11 +16,19 @@ def run(coro):
 
 
 def _range_query(field: str, since: int, until: int) -> dict:
-    return {"operator": "AND", "value": [
-        {"operator": "OR", "value": [{"field": field, "operator": ">", "value": since},
-                                     {"field": field, "operator": "=", "value": since}]},
-        {"operator": "AND", "value": [{"field": field, "operator": "<", "value": until}]},
-    ]}
+    return {
+        "operator": "AND",
+        "value": [
+            {
+                "operator": "OR",
+                "value": [
+                    {"field": field, "operator": ">", "value": since},
+                    {"field": field, "operator": "=", "value": since},
+                ],
+            },
+            {"operator": "AND", "value": [{"field": field, "operator": "<", "value": until}]},
+        ],
+    }
 
 
 def test_unauthorized_without_valid_token(make_standin) -> None:
@@ -66,9 +74,11 @@ def test_search_inclusive_range_matches_brute_force(make_standin) -> None:
         got, cursor = [], None
         async with standin.http() as http:
             while True:
-                body = {"query": _range_query("updated_at", since, until),
-                        "pagination": {"per_page": 150, **({"starting_after": cursor} if cursor else {})},
-                        "sort": {"field": "updated_at", "order": "ascending"}}
+                body = {
+                    "query": _range_query("updated_at", since, until),
+                    "pagination": {"per_page": 150, **({"starting_after": cursor} if cursor else {})},
+                    "sort": {"field": "updated_at", "order": "ascending"},
+                }
                 page = (await http.post("/conversations/search", json=body)).json()
                 got += page["conversations"]
                 cursor = (page["pages"].get("next") or {}).get("starting_after")
@@ -83,16 +93,32 @@ def test_search_inclusive_range_matches_brute_force(make_standin) -> None:
     assert stamps == sorted(stamps)
 
 
-@pytest.mark.parametrize("query, message", [
-    ({"field": "updated_at", "operator": "~", "value": 1}, "not valid for integer"),
-    ({"field": "state", "operator": ">", "value": "open"}, "not valid for string"),
-    ({"field": "open", "operator": "<", "value": True}, "not valid for boolean"),
-    ({"field": "updated_at", "operator": "=", "value": "soon"}, "needs an integer"),
-    ({"field": "nope", "operator": "=", "value": "x"}, "unsupported field"),
-    ({"operator": "AND", "value": [{"operator": "OR", "value": [
-        {"operator": "AND", "value": [{"field": "state", "operator": "=", "value": "open"}]}]}]}, "levels"),
-    ({"operator": "OR", "value": [{"field": "id", "operator": "=", "value": str(i)} for i in range(16)]}, "per group"),
-])
+@pytest.mark.parametrize(
+    "query, message",
+    [
+        ({"field": "updated_at", "operator": "~", "value": 1}, "not valid for integer"),
+        ({"field": "state", "operator": ">", "value": "open"}, "not valid for string"),
+        ({"field": "open", "operator": "<", "value": True}, "not valid for boolean"),
+        ({"field": "updated_at", "operator": "=", "value": "soon"}, "needs an integer"),
+        ({"field": "nope", "operator": "=", "value": "x"}, "unsupported field"),
+        (
+            {
+                "operator": "AND",
+                "value": [
+                    {
+                        "operator": "OR",
+                        "value": [{"operator": "AND", "value": [{"field": "state", "operator": "=", "value": "open"}]}],
+                    }
+                ],
+            },
+            "levels",
+        ),
+        (
+            {"operator": "OR", "value": [{"field": "id", "operator": "=", "value": str(i)} for i in range(16)]},
+            "per group",
+        ),
+    ],
+)
 def test_search_rejects_what_intercom_rejects(make_standin, query, message) -> None:
     standin = make_standin(WorkspaceSpec(conversations=5))
 
@@ -112,25 +138,36 @@ def test_search_operators_and_page_size(make_standin) -> None:
 
     async def go():
         async with standin.http() as http:
-            by_in = await http.post("/conversations/search", json={
-                "query": {"field": "id", "operator": "IN", "value": some}})
-            contains = await http.post("/conversations/search", json={
-                "query": {"field": "source.body", "operator": "~", "value": "refund"},
-                "pagination": {"per_page": 150}})
-            too_big = await http.post("/conversations/search", json={
-                "query": {"field": "state", "operator": "=", "value": "open"}, "pagination": {"per_page": 151}})
+            by_in = await http.post(
+                "/conversations/search", json={"query": {"field": "id", "operator": "IN", "value": some}}
+            )
+            contains = await http.post(
+                "/conversations/search",
+                json={
+                    "query": {"field": "source.body", "operator": "~", "value": "refund"},
+                    "pagination": {"per_page": 150},
+                },
+            )
+            too_big = await http.post(
+                "/conversations/search",
+                json={"query": {"field": "state", "operator": "=", "value": "open"}, "pagination": {"per_page": 151}},
+            )
             return by_in, contains, too_big
 
     by_in, contains, too_big = run(go())
     assert sorted(c["id"] for c in by_in.json()["conversations"]) == some
     assert {c["id"] for c in contains.json()["conversations"]} == {
-        c.id for c in ws.conversations.values() if "refund" in c.body.lower()}
+        c.id for c in ws.conversations.values() if "refund" in c.body.lower()
+    }
     assert too_big.status_code == 400
 
 
 def test_retrieve_caps_parts_and_contacts_404_410(make_standin) -> None:
-    standin = make_standin(WorkspaceSpec(conversations=200, huge_conversation_share=0.03, seed=1,
-                                         merged_contact_share=0.3, missing_contact_share=0.2))
+    standin = make_standin(
+        WorkspaceSpec(
+            conversations=200, huge_conversation_share=0.03, seed=1, merged_contact_share=0.3, missing_contact_share=0.2
+        )
+    )
     ws = standin.workspace
     huge = next(c for c in ws.conversations.values() if len(c.parts) > PARTS_CAP)
     merged = next(iter(ws.merged_into))
@@ -160,8 +197,9 @@ def test_deleted_pages(make_standin) -> None:
         ids, page = [], 1
         async with standin.http() as http:
             while True:
-                body = (await http.get("/conversations/deleted",
-                                       params={"page": page, "per_page": 60, "order": "desc"})).json()
+                body = (
+                    await http.get("/conversations/deleted", params={"page": page, "per_page": 60, "order": "desc"})
+                ).json()
                 ids += [(c["id"], c["deleted_at"]) for c in body["conversations"]]
                 if not body["pages"]["next"]:
                     return ids
@@ -189,15 +227,24 @@ def test_rate_limit_windows_and_headers(make_standin) -> None:
 
 
 def test_fault_injection_and_mutation(make_standin) -> None:
-    standin = make_standin(WorkspaceSpec(conversations=50), error_429_share=0.2, error_500_share=0.2,
-                           slow_share=0.1, slow_seconds=0.01, mutations_per_search_page=2, mutation_budget=3)
+    standin = make_standin(
+        WorkspaceSpec(conversations=50),
+        error_429_share=0.2,
+        error_500_share=0.2,
+        slow_share=0.1,
+        slow_seconds=0.01,
+        mutations_per_search_page=2,
+        mutation_budget=3,
+    )
     before = {c.id: c.updated_at for c in standin.workspace.conversations.values()}
 
     async def go():
         async with standin.http() as http:
             codes = [(await http.get("/me")).status_code for _ in range(100)]
             for _ in range(3):
-                await http.post("/conversations/search", json={"query": {"field": "state", "operator": "!=", "value": "x"}})
+                await http.post(
+                    "/conversations/search", json={"query": {"field": "state", "operator": "!=", "value": "x"}}
+                )
             return codes
 
     codes = run(go())

@@ -56,11 +56,19 @@ def test_role_table() -> None:
 
 
 def test_events_without_text_are_dropped_and_counted() -> None:
-    conv = {"id": "7", "created_at": 1, "updated_at": 2, "source": {"body": "help", "author": {"type": "user", "id": "u"}},
-            "conversation_parts": {"conversation_parts": [
+    conv = {
+        "id": "7",
+        "created_at": 1,
+        "updated_at": 2,
+        "source": {"body": "help", "author": {"type": "user", "id": "u"}},
+        "conversation_parts": {
+            "conversation_parts": [
                 {"id": "1", "part_type": "assignment", "body": None, "author": {"type": "admin", "id": "a"}},
-                {"id": "2", "part_type": "comment", "body": "on it", "author": {"type": "admin", "id": "a"}}],
-                "total_count": 2}}
+                {"id": "2", "part_type": "comment", "body": "on it", "author": {"type": "admin", "id": "a"}},
+            ],
+            "total_count": 2,
+        },
+    }
     record = mapping.conversation_record(conv)
     assert [m.text for m in record.messages] == ["help", "on it"]
     assert record.notes == ["1 parts without text (events) not kept as messages"]

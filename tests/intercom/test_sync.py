@@ -36,9 +36,16 @@ async def sync_once(standin, sink, **kwargs):
 
 
 def test_backfill_complete_under_faults_and_updates_while_paging(make_standin) -> None:
-    standin = make_standin(WorkspaceSpec(conversations=500, seed=11, deleted=5, huge_conversation_share=0.01),
-                           window_seconds=1, limit_per_window=400, error_500_share=0.05, error_429_share=0.02,
-                           mutations_per_search_page=3, mutation_budget=10, fault_seed=11)
+    standin = make_standin(
+        WorkspaceSpec(conversations=500, seed=11, deleted=5, huge_conversation_share=0.01),
+        window_seconds=1,
+        limit_per_window=400,
+        error_500_share=0.05,
+        error_429_share=0.02,
+        mutations_per_search_page=3,
+        mutation_budget=10,
+        fault_seed=11,
+    )
     sink = MemorySink()
     report = run(sync_once(standin, sink))
     assert standin.stats.mutations == 10 and standin.stats.injected_500 > 0
@@ -58,8 +65,9 @@ def test_backfill_complete_under_faults_and_updates_while_paging(make_standin) -
 
 def test_plain_cursor_following_skips_records_the_sync_does_not(make_standin) -> None:
     """Why the sync re-anchors: following Intercom's stateless cursors skips moved records."""
-    standin = make_standin(WorkspaceSpec(conversations=600, seed=12), **ROOMY,
-                           mutations_per_search_page=5, mutation_budget=20)
+    standin = make_standin(
+        WorkspaceSpec(conversations=600, seed=12), **ROOMY, mutations_per_search_page=5, mutation_budget=20
+    )
     before = truth(standin)
     until = int(time.time())
 
@@ -83,8 +91,9 @@ def test_plain_cursor_following_skips_records_the_sync_does_not(make_standin) ->
 
 
 def test_more_than_a_page_within_one_second(make_standin) -> None:
-    standin = make_standin(WorkspaceSpec(conversations=700, seed=13, span_seconds=2, part_gap_seconds=1,
-                                         max_parts=1), **ROOMY)
+    standin = make_standin(
+        WorkspaceSpec(conversations=700, seed=13, span_seconds=2, part_gap_seconds=1, max_parts=1), **ROOMY
+    )
     per_second = {}
     for t in truth(standin).values():
         per_second[t] = per_second.get(t, 0) + 1
@@ -131,8 +140,9 @@ def test_created_at_range_backfill_bounds(make_standin) -> None:
 
 
 def test_persistent_detail_failure_dead_letters_then_retries(make_standin) -> None:
-    standin = make_standin(WorkspaceSpec(conversations=120, seed=16), **ROOMY,
-                           failing_conversation_ids=frozenset({"100003", "100007"}))
+    standin = make_standin(
+        WorkspaceSpec(conversations=120, seed=16), **ROOMY, failing_conversation_ids=frozenset({"100003", "100007"})
+    )
     sink = MemorySink()
     report = run(sync_once(standin, sink))
     assert report.dead_lettered == 2
@@ -179,8 +189,9 @@ def test_interrupted_sync_ends_identical_to_uninterrupted(make_standin, seed) ->
         from threadline.sources.intercom.client import IntercomClient
 
         wrapper = _CancelAfter(standin.checked, n)
-        async with IntercomClient(standin.token, base_url="https://api.intercom.io",
-                                  transport=httpx.ASGITransport(app=wrapper), **FAST) as client:
+        async with IntercomClient(
+            standin.token, base_url="https://api.intercom.io", transport=httpx.ASGITransport(app=wrapper), **FAST
+        ) as client:
             task = asyncio.create_task(IntercomSync(client, sink).run())
             wrapper.task = task
             try:
@@ -199,5 +210,6 @@ def test_interrupted_sync_ends_identical_to_uninterrupted(make_standin, seed) ->
     assert interruptions >= 1
     assert sink.live_ids() == baseline.live_ids()
     assert {cid: content_hash(sink.records[cid]) for cid in sink.live_ids()} == {
-        cid: content_hash(baseline.records[cid]) for cid in baseline.live_ids()}
+        cid: content_hash(baseline.records[cid]) for cid in baseline.live_ids()
+    }
     assert set(sink.deleted) == set(baseline.deleted)

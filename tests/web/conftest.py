@@ -23,8 +23,16 @@ from support import EXAMPLES, REPO, SCREENSHOTS, WORKER_STOP_TIMEOUT_S, stop_pro
 from threadline.config import Settings
 
 CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                 "--disable-background-networking", "--disable-component-update", "--disable-sync"]  # fmt: skip
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
 SERVER_START_TIMEOUT_S = 30  # seconds for uvicorn to bind: it takes well under one
 
 
@@ -71,8 +79,11 @@ def worker(cli_env: dict[str, str], sample_engine: Engine) -> Iterator[subproces
     """A `threadline worker` process on the test database; stopped gracefully afterwards."""
     process = subprocess.Popen(
         [sys.executable, "-m", "threadline.cli.main", "worker", "--concurrency", "1"],
-        env=cli_env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
-    )  # fmt: skip
+        env=cli_env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     yield process
     stop_process(process, signal.SIGINT, timeout_s=WORKER_STOP_TIMEOUT_S)
     if process.stderr:

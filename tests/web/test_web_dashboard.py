@@ -46,8 +46,9 @@ def test_sign_in_run_and_accept_a_story(browser, live_server, web_token, worker,
     page.click("#start-run button[type=submit]")
     page.wait_for_url(re.compile(r"/runs/\d+$"))
     run_id = int(page.url.rsplit("/", 1)[1])
-    page.wait_for_function("document.getElementById('run-status').textContent.trim() !== 'queued'",
-                           timeout=RUN_FINISH_TIMEOUT_MS)  # fmt: skip
+    page.wait_for_function(
+        "document.getElementById('run-status').textContent.trim() !== 'queued'", timeout=RUN_FINISH_TIMEOUT_MS
+    )
     page.screenshot(path=str(SCREENSHOTS / "02a-run-in-progress.png"), full_page=True)
     page.wait_for_function(
         "['succeeded', 'failed', 'stopped'].includes(document.getElementById('run-status').textContent.trim())",

@@ -33,7 +33,7 @@ def test_pages_render_before_any_run(signed_in):
     for path in ("/", "/themes", "/stories", "/conversations", "/conversations?q=export", "/runs", "/dead-letters"):
         response = signed_in.get(path)
         assert response.status_code == 200, path
-        assert "<script src=\"/static/app.js\"" in response.text and "https://" not in response.text.split("<main>")[0]
+        assert '<script src="/static/app.js"' in response.text and "https://" not in response.text.split("<main>")[0]
     conversations = signed_in.get("/conversations?q=export").text
     first = re.search(r'href="/conversations/(\d+)"', conversations).group(1)
     assert signed_in.get(f"/conversations/{first}").status_code == 200

@@ -57,7 +57,14 @@ logger = logging.getLogger(__name__)
 CONVERSATION_TYPE_VERSION = "1"  # bump when cues, prototypes, weights or the rule change
 
 TYPES: tuple[str, ...] = (
-    "bug", "feature_request", "how_to", "billing", "account_access", "complaint", "praise", "other",
+    "bug",
+    "feature_request",
+    "how_to",
+    "billing",
+    "account_access",
+    "complaint",
+    "praise",
+    "other",
 )
 PROBLEM_TYPES: frozenset[str] = frozenset({"bug", "billing", "account_access"})
 
@@ -88,7 +95,11 @@ class Cue:
 
 
 def _cue(
-    type_: str, name: str, regex: str, weight: float = 1.0, malfunction: bool = False,
+    type_: str,
+    name: str,
+    regex: str,
+    weight: float = 1.0,
+    malfunction: bool = False,
     flags: int = re.IGNORECASE | re.MULTILINE,
 ) -> Cue:
     """Build a Cue; patterns are case-insensitive unless `flags` says otherwise."""
@@ -99,51 +110,171 @@ _NEG = r"(?:doesn'?t|does not|don'?t|do not|isn'?t|is not|won'?t|will not|can'?t
 
 CUES: tuple[Cue, ...] = (
     # bug / problem
-    _cue("bug", "not working", r"\b(?:not|stopped|no longer|isn'?t|wasn'?t|aren'?t)\s+working\b|\bno longer (?:works|finishes|loads|syncs|opens|arrives)\b|\b" + _NEG + r"\s+(?:work|load|sync|open|go through|arrive|come through|update|finish|download|upload|save|show up|complete|stick|let|letting|accept|accepting|give|giving|dispense|dispensed)\b", 2.0, True),
+    _cue(
+        "bug",
+        "not working",
+        r"\b(?:not|stopped|no longer|isn'?t|wasn'?t|aren'?t)\s+working\b|\bno longer (?:works|finishes|loads|syncs|opens|arrives)\b|\b"
+        + _NEG
+        + r"\s+(?:work|load|sync|open|go through|arrive|come through|update|finish|download|upload|save|show up|complete|stick|let|letting|accept|accepting|give|giving|dispense|dispensed)\b",
+        2.0,
+        True,
+    ),
     _cue("bug", "won't work", r"\bwon'?t work\b|\bdoes ?n[o']t work\b", 1.0),
     _cue("bug", "error", r"\berror(?:s)?\b|\bexception\b|\b50[0-4]\b|\berr_", 1.5, True),
     _cue("bug", "timeout", r"\btim(?:es|ed|ing)? ?out\b|\btimeout\b", 1.5, True),
-    _cue("bug", "crash", r"\bcrash(?:es|ed|ing)?\b|\bfreez(?:es|ing)\b|\bfrozen\b|\bquits\b|\bcloses (?:itself|unexpectedly)\b|\bshuts? down\b|\bforce[- ]clos", 2.0, True),
+    _cue(
+        "bug",
+        "crash",
+        r"\bcrash(?:es|ed|ing)?\b|\bfreez(?:es|ing)\b|\bfrozen\b|\bquits\b|\bcloses (?:itself|unexpectedly)\b|\bshuts? down\b|\bforce[- ]clos",
+        2.0,
+        True,
+    ),
     _cue("bug", "bug", r"\bbug(?:s|gy)?\b|\bglitch", 2.0, True),
     _cue("bug", "broken", r"\bbroken\b|\bbroke\b", 2.0, True),
     _cue("bug", "fails", r"\bfail(?:s|ed|ing|ure)?\b|\bdidn'?t go through\b", 1.5, True),
     _cue("bug", "stuck", r"\bstuck\b|\bspins?\b|\bhangs?\b|\bforever\b|\bnever sticks\b", 1.5, True),
-    _cue("bug", "loop", r"\bloop(?:s|ing)?\b|\bin circles\b|\bredirect(?:s|ed|ing)?\b|\bbounces?\b|\bkeeps? reloading\b", 1.5, True),
-    _cue("bug", "persists", r"\b(?:doesn'?t|didn'?t|did not|does not) help\b|\bstill (?:happening|there|the same|broken)\b|\bcomes? back\b", 1.5),
-    _cue("bug", "fix it", r"\b(?:please|can you|could you|to) fix\b|\bfix (?:this|it)\b|\bknown (?:issue|problem)\b|\boutage\b|\bproblem on your (?:end|side)\b", 1.5),
-    _cue("bug", "why isn't", r"\bwhy (?:hasn'?t|isn'?t|didn'?t|can'?t|won'?t|doesn'?t|don'?t|is my|was my|would my|has my|did my|am i not)\b", 1.5),
+    _cue(
+        "bug",
+        "loop",
+        r"\bloop(?:s|ing)?\b|\bin circles\b|\bredirect(?:s|ed|ing)?\b|\bbounces?\b|\bkeeps? reloading\b",
+        1.5,
+        True,
+    ),
+    _cue(
+        "bug",
+        "persists",
+        r"\b(?:doesn'?t|didn'?t|did not|does not) help\b|\bstill (?:happening|there|the same|broken)\b|\bcomes? back\b",
+        1.5,
+    ),
+    _cue(
+        "bug",
+        "fix it",
+        r"\b(?:please|can you|could you|to) fix\b|\bfix (?:this|it)\b|\bknown (?:issue|problem)\b|\boutage\b|\bproblem on your (?:end|side)\b",
+        1.5,
+    ),
+    _cue(
+        "bug",
+        "why isn't",
+        r"\bwhy (?:hasn'?t|isn'?t|didn'?t|can'?t|won'?t|doesn'?t|don'?t|is my|was my|would my|has my|did my|am i not)\b",
+        1.5,
+    ),
     _cue("bug", "pending", r"\bstill (?:pending|waiting|awaiting|not|hasn'?t|missing)\b|\bpending\b|\bawaiting\b", 1.0),
-    _cue("bug", "not received", r"\bhas(?:n'?t| not) (?:arrived|been (?:credited|completed|updated)|updated|come|increased)\b|\bnot (?:arriving|arrived|received|showing)\b|\bnothing (?:has )?happen|\b(?:didn'?t|haven'?t|hasn'?t|never|not) (?:receive|received|get|got|gotten)\b", 1.5),
-    _cue("bug", "declined", r"\bdeclin(?:ed|ing)\b|\brevert(?:ed|s)?\b|\breversed\b|\bswallowed\b|\bstill has my card\b", 1.5),
-    _cue("bug", "wrong", r"\bwrong\b|\bincorrect\b|\bdoesn'?t match\b|\bmismatch|\b(?:isn'?t|not|wasn'?t) (?:right|correct)\b", 1.0),
+    _cue(
+        "bug",
+        "not received",
+        r"\bhas(?:n'?t| not) (?:arrived|been (?:credited|completed|updated)|updated|come|increased)\b|\bnot (?:arriving|arrived|received|showing)\b|\bnothing (?:has )?happen|\b(?:didn'?t|haven'?t|hasn'?t|never|not) (?:receive|received|get|got|gotten)\b",
+        1.5,
+    ),
+    _cue(
+        "bug",
+        "declined",
+        r"\bdeclin(?:ed|ing)\b|\brevert(?:ed|s)?\b|\breversed\b|\bswallowed\b|\bstill has my card\b",
+        1.5,
+    ),
+    _cue(
+        "bug",
+        "wrong",
+        r"\bwrong\b|\bincorrect\b|\bdoesn'?t match\b|\bmismatch|\b(?:isn'?t|not|wasn'?t) (?:right|correct)\b",
+        1.0,
+    ),
     _cue("bug", "duplicates", r"\bduplicat(?:e|es|ed|ing)\b|\b\d+ copies\b", 1.0),
     _cue("bug", "delay", r"\bdelay(?:ed|s)?\b|\b(?:hours?|days?) late\b|\barriving late\b", 1.5),
     _cue("bug", "missing", r"\bmissing\b|\bdisappeared\b|\bno longer there\b|\bgone\b", 1.0),
     _cue("bug", "keeps", r"\bkeeps? (?:\w+ing|coming back|failing)\b|\bevery (?:single )?time\b", 1.0),
     _cue("bug", "something wrong", r"\bsomething(?:'s| is)? wrong\b|\bsomething went wrong\b", 1.5),
-    _cue("bug", "fraud", r"\bfraud\b|\bstolen\b|\bstole\b|\bunauthori[sz]ed\b|\bsomeone (?:used|transferred|withdrew|is taking|took)\b|\bmessing with\b|\bi didn'?t make\b", 2.5),
+    _cue(
+        "bug",
+        "fraud",
+        r"\bfraud\b|\bstolen\b|\bstole\b|\bunauthori[sz]ed\b|\bsomeone (?:used|transferred|withdrew|is taking|took)\b|\bmessing with\b|\bi didn'?t make\b",
+        2.5,
+    ),
     _cue("bug", "can't", r"\bcan'?t (?:get|find|upload|export|use|see|open|access)\b|\bunable to\b", 0.5),
-    _cue("bug", "lost or kept", r"\b(?:lost|misplaced) (?:my|our|the) (?:card|phone|wallet|device)\b|\b(?:card|phone|wallet) (?:is|was) (?:lost|stolen)\b|\bcan'?t get (?:my|it|the) (?:\w+ )?back\b", 1.5),
-    _cue("bug", "unusual wait", r"\bis (?:it|this|that) normal\b|\b(?:wait|waited|waiting) (?:over|more than|for over) (?:a|an|\d+)\b|\bthis long\b", 1.5),
+    _cue(
+        "bug",
+        "lost or kept",
+        r"\b(?:lost|misplaced) (?:my|our|the) (?:card|phone|wallet|device)\b|\b(?:card|phone|wallet) (?:is|was) (?:lost|stolen)\b|\bcan'?t get (?:my|it|the) (?:\w+ )?back\b",
+        1.5,
+    ),
+    _cue(
+        "bug",
+        "unusual wait",
+        r"\bis (?:it|this|that) normal\b|\b(?:wait|waited|waiting) (?:over|more than|for over) (?:a|an|\d+)\b|\bthis long\b",
+        1.5,
+    ),
     # feature request
-    _cue("feature_request", "can you add", r"\b(?:can|could|would|will) you (?:please )?(?:add|build|make|implement|introduce|support|consider)\b|\bplease add\b", 2.5),
-    _cue("feature_request", "would be great", r"\b(?:would|it'?d|it will) (?:be|save) (?:great|nice|awesome|amazing|helpful|useful|cool|fantastic|hours)\b", 2.0),
-    _cue("feature_request", "feature request", r"\bfeature request\b|\brequest(?:ing)? (?:a|the) feature\b|\bsuggestion\b|\bsuggest\b", 3.0),
-    _cue("feature_request", "roadmap", r"\broadmap\b|\b(?:any|are there) plans?\b|\bplanned\b|\bin the future\b|\b(?:will|would) there be\b|\bthere will be\b", 2.0),
-    _cue("feature_request", "wish", r"\bwish (?:there was|you had|it could|it had)\b|\bwould love (?:to see|if|a|an)\b|\bwe'?d pay for\b", 2.0),
-    _cue("feature_request", "add ability", r"\b(?:add|adding|need|want) (?:the |a |an )?(?:ability|option|way|feature|support|setting) (?:to|for)\b", 1.5),
-    _cue("feature_request", "other tools have it", r"\bboth have this\b|\bmost tools\b|\bother tools\b|\bcompetitors? (?:have|has|offer)\b", 1.5),
+    _cue(
+        "feature_request",
+        "can you add",
+        r"\b(?:can|could|would|will) you (?:please )?(?:add|build|make|implement|introduce|support|consider)\b|\bplease add\b",
+        2.5,
+    ),
+    _cue(
+        "feature_request",
+        "would be great",
+        r"\b(?:would|it'?d|it will) (?:be|save) (?:great|nice|awesome|amazing|helpful|useful|cool|fantastic|hours)\b",
+        2.0,
+    ),
+    _cue(
+        "feature_request",
+        "feature request",
+        r"\bfeature request\b|\brequest(?:ing)? (?:a|the) feature\b|\bsuggestion\b|\bsuggest\b",
+        3.0,
+    ),
+    _cue(
+        "feature_request",
+        "roadmap",
+        r"\broadmap\b|\b(?:any|are there) plans?\b|\bplanned\b|\bin the future\b|\b(?:will|would) there be\b|\bthere will be\b",
+        2.0,
+    ),
+    _cue(
+        "feature_request",
+        "wish",
+        r"\bwish (?:there was|you had|it could|it had)\b|\bwould love (?:to see|if|a|an)\b|\bwe'?d pay for\b",
+        2.0,
+    ),
+    _cue(
+        "feature_request",
+        "add ability",
+        r"\b(?:add|adding|need|want) (?:the |a |an )?(?:ability|option|way|feature|support|setting) (?:to|for)\b",
+        1.5,
+    ),
+    _cue(
+        "feature_request",
+        "other tools have it",
+        r"\bboth have this\b|\bmost tools\b|\bother tools\b|\bcompetitors? (?:have|has|offer)\b",
+        1.5,
+    ),
     # how-to
     _cue("how_to", "how do I", r"\bhow (?:do|can|could|should|would|might|to)\b|\bhow (?:do|can) (?:i|we)\b", 2.0),
     _cue("how_to", "where", r"\bwhere (?:do|can|is|are|in|should)\b", 1.5),
-    _cue("how_to", "is it possible", r"\bis (?:it|there) (?:possible|a way|an option)\b|\bcan (?:i|we)\b|\bam i able\b", 1.5),
+    _cue(
+        "how_to",
+        "is it possible",
+        r"\bis (?:it|there) (?:possible|a way|an option)\b|\bcan (?:i|we)\b|\bam i able\b",
+        1.5,
+    ),
     _cue("how_to", "how long/much", r"\bhow (?:long|much|many|soon)\b|\bwhen (?:will|should|can|do)\b", 1.0),
     _cue("how_to", "what is", r"\bwhat (?:is|are|does|do|type|kind|types|kinds)\b|\bexplain\b", 1.0),
-    _cue("how_to", "question", r"\bquestion\b|\bwondering\b|\bwould like to know\b|\bwant to know\b|\bneed to find out\b", 1.0),
+    _cue(
+        "how_to",
+        "question",
+        r"\bquestion\b|\bwondering\b|\bwould like to know\b|\bwant to know\b|\bneed to find out\b",
+        1.0,
+    ),
     _cue("how_to", "ends with ?", r"\?\s*\Z", 0.5),
-    _cue("how_to", "asks a question", r"(?:^|[.!?]\s+)(?:are|is|do|does|can|could|will|would|should|which|what|when|where|how|who)\b[^.!?\n]*\?", 1.5),
+    _cue(
+        "how_to",
+        "asks a question",
+        r"(?:^|[.!?]\s+)(?:are|is|do|does|can|could|will|would|should|which|what|when|where|how|who)\b[^.!?\n]*\?",
+        1.5,
+    ),
     _cue("how_to", "help with", r"\bneed help (?:with|to|\w+ing)\b|\bhelp me (?:with|to|\w+ing)\b", 1.0),
-    _cue("how_to", "setup", r"\bset ?up\b|\bconfigure\b|\bguide\b|\bdocumentation\b|\bhelp (?:center|article)\b|\bprocedure\b|\binstructions\b", 1.0),
+    _cue(
+        "how_to",
+        "setup",
+        r"\bset ?up\b|\bconfigure\b|\bguide\b|\bdocumentation\b|\bhelp (?:center|article)\b|\bprocedure\b|\binstructions\b",
+        1.0,
+    ),
     _cue("how_to", "change my", r"\b(?:change|update|edit|rename) (?:my|our|the)\b", 1.0),
     _cue("how_to", "directions", r"\bdirections\b|\bi'?m lost\b", 1.0),
     # billing
@@ -158,26 +289,81 @@ CUES: tuple[Cue, ...] = (
     # account access
     _cue("account_access", "log in", r"\blog ?(?:in|on)\b|\blogin\b|\bsign(?:ing)? ?in\b|\bsigned (?:out|in)\b", 2.0),
     _cue("account_access", "password", r"\bpass(?:word|code)s?\b|\breset (?:link|email|mail)\b", 2.5),
-    _cue("account_access", "2FA", r"\b2fa\b|\btwo[- ]factor\b|\bmfa\b|\bauthenticat(?:or|ion)\b|\bverification code\b", 2.5),
-    _cue("account_access", "locked out", r"\blocked out\b|\block(?:ed)? (?:me|us) out\b|\baccount (?:is |was |got )?(?:locked|disabled|suspended|blocked)\b|\bcan'?t (?:get|log) (?:in|into|back)\b", 3.0),
+    _cue(
+        "account_access",
+        "2FA",
+        r"\b2fa\b|\btwo[- ]factor\b|\bmfa\b|\bauthenticat(?:or|ion)\b|\bverification code\b",
+        2.5,
+    ),
+    _cue(
+        "account_access",
+        "locked out",
+        r"\blocked out\b|\block(?:ed)? (?:me|us) out\b|\baccount (?:is |was |got )?(?:locked|disabled|suspended|blocked)\b|\bcan'?t (?:get|log) (?:in|into|back)\b",
+        3.0,
+    ),
     _cue("account_access", "PIN", r"\bpin\b", 2.0),
     _cue("account_access", "SSO", r"\bsso\b|\bsaml\b|\bokta\b|\bsingle sign[- ]on\b|\bazure ad\b", 1.5),
     _cue("account_access", "identity", r"\bverif(?:y|ied|ication)\b|\bidentity\b|\bid check\b", 2.5),
-    _cue("account_access", "access account", r"\baccess (?:my|the|our) (?:account|app)\b|\bget (?:back )?into (?:my|the|our)\b", 2.0),
+    _cue(
+        "account_access",
+        "access account",
+        r"\baccess (?:my|the|our) (?:account|app)\b|\bget (?:back )?into (?:my|the|our)\b",
+        2.0,
+    ),
     _cue("account_access", "ownership", r"\bowner(?:ship)?\b|\badmin rights\b|\bpermissions?\b|\blogin email\b", 1.5),
     # complaint
-    _cue("complaint", "angry words", r"\b(?:terrible|awful|horrible|ridiculous|unacceptable|disappoint(?:ed|ing)|frustrat(?:ed|ing)|angry|annoy(?:ed|ing)|fed up|worst|useless|rip[- ]?off|disgrace(?:ful)?|pathetic|furious|outrageous|not up to par|slap in the face|poor service)\b", 2.5),
-    _cue("complaint", "leaving", r"\b(?:cancel|close|delete|terminate) (?:my|our) (?:account|subscription)\b|\b(?:switch(?:ing)?|mov(?:e|ing)) to (?:another|a different|a competitor)\b|\bconsidering (?:switching|leaving|cancel)|\bi'?m not paying\b", 2.0),
-    _cue("complaint", "enough", r"\b(?:i'?ve|i have|we'?ve) had enough\b|\bi'?ve got enough\b|\bthis is (?:a joke|ridiculous|unacceptable)\b|\bnobody told us\b|\bloyal customers?\b", 2.0),
+    _cue(
+        "complaint",
+        "angry words",
+        r"\b(?:terrible|awful|horrible|ridiculous|unacceptable|disappoint(?:ed|ing)|frustrat(?:ed|ing)|angry|annoy(?:ed|ing)|fed up|worst|useless|rip[- ]?off|disgrace(?:ful)?|pathetic|furious|outrageous|not up to par|slap in the face|poor service)\b",
+        2.5,
+    ),
+    _cue(
+        "complaint",
+        "leaving",
+        r"\b(?:cancel|close|delete|terminate) (?:my|our) (?:account|subscription)\b|\b(?:switch(?:ing)?|mov(?:e|ing)) to (?:another|a different|a competitor)\b|\bconsidering (?:switching|leaving|cancel)|\bi'?m not paying\b",
+        2.0,
+    ),
+    _cue(
+        "complaint",
+        "enough",
+        r"\b(?:i'?ve|i have|we'?ve) had enough\b|\bi'?ve got enough\b|\bthis is (?:a joke|ridiculous|unacceptable)\b|\bnobody told us\b|\bloyal customers?\b",
+        2.0,
+    ),
     _cue("complaint", "shouting", r"!!+|\b[A-Z]{5,}\b.*\b[A-Z]{5,}\b", 0.5, flags=re.MULTILINE),
     # praise
-    _cue("praise", "thanks a lot", r"\b(?:thank you so much|thanks so much|huge thanks|big thanks|many thanks|thanks a (?:lot|ton|million))\b", 1.5),
+    _cue(
+        "praise",
+        "thanks a lot",
+        r"\b(?:thank you so much|thanks so much|huge thanks|big thanks|many thanks|thanks a (?:lot|ton|million))\b",
+        1.5,
+    ),
     _cue("praise", "love it", r"\b(?:love|loving|loved) (?:the|your|it|this|using|how)\b|\bbig fan\b|\bfan of\b", 2.5),
-    _cue("praise", "great words", r"\b(?:amazing|fantastic|awesome|excellent|brilliant|wonderful|superb|outstanding|great job|great work|kudos|well done)\b", 1.5),
-    _cue("praise", "just wanted to say", r"\bjust (?:wanted|want) to (?:say|thank|let you know)\b|\bmade (?:my|our) day\b|\byou (?:guys|folks|all) (?:are|rock)\b|\bso much (?:easier|better|faster)\b", 2.0),
+    _cue(
+        "praise",
+        "great words",
+        r"\b(?:amazing|fantastic|awesome|excellent|brilliant|wonderful|superb|outstanding|great job|great work|kudos|well done)\b",
+        1.5,
+    ),
+    _cue(
+        "praise",
+        "just wanted to say",
+        r"\bjust (?:wanted|want) to (?:say|thank|let you know)\b|\bmade (?:my|our) day\b|\byou (?:guys|folks|all) (?:are|rock)\b|\bso much (?:easier|better|faster)\b",
+        2.0,
+    ),
     # other
-    _cue("other", "out of office", r"\bout of (?:the )?office\b|\bauto(?:matic)? reply\b|\blimited access to e-?mail\b", 3.0),
-    _cue("other", "sales pitch", r"\bpartner(?:ship| program)?\b|\bseo\b|\bagency offering\b|\breseller\b|\bsurvey\b|\bapply for\b|\bjob\b|\brole i saw\b", 2.0),
+    _cue(
+        "other",
+        "out of office",
+        r"\bout of (?:the )?office\b|\bauto(?:matic)? reply\b|\blimited access to e-?mail\b",
+        3.0,
+    ),
+    _cue(
+        "other",
+        "sales pitch",
+        r"\bpartner(?:ship| program)?\b|\bseo\b|\bagency offering\b|\breseller\b|\bsurvey\b|\bapply for\b|\bjob\b|\brole i saw\b",
+        2.0,
+    ),
 )
 
 # Prototype sentences: short, product-neutral examples of each type. Embedding similarity
@@ -346,7 +532,9 @@ class _CueGroup:
     ascii_prefilter: re.Pattern[str]
     folded: bool  # case-insensitive: ASCII text is searched lowercased
     praise: bool
-    cues: tuple[tuple[re.Pattern[str], re.Pattern[str], int, float, bool, str], ...]  # original, ASCII variant, type index, weight, malfunction, label
+    cues: tuple[
+        tuple[re.Pattern[str], re.Pattern[str], int, float, bool, str], ...
+    ]  # original, ASCII variant, type index, weight, malfunction, label
 
 
 def _cue_groups(cues: Sequence[Cue], size: int) -> tuple[_CueGroup, ...]:
@@ -357,10 +545,26 @@ def _cue_groups(cues: Sequence[Cue], size: int) -> tuple[_CueGroup, ...]:
         for start in range(0, len(run), size):
             chunk = run[start : start + size]
             alternation = re.compile("|".join(f"(?:{c.pattern.pattern})" for c in chunk), chunk[0].pattern.flags)
-            plan = tuple((c.pattern, _ascii_variant(c.pattern), TYPES.index(c.type), c.weight, c.malfunction,
-                          f"{c.type}:{c.name}") for c in chunk)  # fmt: skip
-            groups.append(_CueGroup(alternation, _ascii_variant(alternation),
-                                    bool(alternation.flags & re.IGNORECASE), chunk[0].type == "praise", plan))  # fmt: skip
+            plan = tuple(
+                (
+                    c.pattern,
+                    _ascii_variant(c.pattern),
+                    TYPES.index(c.type),
+                    c.weight,
+                    c.malfunction,
+                    f"{c.type}:{c.name}",
+                )
+                for c in chunk
+            )
+            groups.append(
+                _CueGroup(
+                    alternation,
+                    _ascii_variant(alternation),
+                    bool(alternation.flags & re.IGNORECASE),
+                    chunk[0].type == "praise",
+                    plan,
+                )
+            )
         run.clear()
 
     for cue in cues:

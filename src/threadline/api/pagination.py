@@ -32,5 +32,6 @@ def page_of(rows: list, limit: int, offset: int) -> dict:
     more = len(rows) > limit
     return {"items": rows[:limit], "limit": limit, "offset": offset, "next_offset": offset + limit if more else None}
 
+
 MAX_ID = 2**63 - 1  # largest BIGINT: ids beyond it cannot exist, so they are rejected before reaching SQL
 IdPath = Annotated[int, Path(ge=1, le=MAX_ID, description="Row id.")]

@@ -121,8 +121,13 @@ class TokenCache:
     verifications are never cached.
     """
 
-    def __init__(self, ttl_s: float = TOKEN_CACHE_TTL_S, *, clock: Callable[[], float] = time.monotonic,
-                 max_entries: int = MAX_CACHED_TOKENS) -> None:  # fmt: skip
+    def __init__(
+        self,
+        ttl_s: float = TOKEN_CACHE_TTL_S,
+        *,
+        clock: Callable[[], float] = time.monotonic,
+        max_entries: int = MAX_CACHED_TOKENS,
+    ) -> None:
         self.ttl_s = ttl_s
         self._clock = clock
         self._max_entries = max_entries

@@ -45,7 +45,9 @@ def parse_date(value: str | None, option: str) -> datetime | None:
     try:
         parsed = datetime.fromisoformat(value)
     except ValueError:
-        raise typer.BadParameter(f"{value!r} is not an ISO date (YYYY-MM-DD or a full timestamp)", param_hint=option) from None
+        raise typer.BadParameter(
+            f"{value!r} is not an ISO date (YYYY-MM-DD or a full timestamp)", param_hint=option
+        ) from None
     return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
 
 

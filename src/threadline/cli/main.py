@@ -39,11 +39,17 @@ def db_upgrade() -> None:
 
 @app.command("import")
 def import_command(
-    path: Annotated[Path, typer.Argument(help="A .jsonl (one conversation per line) or .csv (one message per row) file.")],
+    path: Annotated[
+        Path, typer.Argument(help="A .jsonl (one conversation per line) or .csv (one message per row) file.")
+    ],
     source: Annotated[str, typer.Option("--source", help="Source name to import into.")] = "default",
-    file_format: Annotated[str | None, typer.Option("--format", help="jsonl or csv (default: from the extension).")] = None,
+    file_format: Annotated[
+        str | None, typer.Option("--format", help="jsonl or csv (default: from the extension).")
+    ] = None,
     text_col: Annotated[str, typer.Option(help="CSV: message text column.")] = "text",
-    conversation_col: Annotated[str, typer.Option(help="CSV: conversation id column (absent: one conversation per row).")] = "conversation_id",
+    conversation_col: Annotated[
+        str, typer.Option(help="CSV: conversation id column (absent: one conversation per row).")
+    ] = "conversation_id",
     message_col: Annotated[str, typer.Option(help="CSV: message id column.")] = "message_id",
     author_col: Annotated[str, typer.Option(help="CSV: author role column (absent: customer).")] = "author",
     time_col: Annotated[str, typer.Option(help="CSV: message time column (ISO-8601 with offset).")] = "created_at",
@@ -59,19 +65,32 @@ def import_command(
 
     if file_format not in (None, "jsonl", "csv"):
         raise fail(f"--format must be jsonl or csv, not {file_format!r}")
-    columns = CsvColumns(text=text_col, conversation_id=conversation_col, message_id=message_col, author=author_col, created_at=time_col)
+    columns = CsvColumns(
+        text=text_col, conversation_id=conversation_col, message_id=message_col, author=author_col, created_at=time_col
+    )
     try:
         result = import_file(engine(), path, source_name=source, file_format=file_format, columns=columns)
     except FileFormatError as exc:
         raise fail(str(exc)) from None
     report, stats = result.report, result.stats
     if as_json:
-        emit_json({
-            "source": source, "file": str(path), "format": result.format, "valid_records": report.records,
-            "inserted": stats.inserted, "updated": stats.updated, "unchanged": stats.unchanged,
-            "duplicates": stats.duplicates_in_batch, "rejected": report.rejected,
-            "problems": [{"line": p.line, "id": p.record_id, "reason": p.reason, "rejected": p.rejected} for p in report.problems],
-        })  # fmt: skip
+        emit_json(
+            {
+                "source": source,
+                "file": str(path),
+                "format": result.format,
+                "valid_records": report.records,
+                "inserted": stats.inserted,
+                "updated": stats.updated,
+                "unchanged": stats.unchanged,
+                "duplicates": stats.duplicates_in_batch,
+                "rejected": report.rejected,
+                "problems": [
+                    {"line": p.line, "id": p.record_id, "reason": p.reason, "rejected": p.rejected}
+                    for p in report.problems
+                ],
+            }
+        )
     else:
         for problem in report.problems[:200]:
             err_console.print(f"[yellow]{path.name}[/yellow] {problem}", markup=True, highlight=False)
@@ -101,8 +120,13 @@ def themes_command(limit: LimitOption = 50, as_json: JsonOption = False) -> None
     for group in tree:
         table.add_row(f"[bold]{group['name']}[/bold]", str(group["size"]), "", "", "")
         for theme in group["themes"]:
-            table.add_row(f"  {theme['name']}", str(theme["size"]), ", ".join(theme["keywords"][:4]),
-                          (theme["first_seen"] or "")[:10], (theme["last_seen"] or "")[:10])  # fmt: skip
+            table.add_row(
+                f"  {theme['name']}",
+                str(theme["size"]),
+                ", ".join(theme["keywords"][:4]),
+                (theme["first_seen"] or "")[:10],
+                (theme["last_seen"] or "")[:10],
+            )
     console.print(table)
 
 
@@ -124,8 +148,15 @@ def stories_command(limit: LimitOption = 20, as_json: JsonOption = False) -> Non
     table = Table("#", "story", "conv.", "cust.", "trend", "severity", "evidence")
     for story in stories:
         quote = story["evidence"][0]["quote"] if story["evidence"] else ""
-        table.add_row(str(story["rank"]), story["title"], str(story["conversations"]), str(story["customers"]),
-                      (story["trend"] or {}).get("direction", ""), story["severity"] or "", f"\u201c{quote[:90]}\u201d")  # fmt: skip
+        table.add_row(
+            str(story["rank"]),
+            story["title"],
+            str(story["conversations"]),
+            str(story["customers"]),
+            (story["trend"] or {}).get("direction", ""),
+            story["severity"] or "",
+            f"\u201c{quote[:90]}\u201d",
+        )
     console.print(table)
 
 
@@ -162,8 +193,14 @@ def status_command(as_json: JsonOption = False) -> None:
     console.print(table)
     runs = Table("run", "status", "phase", "conversations", "created", "finished")
     for run in summary["runs"]:
-        runs.add_row(str(run["id"]), run["status"], run["phase"] or "", str(run["conversations"]),
-                     (run["created_at"] or "")[:19], (run["finished_at"] or "")[:19])  # fmt: skip
+        runs.add_row(
+            str(run["id"]),
+            run["status"],
+            run["phase"] or "",
+            str(run["conversations"]),
+            (run["created_at"] or "")[:19],
+            (run["finished_at"] or "")[:19],
+        )
     console.print(runs)
 
 

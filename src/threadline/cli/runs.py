@@ -39,7 +39,9 @@ def run_command(
     source: Annotated[str | None, typer.Option("--source", help="Only this source's conversations.")] = None,
     since: Annotated[str | None, typer.Option(help="Conversations created on or after this date.")] = None,
     until: Annotated[str | None, typer.Option(help="Conversations created before this date.")] = None,
-    detach: Annotated[bool, typer.Option("--detach", help="Only enqueue; `threadline worker` processes run it.")] = False,
+    detach: Annotated[
+        bool, typer.Option("--detach", help="Only enqueue; `threadline worker` processes run it.")
+    ] = False,
     concurrency: ConcurrencyOption = WORKER_CONCURRENCY,
     sync: Annotated[bool, typer.Option("--sync", help="Sync the (Intercom) --source first, then run on it.")] = False,
     as_json: JsonOption = False,
@@ -54,14 +56,18 @@ def run_command(
         _sync_first(eng, source)
     try:
         with session_scope(eng) as session:
-            run_id = enqueue_run(session, source=source, since=parse_date(since, "--since"), until=parse_date(until, "--until"))
+            run_id = enqueue_run(
+                session, source=source, since=parse_date(since, "--since"), until=parse_date(until, "--until")
+            )
     except RunError as exc:
         raise fail(str(exc)) from None
     if detach:
         if as_json:
             emit_json({"run_id": run_id, "status": "queued"})
         else:
-            console.print(f"run {run_id} queued; `threadline worker` executes it, `threadline runs show {run_id}` follows it")
+            console.print(
+                f"run {run_id} queued; `threadline worker` executes it, `threadline runs show {run_id}` follows it"
+            )
         return
     columns = (TextColumn("{task.description:<10}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
     with Progress(*columns, console=err_console, disable=as_json) as progress:
@@ -116,13 +122,21 @@ WORKER_NICENESS = 10  # nice level: pipeline batches are background work; servin
 
 def worker_command(
     concurrency: ConcurrencyOption = WORKER_CONCURRENCY,
-    heartbeat: Annotated[float, typer.Option("--heartbeat", min=0.5, help="Seconds between heartbeats.")] = HEARTBEAT_INTERVAL_S,
+    heartbeat: Annotated[
+        float, typer.Option("--heartbeat", min=0.5, help="Seconds between heartbeats.")
+    ] = HEARTBEAT_INTERVAL_S,
     stalled_after: Annotated[
-        float, typer.Option("--stalled-after", min=2.0, help="Seconds without heartbeat before a worker's jobs are taken over.")
+        float,
+        typer.Option(
+            "--stalled-after", min=2.0, help="Seconds without heartbeat before a worker's jobs are taken over."
+        ),
     ] = STALLED_WORKER_TIMEOUT_S,
     name: Annotated[str | None, typer.Option("--name", help="Worker name shown in logs.")] = None,
     nice: Annotated[
-        int, typer.Option("--nice", min=0, max=19, help="CPU niceness: batch work yields to the API server on the same machine.")
+        int,
+        typer.Option(
+            "--nice", min=0, max=19, help="CPU niceness: batch work yields to the API server on the same machine."
+        ),
     ] = WORKER_NICENESS,
 ) -> None:
     """Execute queued runs (any number of workers, on any machines, against THREADLINE_DATABASE_URL)."""
@@ -145,7 +159,16 @@ def _show(view: dict[str, Any]) -> None:
     table = Table("phase", "state", "total", "done", "skipped", "dead", "retries", "duration s")
     for phase, c in view["counters"].items():
         duration = "" if c["duration_s"] is None else f"{c['duration_s']:.1f}"
-        table.add_row(phase, c["state"], str(c["total"]), str(c["done"]), str(c["skipped"]), str(c["dead"]), str(c["retries"]), duration)
+        table.add_row(
+            phase,
+            c["state"],
+            str(c["total"]),
+            str(c["done"]),
+            str(c["skipped"]),
+            str(c["dead"]),
+            str(c["retries"]),
+            duration,
+        )
     console.print(table)
     if view["error"]:
         console.print(f"[red]error:[/red] {view['error']}")
@@ -164,8 +187,16 @@ def runs_list(limit: LimitOption = 20, as_json: JsonOption = False) -> None:
         return
     table = Table("run", "status", "phase", "conversations", "progress", "dead letters", "created", "finished")
     for v in views:
-        table.add_row(str(v["id"]), v["status"], v["phase"] or "", str(v["conversations"]), f"{v['progress']:.0%}",
-                      str(v["dead_letters"]), (v["created_at"] or "")[:19], (v["finished_at"] or "")[:19])  # fmt: skip
+        table.add_row(
+            str(v["id"]),
+            v["status"],
+            v["phase"] or "",
+            str(v["conversations"]),
+            f"{v['progress']:.0%}",
+            str(v["dead_letters"]),
+            (v["created_at"] or "")[:19],
+            (v["finished_at"] or "")[:19],
+        )
     console.print(table)
 
 
@@ -226,8 +257,15 @@ def dlq_list(
         return
     table = Table("id", "run", "stage", "item", "error", "attempts", "failed")
     for d in letters:
-        table.add_row(str(d["id"]), str(d["run_id"]), d["stage"], d["item"], f"{d['error_class']}: {d['error_message']}"[:80],
-                      str(d["attempts"]), (d["failed_at"] or "")[:19])  # fmt: skip
+        table.add_row(
+            str(d["id"]),
+            str(d["run_id"]),
+            d["stage"],
+            d["item"],
+            f"{d['error_class']}: {d['error_message']}"[:80],
+            str(d["attempts"]),
+            (d["failed_at"] or "")[:19],
+        )
     console.print(table)
 
 

@@ -25,7 +25,9 @@ def register(app: typer.Typer) -> None:
 def serve_command(
     host: Annotated[str, typer.Option(help="Interface to bind (default: loopback only).")] = DEFAULT_HOST,
     port: Annotated[int, typer.Option(min=0, max=65535, help="TCP port (0: any free port).")] = DEFAULT_PORT,
-    workers: Annotated[int, typer.Option(min=1, max=MAX_SERVER_WORKERS, help="Server processes (one per core helps under load).")] = 1,
+    workers: Annotated[
+        int, typer.Option(min=1, max=MAX_SERVER_WORKERS, help="Server processes (one per core helps under load).")
+    ] = 1,
 ) -> None:
     """Serve the HTTP API (/api, OpenAPI schema at /openapi.json) and the dashboard (/). Runs are done by `threadline worker`.
 
@@ -35,9 +37,15 @@ def serve_command(
 
     engine()  # start the embedded server and migrate once, before any server process starts
     uvicorn.run(
-        "threadline.api.app:create_app", factory=True, host=host, port=port, workers=workers,
-        log_level="warning", access_log=False, proxy_headers=False,
-    )  # fmt: skip
+        "threadline.api.app:create_app",
+        factory=True,
+        host=host,
+        port=port,
+        workers=workers,
+        log_level="warning",
+        access_log=False,
+        proxy_headers=False,
+    )
 
 
 @tokens_app.command("create")
@@ -68,7 +76,9 @@ def tokens_revoke(name: Annotated[str, typer.Argument(help="Name of the token to
 
 
 @tokens_app.command("list")
-def tokens_list(as_json: Annotated[bool, typer.Option("--json", help="Machine-readable JSON on stdout.")] = False) -> None:
+def tokens_list(
+    as_json: Annotated[bool, typer.Option("--json", help="Machine-readable JSON on stdout.")] = False,
+) -> None:
     """Token names with created / last used / revoked times (never the tokens)."""
     from threadline.api.tokens import list_tokens
     from threadline.db.engine import session_scope
@@ -80,5 +90,8 @@ def tokens_list(as_json: Annotated[bool, typer.Option("--json", help="Machine-re
         return
     table = Table("name", "created", "last used", "revoked")
     for row in rows:
-        table.add_row(row["name"], *[(row[k].isoformat()[:19] if row[k] else "") for k in ("created_at", "last_used_at", "revoked_at")])
+        table.add_row(
+            row["name"],
+            *[(row[k].isoformat()[:19] if row[k] else "") for k in ("created_at", "last_used_at", "revoked_at")],
+        )
     console.print(table)

@@ -202,9 +202,7 @@ class Theme(Base):
     keywords: Mapped[list[str]] = mapped_column(default=list)
     centroid: Mapped[Any | None] = mapped_column(Vector())
     embedding_model: Mapped[str | None] = mapped_column(String(200))
-    representative_message_id: Mapped[int | None] = mapped_column(
-        ForeignKey("messages.id", ondelete="SET NULL")
-    )
+    representative_message_id: Mapped[int | None] = mapped_column(ForeignKey("messages.id", ondelete="SET NULL"))
     conversation_type: Mapped[str | None] = mapped_column(String(32))
     size: Mapped[int] = mapped_column(Integer, default=0)
     first_seen: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
@@ -220,9 +218,7 @@ class ThemeMember(Base):
 
     __tablename__ = "theme_members"
     run_id: Mapped[int] = mapped_column(ForeignKey("runs.id", ondelete="CASCADE"), primary_key=True)
-    conversation_id: Mapped[int] = mapped_column(
-        ForeignKey("conversations.id", ondelete="CASCADE"), primary_key=True
-    )
+    conversation_id: Mapped[int] = mapped_column(ForeignKey("conversations.id", ondelete="CASCADE"), primary_key=True)
     theme_id: Mapped[int] = mapped_column(ForeignKey("themes.id", ondelete="CASCADE"), index=True)
     similarity: Mapped[float] = mapped_column(Float)
 
@@ -280,9 +276,15 @@ class DeadLetter(Base):
     __tablename__ = "dead_letters"
     __table_args__ = (
         # One open (not yet retried) dead letter per item, so a failure is recorded once.
-        Index("ux_dead_letters_open_item", "run_id", "stage", "item", unique=True,
-              postgresql_where=text("retried_at IS NULL")),
-    )  # fmt: skip
+        Index(
+            "ux_dead_letters_open_item",
+            "run_id",
+            "stage",
+            "item",
+            unique=True,
+            postgresql_where=text("retried_at IS NULL"),
+        ),
+    )
     id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
     run_id: Mapped[int | None] = mapped_column(ForeignKey("runs.id", ondelete="CASCADE"), index=True)
     stage: Mapped[str] = mapped_column(String(32))

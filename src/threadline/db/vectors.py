@@ -44,11 +44,16 @@ def insert_embeddings(session: Session, model: str, rows: Sequence[tuple[int, st
     with _psycopg_connection(session).cursor() as cursor:
         cursor.executemany(
             INSERT_EMBEDDINGS_SQL,
-            [(cid, model, digest, int(vector.shape[0]), np.asarray(vector, dtype=np.float32)) for cid, digest, vector in rows],
+            [
+                (cid, model, digest, int(vector.shape[0]), np.asarray(vector, dtype=np.float32))
+                for cid, digest, vector in rows
+            ],
         )
 
 
-def fetch_vectors(session: Session, sql: str, params: Mapping[str, Any] | Sequence[Any] | None = None) -> dict[int, np.ndarray]:
+def fetch_vectors(
+    session: Session, sql: str, params: Mapping[str, Any] | Sequence[Any] | None = None
+) -> dict[int, np.ndarray]:
     """Run `sql` (selecting conversation id, vector) and return {conversation id: float32 vector}.
 
     Later rows for the same conversation replace earlier ones, so order the query so the

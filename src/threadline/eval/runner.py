@@ -27,8 +27,9 @@ class EvalError(ValueError):
     """The labels could not be read as described."""
 
 
-def read_labels(path: Path, file_format: str, *, label_col: str | None, label_path: str | None,
-                conversation_col: str) -> dict[str, str]:  # fmt: skip
+def read_labels(
+    path: Path, file_format: str, *, label_col: str | None, label_path: str | None, conversation_col: str
+) -> dict[str, str]:
     """External id -> label, read from the file after the run."""
     labels: dict[str, str] = {}
     if file_format == "csv":
@@ -107,8 +108,9 @@ def evaluate(
                 ).all()
             )
     wall = time.perf_counter() - started
-    labels = read_labels(path, file_format, label_col=label_col, label_path=label_path,
-                         conversation_col=columns.conversation_id)  # fmt: skip
+    labels = read_labels(
+        path, file_format, label_col=label_col, label_path=label_path, conversation_col=columns.conversation_id
+    )
     ids = [cid for cid in sorted(external) if external[cid] in labels]
     if not ids:
         raise EvalError("no imported conversation has a label")

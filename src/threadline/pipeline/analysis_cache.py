@@ -34,7 +34,9 @@ _STORE_SQL = text(
 )
 
 
-def cached_conversation_ids(session: Session, *, stage: str, model: str, version: str, keys: Mapping[int, str]) -> set[int]:
+def cached_conversation_ids(
+    session: Session, *, stage: str, model: str, version: str, keys: Mapping[int, str]
+) -> set[int]:
     """Conversations of `keys` (conversation id -> input hash) that already have this analysis."""
     if not keys:
         return set()

@@ -54,17 +54,20 @@ class _Failure:
 
 def _failure(exc: BaseException) -> _Failure:
     return _Failure(
-        type(exc).__name__, str(exc)[:MAX_ERROR_CHARS] or type(exc).__name__,
+        type(exc).__name__,
+        str(exc)[:MAX_ERROR_CHARS] or type(exc).__name__,
         transient=is_transient(exc) and not isinstance(exc, PermanentError),
         retry_after_s=getattr(exc, "retry_after_s", None),
-    )  # fmt: skip
+    )
 
 
 def _ids_param(ids: Sequence[int]):
     return any_(cast(list(ids), ARRAY(BigInteger)))
 
 
-def _transition(session: Session, run_id: int, stage: str, ids: Sequence[int], state: str, reasons: dict[int, str] | None = None) -> list[int]:
+def _transition(
+    session: Session, run_id: int, stage: str, ids: Sequence[int], state: str, reasons: dict[int, str] | None = None
+) -> list[int]:
     """Move pending items to `state`; returns the ids this call moved (each id moves once, ever)."""
     if not ids:
         return []
@@ -72,32 +75,51 @@ def _transition(session: Session, run_id: int, stage: str, ids: Sequence[int], s
         moved = []
         for cid in ids:  # per-item reasons: one statement each (dead and skipped items are few)
             row = session.execute(
-                update(RunItem).where(RunItem.run_id == run_id, RunItem.stage == stage,
-                                      RunItem.conversation_id == cid, RunItem.state == "pending")
+                update(RunItem)
+                .where(
+                    RunItem.run_id == run_id,
+                    RunItem.stage == stage,
+                    RunItem.conversation_id == cid,
+                    RunItem.state == "pending",
+                )
                 .values(state=state, reason=reasons[cid], finished_at=func.clock_timestamp())
                 .returning(RunItem.conversation_id)
-            ).first()  # fmt: skip
+            ).first()
             if row is not None:
                 moved.append(int(row[0]))
         return moved
     return [
         int(cid)
         for cid in session.execute(
-            update(RunItem).where(RunItem.run_id == run_id, RunItem.stage == stage,
-                                  RunItem.conversation_id == _ids_param(ids), RunItem.state == "pending")
+            update(RunItem)
+            .where(
+                RunItem.run_id == run_id,
+                RunItem.stage == stage,
+                RunItem.conversation_id == _ids_param(ids),
+                RunItem.state == "pending",
+            )
             .values(state=state, finished_at=func.clock_timestamp())
             .returning(RunItem.conversation_id)
         ).scalars()
-    ]  # fmt: skip
+    ]
 
 
 def _dead_letter(session: Session, run_id: int, stage: str, item: str, failure: _Failure, attempts: int) -> None:
-    session.add(DeadLetter(run_id=run_id, stage=stage, item=item, error_class=failure.error_class,
-                           error_message=failure.message, attempts=attempts))  # fmt: skip
+    session.add(
+        DeadLetter(
+            run_id=run_id,
+            stage=stage,
+            item=item,
+            error_class=failure.error_class,
+            error_message=failure.message,
+            attempts=attempts,
+        )
+    )
 
 
-def _claim(engine: Engine, run_id: int, generation: int, stage: str, ids: Sequence[int],
-           job_id: int | None) -> tuple[dict[int, int], dict] | None:  # fmt: skip
+def _claim(
+    engine: Engine, run_id: int, generation: int, stage: str, ids: Sequence[int], job_id: int | None
+) -> tuple[dict[int, int], dict] | None:
     """(pending items of this batch -> attempt number, run params), or None when the run must not start work.
 
     Reads the run under a share lock: claims of concurrent batches do not wait for each
@@ -120,11 +142,16 @@ def _claim(engine: Engine, run_id: int, generation: int, stage: str, ids: Sequen
             stopping = status == "stopping"
         else:
             rows = session.execute(
-                update(RunItem).where(RunItem.run_id == run_id, RunItem.stage == stage,
-                                      RunItem.conversation_id == _ids_param(ids), RunItem.state == "pending")
+                update(RunItem)
+                .where(
+                    RunItem.run_id == run_id,
+                    RunItem.stage == stage,
+                    RunItem.conversation_id == _ids_param(ids),
+                    RunItem.state == "pending",
+                )
                 .values(attempts=RunItem.attempts + 1, started_at=func.clock_timestamp())
                 .returning(RunItem.conversation_id, RunItem.attempts)
-            ).all()  # fmt: skip
+            ).all()
             claimed = {int(cid): int(attempt) for cid, attempt in rows}
             if not claimed and pending_count(session, run_id, stage) == 0:
                 defer_once(session, advance_job(run_id, generation))  # a re-run of a batch that committed, then died
@@ -135,9 +162,18 @@ def _claim(engine: Engine, run_id: int, generation: int, stage: str, ids: Sequen
     return claim
 
 
-def run_batch(engine: Engine, *, run_id: int, generation: int, stage: str, ids: Sequence[int],
-              job_id: int | None = None, settings: DurableSettings | None = None,
-              faults: FaultInjector | None = None, rng: random.Random | None = None) -> dict[str, int]:  # fmt: skip
+def run_batch(
+    engine: Engine,
+    *,
+    run_id: int,
+    generation: int,
+    stage: str,
+    ids: Sequence[int],
+    job_id: int | None = None,
+    settings: DurableSettings | None = None,
+    faults: FaultInjector | None = None,
+    rng: random.Random | None = None,
+) -> dict[str, int]:
     """Process one batch of a per-conversation stage; raises RetryLater when items await a retry."""
     settings = settings or DurableSettings.from_env()
     faults = faults or FaultInjector.from_env()
@@ -149,7 +185,9 @@ def run_batch(engine: Engine, *, run_id: int, generation: int, stage: str, ids: 
     ok: list[int] = []
     for cid in sorted(claimed):
         if claimed[cid] > settings.max_item_attempts:  # lost with its worker on every attempt: a poison item
-            failures[cid] = _Failure("WorkerLost", f"{EXHAUSTED}: the worker died on each of {claimed[cid] - 1} attempts", False)
+            failures[cid] = _Failure(
+                "WorkerLost", f"{EXHAUSTED}: the worker died on each of {claimed[cid] - 1} attempts", False
+            )
             continue
         try:
             faults.check(stage, cid, claimed[cid])
@@ -186,9 +224,16 @@ def run_batch(engine: Engine, *, run_id: int, generation: int, stage: str, ids: 
     return {"claimed": len(claimed), "done": len(outcome.done), "failed": len(failures)}
 
 
-def _record(session: Session, run_id: int, stage: str, claimed: dict[int, int], outcome: BatchOutcome,
-            failures: dict[int, _Failure], settings: DurableSettings,
-            rng: random.Random | None) -> tuple[list[int], float, str]:  # fmt: skip
+def _record(
+    session: Session,
+    run_id: int,
+    stage: str,
+    claimed: dict[int, int],
+    outcome: BatchOutcome,
+    failures: dict[int, _Failure],
+    settings: DurableSettings,
+    rng: random.Random | None,
+) -> tuple[list[int], float, str]:
     """Store item outcomes, dead letters and counters under the run lock; returns (ids to retry, delay, run status).
 
     Items left pending in the stage = total - done - skipped - dead, read from the counters
@@ -199,15 +244,31 @@ def _record(session: Session, run_id: int, stage: str, claimed: dict[int, int], 
     assert run is not None
     done = _transition(session, run_id, stage, outcome.done, "done")
     skipped = _transition(session, run_id, stage, sorted(outcome.skipped), "skipped", outcome.skipped)
-    dead_failures = {cid: f for cid, f in failures.items() if not f.transient or claimed[cid] >= settings.max_item_attempts}
-    reasons = {cid: (f.message if not f.transient else f"{EXHAUSTED}: {f.message}")[:MAX_ERROR_CHARS] for cid, f in dead_failures.items()}
+    dead_failures = {
+        cid: f for cid, f in failures.items() if not f.transient or claimed[cid] >= settings.max_item_attempts
+    }
+    reasons = {
+        cid: (f.message if not f.transient else f"{EXHAUSTED}: {f.message}")[:MAX_ERROR_CHARS]
+        for cid, f in dead_failures.items()
+    }
     dead = _transition(session, run_id, stage, sorted(dead_failures), "dead", reasons)
     for cid in dead:
         _dead_letter(session, run_id, stage, str(cid), dead_failures[cid], claimed[cid])
     retry = sorted(cid for cid in failures if cid not in dead_failures)
     computed = min(outcome.computed, len(done))  # a concurrent duplicate may have moved some items first
-    add_counters(run, stage, {"done": len(done), "skipped": len(skipped), "dead": len(dead), "retries": len(retry),
-                              "computed": computed, "reused": len(done) - computed, **outcome.extra_counters})  # fmt: skip
+    add_counters(
+        run,
+        stage,
+        {
+            "done": len(done),
+            "skipped": len(skipped),
+            "dead": len(dead),
+            "retries": len(retry),
+            "computed": computed,
+            "reused": len(done) - computed,
+            **outcome.extra_counters,
+        },
+    )
     if run.phase is None and run.status == "running":
         run.phase = stage
     c = run.counters[stage]
@@ -231,8 +292,16 @@ def _stop_for(session: Session, run_id: int, reason: str) -> None:
         logger.warning("run %d stopping: %s", run_id, reason)
 
 
-def run_whole(engine: Engine, *, run_id: int, generation: int, phase: str, job_id: int | None = None,
-              job_attempts: int = 0, settings: DurableSettings | None = None) -> dict[str, int]:  # fmt: skip
+def run_whole(
+    engine: Engine,
+    *,
+    run_id: int,
+    generation: int,
+    phase: str,
+    job_id: int | None = None,
+    job_attempts: int = 0,
+    settings: DurableSettings | None = None,
+) -> dict[str, int]:
     """Run a whole-run stage once: its result, the phase's `done` and the next advance commit together."""
     settings = settings or DurableSettings.from_env()
     with session_scope(engine) as session:
@@ -263,7 +332,9 @@ def run_whole(engine: Engine, *, run_id: int, generation: int, phase: str, job_i
             else:
                 _dead_letter(session, run_id, phase, f"run:{run_id}", failure, attempt)
                 add_counters(run, phase, {"dead": 1})
-                session.execute(update(RunPhase).where(RunPhase.run_id == run_id, RunPhase.phase == phase).values(state="pending"))
+                session.execute(
+                    update(RunPhase).where(RunPhase.run_id == run_id, RunPhase.phase == phase).values(state="pending")
+                )
                 run.status, run.phase, run.finished_at = "failed", None, func.now()
                 run.error = f"{phase}: {failure.error_class}: {failure.message}"[:MAX_ERROR_CHARS]
         else:
@@ -272,9 +343,10 @@ def run_whole(engine: Engine, *, run_id: int, generation: int, phase: str, job_i
             set_counters(run, phase, result)
             add_counters(run, phase, {"done": 1})
             session.execute(
-                update(RunPhase).where(RunPhase.run_id == run_id, RunPhase.phase == phase)
+                update(RunPhase)
+                .where(RunPhase.run_id == run_id, RunPhase.phase == phase)
                 .values(state="done", finished_at=func.clock_timestamp())  # now() is the transaction start
-            )  # fmt: skip
+            )
             if run.status == "stopping":
                 try_finish_stop(session, run_id, exclude_job_id=job_id)
             else:

@@ -95,17 +95,24 @@ def classify_conversations(
         matrix = _vectors(session, {cid: texts[cid] for cid in missing}, embedder, known=vectors or {})
         types = classify_conversation_types([texts[cid] for cid in missing], matrix, _prototypes(embedder))
         rows = [
-            dict(conversation_id=cid, stage=STAGE, input_hash=hashes[cid], model=model,
-                 version=CONVERSATION_TYPE_VERSION,
-                 output={"type": t.type, "confidence": t.confidence, "cues": t.cues})
+            dict(
+                conversation_id=cid,
+                stage=STAGE,
+                input_hash=hashes[cid],
+                model=model,
+                version=CONVERSATION_TYPE_VERSION,
+                output={"type": t.type, "confidence": t.confidence, "cues": t.cues},
+            )
             for cid, t in zip(missing, types, strict=True)
-        ]  # fmt: skip
+        ]
         store_analyses(session, rows)
         result.computed = len(missing)
     return result
 
 
-def _vectors(session: Session, texts: dict[int, str], embedder: Embedder, known: Mapping[int, np.ndarray]) -> np.ndarray:
+def _vectors(
+    session: Session, texts: dict[int, str], embedder: Embedder, known: Mapping[int, np.ndarray]
+) -> np.ndarray:
     """One row per text: `known` vectors, else stored ones, else computed now (in `texts` order)."""
     found = {cid: known[cid] for cid in texts if cid in known}
     unknown = {cid: input_hash(embedder.model_name, text) for cid, text in texts.items() if cid not in found}
@@ -126,4 +133,3 @@ def load_types(session: Session, run_id: int) -> dict[int, str]:
         .ext(distinct_on(Analysis.conversation_id))
     )
     return {cid: kind for cid, kind in rows}
-

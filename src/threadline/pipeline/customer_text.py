@@ -15,7 +15,9 @@ from threadline.db.models import Message, RunConversation
 from threadline.text.normalize import NORMALIZE_VERSION
 
 
-def load_customer_texts(session: Session, conversation_ids: Sequence[int] | None = None, *, run_id: int | None = None) -> dict[int, str]:
+def load_customer_texts(
+    session: Session, conversation_ids: Sequence[int] | None = None, *, run_id: int | None = None
+) -> dict[int, str]:
     """Customer messages of each conversation joined in order, cut to `EMBED_INPUT_MAX_CHARS`.
 
     Selects either explicit `conversation_ids` (a batch) or every member of `run_id`.

@@ -106,7 +106,9 @@ def load_stored_vectors(session: Session, model: str, hashes: Mapping[int, str])
     """The stored vectors of `hashes` (conversation id -> input hash) for `model`; absent keys are missing."""
     if not hashes:
         return {}
-    return fetch_vectors(session, _STORED_VECTORS_SQL, {"ids": list(hashes), "hashes": list(hashes.values()), "model": model})
+    return fetch_vectors(
+        session, _STORED_VECTORS_SQL, {"ids": list(hashes), "hashes": list(hashes.values()), "model": model}
+    )
 
 
 def load_run_vectors(session: Session, run_id: int, model: str) -> dict[int, np.ndarray]:

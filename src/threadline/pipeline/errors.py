@@ -40,7 +40,9 @@ def is_transient(exc: BaseException) -> bool:
     return retry_after is not None
 
 
-def backoff_delay_s(attempt: int, base_s: float, *, retry_after_s: float | None = None, rng: random.Random | None = None) -> float:
+def backoff_delay_s(
+    attempt: int, base_s: float, *, retry_after_s: float | None = None, rng: random.Random | None = None
+) -> float:
     """Exponential backoff with equal jitter for `attempt` (1-based), never below Retry-After.
 
     delay = min(cap, base * 2^(attempt-1)) scaled by a uniform factor in [0.5, 1.0], so

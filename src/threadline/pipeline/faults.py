@@ -67,6 +67,4 @@ class FaultInjector:
         if conversation_id in self.permanent:
             raise PermanentError(f"injected permanent fault for conversation {conversation_id}")
         if attempt <= self.transient_failures and self.is_transient_item(conversation_id):
-            raise TransientError(
-                f"injected transient fault (attempt {attempt})", retry_after_s=self.retry_after_s
-            )
+            raise TransientError(f"injected transient fault (attempt {attempt})", retry_after_s=self.retry_after_s)

@@ -91,15 +91,21 @@ def advance_task(context: JobContext, run_id: int, generation: int) -> str:
 
 @tasks.task(name=BATCH_TASK, queue=QUEUE, pass_context=True, retry=_RETRY)
 def batch_task(context: JobContext, run_id: int, generation: int, stage: str, ids: list[int]) -> dict[str, int]:
-    return batch_module.run_batch(job_engine(), run_id=run_id, generation=generation, stage=stage, ids=ids, job_id=context.job.id)
+    return batch_module.run_batch(
+        job_engine(), run_id=run_id, generation=generation, stage=stage, ids=ids, job_id=context.job.id
+    )
 
 
 @tasks.task(name=WHOLE_TASK, queue=QUEUE, pass_context=True, retry=_RETRY)
 def whole_task(context: JobContext, run_id: int, generation: int, phase: str) -> dict[str, int]:
     return batch_module.run_whole(
-        job_engine(), run_id=run_id, generation=generation, phase=phase, job_id=context.job.id,
+        job_engine(),
+        run_id=run_id,
+        generation=generation,
+        phase=phase,
+        job_id=context.job.id,
         job_attempts=context.job.attempts,
-    )  # fmt: skip
+    )
 
 
 @tasks.task(name=SYNC_TASK, queue=QUEUE, pass_context=True)
@@ -108,7 +114,9 @@ def sync_task(context: JobContext, source_id: int) -> dict[str, int]:
     return run_sync_job(job_engine(), source_id, job_id=context.job.id)
 
 
-def get_app(connector: Any | None = None, *, sqlalchemy_url: str | None = None, concurrency: int = 1) -> procrastinate.App:
+def get_app(
+    connector: Any | None = None, *, sqlalchemy_url: str | None = None, concurrency: int = 1
+) -> procrastinate.App:
     """A procrastinate App with Threadline's tasks, on `connector` or on a PsycopgConnector for `sqlalchemy_url`.
 
     Without either, the URL is threadline's own (THREADLINE_DATABASE_URL or the embedded server).

@@ -62,18 +62,24 @@ def set_counters(run: Run, phase: str, values: dict[str, Any]) -> None:
 def advance_job(run_id: int, generation: int) -> JobSpec:
     """The idempotent job that moves a run to its next phase (at most one queued per run)."""
     lock = f"threadline-run-{run_id}-advance"  # advances of one run execute one at a time
-    return JobSpec(ADVANCE_TASK, {"run_id": run_id, "generation": generation}, lock=lock, queueing_lock=f"{lock}-g{generation}")
+    return JobSpec(
+        ADVANCE_TASK, {"run_id": run_id, "generation": generation}, lock=lock, queueing_lock=f"{lock}-g{generation}"
+    )
 
 
 def batch_job(run_id: int, generation: int, stage: str, ids: list[int], delay_s: float = 0.0) -> JobSpec:
-    return JobSpec(BATCH_TASK, {"run_id": run_id, "generation": generation, "stage": stage, "ids": ids}, delay_s=delay_s)
+    return JobSpec(
+        BATCH_TASK, {"run_id": run_id, "generation": generation, "stage": stage, "ids": ids}, delay_s=delay_s
+    )
 
 
 def whole_job(run_id: int, generation: int, phase: str) -> JobSpec:
     return JobSpec(
-        WHOLE_TASK, {"run_id": run_id, "generation": generation, "phase": phase},
-        lock=f"threadline-run-{run_id}-whole", queueing_lock=f"threadline-run-{run_id}-{phase}-g{generation}",
-    )  # fmt: skip
+        WHOLE_TASK,
+        {"run_id": run_id, "generation": generation, "phase": phase},
+        lock=f"threadline-run-{run_id}-whole",
+        queueing_lock=f"threadline-run-{run_id}-{phase}-g{generation}",
+    )
 
 
 def request_advance(session: Session, run: Run) -> None:
@@ -83,9 +89,10 @@ def request_advance(session: Session, run: Run) -> None:
 
 def pending_count(session: Session, run_id: int, stage: str) -> int:
     return session.execute(
-        select(func.count()).select_from(RunItem)
+        select(func.count())
+        .select_from(RunItem)
         .where(RunItem.run_id == run_id, RunItem.stage == stage, RunItem.state == "pending")
-    ).scalar_one()  # fmt: skip
+    ).scalar_one()
 
 
 def _batch_jobs_for_pending(session: Session, run: Run, stage: str) -> list[JobSpec]:
@@ -127,10 +134,16 @@ def advance(session: Session, run_id: int, generation: int, *, job_id: int | Non
     if run.status == "queued":
         run.status = "running"
         run.started_at = func.now()
-    phases = session.execute(
-        select(RunPhase).where(RunPhase.run_id == run_id).order_by(RunPhase.position)
-        .execution_options(populate_existing=True)
-    ).scalars().all()  # fmt: skip
+    phases = (
+        session.execute(
+            select(RunPhase)
+            .where(RunPhase.run_id == run_id)
+            .order_by(RunPhase.position)
+            .execution_options(populate_existing=True)
+        )
+        .scalars()
+        .all()
+    )
     for phase in phases:
         if phase.state == "done":
             continue

@@ -77,8 +77,11 @@ def create_run(
         filters.append(Conversation.created_at >= since)
     if until is not None:
         filters.append(Conversation.created_at < until)
-    params: dict[str, Any] = {"source": source, "since": since.isoformat() if since else None,
-                              "until": until.isoformat() if until else None}  # fmt: skip
+    params: dict[str, Any] = {
+        "source": source,
+        "since": since.isoformat() if since else None,
+        "until": until.isoformat() if until else None,
+    }
     if phases != DEFAULT_PHASES:
         params["phases"] = list(phases)
     if batch_size is not None:  # else each stage's default (`settings.default_batch_size`)
@@ -100,7 +103,9 @@ def create_run(
             session.execute(
                 RunItem.__table__.insert().from_select(
                     ["run_id", "stage", "conversation_id"],
-                    select(literal(run.id), literal(phase), RunConversation.conversation_id).where(RunConversation.run_id == run.id),
+                    select(literal(run.id), literal(phase), RunConversation.conversation_id).where(
+                        RunConversation.run_id == run.id
+                    ),
                 )
             )
             counters[phase] = {key: (size if key == "total" else 0) for key in ITEM_COUNTERS}
@@ -115,10 +120,11 @@ def create_run(
 def member_ids(session: Session, run_id: int) -> list[int]:
     return list(
         session.execute(
-            select(RunConversation.conversation_id).where(RunConversation.run_id == run_id)
+            select(RunConversation.conversation_id)
+            .where(RunConversation.run_id == run_id)
             .order_by(RunConversation.conversation_id)
         ).scalars()
-    )  # fmt: skip
+    )
 
 
 def _progress_reader(engine: Engine, run_id: int, progress: ProgressCallback | None) -> Callable[[], bool]:

@@ -42,16 +42,33 @@ from threadline.pipeline.sync_job import (
 )
 
 __all__ = [
-    "RunError", "enqueue_run", "request_stop", "resume_run", "run_view", "list_runs", "list_dead_letters",
-    "retry_dead_letter", "retry_dead_letters", "purge_dead_letters", "get_app",
-    "enqueue_sync", "sync_status", "sync_statuses", "SyncEnqueued", "SyncError", "UnknownSource", "NotSyncable",
-]  # fmt: skip
+    "RunError",
+    "enqueue_run",
+    "request_stop",
+    "resume_run",
+    "run_view",
+    "list_runs",
+    "list_dead_letters",
+    "retry_dead_letter",
+    "retry_dead_letters",
+    "purge_dead_letters",
+    "get_app",
+    "enqueue_sync",
+    "sync_status",
+    "sync_statuses",
+    "SyncEnqueued",
+    "SyncError",
+    "UnknownSource",
+    "NotSyncable",
+]
 
 STOPPABLE = ACTIVE_STATUSES
 RESUMABLE = ("stopped", "failed")
 
 
-def enqueue_run(session: Session, *, source: str | None = None, since: datetime | None = None, until: datetime | None = None) -> int:
+def enqueue_run(
+    session: Session, *, source: str | None = None, since: datetime | None = None, until: datetime | None = None
+) -> int:
     """Create the run (membership, items, phases) and defer its first job; the caller commits."""
     return create_run(session, source=source, since=since, until=until).id
 
@@ -106,7 +123,9 @@ def _reopen(session: Session, run: Run, from_position: int | None) -> None:
     condition = RunPhase.state != "done"
     if from_position is not None:
         condition = condition | (RunPhase.position >= from_position)
-    session.execute(update(RunPhase).where(RunPhase.run_id == run.id, condition).values(state="pending", finished_at=None))
+    session.execute(
+        update(RunPhase).where(RunPhase.run_id == run.id, condition).values(state="pending", finished_at=None)
+    )
     session.flush()
     request_advance(session, run)
 
@@ -124,7 +143,12 @@ def run_view(session: Session, run_id: int) -> dict[str, Any] | None:
     if run is None:
         return None
     now = session.execute(select(func.now())).scalar_one()
-    phases = {p.phase: p for p in session.execute(select(RunPhase).where(RunPhase.run_id == run_id).order_by(RunPhase.position)).scalars()}
+    phases = {
+        p.phase: p
+        for p in session.execute(
+            select(RunPhase).where(RunPhase.run_id == run_id).order_by(RunPhase.position)
+        ).scalars()
+    }
     counters = run.counters or {}
     per_phase: dict[str, Any] = {}
     units_total = units_finished = 0
@@ -141,13 +165,23 @@ def run_view(session: Session, run_id: int) -> dict[str, Any] | None:
         select(func.count()).select_from(DeadLetter).where(DeadLetter.run_id == run_id, DeadLetter.retried_at.is_(None))
     ).scalar_one()
     return {
-        "id": run.id, "status": run.status, "phase": run.phase, "params": run.params,
-        "conversations": int(counters.get("conversations", 0)), "counters": per_phase,
-        "progress": round(units_finished / units_total, 4) if units_total else (1.0 if run.status in TERMINAL_STATUSES else 0.0),
-        "dead_letters": int(dead_letters), "generation": run.generation,
-        "created_at": _iso(run.created_at), "started_at": _iso(run.started_at), "finished_at": _iso(run.finished_at),
-        "stop_requested_at": _iso(run.stop_requested_at), "error": run.error,
-    }  # fmt: skip
+        "id": run.id,
+        "status": run.status,
+        "phase": run.phase,
+        "params": run.params,
+        "conversations": int(counters.get("conversations", 0)),
+        "counters": per_phase,
+        "progress": round(units_finished / units_total, 4)
+        if units_total
+        else (1.0 if run.status in TERMINAL_STATUSES else 0.0),
+        "dead_letters": int(dead_letters),
+        "generation": run.generation,
+        "created_at": _iso(run.created_at),
+        "started_at": _iso(run.started_at),
+        "finished_at": _iso(run.finished_at),
+        "stop_requested_at": _iso(run.stop_requested_at),
+        "error": run.error,
+    }
 
 
 def _iso(value: datetime | None) -> str | None:
@@ -164,19 +198,31 @@ def _bounded(limit: int) -> int:
 
 def list_runs(session: Session, *, limit: int = 50, offset: int = 0) -> list[dict[str, Any]]:
     """Newest runs first, as `run_view` dicts; `limit` at most MAX_LIST_LIMIT."""
-    ids = session.execute(select(Run.id).order_by(Run.id.desc()).limit(_bounded(limit)).offset(max(offset, 0))).scalars().all()
+    ids = (
+        session.execute(select(Run.id).order_by(Run.id.desc()).limit(_bounded(limit)).offset(max(offset, 0)))
+        .scalars()
+        .all()
+    )
     return [view for view in (run_view(session, run_id) for run_id in ids) if view is not None]
 
 
 def _dead_letter_dict(letter: DeadLetter) -> dict[str, Any]:
     return {
-        "id": letter.id, "run_id": letter.run_id, "stage": letter.stage, "item": letter.item,
-        "error_class": letter.error_class, "error_message": letter.error_message, "attempts": letter.attempts,
-        "failed_at": _iso(letter.failed_at), "retried_at": _iso(letter.retried_at),
-    }  # fmt: skip
+        "id": letter.id,
+        "run_id": letter.run_id,
+        "stage": letter.stage,
+        "item": letter.item,
+        "error_class": letter.error_class,
+        "error_message": letter.error_message,
+        "attempts": letter.attempts,
+        "failed_at": _iso(letter.failed_at),
+        "retried_at": _iso(letter.retried_at),
+    }
 
 
-def list_dead_letters(session: Session, *, run_id: int | None = None, limit: int = 100, offset: int = 0) -> list[dict[str, Any]]:
+def list_dead_letters(
+    session: Session, *, run_id: int | None = None, limit: int = 100, offset: int = 0
+) -> list[dict[str, Any]]:
     """Dead letters not yet retried, newest first (optionally of one run); `limit` at most MAX_LIST_LIMIT."""
     query = select(DeadLetter).where(DeadLetter.retried_at.is_(None))
     if run_id is not None:
@@ -215,14 +261,21 @@ def _requeue_item(session: Session, run_id: int, stage: str, item: str) -> None:
     run = lock_run(session, run_id)
     if run is None:
         return
-    position = session.execute(select(RunPhase.position).where(RunPhase.run_id == run_id, RunPhase.phase == stage)).scalar()
+    position = session.execute(
+        select(RunPhase.position).where(RunPhase.run_id == run_id, RunPhase.phase == stage)
+    ).scalar()
     if stage in PER_CONVERSATION_STAGES:
         moved = session.execute(
-            update(RunItem).where(RunItem.run_id == run_id, RunItem.stage == stage,
-                                  RunItem.conversation_id == int(item), RunItem.state == "dead")
+            update(RunItem)
+            .where(
+                RunItem.run_id == run_id,
+                RunItem.stage == stage,
+                RunItem.conversation_id == int(item),
+                RunItem.state == "dead",
+            )
             .values(state="pending", attempts=0, reason=None, finished_at=None)
             .returning(RunItem.conversation_id)
-        ).first()  # fmt: skip
+        ).first()
         if moved is not None:
             add_counters(run, stage, {"dead": -1})
     else:

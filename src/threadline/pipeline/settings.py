@@ -15,7 +15,9 @@ QUEUE = "threadline"  # procrastinate queue of every Threadline job: one queue, 
 TASK_PREFIX = "threadline."  # task-name prefix: lets SQL find this project's jobs among procrastinate's
 
 MAX_BATCH_SIZE = 1_000  # conversations per batch job: keeps job arguments and per-batch statements small
-BATCH_SIZE = 64  # conversations per batch job of provider-calling stages (facets): a crash or stop loses at most 64 calls' worth
+BATCH_SIZE = (
+    64  # conversations per batch job of provider-calling stages (facets): a crash or stop loses at most 64 calls' worth
+)
 # Local-model stages (embed, classify) size their jobs by work, not by count: per-job
 # bookkeeping (claim, record, commit, fetch) costs the same for 10 short texts as for
 # 1,000, while model time grows with text length.
@@ -48,17 +50,27 @@ def split_by_characters(ids: Sequence[int], chars: Sequence[int]) -> list[list[i
     if current:
         batches.append(current)
     return batches
-MAX_ITEM_ATTEMPTS = 5  # attempts per item and stage: transient faults clear within a few tries; past that it is a dead letter
-MAX_JOB_ATTEMPTS = 8  # attempts per job on unexpected errors (e.g. a database blip): bounded so a broken job cannot loop forever
+
+
+MAX_ITEM_ATTEMPTS = (
+    5  # attempts per item and stage: transient faults clear within a few tries; past that it is a dead letter
+)
+MAX_JOB_ATTEMPTS = (
+    8  # attempts per job on unexpected errors (e.g. a database blip): bounded so a broken job cannot loop forever
+)
 RETRY_BASE_DELAY_S = 2.0  # seconds before the first retry: long enough for a rate-limit window to move, short for a run
 RETRY_MAX_DELAY_S = 300.0  # seconds: exponential backoff is capped at five minutes
 MAX_RETRY_AFTER_S = 3_600.0  # seconds: a provider's Retry-After above one hour is treated as one hour
 MAX_DEAD_SHARE = 0.1  # share of a run's items dead-lettered above which the run ends `failed` instead of `succeeded`
 
 WORKER_CONCURRENCY = 1  # jobs a worker process runs at once by default: a second job's Python work competes with the model thread for the GIL (embed phase ~13% slower at 2, measured); scale with more worker processes
-WORKER_POLL_INTERVAL_S = 1.0  # seconds between job polls: bounds the latency of scheduled retries (LISTEN/NOTIFY covers new jobs)
+WORKER_POLL_INTERVAL_S = (
+    1.0  # seconds between job polls: bounds the latency of scheduled retries (LISTEN/NOTIFY covers new jobs)
+)
 HEARTBEAT_INTERVAL_S = 5.0  # seconds between worker heartbeats
-STALLED_WORKER_TIMEOUT_S = 30.0  # seconds without heartbeat after which a worker is dead and its jobs are taken over (6 missed heartbeats)
+STALLED_WORKER_TIMEOUT_S = (
+    30.0  # seconds without heartbeat after which a worker is dead and its jobs are taken over (6 missed heartbeats)
+)
 MAINTENANCE_INTERVAL_S = 2.0  # seconds between a worker's sweeps: stalled-job takeover and finishing stopped runs
 SHUTDOWN_GRACE_S = 60.0  # seconds a stopping worker waits for in-flight jobs before aborting them
 PROGRESS_POLL_S = 0.5  # seconds between progress reads by `threadline run`

@@ -73,7 +73,9 @@ def process_embedder() -> Embedder:
 
 
 def _outcome(ids: Sequence[int], skipped: dict[int, str], computed: int, reused: int) -> BatchOutcome:
-    return BatchOutcome(done=[i for i in ids if i not in skipped], skipped=dict(skipped), computed=computed, reused=reused)
+    return BatchOutcome(
+        done=[i for i in ids if i not in skipped], skipped=dict(skipped), computed=computed, reused=reused
+    )
 
 
 def _embed(session: Session, ids: Sequence[int], params: dict[str, Any]) -> BatchOutcome:
@@ -122,8 +124,12 @@ def _cost_counters(usages: Sequence[Any], prices: dict[str, Any]) -> dict[str, f
     from threadline.ai.llm.cost import summarize
 
     total = summarize(list(usages), prices).total
-    return {"llm_calls": total.calls, "input_tokens": total.input_tokens, "output_tokens": total.output_tokens,
-            "cost": round(total.cost, 6)}  # fmt: skip
+    return {
+        "llm_calls": total.calls,
+        "input_tokens": total.input_tokens,
+        "output_tokens": total.output_tokens,
+        "cost": round(total.cost, 6),
+    }
 
 
 def run_llm_spend(session: Session, run_id: int) -> float:
@@ -146,11 +152,16 @@ def _facets(session: Session, ids: Sequence[int], params: dict[str, Any]) -> Bat
         return BatchOutcome(stop_reason=f"LLM budget of {budget} reached; raise THREADLINE_LLM_RUN_BUDGET and resume")
     result = facet_conversations(session, ids, runtime, budget_left=budget_left)
     return BatchOutcome(
-        done=result.done, skipped=dict(result.skipped), computed=result.computed, reused=result.reused,
+        done=result.done,
+        skipped=dict(result.skipped),
+        computed=result.computed,
+        reused=result.reused,
         failed={int(f.conversation_id): (f.error_class, f.message, f.attempts) for f in result.failed},
         extra_counters=_cost_counters(result.usages, runtime.settings.prices),
-        stop_reason=(f"{result.stopped_reason}; raise THREADLINE_LLM_RUN_BUDGET and resume" if result.stopped_reason else None),
-    )  # fmt: skip
+        stop_reason=(
+            f"{result.stopped_reason}; raise THREADLINE_LLM_RUN_BUDGET and resume" if result.stopped_reason else None
+        ),
+    )
 
 
 def _themes(session: Session, run_id: int) -> dict[str, Any]:
@@ -185,6 +196,9 @@ PerConversationStage = Callable[[Session, Sequence[int], dict[str, Any]], BatchO
 WholeRunStage = Callable[[Session, int], dict[str, Any]]
 
 PER_CONVERSATION: dict[str, PerConversationStage] = {
-    "embed": _embed, "facets": _facets, "classify": _classify, "sleep": _sleep,
-}  # fmt: skip
+    "embed": _embed,
+    "facets": _facets,
+    "classify": _classify,
+    "sleep": _sleep,
+}
 WHOLE_RUN: dict[str, WholeRunStage] = {"themes": _themes, "stories": _stories}

@@ -15,7 +15,9 @@ RECENT_RUNS = 10  # runs listed by status: the recent history, not an audit log
 def status_summary(session: Session) -> dict[str, Any]:
     conversations = dict(
         session.execute(
-            select(Conversation.source_id, func.count()).where(Conversation.deleted_at.is_(None)).group_by(Conversation.source_id)
+            select(Conversation.source_id, func.count())
+            .where(Conversation.deleted_at.is_(None))
+            .group_by(Conversation.source_id)
         ).all()
     )
     messages = dict(
@@ -26,15 +28,24 @@ def status_summary(session: Session) -> dict[str, Any]:
         ).all()
     )
     sources = [
-        {"id": s.id, "name": s.name, "kind": s.kind, "conversations": conversations.get(s.id, 0), "messages": messages.get(s.id, 0)}
+        {
+            "id": s.id,
+            "name": s.name,
+            "kind": s.kind,
+            "conversations": conversations.get(s.id, 0),
+            "messages": messages.get(s.id, 0),
+        }
         for s in session.execute(select(Source).order_by(Source.id)).scalars()
     ]
     runs = [
         {
-            "id": r.id, "status": r.status, "phase": r.phase, "conversations": (r.counters or {}).get("conversations", 0),
+            "id": r.id,
+            "status": r.status,
+            "phase": r.phase,
+            "conversations": (r.counters or {}).get("conversations", 0),
             "created_at": r.created_at.isoformat() if r.created_at else None,
             "finished_at": r.finished_at.isoformat() if r.finished_at else None,
         }
         for r in session.execute(select(Run).order_by(Run.id.desc()).limit(RECENT_RUNS)).scalars()
-    ]  # fmt: skip
+    ]
     return {"sources": sources, "runs": runs}

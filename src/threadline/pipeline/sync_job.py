@@ -49,9 +49,14 @@ TERMINAL_STATUSES = ("succeeded", "failed", "cancelled")
 
 # procrastinate job status -> sync status shown by the API
 JOB_STATUS_TO_SYNC = {
-    "todo": "queued", "doing": "running", "succeeded": "succeeded", "failed": "failed",
-    "cancelled": "cancelled", "aborting": "running", "aborted": "cancelled",
-}  # fmt: skip
+    "todo": "queued",
+    "doing": "running",
+    "succeeded": "succeeded",
+    "failed": "failed",
+    "cancelled": "cancelled",
+    "aborting": "running",
+    "aborted": "cancelled",
+}
 ENDED_SILENTLY = "the sync job ended without reporting a result (worker stopped or job aborted)"
 
 
@@ -209,8 +214,12 @@ def run_sync_job(engine: Engine, source_id: int, *, job_id: int) -> dict[str, in
     from threadline.sources.intercom.cli import sync_source_id
     from threadline.sources.intercom.client import IntercomError
 
-    _record(engine, source_id, job_id, {"status": "running", "started_at": _now_iso(), "finished_at": None,
-                                        "error": None, "counters": None})  # fmt: skip
+    _record(
+        engine,
+        source_id,
+        job_id,
+        {"status": "running", "started_at": _now_iso(), "finished_at": None, "error": None, "counters": None},
+    )
     try:
         report = sync_source_id(engine, source_id)
     except (IntercomError, LookupError) as exc:
@@ -256,11 +265,15 @@ def status_view(last: dict[str, Any], job_status: str | None) -> dict[str, Any]:
     if status in ("failed", "cancelled") and not error:
         error = ENDED_SILENTLY
     return {
-        "job_id": int(last["job_id"]), "status": status, "queued_at": last.get("queued_at"),
-        "started_at": last.get("started_at"), "finished_at": last.get("finished_at"),
+        "job_id": int(last["job_id"]),
+        "status": status,
+        "queued_at": last.get("queued_at"),
+        "started_at": last.get("started_at"),
+        "finished_at": last.get("finished_at"),
         "error": error if status in TERMINAL_STATUSES else None,
-        "counters": last.get("counters"), "watermark": last.get("watermark"),
-    }  # fmt: skip
+        "counters": last.get("counters"),
+        "watermark": last.get("watermark"),
+    }
 
 
 def sync_statuses(session: Session, source_ids: Sequence[int]) -> dict[int, dict[str, Any]]:

@@ -90,12 +90,18 @@ async def run_worker_async(
     async with app.open_async():
         worker = asyncio.create_task(
             app.run_worker_async(
-                queues=[QUEUE], concurrency=concurrency, name=name, wait=True,
-                fetch_job_polling_interval=poll_s, abort_job_polling_interval=poll_s,
-                update_heartbeat_interval=heartbeat_s, stalled_worker_timeout=stalled_after_s,
-                shutdown_graceful_timeout=SHUTDOWN_GRACE_S, install_signal_handlers=install_signal_handlers,
+                queues=[QUEUE],
+                concurrency=concurrency,
+                name=name,
+                wait=True,
+                fetch_job_polling_interval=poll_s,
+                abort_job_polling_interval=poll_s,
+                update_heartbeat_interval=heartbeat_s,
+                stalled_worker_timeout=stalled_after_s,
+                shutdown_graceful_timeout=SHUTDOWN_GRACE_S,
+                install_signal_handlers=install_signal_handlers,
             )
-        )  # fmt: skip
+        )
         sweeper = asyncio.create_task(_maintenance(app, engine, stalled_after_s, MAINTENANCE_INTERVAL_S))
         try:
             if until is None:

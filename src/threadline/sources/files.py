@@ -28,11 +28,19 @@ from threadline.config import (
 from threadline.sources.records import ContactRecord, ConversationRecord, MessageRecord
 
 ROLE_ALIASES = {
-    "customer": "customer", "user": "customer", "lead": "customer", "contact": "customer",
-    "agent": "agent", "admin": "agent", "teammate": "agent",
-    "bot": "bot", "ai": "bot", "ai_agent": "bot", "operator": "bot",
+    "customer": "customer",
+    "user": "customer",
+    "lead": "customer",
+    "contact": "customer",
+    "agent": "agent",
+    "admin": "agent",
+    "teammate": "agent",
+    "bot": "bot",
+    "ai": "bot",
+    "ai_agent": "bot",
+    "operator": "bot",
     "note": "note",
-}  # fmt: skip
+}
 FORMATS = ("jsonl", "csv")
 
 
@@ -127,7 +135,9 @@ def build_message(
     if truncated:
         notes.append(f"{where} truncated from {len(text)} to {MAX_MESSAGE_CHARS} characters")
         text = text[:MAX_MESSAGE_CHARS]
-    return MessageRecord(author_role=role, text=text, created_at=created_at, external_id=external_id, truncated=truncated)  # type: ignore[arg-type]
+    return MessageRecord(
+        author_role=role, text=text, created_at=created_at, external_id=external_id, truncated=truncated
+    )  # type: ignore[arg-type]
 
 
 def check_message_count(count: int) -> None:
@@ -218,7 +228,9 @@ def _open_binary(path: Path):
         raise FileFormatError(f"{path}: cannot read the file ({exc.strerror or exc})") from None
 
 
-def read_jsonl(path: Path, report: ReadReport, batch_size: int = STORE_BATCH_SIZE) -> Iterator[list[ConversationRecord]]:
+def read_jsonl(
+    path: Path, report: ReadReport, batch_size: int = STORE_BATCH_SIZE
+) -> Iterator[list[ConversationRecord]]:
     """Yield batches of valid conversations from a JSONL file; problems go to `report`.
 
     The first non-blank line must be a JSON object, otherwise the file is not JSONL and
@@ -229,7 +241,9 @@ def read_jsonl(path: Path, report: ReadReport, batch_size: int = STORE_BATCH_SIZ
         batch: list[ConversationRecord] = []
         for number, raw_line in enumerate(_bounded_lines(handle), start=1):
             if raw_line is None:
-                report.problems.append(Problem(number, None, f"line is longer than {MAX_IMPORT_LINE_BYTES} bytes", True))
+                report.problems.append(
+                    Problem(number, None, f"line is longer than {MAX_IMPORT_LINE_BYTES} bytes", True)
+                )
                 continue
             if not raw_line.strip():
                 continue
@@ -333,7 +347,9 @@ def read_csv(
                 break
             except UnicodeDecodeError as exc:
                 # The stream cannot resynchronize after a bad byte: report and stop reading.
-                report.problems.append(Problem(number + 1, None, f"invalid UTF-8 ({exc.reason}); rest of file skipped", True))
+                report.problems.append(
+                    Problem(number + 1, None, f"invalid UTF-8 ({exc.reason}); rest of file skipped", True)
+                )
                 break
             except csv.Error as exc:
                 report.problems.append(Problem(reader.line_num, None, f"malformed CSV row: {exc}", True))
@@ -381,7 +397,11 @@ def _conversation_from_rows(
         parsed.sort(key=lambda item: (item[0], item[1]))
     messages = [message for _, _, message in parsed]
     customer_id = rows[0][1].get(columns.customer_id)
-    extra = {k: v for k, v in rows[0][1].items() if k not in (columns.text, columns.message_id, columns.author, columns.created_at)}
+    extra = {
+        k: v
+        for k, v in rows[0][1].items()
+        if k not in (columns.text, columns.message_id, columns.author, columns.created_at)
+    }
     return ConversationRecord(
         external_id=external_id,
         messages=messages,

@@ -60,6 +60,10 @@ def import_file(
             on_batch(len(batch))
     logger.info(
         "imported %s: %d inserted, %d updated, %d unchanged, %d problems",
-        path.name, result.stats.inserted, result.stats.updated, result.stats.unchanged, len(result.report.problems),
-    )  # fmt: skip
+        path.name,
+        result.stats.inserted,
+        result.stats.updated,
+        result.stats.unchanged,
+        len(result.report.problems),
+    )
     return result

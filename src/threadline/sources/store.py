@@ -44,12 +44,14 @@ class UpsertStats:
         self.duplicates_in_batch += other.duplicates_in_batch
 
 
-def get_or_create_source(session: Session, name: str, kind: str = "file", config: dict[str, Any] | None = None) -> Source:
+def get_or_create_source(
+    session: Session, name: str, kind: str = "file", config: dict[str, Any] | None = None
+) -> Source:
     """The source called `name`, created (race-free) when missing."""
     session.execute(
-        insert(Source).values(name=name, kind=kind, config=config or {}, sync_state={}).on_conflict_do_nothing(
-            index_elements=["name"]
-        )
+        insert(Source)
+        .values(name=name, kind=kind, config=config or {}, sync_state={})
+        .on_conflict_do_nothing(index_elements=["name"])
     )
     return session.execute(select(Source).where(Source.name == name)).scalar_one()
 
@@ -62,13 +64,22 @@ def content_hash(record: ConversationRecord) -> str:
     """SHA-256 over everything the source told us about the conversation, canonically encoded."""
     payload = {
         "messages": [
-            [m.author_role, m.text, _iso(m.created_at), m.external_id, m.author_id, m.truncated] for m in record.messages
+            [m.author_role, m.text, _iso(m.created_at), m.external_id, m.author_id, m.truncated]
+            for m in record.messages
         ],
-        "fields": [_iso(record.created_at), _iso(record.updated_at), record.state, record.url, record.subject,
-                   sorted(record.tags), record.assignee, record.notes],
+        "fields": [
+            _iso(record.created_at),
+            _iso(record.updated_at),
+            record.state,
+            record.url,
+            record.subject,
+            sorted(record.tags),
+            record.assignee,
+            record.notes,
+        ],
         "contact": record.contact.__dict__ if record.contact else None,
         "raw": record.raw,
-    }  # fmt: skip
+    }
     encoded = json.dumps(payload, sort_keys=True, ensure_ascii=False, default=str)
     return hashlib.sha256(encoded.encode("utf-8")).hexdigest()
 
@@ -79,11 +90,18 @@ def _upsert_contacts(session: Session, source_id: int, contacts: Sequence[Contac
         return {}
     statement = insert(Contact).values(
         [
-            dict(source_id=source_id, external_id=c.external_id, email=c.email, name=c.name, company=c.company,
-                 plan=c.plan, attributes=c.attributes)
+            dict(
+                source_id=source_id,
+                external_id=c.external_id,
+                email=c.email,
+                name=c.name,
+                company=c.company,
+                plan=c.plan,
+                attributes=c.attributes,
+            )
             for c in unique.values()
         ]
-    )  # fmt: skip
+    )
     statement = statement.on_conflict_do_update(
         index_elements=["source_id", "external_id"],
         set_={
@@ -113,22 +131,46 @@ def upsert_conversations(session: Session, source_id: int, records: Sequence[Con
     hashes = {key: content_hash(record) for key, record in unique.items()}
     rows = [
         dict(
-            source_id=source_id, external_id=key, created_at=r.created_at, updated_at=r.updated_at, state=r.state,
-            url=r.url, subject=r.subject, tags=list(r.tags), assignee=r.assignee,
+            source_id=source_id,
+            external_id=key,
+            created_at=r.created_at,
+            updated_at=r.updated_at,
+            state=r.state,
+            url=r.url,
+            subject=r.subject,
+            tags=list(r.tags),
+            assignee=r.assignee,
             contact_id=contact_ids.get(r.contact.external_id) if r.contact else None,
-            content_hash=hashes[key], raw=r.raw, notes=list(r.notes), deleted_at=None,
+            content_hash=hashes[key],
+            raw=r.raw,
+            notes=list(r.notes),
+            deleted_at=None,
         )
         for key, r in unique.items()
-    ]  # fmt: skip
+    ]
     statement = insert(Conversation).values(rows)
-    changed_columns = ("created_at", "updated_at", "state", "url", "subject", "tags", "assignee", "contact_id",
-                       "content_hash", "raw", "notes", "deleted_at")  # fmt: skip
+    changed_columns = (
+        "created_at",
+        "updated_at",
+        "state",
+        "url",
+        "subject",
+        "tags",
+        "assignee",
+        "contact_id",
+        "content_hash",
+        "raw",
+        "notes",
+        "deleted_at",
+    )
     statement = statement.on_conflict_do_update(
         index_elements=["source_id", "external_id"],
         set_={**{c: statement.excluded[c] for c in changed_columns}, "changed_at": func.now()},
         where=Conversation.content_hash.is_distinct_from(statement.excluded.content_hash)
         | Conversation.deleted_at.is_not(None),
-    ).returning(Conversation.external_id, Conversation.id, literal_column("xmax = 0"))  # xmax = 0: row was inserted, not updated
+    ).returning(
+        Conversation.external_id, Conversation.id, literal_column("xmax = 0")
+    )  # xmax = 0: row was inserted, not updated
     written = session.execute(statement).all()
     for _, _, is_new in written:
         if is_new:
@@ -145,18 +187,28 @@ def _replace_messages(session: Session, written: list[tuple[int, ConversationRec
     if not written:
         return
     rows = [
-        dict(conversation_id=conversation_id, position=position, external_id=m.external_id, author_role=m.author_role,
-             author_id=m.author_id, raw_text=m.text, text=normalize_message(m.text), created_at=m.created_at,
-             truncated=m.truncated)
+        dict(
+            conversation_id=conversation_id,
+            position=position,
+            external_id=m.external_id,
+            author_role=m.author_role,
+            author_id=m.author_id,
+            raw_text=m.text,
+            text=normalize_message(m.text),
+            created_at=m.created_at,
+            truncated=m.truncated,
+        )
         for conversation_id, record in written
         for position, m in enumerate(record.messages)
-    ]  # fmt: skip
+    ]
     for start in range(0, len(rows), 1000):  # 1000 rows x 9 columns stays under 65,535 bind parameters
         statement = insert(Message).values(rows[start : start + 1000])
         statement = statement.on_conflict_do_update(
             index_elements=["conversation_id", "position"],
-            set_={c: statement.excluded[c] for c in ("external_id", "author_role", "author_id", "raw_text", "text",
-                                                      "created_at", "truncated")},  # fmt: skip
+            set_={
+                c: statement.excluded[c]
+                for c in ("external_id", "author_role", "author_id", "raw_text", "text", "created_at", "truncated")
+            },
         )
         session.execute(statement)
     conversation_ids = [conversation_id for conversation_id, _ in written]

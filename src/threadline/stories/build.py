@@ -79,12 +79,20 @@ def trend_series(times: list[datetime], start: datetime, end: datetime) -> dict:
 
 
 _TITLE_VERBS = {
-    "bug": "Fix", "feature_request": "Add", "how_to": "Clarify", "billing": "Correct",
-    "account_access": "Unblock", "complaint": "Address", "praise": "Keep", "other": "Resolve",
-}  # fmt: skip
+    "bug": "Fix",
+    "feature_request": "Add",
+    "how_to": "Clarify",
+    "billing": "Correct",
+    "account_access": "Unblock",
+    "complaint": "Address",
+    "praise": "Keep",
+    "other": "Resolve",
+}
 
 
-def _evidence_candidates(session: Session, run_id: int, theme_ids: list[int]) -> dict[int, list[tuple[int, int | None]]]:
+def _evidence_candidates(
+    session: Session, run_id: int, theme_ids: list[int]
+) -> dict[int, list[tuple[int, int | None]]]:
     """Per theme, up to EVIDENCE_CANDIDATES (conversation id, contact id), closest to the theme centre first."""
     if not theme_ids:
         return {}
@@ -117,7 +125,10 @@ def _customer_messages(session: Session, conversation_ids: list[int]) -> dict[in
         return messages
     rows = session.execute(
         select(Message.id, Message.conversation_id, Message.text)
-        .where(Message.conversation_id == any_(cast(conversation_ids, ARRAY(BigInteger))), Message.author_role == "customer")
+        .where(
+            Message.conversation_id == any_(cast(conversation_ids, ARRAY(BigInteger))),
+            Message.author_role == "customer",
+        )
         .order_by(Message.conversation_id, Message.position)
     )
     for message_id, conversation_id, body in rows:
@@ -203,20 +214,34 @@ def build_stories(session: Session, run_id: int, *, types: dict[int, str] | None
         score = len(members) * (0.5 + recent_share)
         dominant = Counter((types or {}).get(cid, "other") for cid, _, _ in members).most_common(1)[0][0]
         share = len(members) / max(total, 1)
-        story_rows.append(_story_row(
-            run_id, theme, quotes, count=len(members), customers=customers,
-            first=min(times, default=None), last=max(times, default=None), trend=trend, score=score,
-            dominant_type=dominant, share=share,
-        ))  # fmt: skip
+        story_rows.append(
+            _story_row(
+                run_id,
+                theme,
+                quotes,
+                count=len(members),
+                customers=customers,
+                first=min(times, default=None),
+                last=max(times, default=None),
+                trend=trend,
+                score=score,
+                dominant_type=dominant,
+                share=share,
+            )
+        )
         story_quotes.append(quotes)
     story_ids = _upsert_stories(session, story_rows)
     result.stories = len(story_ids)
     _replace_evidence(session, dict(zip(story_ids, story_quotes, strict=True)))
-    scored = sorted(zip((row["score"] for row in story_rows), story_ids, strict=True), key=lambda item: (-item[0], item[1]))
+    scored = sorted(
+        zip((row["score"] for row in story_rows), story_ids, strict=True), key=lambda item: (-item[0], item[1])
+    )
     ranked = [story_id for _, story_id in scored]
     if ranked:
         session.execute(
-            text("UPDATE stories s SET rank = r.rank FROM unnest(CAST(:ids AS bigint[])) WITH ORDINALITY AS r(id, rank) WHERE s.id = r.id"),
+            text(
+                "UPDATE stories s SET rank = r.rank FROM unnest(CAST(:ids AS bigint[])) WITH ORDINALITY AS r(id, rank) WHERE s.id = r.id"
+            ),
             {"ids": ranked},
         )
     return result
@@ -228,11 +253,18 @@ def _replace_evidence(session: Session, evidence: dict[int, list[Quote]]) -> Non
         return
     session.execute(delete(StoryEvidence).where(StoryEvidence.story_id.in_(list(evidence))))
     rows = [
-        dict(story_id=story_id, position=i, conversation_id=q.conversation_id, message_id=q.message_id,
-             quote=q.text, start_offset=q.start, end_offset=q.end)
+        dict(
+            story_id=story_id,
+            position=i,
+            conversation_id=q.conversation_id,
+            message_id=q.message_id,
+            quote=q.text,
+            start_offset=q.start,
+            end_offset=q.end,
+        )
         for story_id, quotes in evidence.items()
         for i, q in enumerate(quotes)
-    ]  # fmt: skip
+    ]
     session.execute(insert(StoryEvidence), rows)  # executemany: one cached statement
 
 
@@ -255,15 +287,32 @@ def _severity(share: float, direction: str) -> tuple[str, str]:
 
 _TEXT_FIELDS = ("title", "problem", "user_story", "acceptance_criteria")  # follow the data until a person edits them
 _REFRESHED_FIELDS = (
-    "run_id", "conversation_count", "customer_count", "first_seen", "last_seen", "trend", "score", "severity",
+    "run_id",
+    "conversation_count",
+    "customer_count",
+    "first_seen",
+    "last_seen",
+    "trend",
+    "score",
+    "severity",
     "severity_reason",
-)  # fmt: skip
+)
 
 
 def _story_row(
-    run_id: int, theme: Theme, quotes: list[Quote], *, count: int, customers: int,
-    first: datetime | None, last: datetime | None, trend: dict, score: float, dominant_type: str, share: float,
-) -> dict:  # fmt: skip
+    run_id: int,
+    theme: Theme,
+    quotes: list[Quote],
+    *,
+    count: int,
+    customers: int,
+    first: datetime | None,
+    last: datetime | None,
+    trend: dict,
+    score: float,
+    dominant_type: str,
+    share: float,
+) -> dict:
     """The story of `theme` as a `stories` row: templated text plus the figures every run refreshes."""
     verb = _TITLE_VERBS.get(dominant_type, "Resolve")
     name = theme.name
@@ -285,9 +334,16 @@ def _story_row(
             f"Support volume about {name} falls below its current {trend.get('direction', 'steady')} level in the following weeks.",
             "Customers who reported it can be told it is resolved.",
         ],
-        run_id=run_id, conversation_count=count, customer_count=customers, first_seen=first, last_seen=last,
-        trend=trend, score=score, severity=severity, severity_reason=severity_reason,
-    )  # fmt: skip
+        run_id=run_id,
+        conversation_count=count,
+        customer_count=customers,
+        first_seen=first,
+        last_seen=last,
+        trend=trend,
+        score=score,
+        severity=severity,
+        severity_reason=severity_reason,
+    )
 
 
 def _upsert_stories(session: Session, rows: list[dict]) -> list[int]:

@@ -40,8 +40,19 @@ def to_markdown(stories: list[dict[str, Any]], *, title: str = "Threadline repor
     return "\n".join(lines)
 
 
-CSV_COLUMNS = ("rank", "title", "status", "severity", "conversations", "customers", "first_seen", "last_seen",
-               "trend", "problem", "evidence")  # fmt: skip
+CSV_COLUMNS = (
+    "rank",
+    "title",
+    "status",
+    "severity",
+    "conversations",
+    "customers",
+    "first_seen",
+    "last_seen",
+    "trend",
+    "problem",
+    "evidence",
+)
 
 
 def to_csv(stories: list[dict[str, Any]]) -> str:

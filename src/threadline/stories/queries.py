@@ -15,9 +15,7 @@ from threadline.db.models import Conversation, Message, Run, Story, StoryEvidenc
 
 def latest_finished_run(session: Session) -> Run | None:
     """The newest succeeded run (what lists show by default)."""
-    return session.execute(
-        select(Run).where(Run.status == "succeeded").order_by(Run.id.desc()).limit(1)
-    ).scalar()
+    return session.execute(select(Run).where(Run.status == "succeeded").order_by(Run.id.desc()).limit(1)).scalar()
 
 
 def bounded(limit: int) -> int:
@@ -73,10 +71,14 @@ def list_stories(session: Session, *, run_id: int | None = None, limit: int = 50
         run_id = latest.id
     return list(
         session.execute(
-            select(Story).options(selectinload(Story.theme)).where(Story.run_id == run_id)
-            .order_by(Story.rank, Story.id).limit(bounded(limit)).offset(max(offset, 0))
+            select(Story)
+            .options(selectinload(Story.theme))
+            .where(Story.run_id == run_id)
+            .order_by(Story.rank, Story.id)
+            .limit(bounded(limit))
+            .offset(max(offset, 0))
         ).scalars()
-    )  # fmt: skip
+    )
 
 
 def story_evidence(session: Session, story_id: int) -> list[EvidenceView]:
@@ -101,18 +103,26 @@ def _themes_of_run() -> Select:
     parents = themes.alias("parents")
     sizes = (
         select(members.c.theme_id, func.count().label("size"))
-        .where(members.c.run_id == bindparam("run_id", type_=BigInteger)).group_by(members.c.theme_id).subquery()
-    )  # fmt: skip
+        .where(members.c.run_id == bindparam("run_id", type_=BigInteger))
+        .group_by(members.c.theme_id)
+        .subquery()
+    )
     return (
         select(
-            themes.c.id, themes.c.name, sizes.c.size, themes.c.keywords, themes.c.first_seen, themes.c.last_seen,
-            parents.c.id.label("group_id"), parents.c.name.label("group_name"),
+            themes.c.id,
+            themes.c.name,
+            sizes.c.size,
+            themes.c.keywords,
+            themes.c.first_seen,
+            themes.c.last_seen,
+            parents.c.id.label("group_id"),
+            parents.c.name.label("group_name"),
         )
         .select_from(
             sizes.join(themes, themes.c.id == sizes.c.theme_id).outerjoin(parents, parents.c.id == themes.c.parent_id)
         )
         .order_by(sizes.c.size.desc(), themes.c.id)
-    )  # fmt: skip
+    )
 
 
 # Built once at import: SQLAlchemy reuses its compiled form (the API lists themes on every overview).

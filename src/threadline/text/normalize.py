@@ -14,7 +14,9 @@ from bs4 import BeautifulSoup, MarkupResemblesLocatorWarning
 
 NORMALIZE_VERSION = "1"  # bump when output can change: it is part of every downstream input hash
 
-_HTML_HINT = re.compile(r"<\s*(p|br|div|span|a|b|i|em|strong|ul|ol|li|table|tr|td|blockquote|html|body|h[1-6])\b[^>]*>", re.I)
+_HTML_HINT = re.compile(
+    r"<\s*(p|br|div|span|a|b|i|em|strong|ul|ol|li|table|tr|td|blockquote|html|body|h[1-6])\b[^>]*>", re.I
+)
 _BLOCK_TAGS = ("p", "div", "br", "li", "tr", "blockquote", "h1", "h2", "h3", "h4", "h5", "h6", "ul", "ol", "table")
 
 # A reply header such as "On Mon, 3 Nov 2026 at 10:02, Support <help@x.io> wrote:" (may wrap).

@@ -59,10 +59,15 @@ def discover_themes(session: Session, run_id: int, *, model: str = MODEL_NAME, r
     texts = load_customer_texts(session, run_id=run_id)
     result.conversations = len(ids)
 
-    existing = session.execute(
-        select(Theme).where(Theme.level == 1, Theme.embedding_model == model, Theme.centroid.is_not(None))
-        .order_by(Theme.id)
-    ).scalars().all()  # fmt: skip
+    existing = (
+        session.execute(
+            select(Theme)
+            .where(Theme.level == 1, Theme.embedding_model == model, Theme.centroid.is_not(None))
+            .order_by(Theme.id)
+        )
+        .scalars()
+        .all()
+    )
     theme_of = np.full(len(ids), -1, dtype=np.int64)  # theme row id per conversation, -1 unassigned
     if existing:
         centroids = np.stack([np.asarray(t.centroid, dtype=np.float32) for t in existing])
@@ -98,7 +103,9 @@ def discover_themes(session: Session, run_id: int, *, model: str = MODEL_NAME, r
     result.assigned = int((theme_of >= 0).sum())
     result.unassigned = len(ids) - result.assigned
     result.themes = len(touched)
-    logger.info("run %d: %d themes (%d new), %d unassigned", run_id, result.themes, result.new_themes, result.unassigned)
+    logger.info(
+        "run %d: %d themes (%d new), %d unassigned", run_id, result.themes, result.new_themes, result.unassigned
+    )
     return result
 
 
@@ -161,7 +168,7 @@ def _first_customer_messages(session: Session, conversation_ids: list[int]) -> d
         .where(Message.conversation_id.in_(conversation_ids), Message.author_role == "customer")
         .order_by(Message.conversation_id, Message.position)
         .ext(distinct_on(Message.conversation_id))
-    )  # fmt: skip
+    )
     return {conversation_id: message_id for conversation_id, message_id in rows}
 
 
@@ -203,7 +210,9 @@ def _name_new_themes(
         kept_names.add(name)
         theme.name = name
         example = texts.get(representative, "").replace("\n", " ")[:DESCRIPTION_QUOTE_CHARS]
-        theme.description = f"Customers write about {', '.join(named.keywords[:3]) or name}. For example: \u201c{example}\u201d"
+        theme.description = (
+            f"Customers write about {', '.join(named.keywords[:3]) or name}. For example: \u201c{example}\u201d"
+        )
 
 
 def _group(

@@ -15,7 +15,9 @@ CHART_PAD = 28  # viewBox units of margin for axis labels
 X_LABELS = 4  # date labels under a bar chart: enough to orient, few enough not to overlap at phone width
 
 
-def sparkline(counts: Sequence[int], *, width: int = SPARK_WIDTH, height: int = SPARK_HEIGHT, label: str = "trend") -> Markup:
+def sparkline(
+    counts: Sequence[int], *, width: int = SPARK_WIDTH, height: int = SPARK_HEIGHT, label: str = "trend"
+) -> Markup:
     """A polyline of `counts` scaled to the box, with the last point marked."""
     if not counts:
         return Markup('<span class="muted">no data</span>')

@@ -23,7 +23,7 @@ from threadline.api.read.stories import (
     list_stories,
     story_out,
     update_story,
-)  # fmt: skip
+)
 from threadline.api.read.themes import default_run_id, theme_detail, theme_sparklines, theme_trend
 from threadline.api.security import (
     CSRF_FIELD,
@@ -32,7 +32,7 @@ from threadline.api.security import (
     SESSION_COOKIE,
     SESSION_MAX_AGE_S,
     csrf_matches,
-)  # fmt: skip
+)
 from threadline.api.tokens import MAX_TOKEN_CHARS, verify_token
 from threadline.db.models import STORY_STATUSES, DeadLetter
 from threadline.stories.export import to_markdown
@@ -79,15 +79,25 @@ def see_other(url: str) -> RedirectResponse:
 
 
 @router.get("/login", response_class=HTMLResponse)
-def login_form(request: Request, next: Annotated[str | None, Query(max_length=2000)] = None, error: str | None = None) -> HTMLResponse:  # noqa: A002
+def login_form(
+    request: Request, next: Annotated[str | None, Query(max_length=2000)] = None, error: str | None = None
+) -> HTMLResponse:  # noqa: A002
     value = new_login_csrf()
     response = TEMPLATES.TemplateResponse(
-        request, "login.html",
+        request,
+        "login.html",
         {"login_csrf": value, "next": safe_next(next), "error": error == "1", "signed_in": False, "csrf": ""},
         status_code=401 if error == "1" else 200,
-    )  # fmt: skip
-    response.set_cookie(LOGIN_CSRF_COOKIE, value, max_age=LOGIN_CSRF_MAX_AGE_S, httponly=True, samesite="strict",
-                        secure=request.url.scheme == "https", path="/login")  # fmt: skip
+    )
+    response.set_cookie(
+        LOGIN_CSRF_COOKIE,
+        value,
+        max_age=LOGIN_CSRF_MAX_AGE_S,
+        httponly=True,
+        samesite="strict",
+        secure=request.url.scheme == "https",
+        path="/login",
+    )
     return response
 
 
@@ -107,8 +117,15 @@ def login(
         return see_other("/login?" + urlencode({"next": safe_next(next), "error": "1"}))
     cookie, _ = request.app.state.signer.issue(row.id)
     response = see_other(safe_next(next))
-    response.set_cookie(SESSION_COOKIE, cookie, max_age=SESSION_MAX_AGE_S, httponly=True, samesite="lax",
-                        secure=request.url.scheme == "https", path="/")  # fmt: skip
+    response.set_cookie(
+        SESSION_COOKIE,
+        cookie,
+        max_age=SESSION_MAX_AGE_S,
+        httponly=True,
+        samesite="lax",
+        secure=request.url.scheme == "https",
+        path="/",
+    )
     response.delete_cookie(LOGIN_CSRF_COOKIE, path="/login")
     return response
 
@@ -131,7 +148,9 @@ def overview_page(request: Request, db: DbSession, session: PageSession) -> HTML
 
 
 @router.get("/themes", response_class=HTMLResponse)
-def themes_page(request: Request, db: DbSession, session: PageSession, run_id: Annotated[int | None, Query(ge=1, le=MAX_ID)] = None) -> HTMLResponse:
+def themes_page(
+    request: Request, db: DbSession, session: PageSession, run_id: Annotated[int | None, Query(ge=1, le=MAX_ID)] = None
+) -> HTMLResponse:
     run = default_run_id(db, run_id)
     tree = theme_tree(db, run_id=run) if run is not None else []
     return render(request, "themes.html", session, tree=tree, series=theme_sparklines(db, run), run_id=run)
@@ -139,18 +158,35 @@ def themes_page(request: Request, db: DbSession, session: PageSession, run_id: A
 
 @router.get("/themes/{theme_id}", response_class=HTMLResponse)
 def theme_page(
-    request: Request, db: DbSession, session: PageSession, theme_id: IdPath,
+    request: Request,
+    db: DbSession,
+    session: PageSession,
+    theme_id: IdPath,
     offset: Annotated[int, Query(ge=0, le=MAX_OFFSET)] = 0,
-) -> HTMLResponse:  # fmt: skip
+) -> HTMLResponse:
     theme = theme_detail(db, theme_id)
     if theme is None:
         raise HTTPException(404, detail="no such theme")
     trend = theme_trend(db, theme_id, run_id=theme["run_id"])
-    rows = [] if theme["run_id"] is None else list_conversations(
-        db, limit=PAGE_SIZE + 1, offset=offset, theme_id=theme_id, run_id=theme["run_id"])  # fmt: skip
-    chart = bar_chart([(p["start"], p["count"]) for p in trend["points"]], label=f"{theme['name']}: conversations per week")
-    return render(request, "theme.html", session, theme=theme, chart=chart, conversations=rows[:PAGE_SIZE],
-                  offset=offset, more=len(rows) > PAGE_SIZE, page_size=PAGE_SIZE)  # fmt: skip
+    rows = (
+        []
+        if theme["run_id"] is None
+        else list_conversations(db, limit=PAGE_SIZE + 1, offset=offset, theme_id=theme_id, run_id=theme["run_id"])
+    )
+    chart = bar_chart(
+        [(p["start"], p["count"]) for p in trend["points"]], label=f"{theme['name']}: conversations per week"
+    )
+    return render(
+        request,
+        "theme.html",
+        session,
+        theme=theme,
+        chart=chart,
+        conversations=rows[:PAGE_SIZE],
+        offset=offset,
+        more=len(rows) > PAGE_SIZE,
+        page_size=PAGE_SIZE,
+    )
 
 
 # --- stories ----------------------------------------------------------------------------------
@@ -158,18 +194,31 @@ def theme_page(
 
 @router.get("/stories", response_class=HTMLResponse)
 def stories_page(
-    request: Request, db: DbSession, session: PageSession,
+    request: Request,
+    db: DbSession,
+    session: PageSession,
     status: Annotated[str | None, Query(max_length=16)] = None,
     sort: Annotated[str, Query(max_length=16)] = "rank",
     offset: Annotated[int, Query(ge=0, le=MAX_OFFSET)] = 0,
     run_id: Annotated[int | None, Query(ge=1, le=MAX_ID)] = None,
-) -> HTMLResponse:  # fmt: skip
+) -> HTMLResponse:
     status = status if status in STORY_STATUSES else None
     sort = sort if sort in SORT_COLUMNS else "rank"
     rows = list_stories(db, limit=PAGE_SIZE + 1, offset=offset, status=status, sort=sort, run_id=run_id)
-    return render(request, "stories.html", session, stories=rows[:PAGE_SIZE], status=status, sort=sort, run_id=run_id,
-                  statuses=STORY_STATUSES, sorts=list(SORT_COLUMNS), offset=offset, more=len(rows) > PAGE_SIZE,
-                  page_size=PAGE_SIZE)  # fmt: skip
+    return render(
+        request,
+        "stories.html",
+        session,
+        stories=rows[:PAGE_SIZE],
+        status=status,
+        sort=sort,
+        run_id=run_id,
+        statuses=STORY_STATUSES,
+        sorts=list(SORT_COLUMNS),
+        offset=offset,
+        more=len(rows) > PAGE_SIZE,
+        page_size=PAGE_SIZE,
+    )
 
 
 def _story_or_404(db, story_id: int):
@@ -180,14 +229,25 @@ def _story_or_404(db, story_id: int):
 
 
 @router.get("/stories/{story_id}", response_class=HTMLResponse)
-def story_page(request: Request, db: DbSession, session: PageSession, story_id: IdPath, saved: str | None = None) -> HTMLResponse:
+def story_page(
+    request: Request, db: DbSession, session: PageSession, story_id: IdPath, saved: str | None = None
+) -> HTMLResponse:
     story = _story_or_404(db, story_id)
-    return render(request, "story.html", session, story=story_out(db, story), contexts=evidence_in_context(db, story_id),
-                  decisions=DECISIONS, saved=saved)  # fmt: skip
+    return render(
+        request,
+        "story.html",
+        session,
+        story=story_out(db, story),
+        contexts=evidence_in_context(db, story_id),
+        decisions=DECISIONS,
+        saved=saved,
+    )
 
 
 @router.post("/stories/{story_id}/status")
-def story_status(db: DbSession, _: FormSession, story_id: IdPath, status: Annotated[str, Form(max_length=16)]) -> Response:
+def story_status(
+    db: DbSession, _: FormSession, story_id: IdPath, status: Annotated[str, Form(max_length=16)]
+) -> Response:
     if status not in STORY_STATUSES:
         raise HTTPException(422, detail=f"status must be one of {', '.join(STORY_STATUSES)}")
     update_story(db, _story_or_404(db, story_id), {"status": status})
@@ -197,10 +257,12 @@ def story_status(db: DbSession, _: FormSession, story_id: IdPath, status: Annota
 
 @router.post("/stories/{story_id}/edit")
 def story_edit(
-    db: DbSession, _: FormSession, story_id: IdPath,
+    db: DbSession,
+    _: FormSession,
+    story_id: IdPath,
     title: Annotated[str, Form(min_length=1, max_length=300)],
     problem: Annotated[str, Form(min_length=1, max_length=20_000)],
-) -> Response:  # fmt: skip
+) -> Response:
     update_story(db, _story_or_404(db, story_id), {"title": title.strip(), "problem": problem.strip()})
     db.commit()
     return see_other(f"/stories/{story_id}?saved=text")
@@ -210,9 +272,10 @@ def story_edit(
 def story_export(db: DbSession, _: PageSession, story_id: IdPath) -> PlainTextResponse:
     story = _story_or_404(db, story_id)
     return PlainTextResponse(
-        to_markdown([story_out(db, story)], title=story.title), media_type="text/markdown; charset=utf-8",
+        to_markdown([story_out(db, story)], title=story.title),
+        media_type="text/markdown; charset=utf-8",
         headers={"Content-Disposition": f'attachment; filename="story-{story_id}.md"'},
-    )  # fmt: skip
+    )
 
 
 # --- conversations ----------------------------------------------------------------------------
@@ -220,13 +283,23 @@ def story_export(db: DbSession, _: PageSession, story_id: IdPath) -> PlainTextRe
 
 @router.get("/conversations", response_class=HTMLResponse)
 def conversations_page(
-    request: Request, db: DbSession, session: PageSession,
+    request: Request,
+    db: DbSession,
+    session: PageSession,
     q: Annotated[str | None, Query(max_length=MAX_QUERY_CHARS)] = None,
     offset: Annotated[int, Query(ge=0, le=MAX_OFFSET)] = 0,
-) -> HTMLResponse:  # fmt: skip
+) -> HTMLResponse:
     rows = list_conversations(db, limit=PAGE_SIZE + 1, offset=offset, q=(q or "").strip() or None)
-    return render(request, "conversations.html", session, conversations=rows[:PAGE_SIZE], q=q or "", offset=offset,
-                  more=len(rows) > PAGE_SIZE, page_size=PAGE_SIZE)  # fmt: skip
+    return render(
+        request,
+        "conversations.html",
+        session,
+        conversations=rows[:PAGE_SIZE],
+        q=q or "",
+        offset=offset,
+        more=len(rows) > PAGE_SIZE,
+        page_size=PAGE_SIZE,
+    )
 
 
 @router.get("/conversations/{conversation_id}", response_class=HTMLResponse)
@@ -251,30 +324,46 @@ def _parse_day(value: str, field: str) -> datetime | None:
 
 
 @router.get("/runs", response_class=HTMLResponse)
-def runs_page(request: Request, db: DbSession, session: PageSession, error: str | None = None,
-              offset: Annotated[int, Query(ge=0, le=MAX_OFFSET)] = 0) -> HTMLResponse:  # fmt: skip
+def runs_page(
+    request: Request,
+    db: DbSession,
+    session: PageSession,
+    error: str | None = None,
+    offset: Annotated[int, Query(ge=0, le=MAX_OFFSET)] = 0,
+) -> HTMLResponse:
     try:
         rows, unavailable = run_read.list_runs(db, limit=PAGE_SIZE + 1, offset=offset), None
     except run_read.RunsUnavailable as exc:
         rows, unavailable = [], str(exc)
     from threadline.api.read.sources import list_sources
 
-    return render(request, "runs.html", session, runs=rows[:PAGE_SIZE], unavailable=unavailable, error=error,
-                  sources=list_sources(db, limit=PAGE_SIZE, offset=0), offset=offset, more=len(rows) > PAGE_SIZE,
-                  page_size=PAGE_SIZE)  # fmt: skip
+    return render(
+        request,
+        "runs.html",
+        session,
+        runs=rows[:PAGE_SIZE],
+        unavailable=unavailable,
+        error=error,
+        sources=list_sources(db, limit=PAGE_SIZE, offset=0),
+        offset=offset,
+        more=len(rows) > PAGE_SIZE,
+        page_size=PAGE_SIZE,
+    )
 
 
 @router.post("/runs")
 def start_run(
-    db: DbSession, _: FormSession,
+    db: DbSession,
+    _: FormSession,
     source: Annotated[str, Form(max_length=200)] = "",
     since: Annotated[str, Form(max_length=40)] = "",
     until: Annotated[str, Form(max_length=40)] = "",
-) -> Response:  # fmt: skip
+) -> Response:
     service = run_read.service()
     try:
-        run_id = service.enqueue_run(db, source=source.strip() or None, since=_parse_day(since, "since"),
-                                     until=_parse_day(until, "until"))  # fmt: skip
+        run_id = service.enqueue_run(
+            db, source=source.strip() or None, since=_parse_day(since, "since"), until=_parse_day(until, "until")
+        )
     except run_read.run_error_class() as exc:
         db.rollback()
         return see_other("/runs?" + urlencode({"error": str(exc)[:300]}))
@@ -283,7 +372,9 @@ def start_run(
 
 
 @router.get("/runs/{run_id}", response_class=HTMLResponse)
-def run_page(request: Request, db: DbSession, session: PageSession, run_id: IdPath, error: str | None = None) -> HTMLResponse:
+def run_page(
+    request: Request, db: DbSession, session: PageSession, run_id: IdPath, error: str | None = None
+) -> HTMLResponse:
     view = run_read.run_view(db, run_id)
     if view is None:
         raise HTTPException(404, detail="no such run")
@@ -316,15 +407,33 @@ def run_action(db: DbSession, _: FormSession, run_id: IdPath, action: str) -> Re
 
 
 @router.get("/dead-letters", response_class=HTMLResponse)
-def dead_letters_page(request: Request, db: DbSession, session: PageSession,
-                      run_id: Annotated[int | None, Query(ge=1, le=MAX_ID)] = None,
-                      offset: Annotated[int, Query(ge=0, le=MAX_OFFSET)] = 0, note: str | None = None) -> HTMLResponse:  # fmt: skip
+def dead_letters_page(
+    request: Request,
+    db: DbSession,
+    session: PageSession,
+    run_id: Annotated[int | None, Query(ge=1, le=MAX_ID)] = None,
+    offset: Annotated[int, Query(ge=0, le=MAX_OFFSET)] = 0,
+    note: str | None = None,
+) -> HTMLResponse:
     try:
-        rows, unavailable = run_read.service().list_dead_letters(db, run_id=run_id, limit=PAGE_SIZE + 1, offset=offset), None
+        rows, unavailable = (
+            run_read.service().list_dead_letters(db, run_id=run_id, limit=PAGE_SIZE + 1, offset=offset),
+            None,
+        )
     except run_read.RunsUnavailable as exc:
         rows, unavailable = [], str(exc)
-    return render(request, "dead_letters.html", session, rows=rows[:PAGE_SIZE], unavailable=unavailable, run_id=run_id,
-                  offset=offset, more=len(rows) > PAGE_SIZE, page_size=PAGE_SIZE, note=note)  # fmt: skip
+    return render(
+        request,
+        "dead_letters.html",
+        session,
+        rows=rows[:PAGE_SIZE],
+        unavailable=unavailable,
+        run_id=run_id,
+        offset=offset,
+        more=len(rows) > PAGE_SIZE,
+        page_size=PAGE_SIZE,
+        note=note,
+    )
 
 
 @router.post("/dead-letters/{dead_letter_id}/retry")

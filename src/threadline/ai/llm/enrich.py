@@ -64,7 +64,9 @@ def _top_members(session: Session, run_id: int, theme_id: int, limit: int) -> li
     )
 
 
-def name_themes_with_llm(session: Session, run_id: int, theme_ids: Sequence[int], runtime: LLMRuntime) -> list[CallUsage]:
+def name_themes_with_llm(
+    session: Session, run_id: int, theme_ids: Sequence[int], runtime: LLMRuntime
+) -> list[CallUsage]:
     """Replace the extractive names of `theme_ids` with LLM names contrasting their nearest themes."""
     themes = {t.id: t for t in session.execute(select(Theme).where(Theme.id.in_(list(theme_ids)))).scalars()}
     if not themes:
@@ -81,8 +83,12 @@ def name_themes_with_llm(session: Session, run_id: int, theme_ids: Sequence[int]
     for theme_id in themes:
         if theme_id not in centroids:
             continue
-        others = sorted((t for t in centroids if t != theme_id), key=lambda t: -float(centroids[t] @ centroids[theme_id]))
-        contrast = [digests[c] for other in others[:3] for c in members[other][:2] if c in digests][:CONTRASTS_PER_THEME]
+        others = sorted(
+            (t for t in centroids if t != theme_id), key=lambda t: -float(centroids[t] @ centroids[theme_id])
+        )
+        contrast = [digests[c] for other in others[:3] for c in members[other][:2] if c in digests][
+            :CONTRASTS_PER_THEME
+        ]
         own = tuple(digests[c] for c in members[theme_id] if c in digests)
         if own:
             inputs.append(ThemeNamingInput(str(theme_id), own, tuple(contrast)))
@@ -127,12 +133,21 @@ def write_stories_with_llm(session: Session, run_id: int, runtime: LLMRuntime) -
     for story in stories:
         theme = session.get(Theme, story.theme_id)
         items = tuple(
-            Evidence(f"E{e.position + 1}", str(e.conversation_id), str(e.message_id), e.quote,
-                     digests[e.conversation_id].summary if e.conversation_id in digests else "")
+            Evidence(
+                f"E{e.position + 1}",
+                str(e.conversation_id),
+                str(e.message_id),
+                e.quote,
+                digests[e.conversation_id].summary if e.conversation_id in digests else "",
+            )
             for e in evidence[story.id]
-        )  # fmt: skip
+        )
         # StoryInput's key field carries the story id here, so results map back to their story.
-        inputs.append(StoryInput(str(story.id), theme.name if theme else story.title, (theme.description or "") if theme else "", items))
+        inputs.append(
+            StoryInput(
+                str(story.id), theme.name if theme else story.title, (theme.description or "") if theme else "", items
+            )
+        )
 
     async def job(client: LLMClient):
         return await asyncio.gather(*(write_story(client, inp) for inp in inputs), return_exceptions=True)

@@ -21,9 +21,14 @@ MESSAGES = Message.__table__
 SOURCES = Source.__table__
 # Not `raw` (the whole source payload, per row).
 SUMMARY_COLUMNS = (
-    CONVERSATIONS.c.id, CONVERSATIONS.c.external_id, SOURCES.c.name.label("source"), CONVERSATIONS.c.subject,
-    CONVERSATIONS.c.state, CONVERSATIONS.c.created_at, CONVERSATIONS.c.url,
-)  # fmt: skip
+    CONVERSATIONS.c.id,
+    CONVERSATIONS.c.external_id,
+    SOURCES.c.name.label("source"),
+    CONVERSATIONS.c.subject,
+    CONVERSATIONS.c.state,
+    CONVERSATIONS.c.created_at,
+    CONVERSATIONS.c.url,
+)
 # The search configuration as SQL text, not a bind parameter, so that a prepared statement's generic plan
 # still matches the GIN index expression.
 SEARCH_REGCONFIG = literal_column(f"'{SEARCH_CONFIG}'::regconfig")
@@ -43,9 +48,12 @@ def _list_statement(present: frozenset[str]) -> Select:
     memoized cache key, and psycopg can prepare it, instead of rebuilding all three per request.
     """
     messages = (
-        select(func.count()).select_from(MESSAGES).where(MESSAGES.c.conversation_id == CONVERSATIONS.c.id)
-        .scalar_subquery().label("messages")
-    )  # fmt: skip
+        select(func.count())
+        .select_from(MESSAGES)
+        .where(MESSAGES.c.conversation_id == CONVERSATIONS.c.id)
+        .scalar_subquery()
+        .label("messages")
+    )
     statement = (
         select(*SUMMARY_COLUMNS, messages)
         .select_from(CONVERSATIONS.join(SOURCES, SOURCES.c.id == CONVERSATIONS.c.source_id))
@@ -73,8 +81,9 @@ def _list_statement(present: frozenset[str]) -> Select:
         statement = statement.where(CONVERSATIONS.c.id.in_(member))
     return (
         statement.order_by(CONVERSATIONS.c.created_at.desc().nulls_last(), CONVERSATIONS.c.id.desc())
-        .limit(bindparam("limit", type_=Integer)).offset(bindparam("offset", type_=Integer))
-    )  # fmt: skip
+        .limit(bindparam("limit", type_=Integer))
+        .offset(bindparam("offset", type_=Integer))
+    )
 
 
 def list_conversations(
@@ -93,8 +102,14 @@ def list_conversations(
 
     `run_id` narrows `theme_id` to one run's membership; alone it filters nothing.
     """
-    params: dict[str, Any] = {"source": source, "since": since, "until": until, "q": q[:MAX_QUERY_CHARS] if q else None,
-                              "theme_id": theme_id, "run_id": run_id if theme_id is not None else None}  # fmt: skip
+    params: dict[str, Any] = {
+        "source": source,
+        "since": since,
+        "until": until,
+        "q": q[:MAX_QUERY_CHARS] if q else None,
+        "theme_id": theme_id,
+        "run_id": run_id if theme_id is not None else None,
+    }
     params = {name: value for name, value in params.items() if value is not None}
     statement = _list_statement(frozenset(params))
     rows = session.execute(statement, {**params, "limit": limit, "offset": offset}).mappings()
@@ -117,27 +132,38 @@ def _summary(conversation: Conversation, source: str, messages: int) -> dict[str
 def get_conversation(session: Session, conversation_id: int) -> dict[str, Any] | None:
     """One conversation with its ordered messages and the themes runs put it in."""
     row = session.execute(
-        select(Conversation, Source.name).join(Source, Source.id == Conversation.source_id)
+        select(Conversation, Source.name)
+        .join(Source, Source.id == Conversation.source_id)
         .where(Conversation.id == conversation_id, Conversation.deleted_at.is_(None))
-    ).first()  # fmt: skip
+    ).first()
     if row is None:
         return None
     conversation, source = row
     messages = list(
-        session.execute(select(Message).where(Message.conversation_id == conversation_id).order_by(Message.position)).scalars()
+        session.execute(
+            select(Message).where(Message.conversation_id == conversation_id).order_by(Message.position)
+        ).scalars()
     )
     themes = session.execute(
-        select(ThemeMember.run_id, Theme.id, Theme.name).join(Theme, Theme.id == ThemeMember.theme_id)
-        .where(ThemeMember.conversation_id == conversation_id).order_by(ThemeMember.run_id.desc())
+        select(ThemeMember.run_id, Theme.id, Theme.name)
+        .join(Theme, Theme.id == ThemeMember.theme_id)
+        .where(ThemeMember.conversation_id == conversation_id)
+        .order_by(ThemeMember.run_id.desc())
         .limit(MAX_CONVERSATION_THEMES)
-    ).all()  # fmt: skip
+    ).all()
     return {
         **_summary(conversation, source, len(messages)),
         "tags": list(conversation.tags or []),
         "message_list": [
-            {"id": m.id, "position": m.position, "author_role": m.author_role, "text": m.text,
-             "created_at": m.created_at, "truncated": bool(m.truncated)}
+            {
+                "id": m.id,
+                "position": m.position,
+                "author_role": m.author_role,
+                "text": m.text,
+                "created_at": m.created_at,
+                "truncated": bool(m.truncated),
+            }
             for m in messages
-        ],  # fmt: skip
+        ],
         "themes": [{"run_id": r, "theme_id": t, "theme": n} for r, t, n in themes],
     }

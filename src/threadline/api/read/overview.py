@@ -23,8 +23,9 @@ STORIES = Story.__table__
 BEST_STORIES_OF_RUN = (
     select(STORIES.c.id, STORIES.c.theme_id, STORIES.c.title, STORIES.c.conversation_count, STORIES.c.trend)
     .where(STORIES.c.run_id == bindparam("run_id", type_=BigInteger))
-    .order_by(STORIES.c.score.desc(), STORIES.c.id).limit(RISING_CANDIDATES)
-)  # fmt: skip
+    .order_by(STORIES.c.score.desc(), STORIES.c.id)
+    .limit(RISING_CANDIDATES)
+)
 
 
 def rising_themes(session: Session, run_id: int) -> list[dict[str, Any]]:
@@ -33,10 +34,16 @@ def rising_themes(session: Session, run_id: int) -> list[dict[str, Any]]:
     rising = [s for s in stories if (s.trend or {}).get("direction") in RISING_DIRECTIONS]
     ordered = rising + [s for s in stories if (s.trend or {}).get("direction") not in RISING_DIRECTIONS]
     return [
-        {"theme_id": s.theme_id, "story_id": s.id, "title": s.title, "conversations": s.conversation_count,
-         "direction": (s.trend or {}).get("direction", "steady"), "counts": list((s.trend or {}).get("counts", []))}
+        {
+            "theme_id": s.theme_id,
+            "story_id": s.id,
+            "title": s.title,
+            "conversations": s.conversation_count,
+            "direction": (s.trend or {}).get("direction", "steady"),
+            "counts": list((s.trend or {}).get("counts", [])),
+        }
         for s in ordered[:RISING_THEMES]
-    ]  # fmt: skip
+    ]
 
 
 def overview(session: Session) -> dict[str, Any]:

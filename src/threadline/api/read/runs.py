@@ -79,29 +79,41 @@ def _phase_view(counters: dict[str, Any], phase: Any, now: datetime) -> dict[str
 def _run_rows() -> Select:
     """Runs' columns and the database's `now()` (for running phases' durations), unfiltered."""
     return select(
-        RUNS.c.id, RUNS.c.status, RUNS.c.phase, RUNS.c.params, RUNS.c.counters, RUNS.c.error, RUNS.c.created_at,
-        RUNS.c.started_at, RUNS.c.finished_at, RUNS.c.stop_requested_at, RUNS.c.generation, func.now().label("now"),
-    )  # fmt: skip
+        RUNS.c.id,
+        RUNS.c.status,
+        RUNS.c.phase,
+        RUNS.c.params,
+        RUNS.c.counters,
+        RUNS.c.error,
+        RUNS.c.created_at,
+        RUNS.c.started_at,
+        RUNS.c.finished_at,
+        RUNS.c.stop_requested_at,
+        RUNS.c.generation,
+        func.now().label("now"),
+    )
 
 
 RUN_IDS = bindparam("ids", type_=ARRAY(BigInteger))  # an array parameter: one SQL text whatever the number of runs
 # Statements built once at import: SQLAlchemy reuses their compiled form and memoized cache key.
 RUNS_BY_ID = _run_rows().where(RUNS.c.id == any_(RUN_IDS))
 RUNS_PAGE = (
-    _run_rows().order_by(RUNS.c.id.desc())
-    .limit(bindparam("limit", type_=Integer)).offset(bindparam("offset", type_=Integer))
-)  # fmt: skip
+    _run_rows()
+    .order_by(RUNS.c.id.desc())
+    .limit(bindparam("limit", type_=Integer))
+    .offset(bindparam("offset", type_=Integer))
+)
 PHASES_OF_RUNS = (
     select(PHASES.c.run_id, PHASES.c.phase, PHASES.c.state, PHASES.c.started_at, PHASES.c.finished_at)
-    .where(PHASES.c.run_id == any_(RUN_IDS)).order_by(PHASES.c.run_id, PHASES.c.position)
-)  # fmt: skip
+    .where(PHASES.c.run_id == any_(RUN_IDS))
+    .order_by(PHASES.c.run_id, PHASES.c.position)
+)
 OPEN_DEAD_LETTERS_OF_RUNS = (
     select(DEAD_LETTERS.c.run_id, func.count())
-    .where(DEAD_LETTERS.c.run_id == any_(RUN_IDS), DEAD_LETTERS.c.retried_at.is_(None)).group_by(DEAD_LETTERS.c.run_id)
-)  # fmt: skip
-CURRENT_RUN_ID = (
-    select(RUNS.c.id).order_by(RUNS.c.status.in_(ACTIVE_STATUSES).desc(), RUNS.c.id.desc()).limit(1)
-)  # fmt: skip
+    .where(DEAD_LETTERS.c.run_id == any_(RUN_IDS), DEAD_LETTERS.c.retried_at.is_(None))
+    .group_by(DEAD_LETTERS.c.run_id)
+)
+CURRENT_RUN_ID = select(RUNS.c.id).order_by(RUNS.c.status.in_(ACTIVE_STATUSES).desc(), RUNS.c.id.desc()).limit(1)
 
 
 def run_views(session: Session, run_ids: list[int]) -> list[dict[str, Any]]:
@@ -134,12 +146,21 @@ def _run_view(run: Any, phases: list[Any], dead_letters: int) -> dict[str, Any]:
     else:
         progress = 1.0 if run.status in TERMINAL_STATUSES else 0.0
     return {
-        "id": run.id, "status": run.status, "phase": run.phase, "params": run.params,
-        "conversations": int(counters.get("conversations", 0)), "counters": per_phase, "progress": progress,
-        "dead_letters": int(dead_letters), "generation": run.generation,
-        "created_at": _iso(run.created_at), "started_at": _iso(run.started_at), "finished_at": _iso(run.finished_at),
-        "stop_requested_at": _iso(run.stop_requested_at), "error": run.error,
-    }  # fmt: skip
+        "id": run.id,
+        "status": run.status,
+        "phase": run.phase,
+        "params": run.params,
+        "conversations": int(counters.get("conversations", 0)),
+        "counters": per_phase,
+        "progress": progress,
+        "dead_letters": int(dead_letters),
+        "generation": run.generation,
+        "created_at": _iso(run.created_at),
+        "started_at": _iso(run.started_at),
+        "finished_at": _iso(run.finished_at),
+        "stop_requested_at": _iso(run.stop_requested_at),
+        "error": run.error,
+    }
 
 
 def run_view(session: Session, run_id: int) -> dict[str, Any] | None:

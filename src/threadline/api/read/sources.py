@@ -15,15 +15,24 @@ SOURCES, CONVERSATIONS = Source.__table__, Conversation.__table__
 def _sources_page() -> Select:
     """Sources by id with their live conversation counts, :limit and :offset (one grouped count, columns only)."""
     counts = (
-        select(CONVERSATIONS.c.source_id, func.count().label("n")).where(CONVERSATIONS.c.deleted_at.is_(None))
-        .group_by(CONVERSATIONS.c.source_id).subquery()
-    )  # fmt: skip
+        select(CONVERSATIONS.c.source_id, func.count().label("n"))
+        .where(CONVERSATIONS.c.deleted_at.is_(None))
+        .group_by(CONVERSATIONS.c.source_id)
+        .subquery()
+    )
     return (
-        select(SOURCES.c.id, SOURCES.c.name, SOURCES.c.kind, func.coalesce(counts.c.n, 0).label("conversations"),
-               SOURCES.c.created_at)
+        select(
+            SOURCES.c.id,
+            SOURCES.c.name,
+            SOURCES.c.kind,
+            func.coalesce(counts.c.n, 0).label("conversations"),
+            SOURCES.c.created_at,
+        )
         .select_from(SOURCES.outerjoin(counts, counts.c.source_id == SOURCES.c.id))
-        .order_by(SOURCES.c.id).limit(bindparam("limit", type_=Integer)).offset(bindparam("offset", type_=Integer))
-    )  # fmt: skip
+        .order_by(SOURCES.c.id)
+        .limit(bindparam("limit", type_=Integer))
+        .offset(bindparam("offset", type_=Integer))
+    )
 
 
 SOURCES_PAGE = _sources_page()  # built once at import: SQLAlchemy reuses its compiled form and memoized cache key

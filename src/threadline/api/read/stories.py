@@ -30,12 +30,25 @@ SORT_COLUMNS = {
 }
 # The columns of `story_out`, under its names (theme by name only: not the centroid vector).
 STORY_COLUMNS = (
-    STORIES.c.id, STORIES.c.rank, STORIES.c.title, STORIES.c.theme_id, THEMES.c.name.label("theme"), STORIES.c.status,
-    STORIES.c.edited, STORIES.c.severity, STORIES.c.severity_reason, STORIES.c.problem, STORIES.c.user_story,
-    STORIES.c.acceptance_criteria, STORIES.c.conversation_count.label("conversations"),
-    STORIES.c.customer_count.label("customers"), STORIES.c.first_seen, STORIES.c.last_seen, STORIES.c.trend,
+    STORIES.c.id,
+    STORIES.c.rank,
+    STORIES.c.title,
+    STORIES.c.theme_id,
+    THEMES.c.name.label("theme"),
+    STORIES.c.status,
+    STORIES.c.edited,
+    STORIES.c.severity,
+    STORIES.c.severity_reason,
+    STORIES.c.problem,
+    STORIES.c.user_story,
+    STORIES.c.acceptance_criteria,
+    STORIES.c.conversation_count.label("conversations"),
+    STORIES.c.customer_count.label("customers"),
+    STORIES.c.first_seen,
+    STORIES.c.last_seen,
+    STORIES.c.trend,
     STORIES.c.run_id,
-)  # fmt: skip
+)
 THEME_NAME_ONLY = selectinload(Story.theme).load_only(Theme.id, Theme.name)  # not the centroid vector: parsed per row
 MAX_CONTEXT_MESSAGES = 200  # messages shown around evidence: a long thread is cut, the quoted message always kept
 
@@ -55,15 +68,19 @@ def _evidence_statement() -> Select:
     """Evidence of the stories in :ids (an array parameter: one SQL text whatever the page size)."""
     return (
         select(
-            EVIDENCE.c.story_id, EVIDENCE.c.quote, EVIDENCE.c.conversation_id,
+            EVIDENCE.c.story_id,
+            EVIDENCE.c.quote,
+            EVIDENCE.c.conversation_id,
             CONVERSATIONS.c.external_id.label("conversation_external_id"),
             CONVERSATIONS.c.url.label("conversation_url"),
-            EVIDENCE.c.message_id, EVIDENCE.c.start_offset.label("start"), EVIDENCE.c.end_offset.label("end"),
+            EVIDENCE.c.message_id,
+            EVIDENCE.c.start_offset.label("start"),
+            EVIDENCE.c.end_offset.label("end"),
         )
         .select_from(EVIDENCE.join(CONVERSATIONS, CONVERSATIONS.c.id == EVIDENCE.c.conversation_id))
         .where(EVIDENCE.c.story_id == any_(bindparam("ids", type_=ARRAY(BigInteger))))
         .order_by(EVIDENCE.c.story_id, EVIDENCE.c.position)
-    )  # fmt: skip
+    )
 
 
 def evidence_for(session: Session, story_ids: list[int]) -> dict[int, list[dict[str, Any]]]:
@@ -81,16 +98,18 @@ def evidence_for(session: Session, story_ids: list[int]) -> dict[int, list[dict[
 def _list_statement(present: frozenset[str], sort: StorySort) -> Select:
     """Stories of :run_id with the filters in `present` as bind parameters, plus :limit and :offset (built once)."""
     statement = (
-        select(*STORY_COLUMNS).select_from(STORIES.outerjoin(THEMES, THEMES.c.id == STORIES.c.theme_id))
+        select(*STORY_COLUMNS)
+        .select_from(STORIES.outerjoin(THEMES, THEMES.c.id == STORIES.c.theme_id))
         .where(STORIES.c.run_id == bindparam("run_id", type_=BigInteger))
-    )  # fmt: skip
+    )
     for name in STORY_FILTERS:
         if name in present:
             statement = statement.where(STORIES.c[name] == bindparam(name, type_=STORIES.c[name].type))
     return (
         statement.order_by(*SORT_COLUMNS[sort])
-        .limit(bindparam("limit", type_=Integer)).offset(bindparam("offset", type_=Integer))
-    )  # fmt: skip
+        .limit(bindparam("limit", type_=Integer))
+        .offset(bindparam("offset", type_=Integer))
+    )
 
 
 def _iso(value: datetime | None) -> str | None:
@@ -116,10 +135,14 @@ def list_stories(
     run_id = default_run_id(session, run_id)
     if run_id is None:
         return []
-    filters = {name: value for name, value in (("status", status), ("severity", severity), ("theme_id", theme_id))
-               if value is not None}  # fmt: skip
-    result = session.execute(_list_statement(frozenset(filters), sort),
-                             {**filters, "run_id": run_id, "limit": limit, "offset": offset})  # fmt: skip
+    filters = {
+        name: value
+        for name, value in (("status", status), ("severity", severity), ("theme_id", theme_id))
+        if value is not None
+    }
+    result = session.execute(
+        _list_statement(frozenset(filters), sort), {**filters, "run_id": run_id, "limit": limit, "offset": offset}
+    )
     rows = [dict(row) for row in result.mappings()]
     evidence = evidence_for(session, [row["id"] for row in rows])
     for row in rows:
@@ -164,10 +187,16 @@ def evidence_in_context(session: Session, story_id: int) -> list[dict[str, Any]]
         spans: dict[int, list[tuple[int, int]]] = {}
         for item in items:
             spans.setdefault(item.message_id, []).append((item.start, item.end))
-        messages = session.execute(
-            select(Message).where(Message.conversation_id == conversation_id).order_by(Message.position)
-            .limit(MAX_CONTEXT_MESSAGES)
-        ).scalars().all()  # fmt: skip
+        messages = (
+            session.execute(
+                select(Message)
+                .where(Message.conversation_id == conversation_id)
+                .order_by(Message.position)
+                .limit(MAX_CONTEXT_MESSAGES)
+            )
+            .scalars()
+            .all()
+        )
         blocks.append(
             {
                 "conversation_id": conversation_id,
@@ -175,10 +204,15 @@ def evidence_in_context(session: Session, story_id: int) -> list[dict[str, Any]]
                 "url": items[0].conversation_url,
                 "quotes": [i.quote for i in items],
                 "messages": [
-                    {"id": m.id, "author_role": m.author_role, "created_at": m.created_at,
-                     "segments": split_segments(m.text, spans.get(m.id, [])), "quoted": m.id in spans}
+                    {
+                        "id": m.id,
+                        "author_role": m.author_role,
+                        "created_at": m.created_at,
+                        "segments": split_segments(m.text, spans.get(m.id, [])),
+                        "quoted": m.id in spans,
+                    }
                     for m in messages
-                ],  # fmt: skip
+                ],
             }
         )
     return blocks

@@ -110,13 +110,18 @@ def _as_utc(value: datetime) -> datetime:
 def _bucketed(session: Session, statement_filter, bucket: Bucket) -> dict[datetime, int]:
     start = bucket_start(bucket)
     rows = session.execute(
-        select(start, func.count()).select_from(Conversation.__table__).where(*statement_filter)
-        .where(Conversation.__table__.c.created_at.is_not(None)).group_by(start)
-    ).all()  # fmt: skip
+        select(start, func.count())
+        .select_from(Conversation.__table__)
+        .where(*statement_filter)
+        .where(Conversation.__table__.c.created_at.is_not(None))
+        .group_by(start)
+    ).all()
     return {_as_utc(s): n for s, n in rows}
 
 
-def theme_trend(session: Session, theme_id: int, *, run_id: int | None = None, bucket: Bucket = "week") -> dict[str, Any]:
+def theme_trend(
+    session: Session, theme_id: int, *, run_id: int | None = None, bucket: Bucket = "week"
+) -> dict[str, Any]:
     """Member conversations of a theme (and its children) per bucket of their creation time."""
     run_id = default_run_id(session, run_id)
     points: list[dict[str, Any]] = []
@@ -165,7 +170,7 @@ def theme_sparklines(session: Session, run_id: int | None, *, bucket: Bucket = "
         .join(Theme, Theme.id == ThemeMember.theme_id)
         .where(ThemeMember.run_id == run_id, Conversation.created_at.is_not(None))
         .group_by(ThemeMember.theme_id, Theme.parent_id, start)
-    ).all()  # fmt: skip
+    ).all()
     if not rows:
         return {}
     rows = [(t, p, w if w.tzinfo else w.replace(tzinfo=UTC), n) for t, p, w, n in rows]

@@ -24,13 +24,24 @@ async def conversations(
     source: Annotated[str | None, Query(max_length=200, description="Source name.")] = None,
     since: Annotated[datetime | None, Query(description="Created at or after.")] = None,
     until: Annotated[datetime | None, Query(description="Created before.")] = None,
-    q: Annotated[str | None, Query(max_length=MAX_QUERY_CHARS, description="Full-text search (web search syntax).")] = None,
+    q: Annotated[
+        str | None, Query(max_length=MAX_QUERY_CHARS, description="Full-text search (web search syntax).")
+    ] = None,
     theme_id: Annotated[int | None, Query(ge=1, le=MAX_ID, description="Members of this theme.")] = None,
     run_id: Annotated[int | None, Query(ge=1, le=MAX_ID, description="With theme_id: membership in this run.")] = None,
 ) -> dict:
     """Newest first. `q` searches message text with PostgreSQL full-text search (English stemming)."""
-    rows = await read(list_conversations, limit=limit + 1, offset=offset, source=source, since=since, until=until,
-                      q=q, theme_id=theme_id, run_id=run_id)  # fmt: skip
+    rows = await read(
+        list_conversations,
+        limit=limit + 1,
+        offset=offset,
+        source=source,
+        since=since,
+        until=until,
+        q=q,
+        theme_id=theme_id,
+        run_id=run_id,
+    )
     return page_of(rows, limit, offset)
 
 

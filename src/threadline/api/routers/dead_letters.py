@@ -17,16 +17,22 @@ router = APIRouter(tags=["dead letters"], responses={401: {"model": Problem}, 50
 
 @router.get("/dead-letters", response_model=Page[DeadLetterOut])
 async def dead_letters(
-    read: ReadDb, _: ApiAuth, limit: LimitQuery = 50, offset: OffsetQuery = 0,
+    read: ReadDb,
+    _: ApiAuth,
+    limit: LimitQuery = 50,
+    offset: OffsetQuery = 0,
     run_id: Annotated[int | None, Query(ge=1, le=MAX_ID)] = None,
-) -> dict:  # fmt: skip
+) -> dict:
     """Items not retried yet, newest first (optionally of one run)."""
     rows = await read(list_dead_letters, run_id=run_id, limit=limit + 1, offset=offset)
     return page_of(rows, limit, offset)
 
 
-@router.post("/dead-letters/{dead_letter_id}/retry", response_model=RetryResult,
-             responses={404: {"model": Problem}, 409: {"model": Problem}})  # fmt: skip
+@router.post(
+    "/dead-letters/{dead_letter_id}/retry",
+    response_model=RetryResult,
+    responses={404: {"model": Problem}, 409: {"model": Problem}},
+)
 def retry(dead_letter_id: IdPath, db: DbSession, _: ApiAuth) -> dict:
     """Queue the item again; 409 when it was already retried (one atomic claim per failure)."""
     svc = service()

@@ -27,8 +27,12 @@ async def runs(read: ReadDb, _: ApiAuth, limit: LimitQuery = 50, offset: OffsetQ
     return page_of(await read(run_read.list_runs, limit=limit + 1, offset=offset), limit, offset)
 
 
-@router.post("/runs", response_model=RunOut, status_code=status.HTTP_202_ACCEPTED,
-             responses={404: {"model": Problem}, 409: {"model": Problem}})  # fmt: skip
+@router.post(
+    "/runs",
+    response_model=RunOut,
+    status_code=status.HTTP_202_ACCEPTED,
+    responses={404: {"model": Problem}, 409: {"model": Problem}},
+)
 def start_run(body: RunStart, db: DbSession, _: ApiAuth) -> dict:
     """Create a run and queue its jobs; `threadline worker` processes do the work, never this server.
 
@@ -78,7 +82,9 @@ def stop_run(run_id: IdPath, db: DbSession, _: ApiAuth) -> dict:
     return _transition(db, run_id, "request_stop")
 
 
-@router.post("/runs/{run_id}/resume", response_model=RunOut, responses={404: {"model": Problem}, 409: {"model": Problem}})
+@router.post(
+    "/runs/{run_id}/resume", response_model=RunOut, responses={404: {"model": Problem}, 409: {"model": Problem}}
+)
 def resume_run(run_id: IdPath, db: DbSession, _: ApiAuth) -> dict:
     """Resume a stopped or failed run: only what is not done yet is queued again."""
     return _transition(db, run_id, "resume_run")

@@ -39,8 +39,12 @@ def sources(db: DbSession, _: ApiAuth, limit: LimitQuery = 50, offset: OffsetQue
     return page_of([{**row, "last_sync": last.get(row["id"])} for row in rows], limit, offset)
 
 
-@router.post("/sources/{source_id}/sync", response_model=SyncQueued, status_code=status.HTTP_202_ACCEPTED,
-             responses={404: {"model": Problem}, 409: {"model": Problem}, 503: {"model": Problem}})  # fmt: skip
+@router.post(
+    "/sources/{source_id}/sync",
+    response_model=SyncQueued,
+    status_code=status.HTTP_202_ACCEPTED,
+    responses={404: {"model": Problem}, 409: {"model": Problem}, 503: {"model": Problem}},
+)
 def sync_source(source_id: IdPath, db: DbSession, _: ApiAuth) -> dict:
     """Queue a sync job for a connector source (Intercom), or answer with the one already queued/running.
 
@@ -57,8 +61,13 @@ def sync_source(source_id: IdPath, db: DbSession, _: ApiAuth) -> dict:
         db.rollback()
         raise HTTPException(409, detail=str(exc)) from None
     db.commit()
-    return {"source_id": source_id, "job": str(job.job_id), "job_id": job.job_id, "created": job.created,
-            "status": job.status}  # fmt: skip
+    return {
+        "source_id": source_id,
+        "job": str(job.job_id),
+        "job_id": job.job_id,
+        "created": job.created,
+        "status": job.status,
+    }
 
 
 @router.get("/sources/{source_id}/sync", response_model=SourceSyncOut, responses={404: {"model": Problem}})

@@ -22,14 +22,24 @@ async def stories(
     _: ApiAuth,
     limit: LimitQuery = 50,
     offset: OffsetQuery = 0,
-    run_id: Annotated[int | None, Query(ge=1, le=MAX_ID, description="Run (default: the latest succeeded run).")] = None,
+    run_id: Annotated[
+        int | None, Query(ge=1, le=MAX_ID, description="Run (default: the latest succeeded run).")
+    ] = None,
     status: StoryStatus | None = None,
     severity: Annotated[str | None, Query(max_length=16)] = None,
     theme_id: Annotated[int | None, Query(ge=1, le=MAX_ID)] = None,
     sort: StorySort = "rank",
 ) -> dict:
-    rows = await read(list_stories, limit=limit + 1, offset=offset, run_id=run_id, status=status, severity=severity,
-                        theme_id=theme_id, sort=sort)  # fmt: skip
+    rows = await read(
+        list_stories,
+        limit=limit + 1,
+        offset=offset,
+        run_id=run_id,
+        status=status,
+        severity=severity,
+        theme_id=theme_id,
+        sort=sort,
+    )
     return page_of(rows, limit, offset)
 
 
@@ -64,6 +74,7 @@ def export_story(story_id: IdPath, db: DbSession, _: ApiAuth) -> PlainTextRespon
         raise HTTPException(404, detail="no such story")
     text = to_markdown([story_out(db, found)], title=found.title)
     return PlainTextResponse(
-        text, media_type="text/markdown; charset=utf-8",
+        text,
+        media_type="text/markdown; charset=utf-8",
         headers={"Content-Disposition": f'attachment; filename="story-{story_id}.md"'},
-    )  # fmt: skip
+    )

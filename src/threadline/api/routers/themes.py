@@ -41,8 +41,17 @@ def trend(theme_id: IdPath, db: DbSession, _: ApiAuth, run_id: RunQuery = None, 
     return theme_trend(db, theme_id, run_id=run_id, bucket=bucket)
 
 
-@router.get("/themes/{theme_id}/conversations", response_model=Page[ConversationSummary], responses={404: {"model": Problem}})
-def members(theme_id: IdPath, db: DbSession, _: ApiAuth, limit: LimitQuery = 50, offset: OffsetQuery = 0, run_id: RunQuery = None) -> dict:
+@router.get(
+    "/themes/{theme_id}/conversations", response_model=Page[ConversationSummary], responses={404: {"model": Problem}}
+)
+def members(
+    theme_id: IdPath,
+    db: DbSession,
+    _: ApiAuth,
+    limit: LimitQuery = 50,
+    offset: OffsetQuery = 0,
+    run_id: RunQuery = None,
+) -> dict:
     """Conversations the run put in this theme, newest first."""
     if theme_detail(db, theme_id, run_id) is None:
         raise HTTPException(404, detail="no such theme")

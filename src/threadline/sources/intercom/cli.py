@@ -55,9 +55,13 @@ def _fail(message: str) -> typer.Exit:
 @sources_add_app.command("intercom")
 def add_intercom_command(
     name: Annotated[str, typer.Option("--name", help="Name of the new source.")],
-    token_env: Annotated[str, typer.Option("--token-env", help="Environment variable holding the access token.")] = DEFAULT_TOKEN_ENV,
+    token_env: Annotated[
+        str, typer.Option("--token-env", help="Environment variable holding the access token.")
+    ] = DEFAULT_TOKEN_ENV,
     region: Annotated[str, typer.Option("--region", help="Intercom region: us, eu or au.")] = "us",
-    base_url: Annotated[str | None, typer.Option("--base-url", hidden=True, help="Override the API URL (local stand-in).")] = None,
+    base_url: Annotated[
+        str | None, typer.Option("--base-url", hidden=True, help="Override the API URL (local stand-in).")
+    ] = None,
 ) -> None:
     """Register an Intercom workspace as a source (stores the variable's name, never the token)."""
     from threadline.cli.common import console
@@ -123,7 +127,10 @@ def sync_source_id(engine: Any, source_id: int, since: int | None = None, run_id
 @app.command("sync")
 def sync_command(
     source: Annotated[str, typer.Argument(help="Name of the source to sync.")],
-    since: Annotated[str | None, typer.Option("--since", help="Re-read from this date (YYYY-MM-DD or ISO time) instead of the watermark.")] = None,
+    since: Annotated[
+        str | None,
+        typer.Option("--since", help="Re-read from this date (YYYY-MM-DD or ISO time) instead of the watermark."),
+    ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Machine-readable JSON on stdout.")] = False,
 ) -> None:
     """Fetch new and changed conversations (and deletions) from the source.

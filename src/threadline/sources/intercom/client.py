@@ -31,7 +31,9 @@ REGION_BASE_URLS: Mapping[str, str] = {
 DEFAULT_TOKEN_ENV = "INTERCOM_TOKEN"
 SEARCH_PAGE_SIZE = 150  # records per search page: Intercom's documented maximum
 DELETED_PAGE_SIZE = 60  # ids per /conversations/deleted page: the 2.16 description's maximum for this endpoint
-MAX_CONCURRENT_REQUESTS = 16  # requests in flight per sync: enough to fill a 10 s window at loopback latency; pacing bounds the rate
+MAX_CONCURRENT_REQUESTS = (
+    16  # requests in flight per sync: enough to fill a 10 s window at loopback latency; pacing bounds the rate
+)
 CONNECT_TIMEOUT_S = 10.0  # TCP+TLS setup; Intercom's edge answers well below this
 READ_TIMEOUT_S = 60.0  # one response; large conversations (500 parts) take a few seconds
 WRITE_TIMEOUT_S = 30.0  # sending a search body is tiny; this only catches stalled sockets
@@ -50,8 +52,15 @@ _LINK_URL = re.compile(r"<([^>]+)>")
 class IntercomError(Exception):
     """An Intercom call failed for good. Carries status, Intercom error code and path only."""
 
-    def __init__(self, message: str, *, status: int | None = None, code: str | None = None,
-                 path: str | None = None, attempts: int = 1) -> None:
+    def __init__(
+        self,
+        message: str,
+        *,
+        status: int | None = None,
+        code: str | None = None,
+        path: str | None = None,
+        attempts: int = 1,
+    ) -> None:
         super().__init__(message)
         self.status = status
         self.code = code
@@ -89,11 +98,20 @@ def _error_code(response: httpx.Response) -> str | None:
 class IntercomClient:
     """Async Intercom client; use as `async with IntercomClient(...) as client:`."""
 
-    def __init__(self, token: str, *, region: str = "us", base_url: str | None = None,
-                 timeout: httpx.Timeout = DEFAULT_TIMEOUT, transport: httpx.AsyncBaseTransport | None = None,
-                 pacer: RateLimitPacer | None = None, max_concurrency: int = MAX_CONCURRENT_REQUESTS,
-                 rng: random.Random | None = None, backoff_base_s: float = BACKOFF_BASE_S,
-                 backoff_cap_s: float = BACKOFF_CAP_S) -> None:
+    def __init__(
+        self,
+        token: str,
+        *,
+        region: str = "us",
+        base_url: str | None = None,
+        timeout: httpx.Timeout = DEFAULT_TIMEOUT,
+        transport: httpx.AsyncBaseTransport | None = None,
+        pacer: RateLimitPacer | None = None,
+        max_concurrency: int = MAX_CONCURRENT_REQUESTS,
+        rng: random.Random | None = None,
+        backoff_base_s: float = BACKOFF_BASE_S,
+        backoff_cap_s: float = BACKOFF_CAP_S,
+    ) -> None:
         self._token = token
         self._backoff_base_s = backoff_base_s
         self._backoff_cap_s = backoff_cap_s
@@ -133,8 +151,15 @@ class IntercomClient:
     def _backoff(self, attempt: int) -> float:
         return self._rng.uniform(0, min(self._backoff_cap_s, self._backoff_base_s * 2 ** (attempt - 1)))
 
-    async def request(self, method: str, path: str, *, params: Mapping[str, Any] | None = None,
-                      json: Any = None, ok_statuses: tuple[int, ...] = ()) -> httpx.Response:
+    async def request(
+        self,
+        method: str,
+        path: str,
+        *,
+        params: Mapping[str, Any] | None = None,
+        json: Any = None,
+        ok_statuses: tuple[int, ...] = (),
+    ) -> httpx.Response:
         """Send one paced request, retrying 429/5xx/transport errors up to MAX_ATTEMPTS.
 
         Returns 2xx responses and any status listed in `ok_statuses` (e.g. 404, 410) to the
@@ -167,8 +192,13 @@ class IntercomClient:
                 return response
             code = _error_code(response)
             if status in (401, 403):
-                raise IntercomAuthError(f"Intercom refused the token ({status} {code})", status=status,
-                                        code=code, path=path, attempts=attempt)
+                raise IntercomAuthError(
+                    f"Intercom refused the token ({status} {code})",
+                    status=status,
+                    code=code,
+                    path=path,
+                    attempts=attempt,
+                )
             if status == 429:
                 self.stats["rate_limited"] += 1
                 wait = self._wait_for_429(info)
@@ -176,15 +206,21 @@ class IntercomClient:
                 self.stats["server_errors"] += 1
                 wait = self._backoff(attempt)
             else:
-                raise IntercomError(f"Intercom answered {status} ({code})", status=status, code=code,
-                                    path=path, attempts=attempt)
+                raise IntercomError(
+                    f"Intercom answered {status} ({code})", status=status, code=code, path=path, attempts=attempt
+                )
             last = f"HTTP {status}"
             if attempt < MAX_ATTEMPTS:
                 self.stats["retries"] += 1
                 logger.info("intercom %s %s: %s, retry %d in %.1fs", method, path, last, attempt, wait)
                 await asyncio.sleep(wait)
-        raise IntercomError(f"Intercom {method} {path} failed after {MAX_ATTEMPTS} attempts ({last})",
-                            status=status, code=code, path=path, attempts=MAX_ATTEMPTS)
+        raise IntercomError(
+            f"Intercom {method} {path} failed after {MAX_ATTEMPTS} attempts ({last})",
+            status=status,
+            code=code,
+            path=path,
+            attempts=MAX_ATTEMPTS,
+        )
 
     def _wait_for_429(self, info: RateLimitInfo) -> float:
         """Wait until the window resets (+ jitter). If the window is spent, everyone waits."""
@@ -197,9 +233,9 @@ class IntercomClient:
     async def me(self) -> dict[str, Any]:
         return (await self.request("GET", "/me")).json()
 
-    async def search_conversations(self, field: str, since: int, until: int, *,
-                                   starting_after: str | None = None,
-                                   per_page: int = SEARCH_PAGE_SIZE) -> dict[str, Any]:
+    async def search_conversations(
+        self, field: str, since: int, until: int, *, starting_after: str | None = None, per_page: int = SEARCH_PAGE_SIZE
+    ) -> dict[str, Any]:
         """One page of conversations with since <= field < until, ascending by field.
 
         The lower bound is written `(f > t OR f = t)`: inclusive, and robust to Intercom
@@ -210,10 +246,13 @@ class IntercomClient:
             "query": {
                 "operator": "AND",
                 "value": [
-                    {"operator": "OR", "value": [
-                        {"field": field, "operator": ">", "value": since},
-                        {"field": field, "operator": "=", "value": since},
-                    ]},
+                    {
+                        "operator": "OR",
+                        "value": [
+                            {"field": field, "operator": ">", "value": since},
+                            {"field": field, "operator": "=", "value": since},
+                        ],
+                    },
                     {"operator": "AND", "value": [{"field": field, "operator": "<", "value": until}]},
                 ],
             },
@@ -224,8 +263,9 @@ class IntercomClient:
 
     async def get_conversation(self, conversation_id: str) -> dict[str, Any] | None:
         """Full conversation with parts as plain text; None if it no longer exists (404)."""
-        response = await self.request("GET", f"/conversations/{conversation_id}",
-                                      params={"display_as": "plaintext"}, ok_statuses=(404,))
+        response = await self.request(
+            "GET", f"/conversations/{conversation_id}", params={"display_as": "plaintext"}, ok_statuses=(404,)
+        )
         return None if response.status_code == 404 else response.json()
 
     async def get_contact(self, contact_id: str) -> tuple[dict[str, Any] | None, list[str]]:
@@ -257,7 +297,8 @@ class IntercomClient:
         tail = match.group(1).rstrip("/").rsplit("/", 1)[-1]
         return tail or None
 
-    async def deleted_conversations(self, page: int, *, order: str = "desc",
-                                    per_page: int = DELETED_PAGE_SIZE) -> dict[str, Any]:
+    async def deleted_conversations(
+        self, page: int, *, order: str = "desc", per_page: int = DELETED_PAGE_SIZE
+    ) -> dict[str, Any]:
         params = {"page": page, "per_page": per_page, "order": order}
         return (await self.request("GET", "/conversations/deleted", params=params)).json()

@@ -109,7 +109,7 @@ def patch_spec(raw: Mapping[str, Any]) -> dict[str, Any]:
     for node in list(_walk(spec)):
         ref = node.get("$ref")
         if isinstance(ref, str) and node.get("nullable") is True and ref.startswith(prefix):
-            target = schemas.get(ref[len(prefix):])
+            target = schemas.get(ref[len(prefix) :])
             if target is not None:
                 target["nullable"] = True
 

@@ -42,8 +42,9 @@ def author_role(author: Mapping[str, Any] | None, part_type: str | None = None) 
     return "customer" if kind == "" else "agent"
 
 
-def contact_record(contact: Mapping[str, Any], company_name: str | None = None,
-                   notes: list[str] | None = None) -> ContactRecord:
+def contact_record(
+    contact: Mapping[str, Any], company_name: str | None = None, notes: list[str] | None = None
+) -> ContactRecord:
     """Contact enrichment: email, name, company (name when the conversation has it, else id), plan."""
     custom = contact.get("custom_attributes") or {}
     companies = ((contact.get("companies") or {}).get("data")) or []
@@ -62,21 +63,24 @@ def contact_record(contact: Mapping[str, Any], company_name: str | None = None,
     )
 
 
-def conversation_record(conv: Mapping[str, Any], contact: ContactRecord | None = None,
-                        extra_notes: list[str] | None = None) -> ConversationRecord:
+def conversation_record(
+    conv: Mapping[str, Any], contact: ContactRecord | None = None, extra_notes: list[str] | None = None
+) -> ConversationRecord:
     """One retrieved conversation (display_as=plaintext) -> ConversationRecord."""
     notes = list(extra_notes or [])
     messages: list[MessageRecord] = []
     source = conv.get("source") or {}
     if source.get("body"):
         src_author = source.get("author") or {}
-        messages.append(MessageRecord(
-            author_role=author_role(src_author),
-            text=str(source["body"]),
-            created_at=from_unix(conv.get("created_at")),
-            external_id=str(source["id"]) if source.get("id") else None,
-            author_id=str(src_author["id"]) if src_author.get("id") else None,
-        ))
+        messages.append(
+            MessageRecord(
+                author_role=author_role(src_author),
+                text=str(source["body"]),
+                created_at=from_unix(conv.get("created_at")),
+                external_id=str(source["id"]) if source.get("id") else None,
+                author_id=str(src_author["id"]) if src_author.get("id") else None,
+            )
+        )
     parts_obj = conv.get("conversation_parts") or {}
     parts = parts_obj.get("conversation_parts") or []
     total = parts_obj.get("total_count")
@@ -92,13 +96,15 @@ def conversation_record(conv: Mapping[str, Any], contact: ContactRecord | None =
             dropped += 1
             continue
         author = part.get("author") or {}
-        messages.append(MessageRecord(
-            author_role=author_role(author, part.get("part_type")),
-            text=str(body),
-            created_at=from_unix(part.get("created_at")),
-            external_id=str(part["id"]) if part.get("id") is not None else None,
-            author_id=str(author["id"]) if author.get("id") else None,
-        ))
+        messages.append(
+            MessageRecord(
+                author_role=author_role(author, part.get("part_type")),
+                text=str(body),
+                created_at=from_unix(part.get("created_at")),
+                external_id=str(part["id"]) if part.get("id") is not None else None,
+                author_id=str(author["id"]) if author.get("id") else None,
+            )
+        )
     if dropped:
         notes.append(f"{dropped} parts without text (events) not kept as messages")
     tags = [str(t["name"]) for t in ((conv.get("tags") or {}).get("tags") or []) if t.get("name")]

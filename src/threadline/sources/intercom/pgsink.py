@@ -56,7 +56,7 @@ class PostgresSink:
         out: dict[str, datetime | None] = {}
         with Session(self.engine) as session:
             for start in range(0, len(external_ids), MAX_IDS_PER_QUERY):
-                chunk = list(external_ids[start:start + MAX_IDS_PER_QUERY])
+                chunk = list(external_ids[start : start + MAX_IDS_PER_QUERY])
                 rows = session.execute(
                     select(Conversation.external_id, Conversation.updated_at).where(
                         Conversation.source_id == self.source_id,
@@ -74,14 +74,26 @@ class PostgresSink:
             for external_id, deleted_at in batch.deleted.items():
                 session.execute(
                     update(Conversation)
-                    .where(Conversation.source_id == self.source_id, Conversation.external_id == external_id,
-                           Conversation.deleted_at.is_(None))
+                    .where(
+                        Conversation.source_id == self.source_id,
+                        Conversation.external_id == external_id,
+                        Conversation.deleted_at.is_(None),
+                    )
                     .values(deleted_at=deleted_at)
                 )
             for letter in batch.dead_letters:
-                session.add(DeadLetterRow(
-                    run_id=self.run_id, stage=letter.stage, item=letter.item, error_class=letter.error_class,
-                    error_message=letter.error_message, attempts=letter.attempts, failed_at=letter.failed_at,
-                ))
+                session.add(
+                    DeadLetterRow(
+                        run_id=self.run_id,
+                        stage=letter.stage,
+                        item=letter.item,
+                        error_class=letter.error_class,
+                        error_message=letter.error_message,
+                        attempts=letter.attempts,
+                        failed_at=letter.failed_at,
+                    )
+                )
             state = {key: value for key, value in batch.state.items() if key != JOB_STATUS_KEY}
-            session.execute(_WRITE_STATE_SQL, {"reserved": JOB_STATUS_KEY, "state": json.dumps(state), "id": self.source_id})
+            session.execute(
+                _WRITE_STATE_SQL, {"reserved": JOB_STATUS_KEY, "state": json.dumps(state), "id": self.source_id}
+            )

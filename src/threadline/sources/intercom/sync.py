@@ -38,7 +38,9 @@ from threadline.sources.records import ContactRecord, ConversationRecord
 logger = logging.getLogger(__name__)
 
 OVERLAP_SECONDS = 600  # re-read this much before the watermark: Intercom's search index lags updates by minutes
-MAX_OUTSTANDING_FETCHES = 150  # unfinished detail fetches before the next search page is read: one page keeps the limiter busy
+MAX_OUTSTANDING_FETCHES = (
+    150  # unfinished detail fetches before the next search page is read: one page keeps the limiter busy
+)
 MAX_PAGES_IN_FLIGHT = 20  # pages not yet fully committed: bounds how far the watermark may lag the fetches
 MAX_CATCHUP_PASSES = 3  # extra passes for conversations updated during the sync; bounded so a busy workspace cannot keep one sync alive forever
 COMMIT_CHUNK_SIZE = 25  # conversations per transaction within a page: bounds the work an interruption loses
@@ -105,8 +107,15 @@ def _epoch(dt: datetime | None) -> int | None:
 class IntercomSync:
     """One sync of one Intercom source into one sink."""
 
-    def __init__(self, client: IntercomClient, sink: SyncSink, *, field: str = "updated_at",
-                 overlap_seconds: int = OVERLAP_SECONDS, clock: Callable[[], float] = time.time) -> None:
+    def __init__(
+        self,
+        client: IntercomClient,
+        sink: SyncSink,
+        *,
+        field: str = "updated_at",
+        overlap_seconds: int = OVERLAP_SECONDS,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
         if field not in ("updated_at", "created_at"):
             raise ValueError("field must be updated_at or created_at")
         self.client = client
@@ -158,14 +167,16 @@ class IntercomSync:
             while True:
                 page = await self.client.search_conversations(self.field, anchor, until, starting_after=cursor)
                 self.report.search_pages += 1
-                items = [c for c in page.get("conversations") or []
-                         if since <= int(c.get(self.field, -1)) < until]  # local check: never trust the bound blindly
+                items = [
+                    c for c in page.get("conversations") or [] if since <= int(c.get(self.field, -1)) < until
+                ]  # local check: never trust the bound blindly
                 self.report.hits += len(items)
                 todo = await self._new_versions(items)
                 top = max((int(c[self.field]) for c in items), default=anchor)
                 nxt = ((page.get("pages") or {}).get("next") or {}).get("starting_after")
-                window.add([asyncio.create_task(self._fetch(item)) for item in todo],
-                           until if not nxt else max(anchor, top))
+                window.add(
+                    [asyncio.create_task(self._fetch(item)) for item in todo], until if not nxt else max(anchor, top)
+                )
                 await window.drain(block=False)
                 while window.outstanding() > MAX_OUTSTANDING_FETCHES or window.pages() > MAX_PAGES_IN_FLIGHT:
                     await window.drain(block=True)
@@ -216,8 +227,9 @@ class IntercomSync:
         except IntercomError as exc:
             return DeadLetter(item=cid, error_class=type(exc).__name__, error_message=str(exc), attempts=exc.attempts)
         except (KeyError, TypeError, ValueError) as exc:  # a payload we cannot map: keep the rest going
-            return DeadLetter(item=cid, error_class=type(exc).__name__, error_message=f"unmappable payload: {exc}",
-                              attempts=1)
+            return DeadLetter(
+                item=cid, error_class=type(exc).__name__, error_message=f"unmappable payload: {exc}", attempts=1
+            )
 
     async def _contact_for(self, conv: Mapping[str, Any]) -> tuple[ContactRecord | None, list[str]]:
         contact_id = mapping.first_contact_id(conv)

@@ -76,7 +76,10 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("run_id", "phase"),
     )
     op.create_index(
-        "ux_dead_letters_open_item", "dead_letters", ["run_id", "stage", "item"], unique=True,
+        "ux_dead_letters_open_item",
+        "dead_letters",
+        ["run_id", "stage", "item"],
+        unique=True,
         postgresql_where=sa.text("retried_at IS NULL"),
     )
 

@@ -11,6 +11,7 @@ Create Date: 2026-11-22
   LAST, id DESC), so a page of the newest conversations is an index scan, not a sort of
   the whole table.
 """
+
 from alembic import op
 
 revision = "0003_api"
@@ -20,9 +21,7 @@ depends_on = None
 
 
 def upgrade() -> None:
-    op.execute(
-        "CREATE INDEX IF NOT EXISTS ix_messages_text_fts ON messages USING gin (to_tsvector('english', text))"
-    )
+    op.execute("CREATE INDEX IF NOT EXISTS ix_messages_text_fts ON messages USING gin (to_tsvector('english', text))")
     op.execute(
         "CREATE INDEX IF NOT EXISTS ix_conversations_live_newest ON conversations "
         "(created_at DESC NULLS LAST, id DESC) WHERE deleted_at IS NULL"

@@ -11,6 +11,7 @@ against 0.2 s to insert them without the index and 1.3 s to build the same index
 bulk; `benchmarks/vector_index_cost.py`). A feature that needs SQL similarity search
 should add the index back with `CREATE INDEX CONCURRENTLY` (a bulk build).
 """
+
 from alembic import op
 
 revision = "0004_drop_vector_hnsw"

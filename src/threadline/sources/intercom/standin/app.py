@@ -183,25 +183,42 @@ def create_app(config: StandinConfig) -> Starlette:
         async def h(headers: dict[str, str]) -> Response:
             admin = ws.admins[0]
             return respond({**admin, "email_verified": True, "app": None, "has_inbox_seat": True}, headers)
+
         return await finish(request, "me", h)
 
     async def admins(request: Request) -> Response:
         async def h(headers: dict[str, str]) -> Response:
-            items = [{**a, "job_title": "Support", "away_mode_enabled": False, "away_mode_reassign": False,
-                      "has_inbox_seat": True, "team_ids": [], "avatar": None} for a in ws.admins]
+            items = [
+                {
+                    **a,
+                    "job_title": "Support",
+                    "away_mode_enabled": False,
+                    "away_mode_reassign": False,
+                    "has_inbox_seat": True,
+                    "team_ids": [],
+                    "avatar": None,
+                }
+                for a in ws.admins
+            ]
             return respond({"type": "admin.list", "admins": items}, headers)
+
         return await finish(request, "admins", h)
 
     async def tags(request: Request) -> Response:
         async def h(headers: dict[str, str]) -> Response:
             return respond({"type": "list", "data": ws.tags}, headers)
+
         return await finish(request, "tags", h)
 
     def page_of(items: list[Any], offset: int, per_page: int, request: Request) -> dict[str, Any]:
-        chunk = items[offset:offset + per_page]
+        chunk = items[offset : offset + per_page]
         total_pages = max(1, math.ceil(len(items) / per_page))
-        pages: dict[str, Any] = {"type": "pages", "page": offset // per_page + 1, "per_page": per_page,
-                                 "total_pages": total_pages}
+        pages: dict[str, Any] = {
+            "type": "pages",
+            "page": offset // per_page + 1,
+            "per_page": per_page,
+            "total_pages": total_pages,
+        }
         if offset + per_page < len(items):
             pages["next"] = {"per_page": per_page, "starting_after": _encode_cursor(offset + per_page)}
         return {
@@ -235,7 +252,11 @@ def create_app(config: StandinConfig) -> Starlette:
                 return _error(400, "parameter_invalid", "malformed search request", headers)
             with ws.lock:
                 matches = [c for c in ws.conversations.values() if predicate(c)]
-                key = (lambda c: (int(c.id), 0)) if sort_field == "id" else (lambda c: (getattr(c, sort_field), int(c.id)))
+                key = (
+                    (lambda c: (int(c.id), 0))
+                    if sort_field == "id"
+                    else (lambda c: (getattr(c, sort_field), int(c.id)))
+                )
                 matches.sort(key=key, reverse=reverse)
                 out = page_of(matches, offset, per_page, request)
                 if config.mutations_per_search_page and stats.mutations < config.mutation_budget:
@@ -243,6 +264,7 @@ def create_app(config: StandinConfig) -> Starlette:
                     ws.touch_random(int(config.clock()), count)
                     stats.mutations += count
             return respond(out, headers)
+
         return await finish(request, "search", h)
 
     async def list_conversations(request: Request) -> Response:
@@ -258,6 +280,7 @@ def create_app(config: StandinConfig) -> Starlette:
             with ws.lock:
                 items = sorted(ws.conversations.values(), key=lambda c: (c.updated_at, int(c.id)), reverse=True)
                 return respond(page_of(items, offset, per_page, request), headers)
+
         return await finish(request, "list", h)
 
     async def retrieve(request: Request) -> Response:
@@ -271,6 +294,7 @@ def create_app(config: StandinConfig) -> Starlette:
                 if conv is None:
                     return _error(404, "not_found", "Resource Not Found", headers)
                 return respond(ws.conversation_json(conv, base_url(request)), headers)
+
         return await finish(request, "retrieve", h)
 
     async def deleted(request: Request) -> Response:
@@ -285,19 +309,32 @@ def create_app(config: StandinConfig) -> Starlette:
                 return _error(400, "parameter_invalid", "invalid page, per_page or order", headers)
             with ws.lock:
                 items = sorted(ws.deleted.items(), key=lambda kv: (kv[1], int(kv[0])), reverse=order == "desc")
-            chunk = items[(page - 1) * per_page: page * per_page]
+            chunk = items[(page - 1) * per_page : page * per_page]
             total_pages = max(1, math.ceil(len(items) / per_page))
             nxt = None
             if page < total_pages:
                 nxt = f"{base_url(request)}/conversations/deleted?" + urlencode(
-                    {"page": page + 1, "per_page": per_page, "order": order})
-            return respond({
-                "type": "conversation.list",
-                "conversations": [{"type": "conversation", "id": cid, "metrics_retained": False, "deleted_at": at}
-                                  for cid, at in chunk],
-                "total_count": len(items),
-                "pages": {"type": "pages", "page": page, "per_page": per_page, "total_pages": total_pages, "next": nxt},
-            }, headers)
+                    {"page": page + 1, "per_page": per_page, "order": order}
+                )
+            return respond(
+                {
+                    "type": "conversation.list",
+                    "conversations": [
+                        {"type": "conversation", "id": cid, "metrics_retained": False, "deleted_at": at}
+                        for cid, at in chunk
+                    ],
+                    "total_count": len(items),
+                    "pages": {
+                        "type": "pages",
+                        "page": page,
+                        "per_page": per_page,
+                        "total_pages": total_pages,
+                        "next": nxt,
+                    },
+                },
+                headers,
+            )
+
         return await finish(request, "deleted", h)
 
     async def contact(request: Request) -> Response:
@@ -306,23 +343,27 @@ def create_app(config: StandinConfig) -> Starlette:
         async def h(headers: dict[str, str]) -> Response:
             if contact_id in ws.merged_into:
                 link = f'<{base_url(request)}/contacts/{ws.merged_into[contact_id]}>; rel="canonical"'
-                return _error(410, "contact_merged", "Contact was merged into another contact",
-                              {**headers, "Link": link})
+                return _error(
+                    410, "contact_merged", "Contact was merged into another contact", {**headers, "Link": link}
+                )
             if contact_id in ws.missing_contacts or contact_id not in ws.contacts:
                 return _error(404, "not_found", "User Not Found", headers)
             return respond(ws.contact_json(contact_id, base_url(request)), headers)
+
         return await finish(request, "contact", h)
 
-    app = Starlette(routes=[
-        Route("/me", me, methods=["GET"]),
-        Route("/admins", admins, methods=["GET"]),
-        Route("/tags", tags, methods=["GET"]),
-        Route("/conversations", list_conversations, methods=["GET"]),
-        Route("/conversations/search", search, methods=["POST"]),
-        Route("/conversations/deleted", deleted, methods=["GET"]),
-        Route("/conversations/{conversation_id}", retrieve, methods=["GET"]),
-        Route("/contacts/{contact_id}", contact, methods=["GET"]),
-    ])
+    app = Starlette(
+        routes=[
+            Route("/me", me, methods=["GET"]),
+            Route("/admins", admins, methods=["GET"]),
+            Route("/tags", tags, methods=["GET"]),
+            Route("/conversations", list_conversations, methods=["GET"]),
+            Route("/conversations/search", search, methods=["POST"]),
+            Route("/conversations/deleted", deleted, methods=["GET"]),
+            Route("/conversations/{conversation_id}", retrieve, methods=["GET"]),
+            Route("/contacts/{contact_id}", contact, methods=["GET"]),
+        ]
+    )
     app.state.stats = stats
     app.state.config = config
     return app

@@ -216,9 +216,15 @@ class Workspace:
             "tags": {
                 "type": "tag.list",
                 "tags": [
-                    {"type": "tag", "id": t["id"], "name": t["name"], "applied_at": conv.created_at,
-                     "applied_by": {"type": "admin", "id": self.admins[0]["id"]}}
-                    for t in self.tags if t["id"] in conv.tag_ids
+                    {
+                        "type": "tag",
+                        "id": t["id"],
+                        "name": t["name"],
+                        "applied_at": conv.created_at,
+                        "applied_by": {"type": "admin", "id": self.admins[0]["id"]},
+                    }
+                    for t in self.tags
+                    if t["id"] in conv.tag_ids
                 ],
             },
             "source": {
@@ -227,7 +233,12 @@ class Workspace:
                 "delivered_as": "customer_initiated",
                 "subject": conv.subject,
                 "body": conv.body,
-                "author": {"type": author["role"], "id": author["id"], "name": author["name"], "email": author["email"]},
+                "author": {
+                    "type": author["role"],
+                    "id": author["id"],
+                    "name": author["name"],
+                    "email": author["email"],
+                },
                 "attachments": [],
                 "url": f"https://app.example.com/help/{conv.id}",
                 "redacted": False,

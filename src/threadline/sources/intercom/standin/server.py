@@ -22,10 +22,17 @@ POLL_SECONDS = 0.01  # how often startup/shutdown progress is checked
 @contextlib.contextmanager
 def serve(app: Any) -> Iterator[str]:
     """Run `app` for the duration of the block; yields its base URL (http://127.0.0.1:PORT)."""
-    server = uvicorn.Server(uvicorn.Config(
-        app, host="127.0.0.1", port=0, log_level="warning", lifespan="off",
-        timeout_graceful_shutdown=SHUTDOWN_GRACE_SECONDS, access_log=False,
-    ))
+    server = uvicorn.Server(
+        uvicorn.Config(
+            app,
+            host="127.0.0.1",
+            port=0,
+            log_level="warning",
+            lifespan="off",
+            timeout_graceful_shutdown=SHUTDOWN_GRACE_SECONDS,
+            access_log=False,
+        )
+    )
     thread = threading.Thread(target=server.run, name="intercom-standin", daemon=True)
     thread.start()
     deadline = time.monotonic() + STARTUP_TIMEOUT_SECONDS
