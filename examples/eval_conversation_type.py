@@ -111,7 +111,9 @@ def evaluate(texts: list[str], truth: list[str], embeddings: np.ndarray | None) 
         "accuracy": round(float(np.mean([p == t for p, t in zip(pred, truth, strict=True)])), 4),
         "confusion": confusion(truth, pred),
         "mean_confidence": round(float(np.mean([r.confidence for r in results])), 4),
-        "errors": [{"truth": t, "pred": p, "text": x[:120]} for x, t, p in zip(texts, truth, pred, strict=True) if p != t],
+        "errors": [
+            {"truth": t, "pred": p, "text": x[:120]} for x, t, p in zip(texts, truth, pred, strict=True) if p != t
+        ],
     }
 
 
