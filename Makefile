@@ -16,8 +16,10 @@ $(VENV)/.installed: pyproject.toml | $(BIN)/python
 	$(BIN)/pip install -e .
 	touch $@
 
-$(VENV)/.installed-dev: pyproject.toml $(VENV)/.installed
-	$(BIN)/pip install -e '.[dev]'
+# The test doubles (stand-ins, spec validators, the `sleep` stage, fault injection) are a package of
+# their own in testing/, installed editable for tests and benchmarks only; the product never imports it.
+$(VENV)/.installed-dev: pyproject.toml testing/pyproject.toml $(VENV)/.installed
+	$(BIN)/pip install -e '.[dev]' -e testing
 	touch $@
 
 install: $(VENV)/.installed

@@ -244,12 +244,12 @@ def main() -> int:
 
     from sqlalchemy import func, select, text
 
-    from threadline.api.tokens import create_token
     from threadline.config import get_settings
+    from threadline.connectors.files.importer import import_file
+    from threadline.connectors.files.readers import CsvColumns
     from threadline.db.engine import get_engine, session_scope
     from threadline.db.models import Conversation
-    from threadline.sources.files import CsvColumns
-    from threadline.sources.importer import import_file
+    from threadline.server.tokens import create_token
 
     figures: dict = {
         "clients": args.clients,
@@ -273,7 +273,7 @@ def main() -> int:
             "-m",
             "uvicorn",
             "--factory",
-            "threadline.api.app:create_app",
+            "threadline.app:create_app",
             "--host",
             "127.0.0.1",
             "--port",

@@ -21,11 +21,12 @@ import time
 from datetime import UTC, datetime
 from pathlib import Path
 
-from threadline.sources.intercom.client import IntercomClient
-from threadline.sources.intercom.sinks import MemorySink
-from threadline.sources.intercom.standin import StandinConfig, Workspace, WorkspaceSpec, create_app
-from threadline.sources.intercom.standin.server import serve
-from threadline.sources.intercom.sync import IntercomSync
+from threadline_testing.intercom import StandinConfig, Workspace, WorkspaceSpec, create_app
+from threadline_testing.serve import serve
+from threadline_testing.sinks import MemorySink
+
+from threadline.connectors.intercom.client import IntercomClient
+from threadline.connectors.intercom.sync import IntercomSync
 
 RESULTS = Path(__file__).resolve().parent / "results" / "intercom_backfill.json"
 TOKEN = "benchmark-token"  # made up: the stand-in accepts it

@@ -85,7 +85,7 @@ def start_standin(budget: Budget, seed: int) -> tuple[subprocess.Popen[bytes], s
     command = [
         sys.executable,
         "-m",
-        "threadline.ai.standin",
+        "threadline_testing.openai",
         "--port",
         str(port),
         "--api-key",

@@ -39,11 +39,11 @@ def main() -> int:
     from sqlalchemy import select
 
     from threadline.ai.embeddings import get_embedder
+    from threadline.connectors.files.importer import import_file
     from threadline.db.engine import get_engine, session_scope
     from threadline.db.models import Conversation, Theme, ThemeMember
-    from threadline.pipeline.runs import create_run, execute_run
-    from threadline.pipeline.service import run_view
-    from threadline.sources.importer import import_file
+    from threadline.engine.runs import create_run, execute_run
+    from threadline.read.runs import run_view
 
     timings: dict[str, float] = {}
     started = time.perf_counter()

@@ -55,14 +55,14 @@ def main() -> int:
                 dst.write(line)
 
     from threadline.ai.embeddings import get_embedder
+    from threadline.config import get_settings
+    from threadline.connectors.files.importer import import_file
     from threadline.db.engine import session_scope
     from threadline.db.scratch import scratch_engine
-    from threadline.pipeline.runs import create_run, execute_run
-    from threadline.pipeline.service import run_view
-    from threadline.pipeline.settings import WORKER_CONCURRENCY
-    from threadline.sources.importer import import_file
+    from threadline.engine.runs import create_run, execute_run
+    from threadline.read.runs import run_view
 
-    concurrency = args.concurrency or WORKER_CONCURRENCY
+    concurrency = args.concurrency or get_settings().engine.worker_concurrency
 
     with data.open(encoding="utf-8", newline="") as handle:
         texts = [row["text"] for row in csv.DictReader(handle)]

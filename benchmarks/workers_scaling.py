@@ -40,7 +40,7 @@ def _workers_registered(engine) -> int:
 
 def _import_items(engine, home: Path, count: int) -> None:
     """`count` one-message conversations (the `sleep` stage never reads their text)."""
-    from threadline.sources.importer import import_file
+    from threadline.connectors.files.importer import import_file
 
     path = home / "bench.jsonl"
     with path.open("w") as handle:
@@ -93,7 +93,7 @@ def _measure(
 
     from threadline.db.engine import session_scope
     from threadline.db.models import Run, RunItem
-    from threadline.pipeline.runs import create_run, wait_for_run
+    from threadline.engine.runs import create_run, wait_for_run
 
     processes = _start_workers(workers, concurrency, env, log_dir)
     try:

@@ -18,11 +18,20 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session
 from support import cloned_database
 
+from threadline.config import get_settings
 from threadline.db.embedded import start_embedded
 from threadline.db.engine import make_engine
 from threadline.db.migrate import upgrade
 
 TEMPLATE_DB = "threadline_template"
+
+
+@pytest.fixture(autouse=True)
+def fresh_settings() -> Iterator[None]:
+    """Each test reads the settings tree afresh (a process reads it once; tests change the environment)."""
+    get_settings.cache_clear()
+    yield
+    get_settings.cache_clear()
 
 
 @pytest.fixture(scope="session")

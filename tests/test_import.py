@@ -9,9 +9,9 @@ import pytest
 from sqlalchemy import func, select
 
 from threadline.config import MAX_MESSAGE_CHARS, MAX_MESSAGES_PER_CONVERSATION
+from threadline.connectors.files.importer import import_file
+from threadline.connectors.files.readers import CsvColumns, FileFormatError
 from threadline.db.models import Contact, Conversation, Message, Source
-from threadline.sources.files import CsvColumns, FileFormatError
-from threadline.sources.importer import import_file
 
 
 def conversation(cid: str, *texts: str, **extra) -> dict:

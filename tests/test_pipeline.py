@@ -9,10 +9,10 @@ from sqlalchemy import func, select
 from support import EXAMPLES
 
 from threadline.config import MIN_EVIDENCE_QUOTES
+from threadline.connectors.files.importer import import_file
 from threadline.db.engine import session_scope
 from threadline.db.models import Embedding, Message, Run, RunConversation, Story, StoryEvidence, Theme, ThemeMember
-from threadline.pipeline.runs import create_run, execute_run
-from threadline.sources.importer import import_file
+from threadline.engine.runs import create_run, execute_run
 
 
 @pytest.fixture()
@@ -119,7 +119,7 @@ def test_run_filters_by_date_and_source(db_engine, imported, embedder):
         everything = create_run(session, source="demo").counters["conversations"]
         recent = create_run(session, source="demo", since=datetime(2026, 10, 15, tzinfo=UTC)).counters["conversations"]
     assert 0 < recent < everything
-    from threadline.pipeline.runs import RunError
+    from threadline.engine.runs import RunError
 
     with pytest.raises(RunError, match="no source named"):
         with session_scope(db_engine) as session:
@@ -130,8 +130,8 @@ def test_taking_an_embedder_for_the_process_freezes_the_long_lived_heap() -> Non
     """Full garbage collections skip the model and libraries once a process has its embedder."""
     import gc
 
-    from threadline.pipeline import heap
-    from threadline.pipeline.stages import process_embedder, set_process_embedder
+    from threadline import heap
+    from threadline.ai.embeddings import process_embedder, set_process_embedder
 
     class StandIn:
         model_name, dimensions = "stand-in", 384
@@ -139,7 +139,7 @@ def test_taking_an_embedder_for_the_process_freezes_the_long_lived_heap() -> Non
         def embed(self, texts: list[str]):
             raise AssertionError("not called")
 
-    previous = process_embedder.__globals__["_embedder"]
+    previous = process_embedder.__globals__["_process_embedder"]
     try:
         set_process_embedder(StandIn())
         assert heap._frozen and gc.get_freeze_count() > 0

@@ -7,8 +7,7 @@ from collections.abc import Callable, Iterator
 
 import pytest
 from llm_helpers import RunningStandin, run_standin
-
-from threadline.ai.standin import StandinConfig
+from threadline_testing.openai import StandinConfig
 
 
 @pytest.fixture

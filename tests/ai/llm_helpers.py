@@ -9,10 +9,10 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 
 import uvicorn
+from threadline_testing.openai import StandinConfig, create_app
+from threadline_testing.openai.app import Standin
 
 from threadline.ai.llm import LLMClient, LLMSettings
-from threadline.ai.standin import StandinConfig, create_app
-from threadline.ai.standin.app import Standin
 
 STARTUP_TIMEOUT_SECONDS = 10.0  # s: uvicorn binds in milliseconds; longer means it failed
 SHUTDOWN_GRACE_SECONDS = 1  # s: hanging requests are cut after this on teardown

@@ -7,11 +7,11 @@ import json
 from llm_helpers import KEY_ENV, settings_for
 from sqlalchemy import select
 
-from threadline.ai.llm.facet_stage import facet_conversations
 from threadline.ai.llm.runtime import LLMRuntime
-from threadline.ai.llm.settings_env import load_llm_settings
+from threadline.config import LLMSettings, Settings
+from threadline.connectors.files.importer import import_file
 from threadline.db.models import Analysis, Conversation, Message
-from threadline.sources.importer import import_file
+from threadline.stages.facets import facet_conversations
 
 
 def _import_sample(db_engine, tmp_path, count: int = 12):
@@ -48,16 +48,26 @@ def test_facets_are_stored_with_verbatim_quotes_and_a_rerun_makes_no_calls(
         runtime.close()
 
 
-def test_llm_path_is_opt_in():
-    assert load_llm_settings({"OPENAI_API_KEY": "sk-test"}) is None  # a key alone never starts paid calls
-    assert load_llm_settings({"THREADLINE_LLM_BASE_URL": "http://127.0.0.1:9/v1"}) is None  # no key: offline
-    settings = load_llm_settings(
+def _configured_from(monkeypatch, environ: dict[str, str]) -> LLMSettings | None:
+    """The LLM settings a process with exactly these THREADLINE_LLM_* / key variables would use."""
+    for name in ("THREADLINE_LLM_BASE_URL", "OPENAI_API_KEY", "THREADLINE_LLM_MODELS__FACETS", "THREADLINE_LLM_PRICES"):
+        monkeypatch.delenv(name, raising=False)
+    for name, value in environ.items():
+        monkeypatch.setenv(name, value)
+    return Settings().configured_llm()
+
+
+def test_llm_path_is_opt_in(monkeypatch):
+    assert _configured_from(monkeypatch, {"OPENAI_API_KEY": "sk-test"}) is None  # a key alone never starts paid calls
+    assert _configured_from(monkeypatch, {"THREADLINE_LLM_BASE_URL": "http://127.0.0.1:9/v1"}) is None  # no key
+    settings = _configured_from(
+        monkeypatch,
         {
             "THREADLINE_LLM_BASE_URL": "http://127.0.0.1:9/v1",
             "OPENAI_API_KEY": "sk-test",
             "THREADLINE_LLM_MODELS__FACETS": "small",
             "THREADLINE_LLM_PRICES": json.dumps({"small": {"input_per_million": 0.1, "output_per_million": 0.4}}),
-        }
+        },
     )
     assert (
         settings is not None and settings.models.facets == "small" and settings.prices["small"].input_per_million == 0.1

@@ -10,6 +10,7 @@ import pytest
 from llm_helpers import RunningStandin, client_for
 
 from threadline.ai.llm import analyze_batch
+from threadline.ai.llm.client import llm_rate_limit
 from threadline.ai.llm.facets import conversation_input
 from threadline.ai.ratelimit import BURST_SECONDS, DividedBudget, RateLimiter
 
@@ -64,7 +65,7 @@ def test_two_workers_dividing_the_budget_stay_within_it(
     async def worker(prefix: str) -> int:
         client = client_for(server, requests_per_minute=RPM)
         # Each worker is configured with the account's full budget and divides it by 2.
-        client.limiter = RateLimiter(client.settings.rate_limit(), share=DividedBudget(lambda: 2))
+        client.limiter = RateLimiter(llm_rate_limit(client.settings), share=DividedBudget(lambda: 2))
         async with client:
             report = await analyze_batch(client, _conversations(prefix, ITEMS // 2))
         return len(report.done)

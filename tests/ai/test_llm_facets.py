@@ -7,9 +7,9 @@ from collections.abc import Callable
 
 import pytest
 from llm_helpers import KEY_ENV, RunningStandin, client_for, settings_for
+from threadline_testing.facet_cache import InMemoryFacetCache
 
 from threadline.ai.llm import (
-    InMemoryFacetCache,
     LLMClient,
     LLMSettings,
     ModelPrice,

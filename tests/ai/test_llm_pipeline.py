@@ -10,10 +10,11 @@ from llm_helpers import KEY_ENV
 from sqlalchemy import func, select
 from support import EXAMPLES
 
+from threadline.config import get_settings
+from threadline.connectors.files.importer import import_file
 from threadline.db.engine import session_scope
 from threadline.db.models import Analysis, DeadLetter, Story, StoryEvidence
-from threadline.pipeline.runs import create_run, execute_run
-from threadline.sources.importer import import_file
+from threadline.engine.runs import create_run, execute_run
 
 PRICES = {"gpt-4o-mini": {"input_per_million": 0.15, "output_per_million": 0.6}}
 
@@ -27,6 +28,7 @@ def _configure(monkeypatch, standin, **extra: str) -> None:
     monkeypatch.setenv("THREADLINE_LLM_PRICES", json.dumps(PRICES))
     for key, value in extra.items():
         monkeypatch.setenv(key, value)
+    get_settings.cache_clear()  # the in-process worker reads the settings tree afresh
 
 
 def _run(engine, embedder):

@@ -5,13 +5,13 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+from threadline_testing.openai.config import StandinConfig
+from threadline_testing.openai.faults import Fault, FaultPlan
+from threadline_testing.openai.limits import format_duration
 
 from threadline.ai.llm import BudgetExceeded, CallUsage, ModelPrice, check_budget, summarize
 from threadline.ai.llm.privacy import REDACTED, scrub
 from threadline.ai.llm.schemas import FacetsOut, StoryOut, strict_json_schema
-from threadline.ai.standin.config import StandinConfig
-from threadline.ai.standin.faults import Fault, FaultPlan
-from threadline.ai.standin.limits import format_duration
 
 
 def test_cost_is_aggregated_per_stage_and_run_from_returned_usages() -> None:

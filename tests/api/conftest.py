@@ -25,9 +25,9 @@ POPULATED_TEMPLATE = "threadline_api_populated"
 @pytest.fixture(scope="session")
 def populated_template(pg_server: str, embedder) -> str:
     """Name of a database with the sample imported and one succeeded run (built once)."""
+    from threadline.connectors.files.importer import import_file
     from threadline.db.engine import session_scope
-    from threadline.pipeline.runs import create_run, execute_run
-    from threadline.sources.importer import import_file
+    from threadline.engine.runs import create_run, execute_run
 
     ensure_database(pg_server, POPULATED_TEMPLATE, template="threadline_template")
     engine = make_engine(database_url(pg_server, POPULATED_TEMPLATE))
@@ -61,15 +61,15 @@ def api_settings(api_db_url: str, tmp_path: Path) -> Settings:
 
 @pytest.fixture()
 def app(api_settings: Settings, api_engine: Engine):
-    from threadline.api.app import create_app
+    from threadline.app import create_app
 
     return create_app(api_settings, engine=api_engine)
 
 
 @pytest.fixture()
 def token(api_engine: Engine) -> str:
-    from threadline.api.tokens import create_token
     from threadline.db.engine import session_scope
+    from threadline.server.tokens import create_token
 
     with session_scope(api_engine) as session:
         return create_token(session, "tests")

@@ -6,9 +6,9 @@ import hashlib
 
 from sqlalchemy import select, update
 
-from threadline.api.tokens import TOKEN_CACHE_TTL_S, TokenCache, create_token, revoke_token
 from threadline.db.engine import session_scope
 from threadline.db.models import ApiToken
+from threadline.server.tokens import TOKEN_CACHE_TTL_S, TokenCache, create_token, revoke_token
 
 PROTECTED = [
     "/openapi.json",

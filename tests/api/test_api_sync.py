@@ -23,14 +23,14 @@ from fastapi.testclient import TestClient
 from sqlalchemy import Engine, func, select, text
 from sqlalchemy.orm import Session
 from support import worker_process
+from threadline_testing.contract import ContractCheckingMiddleware, ContractValidator, load_openapi
+from threadline_testing.intercom import StandinConfig, Workspace, WorkspaceSpec, create_app
+from threadline_testing.serve import serve
 
 from threadline.config import Settings
+from threadline.connectors.store import get_or_create_source
 from threadline.db.engine import session_scope
 from threadline.db.models import Conversation, Source
-from threadline.sources.intercom.contract import ContractCheckingMiddleware, ContractValidator, load_openapi
-from threadline.sources.intercom.standin import StandinConfig, Workspace, WorkspaceSpec, create_app
-from threadline.sources.intercom.standin.server import serve
-from threadline.sources.store import get_or_create_source
 
 TOKEN = "standin-token-sync-5d1e"  # made up; asserted never to leak
 BAD_TOKEN = "wrong-token-9c7b2f"  # made up; the stand-in refuses it, and it must not leak either
@@ -70,8 +70,8 @@ def standin(contract: ContractValidator) -> Callable[..., Iterator[tuple[Workspa
 
 @pytest.fixture
 def api(db_url: str, db_engine: Engine, tmp_path: Path) -> Iterator[TestClient]:
-    from threadline.api.app import create_app as create_api
-    from threadline.api.tokens import create_token
+    from threadline.app import create_app as create_api
+    from threadline.server.tokens import create_token
 
     with session_scope(db_engine) as session:
         api_token = create_token(session, "sync-tests")
@@ -167,7 +167,7 @@ def test_post_sync_runs_a_job_and_conversations_appear(api, db_engine, cli_env, 
         queued = api.post(f"/api/sources/{source_id}/sync")
         assert queued.status_code == 202, queued.text
         body = queued.json()
-        assert body["created"] is True and body["status"] == "queued" and body["job"] == str(body["job_id"])
+        assert body["created"] is True and body["status"] == "queued" and isinstance(body["job_id"], int)
         assert job_rows(db_engine) == [(body["job_id"], "todo", {"source_id": source_id})]
         assert live_external_ids(db_engine, source_id) == set()  # the API only queued; a worker syncs
 

@@ -15,9 +15,9 @@ from typing import Any
 from sqlalchemy import Engine, select, text
 from support import worker_process
 
+from threadline.connectors.files.importer import import_file
 from threadline.db.engine import session_scope
 from threadline.db.models import Conversation, Run
-from threadline.sources.importer import import_file
 
 PROBLEMS = [
     "I cannot export my invoices to PDF, the export button spins forever",

@@ -6,18 +6,16 @@ import json
 
 from sqlalchemy import text
 
+from threadline.config import get_settings
+from threadline.connectors.files.importer import import_file
 from threadline.db.engine import session_scope
-from threadline.pipeline.lifecycle import advance
-from threadline.pipeline.runs import create_run
-from threadline.pipeline.settings import (
-    BATCH_SIZE,
-    LOCAL_BATCH_CHARS,
-    MAX_BATCH_SIZE,
-    MODEL_INPUT_CHARS,
-    default_batch_size,
-    split_by_characters,
-)
-from threadline.sources.importer import import_file
+from threadline.engine.lifecycle import advance, default_batch_size, split_by_characters
+from threadline.engine.runs import create_run
+
+SETTINGS = get_settings().engine
+MAX_BATCH_SIZE = SETTINGS.max_batch_size
+LOCAL_BATCH_CHARS = SETTINGS.local_batch_chars
+MODEL_INPUT_CHARS = SETTINGS.model_input_chars
 
 
 def _check_partition(batches: list[list[int]], ids: list[int]) -> None:
@@ -27,14 +25,14 @@ def _check_partition(batches: list[list[int]], ids: list[int]) -> None:
 
 def test_short_texts_fill_batches_up_to_the_count_cap() -> None:
     ids = list(range(2_500))
-    batches = split_by_characters(ids, [60] * len(ids))
+    batches = split_by_characters(ids, [60] * len(ids), SETTINGS)
     _check_partition(batches, ids)
     assert [len(b) for b in batches] == [MAX_BATCH_SIZE, MAX_BATCH_SIZE, 500]
 
 
 def test_long_texts_count_only_what_the_model_reads() -> None:
     ids = list(range(300))
-    batches = split_by_characters(ids, [50_000] * len(ids))  # each counts MODEL_INPUT_CHARS, not 50,000
+    batches = split_by_characters(ids, [50_000] * len(ids), SETTINGS)  # each counts MODEL_INPUT_CHARS, not 50,000
     _check_partition(batches, ids)
     per_batch = LOCAL_BATCH_CHARS // MODEL_INPUT_CHARS
     assert [len(b) for b in batches[:-1]] == [per_batch] * (len(batches) - 1)
@@ -43,7 +41,7 @@ def test_long_texts_count_only_what_the_model_reads() -> None:
 def test_mixed_lengths_stay_within_the_character_budget() -> None:
     lengths = [10, 500, 1_900, 30, 2_000, 70_000, 0, 1_234] * 200
     ids = list(range(len(lengths)))
-    batches = split_by_characters(ids, lengths)
+    batches = split_by_characters(ids, lengths, SETTINGS)
     _check_partition(batches, ids)
     for batch in batches:
         cost = sum(min(max(lengths[i], 1), MODEL_INPUT_CHARS) for i in batch)
@@ -51,8 +49,8 @@ def test_mixed_lengths_stay_within_the_character_budget() -> None:
 
 
 def test_local_stages_are_sized_by_characters_provider_stages_by_count() -> None:
-    assert default_batch_size("embed") is None and default_batch_size("classify") is None
-    assert default_batch_size("facets") == BATCH_SIZE
+    assert default_batch_size("embed", SETTINGS) is None and default_batch_size("sleep", SETTINGS) is None
+    assert default_batch_size("facets", SETTINGS) == SETTINGS.provider_batch_size
 
 
 def _batch_job_sizes(engine) -> list[int]:

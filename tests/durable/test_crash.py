@@ -19,11 +19,11 @@ from durable_helpers import (
 )
 from sqlalchemy import func, select, text
 
+from threadline.analysis.conversation_type import TYPE_ANALYSIS as TYPE_STAGE
 from threadline.db.engine import session_scope
 from threadline.db.models import Analysis, Embedding, Run, ThemeMember
-from threadline.pipeline.budget import live_worker_count
-from threadline.pipeline.classify import STAGE as TYPE_STAGE
-from threadline.pipeline.runs import create_run
+from threadline.engine.budget import live_worker_count
+from threadline.engine.runs import create_run
 
 CONVERSATIONS = 500
 

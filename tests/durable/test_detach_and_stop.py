@@ -21,7 +21,7 @@ from sqlalchemy import func, select, text
 
 from threadline.db.engine import session_scope
 from threadline.db.models import Embedding, Run, RunItem
-from threadline.pipeline.runs import create_run
+from threadline.engine.runs import create_run
 
 
 def test_run_detach_only_enqueues(db_engine, cli_env, tmp_path):

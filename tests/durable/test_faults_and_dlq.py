@@ -20,12 +20,13 @@ from durable_helpers import (
 )
 from sqlalchemy import func, select, text
 from sqlalchemy.orm import Session
+from threadline_testing.faults import FaultInjector
 
+from threadline.config import get_settings
 from threadline.db.engine import session_scope
 from threadline.db.models import DeadLetter, Embedding, Run, RunItem
-from threadline.pipeline.faults import FaultInjector
-from threadline.pipeline.runs import create_run, execute_run
-from threadline.pipeline.service import retry_dead_letter
+from threadline.engine.runs import create_run, execute_run
+from threadline.engine.service import retry_dead_letter
 
 
 def test_faults_end_done_or_dead_and_dlq_retry_brings_them_to_done(db_engine, cli_env, tmp_path):
@@ -97,6 +98,7 @@ def test_exhausted_retries_dead_letter_and_fail_the_run_past_the_share(db_engine
         "THREADLINE_RETRY_BASE_DELAY_S": "0.05",
     }.items():
         monkeypatch.setenv(name, value)  # configuration read by the in-process worker, not patched code
+    get_settings.cache_clear()
     with session_scope(db_engine) as session:
         run_id = create_run(session, phases=("sleep",), batch_size=5).id
     run = execute_run(db_engine, run_id)
@@ -183,6 +185,7 @@ def test_item_whose_worker_died_on_every_attempt_is_dead_lettered(db_engine, tmp
     """A poison item (its worker was lost on each attempt) ends as a dead letter, not an endless loop."""
     ids = make_conversations(db_engine, tmp_path, 6)
     monkeypatch.setenv("THREADLINE_MAX_ITEM_ATTEMPTS", "3")
+    get_settings.cache_clear()
     with session_scope(db_engine) as session:
         run_id = create_run(session, phases=("sleep",), batch_size=3).id
         # Three claims that never recorded a result: what three SIGKILLed attempts leave behind.

@@ -12,10 +12,10 @@ from dataclasses import dataclass
 
 import httpx
 import pytest
+from threadline_testing.contract import ContractCheckingMiddleware, ContractValidator, load_openapi
+from threadline_testing.intercom import StandinConfig, Workspace, WorkspaceSpec, create_app
 
-from threadline.sources.intercom.client import IntercomClient
-from threadline.sources.intercom.contract import ContractCheckingMiddleware, ContractValidator, load_openapi
-from threadline.sources.intercom.standin import StandinConfig, Workspace, WorkspaceSpec, create_app
+from threadline.connectors.intercom.client import IntercomClient
 
 TOKEN = "standin-token-7f3a9c"  # a made-up token; tests assert it never leaks
 SPEC_HOST = "https://api.intercom.io"

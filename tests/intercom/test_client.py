@@ -7,15 +7,15 @@ import logging
 import time
 
 import pytest
+from threadline_testing.intercom import WorkspaceSpec
 
-from threadline.sources.intercom.client import (
+from threadline.connectors.intercom.client import (
     MAX_ATTEMPTS,
     IntercomAuthError,
     IntercomError,
     base_url_for,
     resolve_token,
 )
-from threadline.sources.intercom.standin import WorkspaceSpec
 
 
 def run(coro):

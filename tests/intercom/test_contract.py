@@ -5,8 +5,7 @@ from __future__ import annotations
 import json
 
 from openapi_core import OpenAPI
-
-from threadline.sources.intercom.contract import (
+from threadline_testing.contract import (
     BROKEN_PATHS,
     CapturedRequest,
     CapturedResponse,

@@ -15,16 +15,16 @@ import time
 import pytest
 from sqlalchemy import select
 from sqlalchemy.orm import Session
+from threadline_testing.intercom import WorkspaceSpec
+from threadline_testing.serve import serve
+from threadline_testing.sinks import MemorySink
 
+from threadline.connectors.intercom.client import IntercomClient
+from threadline.connectors.intercom.sync import IntercomSync
+from threadline.connectors.store import content_hash
 from threadline.db.models import Conversation, DeadLetter, Message, Source
-from threadline.sources.intercom.client import IntercomClient
-from threadline.sources.intercom.sinks import MemorySink
-from threadline.sources.intercom.standin import WorkspaceSpec
-from threadline.sources.intercom.standin.server import serve
-from threadline.sources.intercom.sync import IntercomSync
-from threadline.sources.store import content_hash
 
-CLI = [sys.executable, "-m", "threadline.sources.intercom.cli"]
+CLI = [sys.executable, "-m", "threadline.cli.main"]
 TOKEN_ENV = "THREADLINE_TEST_INTERCOM_TOKEN"
 
 
@@ -70,7 +70,9 @@ def test_cli_add_and_sync_into_postgres(make_standin, cli_env, db_engine) -> Non
     )
     env = {**cli_env, TOKEN_ENV: standin.token}
     with serve(standin.checked) as base_url:
-        added = cli(env, "add", "intercom", "--name", "support", "--token-env", TOKEN_ENV, "--base-url", base_url)
+        added = cli(
+            env, "sources", "add", "intercom", "--name", "support", "--token-env", TOKEN_ENV, "--base-url", base_url
+        )
         first = cli(env, "sync", "support", "--json", check=False)
         assert first.returncode == 1, first.stderr[-2000:]  # one conversation dead-lettered
         summary = json.loads(first.stdout)
@@ -117,7 +119,7 @@ def test_sync_killed_at_random_points_resumes_identically(make_standin, cli_env,
     rng = random.Random(seed)
     kills = 0
     with serve(standin.checked) as base_url:
-        cli(env, "add", "intercom", "--name", "ic", "--token-env", TOKEN_ENV, "--base-url", base_url)
+        cli(env, "sources", "add", "intercom", "--name", "ic", "--token-env", TOKEN_ENV, "--base-url", base_url)
         for _ in range(3):  # three SIGKILLs at random moments of the sync, then one run to the end
             requests_before = standin.stats.requests
             proc = subprocess.Popen([*CLI, "sync", "ic"], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
@@ -147,7 +149,7 @@ def test_read_timeout_is_retried_then_reported(make_standin) -> None:
     """A server slower than the read timeout: bounded retries, then an error naming the timeout."""
     import httpx
 
-    from threadline.sources.intercom.client import MAX_ATTEMPTS, IntercomError
+    from threadline.connectors.intercom.client import MAX_ATTEMPTS, IntercomError
 
     standin = make_standin(WorkspaceSpec(conversations=5), slow_share=1.0, slow_seconds=0.5)
     timeout = httpx.Timeout(connect=1.0, read=0.1, write=1.0, pool=1.0)

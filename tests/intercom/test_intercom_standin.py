@@ -6,9 +6,8 @@ import asyncio
 import time
 
 import pytest
-
-from threadline.sources.intercom.standin import WorkspaceSpec
-from threadline.sources.intercom.standin.data import PARTS_CAP
+from threadline_testing.intercom import WorkspaceSpec
+from threadline_testing.intercom.data import PARTS_CAP
 
 
 def run(coro):

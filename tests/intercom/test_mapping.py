@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import asyncio
 
-from threadline.sources.intercom import mapping
-from threadline.sources.intercom.standin import WorkspaceSpec
-from threadline.sources.intercom.standin.data import PARTS_CAP
+from threadline_testing.intercom import WorkspaceSpec
+from threadline_testing.intercom.data import PARTS_CAP
+
+from threadline.connectors.intercom import mapping
 
 
 def _expected_role(part: dict) -> str:

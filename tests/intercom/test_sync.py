@@ -8,11 +8,11 @@ import random
 import time
 
 import pytest
+from threadline_testing.intercom import WorkspaceSpec
+from threadline_testing.sinks import MemorySink
 
-from threadline.sources.intercom.sinks import MemorySink
-from threadline.sources.intercom.standin import WorkspaceSpec
-from threadline.sources.intercom.sync import IntercomSync
-from threadline.sources.store import content_hash
+from threadline.connectors.intercom.sync import IntercomSync
+from threadline.connectors.store import content_hash
 
 FAST = {"backoff_base_s": 0.01, "backoff_cap_s": 0.05}  # keep retry waits short in tests
 ROOMY = {"window_seconds": 1, "limit_per_window": 1000}  # a limit that never binds
@@ -186,7 +186,7 @@ def test_interrupted_sync_ends_identical_to_uninterrupted(make_standin, seed) ->
     async def attempt(n: int) -> bool:
         import httpx
 
-        from threadline.sources.intercom.client import IntercomClient
+        from threadline.connectors.intercom.client import IntercomClient
 
         wrapper = _CancelAfter(standin.checked, n)
         async with IntercomClient(

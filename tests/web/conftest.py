@@ -39,7 +39,7 @@ SERVER_START_TIMEOUT_S = 30  # seconds for uvicorn to bind: it takes well under 
 @pytest.fixture()
 def sample_engine(db_engine: Engine) -> Engine:
     """The test database with the synthetic sample imported (no run yet)."""
-    from threadline.sources.importer import import_file
+    from threadline.connectors.files.importer import import_file
 
     import_file(db_engine, EXAMPLES, source_name="demo")
     return db_engine
@@ -47,8 +47,8 @@ def sample_engine(db_engine: Engine) -> Engine:
 
 @pytest.fixture()
 def web_token(sample_engine: Engine) -> str:
-    from threadline.api.tokens import create_token
     from threadline.db.engine import session_scope
+    from threadline.server.tokens import create_token
 
     with session_scope(sample_engine) as session:
         return create_token(session, "browser")
@@ -57,7 +57,7 @@ def web_token(sample_engine: Engine) -> str:
 @pytest.fixture()
 def live_server(sample_engine: Engine, db_url: str, tmp_path: Path) -> Iterator[str]:
     """Base URL of the app served by uvicorn on 127.0.0.1:<ephemeral>."""
-    from threadline.api.app import create_app
+    from threadline.app import create_app
 
     app = create_app(Settings(home=tmp_path / "home", database_url=db_url), engine=sample_engine)
     server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=0, log_level="warning", access_log=False))

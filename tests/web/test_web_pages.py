@@ -15,7 +15,7 @@ from threadline.db.models import DeadLetter
 
 @pytest.fixture()
 def signed_in(sample_engine: Engine, web_token: str, db_url: str, tmp_path):
-    from threadline.api.app import create_app
+    from threadline.app import create_app
 
     app = create_app(Settings(home=tmp_path / "home", database_url=db_url), engine=sample_engine)
     with TestClient(app, follow_redirects=False) as client:

@@ -9,13 +9,16 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
+import threading
 from concurrent.futures import ThreadPoolExecutor
 from functools import lru_cache
 from pathlib import Path
+from typing import Protocol
 
 import numpy as np
 
 from threadline.config import EMBED_BATCH_SIZE
+from threadline.heap import freeze_long_lived_objects
 
 logger = logging.getLogger(__name__)
 
@@ -23,6 +26,17 @@ MODEL_NAME = "sentence-transformers/all-MiniLM-L6-v2"
 DIMENSIONS = 384  # output size of all-MiniLM-L6-v2
 WEIGHTS_FILE = "model.safetensors"
 WEIGHTS_SHA256 = "53aa51172d142c89d9012cce15ae4d6cc0ca6895895114379cacb4fab128d9db"  # upstream model.safetensors
+
+
+class Embedder(Protocol):
+    """What the pipeline needs of an embedding model: a name that keys cached vectors, and vectors."""
+
+    model_name: str
+    dimensions: int
+
+    def embed(self, texts: list[str]) -> np.ndarray:
+        """(len(texts), dimensions) L2-normalised float32 vectors."""
+        ...
 
 
 class ModelIntegrityError(RuntimeError):
@@ -98,5 +112,28 @@ class LocalEmbedder:
 
 @lru_cache(maxsize=1)
 def get_embedder() -> LocalEmbedder:
-    """The process's embedder (loading takes a second; share it)."""
+    """The default local embedder (loading takes a second; share it)."""
     return LocalEmbedder()
+
+
+_process_lock = threading.Lock()
+_process_embedder: Embedder | None = None
+
+
+def set_process_embedder(embedder: Embedder | None) -> None:
+    """Use `embedder` for every job of this process (tests and `execute_run` pass theirs)."""
+    global _process_embedder
+    with _process_lock:
+        _process_embedder = embedder
+    if embedder is not None:
+        freeze_long_lived_objects()  # the process keeps its model from now on
+
+
+def process_embedder() -> Embedder:
+    """The process-wide embedder, loaded on first use and shared by all worker threads."""
+    global _process_embedder
+    with _process_lock:
+        if _process_embedder is None:
+            _process_embedder = get_embedder()
+            freeze_long_lived_objects()  # the model lives as long as the process
+        return _process_embedder

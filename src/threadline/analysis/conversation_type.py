@@ -54,6 +54,7 @@ import numpy as np
 
 logger = logging.getLogger(__name__)
 
+TYPE_ANALYSIS = "type"  # `analyses.stage` of conversation types (stored by the embed stage, read by stories)
 CONVERSATION_TYPE_VERSION = "1"  # bump when cues, prototypes, weights or the rule change
 
 TYPES: tuple[str, ...] = (

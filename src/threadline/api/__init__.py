@@ -9,8 +9,8 @@ if TYPE_CHECKING:  # imported lazily so `import threadline.api` stays cheap for 
 
 
 def create_app(*args, **kwargs) -> FastAPI:
-    """See `threadline.api.app.create_app`."""
-    from threadline.api.app import create_app as _create_app
+    """See `threadline.app.create_app`."""
+    from threadline.app import create_app as _create_app
 
     return _create_app(*args, **kwargs)
 

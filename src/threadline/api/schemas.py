@@ -7,6 +7,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from threadline.engine.status import SyncStatus
+
 MAX_TITLE_CHARS = 300  # characters: a story title is a line, not a paragraph
 MAX_STORY_TEXT_CHARS = 20_000  # characters: the same bound as one message
 MAX_SOURCE_NAME_CHARS = 200  # characters: matches sources.name
@@ -25,11 +27,6 @@ class SourceOut(BaseModel):
     kind: str
     conversations: int
     created_at: datetime
-
-
-class SyncAccepted(BaseModel):
-    source_id: int
-    job: str
 
 
 class MessageOut(BaseModel):
@@ -214,3 +211,36 @@ class Overview(BaseModel):
 
 class Problem(BaseModel):
     detail: str
+
+
+class SyncJobOut(BaseModel):
+    """The last sync job of a source: procrastinate's status, and what the job recorded."""
+
+    job_id: int
+    status: SyncStatus
+    queued_at: datetime | None = None
+    started_at: datetime | None = None
+    finished_at: datetime | None = None
+    error: str | None = Field(None, description="Why the sync failed (never the token); null unless failed/cancelled.")
+    counters: dict[str, int] | None = Field(None, description="Sync counters (fetched, written, deleted, ...).")
+    watermark: datetime | None = Field(None, description="updated_at up to which the source is synced.")
+
+
+class SourceWithSyncOut(SourceOut):
+    """A source with its conversation count and its last sync (null for file sources and never-synced ones)."""
+
+    last_sync: SyncJobOut | None = None
+
+
+class SourceSyncOut(BaseModel):
+    source_id: int
+    last_sync: SyncJobOut | None
+
+
+class SyncQueued(BaseModel):
+    """Answer of POST /sources/{id}/sync: the source's active sync job; `created` is false when it already existed."""
+
+    source_id: int
+    job_id: int
+    created: bool
+    status: SyncStatus

@@ -29,8 +29,8 @@ def eval_command(
     as_json: Annotated[bool, typer.Option("--json", help="Machine-readable JSON on stdout.")] = False,
 ) -> None:
     """Import into a scratch database, run discovery as a normal run does, then score it against the labels."""
+    from threadline.connectors.files.readers import CsvColumns, FileFormatError
     from threadline.eval.runner import EvalError, evaluate
-    from threadline.sources.files import CsvColumns, FileFormatError
 
     try:
         result = evaluate(

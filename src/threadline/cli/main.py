@@ -8,6 +8,7 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
+from threadline.cli import evaluate, runs, serve, sources
 from threadline.cli.common import console, emit_json, engine, err_console, fail, setup_logging
 from threadline.config import MAX_LIST_LIMIT
 
@@ -60,8 +61,8 @@ def import_command(
     Exit code 0: everything imported as is; 1: some records were rejected or truncated; 2: the file
     as a whole could not be read (nothing written).
     """
-    from threadline.sources.files import CsvColumns, FileFormatError
-    from threadline.sources.importer import import_file
+    from threadline.connectors.files.importer import import_file
+    from threadline.connectors.files.readers import CsvColumns, FileFormatError
 
     if file_format not in (None, "jsonl", "csv"):
         raise fail(f"--format must be jsonl or csv, not {file_format!r}")
@@ -109,7 +110,7 @@ def import_command(
 def themes_command(limit: LimitOption = 50, as_json: JsonOption = False) -> None:
     """Themes of the latest run, grouped two levels deep."""
     from threadline.db.engine import session_scope
-    from threadline.stories.queries import theme_tree
+    from threadline.read.themes import theme_tree
 
     with session_scope(engine()) as session:
         tree = theme_tree(session, limit=limit)
@@ -132,10 +133,10 @@ def themes_command(limit: LimitOption = 50, as_json: JsonOption = False) -> None
 
 def _story_dicts(limit: int) -> list[dict]:
     from threadline.db.engine import session_scope
-    from threadline.stories.queries import list_stories, story_dict, story_evidence
+    from threadline.read.stories import list_stories
 
     with session_scope(engine()) as session:
-        return [story_dict(s, story_evidence(session, s.id)) for s in list_stories(session, limit=limit)]
+        return list_stories(session, limit=limit, offset=0)
 
 
 @app.command("stories")
@@ -180,7 +181,7 @@ def report_command(
 def status_command(as_json: JsonOption = False) -> None:
     """Sources, conversation counts and the latest runs."""
     from threadline.db.engine import session_scope
-    from threadline.pipeline.status import status_summary
+    from threadline.read.status import status_summary
 
     with session_scope(engine()) as session:
         summary = status_summary(session)
@@ -204,21 +205,10 @@ def status_command(as_json: JsonOption = False) -> None:
     console.print(runs)
 
 
-def _register_subcommands() -> None:
-    """Commands that live in their own modules (one module per area)."""
-    from threadline.cli import evaluate, runs, serve
-    from threadline.sources.intercom import cli as intercom_cli
-
-    runs.register(app)
-    evaluate.register(app)
-    serve.register(app)
-    sources_app = typer.Typer(help="Connected sources (Intercom workspaces).", no_args_is_help=True)
-    sources_app.add_typer(intercom_cli.sources_add_app, name="add")
-    app.add_typer(sources_app, name="sources")
-    app.command("sync")(intercom_cli.sync_command)
-
-
-_register_subcommands()
+runs.register(app)
+evaluate.register(app)
+serve.register(app)
+sources.register(app)
 
 
 def main() -> None:

@@ -14,14 +14,15 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from threadline.cli.common import console, emit_json, engine, err_console, fail, parse_date
-from threadline.config import MAX_LIST_LIMIT
-from threadline.pipeline.settings import HEARTBEAT_INTERVAL_S, STALLED_WORKER_TIMEOUT_S, WORKER_CONCURRENCY
+from threadline.config import MAX_LIST_LIMIT, get_settings
 
 JsonOption = Annotated[bool, typer.Option("--json", help="Machine-readable JSON on stdout.")]
 LimitOption = Annotated[int, typer.Option("--limit", min=1, max=MAX_LIST_LIMIT, help="Rows to show.")]
-MAX_CONCURRENCY = 64  # jobs per worker process: beyond this, run more processes (and machines) instead
 ConcurrencyOption = Annotated[
-    int, typer.Option("--concurrency", min=1, max=MAX_CONCURRENCY, help="Jobs this worker runs at once (threads).")
+    int | None,
+    typer.Option(
+        "--concurrency", min=1, help="Jobs this worker runs at once (threads); default THREADLINE_WORKER_CONCURRENCY."
+    ),
 ]
 
 runs_app = typer.Typer(help="List, inspect, stop and resume runs.", no_args_is_help=True)
@@ -42,14 +43,16 @@ def run_command(
     detach: Annotated[
         bool, typer.Option("--detach", help="Only enqueue; `threadline worker` processes run it.")
     ] = False,
-    concurrency: ConcurrencyOption = WORKER_CONCURRENCY,
-    sync: Annotated[bool, typer.Option("--sync", help="Sync the (Intercom) --source first, then run on it.")] = False,
+    concurrency: ConcurrencyOption = None,
+    sync: Annotated[
+        bool, typer.Option("--sync", help="Sync --source through its connector first, then run on it.")
+    ] = False,
     as_json: JsonOption = False,
 ) -> None:
     """Analyse conversations: embed and classify, discover themes, write stories."""
     from threadline.db.engine import session_scope
-    from threadline.pipeline.runs import PHASES, execute_run
-    from threadline.pipeline.service import RunError, enqueue_run
+    from threadline.engine.runs import default_phases, execute_run
+    from threadline.engine.service import RunError, enqueue_run
 
     eng = engine()
     if sync:
@@ -71,13 +74,13 @@ def run_command(
         return
     columns = (TextColumn("{task.description:<10}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
     with Progress(*columns, console=err_console, disable=as_json) as progress:
-        tasks = {phase: progress.add_task(phase, total=None) for phase in PHASES}
+        tasks = {phase: progress.add_task(phase, total=None) for phase in default_phases()}
 
         def report(phase: str, done: int, total: int) -> None:
             if phase in tasks:
                 progress.update(tasks[phase], completed=done, total=total)
 
-        finished = execute_run(eng, run_id, progress=report, concurrency=concurrency)
+        finished = execute_run(eng, run_id, progress=report, concurrency=_concurrency(concurrency))
     _print_finished(finished, as_json)
     if finished.status == "failed":
         raise typer.Exit(1)
@@ -85,21 +88,22 @@ def run_command(
 
 def _sync_first(eng: Any, source: str | None) -> None:
     """Bring the source up to date before the run takes its membership snapshot."""
-    from threadline.sources.intercom.cli import sync_source
-    from threadline.sources.intercom.client import IntercomError
+    from threadline.connectors.base import ConnectorError
+    from threadline.connectors.sources import SourceError, source_id_by_name, sync_source
 
     if source is None:
-        raise fail("--sync needs --source NAME (an Intercom source)")
+        raise fail("--sync needs --source NAME (a source with a connector, e.g. Intercom)")
     try:
-        report = sync_source(eng, source)
-    except (LookupError, IntercomError) as exc:
+        report = sync_source(eng, source_id_by_name(eng, source))
+    except (SourceError, ConnectorError) as exc:
         raise fail(f"sync of {source!r} failed: {exc}") from None
-    err_console.print(f"synced {source}: {report}")
+    counters = ", ".join(f"{key} {value}" for key, value in report.counters().items())
+    err_console.print(f"synced {source}: {counters}", markup=False, highlight=False)
 
 
 def _print_finished(finished: Any, as_json: bool) -> None:
     from threadline.db.engine import session_scope
-    from threadline.pipeline.service import run_view
+    from threadline.read.runs import run_view
 
     with session_scope(engine()) as session:
         view = run_view(session, finished.id)
@@ -117,33 +121,49 @@ def _print_finished(finished: Any, as_json: bool) -> None:
     )
 
 
-WORKER_NICENESS = 10  # nice level: pipeline batches are background work; serving and typing stay responsive
+def _concurrency(requested: int | None) -> int:
+    """`--concurrency`, or the configured default; at most the configured maximum."""
+    settings = get_settings().engine
+    value = requested or settings.worker_concurrency
+    if value > settings.max_worker_concurrency:
+        raise fail(f"--concurrency is at most {settings.max_worker_concurrency}: run more worker processes instead")
+    return value
 
 
 def worker_command(
-    concurrency: ConcurrencyOption = WORKER_CONCURRENCY,
+    concurrency: ConcurrencyOption = None,
     heartbeat: Annotated[
-        float, typer.Option("--heartbeat", min=0.5, help="Seconds between heartbeats.")
-    ] = HEARTBEAT_INTERVAL_S,
-    stalled_after: Annotated[
-        float,
+        float | None,
         typer.Option(
-            "--stalled-after", min=2.0, help="Seconds without heartbeat before a worker's jobs are taken over."
+            "--heartbeat", min=0.5, help="Seconds between heartbeats; default THREADLINE_HEARTBEAT_INTERVAL_S."
         ),
-    ] = STALLED_WORKER_TIMEOUT_S,
+    ] = None,
+    stalled_after: Annotated[
+        float | None,
+        typer.Option(
+            "--stalled-after",
+            min=2.0,
+            help="Seconds without heartbeat before a worker's jobs are taken over; default THREADLINE_STALLED_WORKER_TIMEOUT_S.",
+        ),
+    ] = None,
     name: Annotated[str | None, typer.Option("--name", help="Worker name shown in logs.")] = None,
     nice: Annotated[
-        int,
+        int | None,
         typer.Option(
-            "--nice", min=0, max=19, help="CPU niceness: batch work yields to the API server on the same machine."
+            "--nice",
+            min=0,
+            max=19,
+            help="CPU niceness: batch work yields to the API server on the same machine; default THREADLINE_WORKER_NICENESS.",
         ),
-    ] = WORKER_NICENESS,
+    ] = None,
 ) -> None:
     """Execute queued runs (any number of workers, on any machines, against THREADLINE_DATABASE_URL)."""
     import os
 
-    from threadline.pipeline.worker import run_worker
+    from threadline.engine.worker import run_worker
 
+    concurrency = _concurrency(concurrency)
+    nice = get_settings().engine.worker_niceness if nice is None else nice
     if nice and hasattr(os, "nice"):
         os.nice(nice)
     eng = engine()
@@ -178,10 +198,10 @@ def _show(view: dict[str, Any]) -> None:
 def runs_list(limit: LimitOption = 20, as_json: JsonOption = False) -> None:
     """Recent runs, newest first."""
     from threadline.db.engine import session_scope
-    from threadline.pipeline.service import list_runs
+    from threadline.read.runs import list_runs
 
     with session_scope(engine()) as session:
-        views = list_runs(session, limit=limit)
+        views = list_runs(session, limit=limit, offset=0)
     if as_json:
         emit_json(views)
         return
@@ -202,7 +222,8 @@ def runs_list(limit: LimitOption = 20, as_json: JsonOption = False) -> None:
 
 def _with_run(run_id: int, action: str, as_json: bool) -> None:
     from threadline.db.engine import session_scope
-    from threadline.pipeline import service
+    from threadline.engine import service
+    from threadline.read.runs import run_view
 
     try:
         with session_scope(engine()) as session:
@@ -211,7 +232,7 @@ def _with_run(run_id: int, action: str, as_json: bool) -> None:
             elif action == "resume":
                 service.resume_run(session, run_id)
         with session_scope(engine()) as session:
-            view = service.run_view(session, run_id)
+            view = run_view(session, run_id)
     except service.RunError as exc:
         raise fail(str(exc)) from None
     if view is None:
@@ -248,7 +269,7 @@ def dlq_list(
 ) -> None:
     """Dead letters not yet retried, newest first."""
     from threadline.db.engine import session_scope
-    from threadline.pipeline.service import list_dead_letters
+    from threadline.read.dead_letters import list_dead_letters
 
     with session_scope(engine()) as session:
         letters = list_dead_letters(session, run_id=run, limit=limit)
@@ -278,7 +299,7 @@ def dlq_retry(
 ) -> None:
     """Re-enqueue dead-lettered items (each at most once: concurrent retries re-enqueue it once)."""
     from threadline.db.engine import session_scope
-    from threadline.pipeline.service import retry_dead_letter, retry_dead_letters
+    from threadline.engine.service import retry_dead_letter, retry_dead_letters
 
     if sum((dead_letter_id is not None, run is not None, all_)) != 1:
         raise fail("give exactly one of: a dead letter ID, --run R, --all")
@@ -302,7 +323,7 @@ def dlq_purge(
 ) -> None:
     """Delete dead letters that were already retried."""
     from threadline.db.engine import session_scope
-    from threadline.pipeline.service import purge_dead_letters
+    from threadline.engine.service import purge_dead_letters
 
     with session_scope(engine()) as session:
         purged = purge_dead_letters(session, run_id=run)

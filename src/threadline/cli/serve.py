@@ -37,7 +37,7 @@ def serve_command(
 
     engine()  # start the embedded server and migrate once, before any server process starts
     uvicorn.run(
-        "threadline.api.app:create_app",
+        "threadline.app:create_app",
         factory=True,
         host=host,
         port=port,
@@ -51,8 +51,8 @@ def serve_command(
 @tokens_app.command("create")
 def tokens_create(name: Annotated[str, typer.Argument(help="A name for whoever or whatever uses the token.")]) -> None:
     """Create a token and print it once (only its SHA-256 is stored)."""
-    from threadline.api.tokens import TokenError, create_token
     from threadline.db.engine import session_scope
+    from threadline.server.tokens import TokenError, create_token
 
     try:
         with session_scope(engine()) as session:
@@ -65,8 +65,8 @@ def tokens_create(name: Annotated[str, typer.Argument(help="A name for whoever o
 @tokens_app.command("revoke")
 def tokens_revoke(name: Annotated[str, typer.Argument(help="Name of the token to revoke.")]) -> None:
     """Revoke a token: API calls and dashboard sessions made with it stop working at once."""
-    from threadline.api.tokens import revoke_token
     from threadline.db.engine import session_scope
+    from threadline.server.tokens import revoke_token
 
     with session_scope(engine()) as session:
         revoked = revoke_token(session, name)
@@ -80,8 +80,8 @@ def tokens_list(
     as_json: Annotated[bool, typer.Option("--json", help="Machine-readable JSON on stdout.")] = False,
 ) -> None:
     """Token names with created / last used / revoked times (never the tokens)."""
-    from threadline.api.tokens import list_tokens
     from threadline.db.engine import session_scope
+    from threadline.server.tokens import list_tokens
 
     with session_scope(engine()) as session:
         rows = list_tokens(session)

@@ -15,6 +15,7 @@ from typing import Any
 import numpy as np
 import psycopg
 from pgvector.psycopg import register_vector
+from sqlalchemy import text
 from sqlalchemy.orm import Session
 
 INSERT_EMBEDDINGS_SQL = """
@@ -67,3 +68,50 @@ def fetch_vectors(
 def _rows(cursor: psycopg.Cursor[Any]) -> Iterable[tuple[int, Any]]:
     while batch := cursor.fetchmany(1_000):
         yield from batch
+
+
+# Batch lookups probe the unique index by `conversation_id = ANY(ids)`. Without that
+# condition the planner joins the (id, hash) pairs against every row of the model: a
+# full scan per batch, quadratic in the table's size.
+_STORED_KEYS_SQL = text(
+    """
+    SELECT e.conversation_id, e.input_hash FROM embeddings e
+     WHERE e.conversation_id = ANY(CAST(:ids AS bigint[])) AND e.model = :model
+    """
+)
+_STORED_VECTORS_SQL = """
+    SELECT e.conversation_id, e.vector FROM embeddings e
+      JOIN unnest(%(ids)s::bigint[], %(hashes)s::text[]) AS k(conversation_id, input_hash)
+        ON e.conversation_id = k.conversation_id AND e.input_hash = k.input_hash
+     WHERE e.conversation_id = ANY(%(ids)s::bigint[]) AND e.model = %(model)s
+"""
+# Picks the newest row per conversation on narrow rows first, then reads only those vectors.
+_RUN_VECTORS_SQL = """
+    SELECT e.conversation_id, e.vector FROM embeddings e
+     WHERE e.id IN (
+         SELECT DISTINCT ON (n.conversation_id) n.id
+           FROM embeddings n JOIN run_conversations rc ON rc.conversation_id = n.conversation_id
+          WHERE rc.run_id = %s AND n.model = %s
+          ORDER BY n.conversation_id, n.created_at DESC, n.id DESC)
+"""
+
+
+def stored_embedding_ids(session: Session, model: str, hashes: Mapping[int, str]) -> set[int]:
+    """Conversations of `hashes` (conversation id -> input hash) that already have a vector for `model`."""
+    if not hashes:
+        return set()
+    rows = session.execute(_STORED_KEYS_SQL, {"ids": list(hashes), "model": model})
+    return {cid for cid, digest in rows if hashes.get(cid) == digest}
+
+
+def load_stored_vectors(session: Session, model: str, hashes: Mapping[int, str]) -> dict[int, np.ndarray]:
+    """The stored vectors of `hashes` (conversation id -> input hash) for `model`; absent keys are missing."""
+    if not hashes:
+        return {}
+    params = {"ids": list(hashes), "hashes": list(hashes.values()), "model": model}
+    return fetch_vectors(session, _STORED_VECTORS_SQL, params)
+
+
+def load_run_vectors(session: Session, run_id: int, model: str) -> dict[int, np.ndarray]:
+    """The newest embedding for `model` of each conversation in the run."""
+    return fetch_vectors(session, _RUN_VECTORS_SQL, (run_id, model))

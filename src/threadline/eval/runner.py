@@ -18,9 +18,9 @@ import numpy as np
 from sqlalchemy import select
 
 from threadline.config import MAX_CSV_FIELD_BYTES
+from threadline.connectors.files.readers import CsvColumns, detect_format
 from threadline.db.models import Conversation, ThemeMember
 from threadline.eval.metrics import summary
-from threadline.sources.files import CsvColumns, detect_format
 
 
 class EvalError(ValueError):
@@ -84,10 +84,10 @@ def evaluate(
 ) -> dict[str, Any]:
     """Import `path` into a scratch database, run, then score themes against the labels."""
     from threadline.ai.embeddings import get_embedder
+    from threadline.connectors.files.importer import import_file
     from threadline.db.engine import session_scope
     from threadline.db.scratch import scratch_engine
-    from threadline.pipeline.runs import create_run, execute_run
-    from threadline.sources.importer import import_file
+    from threadline.engine.runs import create_run, execute_run
 
     file_format = file_format or detect_format(path)
     _check_label_options(path, file_format, label_col, label_path)

@@ -9,8 +9,8 @@ from urllib.parse import quote
 from fastapi import Depends, Form, HTTPException, Request
 from sqlalchemy.orm import Session
 
-from threadline.api.deps import get_db, web_session
-from threadline.api.security import CSRF_FIELD, WebSession, csrf_matches
+from threadline.server.deps import get_db, web_session
+from threadline.server.sessions import CSRF_FIELD, WebSession, csrf_matches
 
 DbSession = Annotated[Session, Depends(get_db)]
 

@@ -12,11 +12,14 @@ from fastapi import APIRouter, FastAPI, Form, HTTPException, Query, Request
 from fastapi.responses import HTMLResponse, JSONResponse, PlainTextResponse, RedirectResponse, Response
 from fastapi.templating import Jinja2Templates
 
-from threadline.api.pagination import MAX_ID, MAX_OFFSET, IdPath
-from threadline.api.read import runs as run_read
-from threadline.api.read.conversations import MAX_QUERY_CHARS, get_conversation, list_conversations
-from threadline.api.read.overview import overview
-from threadline.api.read.stories import (
+from threadline.db.models import STORY_STATUSES, DeadLetter
+from threadline.engine import service
+from threadline.read import runs as run_read
+from threadline.read.conversations import MAX_QUERY_CHARS, get_conversation, list_conversations
+from threadline.read.dead_letters import list_dead_letters
+from threadline.read.overview import overview
+from threadline.read.sources import list_sources
+from threadline.read.stories import (
     SORT_COLUMNS,
     evidence_in_context,
     get_story,
@@ -24,8 +27,9 @@ from threadline.api.read.stories import (
     story_out,
     update_story,
 )
-from threadline.api.read.themes import default_run_id, theme_detail, theme_sparklines, theme_trend
-from threadline.api.security import (
+from threadline.read.themes import default_run_id, theme_detail, theme_sparklines, theme_tree, theme_trend
+from threadline.server.params import MAX_ID, MAX_OFFSET, IdPath
+from threadline.server.sessions import (
     CSRF_FIELD,
     LOGIN_CSRF_COOKIE,
     LOGIN_CSRF_MAX_AGE_S,
@@ -33,10 +37,8 @@ from threadline.api.security import (
     SESSION_MAX_AGE_S,
     csrf_matches,
 )
-from threadline.api.tokens import MAX_TOKEN_CHARS, verify_token
-from threadline.db.models import STORY_STATUSES, DeadLetter
+from threadline.server.tokens import MAX_TOKEN_CHARS, verify_token
 from threadline.stories.export import to_markdown
-from threadline.stories.queries import theme_tree
 from threadline.web.auth import DbSession, FormSession, LoginRequired, PageSession, new_login_csrf, safe_next
 from threadline.web.charts import bar_chart, sparkline
 
@@ -331,18 +333,12 @@ def runs_page(
     error: str | None = None,
     offset: Annotated[int, Query(ge=0, le=MAX_OFFSET)] = 0,
 ) -> HTMLResponse:
-    try:
-        rows, unavailable = run_read.list_runs(db, limit=PAGE_SIZE + 1, offset=offset), None
-    except run_read.RunsUnavailable as exc:
-        rows, unavailable = [], str(exc)
-    from threadline.api.read.sources import list_sources
-
+    rows = run_read.list_runs(db, limit=PAGE_SIZE + 1, offset=offset)
     return render(
         request,
         "runs.html",
         session,
         runs=rows[:PAGE_SIZE],
-        unavailable=unavailable,
         error=error,
         sources=list_sources(db, limit=PAGE_SIZE, offset=0),
         offset=offset,
@@ -359,12 +355,11 @@ def start_run(
     since: Annotated[str, Form(max_length=40)] = "",
     until: Annotated[str, Form(max_length=40)] = "",
 ) -> Response:
-    service = run_read.service()
     try:
         run_id = service.enqueue_run(
             db, source=source.strip() or None, since=_parse_day(since, "since"), until=_parse_day(until, "until")
         )
-    except run_read.run_error_class() as exc:
+    except service.RunError as exc:
         db.rollback()
         return see_other("/runs?" + urlencode({"error": str(exc)[:300]}))
     db.commit()
@@ -396,10 +391,9 @@ def run_action(db: DbSession, _: FormSession, run_id: IdPath, action: str) -> Re
     method = {"stop": "request_stop", "resume": "resume_run"}.get(action)
     if method is None:
         raise HTTPException(404, detail="no such action")
-    service = run_read.service()
     try:
         getattr(service, method)(db, run_id)
-    except run_read.run_error_class() as exc:
+    except service.RunError as exc:
         db.rollback()
         return see_other(f"/runs/{run_id}?" + urlencode({"error": str(exc)[:300]}))
     db.commit()
@@ -415,19 +409,12 @@ def dead_letters_page(
     offset: Annotated[int, Query(ge=0, le=MAX_OFFSET)] = 0,
     note: str | None = None,
 ) -> HTMLResponse:
-    try:
-        rows, unavailable = (
-            run_read.service().list_dead_letters(db, run_id=run_id, limit=PAGE_SIZE + 1, offset=offset),
-            None,
-        )
-    except run_read.RunsUnavailable as exc:
-        rows, unavailable = [], str(exc)
+    rows = list_dead_letters(db, run_id=run_id, limit=PAGE_SIZE + 1, offset=offset)
     return render(
         request,
         "dead_letters.html",
         session,
         rows=rows[:PAGE_SIZE],
-        unavailable=unavailable,
         run_id=run_id,
         offset=offset,
         more=len(rows) > PAGE_SIZE,
@@ -440,7 +427,7 @@ def dead_letters_page(
 def retry_dead_letter(db: DbSession, _: FormSession, dead_letter_id: IdPath) -> Response:
     if db.get(DeadLetter, dead_letter_id) is None:
         raise HTTPException(404, detail="no such dead letter")
-    retried = bool(run_read.service().retry_dead_letter(db, dead_letter_id))
+    retried = bool(service.retry_dead_letter(db, dead_letter_id))
     db.commit()
     return see_other("/dead-letters?" + urlencode({"note": "retried" if retried else "already retried"}))
 

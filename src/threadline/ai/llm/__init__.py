@@ -1,12 +1,11 @@
 """LLM analysis over any OpenAI-compatible endpoint: facets, theme names, story text.
 
-Entry points: `LLMSettings` / `llm_enabled` (config), `LLMClient` (one per job),
+Entry points: `LLMClient` (one per job; settings are `threadline.config.LLMSettings`),
 `analyze_facets` / `analyze_batch`, `name_theme`, `write_story`, `summarize` (cost).
 """
 
-from threadline.ai.llm.batch import BatchReport, InMemoryFacetCache, analyze_batch
+from threadline.ai.llm.batch import BatchReport, FacetCache, analyze_batch
 from threadline.ai.llm.client import CallResult, LLMCallFailed, LLMClient
-from threadline.ai.llm.config import LLMSettings, ModelPrice, TaskModels, llm_enabled
 from threadline.ai.llm.cost import BudgetExceeded, CallUsage, CostSummary, check_budget, summarize
 from threadline.ai.llm.facets import (
     ConversationInput,
@@ -18,6 +17,7 @@ from threadline.ai.llm.facets import (
 )
 from threadline.ai.llm.naming import ThemeMember, ThemeNamingInput, name_theme
 from threadline.ai.llm.stories import Evidence, StoryInput, write_story
+from threadline.config import LLMSettings, ModelPrice, TaskModels, llm_enabled
 
 __all__ = [
     "BatchReport",
@@ -29,7 +29,7 @@ __all__ = [
     "Evidence",
     "FacetResult",
     "Facets",
-    "InMemoryFacetCache",
+    "FacetCache",
     "LLMCallFailed",
     "LLMClient",
     "LLMSettings",

@@ -17,7 +17,6 @@ from dataclasses import dataclass, field
 from typing import Protocol
 
 from threadline.ai.llm.client import LLMCallFailed, LLMClient
-from threadline.ai.llm.config import ModelPrice
 from threadline.ai.llm.cost import BudgetExceeded, CallUsage, check_budget
 from threadline.ai.llm.facets import (
     ConversationInput,
@@ -26,6 +25,7 @@ from threadline.ai.llm.facets import (
     analyze_facets,
     facet_input_hash,
 )
+from threadline.config import ModelPrice
 
 logger = logging.getLogger(__name__)
 
@@ -43,24 +43,6 @@ class FacetCache(Protocol):
     def put(self, key: str, facets: Facets) -> None:
         """Store facets under `key`."""
         ...
-
-
-class InMemoryFacetCache:
-    """Dict-backed cache for tests and benchmarks; same keys as the database."""
-
-    def __init__(self) -> None:
-        self._data: dict[str, Facets] = {}
-
-    def get(self, key: str) -> Facets | None:
-        """Stored facets for `key`, or None."""
-        return self._data.get(key)
-
-    def put(self, key: str, facets: Facets) -> None:
-        """Store facets under `key`."""
-        self._data[key] = facets
-
-    def __len__(self) -> int:
-        return len(self._data)
 
 
 @dataclass(frozen=True)

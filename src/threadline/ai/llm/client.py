@@ -24,11 +24,11 @@ from typing import Any, Generic, Self, TypeVar
 import openai
 from pydantic import BaseModel, ValidationError
 
-from threadline.ai.llm.config import LLMSettings, StructuredMode
 from threadline.ai.llm.cost import CallUsage
 from threadline.ai.llm.prompts import repair_messages
 from threadline.ai.llm.schemas import SCHEMA_NAMES, strict_json_schema
-from threadline.ai.ratelimit import RateLimiter, parse_retry_after
+from threadline.ai.ratelimit import RateLimit, RateLimiter, parse_retry_after
+from threadline.config import LLMSettings, StructuredMode
 
 logger = logging.getLogger(__name__)
 
@@ -72,6 +72,11 @@ class CallResult(Generic[T]):
 class _Reply:
     content: str
     finish_reason: str | None
+
+
+def llm_rate_limit(settings: LLMSettings) -> RateLimit:
+    """The configured request and token budget per minute, as a limiter input."""
+    return RateLimit(requests=settings.requests_per_minute, tokens=settings.tokens_per_minute)
 
 
 def estimate_prompt_tokens(messages: Sequence[dict[str, str]]) -> int:
@@ -160,7 +165,7 @@ class LLMClient:
         key = settings.api_key(environ)
         if key is None:
             raise RuntimeError(f"LLM disabled: environment variable {settings.api_key_env} is not set")
-        return cls(settings, key, limiter or RateLimiter(settings.rate_limit()))
+        return cls(settings, key, limiter or RateLimiter(llm_rate_limit(settings)))
 
     async def aclose(self) -> None:
         """Close the shared HTTP client (once, at the end of the job)."""

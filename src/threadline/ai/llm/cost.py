@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
-from threadline.ai.llm.config import ModelPrice
+from threadline.config import ModelPrice
 
 TOKENS_PER_MILLION = 1_000_000  # price tables are quoted per million tokens
 
@@ -97,3 +97,14 @@ def check_budget(spent: float, budget: float | None) -> None:
     """Raise `BudgetExceeded` when `spent` has reached `budget` (None = unlimited)."""
     if budget is not None and spent >= budget:
         raise BudgetExceeded(spent, budget)
+
+
+def cost_counters(usages: Iterable[CallUsage], prices: Mapping[str, ModelPrice]) -> dict[str, float]:
+    """A run phase's LLM counters (calls, tokens, cost) from the usages its calls returned."""
+    total = summarize(usages, prices).total
+    return {
+        "llm_calls": total.calls,
+        "input_tokens": total.input_tokens,
+        "output_tokens": total.output_tokens,
+        "cost": round(total.cost, 6),
+    }

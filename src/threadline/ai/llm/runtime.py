@@ -15,9 +15,9 @@ from collections.abc import Awaitable, Callable
 from concurrent.futures import Future
 from typing import TypeVar
 
-from threadline.ai.llm.client import LLMClient
-from threadline.ai.llm.config import LLMSettings
+from threadline.ai.llm.client import LLMClient, llm_rate_limit
 from threadline.ai.ratelimit import DividedBudget, RateLimiter, WholeBudget
+from threadline.config import LLMSettings
 
 logger = logging.getLogger(__name__)
 
@@ -46,7 +46,7 @@ class LLMRuntime:
         self.limiter: RateLimiter = self._call(self._make_limiter(share))
 
     async def _make_limiter(self, share) -> RateLimiter:
-        return RateLimiter(self.settings.rate_limit(), share=share)
+        return RateLimiter(llm_rate_limit(self.settings), share=share)
 
     def _call(self, coro: Awaitable[T]) -> T:
         future: Future[T] = asyncio.run_coroutine_threadsafe(coro, self._loop)  # type: ignore[arg-type]

@@ -7,10 +7,10 @@ from typing import Annotated
 
 from fastapi import APIRouter, HTTPException, Query
 
-from threadline.api.deps import ApiAuth, DbSession, ReadDb
-from threadline.api.pagination import MAX_ID, IdPath, LimitQuery, OffsetQuery, Page, page_of
-from threadline.api.read.conversations import MAX_QUERY_CHARS, get_conversation, list_conversations
 from threadline.api.schemas import ConversationDetail, ConversationSummary, Problem
+from threadline.read.conversations import MAX_QUERY_CHARS, get_conversation, list_conversations
+from threadline.server.deps import ApiAuth, DbSession, ReadDb
+from threadline.server.params import MAX_ID, IdPath, LimitQuery, OffsetQuery, Page, page_of
 
 router = APIRouter(tags=["conversations"], responses={401: {"model": Problem}})
 

@@ -6,11 +6,12 @@ from typing import Annotated
 
 from fastapi import APIRouter, HTTPException, Query
 
-from threadline.api.deps import ApiAuth, DbSession, ReadDb
-from threadline.api.pagination import MAX_ID, IdPath, LimitQuery, OffsetQuery, Page, page_of
-from threadline.api.read.runs import list_dead_letters, service
 from threadline.api.schemas import DeadLetterOut, Problem, RetryResult
 from threadline.db.models import DeadLetter
+from threadline.engine.service import retry_dead_letter
+from threadline.read.dead_letters import list_dead_letters
+from threadline.server.deps import ApiAuth, DbSession, ReadDb
+from threadline.server.params import MAX_ID, IdPath, LimitQuery, OffsetQuery, Page, page_of
 
 router = APIRouter(tags=["dead letters"], responses={401: {"model": Problem}, 503: {"model": Problem}})
 
@@ -35,10 +36,9 @@ async def dead_letters(
 )
 def retry(dead_letter_id: IdPath, db: DbSession, _: ApiAuth) -> dict:
     """Queue the item again; 409 when it was already retried (one atomic claim per failure)."""
-    svc = service()
     if db.get(DeadLetter, dead_letter_id) is None:
         raise HTTPException(404, detail="no such dead letter")
-    retried = bool(svc.retry_dead_letter(db, dead_letter_id))
+    retried = bool(retry_dead_letter(db, dead_letter_id))
     db.commit()
     if not retried:
         raise HTTPException(409, detail="already retried")

@@ -2,17 +2,21 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from fastapi import APIRouter, HTTPException, status
 from sqlalchemy import select
+from sqlalchemy.orm import Session
 
-from threadline.api.deps import ApiAuth, DbSession, ReadDb
-from threadline.api.pagination import IdPath, LimitQuery, OffsetQuery, Page, page_of
-from threadline.api.read import runs as run_read
-from threadline.api.read.overview import overview
 from threadline.api.schemas import Overview, Problem, RunOut, RunStart
 from threadline.db.models import Source
+from threadline.engine import service
+from threadline.read import runs as run_read
+from threadline.read.overview import overview
+from threadline.server.deps import ApiAuth, DbSession, ReadDb
+from threadline.server.params import IdPath, LimitQuery, OffsetQuery, Page, page_of
 
-router = APIRouter(tags=["runs"], responses={401: {"model": Problem}, 503: {"model": Problem}})
+router = APIRouter(tags=["runs"], responses={401: {"model": Problem}})
 
 
 @router.get("/overview", response_model=Overview, tags=["overview"])
@@ -38,12 +42,11 @@ def start_run(body: RunStart, db: DbSession, _: ApiAuth) -> dict:
 
     404 when `source` names no source; 409 when the service refuses the run.
     """
-    service = run_read.service()
     if body.source is not None and db.execute(select(Source.id).where(Source.name == body.source)).scalar() is None:
         raise HTTPException(404, detail=f"no source named {body.source!r}")
     try:
         run_id = service.enqueue_run(db, source=body.source, since=body.since, until=body.until)
-    except run_read.run_error_class() as exc:
+    except service.RunError as exc:
         db.rollback()
         raise HTTPException(409, detail=str(exc)) from None
     db.commit()
@@ -61,13 +64,12 @@ async def run(run_id: IdPath, read: ReadDb, _: ApiAuth) -> dict:
     return view
 
 
-def _transition(db, run_id: int, action: str) -> dict:
-    service = run_read.service()
+def _transition(db: Session, run_id: int, action: str) -> dict[str, Any]:
     if run_read.run_view(db, run_id) is None:
         raise HTTPException(404, detail="no such run")
     try:
         getattr(service, action)(db, run_id)
-    except run_read.run_error_class() as exc:
+    except service.RunError as exc:
         db.rollback()
         raise HTTPException(409, detail=str(exc)) from None
     db.commit()

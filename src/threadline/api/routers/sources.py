@@ -12,23 +12,19 @@ from typing import Any
 from fastapi import APIRouter, HTTPException, status
 from sqlalchemy.orm import Session
 
-from threadline.api.deps import ApiAuth, DbSession
-from threadline.api.pagination import IdPath, LimitQuery, OffsetQuery, Page, page_of
-from threadline.api.read.runs import RunsUnavailable, service
-from threadline.api.read.sources import list_sources
-from threadline.api.schemas import Problem
-from threadline.api.sync_schemas import SourceSyncOut, SourceWithSyncOut, SyncQueued
+from threadline.api.schemas import Problem, SourceSyncOut, SourceWithSyncOut, SyncQueued
 from threadline.db.models import Source
+from threadline.engine.sync import SyncError, UnknownSource, enqueue_sync, sync_statuses
+from threadline.read.sources import list_sources
+from threadline.server.deps import ApiAuth, DbSession
+from threadline.server.params import IdPath, LimitQuery, OffsetQuery, Page, page_of
 
 router = APIRouter(tags=["sources"], responses={401: {"model": Problem}})
 
 
 def _last_syncs(db: Session, source_ids: list[int]) -> dict[int, dict[str, Any]]:
-    """Last sync per source; empty when durable jobs are not installed (the list still works)."""
-    try:
-        return service().sync_statuses(db, source_ids)
-    except RunsUnavailable:
-        return {}
+    """Last sync per source (one query for the page)."""
+    return sync_statuses(db, source_ids)
 
 
 @router.get("/sources", response_model=Page[SourceWithSyncOut])
@@ -43,27 +39,25 @@ def sources(db: DbSession, _: ApiAuth, limit: LimitQuery = 50, offset: OffsetQue
     "/sources/{source_id}/sync",
     response_model=SyncQueued,
     status_code=status.HTTP_202_ACCEPTED,
-    responses={404: {"model": Problem}, 409: {"model": Problem}, 503: {"model": Problem}},
+    responses={404: {"model": Problem}, 409: {"model": Problem}},
 )
 def sync_source(source_id: IdPath, db: DbSession, _: ApiAuth) -> dict:
-    """Queue a sync job for a connector source (Intercom), or answer with the one already queued/running.
+    """Queue a sync job for a source with a connector (e.g. Intercom), or answer with the one already queued/running.
 
     202 either way (`created` says which); 404 for an unknown source; 409 for file sources.
     Follow the job with GET /sources/{source_id}/sync.
     """
-    svc = service()
     try:
-        job = svc.enqueue_sync(db, source_id)
-    except svc.UnknownSource:
+        job = enqueue_sync(db, source_id)
+    except UnknownSource:
         db.rollback()
         raise HTTPException(404, detail="no such source") from None
-    except svc.SyncError as exc:
+    except SyncError as exc:
         db.rollback()
         raise HTTPException(409, detail=str(exc)) from None
     db.commit()
     return {
         "source_id": source_id,
-        "job": str(job.job_id),
         "job_id": job.job_id,
         "created": job.created,
         "status": job.status,

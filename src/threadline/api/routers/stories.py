@@ -7,10 +7,10 @@ from typing import Annotated
 from fastapi import APIRouter, HTTPException, Query
 from fastapi.responses import JSONResponse, PlainTextResponse
 
-from threadline.api.deps import ApiAuth, DbSession, ReadDb
-from threadline.api.pagination import MAX_ID, IdPath, LimitQuery, OffsetQuery, Page, page_of
-from threadline.api.read.stories import StorySort, get_story, list_stories, story_out, update_story
 from threadline.api.schemas import Problem, StoryOut, StoryPatch, StoryStatus
+from threadline.read.stories import StorySort, get_story, list_stories, story_out, update_story
+from threadline.server.deps import ApiAuth, DbSession, ReadDb
+from threadline.server.params import MAX_ID, IdPath, LimitQuery, OffsetQuery, Page, page_of
 from threadline.stories.export import to_markdown
 
 router = APIRouter(tags=["stories"], responses={401: {"model": Problem}})

@@ -6,11 +6,12 @@ from typing import Annotated
 
 from fastapi import APIRouter, HTTPException, Query
 
-from threadline.api.deps import ApiAuth, DbSession, ReadDb
-from threadline.api.pagination import MAX_ID, IdPath, LimitQuery, OffsetQuery, Page, page_of
-from threadline.api.read.conversations import list_conversations
-from threadline.api.read.themes import Bucket, default_run_id, theme_detail, theme_groups, theme_trend
 from threadline.api.schemas import ConversationSummary, Problem, ThemeDetail, ThemeGroup, TrendSeries
+from threadline.config import MAX_LIST_LIMIT
+from threadline.read.conversations import list_conversations
+from threadline.read.themes import Bucket, default_run_id, theme_detail, theme_tree, theme_trend
+from threadline.server.deps import ApiAuth, DbSession, ReadDb
+from threadline.server.params import MAX_ID, IdPath, LimitQuery, OffsetQuery, Page, page_of
 
 router = APIRouter(tags=["themes"], responses={401: {"model": Problem}})
 RunQuery = Annotated[int | None, Query(ge=1, le=MAX_ID, description="Run (default: the latest succeeded run).")]
@@ -21,7 +22,7 @@ async def themes(
     read: ReadDb, _: ApiAuth, limit: LimitQuery = 50, offset: OffsetQuery = 0, run_id: RunQuery = None
 ) -> dict:
     """Top-level groups, largest first, each with its themes and their sizes in the run."""
-    tree = await read(theme_groups, run_id)
+    tree = await read(theme_tree, run_id=run_id, limit=MAX_LIST_LIMIT)
     return page_of(tree[offset : offset + limit + 1], limit, offset)
 
 

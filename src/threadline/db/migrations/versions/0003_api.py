@@ -5,7 +5,7 @@ Revises: 0001
 Create Date: 2026-11-22
 
 - A GIN index on to_tsvector('english', messages.text): the expression that
-  `threadline.api.read.conversations` searches (conversations are found through their
+  `threadline.read.conversations` searches (conversations are found through their
   messages, so the index lives on messages).
 - A partial b-tree on live conversations in the API's list order (created_at DESC NULLS
   LAST, id DESC), so a page of the newest conversations is an index scan, not a sort of

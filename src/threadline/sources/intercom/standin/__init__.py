@@ -1,9 +1,0 @@
-"""Local stand-in of the Intercom REST API (2.16) for tests and benchmarks.
-
-`create_app(StandinConfig(...))` returns a Starlette ASGI app; `Workspace` is its data.
-"""
-
-from threadline.sources.intercom.standin.app import StandinConfig, StandinStats, create_app
-from threadline.sources.intercom.standin.data import Workspace, WorkspaceSpec
-
-__all__ = ["StandinConfig", "StandinStats", "Workspace", "WorkspaceSpec", "create_app"]
