@@ -10,10 +10,13 @@ from fastapi.responses import JSONResponse
 from fastapi.staticfiles import StaticFiles
 from sqlalchemy import Engine
 
+from threadline.api.routers import conversations, dead_letters, health, runs, sources, stories, themes
 from threadline.config import Settings, get_settings
+from threadline.db.engine import get_engine
 from threadline.server.deps import ApiAuth, Reader
 from threadline.server.sessions import SessionSigner, load_or_create_secret
 from threadline.server.tokens import TokenCache
+from threadline.web import routes as web_routes
 
 logger = logging.getLogger(__name__)
 
@@ -26,13 +29,8 @@ def create_app(settings: Settings | None = None, *, engine: Engine | None = None
     The session-signing secret lives in `settings.home`; the engine defaults to the
     migrated process-wide engine of those settings.
     """
-    from threadline.api.routers import conversations, dead_letters, health, runs, sources, stories, themes
-    from threadline.web import routes as web_routes
-
     settings = settings or get_settings()
     if engine is None:
-        from threadline.db.engine import get_engine
-
         engine = get_engine(settings)
     app = FastAPI(
         title="Threadline API",

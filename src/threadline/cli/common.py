@@ -28,6 +28,7 @@ def setup_logging() -> None:
 
 def engine():
     """The migrated engine for this process (starts the embedded server when needed)."""
+    # imported when the command runs, not at start-up: every command pays only for what it uses
     from threadline.db.engine import get_engine
 
     return get_engine()

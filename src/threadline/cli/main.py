@@ -33,6 +33,7 @@ def _main() -> None:
 @db_app.command("upgrade")
 def db_upgrade() -> None:
     """Apply pending schema migrations (also done automatically on first use)."""
+    # imported when the command runs, not at start-up: every command pays only for what it uses
     from threadline.db.migrate import current_revisions
 
     console.print(f"database at revision {', '.join(sorted(current_revisions(engine()))) or '(none)'}")
@@ -61,6 +62,7 @@ def import_command(
     Exit code 0: everything imported as is; 1: some records were rejected or truncated; 2: the file
     as a whole could not be read (nothing written).
     """
+    # imported when the command runs, not at start-up: every command pays only for what it uses
     from threadline.connectors.files.importer import import_file
     from threadline.connectors.files.readers import CsvColumns, FileFormatError
 
@@ -109,6 +111,7 @@ def import_command(
 @app.command("themes")
 def themes_command(limit: LimitOption = 50, as_json: JsonOption = False) -> None:
     """Themes of the latest run, grouped two levels deep."""
+    # imported when the command runs, not at start-up: every command pays only for what it uses
     from threadline.db.engine import session_scope
     from threadline.read.themes import theme_tree
 
@@ -132,6 +135,7 @@ def themes_command(limit: LimitOption = 50, as_json: JsonOption = False) -> None
 
 
 def _story_dicts(limit: int) -> list[dict]:
+    # imported when the command runs, not at start-up: every command pays only for what it uses
     from threadline.db.engine import session_scope
     from threadline.read.stories import list_stories
 
@@ -168,6 +172,7 @@ def report_command(
     limit: LimitOption = 100,
 ) -> None:
     """Write the ranked stories with their evidence to a Markdown or CSV file."""
+    # imported when the command runs, not at start-up: every command pays only for what it uses
     from threadline.stories.export import to_csv, to_markdown
 
     if report_format not in ("md", "csv"):
@@ -180,6 +185,7 @@ def report_command(
 @app.command("status")
 def status_command(as_json: JsonOption = False) -> None:
     """Sources, conversation counts and the latest runs."""
+    # imported when the command runs, not at start-up: every command pays only for what it uses
     from threadline.db.engine import session_scope
     from threadline.read.status import status_summary
 

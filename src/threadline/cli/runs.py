@@ -50,6 +50,7 @@ def run_command(
     as_json: JsonOption = False,
 ) -> None:
     """Analyse conversations: embed and classify, discover themes, write stories."""
+    # imported when the command runs, not at start-up: every command pays only for what it uses
     from threadline.db.engine import session_scope
     from threadline.engine.runs import default_phases, execute_run
     from threadline.engine.service import RunError, enqueue_run
@@ -88,6 +89,7 @@ def run_command(
 
 def _sync_first(eng: Any, source: str | None) -> None:
     """Bring the source up to date before the run takes its membership snapshot."""
+    # imported when the command runs, not at start-up: every command pays only for what it uses
     from threadline.connectors.base import ConnectorError
     from threadline.connectors.sources import SourceError, source_id_by_name, sync_source
 
@@ -102,6 +104,7 @@ def _sync_first(eng: Any, source: str | None) -> None:
 
 
 def _print_finished(finished: Any, as_json: bool) -> None:
+    # imported when the command runs, not at start-up: every command pays only for what it uses
     from threadline.db.engine import session_scope
     from threadline.read.runs import run_view
 
@@ -158,6 +161,7 @@ def worker_command(
     ] = None,
 ) -> None:
     """Execute queued runs (any number of workers, on any machines, against THREADLINE_DATABASE_URL)."""
+    # imported when the command runs, not at start-up: every command pays only for what it uses
     import os
 
     from threadline.engine.worker import run_worker
@@ -197,6 +201,7 @@ def _show(view: dict[str, Any]) -> None:
 @runs_app.command("list")
 def runs_list(limit: LimitOption = 20, as_json: JsonOption = False) -> None:
     """Recent runs, newest first."""
+    # imported when the command runs, not at start-up: every command pays only for what it uses
     from threadline.db.engine import session_scope
     from threadline.read.runs import list_runs
 
@@ -221,6 +226,7 @@ def runs_list(limit: LimitOption = 20, as_json: JsonOption = False) -> None:
 
 
 def _with_run(run_id: int, action: str, as_json: bool) -> None:
+    # imported when the command runs, not at start-up: every command pays only for what it uses
     from threadline.db.engine import session_scope
     from threadline.engine import service
     from threadline.read.runs import run_view
@@ -268,6 +274,7 @@ def dlq_list(
     as_json: JsonOption = False,
 ) -> None:
     """Dead letters not yet retried, newest first."""
+    # imported when the command runs, not at start-up: every command pays only for what it uses
     from threadline.db.engine import session_scope
     from threadline.read.dead_letters import list_dead_letters
 
@@ -298,6 +305,7 @@ def dlq_retry(
     as_json: JsonOption = False,
 ) -> None:
     """Re-enqueue dead-lettered items (each at most once: concurrent retries re-enqueue it once)."""
+    # imported when the command runs, not at start-up: every command pays only for what it uses
     from threadline.db.engine import session_scope
     from threadline.engine.service import retry_dead_letter, retry_dead_letters
 
@@ -322,6 +330,7 @@ def dlq_purge(
     as_json: JsonOption = False,
 ) -> None:
     """Delete dead letters that were already retried."""
+    # imported when the command runs, not at start-up: every command pays only for what it uses
     from threadline.db.engine import session_scope
     from threadline.engine.service import purge_dead_letters
 

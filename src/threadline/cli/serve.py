@@ -33,6 +33,7 @@ def serve_command(
 
     Access logs are off: request lines carry search queries, which are customer text.
     """
+    # imported when the command runs, not at start-up: every command pays only for what it uses
     import uvicorn
 
     engine()  # start the embedded server and migrate once, before any server process starts
@@ -51,6 +52,7 @@ def serve_command(
 @tokens_app.command("create")
 def tokens_create(name: Annotated[str, typer.Argument(help="A name for whoever or whatever uses the token.")]) -> None:
     """Create a token and print it once (only its SHA-256 is stored)."""
+    # imported when the command runs, not at start-up: every command pays only for what it uses
     from threadline.db.engine import session_scope
     from threadline.server.tokens import TokenError, create_token
 
@@ -65,6 +67,7 @@ def tokens_create(name: Annotated[str, typer.Argument(help="A name for whoever o
 @tokens_app.command("revoke")
 def tokens_revoke(name: Annotated[str, typer.Argument(help="Name of the token to revoke.")]) -> None:
     """Revoke a token: API calls and dashboard sessions made with it stop working at once."""
+    # imported when the command runs, not at start-up: every command pays only for what it uses
     from threadline.db.engine import session_scope
     from threadline.server.tokens import revoke_token
 
@@ -80,6 +83,7 @@ def tokens_list(
     as_json: Annotated[bool, typer.Option("--json", help="Machine-readable JSON on stdout.")] = False,
 ) -> None:
     """Token names with created / last used / revoked times (never the tokens)."""
+    # imported when the command runs, not at start-up: every command pays only for what it uses
     from threadline.db.engine import session_scope
     from threadline.server.tokens import list_tokens
 

@@ -26,7 +26,7 @@ def resolve_database_url(settings: Settings) -> str:
         if url.drivername in ("postgresql", "postgres"):
             url = url.set(drivername="postgresql+psycopg")
         return url.render_as_string(hide_password=False)
-    from threadline.db.embedded import start_embedded
+    from threadline.db.embedded import start_embedded  # loaded only when the embedded server is used (start-up)
 
     return start_embedded(settings.embedded_pgdata)
 
@@ -45,7 +45,7 @@ def make_engine(url: str) -> Engine:
 def _engine_for(url: str, migrate: bool) -> Engine:
     engine = make_engine(url)
     if migrate:
-        from threadline.db.migrate import upgrade
+        from threadline.db.migrate import upgrade  # Alembic loads only when an engine is first made (start-up)
 
         upgrade(engine)
     return engine

@@ -54,4 +54,4 @@ def backoff_delay_s(
     delay = ceiling * rng.uniform(0.5, 1.0)
     if retry_after_s is not None:
         delay = max(delay, min(float(retry_after_s), limits.max_retry_after_s))
-    return delay
+    return float(delay)

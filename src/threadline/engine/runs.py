@@ -16,7 +16,7 @@ from collections.abc import Callable, Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Engine, func, literal, select
+from sqlalchemy import ColumnElement, Engine, func, insert, literal, select
 from sqlalchemy.orm import Session
 
 from threadline.ai.embeddings import Embedder, set_process_embedder
@@ -64,7 +64,7 @@ def create_run(
     max_batch_size = get_settings().engine.max_batch_size
     if batch_size is not None and not 1 <= batch_size <= max_batch_size:
         raise RunError(f"batch size must be between 1 and {max_batch_size}")
-    filters = [Conversation.deleted_at.is_(None)]
+    filters: list[ColumnElement[bool]] = [Conversation.deleted_at.is_(None)]
     if source is not None:
         source_id = session.execute(select(Source.id).where(Source.name == source)).scalar()
         if source_id is None:
@@ -88,7 +88,7 @@ def create_run(
     session.add(run)
     session.flush()
     session.execute(
-        RunConversation.__table__.insert().from_select(
+        insert(RunConversation).from_select(
             ["run_id", "conversation_id"], select(literal(run.id), Conversation.id).where(*filters)
         )
     )
@@ -98,7 +98,7 @@ def create_run(
         session.add(RunPhase(run_id=run.id, phase=phase, position=position, state="pending"))
         if is_per_conversation(phase):
             session.execute(
-                RunItem.__table__.insert().from_select(
+                insert(RunItem).from_select(
                     ["run_id", "stage", "conversation_id"],
                     select(literal(run.id), literal(phase), RunConversation.conversation_id).where(
                         RunConversation.run_id == run.id

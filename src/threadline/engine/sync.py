@@ -247,7 +247,8 @@ def run_sync_job(engine: Engine, source_id: int, *, job_id: int) -> dict[str, in
     fields = _report_fields(report)
     _record(engine, source_id, job_id, {"status": "succeeded", "finished_at": _now_iso(), "error": None, **fields})
     logger.info("sync job %s of source %s done: %s", job_id, source_id, fields["counters"])
-    return fields["counters"]
+    counters: dict[str, int] = fields["counters"]
+    return counters
 
 
 # ---- reading the state ------------------------------------------------------------------------

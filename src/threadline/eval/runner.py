@@ -17,9 +17,14 @@ from typing import Any
 import numpy as np
 from sqlalchemy import select
 
+from threadline.ai.embeddings import get_embedder
 from threadline.config import MAX_CSV_FIELD_BYTES
+from threadline.connectors.files.importer import import_file
 from threadline.connectors.files.readers import CsvColumns, detect_format
+from threadline.db.engine import session_scope
 from threadline.db.models import Conversation, ThemeMember
+from threadline.db.scratch import scratch_engine
+from threadline.engine.runs import create_run, execute_run
 from threadline.eval.metrics import summary
 
 
@@ -83,12 +88,6 @@ def evaluate(
     label_path: str | None = None,
 ) -> dict[str, Any]:
     """Import `path` into a scratch database, run, then score themes against the labels."""
-    from threadline.ai.embeddings import get_embedder
-    from threadline.connectors.files.importer import import_file
-    from threadline.db.engine import session_scope
-    from threadline.db.scratch import scratch_engine
-    from threadline.engine.runs import create_run, execute_run
-
     file_format = file_format or detect_format(path)
     _check_label_options(path, file_format, label_col, label_path)
     started = time.perf_counter()

@@ -6,7 +6,20 @@ import functools
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import BigInteger, DateTime, Integer, Select, Text, any_, bindparam, func, literal_column, or_, select
+from sqlalchemy import (
+    BigInteger,
+    ColumnElement,
+    DateTime,
+    Integer,
+    Select,
+    Text,
+    any_,
+    bindparam,
+    func,
+    literal_column,
+    or_,
+    select,
+)
 from sqlalchemy.orm import Session
 
 from threadline.db.models import Conversation, Message, Source, Theme, ThemeMember
@@ -31,7 +44,7 @@ SUMMARY_COLUMNS = (
 )
 # The search configuration as SQL text, not a bind parameter, so that a prepared statement's generic plan
 # still matches the GIN index expression.
-SEARCH_REGCONFIG = literal_column(f"'{SEARCH_CONFIG}'::regconfig")
+SEARCH_REGCONFIG: ColumnElement[Any] = literal_column(f"'{SEARCH_CONFIG}'::regconfig")
 FILTERS = ("source", "since", "until", "q", "theme_id", "run_id")  # list_conversations' keyword filters
 
 

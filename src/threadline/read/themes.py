@@ -234,14 +234,14 @@ def theme_sparklines(session: Session, run_id: int | None, *, bucket: Bucket = "
     ).all()
     if not rows:
         return {}
-    rows = [(t, p, w if w.tzinfo else w.replace(tzinfo=UTC), n) for t, p, w, n in rows]
+    points = [(t, p, w if w.tzinfo else w.replace(tzinfo=UTC), n) for t, p, w, n in rows]
     totals: dict[datetime, int] = {}
-    for _, _, when, n in rows:
+    for _, _, when, n in points:
         totals[when] = totals.get(when, 0) + n
     axis = [p["start"] for p in fill_buckets(totals, bucket)]
     index = {when: i for i, when in enumerate(axis)}
     series: dict[int, list[int]] = {}
-    for theme_id, parent_id, when, n in rows:
+    for theme_id, parent_id, when, n in points:
         for key in (theme_id, parent_id):
             if key is not None and when in index:
                 series.setdefault(key, [0] * len(axis))[index[when]] += n

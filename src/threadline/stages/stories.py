@@ -65,7 +65,7 @@ def _period(session: Session, run: Run) -> tuple[datetime, datetime] | None:
     return first, last
 
 
-def trend_series(times: list[datetime], start: datetime, end: datetime) -> dict:
+def trend_series(times: list[datetime], start: datetime, end: datetime) -> dict[str, Any]:
     """Counts per bucket over [start, end] and a direction (rising / falling / steady / new)."""
     span_days = max((end - start).total_seconds() / 86400, 1.0)
     bucket_days = max(7, math.ceil(span_days / TREND_MAX_BUCKETS))
@@ -210,7 +210,7 @@ def build_stories(session: Session, run_id: int, *, types: dict[int, str] | None
     themes = {theme.id: theme for theme in session.execute(select(Theme).where(Theme.id.in_(big_enough))).scalars()}
     candidates = _evidence_candidates(session, run_id, big_enough)
     messages = _customer_messages(session, sorted({cid for pairs in candidates.values() for cid, _ in pairs}))
-    story_rows: list[dict] = []
+    story_rows: list[dict[str, Any]] = []
     story_quotes: list[list[Quote]] = []
     for theme_id in big_enough:
         members = by_theme[theme_id]
@@ -321,11 +321,11 @@ def _story_row(
     customers: int,
     first: datetime | None,
     last: datetime | None,
-    trend: dict,
+    trend: dict[str, Any],
     score: float,
     dominant_type: str,
     share: float,
-) -> dict:
+) -> dict[str, Any]:
     """The story of `theme` as a `stories` row: templated text plus the figures every run refreshes."""
     verb = _TITLE_VERBS.get(dominant_type, "Resolve")
     name = theme.name
@@ -359,12 +359,12 @@ def _story_row(
     )
 
 
-def _upsert_stories(session: Session, rows: list[dict]) -> list[int]:
+def _upsert_stories(session: Session, rows: list[dict[str, Any]]) -> list[int]:
     """Insert or refresh one story per theme (see the module docstring); returns ids in `rows` order."""
     if not rows:
         return []
     statement = insert(Story)
-    statement = statement.on_conflict_do_update(
+    upsert = statement.on_conflict_do_update(
         index_elements=["theme_id"],
         set_={
             **{k: statement.excluded[k] for k in _REFRESHED_FIELDS},
@@ -373,7 +373,7 @@ def _upsert_stories(session: Session, rows: list[dict]) -> list[int]:
             "updated_at": func.now(),
         },
     ).returning(Story.id, sort_by_parameter_order=True)
-    return list(session.execute(statement, rows).scalars())  # executemany with RETURNING, in parameter order
+    return list(session.execute(upsert, rows).scalars())  # executemany with RETURNING, in parameter order
 
 
 def write_stories_with_llm(session: Session, run_id: int, runtime: LLMRuntime) -> list[CallUsage]:

@@ -60,7 +60,8 @@ class DiscoverResult:
 
 
 def _normalise(matrix: np.ndarray) -> np.ndarray:
-    return matrix / np.maximum(np.linalg.norm(matrix, axis=-1, keepdims=True), 1e-12)
+    normalised: np.ndarray = matrix / np.maximum(np.linalg.norm(matrix, axis=-1, keepdims=True), 1e-12)
+    return normalised
 
 
 def discover_themes(session: Session, run_id: int, *, model: str = MODEL_NAME, random_state: int = 0) -> DiscoverResult:

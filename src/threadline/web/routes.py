@@ -21,6 +21,7 @@ from threadline.read.overview import overview
 from threadline.read.sources import list_sources
 from threadline.read.stories import (
     SORT_COLUMNS,
+    StorySort,
     evidence_in_context,
     get_story,
     list_stories,
@@ -54,7 +55,7 @@ def _when(value: datetime | str | None, fmt: str = "%Y-%m-%d %H:%M") -> str:
         return ""
     if isinstance(value, str):
         try:
-            value = datetime.fromisoformat(value)
+            return datetime.fromisoformat(value).strftime(fmt)
         except ValueError:
             return value
     return value.strftime(fmt)
@@ -205,15 +206,15 @@ def stories_page(
     run_id: Annotated[int | None, Query(ge=1, le=MAX_ID)] = None,
 ) -> HTMLResponse:
     status = status if status in STORY_STATUSES else None
-    sort = sort if sort in SORT_COLUMNS else "rank"
-    rows = list_stories(db, limit=PAGE_SIZE + 1, offset=offset, status=status, sort=sort, run_id=run_id)
+    chosen: StorySort = sort if sort in SORT_COLUMNS else "rank"  # type: ignore[assignment]
+    rows = list_stories(db, limit=PAGE_SIZE + 1, offset=offset, status=status, sort=chosen, run_id=run_id)
     return render(
         request,
         "stories.html",
         session,
         stories=rows[:PAGE_SIZE],
         status=status,
-        sort=sort,
+        sort=chosen,
         run_id=run_id,
         statuses=STORY_STATUSES,
         sorts=list(SORT_COLUMNS),

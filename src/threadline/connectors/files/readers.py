@@ -13,9 +13,9 @@ import io
 import json
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 from threadline.config import (
     MAX_CSV_FIELD_BYTES,
@@ -25,9 +25,9 @@ from threadline.config import (
     MAX_MESSAGES_PER_CONVERSATION,
     STORE_BATCH_SIZE,
 )
-from threadline.connectors.records import ContactRecord, ConversationRecord, MessageRecord
+from threadline.connectors.records import AuthorRole, ContactRecord, ConversationRecord, MessageRecord
 
-ROLE_ALIASES = {
+ROLE_ALIASES: dict[str, AuthorRole] = {
     "customer": "customer",
     "user": "customer",
     "lead": "customer",
@@ -93,8 +93,6 @@ def parse_time(value: Any, what: str) -> datetime | None:
     if value is None or value == "":
         return None
     if isinstance(value, (int, float)) and not isinstance(value, bool):
-        from datetime import UTC
-
         return datetime.fromtimestamp(value, tz=UTC)
     if not isinstance(value, str):
         raise RecordError(f"{what} is not a timestamp: {type(value).__name__}")
@@ -107,7 +105,7 @@ def parse_time(value: Any, what: str) -> datetime | None:
     return parsed
 
 
-def parse_role(value: Any, what: str) -> str:
+def parse_role(value: Any, what: str) -> AuthorRole:
     role = ROLE_ALIASES.get(str(value).strip().lower()) if value is not None else None
     if role is None:
         raise RecordError(f"{what} has unknown author role {str(value)[:40]!r} (expected customer, agent, bot or note)")
@@ -126,7 +124,7 @@ def parse_external_id(value: Any, what: str) -> str:
 
 
 def build_message(
-    role: str, text: Any, created_at: datetime | None, external_id: str | None, where: str, notes: list[str]
+    role: AuthorRole, text: Any, created_at: datetime | None, external_id: str | None, where: str, notes: list[str]
 ) -> MessageRecord:
     """A validated message; over-long text is truncated and the truncation noted."""
     if not isinstance(text, str) or not text.strip():
@@ -137,7 +135,7 @@ def build_message(
         text = text[:MAX_MESSAGE_CHARS]
     return MessageRecord(
         author_role=role, text=text, created_at=created_at, external_id=external_id, truncated=truncated
-    )  # type: ignore[arg-type]
+    )
 
 
 def check_message_count(count: int) -> None:
@@ -221,7 +219,7 @@ def _truncation_problems(line: int, record: ConversationRecord) -> list[Problem]
     return [Problem(line, record.external_id, note, rejected=False) for note in record.notes]
 
 
-def _open_binary(path: Path):
+def _open_binary(path: Path) -> BinaryIO:
     try:
         return path.open("rb")
     except OSError as exc:
@@ -273,7 +271,7 @@ def read_jsonl(
             yield batch
 
 
-def _bounded_lines(handle: io.BufferedReader) -> Iterator[bytes | None]:
+def _bounded_lines(handle: BinaryIO) -> Iterator[bytes | None]:
     """Lines of a binary file; None for a line over the size limit (its rest is skipped)."""
     while True:
         line = handle.readline(MAX_IMPORT_LINE_BYTES + 1)
@@ -287,7 +285,7 @@ def _bounded_lines(handle: io.BufferedReader) -> Iterator[bytes | None]:
         yield line
 
 
-def _sniff_jsonl(path: Path, handle: io.BufferedReader) -> None:
+def _sniff_jsonl(path: Path, handle: BinaryIO) -> None:
     for line in _bounded_lines(handle):
         if line is None or not line.strip():
             continue

@@ -81,6 +81,21 @@ def _error_code(response: httpx.Response) -> str | None:
         return None
 
 
+def _json_object(response: httpx.Response) -> dict[str, Any]:
+    """The response's JSON object; `IntercomError` when the body is not one (a proxy's HTML page, say)."""
+    try:
+        body = response.json()
+    except ValueError:
+        body = None
+    if not isinstance(body, dict):
+        raise IntercomError(
+            f"Intercom answered {response.status_code} without a JSON object",
+            status=response.status_code,
+            path=response.request.url.path,
+        )
+    return body
+
+
 class IntercomClient:
     """Async Intercom client; use as `async with IntercomClient(...) as client:`."""
 
@@ -217,7 +232,7 @@ class IntercomClient:
 
     # ---- endpoints -------------------------------------------------------------------------
     async def me(self) -> dict[str, Any]:
-        return (await self.request("GET", "/me")).json()
+        return _json_object(await self.request("GET", "/me"))
 
     async def search_conversations(
         self, field: str, since: int, until: int, *, starting_after: str | None = None, per_page: int = SEARCH_PAGE_SIZE
@@ -245,14 +260,14 @@ class IntercomClient:
             "pagination": {"per_page": per_page, **({"starting_after": starting_after} if starting_after else {})},
             "sort": {"field": field, "order": "ascending"},
         }
-        return (await self.request("POST", "/conversations/search", json=body)).json()
+        return _json_object(await self.request("POST", "/conversations/search", json=body))
 
     async def get_conversation(self, conversation_id: str) -> dict[str, Any] | None:
         """Full conversation with parts as plain text; None if it no longer exists (404)."""
         response = await self.request(
             "GET", f"/conversations/{conversation_id}", params={"display_as": "plaintext"}, ok_statuses=(404,)
         )
-        return None if response.status_code == 404 else response.json()
+        return None if response.status_code == 404 else _json_object(response)
 
     async def get_contact(self, contact_id: str) -> tuple[dict[str, Any] | None, list[str]]:
         """The contact, following 410 (merged) to the canonical contact; notes say what happened."""
@@ -271,7 +286,7 @@ class IntercomClient:
                 notes.append(f"contact {current} merged into {target}")
                 current = target
                 continue
-            return response.json(), notes
+            return _json_object(response), notes
         notes.append(f"contact {contact_id}: more than {MAX_MERGE_HOPS} merge hops, gave up")
         return None, notes
 
@@ -287,4 +302,4 @@ class IntercomClient:
         self, page: int, *, order: str = "desc", per_page: int = DELETED_PAGE_SIZE
     ) -> dict[str, Any]:
         params = {"page": page, "per_page": per_page, "order": order}
-        return (await self.request("GET", "/conversations/deleted", params=params)).json()
+        return _json_object(await self.request("GET", "/conversations/deleted", params=params))
