@@ -46,26 +46,20 @@ from __future__ import annotations
 
 import logging
 import re
+import typing
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
+
+from threadline.ai.llm.schemas import ConversationType
 
 logger = logging.getLogger(__name__)
 
 TYPE_ANALYSIS = "type"  # `analyses.stage` of conversation types (stored by the embed stage, read by stories)
 CONVERSATION_TYPE_VERSION = "1"  # bump when cues, prototypes, weights or the rule change
 
-TYPES: tuple[str, ...] = (
-    "bug",
-    "feature_request",
-    "how_to",
-    "billing",
-    "account_access",
-    "complaint",
-    "praise",
-    "other",
-)
+TYPES: tuple[str, ...] = typing.get_args(ConversationType)  # one vocabulary with the LLM's facets
 PROBLEM_TYPES: frozenset[str] = frozenset({"bug", "billing", "account_access"})
 
 EMBEDDING_DIM = 384  # all-MiniLM-L6-v2 output size
