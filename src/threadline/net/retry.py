@@ -178,15 +178,17 @@ def parse_retry_after(headers: Mapping[str, str], *, now: float | None = None) -
     return parse_http_date(text, now=time.time() if now is None else now)
 
 
+def _spent(lowered: Mapping[str, str], remaining_name: str) -> bool:
+    """Does the (lower-cased) header `remaining_name` report a budget with nothing left?"""
+    remaining = lowered.get(remaining_name)
+    number = _finite(remaining.strip()) if remaining is not None else None
+    return number is not None and number <= 0
+
+
 def rate_limit_exhausted(headers: Mapping[str, str]) -> bool:
     """True when any rate-limit budget in the headers reports nothing remaining."""
     lowered = _lower(headers)
-    for remaining_name, _ in RATE_LIMIT_HEADERS:
-        remaining = lowered.get(remaining_name)
-        number = _finite(remaining.strip()) if remaining is not None else None
-        if number is not None and number <= 0:
-            return True
-    return False
+    return any(_spent(lowered, remaining_name) for remaining_name, _ in RATE_LIMIT_HEADERS)
 
 
 def requested_wait_s(headers: Mapping[str, str], *, now: float | None = None) -> float | None:
@@ -202,11 +204,7 @@ def requested_wait_s(headers: Mapping[str, str], *, now: float | None = None) ->
     lowered = _lower(headers)
     waits: list[float] = []
     for remaining_name, reset_name in RATE_LIMIT_HEADERS:
-        remaining = lowered.get(remaining_name)
-        number = _finite(remaining.strip()) if remaining is not None else None
-        if number is None or number > 0:
-            continue
-        reset = parse_reset(lowered.get(reset_name), now=current)
+        reset = parse_reset(lowered.get(reset_name), now=current) if _spent(lowered, remaining_name) else None
         if reset is not None:
             waits.append(reset)
     return max(waits, default=None)
