@@ -54,7 +54,6 @@ class TaskModels(BaseModel):
     facets: str = "gpt-4o-mini"
     naming: str = "gpt-4o-mini"
     stories: str = "gpt-4o-mini"
-    embeddings: str = "text-embedding-3-small"
 
 
 class ModelPrice(BaseModel):
