@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 from sqlalchemy import select
 
-from threadline.config import MAX_CSV_FIELD_BYTES
+from threadline.config import get_settings
 from threadline.connectors.files.readers import CsvColumns, detect_format
 from threadline.db.models import Conversation, ThemeMember
 from threadline.eval.metrics import summary
@@ -35,7 +35,7 @@ def read_labels(
     if file_format == "csv":
         if not label_col:
             raise EvalError("CSV files need --label-col")
-        csv.field_size_limit(MAX_CSV_FIELD_BYTES)
+        csv.field_size_limit(get_settings().input.max_csv_field_bytes)
         with path.open(encoding="utf-8", newline="") as handle:
             reader = csv.DictReader(handle)
             if label_col not in (reader.fieldnames or []):
