@@ -3,15 +3,16 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
 from threadline.engine.status import SyncStatus
+from threadline.server.params import WITHIN_STORY_TEXT_CHARS, WITHIN_TITLE_CHARS
 
-MAX_TITLE_CHARS = 300  # characters: a story title is a line, not a paragraph
-MAX_STORY_TEXT_CHARS = 20_000  # characters: the same bound as one message
-MAX_SOURCE_NAME_CHARS = 200  # characters: matches sources.name
+MAX_SOURCE_NAME_CHARS = 200  # characters: the width of sources.name, a schema fact rather than a setting
+StoryTitle = Annotated[str, Field(min_length=1), WITHIN_TITLE_CHARS]
+StoryText = Annotated[str, WITHIN_STORY_TEXT_CHARS]
 
 StoryStatus = Literal["candidate", "accepted", "rejected", "exported"]
 
@@ -140,9 +141,9 @@ class StoryPatch(BaseModel):
     """Fields a person may change; text edits mark the story as edited so runs keep them."""
 
     model_config = ConfigDict(extra="forbid")
-    title: str | None = Field(default=None, min_length=1, max_length=MAX_TITLE_CHARS)
-    problem: str | None = Field(default=None, min_length=1, max_length=MAX_STORY_TEXT_CHARS)
-    user_story: str | None = Field(default=None, max_length=MAX_STORY_TEXT_CHARS)
+    title: StoryTitle | None = None
+    problem: Annotated[StoryText, Field(min_length=1)] | None = None
+    user_story: StoryText | None = None
     status: StoryStatus | None = None
 
 

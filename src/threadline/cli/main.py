@@ -9,8 +9,7 @@ import typer
 from rich.table import Table
 
 from threadline.cli import evaluate, runs, serve, sources
-from threadline.cli.common import console, emit_json, engine, err_console, fail, setup_logging
-from threadline.config import MAX_LIST_LIMIT
+from threadline.cli.common import LimitOption, console, emit_json, engine, err_console, fail, setup_logging
 
 app = typer.Typer(
     name="threadline",
@@ -22,7 +21,6 @@ db_app = typer.Typer(help="Database maintenance.", no_args_is_help=True)
 app.add_typer(db_app, name="db")
 
 JsonOption = Annotated[bool, typer.Option("--json", help="Machine-readable JSON on stdout.")]
-LimitOption = Annotated[int, typer.Option("--limit", min=1, max=MAX_LIST_LIMIT, help="Rows to show.")]
 
 
 @app.callback()

@@ -13,11 +13,10 @@ import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from threadline.cli.common import console, emit_json, engine, err_console, fail, parse_date
-from threadline.config import MAX_LIST_LIMIT, get_settings
+from threadline.cli.common import LimitOption, console, emit_json, engine, err_console, fail, parse_date
+from threadline.config import get_settings
 
 JsonOption = Annotated[bool, typer.Option("--json", help="Machine-readable JSON on stdout.")]
-LimitOption = Annotated[int, typer.Option("--limit", min=1, max=MAX_LIST_LIMIT, help="Rows to show.")]
 ConcurrencyOption = Annotated[
     int | None,
     typer.Option(

@@ -22,11 +22,10 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import Session
 
+from threadline.config import get_settings
 from threadline.db.models import Conversation, Message, Source, Theme, ThemeMember
 
 SEARCH_CONFIG = "english"  # text search configuration; must match the index in migration 0003_api
-MAX_QUERY_CHARS = 200  # characters of a search query: a few words, not a document
-MAX_CONVERSATION_THEMES = 50  # theme memberships shown per conversation: the recent runs
 
 
 CONVERSATIONS = Conversation.__table__  # Core tables: list reads build rows, not ORM objects (cheaper per row)
@@ -119,7 +118,7 @@ def list_conversations(
         "source": source,
         "since": since,
         "until": until,
-        "q": q[:MAX_QUERY_CHARS] if q else None,
+        "q": q[: get_settings().read.max_query_chars] if q else None,
         "theme_id": theme_id,
         "run_id": run_id if theme_id is not None else None,
     }
@@ -162,7 +161,7 @@ def get_conversation(session: Session, conversation_id: int) -> dict[str, Any] |
         .join(Theme, Theme.id == ThemeMember.theme_id)
         .where(ThemeMember.conversation_id == conversation_id)
         .order_by(ThemeMember.run_id.desc())
-        .limit(MAX_CONVERSATION_THEMES)
+        .limit(get_settings().read.max_conversation_themes)
     ).all()
     return {
         **_summary(conversation, source, len(messages)),

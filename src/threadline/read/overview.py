@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import BigInteger, bindparam, select
+from sqlalchemy import BigInteger, Integer, bindparam, select
 from sqlalchemy.orm import Session
 
+from threadline.config import get_settings
 from threadline.db.models import Story
 from threadline.read.runs import current_run
 from threadline.read.themes import conversation_volume_and_total, default_run_id
@@ -14,7 +15,6 @@ from threadline.read.themes import conversation_volume_and_total, default_run_id
 RISING_THEMES = 6  # themes on the overview: what fits beside the volume chart
 RISING_DIRECTIONS = ("rising", "new")  # trend directions (stories.build) that count as rising
 OVERVIEW_BUCKETS = 26  # weeks in the volume chart: half a year, readable at a glance
-RISING_CANDIDATES = 200  # best-scored stories searched for rising ones: more than a run has themes worth showing
 
 STORIES = Story.__table__
 
@@ -24,13 +24,14 @@ BEST_STORIES_OF_RUN = (
     select(STORIES.c.id, STORIES.c.theme_id, STORIES.c.title, STORIES.c.conversation_count, STORIES.c.trend)
     .where(STORIES.c.run_id == bindparam("run_id", type_=BigInteger))
     .order_by(STORIES.c.score.desc(), STORIES.c.id)
-    .limit(RISING_CANDIDATES)
+    .limit(bindparam("candidates", type_=Integer))  # `read.rising_candidates`, bound per call
 )
 
 
 def rising_themes(session: Session, run_id: int) -> list[dict[str, Any]]:
     """Up to RISING_THEMES stories of the run: rising/new ones first, then by score (columns only, no ORM objects)."""
-    stories = session.execute(BEST_STORIES_OF_RUN, {"run_id": run_id}).all()
+    candidates = get_settings().read.rising_candidates
+    stories = session.execute(BEST_STORIES_OF_RUN, {"run_id": run_id, "candidates": candidates}).all()
     rising = [s for s in stories if (s.trend or {}).get("direction") in RISING_DIRECTIONS]
     ordered = rising + [s for s in stories if (s.trend or {}).get("direction") not in RISING_DIRECTIONS]
     return [

@@ -11,6 +11,7 @@ from sqlalchemy import BigInteger, Integer, Select, any_, bindparam, select
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.orm import Session, selectinload
 
+from threadline.config import get_settings
 from threadline.db.models import Conversation, Message, Story, StoryEvidence, Theme
 from threadline.read.themes import default_run_id
 
@@ -104,7 +105,6 @@ STORY_COLUMNS = (
     STORIES.c.run_id,
 )
 THEME_NAME_ONLY = selectinload(Story.theme).load_only(Theme.id, Theme.name)  # not the centroid vector: parsed per row
-MAX_CONTEXT_MESSAGES = 200  # messages shown around evidence: a long thread is cut, the quoted message always kept
 
 
 def story_out(session: Session, story: Story, evidence: list[EvidenceView] | None = None) -> dict[str, Any]:
@@ -233,6 +233,7 @@ def evidence_in_context(session: Session, story_id: int) -> list[dict[str, Any]]
     template never re-searches for the quote and escapes every segment itself.
     """
     evidence = story_evidence(session, story_id)
+    max_messages = get_settings().read.max_context_messages
     by_conversation: dict[int, list] = {}
     for item in evidence:
         by_conversation.setdefault(item.conversation_id, []).append(item)
@@ -246,7 +247,7 @@ def evidence_in_context(session: Session, story_id: int) -> list[dict[str, Any]]
                 select(Message)
                 .where(Message.conversation_id == conversation_id)
                 .order_by(Message.position)
-                .limit(MAX_CONTEXT_MESSAGES)
+                .limit(max_messages)
             )
             .scalars()
             .all()

@@ -9,12 +9,11 @@ from typing import Any, Literal
 from sqlalchemy import BigInteger, Select, bindparam, func, select
 from sqlalchemy.orm import Session
 
-from threadline.config import MAX_LIST_LIMIT
+from threadline.config import get_settings
 from threadline.db.models import Conversation, Run, Story, Theme, ThemeMember
 from threadline.engine.status import RunStatus
 
 Bucket = Literal["day", "week", "month"]
-MAX_TREND_BUCKETS = 104  # points per series: two years of weeks; older points are dropped, newest kept
 BUCKET_STEP = {"day": timedelta(days=1), "week": timedelta(weeks=1)}
 
 
@@ -95,7 +94,8 @@ def theme_tree(session: Session, *, run_id: int | None = None, limit: int = 200)
                 "last_seen": last_seen.isoformat() if last_seen else None,
             }
         )
-    return sorted(tree.values(), key=lambda g: -g["size"])[: max(1, min(int(limit), MAX_LIST_LIMIT))]
+    bounded = max(1, min(int(limit), get_settings().read.max_list_limit))
+    return sorted(tree.values(), key=lambda g: -g["size"])[:bounded]
 
 
 def theme_and_children(session: Session, theme_id: int) -> list[int]:
@@ -141,18 +141,19 @@ def _advance(start: datetime, bucket: Bucket) -> datetime:
 
 
 def fill_buckets(counts: dict[datetime, int], bucket: Bucket) -> list[dict[str, Any]]:
-    """Consecutive buckets from the first to the last count, zeros included, newest MAX_TREND_BUCKETS kept."""
+    """Consecutive buckets from the first to the last count, zeros included, newest `read.max_trend_buckets` kept."""
     if not counts:
         return []
+    max_buckets = get_settings().read.max_trend_buckets
     keys = sorted(counts)
     points: list[dict[str, Any]] = []
     current, last = keys[0], keys[-1]
     while current <= last:
         points.append({"start": current, "count": counts.get(current, 0)})
         current = _advance(current, bucket)
-        if len(points) > 10 * MAX_TREND_BUCKETS:  # a decade of weeks: stop runaway ranges early
-            points = points[-MAX_TREND_BUCKETS:]
-    return points[-MAX_TREND_BUCKETS:]
+        if len(points) > 10 * max_buckets:  # stop runaway ranges early
+            points = points[-max_buckets:]
+    return points[-max_buckets:]
 
 
 def bucket_start(bucket: Bucket):

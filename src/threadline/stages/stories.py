@@ -28,7 +28,7 @@ from threadline.ai.llm.prompts import STORIES_PROMPT_VERSION
 from threadline.ai.llm.runtime import LLMRuntime
 from threadline.ai.llm.stories import CitedStatement, Evidence, StoryInput, StoryResult, write_story
 from threadline.analysis.conversation_type import TYPE_ANALYSIS
-from threadline.config import EVIDENCE_QUOTES_PER_STORY, MIN_EVIDENCE_QUOTES, MIN_STORY_CONVERSATIONS
+from threadline.config import PipelineSettings, get_settings
 from threadline.db.analyses import latest_outputs, outputs_of
 from threadline.db.models import Conversation, Message, Run, RunConversation, Story, StoryEvidence, Theme, ThemeMember
 from threadline.engine.llm import llm_runtime
@@ -40,8 +40,6 @@ logger = logging.getLogger(__name__)
 NAME = "stories"
 VERSION = "templated-1"  # offline story text; the LLM's prompt version is added when it writes
 FIRST_MESSAGE_BONUS = 1.0  # score points: one keyword's worth of preference for the opening message
-EVIDENCE_CANDIDATES = 40  # conversations closest to the theme centre searched for quotes: enough variety, bounded work
-TREND_MAX_BUCKETS = 26  # points in a trend series: a half-year of weeks, readable as a sparkline
 TREND_RATIO_RISING = 1.5  # later-half rate / earlier-half rate above this reads as rising
 TREND_RATIO_FALLING = 1 / 1.5  # ... below this as falling
 SEVERITY_HIGH_SHARE = 0.10  # share of the run's conversations: a tenth of all support volume is high severity
@@ -65,10 +63,16 @@ def _period(session: Session, run: Run) -> tuple[datetime, datetime] | None:
     return first, last
 
 
-def trend_series(times: list[datetime], start: datetime, end: datetime) -> dict[str, Any]:
-    """Counts per bucket over [start, end] and a direction (rising / falling / steady / new)."""
+def trend_series(
+    times: list[datetime], start: datetime, end: datetime, *, max_buckets: int | None = None
+) -> dict[str, Any]:
+    """Counts per bucket over [start, end] and a direction (rising / falling / steady / new).
+
+    At most `max_buckets` buckets (default: the `pipeline.trend_max_buckets` setting), each a week or longer.
+    """
+    max_buckets = max_buckets or get_settings().pipeline.trend_max_buckets
     span_days = max((end - start).total_seconds() / 86400, 1.0)
-    bucket_days = max(7, math.ceil(span_days / TREND_MAX_BUCKETS))
+    bucket_days = max(7, math.ceil(span_days / max_buckets))
     buckets = max(1, math.ceil(span_days / bucket_days))
     counts = [0] * buckets
     for t in times:
@@ -104,9 +108,9 @@ _TITLE_VERBS = {
 
 
 def _evidence_candidates(
-    session: Session, run_id: int, theme_ids: list[int]
+    session: Session, run_id: int, theme_ids: list[int], limit: int
 ) -> dict[int, list[tuple[int, int | None]]]:
-    """Per theme, up to EVIDENCE_CANDIDATES (conversation id, contact id), closest to the theme centre first."""
+    """Per theme, up to `limit` (conversation id, contact id), closest to the theme centre first."""
     if not theme_ids:
         return {}
     closeness = (
@@ -122,7 +126,7 @@ def _evidence_candidates(
     )
     rows = session.execute(
         select(ranked.c.theme_id, ranked.c.conversation_id, ranked.c.contact_id)
-        .where(ranked.c.closeness <= EVIDENCE_CANDIDATES)
+        .where(ranked.c.closeness <= limit)
         .order_by(ranked.c.theme_id, ranked.c.closeness)
     )
     candidates: dict[int, list[tuple[int, int | None]]] = defaultdict(list)
@@ -150,9 +154,12 @@ def _customer_messages(session: Session, conversation_ids: list[int]) -> dict[in
 
 
 def _evidence(
-    theme: Theme, members: list[tuple[int, int | None]], messages: dict[int, list[tuple[int, str]]]
+    theme: Theme,
+    members: list[tuple[int, int | None]],
+    messages: dict[int, list[tuple[int, str]]],
+    limits: PipelineSettings,
 ) -> list[Quote]:
-    """Up to EVIDENCE_QUOTES_PER_STORY quotes from distinct conversations, distinct customers first.
+    """Up to `limits.evidence_quotes_per_story` quotes from distinct conversations, distinct customers first.
 
     `members` are the theme's candidate (conversation, contact) pairs, closest first.
     """
@@ -160,7 +167,7 @@ def _evidence(
     best_by_conversation: dict[int, Quote] = {}
     for conversation_id, _ in members:
         for index, (message_id, body) in enumerate(messages.get(conversation_id, [])):
-            quote = best_quote(message_id, conversation_id, body, theme.keywords)
+            quote = best_quote(message_id, conversation_id, body, theme.keywords, max_chars=limits.max_quote_chars)
             if quote is not None and index == 0:
                 # The opening customer message states the problem; follow-ups add details.
                 quote = dataclasses.replace(quote, score=quote.score + FIRST_MESSAGE_BONUS)
@@ -172,7 +179,7 @@ def _evidence(
     seen_contacts: set[int] = set()
     for prefer_new_customer in (True, False):
         for cid in order:
-            if len(chosen) >= EVIDENCE_QUOTES_PER_STORY:
+            if len(chosen) >= limits.evidence_quotes_per_story:
                 break
             quote = best_by_conversation[cid]
             contact = contact_of[cid]
@@ -187,11 +194,12 @@ def _evidence(
 
 
 def build_stories(session: Session, run_id: int, *, types: dict[int, str] | None = None) -> StoriesResult:
-    """Write stories for the run's themes with at least MIN_STORY_CONVERSATIONS conversations.
+    """Write stories for the run's themes with at least `pipeline.min_story_conversations` conversations.
 
     `types` maps conversation id -> conversation type (when the type stage ran); the
     dominant type chooses the story's verb ("Fix ...", "Add ...").
     """
+    limits = get_settings().pipeline
     result = StoriesResult()
     run = session.get(Run, run_id)
     assert run is not None
@@ -205,24 +213,30 @@ def build_stories(session: Session, run_id: int, *, types: dict[int, str] | None
     by_theme: dict[int, list[tuple[int, datetime | None, int | None]]] = defaultdict(list)
     for theme_id, conversation_id, created_at, contact_id in rows:
         by_theme[theme_id].append((conversation_id, created_at, contact_id))
-    big_enough = sorted(theme_id for theme_id, members in by_theme.items() if len(members) >= MIN_STORY_CONVERSATIONS)
+    big_enough = sorted(
+        theme_id for theme_id, members in by_theme.items() if len(members) >= limits.min_story_conversations
+    )
     result.skipped_small = len(by_theme) - len(big_enough)
     themes = {theme.id: theme for theme in session.execute(select(Theme).where(Theme.id.in_(big_enough))).scalars()}
-    candidates = _evidence_candidates(session, run_id, big_enough)
+    candidates = _evidence_candidates(session, run_id, big_enough, limits.evidence_candidates)
     messages = _customer_messages(session, sorted({cid for pairs in candidates.values() for cid, _ in pairs}))
     story_rows: list[dict[str, Any]] = []
     story_quotes: list[list[Quote]] = []
     for theme_id in big_enough:
         members = by_theme[theme_id]
         theme = themes[theme_id]
-        quotes = _evidence(theme, candidates.get(theme_id, []), messages)
-        if len(quotes) < MIN_EVIDENCE_QUOTES:
+        quotes = _evidence(theme, candidates.get(theme_id, []), messages, limits)
+        if len(quotes) < limits.min_evidence_quotes:
             result.skipped_no_evidence += 1
             logger.info("theme %d: only %d evidence quotes, no story", theme_id, len(quotes))
             continue
         times = [t for _, t, _ in members if t is not None]
         customers = len({contact if contact is not None else f"c{cid}" for cid, _, contact in members})
-        trend = trend_series(times, *period) if period and times else {"counts": [], "direction": "steady"}
+        trend = (
+            trend_series(times, *period, max_buckets=limits.trend_max_buckets)
+            if period and times
+            else {"counts": [], "direction": "steady"}
+        )
         recent_share = _recent_share(times, period)
         score = len(members) * (0.5 + recent_share)
         dominant = Counter((types or {}).get(cid, "other") for cid, _, _ in members).most_common(1)[0][0]

@@ -28,6 +28,7 @@ from threadline.ai.llm.facets import STAGE as FACETS_STAGE
 from threadline.ai.llm.naming import ThemeMember as NamingMember
 from threadline.ai.llm.naming import ThemeNameResult, ThemeNamingInput, name_theme
 from threadline.ai.llm.runtime import LLMRuntime
+from threadline.config import get_settings
 from threadline.db.analyses import outputs_of
 from threadline.db.models import Conversation, Message, Theme, ThemeMember
 from threadline.db.vectors import load_run_vectors
@@ -41,11 +42,8 @@ from threadline.themes.naming import NAMING_VERSION, name_groups, name_themes
 logger = logging.getLogger(__name__)
 
 NAME = "themes"
-MEMBERS_PER_THEME = 12  # member digests sent to name a theme: enough to see the pattern, cheap to send
-CONTRASTS_PER_THEME = 6  # members of the nearest other themes sent as contrast
-NEAREST_THEMES = 3  # other themes whose members are sent as contrast
+NEAREST_THEMES = 3  # other themes whose members are sent as contrast when an LLM names a theme
 CONTRASTS_PER_NEIGHBOUR = 2  # members sent of each of those themes
-DESCRIPTION_QUOTE_CHARS = 200  # characters of the representative message shown in a theme description
 
 
 @dataclass
@@ -210,6 +208,7 @@ def _name_new_themes(
         member_vectors={t.id: matrix[positions_by_theme[t.id]] for t in touched},
     )
     kept_names = {t.name for t in touched if t.id not in new_ids}
+    quote_chars = get_settings().pipeline.description_quote_chars
     representatives = {t.id: int(ids[positions_by_theme[t.id][names[t.id].representative_index]]) for t in touched}
     first_messages = _first_customer_messages(session, list(representatives.values()))
     for theme in touched:
@@ -226,7 +225,7 @@ def _name_new_themes(
             suffix += 1
         kept_names.add(name)
         theme.name = name
-        example = texts.get(representative, "").replace("\n", " ")[:DESCRIPTION_QUOTE_CHARS]
+        example = texts.get(representative, "").replace("\n", " ")[:quote_chars]
         theme.description = (
             f"Customers write about {', '.join(named.keywords[:3]) or name}. For example: \u201c{example}\u201d"
         )
@@ -314,7 +313,7 @@ def name_themes_with_llm(
         ).scalars()
     )
     centroids = {t.id: np.asarray(t.centroid, dtype=np.float32) for t in run_themes if t.centroid is not None}
-    members = {tid: _top_members(session, run_id, tid, MEMBERS_PER_THEME) for tid in centroids}
+    members = {tid: _top_members(session, run_id, tid, runtime.settings.naming_members) for tid in centroids}
     digests = _naming_members(session, [cid for ids in members.values() for cid in ids])
     inputs = []
     for theme_id in themes:
@@ -328,7 +327,7 @@ def name_themes_with_llm(
             for other in others[:NEAREST_THEMES]
             for c in members[other][:CONTRASTS_PER_NEIGHBOUR]
             if c in digests
-        ][:CONTRASTS_PER_THEME]
+        ][: runtime.settings.naming_contrasts]
         own = tuple(digests[c] for c in members[theme_id] if c in digests)
         if own:
             inputs.append(ThemeNamingInput(str(theme_id), own, tuple(contrast)))

@@ -15,7 +15,7 @@ from fastapi.templating import Jinja2Templates
 from threadline.db.models import STORY_STATUSES, DeadLetter
 from threadline.engine import service
 from threadline.read import runs as run_read
-from threadline.read.conversations import MAX_QUERY_CHARS, get_conversation, list_conversations
+from threadline.read.conversations import get_conversation, list_conversations
 from threadline.read.dead_letters import list_dead_letters
 from threadline.read.overview import overview
 from threadline.read.sources import list_sources
@@ -29,13 +29,18 @@ from threadline.read.stories import (
     update_story,
 )
 from threadline.read.themes import default_run_id, theme_detail, theme_sparklines, theme_tree, theme_trend
-from threadline.server.params import MAX_ID, MAX_OFFSET, IdPath
+from threadline.server.params import (
+    MAX_ID,
+    WITHIN_QUERY_CHARS,
+    WITHIN_STORY_TEXT_CHARS,
+    WITHIN_TITLE_CHARS,
+    IdPath,
+    OffsetQuery,
+)
 from threadline.server.sessions import (
     CSRF_FIELD,
     LOGIN_CSRF_COOKIE,
-    LOGIN_CSRF_MAX_AGE_S,
     SESSION_COOKIE,
-    SESSION_MAX_AGE_S,
     csrf_matches,
 )
 from threadline.server.tokens import MAX_TOKEN_CHARS, verify_token
@@ -95,7 +100,7 @@ def login_form(
     response.set_cookie(
         LOGIN_CSRF_COOKIE,
         value,
-        max_age=LOGIN_CSRF_MAX_AGE_S,
+        max_age=request.app.state.settings.api.login_csrf_max_age_s,
         httponly=True,
         samesite="strict",
         secure=request.url.scheme == "https",
@@ -123,7 +128,7 @@ def login(
     response.set_cookie(
         SESSION_COOKIE,
         cookie,
-        max_age=SESSION_MAX_AGE_S,
+        max_age=request.app.state.signer.max_age_s,
         httponly=True,
         samesite="lax",
         secure=request.url.scheme == "https",
@@ -165,7 +170,7 @@ def theme_page(
     db: DbSession,
     session: PageSession,
     theme_id: IdPath,
-    offset: Annotated[int, Query(ge=0, le=MAX_OFFSET)] = 0,
+    offset: OffsetQuery = 0,
 ) -> HTMLResponse:
     theme = theme_detail(db, theme_id)
     if theme is None:
@@ -202,7 +207,7 @@ def stories_page(
     session: PageSession,
     status: Annotated[str | None, Query(max_length=16)] = None,
     sort: Annotated[str, Query(max_length=16)] = "rank",
-    offset: Annotated[int, Query(ge=0, le=MAX_OFFSET)] = 0,
+    offset: OffsetQuery = 0,
     run_id: Annotated[int | None, Query(ge=1, le=MAX_ID)] = None,
 ) -> HTMLResponse:
     status = status if status in STORY_STATUSES else None
@@ -263,8 +268,8 @@ def story_edit(
     db: DbSession,
     _: FormSession,
     story_id: IdPath,
-    title: Annotated[str, Form(min_length=1, max_length=300)],
-    problem: Annotated[str, Form(min_length=1, max_length=20_000)],
+    title: Annotated[str, Form(min_length=1), WITHIN_TITLE_CHARS],
+    problem: Annotated[str, Form(min_length=1), WITHIN_STORY_TEXT_CHARS],
 ) -> Response:
     update_story(db, _story_or_404(db, story_id), {"title": title.strip(), "problem": problem.strip()})
     db.commit()
@@ -289,8 +294,8 @@ def conversations_page(
     request: Request,
     db: DbSession,
     session: PageSession,
-    q: Annotated[str | None, Query(max_length=MAX_QUERY_CHARS)] = None,
-    offset: Annotated[int, Query(ge=0, le=MAX_OFFSET)] = 0,
+    q: Annotated[Annotated[str, WITHIN_QUERY_CHARS] | None, Query()] = None,
+    offset: OffsetQuery = 0,
 ) -> HTMLResponse:
     rows = list_conversations(db, limit=PAGE_SIZE + 1, offset=offset, q=(q or "").strip() or None)
     return render(
@@ -332,7 +337,7 @@ def runs_page(
     db: DbSession,
     session: PageSession,
     error: str | None = None,
-    offset: Annotated[int, Query(ge=0, le=MAX_OFFSET)] = 0,
+    offset: OffsetQuery = 0,
 ) -> HTMLResponse:
     rows = run_read.list_runs(db, limit=PAGE_SIZE + 1, offset=offset)
     return render(
@@ -407,7 +412,7 @@ def dead_letters_page(
     db: DbSession,
     session: PageSession,
     run_id: Annotated[int | None, Query(ge=1, le=MAX_ID)] = None,
-    offset: Annotated[int, Query(ge=0, le=MAX_OFFSET)] = 0,
+    offset: OffsetQuery = 0,
     note: str | None = None,
 ) -> HTMLResponse:
     rows = list_dead_letters(db, run_id=run_id, limit=PAGE_SIZE + 1, offset=offset)

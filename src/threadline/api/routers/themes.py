@@ -7,7 +7,7 @@ from typing import Annotated
 from fastapi import APIRouter, HTTPException, Query
 
 from threadline.api.schemas import ConversationSummary, Problem, ThemeDetail, ThemeGroup, TrendSeries
-from threadline.config import MAX_LIST_LIMIT
+from threadline.config import get_settings
 from threadline.read.conversations import list_conversations
 from threadline.read.themes import Bucket, default_run_id, theme_detail, theme_tree, theme_trend
 from threadline.server.deps import ApiAuth, DbSession, ReadDb
@@ -22,7 +22,7 @@ async def themes(
     read: ReadDb, _: ApiAuth, limit: LimitQuery = 50, offset: OffsetQuery = 0, run_id: RunQuery = None
 ) -> dict:
     """Top-level groups, largest first, each with its themes and their sizes in the run."""
-    tree = await read(theme_tree, run_id=run_id, limit=MAX_LIST_LIMIT)
+    tree = await read(theme_tree, run_id=run_id, limit=get_settings().read.max_list_limit)
     return page_of(tree[offset : offset + limit + 1], limit, offset)
 
 
