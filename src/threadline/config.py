@@ -103,6 +103,21 @@ class LLMSettings(BaseSettings):
         default=60.0,
         description="seconds of read timeout per call: structured answers of ~1k tokens finish well within",
     )
+    connect_timeout_seconds: PositiveFloat = Field(
+        default=10.0, description="seconds for TCP and TLS setup to the endpoint: longer means it is down"
+    )
+    write_timeout_seconds: PositiveFloat = Field(
+        default=30.0, description="seconds to send a prompt: prompts are a few KB; a stalled upload is a dead socket"
+    )
+    backoff_base_seconds: PositiveFloat = Field(
+        default=0.5, description="seconds: the first retry waits up to this (full jitter), doubling per attempt"
+    )
+    backoff_cap_seconds: PositiveFloat = Field(
+        default=30.0, description="seconds: the longest single backoff, so a run keeps moving"
+    )
+    max_retry_after_seconds: PositiveFloat = Field(
+        default=120.0, description="seconds: a Retry-After or rate-limit reset beyond this is capped"
+    )
     max_attempts: int = Field(
         default=5, ge=1, le=10, description="calls per item including the first: bounded retries, then dead-letter"
     )
@@ -507,6 +522,37 @@ class IntercomSettings(BaseSettings):
         default=25,
         ge=1,
         description="conversations per transaction within a page: bounds the work an interruption loses",
+    )
+    max_concurrent_requests: int = Field(
+        default=16,
+        ge=1,
+        description="requests in flight per sync: enough to fill a 10 s window at loopback latency; the pacer bounds the rate",
+    )
+    connect_timeout_s: float = Field(
+        default=10.0, gt=0, description="seconds for TCP and TLS setup: Intercom's edge answers well below this"
+    )
+    read_timeout_s: float = Field(
+        default=60.0, gt=0, description="seconds for one response: large conversations (500 parts) take a few seconds"
+    )
+    write_timeout_s: float = Field(
+        default=30.0, gt=0, description="seconds to send a request: bodies are tiny; this only catches stalled sockets"
+    )
+    pool_timeout_s: float = Field(
+        default=60.0, gt=0, description="seconds waiting for a free connection: every concurrent request may be busy"
+    )
+    max_attempts: int = Field(
+        default=6,
+        ge=1,
+        description="attempts per request, the first included: 5% of 500s fail 6 times in a row ~1.6e-8 of the time",
+    )
+    backoff_base_s: float = Field(
+        default=0.5,
+        gt=0,
+        description="seconds: the first 5xx or transport retry waits up to this (full jitter), doubling",
+    )
+    backoff_cap_s: float = Field(default=8.0, gt=0, description="seconds: no single backoff waits longer than this")
+    max_merge_hops: int = Field(
+        default=3, ge=0, description="attempts per contact to follow a 410 (merged) redirect: merges chain rarely, loops must end"
     )
 
 

@@ -9,8 +9,8 @@ import time
 import pytest
 from threadline_testing.intercom import WorkspaceSpec
 
+from threadline.config import get_settings
 from threadline.connectors.intercom.client import (
-    MAX_ATTEMPTS,
     IntercomAuthError,
     IntercomError,
     base_url_for,
@@ -88,8 +88,9 @@ def test_persistent_failure_is_bounded_and_never_leaks_the_token(make_standin, c
             return client, info.value
 
     client, error = run(go())
-    assert error.status == 500 and error.attempts == MAX_ATTEMPTS
-    assert standin.stats.by_route["retrieve"] == MAX_ATTEMPTS
+    attempts = get_settings().intercom.max_attempts
+    assert error.status == 500 and error.attempts == attempts
+    assert standin.stats.by_route["retrieve"] == attempts
     for text in (str(error), repr(error), repr(client), caplog.text):
         assert standin.token not in text
 

@@ -20,7 +20,8 @@ from threadline_testing.intercom import WorkspaceSpec
 from threadline_testing.serve import serve
 from threadline_testing.sinks import MemorySink
 
-from threadline.connectors.intercom.client import RETRY_POLICY, IntercomClient
+from threadline.config import get_settings
+from threadline.connectors.intercom.client import IntercomClient, intercom_retry_policy
 from threadline.connectors.intercom.sync import IntercomSync
 from threadline.connectors.store import content_hash
 from threadline.db.models import Conversation, DeadLetter, Message, Source
@@ -51,7 +52,7 @@ def test_sync_over_real_sockets(make_standin) -> None:
 
         async def go():
             async with IntercomClient(
-                standin.token, base_url=base_url, retry_policy=replace(RETRY_POLICY, base_s=0.05)
+                standin.token, base_url=base_url, retry_policy=replace(intercom_retry_policy(), base_s=0.05)
             ) as client:
                 return await IntercomSync(client, sink).run()
 
@@ -152,14 +153,19 @@ def test_read_timeout_is_retried_then_reported(make_standin) -> None:
     """A server slower than the read timeout: bounded retries, then an error naming the timeout."""
     import httpx
 
-    from threadline.connectors.intercom.client import MAX_ATTEMPTS, IntercomError
+    from threadline.connectors.intercom.client import IntercomError
+
+    MAX_ATTEMPTS = get_settings().intercom.max_attempts
 
     standin = make_standin(WorkspaceSpec(conversations=5), slow_share=1.0, slow_seconds=0.5)
     timeout = httpx.Timeout(connect=1.0, read=0.1, write=1.0, pool=1.0)
 
     async def go(base_url):
         async with IntercomClient(
-            standin.token, base_url=base_url, timeout=timeout, retry_policy=replace(RETRY_POLICY, base_s=0.01)
+            standin.token,
+            base_url=base_url,
+            timeout=timeout,
+            retry_policy=replace(intercom_retry_policy(), base_s=0.01),
         ) as client:
             await client.me()
 

@@ -35,11 +35,6 @@ logger = logging.getLogger(__name__)
 
 T = TypeVar("T", bound=BaseModel)
 
-CONNECT_TIMEOUT_SECONDS = 10.0  # s: TCP+TLS to a cloud endpoint; longer means it is down
-WRITE_TIMEOUT_SECONDS = 30.0  # s: prompts are a few KB; a stalled upload is a dead socket
-BACKOFF_BASE_SECONDS = 0.5  # s: first retry delay ceiling, doubled per attempt
-BACKOFF_CAP_SECONDS = 30.0  # s: longest single backoff, keeps a run moving
-MAX_RETRY_AFTER_SECONDS = 120.0  # s: a Retry-After or reset beyond this is capped (the limiter's hold cap too)
 CHARS_PER_TOKEN = 4  # characters per token: OpenAI's rule of thumb, used only for estimates
 TOKENS_PER_MESSAGE = 4  # framing tokens per chat message (OpenAI cookbook)
 TOKENS_PER_REPLY = 3  # tokens priming the reply
@@ -95,10 +90,10 @@ def llm_retry_policy(settings: LLMSettings) -> RetryPolicy:
     """The shared outbound policy with this client's attempts, backoff and extra statuses."""
     return RetryPolicy(
         attempts=settings.max_attempts,
-        base_s=BACKOFF_BASE_SECONDS,
-        cap_s=BACKOFF_CAP_SECONDS,
+        base_s=settings.backoff_base_seconds,
+        cap_s=settings.backoff_cap_seconds,
         jitter=Jitter.FULL,
-        max_requested_wait_s=MAX_RETRY_AFTER_SECONDS,
+        max_requested_wait_s=settings.max_retry_after_seconds,
         extra_statuses=RETRY_EXTRA_STATUSES,
     )
 
@@ -164,9 +159,9 @@ class LLMClient:
         self._rng = rng or random.Random()
         # The SDK's own HTTP stack (httpx or, in openai>=3, httpx2): use its types.
         timeout = openai.Timeout(
-            connect=CONNECT_TIMEOUT_SECONDS,
+            connect=settings.connect_timeout_seconds,
             read=settings.timeout_seconds,
-            write=WRITE_TIMEOUT_SECONDS,
+            write=settings.write_timeout_seconds,
             pool=settings.timeout_seconds,
         )
         self._openai = openai.AsyncOpenAI(

@@ -19,6 +19,7 @@ from typing import Any
 
 import httpx
 
+from threadline.config import get_settings
 from threadline.connectors.base import ConnectorAuthError, ConnectorError
 from threadline.connectors.intercom.pacer import MAX_RATE_LIMIT_WAIT_SECONDS, RateLimitInfo, RateLimitPacer
 from threadline.net.retry import Attempt, Jitter, RetryPolicy, call_with_retries
@@ -34,28 +35,31 @@ REGION_BASE_URLS: Mapping[str, str] = {
 DEFAULT_TOKEN_ENV = "INTERCOM_TOKEN"
 SEARCH_PAGE_SIZE = 150  # records per search page: Intercom's documented maximum
 DELETED_PAGE_SIZE = 60  # ids per /conversations/deleted page: the 2.16 description's maximum for this endpoint
-MAX_CONCURRENT_REQUESTS = (
-    16  # requests in flight per sync: enough to fill a 10 s window at loopback latency; pacing bounds the rate
-)
-CONNECT_TIMEOUT_S = 10.0  # TCP+TLS setup; Intercom's edge answers well below this
-READ_TIMEOUT_S = 60.0  # one response; large conversations (500 parts) take a few seconds
-WRITE_TIMEOUT_S = 30.0  # sending a search body is tiny; this only catches stalled sockets
-POOL_TIMEOUT_S = 60.0  # waiting for a free connection while MAX_CONCURRENT_REQUESTS are busy
-MAX_ATTEMPTS = 6  # per request, first try included: 5% 500s fail 6 times in a row ~1.6e-8 of the time
-BACKOFF_BASE_S = 0.5  # first 5xx/transport retry waits up to this (full jitter)
-BACKOFF_CAP_S = 8.0  # no single 5xx backoff waits longer than this
-MAX_MERGE_HOPS = 3  # 410 "merged" redirects followed per contact: merges chain rarely, loops must end
-RETRY_POLICY = RetryPolicy(
-    attempts=MAX_ATTEMPTS,
-    base_s=BACKOFF_BASE_S,
-    cap_s=BACKOFF_CAP_S,
-    jitter=Jitter.FULL,
-    max_requested_wait_s=MAX_RATE_LIMIT_WAIT_SECONDS,  # the pacer's own cap: one bound on header-derived waits
-)
 
-DEFAULT_TIMEOUT = httpx.Timeout(
-    connect=CONNECT_TIMEOUT_S, read=READ_TIMEOUT_S, write=WRITE_TIMEOUT_S, pool=POOL_TIMEOUT_S
-)
+
+def intercom_retry_policy() -> RetryPolicy:
+    """The retry policy of Intercom requests, from the `intercom` settings."""
+    settings = get_settings().intercom
+    return RetryPolicy(
+        attempts=settings.max_attempts,
+        base_s=settings.backoff_base_s,
+        cap_s=settings.backoff_cap_s,
+        jitter=Jitter.FULL,
+        max_requested_wait_s=MAX_RATE_LIMIT_WAIT_SECONDS,  # the pacer's own cap: one bound on header-derived waits
+    )
+
+
+def default_timeout() -> httpx.Timeout:
+    """Connect, read, write and pool timeouts from the `intercom` settings."""
+    settings = get_settings().intercom
+    return httpx.Timeout(
+        connect=settings.connect_timeout_s,
+        read=settings.read_timeout_s,
+        write=settings.write_timeout_s,
+        pool=settings.pool_timeout_s,
+    )
+
+
 _LINK_URL = re.compile(r"<([^>]+)>")
 
 
@@ -114,17 +118,19 @@ class IntercomClient:
         *,
         region: str = "us",
         base_url: str | None = None,
-        timeout: httpx.Timeout = DEFAULT_TIMEOUT,
+        timeout: httpx.Timeout | None = None,
         transport: httpx.AsyncBaseTransport | None = None,
         pacer: RateLimitPacer | None = None,
-        max_concurrency: int = MAX_CONCURRENT_REQUESTS,
+        max_concurrency: int | None = None,
         rng: random.Random | None = None,
-        retry_policy: RetryPolicy = RETRY_POLICY,
+        retry_policy: RetryPolicy | None = None,
     ) -> None:
+        """Timeouts, concurrency and retries default to the `intercom` settings."""
+        max_concurrency = max_concurrency or get_settings().intercom.max_concurrent_requests
         self._token = token
-        self.retry_policy = retry_policy
+        self.retry_policy = retry_policy or intercom_retry_policy()
         self.base_url = (base_url or base_url_for(region)).rstrip("/")
-        self._timeout = timeout
+        self._timeout = timeout or default_timeout()
         self._transport = transport
         self.pacer = pacer or RateLimitPacer()
         self._semaphore = asyncio.Semaphore(max_concurrency)
@@ -286,7 +292,8 @@ class IntercomClient:
         """The contact, following 410 (merged) to the canonical contact; notes say what happened."""
         notes: list[str] = []
         current = contact_id
-        for _ in range(MAX_MERGE_HOPS + 1):
+        max_hops = get_settings().intercom.max_merge_hops
+        for _ in range(max_hops + 1):
             response = await self.request("GET", f"/contacts/{current}", ok_statuses=(404, 410))
             if response.status_code == 404:
                 notes.append(f"contact {current} not found (404)")
@@ -300,7 +307,7 @@ class IntercomClient:
                 current = target
                 continue
             return _json_object(response), notes
-        notes.append(f"contact {contact_id}: more than {MAX_MERGE_HOPS} merge hops, gave up")
+        notes.append(f"contact {contact_id}: more than {max_hops} merge hops, gave up")
         return None, notes
 
     @staticmethod
