@@ -1,1 +1,0 @@
-"""The JSON API under /api: routers (one module per resource) and their schemas; `threadline.app` mounts them."""
