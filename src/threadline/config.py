@@ -23,11 +23,27 @@ MAX_EXTERNAL_ID_CHARS = 255  # characters: ids are keys, not content
 MAX_CSV_FIELD_BYTES = (
     1024 * 1024
 )  # bytes per CSV cell: raised from csv's 128 KiB default so long messages reach the size check
+MAX_CSV_RECORD_BYTES = (
+    2 * 1024 * 1024
+)  # bytes per CSV row (quoted newlines included): bounds what an unclosed quote can swallow before it is reported
+MAX_STATE_CHARS = 32  # characters: conversations.state is VARCHAR(32)
+MAX_SOURCE_NAME_CHARS = 200  # characters: sources.name is VARCHAR(200)
+MAX_JSON_DEPTH = 64  # nesting levels in one JSONL record: exports nest a handful; deeper is an attack or a bug
+MAX_JSON_NUMBER_CHARS = (
+    100  # characters of one JSON number: longer is no id, count or time (and Python refuses > 4,300 digits)
+)
+MAX_TIMESTAMP_CHARS = 64  # characters of an ISO-8601 timestamp: the longest valid form is about 40
+EARLIEST_TIMESTAMP_YEAR = 1970  # first accepted year (UTC): earlier times in a support export are bugs (e.g. year 1)
+LATEST_TIMESTAMP_YEAR = 2099  # last accepted year (UTC): later ones are bugs (milliseconds read as seconds, year 9999)
+MAX_PROBLEMS_PER_RECORD = 10  # problems reported for one record: enough to fix it, bounded for a garbage line
+MAX_REPORTED_PROBLEMS = 10_000  # problems and duplicates kept in an import report; more are counted, not listed
 
 # --- Pipeline sizes -------------------------------------------------------------------
 EMBED_BATCH_SIZE = 64  # texts per model call: fills the CPU's vector units without large padding waste
 EMBED_INPUT_MAX_CHARS = 4_000  # characters of customer text embedded: MiniLM reads 256 tokens, more only costs time
 STORE_BATCH_SIZE = 500  # rows per INSERT statement: keeps statements well under PostgreSQL's 65,535 bind parameters
+STORE_BATCH_MAX_CHARS = 4_000_000  # message characters per import batch: bounds memory when conversations are long
+STORE_BATCH_ATTEMPTS = 5  # attempts per import batch on a deadlock or serialization failure (concurrent imports)
 MIN_STORY_CONVERSATIONS = 5  # conversations: a theme smaller than this is an anecdote, not a backlog item
 EVIDENCE_QUOTES_PER_STORY = 5  # quotes: enough to show the range of a problem, few enough to read
 MIN_EVIDENCE_QUOTES = 3  # quotes: a story with fewer is not evidence-backed; the skeleton's promise
