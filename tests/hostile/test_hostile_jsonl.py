@@ -13,6 +13,7 @@ from typing import Any
 
 import pytest
 from hostile_helpers import (
+    SECRET_CONTACT,
     SECRET_TEXT,
     assert_no_leaks,
     good_record,
@@ -201,6 +202,21 @@ def test_records_the_database_refuses_are_isolated_from_their_batch(cli_env, db_
     assert sorted((p["line"], p["id"]) for p in report["problems"]) == [(8, "poison-8"), (30, "ok-30")]
     assert all("database refused" in p["reason"] for p in report["problems"])
     assert stored_ids(db_engine, "s") == {f"ok-{i}" for i in range(1, 41)} - {"ok-8", "ok-30"}
+    debug = run_import({**cli_env, "THREADLINE_LOG_LEVEL": "DEBUG"}, path, "--source", "s2")
+    assert debug.returncode == 1 and "refused" in debug.stderr  # details at DEBUG: class, SQLSTATE, frames
+    for leak in (SECRET_TEXT, SECRET_CONTACT, "poison-text", "[parameters:", "INSERT INTO"):
+        assert leak not in debug.stderr and leak not in debug.stdout
+
+
+def test_an_unexpected_error_is_one_line_with_exit_3_and_a_json_report(cli_env, tmp_path):
+    env = {**cli_env, "THREADLINE_DATABASE_URL": "postgresql://postgres@/threadline?host=/nonexistent-socket-dir"}
+    path = write_lines(tmp_path / "c.jsonl", [line_of(good_record("a", 1))])
+    result = run_import(env, path, "--json")
+    assert result.returncode == 3
+    assert_no_leaks(result)
+    report = json_report(result)
+    assert report["exit_code"] == 3 and "OperationalError" in report["error"]
+    assert len(result.stderr.strip().splitlines()) == 1, result.stderr
 
 
 def test_duplicate_ids_are_counted_and_reported_with_their_lines(cli_env, db_engine, tmp_path):

@@ -26,6 +26,9 @@ def setup_logging() -> None:
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
         stream=sys.stderr,
     )
+    # SQLAlchemy logs statements with their parameters (customer text) at INFO and below: never
+    # let a debug log level turn that on.
+    logging.getLogger("sqlalchemy.engine").setLevel(logging.WARNING)
 
 
 def engine():

@@ -100,6 +100,8 @@ def import_command(
     except Exception as exc:  # e.g. the database cannot be reached: one line, details only at DEBUG
         log_debug_details(exc, "import failed")
         error, code = f"unexpected {describe_error(exc)}; nothing was imported", EXIT_INTERRUPTED
+    except KeyboardInterrupt:
+        error, code = "interrupted; committed batches stay, re-running is safe", EXIT_INTERRUPTED
     if result is not None and code == EXIT_CLEAN and not result.report.clean:
         code = EXIT_SOME_REJECTED
     if as_json:
