@@ -872,8 +872,13 @@ def _csv_rows(feed: _LineFeed, report: ReadReport) -> Iterator[tuple[int, list[s
         except csv.Error as exc:
             line = feed.record_line()
             reason = str(exc)
-            if "unexpected end of data" in reason or "field larger than field limit" in reason:
+            if "unexpected end of data" in reason:
                 reason = "a quoted cell is never closed (unterminated quote); the row is skipped"
+            elif "field larger than field limit" in reason:
+                reason = (
+                    f"a cell is larger than {MAX_CSV_FIELD_BYTES} bytes, or a quote opened here is never closed; "
+                    "the row is skipped"
+                )
             elif len(feed.record) > 1:
                 reason = f"malformed CSV row starting here ({reason}); a quote opened here may be unterminated"
             else:
