@@ -971,10 +971,11 @@ class _CsvRow:
 
 def _split_row(layout: _CsvLayout, line: int, cells: list[str], keep_extras: bool) -> _CsvRow:
     problems: list[tuple[str | None, str]] = []
-    for position, cell in enumerate(cells[: len(layout.header)]):
-        problem = text_problem(cell)
-        if problem:
-            problems.append((layout.header[position], f"{_show(layout.header[position])} {problem}"))
+    if any("\x00" in cell for cell in cells):  # decoded UTF-8 has no lone surrogates: NUL is all to look for
+        for position, cell in enumerate(cells[: len(layout.header)]):
+            problem = text_problem(cell)
+            if problem:
+                problems.append((layout.header[position], f"{_show(layout.header[position])} {problem}"))
     text = layout.cell(cells, layout.text) or ""
     extras = None
     if keep_extras:
@@ -1058,15 +1059,23 @@ def _single_row_conversations(
 
 
 _SPILL_CHUNK = 2_000  # rows per SQLite executemany while spilling
+_KNOWN_KEYS_CACHE = (
+    100_000  # conversation ids remembered in memory to skip a SQLite lookup (bounded: cleared when full)
+)
+_ROW_COLUMNS = ("line", "text", "text_chars", "author", "created_at", "message_id", "customer_id")
 
 
 def _spill_rows(index: _Index, layout: _CsvLayout, rows: Iterator[tuple[int, list[str]]], report: ReadReport) -> None:
     """Write every usable row to SQLite with its conversation key; unmapped cells only for a key's first row."""
     db = index.db
     db.execute("CREATE TABLE groups (key TEXT PRIMARY KEY, first_seq INTEGER NOT NULL)")
-    db.execute("CREATE TABLE rows (seq INTEGER PRIMARY KEY, key TEXT NOT NULL, row TEXT NOT NULL)")
+    db.execute(
+        "CREATE TABLE rows (seq INTEGER PRIMARY KEY, key TEXT NOT NULL, line INTEGER, text TEXT, text_chars INTEGER,"
+        " author TEXT, created_at TEXT, message_id TEXT, customer_id TEXT, extras TEXT, problems TEXT)"
+    )
     db.execute("BEGIN")
-    pending: list[tuple[int, str, str]] = []
+    pending: list[tuple] = []
+    known: set[str] = set()
     seq = 0
     column = layout.names.conversation_id
     for line, cells in rows:
@@ -1077,13 +1086,26 @@ def _spill_rows(index: _Index, layout: _CsvLayout, rows: Iterator[tuple[int, lis
             report.reject(line, None, [(column, f"{_show(column)} is empty")])
             continue
         seq += 1
-        first = db.execute("INSERT OR IGNORE INTO groups (key, first_seq) VALUES (?, ?)", (key, seq)).rowcount == 1
+        first = False
+        if key not in known:
+            first = db.execute("INSERT OR IGNORE INTO groups (key, first_seq) VALUES (?, ?)", (key, seq)).rowcount == 1
+            if len(known) >= _KNOWN_KEYS_CACHE:
+                known.clear()
+            known.add(key)
         row = _split_row(layout, line, cells, keep_extras=first)
-        pending.append((seq, key, json.dumps(row.__dict__, ensure_ascii=False)))
+        pending.append(
+            (
+                seq,
+                key,
+                *(getattr(row, name) for name in _ROW_COLUMNS),
+                json.dumps(row.extras, ensure_ascii=False) if row.extras is not None else None,
+                json.dumps(row.problems, ensure_ascii=False) if row.problems else None,
+            )
+        )
         if len(pending) >= _SPILL_CHUNK:
-            db.executemany("INSERT INTO rows (seq, key, row) VALUES (?, ?, ?)", pending)
+            db.executemany("INSERT INTO rows VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", pending)
             pending = []
-    db.executemany("INSERT INTO rows (seq, key, row) VALUES (?, ?, ?)", pending)
+    db.executemany("INSERT INTO rows VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", pending)
     db.execute("CREATE INDEX rows_by_key ON rows (key, seq)")
     db.execute("CREATE INDEX groups_in_order ON groups (first_seq)")
     db.execute("COMMIT")
@@ -1092,19 +1114,26 @@ def _spill_rows(index: _Index, layout: _CsvLayout, rows: Iterator[tuple[int, lis
 def _grouped_conversations(index: _Index) -> Iterator[tuple[str, list[_CsvRow], int]]:
     """(key, rows, row count) per conversation in order of first appearance; rows past the limit are only counted."""
     cursor = index.db.execute(
-        "SELECT g.key, r.row FROM groups g JOIN rows r ON r.key = g.key ORDER BY g.first_seq, r.seq"
+        "SELECT g.key, r.line, r.text, r.text_chars, r.author, r.created_at, r.message_id, r.customer_id, r.extras,"
+        " r.problems FROM groups g JOIN rows r ON r.key = g.key ORDER BY g.first_seq, r.seq"
     )
     key: str | None = None
     group: list[_CsvRow] = []
     count = 0
-    for row_key, row_json in cursor:
+    for row_key, *values, extras, problems in cursor:
         if row_key != key:
             if key is not None:
                 yield key, group, count
             key, group, count = row_key, [], 0
         count += 1
         if count <= MAX_MESSAGES_PER_CONVERSATION:
-            group.append(_CsvRow(**json.loads(row_json)))
+            group.append(
+                _CsvRow(
+                    *values,
+                    extras=json.loads(extras) if extras is not None else None,
+                    problems=[tuple(p) for p in json.loads(problems)] if problems else [],
+                )
+            )
     if key is not None:
         yield key, group, count
 
