@@ -133,15 +133,30 @@ def test_hostile_value_is_reported_and_every_valid_record_stored(cli_env, db_eng
     assert f"line {BAD_LINE}" in human.stderr
     assert stored_ids(db_engine, "s") == {f"ok-{i}" for i in range(1, VALID + 1)}
 
-    again = run_import(cli_env, path, "--source", "s", "--json")
-    assert again.returncode == 1
-    assert_no_leaks(again)
-    report = json_report(again)
-    assert report["valid_records"] == VALID and report["rejected"] == 1
-    assert report["inserted"] + report["updated"] == 0 and report["unchanged"] == VALID
-    bad = [p for p in report["problems"] if p["rejected"]]
-    assert {p["line"] for p in bad} == {BAD_LINE}
-    assert any(p["field"] and p["field"].startswith(field) and reason.lower() in p["reason"].lower() for p in bad), bad
+
+def test_every_hostile_value_in_one_file_is_reported_with_line_and_field(cli_env, db_engine, tmp_path):
+    """All the cases above in one file, through --json: each bad line with its field and reason."""
+    lines = [line_of(good_record(f"ok-{i}", i)) for i in range(1, VALID + 1)]
+    expected = {}
+    for case_id, build, field, reason in CASES:
+        lines.append(build())
+        expected[len(lines)] = (case_id, field, reason)
+    path = write_lines(tmp_path / "all.jsonl", lines)
+    result = run_import(cli_env, path, "--source", "s", "--json")
+    assert result.returncode == 1
+    assert_no_leaks(result)
+    report = json_report(result)
+    assert report["valid_records"] == VALID and report["rejected"] == len(CASES) and report["inserted"] == VALID
+    by_line: dict[int, list[dict]] = {}
+    for problem in report["problems"]:
+        assert problem["rejected"]
+        by_line.setdefault(problem["line"], []).append(problem)
+    assert set(by_line) == set(expected)
+    for line, (case_id, field, reason) in expected.items():
+        assert any(
+            p["field"] and p["field"].startswith(field) and reason.lower() in p["reason"].lower() for p in by_line[line]
+        ), (case_id, by_line[line])
+    assert stored_ids(db_engine, "s") == {f"ok-{i}" for i in range(1, VALID + 1)}
 
 
 def test_markup_in_ids_is_printed_literally(cli_env, tmp_path):
