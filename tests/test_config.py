@@ -34,10 +34,12 @@ UNIT_WORDS = (
     "external ids",
     "fetches",
     "jobs",
+    "levels",
     "memberships",
     "messages",
     "nice level",
     "pages",
+    "problems",
     "passes",
     "points",
     "port",
@@ -50,6 +52,7 @@ UNIT_WORDS = (
     "stories",
     "texts",
     "tokens",
+    "year",
 )
 DESCRIPTION = re.compile(r"^(?P<unit>[^:]{2,80}): (?P<reason>\S.{9,})$", re.S)
 

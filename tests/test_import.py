@@ -165,8 +165,21 @@ def test_reimport_unchanged_changes_nothing_and_changed_content_updates(db_engin
 def test_duplicate_ids_in_one_file_keep_the_last(db_engine, db_session, tmp_path):
     path = write_jsonl(tmp_path / "c.jsonl", [conversation("a", "first"), conversation("a", "second")])
     result = import_file(db_engine, path, source_name="s")
-    assert result.stats.duplicates_in_batch == 1
+    assert result.report.duplicates_total == 1 and not result.ok
+    [duplicate] = result.report.duplicates
+    assert (duplicate.record_id, duplicate.lines, duplicate.kept_line) == ("a", (1, 2), 2)
     assert db_session.execute(select(Message.text)).scalar_one() == "second"
+
+
+def test_duplicate_ids_across_batches_are_reported_and_the_last_wins(db_engine, db_session, tmp_path):
+    records = [conversation("a", "v1"), conversation("b", "x"), conversation("c", "y"), conversation("a", "v2")]
+    path = write_jsonl(tmp_path / "c.jsonl", [*records, conversation("a", "v3")])
+    result = import_file(db_engine, path, source_name="s", batch_size=2)
+    assert result.report.duplicates_total == 2
+    [duplicate] = result.report.duplicates
+    assert duplicate.lines == (1, 4, 5) and duplicate.kept_line == 5
+    a = db_session.execute(select(Conversation).where(Conversation.external_id == "a")).scalar_one()
+    assert [m.text for m in a.messages] == ["v3"]
 
 
 def test_csv_rows_are_grouped_into_conversations_with_column_mapping(db_engine, db_session, tmp_path):

@@ -367,6 +367,50 @@ class InputSettings(BaseSettings):
     max_ids_per_query: int = Field(
         default=1_000, ge=1, description="external ids per `IN (...)` lookup of a sync: keeps statements small"
     )
+    max_csv_record_bytes: int = Field(
+        default=2 * 1024 * 1024,
+        ge=128 * 1024,
+        description="bytes per CSV row (quoted newlines included): bounds what an unclosed quote can swallow before it is reported",
+    )
+    max_json_depth: int = Field(
+        default=64,
+        ge=4,
+        description="nesting levels in one JSONL record: exports nest a handful; deeper is an attack or a bug",
+    )
+    max_json_number_chars: int = Field(
+        default=100,
+        ge=20,
+        description="characters of one JSON number: longer is no id, count or time (Python refuses more than 4,300 digits)",
+    )
+    max_timestamp_chars: int = Field(
+        default=64, ge=32, description="characters of an ISO-8601 timestamp: the longest valid form is about 40"
+    )
+    earliest_timestamp_year: int = Field(
+        default=1970,
+        description="year (UTC) of the earliest accepted time: earlier times in a support export are bugs (year 1)",
+    )
+    latest_timestamp_year: int = Field(
+        default=2099,
+        description="year (UTC) of the latest accepted time: later ones are bugs (milliseconds read as seconds, year 9999)",
+    )
+    max_problems_per_record: int = Field(
+        default=10, ge=1, description="problems reported for one record: enough to fix it, bounded for a garbage line"
+    )
+    max_reported_problems: int = Field(
+        default=10_000,
+        ge=100,
+        description="problems listed in an import report (duplicates too): more are counted, not listed",
+    )
+    store_batch_max_chars: int = Field(
+        default=4_000_000,
+        ge=10_000,
+        description="characters of message text per import batch: bounds memory when conversations are long",
+    )
+    store_batch_attempts: int = Field(
+        default=5,
+        ge=1,
+        description="attempts per import batch: a deadlock or serialization failure of concurrent imports is retried",
+    )
 
 
 class PipelineSettings(BaseSettings):
@@ -552,7 +596,9 @@ class IntercomSettings(BaseSettings):
     )
     backoff_cap_s: float = Field(default=8.0, gt=0, description="seconds: no single backoff waits longer than this")
     max_merge_hops: int = Field(
-        default=3, ge=0, description="attempts per contact to follow a 410 (merged) redirect: merges chain rarely, loops must end"
+        default=3,
+        ge=0,
+        description="attempts per contact to follow a 410 (merged) redirect: merges chain rarely, loops must end",
     )
 
 

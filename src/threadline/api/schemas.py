@@ -7,10 +7,10 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from threadline.db.models import SOURCE_NAME_CHARS
 from threadline.engine.status import SyncStatus
 from threadline.server.params import WITHIN_STORY_TEXT_CHARS, WITHIN_TITLE_CHARS
 
-MAX_SOURCE_NAME_CHARS = 200  # characters: the width of sources.name, a schema fact rather than a setting
 StoryTitle = Annotated[str, Field(min_length=1), WITHIN_TITLE_CHARS]
 StoryText = Annotated[str, WITHIN_STORY_TEXT_CHARS]
 
@@ -149,7 +149,7 @@ class StoryPatch(BaseModel):
 
 class RunStart(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    source: str | None = Field(default=None, min_length=1, max_length=MAX_SOURCE_NAME_CHARS)
+    source: str | None = Field(default=None, min_length=1, max_length=SOURCE_NAME_CHARS)
     since: datetime | None = None
     until: datetime | None = None
 

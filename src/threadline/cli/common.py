@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 import sys
 from datetime import UTC, datetime
 from typing import Annotated, Any
 
 import typer
 from rich.console import Console
+from rich.text import Text
 
 from threadline.config import get_settings
 
@@ -24,6 +26,9 @@ def setup_logging() -> None:
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
         stream=sys.stderr,
     )
+    # SQLAlchemy logs statements with their parameters (customer text) at INFO and below: never
+    # let a debug log level turn that on.
+    logging.getLogger("sqlalchemy.engine").setLevel(logging.WARNING)
 
 
 def engine():
@@ -46,8 +51,14 @@ LimitOption = Annotated[int, typer.Option("--limit", min=1, callback=_within_lis
 
 
 def emit_json(payload: Any) -> None:
-    """Machine-readable output on stdout (plain, no Rich markup)."""
-    sys.stdout.write(json.dumps(payload, indent=2, default=str, ensure_ascii=False) + "\n")
+    """Machine-readable output on stdout (plain, no Rich markup).
+
+    A lone surrogate that reached the payload is written as its JSON escape (``\\udXXX``), so
+    the output always encodes and stays valid JSON.
+    """
+    text = json.dumps(payload, indent=2, default=str, ensure_ascii=False) + "\n"
+    sys.stdout.write(text.encode("utf-8", "backslashreplace").decode("utf-8"))
+    sys.stdout.flush()
 
 
 def parse_date(value: str | None, option: str) -> datetime | None:
@@ -63,6 +74,20 @@ def parse_date(value: str | None, option: str) -> datetime | None:
     return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
 
 
+_CONTROL = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f]")
+
+
+def _defang(text: str) -> str:
+    """Escape terminal control characters (escape sequences, bells) in text that came from data."""
+    return _CONTROL.sub(lambda m: f"\\x{ord(m.group()):02x}", text)
+
+
+def plain(*parts: str | tuple[str, str]) -> Text:
+    """Rich text from data: never parsed for markup or emoji, control characters escaped
+    (ids, file names, CSV headers, reasons). A part is a string or a (string, style) pair."""
+    return Text.assemble(*(_defang(part) if isinstance(part, str) else (_defang(part[0]), part[1]) for part in parts))
+
+
 def fail(message: str, code: int = 2) -> typer.Exit:
-    err_console.print(f"[red]error:[/red] {message}")
+    err_console.print(plain(("error:", "red"), " ", message))
     return typer.Exit(code)

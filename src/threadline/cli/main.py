@@ -9,7 +9,7 @@ import typer
 from rich.table import Table
 
 from threadline.cli import evaluate, runs, serve, sources
-from threadline.cli.common import LimitOption, console, emit_json, engine, err_console, fail, setup_logging
+from threadline.cli.common import LimitOption, console, emit_json, engine, err_console, fail, plain, setup_logging
 
 app = typer.Typer(
     name="threadline",
@@ -37,6 +37,10 @@ def db_upgrade() -> None:
     console.print(f"database at revision {', '.join(sorted(current_revisions(engine()))) or '(none)'}")
 
 
+EXIT_CLEAN, EXIT_SOME_REJECTED, EXIT_UNUSABLE, EXIT_INTERRUPTED = 0, 1, 2, 3  # `threadline import` exit codes
+MAX_PRINTED_PROBLEMS = 200  # problem lines printed on the terminal; --json lists them all (up to the report bound)
+
+
 @app.command("import")
 def import_command(
     path: Annotated[
@@ -46,64 +50,132 @@ def import_command(
     file_format: Annotated[
         str | None, typer.Option("--format", help="jsonl or csv (default: from the extension).")
     ] = None,
-    text_col: Annotated[str, typer.Option(help="CSV: message text column.")] = "text",
+    text_col: Annotated[str | None, typer.Option(help="CSV: message text column [default: text].")] = None,
     conversation_col: Annotated[
-        str, typer.Option(help="CSV: conversation id column (absent: one conversation per row).")
-    ] = "conversation_id",
-    message_col: Annotated[str, typer.Option(help="CSV: message id column.")] = "message_id",
-    author_col: Annotated[str, typer.Option(help="CSV: author role column (absent: customer).")] = "author",
-    time_col: Annotated[str, typer.Option(help="CSV: message time column (ISO-8601 with offset).")] = "created_at",
+        str | None,
+        typer.Option(help="CSV: conversation id column [default: conversation_id; absent: one conversation per row]."),
+    ] = None,
+    message_col: Annotated[str | None, typer.Option(help="CSV: message id column [default: message_id].")] = None,
+    author_col: Annotated[
+        str | None, typer.Option(help="CSV: author role column [default: author; absent: customer].")
+    ] = None,
+    time_col: Annotated[
+        str | None, typer.Option(help="CSV: message time column, ISO-8601 with offset [default: created_at].")
+    ] = None,
     as_json: JsonOption = False,
 ) -> None:
     """Import conversations; invalid records are reported by line and skipped, the rest imported.
 
-    Exit code 0: everything imported as is; 1: some records were rejected or truncated; 2: the file
-    as a whole could not be read (nothing written).
+    Exit code 0: everything imported as is; 1: some records were rejected, changed (truncated, no
+    time) or superseded by a later line with the same id; 2: the file as a whole is unusable (nothing
+    written); 3: an unexpected error stopped the import (what was committed stays; re-running is safe).
+    A column named with a --*-col option must exist in the CSV header (exit 2 otherwise).
     """
     # imported when the command runs, not at start-up: every command pays only for what it uses
-    from threadline.connectors.files.importer import import_file
-    from threadline.connectors.files.readers import CsvColumns, FileFormatError
+    from threadline.connectors.files.importer import ImportInterrupted, describe_error, import_file, log_debug_details
+    from threadline.connectors.files.readers import CsvColumns, FileFormatError, printable
 
     if file_format not in (None, "jsonl", "csv"):
-        raise fail(f"--format must be jsonl or csv, not {file_format!r}")
+        raise fail(f"--format must be jsonl or csv, not {printable(file_format)!r}")
+    given = {
+        "text": text_col,
+        "conversation_id": conversation_col,
+        "message_id": message_col,
+        "author": author_col,
+        "created_at": time_col,
+    }
     columns = CsvColumns(
-        text=text_col, conversation_id=conversation_col, message_id=message_col, author=author_col, created_at=time_col
+        **{name: value for name, value in given.items() if value is not None},
+        explicit=frozenset(name for name, value in given.items() if value is not None),
     )
+    result, error, code = None, None, EXIT_CLEAN
     try:
         result = import_file(engine(), path, source_name=source, file_format=file_format, columns=columns)
     except FileFormatError as exc:
-        raise fail(str(exc)) from None
-    report, stats = result.report, result.stats
+        error, code = str(exc), EXIT_UNUSABLE
+    except ImportInterrupted as exc:
+        result, code = exc.result, EXIT_INTERRUPTED
+        error = (
+            f"unexpected {describe_error(exc.cause)}; the import stopped (committed batches stay, re-running is safe)"
+        )
+    except Exception as exc:  # e.g. the database cannot be reached: one line, details only at DEBUG
+        log_debug_details(exc, "import failed")
+        error, code = f"unexpected {describe_error(exc)}; nothing was imported", EXIT_INTERRUPTED
+    except KeyboardInterrupt:
+        error, code = "interrupted; committed batches stay, re-running is safe", EXIT_INTERRUPTED
+    if result is not None and code == EXIT_CLEAN and not result.report.clean:
+        code = EXIT_SOME_REJECTED
     if as_json:
-        emit_json(
-            {
-                "source": source,
-                "file": str(path),
-                "format": result.format,
-                "valid_records": report.records,
-                "inserted": stats.inserted,
-                "updated": stats.updated,
-                "unchanged": stats.unchanged,
-                "duplicates": stats.duplicates_in_batch,
-                "rejected": report.rejected,
-                "problems": [
-                    {"line": p.line, "id": p.record_id, "reason": p.reason, "rejected": p.rejected}
-                    for p in report.problems
-                ],
-            }
-        )
+        emit_json(_import_report(source, path, file_format, result, error, code))
     else:
-        for problem in report.problems[:200]:
-            err_console.print(f"[yellow]{path.name}[/yellow] {problem}", markup=True, highlight=False)
-        if len(report.problems) > 200:
-            err_console.print(f"... and {len(report.problems) - 200} more problems (use --json for all)")
-        console.print(
-            f"{path.name}: {report.records} valid records: {stats.inserted} new, {stats.updated} updated, "
+        _print_import(path, result)
+    if error:
+        raise fail(error, code)
+    if code:
+        raise typer.Exit(code)
+
+
+def _import_report(source, path, file_format, result, error, code) -> dict:
+    """The --json report; printed whatever happened (error is set when the import did not finish)."""
+    report, stats = (result.report, result.stats) if result is not None else (None, None)
+    return {
+        "source": source,
+        "file": str(path),
+        "format": result.format if result is not None else file_format,
+        "exit_code": code,
+        "error": error,
+        "valid_records": report.records if report else 0,
+        "inserted": stats.inserted if stats else 0,
+        "updated": stats.updated if stats else 0,
+        "unchanged": stats.unchanged if stats else 0,
+        "rejected": report.rejected if report else 0,
+        "duplicates": report.duplicates_total if report else 0,
+        "duplicate_ids": [
+            {"id": d.record_id, "lines": list(d.lines), "kept_line": d.kept_line} for d in report.duplicates
+        ]
+        if report
+        else [],
+        "problems": [
+            {"line": p.line, "id": p.record_id, "field": p.field, "reason": p.reason, "rejected": p.rejected}
+            for p in report.problems
+        ]
+        if report
+        else [],
+        "problems_omitted": report.problems_omitted if report else 0,
+        "notices": list(report.notices) if report else [],
+    }
+
+
+def _print_import(path: Path, result) -> None:
+    """Problems, duplicates and notices on stderr, the summary on stdout; data is never read as markup."""
+    from threadline.connectors.files.readers import printable
+
+    if result is None:
+        return
+    report, stats = result.report, result.stats
+    name = printable(path.name, 120)
+    for notice in report.notices:
+        err_console.print(plain((name, "yellow"), " note: ", notice), highlight=False)
+    lines = [str(problem) for problem in report.problems]
+    lines += [
+        f"line {line} (id {d.record_id}): duplicate id, superseded by line {d.kept_line} (the last occurrence wins)"
+        for d in report.duplicates
+        for line in d.lines[:-1]
+    ]
+    for line in lines[:MAX_PRINTED_PROBLEMS]:
+        err_console.print(plain((name, "yellow"), " ", line), highlight=False)
+    hidden = report.problems_total + report.duplicates_total - min(len(lines), MAX_PRINTED_PROBLEMS)
+    if hidden > 0:
+        err_console.print(plain(f"... and {hidden} more (use --json for the full list)"), highlight=False)
+    changed = report.problems_total - report.rejected - report.problems_omitted
+    console.print(
+        plain(
+            f"{name}: {report.records} valid records: {stats.inserted} new, {stats.updated} updated, "
             f"{stats.unchanged} unchanged; {report.rejected} rejected, "
-            f"{len(report.problems) - report.rejected} imported with changes"
-        )
-    if report.problems:
-        raise typer.Exit(1)
+            f"{max(changed, 0)} imported with changes, {report.duplicates_total} superseded duplicates"
+        ),
+        highlight=False,
+    )
 
 
 @app.command("themes")

@@ -9,7 +9,10 @@ Upsert semantics (by (source_id, external_id)):
 A batch is deduplicated by external id before writing (the last occurrence wins), and
 contacts are upserted first so conversations only reference rows that exist. Each
 statement is an `INSERT ... ON CONFLICT`, so concurrent imports of one source cannot
-create duplicates. Committing is the caller's job.
+create duplicates. Rows are written in one stable order (contacts and conversations by
+external id, messages by conversation and position), so concurrent writers of overlapping
+batches lock rows in the same order and cannot deadlock each other. Committing (and
+retrying a batch on a serialization failure) is the caller's job.
 """
 
 from __future__ import annotations
@@ -86,6 +89,7 @@ def content_hash(record: ConversationRecord) -> str:
 
 def _upsert_contacts(session: Session, source_id: int, contacts: Sequence[ContactRecord]) -> dict[str, int]:
     unique = {c.external_id: c for c in contacts}
+    unique = {key: unique[key] for key in sorted(unique)}  # stable lock order across concurrent imports
     if not unique:
         return {}
     statement = insert(Contact).values(
@@ -127,6 +131,7 @@ def upsert_conversations(session: Session, source_id: int, records: Sequence[Con
         unique[record.external_id] = record
     if not unique:
         return stats
+    unique = {key: unique[key] for key in sorted(unique)}  # stable lock order across concurrent imports
     contact_ids = _upsert_contacts(session, source_id, [r.contact for r in unique.values() if r.contact])
     hashes = {key: content_hash(record) for key, record in unique.items()}
     rows = [
@@ -198,7 +203,7 @@ def _replace_messages(session: Session, written: list[tuple[int, ConversationRec
             created_at=m.created_at,
             truncated=m.truncated,
         )
-        for conversation_id, record in written
+        for conversation_id, record in sorted(written, key=lambda item: item[0])  # stable lock order
         for position, m in enumerate(record.messages)
     ]
     for start in range(0, len(rows), 1000):  # 1000 rows x 9 columns stays under 65,535 bind parameters

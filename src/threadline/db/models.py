@@ -33,6 +33,8 @@ from sqlalchemy import (
 from sqlalchemy.dialects.postgresql import ARRAY, JSONB
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
+SOURCE_NAME_CHARS = 200  # characters of `sources.name`: a name a person types, not content
+STATE_CHARS = 32  # characters of `conversations.state`: a source's status word (open, closed, snoozed, ...)
 EMBEDDING_DIMENSIONS = 384  # output size of all-MiniLM-L6-v2, the default embedding model
 
 RUN_STATUSES = ("queued", "running", "stopping", "stopped", "succeeded", "failed")
@@ -58,7 +60,7 @@ class Source(Base):
     __tablename__ = "sources"
     id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
     kind: Mapped[str] = mapped_column(String(32))
-    name: Mapped[str] = mapped_column(String(200), unique=True)
+    name: Mapped[str] = mapped_column(String(SOURCE_NAME_CHARS), unique=True)
     config: Mapped[dict[str, Any]] = mapped_column(default=dict)
     sync_state: Mapped[dict[str, Any]] = mapped_column(default=dict)
     created_at: Mapped[datetime] = _now()
@@ -91,7 +93,7 @@ class Conversation(Base):
     external_id: Mapped[str] = mapped_column(String(255))
     created_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     updated_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
-    state: Mapped[str | None] = mapped_column(String(32))
+    state: Mapped[str | None] = mapped_column(String(STATE_CHARS))
     url: Mapped[str | None] = mapped_column(Text)
     subject: Mapped[str | None] = mapped_column(Text)
     tags: Mapped[list[str]] = mapped_column(default=list)
