@@ -23,7 +23,17 @@ Jira (`JIRA`, jira-cloud-platform.issues.json, Atlassian's OpenAPI, late 2025):
    ("Rate limiting" in the Jira Cloud developer guide), the file does not;
 2. give the error statuses the file declares without a body (401, 403, 404, 409, 422, 400) the
    `ErrorCollection` body Jira sends (`errorMessages` + `errors`), and declare 400/401/404 where missing;
-3. declare 500 and 503 (`ErrorCollection`) for injected server faults.
+3. declare 500 and 503 (`ErrorCollection`) for injected server faults;
+4. drop the `application/json` content declared on 204 responses (edit issue, do transition):
+   a 204 has no body by definition (RFC 9110), and Jira sends none;
+5. `GET /issue/{key}/remotelink` answers a JSON array of `RemoteIssueLink` (the file's own example
+   is an array; a single object only when `globalId` is given), so its 200 schema becomes
+   `oneOf` [RemoteIssueLink, array of RemoteIssueLink];
+6. `format: date-time` becomes a pattern that also accepts Jira's timestamp form
+   `2024-01-31T12:00:00.000+0000` (an offset without a colon, which RFC 3339 validators reject
+   although it is what Jira sends in `created`, `updated`, ...);
+7. define the `basicAuth` security scheme (HTTP basic) that the operations reference but
+   `components.securitySchemes` omits (Atlassian's "Basic auth for REST APIs").
 
 ADF (`AdfValidator`): the OpenAPI file types `description` and comment `body` as anything, so every
 Atlassian Document Format document in a request (issue `fields.description`, `fields.environment`,
@@ -61,6 +71,8 @@ from threadline_testing.paths import spec_path
 GITHUB_HOST_URL = "https://api.github.com"
 JIRA_HOST_URL = "https://your-domain.atlassian.net"
 HTTP_METHODS = ("get", "post", "put", "patch", "delete")
+# RFC 3339 date-time, or Jira's form with a colon-less offset (2024-01-31T12:00:00.000+0000)
+JIRA_TIMESTAMP_PATTERN = r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?(Z|[+-]\d{2}:?\d{2})$"
 MAX_ERROR_CHARS = 2000  # a violation message is for a person; the first schema error says enough
 
 
@@ -121,6 +133,16 @@ def patch_jira(raw: Mapping[str, Any]) -> dict[str, Any]:
                 response["content"] = {"application/json": {"schema": {"$ref": errors}}}
         for status in ("400", "401", "404", "429", "500", "503"):
             responses.setdefault(status, _json_response(f"HTTP {status}", errors))
+        if isinstance(responses.get("204"), dict):
+            responses["204"].pop("content", None)
+    spec["components"].setdefault("securitySchemes", {})["basicAuth"] = {"type": "http", "scheme": "basic"}
+    links = spec["paths"]["/rest/api/3/issue/{issueIdOrKey}/remotelink"]["get"]["responses"]["200"]
+    link_ref = {"$ref": "#/components/schemas/RemoteIssueLink"}
+    links["content"]["application/json"]["schema"] = {"oneOf": [link_ref, {"type": "array", "items": link_ref}]}
+    for node in _walk(spec):
+        if node.get("type") == "string" and node.get("format") == "date-time":
+            del node["format"]
+            node["pattern"] = JIRA_TIMESTAMP_PATTERN
     return spec
 
 
