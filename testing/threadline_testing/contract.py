@@ -1,8 +1,17 @@
-"""Validate HTTP traffic against Intercom's published OpenAPI description (version 2.16).
+"""Validate HTTP traffic against a vendor's published OpenAPI description.
 
-Why: the stand-in server and our client must agree with Intercom's contract, not with our
-guess of it. Every request and response crossing the stand-in in the tests goes through
+Why: the stand-in servers and our clients must agree with the vendor's contract, not with our
+guess of it. Every request and response crossing a stand-in in the tests goes through
 `ContractValidator`; violations are collected and the suite fails on any of them.
+
+The module is generic: a `SpecProfile` names a description file, the host it is validated
+as, and the in-memory patch of that file's documented defects. `INTERCOM` (below) is the
+default profile, so `load_openapi()` and `ContractValidator()` keep meaning Intercom 2.16;
+the tracker profiles (GitHub, Jira) live in `threadline_testing.trackers.specs`.
+`ContractValidator(extra_checks=...)` runs further body checks per exchange (Jira's ADF
+documents, for example) and records their findings as violations of the same exchange.
+
+Intercom profile:
 
 The published file has known defects (see ../shared/specs/intercom/NOTES.md). We load it
 once per process, patch it in memory (`patch_spec`), and never edit the file:
@@ -29,7 +38,7 @@ import json
 import logging
 import os
 import threading
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -70,6 +79,8 @@ def spec_path() -> Path:
 def _load_raw_spec(path: Path) -> dict[str, Any]:
     """Parse the YAML, caching the parsed dict as JSON keyed by the file's sha256 (YAML is slow)."""
     data = path.read_bytes()
+    if path.suffix == ".json":  # JSON parses fast; nothing to cache
+        return json.loads(data)
     digest = hashlib.sha256(data).hexdigest()
     cached = CACHE_DIR / f"intercom-spec-{digest[:16]}.json"
     if cached.exists():
@@ -132,19 +143,33 @@ def patch_spec(raw: Mapping[str, Any]) -> dict[str, Any]:
     return spec
 
 
+@dataclass(frozen=True)
+class SpecProfile:
+    """One vendor description: where the file is, which host it describes, how it is patched."""
+
+    name: str
+    path: Callable[[], Path]
+    host_url: str
+    patch: Callable[[Mapping[str, Any]], dict[str, Any]]
+
+
+INTERCOM = SpecProfile(name="intercom", path=spec_path, host_url=SPEC_HOST_URL, patch=patch_spec)
+
 _openapi_lock = threading.Lock()
+_profiles: dict[str, SpecProfile] = {INTERCOM.name: INTERCOM}
 
 
-@functools.lru_cache(maxsize=2)
-def _openapi_for(path_str: str) -> OpenAPI:
+@functools.lru_cache(maxsize=8)
+def _openapi_for(profile_name: str, path_str: str) -> OpenAPI:
     raw = _load_raw_spec(Path(path_str))
-    return OpenAPI.from_dict(patch_spec(raw))
+    return OpenAPI.from_dict(_profiles[profile_name].patch(raw))
 
 
-def load_openapi(path: Path | None = None) -> OpenAPI:
+def load_openapi(path: Path | None = None, profile: SpecProfile = INTERCOM) -> OpenAPI:
     """The patched spec as an openapi-core `OpenAPI`, built once per process (it takes seconds)."""
     with _openapi_lock:
-        return _openapi_for(str(path or spec_path()))
+        _profiles.setdefault(profile.name, profile)
+        return _openapi_for(profile.name, str(path or profile.path()))
 
 
 @dataclass
@@ -224,14 +249,39 @@ def _describe(exc: BaseException) -> str:
     return "\n".join(parts)[:4000]
 
 
-class ContractValidator:
-    """Checks exchanges against the patched spec and keeps every violation (thread-safe)."""
+ExtraCheck = Callable[["CapturedRequest", "CapturedResponse"], list[tuple[str, str]]]
+"""A further check of one exchange: returns (side, error) pairs, empty when it passes."""
 
-    def __init__(self, openapi: OpenAPI | None = None) -> None:
+
+class ContractValidator:
+    """Checks exchanges against the patched spec and keeps every violation (thread-safe).
+
+    `host_url` is the server the requests are validated as sent to (the spec's server);
+    `extra_checks` run on every exchange after the OpenAPI checks.
+    """
+
+    def __init__(
+        self,
+        openapi: OpenAPI | None = None,
+        *,
+        host_url: str = SPEC_HOST_URL,
+        name: str = "intercom",
+        extra_checks: Sequence[ExtraCheck] = (),
+    ) -> None:
         self.openapi = openapi or load_openapi()
+        self.host_url = host_url
+        self.name = name
+        self.extra_checks = tuple(extra_checks)
         self.violations: list[Violation] = []
         self.exchanges = 0
         self._lock = threading.Lock()
+
+    @classmethod
+    def for_profile(cls, profile: SpecProfile, extra_checks: Sequence[ExtraCheck] = ()) -> ContractValidator:
+        """A validator of `profile`'s patched description, validating requests as sent to its host."""
+        return cls(
+            load_openapi(profile=profile), host_url=profile.host_url, name=profile.name, extra_checks=extra_checks
+        )
 
     def check(self, request: CapturedRequest, response: CapturedResponse) -> list[Violation]:
         """Validate one exchange; return (and record) its violations."""
@@ -244,6 +294,9 @@ class ContractValidator:
             self.openapi.validate_response(request, response)
         except Exception as exc:
             found.append(Violation(request.method, request.path, response.status_code, "response", _describe(exc)))
+        for extra in self.extra_checks:
+            for side, error in extra(request, response):
+                found.append(Violation(request.method, request.path, response.status_code, side, error))
         with self._lock:
             self.exchanges += 1
             self.violations.extend(found)
@@ -303,6 +356,7 @@ class ContractCheckingMiddleware:
             query_string=scope.get("query_string", b"").decode("latin-1"),
             headers=headers,
             body_bytes=body,
+            host_url=self.validator.host_url,
         )
         response = CapturedResponse(
             status_code=status[0] if status else 0,
