@@ -113,7 +113,9 @@ class ZendeskSync:
         window = _PageWindow(self)
         try:
             while True:
-                page = await self.client.export_tickets(start_time=start_time, cursor=cursor)
+                page = await self.client.export_tickets(
+                    start_time=start_time, cursor=cursor, per_page=self.limits.export_page_size
+                )
                 self.report.export_pages += 1
                 self._users.update(mapping.index_by_id(page.get("users")))
                 self._orgs.update(mapping.index_by_id(page.get("organizations")))
@@ -317,14 +319,22 @@ class _PageWindow:
                 if task.done() and task not in self._collected:
                     self._collected.add(task)
                     self._buffer.append(task.result())  # re-raises what must stop the sync (auth)
-        while self._pages and all(t.done() for t in self._pages[0].tasks):
+        finished: list[_Page] = []  # no await until the buffer is committed: a task finishing meanwhile stays for later
+        while self._pages and all(t in self._collected for t in self._pages[0].tasks):
             page = self._pages.popleft()
             self._collected.difference_update(page.tasks)
-            await self.sync._commit(self._buffer, page)
-            self._buffer = []
-        if len(self._buffer) >= self.sync.limits.commit_chunk_size:
-            await self.sync._commit(self._buffer, None)
-            self._buffer = []
+            finished.append(page)
+        if finished:
+            deleted: dict[str, datetime] = {}
+            for page in finished:
+                deleted.update(page.deleted)
+            marks = [p.watermark for p in finished if p.watermark is not None]
+            covered = _Page(tasks=[], deleted=deleted, cursor=finished[-1].cursor, watermark=max(marks, default=None))
+            buffer, self._buffer = self._buffer, []
+            await self.sync._commit(buffer, covered)
+        elif len(self._buffer) >= self.sync.limits.commit_chunk_size:
+            buffer, self._buffer = self._buffer, []
+            await self.sync._commit(buffer, None)
 
     def cancel(self) -> None:
         for page in self._pages:
