@@ -112,6 +112,7 @@ class StandinConfig:
     """Behaviour of one stand-in instance (limits per window, shares are probabilities)."""
 
     account: Account
+    public_url: str = "https://acme.zendesk.com"  # the account's URL, as Zendesk writes it in `url` fields
     email: str = "admin@example.com"
     api_tokens: frozenset[str] = frozenset({"standin-token"})
     oauth_tokens: frozenset[str] = frozenset()
@@ -202,7 +203,8 @@ def create_app(config: StandinConfig) -> Starlette:
     rng_lock = threading.Lock()
 
     def base_url(request: Request) -> str:
-        return str(request.base_url).rstrip("/")
+        """The account's own URL (Zendesk names it in `url` fields whatever host the request used)."""
+        return config.public_url.rstrip("/")
 
     def authenticate(request: Request) -> str | None:
         """'ok', 'forbidden', or None (F18)."""
