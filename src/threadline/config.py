@@ -571,7 +571,10 @@ class ZendeskSettings(BaseSettings):
         description="tickets per incremental export page: Zendesk's maximum, so the 10 requests/minute export limit never binds",
     )
     comments_page_size: int = Field(
-        default=100, ge=1, le=100, description="comments per page: the maximum of Zendesk's cursor pagination"
+        default=100,
+        ge=1,
+        le=100,
+        description="messages (ticket comments) per page: the maximum of Zendesk's cursor pagination",
     )
     export_requests_per_minute: int = Field(
         default=10,
@@ -594,7 +597,9 @@ class ZendeskSettings(BaseSettings):
         description="export pages not yet committed: bounds how far the cursor may lag the fetches (a page is up to 1000 tickets)",
     )
     commit_chunk_size: int = Field(
-        default=50, ge=1, description="tickets per transaction within a page: bounds the work an interruption loses"
+        default=50,
+        ge=1,
+        description="conversations (tickets) per transaction within a page: bounds the work an interruption loses",
     )
     max_concurrent_requests: int = Field(
         default=16,
