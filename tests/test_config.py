@@ -113,6 +113,7 @@ OVERRIDES = {
     "read": ("THREADLINE_READ_MAX_LIST_LIMIT", "77", lambda s: s.read.max_list_limit, 77),
     "api": ("THREADLINE_API_TOKEN_CACHE_TTL_S", "0.5", lambda s: s.api.token_cache_ttl_s, 0.5),
     "intercom": ("THREADLINE_INTERCOM_OVERLAP_S", "60", lambda s: s.intercom.overlap_s, 60),
+    "zendesk": ("THREADLINE_ZENDESK_EXPORT_PAGE_SIZE", "200", lambda s: s.zendesk.export_page_size, 200),
     "llm": ("THREADLINE_LLM_MODELS__FACETS", "local-model", lambda s: s.llm.models.facets, "local-model"),
 }
 
@@ -269,6 +270,8 @@ def test_sync_error_length_follows_the_settings(monkeypatch):
 ENVIRON_ALLOWED = (
     # Intercom tokens are read from the variable a source names (`--token-env`), never stored as settings.
     ("connectors/intercom/client.py", r"os\.environ\.get\(token_env"),
+    # Zendesk credentials likewise come from the variables a source names (`--email-env`, `--token-env`, ...).
+    ("connectors/zendesk/client.py", r"os\.environ\.get\((oauth_token_env|email_env)"),
     ("engine/sync.py", r"os\.environ\.get\(token_env\)"),  # to redact the token's value from a stored error
     # Offline flags of the Hugging Face libraries, set (never overwritten) before the local model loads.
     (

@@ -15,6 +15,7 @@ group                   environment                     what
 ``read``                ``THREADLINE_READ_<FIELD>``     bounds of what a list or page reads
 ``api``                 ``THREADLINE_API_<FIELD>``      HTTP server, tokens, sessions, request bounds
 ``intercom``            ``THREADLINE_INTERCOM_<FIELD>`` the Intercom sync
+``zendesk``             ``THREADLINE_ZENDESK_<FIELD>``  the Zendesk sync
 ``llm``                 ``THREADLINE_LLM_<FIELD>``      the optional LLM endpoint and prompt sizes
 ======================  ==============================  ===========================================
 
@@ -602,6 +603,87 @@ class IntercomSettings(BaseSettings):
     )
 
 
+class ZendeskSettings(BaseSettings):
+    """The Zendesk sync (``THREADLINE_ZENDESK_<FIELD>``); credentials' variables are named per source (`--token-env`)."""
+
+    model_config = SettingsConfigDict(env_prefix="THREADLINE_ZENDESK_", extra="ignore")
+
+    export_page_size: int = Field(
+        default=1000,
+        ge=1,
+        le=1000,
+        description="tickets per incremental export page: Zendesk's maximum, so the 10 requests/minute export limit never binds",
+    )
+    comments_page_size: int = Field(
+        default=100,
+        ge=1,
+        le=100,
+        description="messages (ticket comments) per page: the maximum of Zendesk's cursor pagination",
+    )
+    export_requests_per_minute: int = Field(
+        default=10,
+        ge=1,
+        description="requests per minute to the incremental export: Zendesk's documented limit (30 with the High Volume add-on)",
+    )
+    export_window_s: float = Field(
+        default=60.0,
+        gt=0,
+        description="seconds: the window of the export limit (Zendesk: one minute; tests scale it down)",
+    )
+    max_outstanding_fetches: int = Field(
+        default=200,
+        ge=1,
+        description="ticket comment fetches not yet finished before the next export page is read: keeps the pacer busy across pages",
+    )
+    max_pages_in_flight: int = Field(
+        default=3,
+        ge=1,
+        description="export pages not yet committed: bounds how far the cursor may lag the fetches (a page is up to 1000 tickets)",
+    )
+    commit_chunk_size: int = Field(
+        default=50,
+        ge=1,
+        description="conversations (tickets) per transaction within a page: bounds the work an interruption loses",
+    )
+    max_concurrent_requests: int = Field(
+        default=16,
+        ge=1,
+        description="requests in flight per sync: fills a 700/minute budget at internet latency; the pacer bounds the rate",
+    )
+    connect_timeout_s: float = Field(
+        default=10.0, gt=0, description="seconds for TCP and TLS setup: Zendesk's edge answers well below this"
+    )
+    read_timeout_s: float = Field(
+        default=60.0,
+        gt=0,
+        description="seconds for one response: an export page of 1000 tickets with side-loads takes seconds to render",
+    )
+    write_timeout_s: float = Field(
+        default=30.0,
+        gt=0,
+        description="seconds to send a request: bodies are empty GETs; this only catches stalled sockets",
+    )
+    pool_timeout_s: float = Field(
+        default=60.0, gt=0, description="seconds waiting for a free connection: every concurrent request may be busy"
+    )
+    max_attempts: int = Field(
+        default=6,
+        ge=1,
+        description="attempts per request, the first included: 5% of 5xx fail 6 times in a row ~1.6e-8 of the time",
+    )
+    backoff_base_s: float = Field(
+        default=0.5,
+        gt=0,
+        description="seconds: the first 5xx or transport retry waits up to this (full jitter), doubling",
+    )
+    backoff_cap_s: float = Field(default=8.0, gt=0, description="seconds: no single backoff waits longer than this")
+    max_retry_after_s: float = Field(
+        default=120.0,
+        gt=0,
+        description="seconds: longest Retry-After honoured; Zendesk's per-minute windows ask for at most 60",
+    )
+
+
 class Settings(BaseSettings):
     """Runtime configuration: the general fields map to ``THREADLINE_<FIELD>``, each group has its own prefix."""
 
@@ -629,6 +711,7 @@ class Settings(BaseSettings):
     read: ReadSettings = Field(default_factory=ReadSettings, description="Lists, pages and searches.")
     api: ApiSettings = Field(default_factory=ApiSettings, description="HTTP API and dashboard.")
     intercom: IntercomSettings = Field(default_factory=IntercomSettings, description="Intercom sync.")
+    zendesk: ZendeskSettings = Field(default_factory=ZendeskSettings, description="Zendesk sync.")
     llm: LLMSettings = Field(default_factory=LLMSettings, description="The optional LLM endpoint.")
 
     @property
