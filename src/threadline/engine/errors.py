@@ -55,3 +55,10 @@ def backoff_delay_s(
     if retry_after_s is not None:
         delay = max(delay, min(float(retry_after_s), limits.max_retry_after_s))
     return delay
+
+
+class RunRequestError(RunError):
+    """The run as asked for cannot exist (inverted period, nothing matches): refused before anything is written.
+
+    The CLI exits 2, the API answers 422 and the dashboard shows the message on the form.
+    """
