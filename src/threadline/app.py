@@ -26,7 +26,7 @@ def create_app(settings: Settings | None = None, *, engine: Engine | None = None
     The session-signing secret lives in `settings.home`; the engine defaults to the
     migrated process-wide engine of those settings.
     """
-    from threadline.api.routers import conversations, dead_letters, health, runs, sources, stories, themes
+    from threadline.api.routers import conversations, dead_letters, forget, health, runs, sources, stories, themes
     from threadline.web import routes as web_routes
 
     settings = settings or get_settings()
@@ -57,7 +57,7 @@ def create_app(settings: Settings | None = None, *, engine: Engine | None = None
         return JSONResponse(app.openapi())
 
     app.include_router(health.router)
-    for module in (runs, conversations, themes, stories, dead_letters, sources):
+    for module in (runs, conversations, themes, stories, dead_letters, sources, forget):
         app.include_router(module.router, prefix="/api")
     app.mount("/static", StaticFiles(directory=WEB_DIR / "static"), name="static")
     web_routes.install(app)

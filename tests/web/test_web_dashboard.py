@@ -12,7 +12,7 @@ from sqlalchemy import select
 from support import SCREENSHOTS
 
 from threadline.db.engine import session_scope
-from threadline.db.models import Story
+from threadline.db.models import RunStory, Story
 
 RUN_FINISH_TIMEOUT_MS = 480_000  # ms: the sample's run takes well under a minute alone; CI machines are shared
 LAPTOP = {"width": 1366, "height": 900}  # px: a common laptop viewport
@@ -88,7 +88,10 @@ def test_sign_in_run_and_accept_a_story(browser, live_server, web_token, worker,
     page.screenshot(path=str(SCREENSHOTS / "06-story-accepted.png"), full_page=True)
     with session_scope(sample_engine) as session:
         story = session.execute(select(Story).where(Story.id == story_id)).scalar_one()
-        assert story.status == "accepted" and story.run_id == run_id
+        assert story.status == "accepted"
+        assert session.execute(
+            select(RunStory).where(RunStory.story_id == story_id, RunStory.run_id == run_id)
+        ).scalar_one()
 
     # Full-text search over conversations.
     page.goto(f"{live_server}/conversations?q=export")

@@ -20,7 +20,6 @@ import asyncio
 import dataclasses
 import hashlib
 import logging
-import math
 from collections import Counter, defaultdict
 from dataclasses import asdict, dataclass
 from datetime import datetime, timedelta
@@ -62,6 +61,7 @@ from threadline.engine.llm import llm_runtime
 from threadline.engine.stage import StageContext, WholeRunStage
 from threadline.stories.evidence import Quote, best_quote
 from threadline.stories.template import TEMPLATE_VERSION, StoryFacts, StoryText, story_text
+from threadline.stories.trend import trend_series
 
 logger = logging.getLogger(__name__)
 
@@ -69,12 +69,6 @@ NAME = "stories"
 VERSION = TEMPLATE_VERSION  # offline story text; the LLM's prompt version is added when it writes
 FIRST_MESSAGE_BONUS = 1.0  # score points: one keyword's worth of preference for the opening message
 EVIDENCE_CANDIDATES = 40  # conversations closest to the theme centre searched for quotes: enough variety, bounded work
-TREND_MAX_BUCKETS = 26  # points in a trend series at most: a half-year of weeks, readable as a sparkline
-# days per trend bucket, smallest first: the first that fits the period in TREND_MAX_BUCKETS buckets is
-# used, so nine days of data get daily points and half a year weekly ones
-TREND_BUCKET_LADDER_DAYS = (1, 7, 14, 28, 91, 182, 364)
-TREND_RATIO_RISING = 1.5  # later-half rate / earlier-half rate above this reads as rising
-TREND_RATIO_FALLING = 1 / 1.5  # ... below this as falling
 SEVERITY_HIGH_SHARE = 0.10  # share of the run's conversations: a tenth of all support volume is high severity
 
 
@@ -89,48 +83,6 @@ class StoriesResult:
 def message_sha256(body: str) -> str:
     """SHA-256 (hex) of a message's text: how a snapshot notices that the quoted message changed since."""
     return hashlib.sha256(body.encode("utf-8")).hexdigest()
-
-
-def bucket_days_for(span: timedelta) -> int:
-    """Days per trend bucket for a period of `span`: the smallest rung of the ladder that fits."""
-    days = max(span.total_seconds() / 86400, 0.0)
-    for rung in TREND_BUCKET_LADDER_DAYS:
-        if days / rung <= TREND_MAX_BUCKETS:
-            return rung
-    return math.ceil(days / TREND_MAX_BUCKETS)
-
-
-def trend_series(times: list[datetime], start: datetime, end: datetime) -> dict[str, Any]:
-    """Counts per bucket over the period, buckets measured back from `end`, and a direction.
-
-    The last bucket ends exactly at the period's end (the newest conversation of the run),
-    so it is never a partial bucket and recency never depends on when the run happened to
-    execute. Direction compares the later half's rate with the earlier half's
-    (rising / falling / steady, or new when nothing came before).
-    """
-    bucket_days = bucket_days_for(end - start)
-    width = timedelta(days=bucket_days)
-    buckets = max(1, math.ceil((end - start) / width)) if end > start else 1
-    counts = [0] * buckets
-    for t in times:
-        back = int((end - t) // width) if t <= end else 0
-        counts[max(0, buckets - 1 - min(back, buckets - 1))] += 1
-    half = buckets // 2
-    earlier, later = sum(counts[:half]), sum(counts[half:])
-    if buckets < 2 or not times:
-        direction = "steady"
-    elif earlier == 0:
-        direction = "new" if later else "steady"
-    else:
-        ratio = (later / max(buckets - half, 1)) / (earlier / max(half, 1))
-        direction = "rising" if ratio > TREND_RATIO_RISING else "falling" if ratio < TREND_RATIO_FALLING else "steady"
-    return {
-        "bucket_days": bucket_days,
-        "start": (end - buckets * width).isoformat(),
-        "end": end.isoformat(),
-        "counts": counts,
-        "direction": direction,
-    }
 
 
 @dataclass
