@@ -109,14 +109,22 @@ def test_legacy_themes_and_stories_become_snapshots_split_per_scope(legacy_engin
     assert set(scopes) == {"1", "2", "1,2"}
     runs = {
         r[0]: r[1:]
-        for r in rows(legacy_engine, "SELECT r.id, s.key, r.snapshot, r.period_start::date::text FROM runs r "
-                      "JOIN scopes s ON s.id = r.scope_id")
+        for r in rows(
+            legacy_engine,
+            "SELECT r.id, s.key, r.snapshot, r.period_start::date::text FROM runs r JOIN scopes s ON s.id = r.scope_id",
+        )
     }
-    assert runs == {1: ("1", False, "2026-01-10"), 2: ("2", False, "2020-05-01"),
-                    3: ("1,2", False, "2020-05-01"), 4: ("1", False, "2026-01-10")}
+    assert runs == {
+        1: ("1", False, "2026-01-10"),
+        2: ("2", False, "2020-05-01"),
+        3: ("1,2", False, "2020-05-01"),
+        4: ("1", False, "2026-01-10"),
+    }
 
     # The bled theme is split: demo keeps the row, star gets its own lineage with its members.
-    demo_lineage = rows(legacy_engine, "SELECT DISTINCT theme_id FROM theme_members WHERE run_id = 1 AND conversation_id = 11")
+    demo_lineage = rows(
+        legacy_engine, "SELECT DISTINCT theme_id FROM theme_members WHERE run_id = 1 AND conversation_id = 11"
+    )
     star_lineage = rows(legacy_engine, "SELECT DISTINCT theme_id FROM theme_members WHERE run_id = 2")
     assert demo_lineage == [(101,)] and len(star_lineage) == 1 and star_lineage[0][0] != 101
     star_theme = star_lineage[0][0]
@@ -146,14 +154,18 @@ def test_legacy_themes_and_stories_become_snapshots_split_per_scope(legacy_engin
     assert demo_group == 100 and star_group not in (None, 100)
     assert snapshot[(4, 100)][0] == "Account" and snapshot[(4, 100)][2] == 2
     assert snapshot[(2, star_group)][0] is None and snapshot[(2, star_group)][2] == 3
-    dates = rows(legacy_engine, "SELECT first_seen::date::text, last_seen::date::text FROM run_themes "
-                 "WHERE run_id = 2 AND level = 1")
+    dates = rows(
+        legacy_engine,
+        "SELECT first_seen::date::text, last_seen::date::text FROM run_themes WHERE run_id = 2 AND level = 1",
+    )
     assert dates == [("2020-05-01", "2020-05-03")]  # never the union of two scopes' dates
 
     # Stories: identity + the snapshot of the run that wrote them; edits become the person's.
     identities = {r[0]: r[1:] for r in rows(legacy_engine, "SELECT id, theme_id, status, human_title FROM stories")}
     assert identities == {201: (star_theme, "candidate", None), 202: (102, "accepted", "Human title")}
-    stories = rows(legacy_engine, "SELECT story_id, run_id, theme_id, title, rank, text_origin FROM run_stories ORDER BY story_id")
+    stories = rows(
+        legacy_engine, "SELECT story_id, run_id, theme_id, title, rank, text_origin FROM run_stories ORDER BY story_id"
+    )
     assert stories == [(201, 2, star_theme, "Fix: Reset email", 1, "legacy"), (202, 4, 102, "Human title", 2, "legacy")]
     evidence = rows(
         legacy_engine,
@@ -167,5 +179,7 @@ def test_legacy_themes_and_stories_become_snapshots_split_per_scope(legacy_engin
         (202, 1, "d5", 0, "customer", False, "The original sentence was here."),  # changed since: no hash
     ]
     tables = {r[0] for r in rows(legacy_engine, "SELECT tablename FROM pg_tables WHERE schemaname = 'public'")}
-    assert "story_evidence" not in tables and {"run_themes", "run_stories", "run_story_evidence", "audit_events"} <= tables
+    assert (
+        "story_evidence" not in tables and {"run_themes", "run_stories", "run_story_evidence", "audit_events"} <= tables
+    )
     assert current_revisions(legacy_engine) == {"0005_snapshots"}

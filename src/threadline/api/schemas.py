@@ -73,7 +73,6 @@ class ThemeSummary(BaseModel):
     keywords: list[str]
     first_seen: str | None
     last_seen: str | None
-    origin: str | None = Field(None, description="new | continued | revived | legacy (predates snapshots).")
     keep_separate: bool = False
     merged_into: int | None = None
 

@@ -53,7 +53,6 @@ def _themes_of_run() -> Select:
             leaf.keywords,
             leaf.first_seen,
             leaf.last_seen,
-            leaf.origin,
             lineage.keep_separate,
             lineage.merged_into_id,
             leaf.parent_id.label("group_id"),
@@ -94,7 +93,6 @@ def theme_tree(session: Session, *, run_id: int | None, limit: int = 200) -> lis
                 "keywords": shown_list(list(row.keywords or [])[:THEME_KEYWORDS]),
                 "first_seen": _iso(row.first_seen),
                 "last_seen": _iso(row.last_seen),
-                "origin": row.origin,
                 "keep_separate": bool(row.keep_separate),
                 "merged_into": row.merged_into_id,
             }

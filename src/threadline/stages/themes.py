@@ -8,7 +8,8 @@ scopes are never looked at. For run N:
    through merges), or "unassigned" when that run left it out.
 2. **Join.** New and changed conversations join the lineage whose members they resemble:
    the lineages of the previous run and those carried, each represented by the mean vector
-   of its members (cosine at least `ASSIGN_MIN_SIMILARITY`).
+   of its members (cosine at least `ASSIGN_MIN_SIMILARITY`). A lineage with no carried
+   member needs at least `MIN_THEME_SIZE` joiners, like any new theme.
 3. **Discover.** The rest (not joined, plus earlier outliers) is clustered afresh; a cluster
    becomes a theme only when it holds at least one new or changed conversation, so an
    unchanged rerun never turns yesterday's outliers into today's themes.
@@ -29,7 +30,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections import defaultdict
+from collections import Counter, defaultdict
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import datetime
@@ -52,7 +53,7 @@ from threadline.db.vectors import load_newest_vectors, load_run_vectors
 from threadline.engine.llm import llm_runtime
 from threadline.engine.stage import StageContext, WholeRunStage
 from threadline.stages.inputs import load_customer_texts
-from threadline.themes.clustering import CLUSTERING_VERSION, assign_to_existing, cluster_vectors
+from threadline.themes.clustering import CLUSTERING_VERSION, MIN_THEME_SIZE, assign_to_existing, cluster_vectors
 from threadline.themes.hierarchy import group_themes
 from threadline.themes.lineage import IDENTITY_MIN_JACCARD, match_lineages
 from threadline.themes.naming import NAMING_VERSION, name_groups, name_themes
@@ -270,7 +271,14 @@ def discover_themes(
     previous_run = session.execute(_PREVIOUS_RUN_SQL, {"scope_id": run.scope_id, "run_id": run_id}).scalar()
     if len(fresh):
         joined = _join_existing(session, previous_run, lineages, ids, matrix, label, fresh, model)
-        result.joined_existing = int((joined >= 0).sum())
+        # A lineage that only joiners (no carried member) would keep alive needs as many as a new theme
+        # does; fewer are left to discovery, so a stray look-alike never revives a theme that stopped.
+        carried_lineages = {int(label[p]) for p in unchanged if label[p] >= 0}
+        counts = Counter(int(x) for x in joined if x >= 0)
+        for position, lineage in zip(fresh.tolist(), joined.tolist(), strict=True):
+            if lineage >= 0 and lineage not in carried_lineages and counts[lineage] < MIN_THEME_SIZE:
+                label[position] = -1
+        result.joined_existing = int((label[fresh] >= 0).sum())
     # 3. Discover among the rest: clusters need at least one new or changed conversation.
     rest = np.flatnonzero(label < 0)
     new_clusters: list[list[int]] = []
