@@ -171,3 +171,17 @@ def test_taking_an_embedder_for_the_process_freezes_the_long_lived_heap() -> Non
         assert gc.get_freeze_count() == frozen
     finally:
         set_process_embedder(previous)
+
+
+def test_a_run_too_small_for_any_theme_succeeds_with_an_empty_snapshot(db_engine, embedder, tmp_path):
+    path = tmp_path / "few.jsonl"
+    path.write_text(
+        "".join(
+            json.dumps({"id": f"f{i}", "messages": [{"author": "customer", "text": f"A question number {i}."}]}) + "\n"
+            for i in range(4)
+        )
+    )
+    import_file(db_engine, path, source_name="few")
+    run = start_and_execute(db_engine, embedder, source="few")
+    assert run.status == "succeeded", run.error
+    assert run.counters["themes"]["themes"] == 0 and run.counters["stories"]["stories"] == 0

@@ -565,7 +565,8 @@ def _write_snapshot(
                 "representative_conversation_id": node.representative,
             }
         )
-    session.execute(RunTheme.__table__.insert(), rows)  # executemany, batched by SQLAlchemy
+    if rows:
+        session.execute(RunTheme.__table__.insert(), rows)  # executemany, batched by SQLAlchemy
     member_ids: list[int] = []
     member_themes: list[int] = []
     similarities: list[float] = []
