@@ -38,8 +38,14 @@ chromium:
 test: install-dev chromium
 	$(BIN)/python -m pytest -q
 
+# Tools own the formatting and the checks: ruff (format and lint), mypy (strict for the engine, stages,
+# connectors and exporters; see pyproject.toml) and import-linter (the layers of the README's architecture).
+LINTED := src tests testing benchmarks examples
 lint: install-dev
-	$(BIN)/ruff check src tests benchmarks
+	$(BIN)/ruff format --check $(LINTED)
+	$(BIN)/ruff check $(LINTED)
+	$(BIN)/mypy
+	$(BIN)/lint-imports
 
 clean:
 	rm -rf $(VENV) .pytest_cache $(REPORT)

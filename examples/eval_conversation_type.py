@@ -30,6 +30,7 @@ from pathlib import Path
 import numpy as np
 
 from threadline.analysis.conversation_type import TYPES, classify_conversation_types
+from threadline.analysis.prototype_vectors import default_prototypes
 
 ROOT = Path(__file__).resolve().parents[1]
 SAMPLE = ROOT / "examples" / "conversations.jsonl"
@@ -104,7 +105,7 @@ def confusion(truth: list[str], pred: list[str]) -> dict[str, dict[str, int]]:
 
 def evaluate(texts: list[str], truth: list[str], embeddings: np.ndarray | None) -> dict:
     """Accuracy, confusion matrix and mean confidence of one run of the classifier."""
-    results = classify_conversation_types(texts, embeddings)
+    results = classify_conversation_types(texts, embeddings, default_prototypes())
     pred = [r.type for r in results]
     return {
         "n": len(truth),

@@ -8,7 +8,9 @@ that point THREADLINE_DATABASE_URL at it.
 
 from __future__ import annotations
 
+import hashlib
 import os
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -24,6 +26,13 @@ from threadline.db.engine import make_engine
 from threadline.db.migrate import upgrade
 
 TEMPLATE_DB = "threadline_template"
+
+# pytest keeps the temporary directories of the last three sessions under one root and deletes
+# older ones, a running session's embedded PostgreSQL included. Give each checkout its own root,
+# so test sessions of several checkouts on one machine never delete each other's databases.
+_CHECKOUT = hashlib.sha256(str(Path(__file__).resolve().parents[1]).encode()).hexdigest()[:12]
+os.environ.setdefault("PYTEST_DEBUG_TEMPROOT", str(Path(tempfile.gettempdir()) / f"threadline-tests-{_CHECKOUT}"))
+Path(os.environ["PYTEST_DEBUG_TEMPROOT"]).mkdir(parents=True, exist_ok=True)
 
 
 @pytest.fixture(autouse=True)

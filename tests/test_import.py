@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import func, select
 
-from threadline.config import MAX_MESSAGE_CHARS, MAX_MESSAGES_PER_CONVERSATION
+from threadline.config import InputSettings
 from threadline.connectors.files.importer import import_file
 from threadline.connectors.files.readers import CsvColumns, FileFormatError
 from threadline.db.models import Contact, Conversation, Message, Source
@@ -74,7 +74,11 @@ def test_valid_jsonl_is_imported_with_extra_fields_and_labels_kept(db_engine, db
         ({"id": "x", "messages": []}, "no messages"),
         ({"messages": [{"author": "customer", "text": "hi"}]}, "id is missing"),
         (
-            {"id": "x", "messages": [{"author": "customer", "text": "hi"}] * (MAX_MESSAGES_PER_CONVERSATION + 1)},
+            {
+                "id": "x",
+                "messages": [{"author": "customer", "text": "hi"}]
+                * (InputSettings().max_messages_per_conversation + 1),
+            },
             "the limit is",
         ),
         ('{"id": "x", "messages": [', "invalid JSON"),
@@ -107,12 +111,13 @@ def test_invalid_utf8_line_is_rejected_with_byte_offset(db_engine, db_session, t
 
 
 def test_oversized_message_is_truncated_and_the_truncation_recorded(db_engine, db_session, tmp_path):
-    path = write_jsonl(tmp_path / "c.jsonl", [conversation("big", "x" * (MAX_MESSAGE_CHARS + 10))])
+    limit = InputSettings().max_message_chars
+    path = write_jsonl(tmp_path / "c.jsonl", [conversation("big", "x" * (limit + 10))])
     result = import_file(db_engine, path, source_name="s")
     [problem] = result.report.problems
     assert not problem.rejected and "truncated" in problem.reason and problem.line == 1
     stored = db_session.execute(select(Conversation)).scalar_one()
-    assert stored.messages[0].truncated and len(stored.messages[0].raw_text) == MAX_MESSAGE_CHARS
+    assert stored.messages[0].truncated and len(stored.messages[0].raw_text) == limit
     assert any("truncated" in note for note in stored.notes)
 
 

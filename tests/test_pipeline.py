@@ -8,7 +8,7 @@ import pytest
 from sqlalchemy import func, select
 from support import EXAMPLES
 
-from threadline.config import MIN_EVIDENCE_QUOTES
+from threadline.config import get_settings
 from threadline.connectors.files.importer import import_file
 from threadline.db.engine import session_scope
 from threadline.db.models import (
@@ -59,7 +59,7 @@ def test_run_produces_themes_and_stories_with_verbatim_evidence(db_engine, db_se
             .scalars()
             .all()
         )
-        assert len(evidence) >= MIN_EVIDENCE_QUOTES
+        assert len(evidence) >= get_settings().pipeline.min_evidence_quotes
         assert len({e.conversation_id for e in evidence}) == len(evidence)
         for item in evidence:
             message = db_session.get(Message, item.message_id)

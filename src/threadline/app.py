@@ -10,10 +10,13 @@ from fastapi.responses import JSONResponse
 from fastapi.staticfiles import StaticFiles
 from sqlalchemy import Engine
 
+from threadline.api.routers import conversations, dead_letters, forget, health, runs, sources, stories, themes
 from threadline.config import Settings, get_settings
+from threadline.db.engine import get_engine
 from threadline.server.deps import ApiAuth, Reader
 from threadline.server.sessions import SessionSigner, load_or_create_secret
 from threadline.server.tokens import TokenCache
+from threadline.web import routes as web_routes
 
 logger = logging.getLogger(__name__)
 
@@ -26,13 +29,8 @@ def create_app(settings: Settings | None = None, *, engine: Engine | None = None
     The session-signing secret lives in `settings.home`; the engine defaults to the
     migrated process-wide engine of those settings.
     """
-    from threadline.api.routers import conversations, dead_letters, forget, health, runs, sources, stories, themes
-    from threadline.web import routes as web_routes
-
     settings = settings or get_settings()
     if engine is None:
-        from threadline.db.engine import get_engine
-
         engine = get_engine(settings)
     app = FastAPI(
         title="Threadline API",
@@ -47,9 +45,10 @@ def create_app(settings: Settings | None = None, *, engine: Engine | None = None
     )
     app.state.engine = engine
     app.state.settings = settings
-    app.state.signer = SessionSigner(load_or_create_secret(settings.home))
+    app.state.signer = SessionSigner(load_or_create_secret(settings.home), settings.api.session_max_age_s)
     app.state.reader = Reader(engine)  # list reads: one worker thread and one pooled connection per request
-    app.state.token_cache = TokenCache()  # verified tokens, trusted for TOKEN_CACHE_TTL_S without a lookup
+    # Verified tokens, trusted for `api.token_cache_ttl_s` without a lookup.
+    app.state.token_cache = TokenCache(settings.api.token_cache_ttl_s, max_entries=settings.api.max_cached_tokens)
 
     @app.get("/openapi.json", include_in_schema=False)
     def openapi_schema(_: ApiAuth) -> JSONResponse:

@@ -43,10 +43,10 @@ class Registry(Generic[T]):
                         raise TypeError(
                             f"entry point {point.name!r} of {self.group} is not a valid plugin: {point.value}"
                         )
-                    name = self._name_of(plugin)  # type: ignore[arg-type]
+                    name = self._name_of(plugin)
                     if name != point.name:
                         raise TypeError(f"entry point {point.name!r} of {self.group} registers a plugin named {name!r}")
-                    plugins[name] = plugin  # type: ignore[assignment]
+                    plugins[name] = plugin
                 self._plugins = plugins
                 logger.debug("%s: %s", self.group, ", ".join(plugins) or "(none)")
             return self._plugins

@@ -12,9 +12,8 @@ from threadline.ai.ratelimit import (
     DividedBudget,
     RateLimit,
     RateLimiter,
-    parse_duration,
-    parse_retry_after,
 )
+from threadline.net.retry import parse_duration, parse_retry_after
 
 
 @pytest.mark.parametrize(
@@ -41,7 +40,8 @@ def test_parse_duration_rejects_garbage(text: str) -> None:
 def test_retry_after_prefers_milliseconds() -> None:
     assert parse_retry_after({"retry-after-ms": "250", "retry-after": "1"}) == 0.25
     assert parse_retry_after({"retry-after": "3"}) == 3.0
-    assert parse_retry_after({"retry-after": "Wed, 21 Oct 2015 07:28:00 GMT"}) is None
+    # An HTTP-date is honoured now (it used to be ignored); one in the past means "no wait".
+    assert parse_retry_after({"retry-after": "Wed, 21 Oct 2015 07:28:00 GMT"}) == 0.0
 
 
 async def _acquire_all(limiter: RateLimiter, count: int, tokens: int = 0) -> float:

@@ -6,9 +6,10 @@ import hashlib
 
 from sqlalchemy import select, update
 
+from threadline.config import ApiSettings
 from threadline.db.engine import session_scope
 from threadline.db.models import ApiToken
-from threadline.server.tokens import TOKEN_CACHE_TTL_S, TokenCache, create_token, revoke_token
+from threadline.server.tokens import TokenCache, create_token, revoke_token
 
 PROTECTED = [
     "/openapi.json",
@@ -71,7 +72,8 @@ class FakeClock:
 
 
 def test_revocation_from_another_process_bites_within_the_ttl(app, authed, client, api_engine, token):
-    """Verified tokens are cached for TOKEN_CACHE_TTL_S; a revocation this process does not see ends at the TTL."""
+    """Verified tokens are cached for `api.token_cache_ttl_s`; a revocation this process does not see ends at the TTL."""
+    ttl_s = ApiSettings().token_cache_ttl_s
     clock = FakeClock()
     app.state.token_cache = TokenCache(clock=clock)
     _sign_in(client, token, "/")
@@ -79,9 +81,9 @@ def test_revocation_from_another_process_bites_within_the_ttl(app, authed, clien
     assert client.get("/api/stories").status_code == 200  # the dashboard cookie, through the same cache
     with session_scope(api_engine) as session:  # what `threadline tokens revoke` in another process does to the row
         session.execute(update(ApiToken).where(ApiToken.name == "tests").values(revoked_at=ApiToken.created_at))
-    clock.now += TOKEN_CACHE_TTL_S / 2
+    clock.now += ttl_s / 2
     assert authed.get("/api/stories").status_code == 200  # still trusted: the bounded staleness of the cache
-    clock.now += TOKEN_CACHE_TTL_S / 2 + 0.001
+    clock.now += ttl_s / 2 + 0.001
     assert authed.get("/api/stories").status_code == 401
     assert client.get("/api/stories").status_code == 401
     assert client.get("/").status_code == 303  # dashboard pages sign out too

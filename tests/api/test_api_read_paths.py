@@ -9,11 +9,13 @@ import httpx
 from sqlalchemy import event, select
 from sqlalchemy.orm import Session
 
-from threadline.config import MAX_LIST_LIMIT
+from threadline.config import ReadSettings
 from threadline.db.models import Conversation, Run
 from threadline.read import runs as run_read
 from threadline.read.conversations import list_conversations
 from threadline.read.stories import get_story, list_stories, story_out
+
+MAX_LIST_LIMIT = ReadSettings().max_list_limit  # the default: tests run without overrides
 
 CONCURRENT_REQUESTS = 30  # more than the pool's connections and the benchmark's 20 clients
 

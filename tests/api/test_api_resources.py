@@ -4,9 +4,11 @@ from __future__ import annotations
 
 from sqlalchemy import select
 
-from threadline.config import MAX_LIST_LIMIT
+from threadline.config import ReadSettings
 from threadline.db.engine import session_scope
 from threadline.db.models import Message, Story
+
+MAX_LIST_LIMIT = ReadSettings().max_list_limit  # the default: tests run without overrides
 
 
 def test_conversations_list_paginates_and_bounds(authed):

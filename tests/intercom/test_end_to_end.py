@@ -11,6 +11,7 @@ import signal
 import subprocess
 import sys
 import time
+from dataclasses import replace
 
 import pytest
 from sqlalchemy import select
@@ -19,7 +20,7 @@ from threadline_testing.intercom import WorkspaceSpec
 from threadline_testing.serve import serve
 from threadline_testing.sinks import MemorySink
 
-from threadline.connectors.intercom.client import IntercomClient
+from threadline.connectors.intercom.client import RETRY_POLICY, IntercomClient
 from threadline.connectors.intercom.sync import IntercomSync
 from threadline.connectors.store import content_hash
 from threadline.db.models import Conversation, DeadLetter, Message, Source
@@ -49,7 +50,9 @@ def test_sync_over_real_sockets(make_standin) -> None:
         assert base_url.startswith("http://127.0.0.1:")
 
         async def go():
-            async with IntercomClient(standin.token, base_url=base_url, backoff_base_s=0.05) as client:
+            async with IntercomClient(
+                standin.token, base_url=base_url, retry_policy=replace(RETRY_POLICY, base_s=0.05)
+            ) as client:
                 return await IntercomSync(client, sink).run()
 
         report = asyncio.run(go())
@@ -155,7 +158,9 @@ def test_read_timeout_is_retried_then_reported(make_standin) -> None:
     timeout = httpx.Timeout(connect=1.0, read=0.1, write=1.0, pool=1.0)
 
     async def go(base_url):
-        async with IntercomClient(standin.token, base_url=base_url, timeout=timeout, backoff_base_s=0.01) as client:
+        async with IntercomClient(
+            standin.token, base_url=base_url, timeout=timeout, retry_policy=replace(RETRY_POLICY, base_s=0.01)
+        ) as client:
             await client.me()
 
     with serve(standin.checked) as base_url:

@@ -6,15 +6,17 @@ from __future__ import annotations
 import asyncio
 import random
 import time
+from dataclasses import replace
 
 import pytest
 from threadline_testing.intercom import WorkspaceSpec
 from threadline_testing.sinks import MemorySink
 
+from threadline.connectors.intercom.client import RETRY_POLICY
 from threadline.connectors.intercom.sync import IntercomSync
 from threadline.connectors.store import content_hash
 
-FAST = {"backoff_base_s": 0.01, "backoff_cap_s": 0.05}  # keep retry waits short in tests
+FAST = {"retry_policy": replace(RETRY_POLICY, base_s=0.01, cap_s=0.05)}  # keep retry waits short in tests
 ROOMY = {"window_seconds": 1, "limit_per_window": 1000}  # a limit that never binds
 
 

@@ -46,27 +46,20 @@ from __future__ import annotations
 
 import logging
 import re
+import typing
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from functools import lru_cache
 
 import numpy as np
+
+from threadline.ai.llm.schemas import ConversationType
 
 logger = logging.getLogger(__name__)
 
 TYPE_ANALYSIS = "type"  # `analyses.stage` of conversation types (stored by the embed stage, read by stories)
 CONVERSATION_TYPE_VERSION = "1"  # bump when cues, prototypes, weights or the rule change
 
-TYPES: tuple[str, ...] = (
-    "bug",
-    "feature_request",
-    "how_to",
-    "billing",
-    "account_access",
-    "complaint",
-    "praise",
-    "other",
-)
+TYPES: tuple[str, ...] = typing.get_args(ConversationType)  # one vocabulary with the LLM's facets
 PROBLEM_TYPES: frozenset[str] = frozenset({"bug", "billing", "account_access"})
 
 EMBEDDING_DIM = 384  # all-MiniLM-L6-v2 output size
@@ -483,19 +476,6 @@ def build_prototypes(encode: Encoder) -> PrototypeSet:
     return PrototypeSet(_l2(matrix), types)
 
 
-@lru_cache(maxsize=1)
-def default_prototypes() -> PrototypeSet:
-    """Prototypes of the local all-MiniLM-L6-v2: the shipped vectors, else embedded once per process."""
-    from threadline.ai.embeddings import MODEL_NAME, WEIGHTS_SHA256, get_embedder
-    from threadline.analysis.prototype_vectors import shipped_prototypes
-
-    shipped = shipped_prototypes(MODEL_NAME, WEIGHTS_SHA256)
-    if shipped is not None:
-        return shipped
-    logger.info("embedding %d conversation-type prototypes", sum(map(len, PROTOTYPES.values())))
-    return build_prototypes(get_embedder().embed)
-
-
 @dataclass(frozen=True)
 class CueEvidence:
     """Cue points per type (order of TYPES), malfunction points and fired cue names."""
@@ -665,15 +645,17 @@ def classify_conversation_types(
     """Classify many conversations; `embeddings` is an (n, 384) L2-normalised matrix or None.
 
     `texts` is the customer side of each conversation (normalised, customer messages
-    joined). With embeddings and no `prototypes`, the default prototypes are embedded
-    with the local model once per process.
+    joined). Embeddings are compared with `prototypes` (embedded by the same model; see
+    `threadline.analysis.prototype_vectors.default_prototypes`).
     """
     sims: np.ndarray | None = None
     if embeddings is not None:
         embeddings = np.atleast_2d(np.asarray(embeddings))
         if embeddings.shape != (len(texts), EMBEDDING_DIM):
             raise ValueError(f"embeddings must be ({len(texts)}, {EMBEDDING_DIM}), got {embeddings.shape}")
-        sims = similarity_scores(embeddings, prototypes or default_prototypes())
+        if prototypes is None:
+            raise ValueError("embeddings need the prototypes embedded by the same model")
+        sims = similarity_scores(embeddings, prototypes)
     results = []
     for i, text in enumerate(texts):
         cue = cue_scores(text)

@@ -11,10 +11,12 @@ from __future__ import annotations
 
 import hashlib
 import logging
+from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
 
+from threadline.ai.embeddings import MODEL_NAME, WEIGHTS_SHA256, get_embedder
 from threadline.analysis.conversation_type import PROTOTYPES, TYPES, PrototypeSet, build_prototypes
 
 logger = logging.getLogger(__name__)
@@ -46,16 +48,23 @@ def shipped_prototypes(model_name: str, weights_sha256: str, path: Path = VECTOR
     return PrototypeSet(matrix, types)
 
 
+@lru_cache(maxsize=1)
+def default_prototypes() -> PrototypeSet:
+    """Prototypes of the local all-MiniLM-L6-v2: the shipped vectors, else embedded once per process."""
+    shipped = shipped_prototypes(MODEL_NAME, WEIGHTS_SHA256)
+    if shipped is not None:
+        return shipped
+    logger.info("embedding %d conversation-type prototypes", sum(map(len, PROTOTYPES.values())))
+    return build_prototypes(get_embedder().embed)
+
+
 def write_shipped_prototypes(path: Path = VECTORS_FILE) -> Path:
     """Embed the prototypes with the local model and store them with their key (a maintainer step)."""
-    from threadline.ai.embeddings import MODEL_NAME, WEIGHTS_SHA256, get_embedder
-
     prototypes = build_prototypes(get_embedder().embed)
     np.savez(path, key=np.array(prototype_key(MODEL_NAME, WEIGHTS_SHA256)), vectors=prototypes.matrix)
     return path
 
 
 if __name__ == "__main__":
-    import sys
-
-    sys.stdout.write(f"wrote {write_shipped_prototypes()}\n")
+    logging.basicConfig(level=logging.INFO)
+    logger.info("wrote %s", write_shipped_prototypes())

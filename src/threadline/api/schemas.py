@@ -8,13 +8,14 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from threadline.engine.status import SyncStatus
+from threadline.server.params import WITHIN_STORY_TEXT_CHARS, WITHIN_TITLE_CHARS
 
-MAX_TITLE_CHARS = 300  # characters: a story title is a line, not a paragraph
-MAX_STORY_TEXT_CHARS = 20_000  # characters: the same bound as one message
-MAX_SOURCE_NAME_CHARS = 200  # characters: matches sources.name
+MAX_SOURCE_NAME_CHARS = 200  # characters: the width of sources.name, a schema fact rather than a setting
 MAX_THEME_NAME_CHARS = 200  # characters: a theme name is a label (as `engine.curation`)
 MAX_RUN_SOURCES = 100  # sources named by one run request: a scope, not a directory listing
 MAX_FORGET_CONVERSATIONS = 1_000  # conversations per erasure request: one customer's history fits
+StoryTitle = Annotated[str, Field(min_length=1), WITHIN_TITLE_CHARS]
+StoryText = Annotated[str, WITHIN_STORY_TEXT_CHARS]
 
 StoryStatus = Literal["candidate", "accepted", "rejected", "exported"]
 
@@ -222,9 +223,9 @@ class StoryPatch(BaseModel):
     """Fields a person may change; text edits are theirs from then on (every snapshot shows them, runs keep them)."""
 
     model_config = ConfigDict(extra="forbid")
-    title: str | None = Field(default=None, min_length=1, max_length=MAX_TITLE_CHARS)
-    problem: str | None = Field(default=None, min_length=1, max_length=MAX_STORY_TEXT_CHARS)
-    user_story: str | None = Field(default=None, max_length=MAX_STORY_TEXT_CHARS)
+    title: StoryTitle | None = None
+    problem: Annotated[StoryText, Field(min_length=1)] | None = None
+    user_story: StoryText | None = None
     status: StoryStatus | None = None
 
 

@@ -29,6 +29,7 @@ def eval_command(
     as_json: Annotated[bool, typer.Option("--json", help="Machine-readable JSON on stdout.")] = False,
 ) -> None:
     """Import into a scratch database, run discovery as a normal run does, then score it against the labels."""
+    # imported when the command runs, not at start-up: every command pays only for what it uses
     from threadline.connectors.files.readers import CsvColumns, FileFormatError
     from threadline.eval.runner import EvalError, evaluate
 

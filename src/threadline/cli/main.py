@@ -10,8 +10,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from threadline.cli import evaluate, runs, serve, sources
-from threadline.cli.common import console, emit_json, engine, err_console, fail, setup_logging
-from threadline.config import MAX_LIST_LIMIT
+from threadline.cli.common import LimitOption, console, emit_json, engine, err_console, fail, setup_logging
 
 app = typer.Typer(
     name="threadline",
@@ -23,7 +22,6 @@ db_app = typer.Typer(help="Database maintenance.", no_args_is_help=True)
 app.add_typer(db_app, name="db")
 
 JsonOption = Annotated[bool, typer.Option("--json", help="Machine-readable JSON on stdout.")]
-LimitOption = Annotated[int, typer.Option("--limit", min=1, max=MAX_LIST_LIMIT, help="Rows to show.")]
 
 
 @app.callback()
@@ -34,6 +32,7 @@ def _main() -> None:
 @db_app.command("upgrade")
 def db_upgrade() -> None:
     """Apply pending schema migrations (also done automatically on first use)."""
+    # imported when the command runs, not at start-up: every command pays only for what it uses
     from threadline.db.migrate import current_revisions
 
     console.print(f"database at revision {', '.join(sorted(current_revisions(engine()))) or '(none)'}")
@@ -42,6 +41,7 @@ def db_upgrade() -> None:
 @db_app.command("backup")
 def db_backup(path: Annotated[Path, typer.Argument(help="File to write (PostgreSQL custom format).")]) -> None:
     """Write the whole database (conversations, runs, snapshots, tokens) to one file."""
+    # imported when the command runs, not at start-up: every command pays only for what it uses
     from threadline.db.backup import BackupError, backup
 
     try:
@@ -57,6 +57,7 @@ def db_restore(
     yes: Annotated[bool, typer.Option("--yes", help="Do not ask for confirmation.")] = False,
 ) -> None:
     """Replace the database with a backup (stop workers and `threadline serve` first)."""
+    # imported when the command runs, not at start-up: every command pays only for what it uses
     from threadline.db.backup import BackupError, restore
 
     if not yes and not typer.confirm("Replace everything in the database with this backup?"):
@@ -91,6 +92,7 @@ def import_command(
     Exit code 0: everything imported as is; 1: some records were rejected or truncated; 2: the file
     as a whole could not be read (nothing written).
     """
+    # imported when the command runs, not at start-up: every command pays only for what it uses
     from threadline.connectors.files.importer import import_file
     from threadline.connectors.files.readers import CsvColumns, FileFormatError
 
@@ -149,6 +151,7 @@ app.add_typer(stories_app, name="stories")
 
 def _pick(session, run: int | None, sources: list[str] | None):
     """The run to show, or exit 2 with what to ask instead (unknown run or source, mismatched scope)."""
+    # imported when the command runs, not at start-up: every command pays only for what it uses
     from threadline.read.views import ViewError, pick_run
 
     try:
@@ -177,6 +180,7 @@ def themes_command(
     """Themes of a run (default: the latest succeeded run of the latest scope), grouped two levels deep."""
     if ctx.invoked_subcommand is not None:
         return
+    # imported when the command runs, not at start-up: every command pays only for what it uses
     from threadline.db.engine import session_scope
     from threadline.read.themes import theme_tree
 
@@ -209,6 +213,7 @@ def themes_command(
 
 def _curate(action, *args) -> dict:
     """Run a curation function as the CLI actor; exit 2 (or 1 for a refusal) with its message."""
+    # imported when the command runs, not at start-up: every command pays only for what it uses
     from threadline.db.engine import session_scope
     from threadline.engine.curation import CLI_ACTOR, CurationError
 
@@ -234,6 +239,7 @@ def themes_rename(
     as_json: JsonOption = False,
 ) -> None:
     """Give a theme a person's name: every snapshot shows it and later runs' stories use it."""
+    # imported when the command runs, not at start-up: every command pays only for what it uses
     from threadline.engine.curation import rename_theme
 
     result = _curate(rename_theme, theme_id, name)
@@ -249,6 +255,7 @@ def themes_merge(
     as_json: JsonOption = False,
 ) -> None:
     """Merge a theme into another of the same scope; later runs put its conversations in the other."""
+    # imported when the command runs, not at start-up: every command pays only for what it uses
     from threadline.engine.curation import merge_theme
 
     result = _curate(merge_theme, theme_id, into)
@@ -262,6 +269,7 @@ def themes_keep_separate(
     as_json: JsonOption = False,
 ) -> None:
     """Mark a theme so later runs never merge it with another (or remove the mark with --off)."""
+    # imported when the command runs, not at start-up: every command pays only for what it uses
     from threadline.engine.curation import set_keep_separate
 
     result = _curate(set_keep_separate, theme_id, not off)
@@ -269,6 +277,7 @@ def themes_keep_separate(
 
 
 def _story_dicts(limit: int, run: int | None, source: list[str] | None) -> tuple[object, list[dict]]:
+    # imported when the command runs, not at start-up: every command pays only for what it uses
     from threadline.db.engine import session_scope
     from threadline.read.stories import list_stories
 
@@ -334,6 +343,7 @@ def stories_status(
     status: Annotated[str, typer.Argument(help="candidate, accepted, rejected or exported.")],
 ) -> None:
     """Set a story's status (recorded in its history; shown with every snapshot)."""
+    # imported when the command runs, not at start-up: every command pays only for what it uses
     from threadline.db.engine import session_scope
     from threadline.engine.curation import CLI_ACTOR, CurationError, update_story
     from threadline.read.stories import get_story
@@ -352,6 +362,7 @@ def stories_status(
 @stories_app.command("history")
 def stories_history(story_id: Annotated[int, typer.Argument(help="Story id.")], as_json: JsonOption = False) -> None:
     """A story's runs (rank and size in each snapshot) and what people did to it, newest first."""
+    # imported when the command runs, not at start-up: every command pays only for what it uses
     from threadline.db.engine import session_scope
     from threadline.read.stories import get_story, story_history, story_runs
 
@@ -381,6 +392,7 @@ def report_command(
     source: SourceOption = None,
 ) -> None:
     """Write a run's ranked stories with their evidence to a Markdown or CSV file (recorded as an export)."""
+    # imported when the command runs, not at start-up: every command pays only for what it uses
     from threadline.db.engine import session_scope
     from threadline.engine.curation import CLI_ACTOR, record_exports
     from threadline.stories.export import report_title, to_csv, to_markdown
@@ -400,6 +412,7 @@ def report_command(
 @app.command("changes")
 def changes_command(run: RunOption = None, source: SourceOption = None, as_json: JsonOption = False) -> None:
     """What changed since the previous run of the scope: new, growing, shrinking and gone themes; stories."""
+    # imported when the command runs, not at start-up: every command pays only for what it uses
     from threadline.db.engine import session_scope
     from threadline.read.changes import changes
 
@@ -458,6 +471,7 @@ def forget_command(
     as_json: JsonOption = False,
 ) -> None:
     """Erase a customer's or conversations' text everywhere, snapshots included (right to erasure)."""
+    # imported when the command runs, not at start-up: every command pays only for what it uses
     from threadline.db.engine import session_scope
     from threadline.engine.curation import CLI_ACTOR
     from threadline.engine.forget import ForgetError, forget
@@ -491,6 +505,7 @@ def forget_command(
 @app.command("status")
 def status_command(as_json: JsonOption = False) -> None:
     """Sources, conversation counts and the latest runs."""
+    # imported when the command runs, not at start-up: every command pays only for what it uses
     from threadline.db.engine import session_scope
     from threadline.read.status import status_summary
 

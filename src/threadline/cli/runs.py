@@ -13,11 +13,10 @@ import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from threadline.cli.common import console, emit_json, engine, err_console, fail, parse_date
-from threadline.config import MAX_LIST_LIMIT, get_settings
+from threadline.cli.common import LimitOption, console, emit_json, engine, err_console, fail, parse_date
+from threadline.config import get_settings
 
 JsonOption = Annotated[bool, typer.Option("--json", help="Machine-readable JSON on stdout.")]
-LimitOption = Annotated[int, typer.Option("--limit", min=1, max=MAX_LIST_LIMIT, help="Rows to show.")]
 ConcurrencyOption = Annotated[
     int | None,
     typer.Option(
@@ -53,6 +52,7 @@ def run_command(
     as_json: JsonOption = False,
 ) -> None:
     """Analyse conversations: embed and classify, discover themes, write stories."""
+    # imported when the command runs, not at start-up: every command pays only for what it uses
     from threadline.db.engine import session_scope
     from threadline.engine.runs import check_period, default_phases, execute_run
     from threadline.engine.service import RunError, enqueue_run
@@ -96,6 +96,7 @@ def run_command(
 
 def _sync_first(eng: Any, source: str) -> None:
     """Bring the source up to date before the run takes its membership snapshot."""
+    # imported when the command runs, not at start-up: every command pays only for what it uses
     from threadline.connectors.base import ConnectorError
     from threadline.connectors.sources import SourceError, source_id_by_name, sync_source
 
@@ -108,6 +109,7 @@ def _sync_first(eng: Any, source: str) -> None:
 
 
 def _print_finished(finished: Any, as_json: bool) -> None:
+    # imported when the command runs, not at start-up: every command pays only for what it uses
     from threadline.db.engine import session_scope
     from threadline.read.runs import run_view
 
@@ -166,6 +168,7 @@ def worker_command(
     ] = None,
 ) -> None:
     """Execute queued runs (any number of workers, on any machines, against THREADLINE_DATABASE_URL)."""
+    # imported when the command runs, not at start-up: every command pays only for what it uses
     import os
 
     from threadline.engine.worker import run_worker
@@ -205,6 +208,7 @@ def _show(view: dict[str, Any]) -> None:
 @runs_app.command("list")
 def runs_list(limit: LimitOption = 20, as_json: JsonOption = False) -> None:
     """Recent runs, newest first."""
+    # imported when the command runs, not at start-up: every command pays only for what it uses
     from threadline.db.engine import session_scope
     from threadline.read.runs import list_runs
 
@@ -231,6 +235,7 @@ def runs_list(limit: LimitOption = 20, as_json: JsonOption = False) -> None:
 
 
 def _with_run(run_id: int, action: str, as_json: bool) -> None:
+    # imported when the command runs, not at start-up: every command pays only for what it uses
     from threadline.db.engine import session_scope
     from threadline.engine import service
     from threadline.read.runs import run_view
@@ -278,6 +283,7 @@ def dlq_list(
     as_json: JsonOption = False,
 ) -> None:
     """Dead letters not yet retried, newest first."""
+    # imported when the command runs, not at start-up: every command pays only for what it uses
     from threadline.db.engine import session_scope
     from threadline.read.dead_letters import list_dead_letters
 
@@ -308,6 +314,7 @@ def dlq_retry(
     as_json: JsonOption = False,
 ) -> None:
     """Re-enqueue dead-lettered items (each at most once: concurrent retries re-enqueue it once)."""
+    # imported when the command runs, not at start-up: every command pays only for what it uses
     from threadline.db.engine import session_scope
     from threadline.engine.service import retry_dead_letter, retry_dead_letters
 
@@ -332,6 +339,7 @@ def dlq_purge(
     as_json: JsonOption = False,
 ) -> None:
     """Delete dead letters that were already retried."""
+    # imported when the command runs, not at start-up: every command pays only for what it uses
     from threadline.db.engine import session_scope
     from threadline.engine.service import purge_dead_letters
 

@@ -8,12 +8,13 @@ variable that holds its token.
 
 from __future__ import annotations
 
+import enum
+import inspect
 import types
 import typing
 from datetime import UTC, datetime
 from typing import Annotated, Any
 
-import click
 import typer
 from rich.table import Table
 from typer.core import TyperGroup
@@ -24,45 +25,60 @@ EXIT_DEAD_LETTERS = 1  # the sync finished but some records are dead-lettered
 EXIT_FAILED = 2  # nothing usable happened (bad token, unknown source, API down)
 
 
-def _option_type(annotation: Any) -> click.ParamType | type:
-    """The click type of a configuration field: choices for a Literal, else the base scalar type."""
+def _option_type(annotation: Any) -> Any:
+    """The option type of a configuration field: an Enum of choices for a Literal, else the scalar type."""
     args = [a for a in typing.get_args(annotation) if a is not type(None)]
     origin = typing.get_origin(annotation)
     if origin is typing.Literal:
-        return click.Choice([str(a) for a in args])
+        return enum.Enum("Choice", {str(a): str(a) for a in args}, type=str)
     if origin in (typing.Union, types.UnionType) and len(args) == 1:
         return _option_type(args[0])
     return annotation if annotation in (int, float, bool) else str
 
 
-def _add_command(kind: str) -> click.Command:
-    from threadline.connectors.base import get_connector
+def _add_command(kind: str) -> Any:
+    """`sources add KIND`: `--name` plus one option per field of the connector's configuration model."""
+    from threadline.connectors.base import get_connector  # loaded only when `sources add` runs (start-up)
 
     connector = get_connector(kind)
-    params: list[click.Parameter] = [click.Option(["--name"], required=True, help="Name of the new source.")]
+    parameters = [
+        inspect.Parameter(
+            "name",
+            inspect.Parameter.KEYWORD_ONLY,
+            annotation=Annotated[str, typer.Option("--name", help="Name of the new source.")],
+        )
+    ]
     for field_name, field in connector.config_model.model_fields.items():
-        flag = "--" + field_name.replace("_", "-")
         default = None if field.is_required() else field.get_default(call_default_factory=True)
-        help_text = (field.description or "") + (f" [default: {default}]" if default is not None else "")
-        params.append(
-            click.Option([flag, field_name], type=_option_type(field.annotation), default=None, help=help_text)
+        help_text = (field.description or "") + (f" (default: {default})" if default is not None else "")
+        option = typer.Option("--" + field_name.replace("_", "-"), help=help_text, show_default=False)
+        annotation = Annotated[_option_type(field.annotation) | None, option]  # type: ignore[valid-type]
+        parameters.append(
+            inspect.Parameter(field_name, inspect.Parameter.KEYWORD_ONLY, default=None, annotation=annotation)
         )
 
-    def callback(name: str, **values: Any) -> None:
-        add_source_command(kind, name, {key: value for key, value in values.items() if value is not None})
+    def add(**values: Any) -> None:
+        name = values.pop("name")
+        chosen = {key: getattr(value, "value", value) for key, value in values.items() if value is not None}
+        add_source_command(kind, name, chosen)
 
-    return click.Command(kind, params=params, callback=callback, help=f"Add {connector.description} as a source.")
+    add.__signature__ = inspect.Signature(parameters)  # type: ignore[attr-defined]
+    add.__annotations__ = {p.name: p.annotation for p in parameters}
+    add.__doc__ = f"Add {connector.description} as a source."
+    command_app = typer.Typer(add_completion=False)
+    command_app.command(kind)(add)
+    return typer.main.get_command(command_app)
 
 
 class ConnectorKinds(TyperGroup):
-    """`sources add` lists one command per registered connector kind, loaded on demand."""
+    """`sources add` lists one command per registered connector kind that has settings, loaded on demand."""
 
-    def list_commands(self, ctx: click.Context) -> list[str]:
-        from threadline.connectors.base import CONNECTORS
+    def list_commands(self, ctx: Any) -> list[str]:
+        from threadline.connectors.base import CONNECTORS  # loaded only when `sources add` runs (start-up)
 
         return sorted(connector.kind for connector in CONNECTORS if connector.config_model.model_fields)
 
-    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+    def get_command(self, ctx: Any, cmd_name: str) -> Any:
         return _add_command(cmd_name) if cmd_name in self.list_commands(ctx) else None
 
 
@@ -72,6 +88,7 @@ sources_app.add_typer(add_app, name="add")
 
 
 def add_source_command(kind: str, name: str, values: dict[str, Any]) -> None:
+    # imported when the command runs, not at start-up: every command pays only for what it uses
     from sqlalchemy.orm import Session
 
     from threadline.connectors.sources import SourceError, add_source
@@ -92,13 +109,14 @@ def list_command(
     as_json: Annotated[bool, typer.Option("--json", help="Machine-readable JSON on stdout.")] = False,
 ) -> None:
     """Sources with their kind and configuration (variable names, never secrets)."""
+    # imported when the command runs, not at start-up: every command pays only for what it uses
     from sqlalchemy import select
     from sqlalchemy.orm import Session
 
     from threadline.db.models import Source
 
     with Session(engine()) as session:
-        rows = [
+        rows: list[dict[str, Any]] = [
             {"id": s.id, "name": s.name, "kind": s.kind, "config": dict(s.config or {})}
             for s in session.execute(select(Source).order_by(Source.id)).scalars()
         ]
@@ -107,7 +125,10 @@ def list_command(
         return
     table = Table("id", "name", "kind", "configuration")
     for row in rows:
-        table.add_row(str(row["id"]), row["name"], row["kind"], ", ".join(f"{k}={v}" for k, v in row["config"].items()))
+        config: dict[str, Any] = row["config"]
+        table.add_row(
+            str(row["id"]), str(row["name"]), str(row["kind"]), ", ".join(f"{k}={v}" for k, v in config.items())
+        )
     console.print(table)
 
 
@@ -128,6 +149,7 @@ def sync_command(
 
     Exit code 0: synced; 1: synced, but some conversations are dead-lettered; 2: failed.
     """
+    # imported when the command runs, not at start-up: every command pays only for what it uses
     from threadline.connectors.base import ConnectorError
     from threadline.connectors.sources import SourceError, source_id_by_name, sync_source
 

@@ -75,4 +75,9 @@ def sync_source(engine: Engine, source_id: int, *, since: int | None = None, run
     if connector.sync is None:
         raise SourceError(f"source {name!r} is a {kind} source: its records arrive by `threadline import`, not by sync")
     config = validated_config(connector, values)
-    return asyncio.run(connector.sync(config, PostgresSink(engine, source_id, run_id), since))
+    sync = connector.sync
+
+    async def run() -> SyncReport:
+        return await sync(config, PostgresSink(engine, source_id, run_id), since)
+
+    return asyncio.run(run())

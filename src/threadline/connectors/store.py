@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import func, literal_column, select, text
+from sqlalchemy import Boolean, func, literal_column, select, text
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.orm import Session
 
@@ -102,7 +102,7 @@ def _upsert_contacts(session: Session, source_id: int, contacts: Sequence[Contac
             for c in unique.values()
         ]
     )
-    statement = statement.on_conflict_do_update(
+    upsert = statement.on_conflict_do_update(
         index_elements=["source_id", "external_id"],
         set_={
             # A sparse record (e.g. a CSV row with only an id) never erases known details.
@@ -114,7 +114,7 @@ def _upsert_contacts(session: Session, source_id: int, contacts: Sequence[Contac
             "updated_at": func.now(),
         },
     ).returning(Contact.external_id, Contact.id)
-    return {external_id: contact_id for external_id, contact_id in session.execute(statement)}
+    return {external_id: contact_id for external_id, contact_id in session.execute(upsert)}
 
 
 def upsert_conversations(session: Session, source_id: int, records: Sequence[ConversationRecord]) -> UpsertStats:
@@ -163,15 +163,15 @@ def upsert_conversations(session: Session, source_id: int, records: Sequence[Con
         "notes",
         "deleted_at",
     )
-    statement = statement.on_conflict_do_update(
+    upsert = statement.on_conflict_do_update(
         index_elements=["source_id", "external_id"],
         set_={**{c: statement.excluded[c] for c in changed_columns}, "changed_at": func.now()},
         where=Conversation.content_hash.is_distinct_from(statement.excluded.content_hash)
         | Conversation.deleted_at.is_not(None),
     ).returning(
-        Conversation.external_id, Conversation.id, literal_column("xmax = 0")
+        Conversation.external_id, Conversation.id, literal_column("xmax = 0", Boolean)
     )  # xmax = 0: row was inserted, not updated
-    written = session.execute(statement).all()
+    written = session.execute(upsert).all()
     for _, _, is_new in written:
         if is_new:
             stats.inserted += 1

@@ -23,9 +23,10 @@ import psycopg
 from sqlalchemy import Engine, text
 from sqlalchemy.engine import make_url
 
+from threadline.config import get_settings
+
 logger = logging.getLogger(__name__)
 
-BACKUP_TIMEOUT_S = 3_600  # seconds for one dump or restore: hours of data, not a hang
 MAX_TOOL_ERROR_CHARS = 500  # characters of pg_dump/pg_restore's stderr kept in an error (no customer text)
 
 __all__ = ["BackupError", "backup", "restore"]
@@ -63,10 +64,11 @@ def _server_major(engine: Engine) -> int:
 
 
 def _run(command: list[str], what: str) -> None:
+    timeout_s = get_settings().database.backup_timeout_s
     try:
-        done = subprocess.run(command, capture_output=True, text=True, timeout=BACKUP_TIMEOUT_S, check=False)
+        done = subprocess.run(command, capture_output=True, text=True, timeout=timeout_s, check=False)
     except subprocess.TimeoutExpired:
-        raise BackupError(f"{what} took longer than {BACKUP_TIMEOUT_S} s") from None
+        raise BackupError(f"{what} took longer than {timeout_s} s") from None
     if done.returncode != 0:
         raise BackupError(f"{what} failed: {done.stderr.strip()[-MAX_TOOL_ERROR_CHARS:]}")
 

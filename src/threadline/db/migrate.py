@@ -6,6 +6,7 @@ from pathlib import Path
 
 from alembic import command
 from alembic.config import Config
+from alembic.runtime.migration import MigrationContext
 from sqlalchemy import Engine, text
 
 MIGRATIONS_DIR = Path(__file__).parent / "migrations"
@@ -36,7 +37,5 @@ def upgrade(engine: Engine, revision: str = "heads") -> None:
 
 def current_revisions(engine: Engine) -> set[str]:
     """Revisions the database is at (empty for a fresh database)."""
-    from alembic.runtime.migration import MigrationContext
-
     with engine.connect() as conn:
         return set(MigrationContext.configure(conn).get_current_heads())

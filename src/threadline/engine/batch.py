@@ -14,8 +14,9 @@ import logging
 import random
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
-from sqlalchemy import BigInteger, Engine, any_, cast, func, select, text, update
+from sqlalchemy import BigInteger, ColumnElement, Engine, any_, cast, func, select, text, update
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.orm import Session
 
@@ -67,7 +68,7 @@ def _failure(exc: BaseException) -> _Failure:
     )
 
 
-def _ids_param(ids: Sequence[int]):
+def _ids_param(ids: Sequence[int]) -> ColumnElement[bool]:
     return any_(cast(list(ids), ARRAY(BigInteger)))
 
 
@@ -125,7 +126,7 @@ def _dead_letter(session: Session, run_id: int, stage: str, item: str, failure: 
 
 def _claim(
     engine: Engine, run_id: int, generation: int, stage: str, ids: Sequence[int], job_id: int | None
-) -> tuple[dict[int, int], dict] | None:
+) -> tuple[dict[int, int], dict[str, Any]] | None:
     """(pending items of this batch -> attempt number, run params), or None when the run must not start work.
 
     Reads the run under a share lock: claims of concurrent batches do not wait for each

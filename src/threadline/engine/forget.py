@@ -21,6 +21,7 @@ from dataclasses import asdict, dataclass
 from sqlalchemy import delete, or_, select, tuple_, update
 from sqlalchemy.orm import Session
 
+from threadline.config import get_settings
 from threadline.db.models import (
     Analysis,
     Contact,
@@ -35,7 +36,6 @@ from threadline.db.models import (
 from threadline.engine.curation import record
 
 ERASED = "[erased on request]"  # what erased text reads as, everywhere
-DESCRIPTION_EXAMPLE_CHARS = 200  # characters of a conversation quoted as a theme description's example (stage themes)
 
 __all__ = ["ERASED", "ForgetError", "ForgetResult", "forget"]
 
@@ -91,7 +91,8 @@ def _description_examples(session: Session, ids: list[int]) -> list[str]:
     ):
         if body.strip():
             parts.setdefault(conversation_id, []).append(body)
-    return ["\n".join(texts)[:DESCRIPTION_EXAMPLE_CHARS].replace("\n", " ") for texts in parts.values()]
+    chars = get_settings().pipeline.description_quote_chars  # as the themes stage cuts its example
+    return ["\n".join(texts)[:chars].replace("\n", " ") for texts in parts.values()]
 
 
 def _scrub(value: str | None, needles: list[str]) -> str | None:

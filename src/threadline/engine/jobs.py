@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import logging
 import threading
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import procrastinate
@@ -46,12 +47,16 @@ class ThreadlineRetry(BaseRetryStrategy):
 
     def get_retry_decision(self, *, exception: BaseException, job: procrastinate.jobs.Job) -> RetryDecision | None:
         if isinstance(exception, RetryLater):
-            return RetryDecision(retry_in={"seconds": exception.delay_s})
+            return _retry_in(exception.delay_s)
         settings = get_settings().engine
         if job.attempts + 1 >= settings.max_job_attempts:
             return None
-        delay = backoff_delay_s(job.attempts + 1, settings.retry_base_delay_s)
-        return RetryDecision(retry_in={"seconds": delay})
+        return _retry_in(backoff_delay_s(job.attempts + 1, settings.retry_base_delay_s))
+
+
+def _retry_in(seconds: float) -> RetryDecision:
+    """Retry after `seconds` (fractions kept: procrastinate's `retry_in` takes whole seconds only)."""
+    return RetryDecision(retry_at=datetime.now(UTC) + timedelta(seconds=seconds))
 
 
 def conninfo_from_url(sqlalchemy_url: str) -> str:
@@ -110,6 +115,7 @@ def whole_task(context: JobContext, run_id: int, generation: int, phase: str) ->
 @tasks.task(name=SYNC_TASK, queue=QUEUE, pass_context=True)
 def sync_task(context: JobContext, source_id: int) -> dict[str, int]:
     """One connector sync of `source_id` (no retry strategy: a failure ends the job `failed`, see `engine.sync`)."""
+    assert context.job.id is not None  # a job being executed has been stored
     return run_sync_job(job_engine(), source_id, job_id=context.job.id)
 
 

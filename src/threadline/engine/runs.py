@@ -16,7 +16,7 @@ from collections.abc import Callable, Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Engine, func, literal, select
+from sqlalchemy import ColumnElement, Engine, func, insert, literal, select
 from sqlalchemy.orm import Session
 
 from threadline.ai.embeddings import Embedder, set_process_embedder
@@ -99,7 +99,7 @@ def create_run(
     check_period(since, until)
     names = sorted(set(sources or ()) | ({source} if source else set()))
     source_ids = source_ids_by_name(session, names)
-    filters = [Conversation.deleted_at.is_(None), Conversation.source_id.in_(source_ids)]
+    filters: list[ColumnElement[bool]] = [Conversation.deleted_at.is_(None), Conversation.source_id.in_(source_ids)]
     if since is not None:
         filters.append(Conversation.created_at >= since)
     if until is not None:
@@ -134,7 +134,7 @@ def create_run(
     session.add(run)
     session.flush()
     session.execute(
-        RunConversation.__table__.insert().from_select(
+        insert(RunConversation).from_select(
             ["run_id", "conversation_id"], select(literal(run.id), Conversation.id).where(*filters)
         )
     )
@@ -144,7 +144,7 @@ def create_run(
         session.add(RunPhase(run_id=run.id, phase=phase, position=position, state="pending"))
         if is_per_conversation(phase):
             session.execute(
-                RunItem.__table__.insert().from_select(
+                insert(RunItem).from_select(
                     ["run_id", "stage", "conversation_id"],
                     select(literal(run.id), literal(phase), RunConversation.conversation_id).where(
                         RunConversation.run_id == run.id

@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import datetime
 
-from sqlalchemy import func, select, text, update
+from sqlalchemy import delete, func, select, text, update
 from sqlalchemy.orm import Session
 
 from threadline.db.models import DeadLetter, Run, RunItem, RunPhase
@@ -177,7 +177,7 @@ def retry_dead_letters(session: Session, *, run_id: int | None = None) -> int:
 
 def purge_dead_letters(session: Session, *, run_id: int | None = None) -> int:
     """Delete dead letters that were already retried (history no longer needed); returns how many."""
-    query = DeadLetter.__table__.delete().where(DeadLetter.retried_at.is_not(None))
+    query = delete(DeadLetter).where(DeadLetter.retried_at.is_not(None))
     if run_id is not None:
         query = query.where(DeadLetter.run_id == run_id)
-    return session.execute(query).rowcount or 0
+    return len(session.execute(query.returning(DeadLetter.id)).all())

@@ -95,7 +95,7 @@ async def run_worker_async(
             app.run_worker_async(
                 queues=[QUEUE],
                 concurrency=concurrency,
-                name=name,
+                name=name or "worker",
                 wait=True,
                 fetch_job_polling_interval=poll_s,
                 abort_job_polling_interval=poll_s,

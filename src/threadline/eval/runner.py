@@ -17,9 +17,14 @@ from typing import Any
 import numpy as np
 from sqlalchemy import select
 
-from threadline.config import MAX_CSV_FIELD_BYTES
+from threadline.ai.embeddings import get_embedder
+from threadline.config import get_settings
+from threadline.connectors.files.importer import import_file
 from threadline.connectors.files.readers import CsvColumns, detect_format
+from threadline.db.engine import session_scope
 from threadline.db.models import Conversation, ThemeMember
+from threadline.db.scratch import scratch_engine
+from threadline.engine.runs import create_run, execute_run
 from threadline.eval.metrics import summary
 
 
@@ -35,7 +40,7 @@ def read_labels(
     if file_format == "csv":
         if not label_col:
             raise EvalError("CSV files need --label-col")
-        csv.field_size_limit(MAX_CSV_FIELD_BYTES)
+        csv.field_size_limit(get_settings().input.max_csv_field_bytes)
         with path.open(encoding="utf-8", newline="") as handle:
             reader = csv.DictReader(handle)
             if label_col not in (reader.fieldnames or []):
@@ -83,12 +88,6 @@ def evaluate(
     label_path: str | None = None,
 ) -> dict[str, Any]:
     """Import `path` into a scratch database, run, then score themes against the labels."""
-    from threadline.ai.embeddings import get_embedder
-    from threadline.connectors.files.importer import import_file
-    from threadline.db.engine import session_scope
-    from threadline.db.scratch import scratch_engine
-    from threadline.engine.runs import create_run, execute_run
-
     file_format = file_format or detect_format(path)
     _check_label_options(path, file_format, label_col, label_path)
     started = time.perf_counter()

@@ -6,16 +6,28 @@ import functools
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import BigInteger, DateTime, Integer, Select, Text, any_, bindparam, func, literal_column, or_, select
+from sqlalchemy import (
+    BigInteger,
+    ColumnElement,
+    DateTime,
+    Integer,
+    Select,
+    Text,
+    any_,
+    bindparam,
+    func,
+    literal_column,
+    or_,
+    select,
+)
 from sqlalchemy.orm import Session
 
+from threadline.config import get_settings
 from threadline.db.models import Conversation, Message, RunTheme, Source, Theme, ThemeMember
 from threadline.read.display import shown
 from threadline.read.themes import theme_name
 
 SEARCH_CONFIG = "english"  # text search configuration; must match the index in migration 0003_api
-MAX_QUERY_CHARS = 200  # characters of a search query: a few words, not a document
-MAX_CONVERSATION_THEMES = 50  # theme memberships shown per conversation: the recent runs
 
 
 CONVERSATIONS = Conversation.__table__  # Core tables: list reads build rows, not ORM objects (cheaper per row)
@@ -33,7 +45,7 @@ SUMMARY_COLUMNS = (
 )
 # The search configuration as SQL text, not a bind parameter, so that a prepared statement's generic plan
 # still matches the GIN index expression.
-SEARCH_REGCONFIG = literal_column(f"'{SEARCH_CONFIG}'::regconfig")
+SEARCH_REGCONFIG: ColumnElement[Any] = literal_column(f"'{SEARCH_CONFIG}'::regconfig")
 FILTERS = ("source", "since", "until", "q", "theme_id", "run_id")  # list_conversations' keyword filters
 
 
@@ -113,7 +125,7 @@ def list_conversations(
         "source": source,
         "since": since,
         "until": until,
-        "q": q[:MAX_QUERY_CHARS] if q else None,
+        "q": q[: get_settings().read.max_query_chars] if q else None,
         "theme_id": theme_id,
         "run_id": run_id if theme_id is not None else None,
     }
@@ -157,7 +169,7 @@ def get_conversation(session: Session, conversation_id: int) -> dict[str, Any] |
         .outerjoin(RunTheme, (RunTheme.run_id == ThemeMember.run_id) & (RunTheme.theme_id == ThemeMember.theme_id))
         .where(ThemeMember.conversation_id == conversation_id)
         .order_by(ThemeMember.run_id.desc())
-        .limit(MAX_CONVERSATION_THEMES)
+        .limit(get_settings().read.max_conversation_themes)
     ).all()
     return {
         **_summary(conversation, source, len(messages)),

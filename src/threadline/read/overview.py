@@ -9,9 +9,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import BigInteger, bindparam, select
+from sqlalchemy import BigInteger, Integer, bindparam, select
 from sqlalchemy.orm import Session
 
+from threadline.config import get_settings
 from threadline.db.models import RunStory, Story
 from threadline.read.changes import changes
 from threadline.read.display import shown
@@ -21,7 +22,6 @@ from threadline.read.views import RunRef
 
 RISING_THEMES = 6  # stories listed as rising: what fits beside the volume chart
 RISING_DIRECTIONS = ("rising", "new")  # trend directions (stories.trend) that count as rising
-RISING_CANDIDATES = 200  # best-scored stories searched for rising ones: more than a run has themes worth showing
 SINCE_LAST_RUN_ITEMS = 5  # themes listed per kind of change on the overview: the biggest; the rest via `changes`
 
 SNAPSHOTS, IDENTITIES = RunStory.__table__, Story.__table__
@@ -39,13 +39,14 @@ BEST_STORIES_OF_RUN = (
     .join(IDENTITIES, IDENTITIES.c.id == SNAPSHOTS.c.story_id)
     .where(SNAPSHOTS.c.run_id == bindparam("run_id", type_=BigInteger))
     .order_by(SNAPSHOTS.c.score.desc(), SNAPSHOTS.c.rank)
-    .limit(RISING_CANDIDATES)
+    .limit(bindparam("candidates", type_=Integer))  # `read.rising_candidates`, bound per call
 )
 
 
 def rising_themes(session: Session, run_id: int) -> list[dict[str, Any]]:
     """Up to RISING_THEMES stories of the run whose trend is rising or new, best score first (nothing else)."""
-    stories = session.execute(BEST_STORIES_OF_RUN, {"run_id": run_id}).all()
+    candidates = get_settings().read.rising_candidates
+    stories = session.execute(BEST_STORIES_OF_RUN, {"run_id": run_id, "candidates": candidates}).all()
     rising = [s for s in stories if (s.trend or {}).get("direction") in RISING_DIRECTIONS]
     return [
         {

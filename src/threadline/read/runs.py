@@ -6,6 +6,7 @@ from four Core queries for any number of runs (not four ORM queries per run).
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
@@ -98,7 +99,7 @@ def run_views(session: Session, run_ids: list[int]) -> list[dict[str, Any]]:
     return [by_id[run_id] for run_id in run_ids if run_id in by_id]
 
 
-def _views(session: Session, runs: list[Any]) -> list[dict[str, Any]]:
+def _views(session: Session, runs: Sequence[Any]) -> list[dict[str, Any]]:
     """Views of these run rows (from `_run_rows`), with two more queries for all of them."""
     if not runs:
         return []
@@ -106,7 +107,9 @@ def _views(session: Session, runs: list[Any]) -> list[dict[str, Any]]:
     phases: dict[int, list[Any]] = {run_id: [] for run_id in ids}
     for phase in session.execute(PHASES_OF_RUNS, {"ids": ids}):
         phases[phase.run_id].append(phase)
-    dead = dict(session.execute(OPEN_DEAD_LETTERS_OF_RUNS, {"ids": ids}).all())
+    dead: dict[int, int] = {
+        int(run_id): int(count) for run_id, count in session.execute(OPEN_DEAD_LETTERS_OF_RUNS, {"ids": ids})
+    }
     names = scope_names(session, {run.scope_id for run in runs})
     return [_run_view(run, phases[run.id], dead.get(run.id, 0), names.get(run.scope_id, [])) for run in runs]
 

@@ -17,6 +17,7 @@ from sqlalchemy import BigInteger, Integer, Select, and_, any_, bindparam, func,
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.orm import Session
 
+from threadline.config import get_settings
 from threadline.db.models import (
     AuditEvent,
     Conversation,
@@ -50,7 +51,6 @@ SORT_COLUMNS = {
     "title": (func.coalesce(IDENTITIES.c.human_title, SNAPSHOTS.c.title).asc(), SNAPSHOTS.c.rank.asc()),
 }
 STORY_FILTERS = ("status", "severity", "theme_id")  # list_stories' optional filters
-MAX_CONTEXT_MESSAGES = 200  # messages shown around evidence: a long thread is cut, the quoted message always kept
 STORY_HISTORY_EVENTS = 200  # audit events shown in a story's history: the recent ones
 
 STORY_COLUMNS = (
@@ -295,6 +295,7 @@ def evidence_in_context(session: Session, story: dict[str, Any]) -> list[dict[st
     A span is highlighted only where the quoted message is unchanged since the run (same
     text hash), so offsets never point into other text; a changed one is listed as such.
     """
+    max_messages = get_settings().read.max_context_messages
     by_conversation: dict[int, list[dict[str, Any]]] = {}
     for item in story["evidence"]:
         if item["conversation_id"] is not None:
@@ -310,7 +311,7 @@ def evidence_in_context(session: Session, story: dict[str, Any]) -> list[dict[st
                 select(Message)
                 .where(Message.conversation_id == conversation_id)
                 .order_by(Message.position)
-                .limit(MAX_CONTEXT_MESSAGES)
+                .limit(max_messages)
             )
             .scalars()
             .all()

@@ -13,7 +13,7 @@ from typing import Any, Literal
 from sqlalchemy import BigInteger, Select, bindparam, func, select
 from sqlalchemy.orm import Session, aliased
 
-from threadline.config import MAX_LIST_LIMIT
+from threadline.config import get_settings
 from threadline.db.models import Conversation, Run, RunConversation, RunStory, RunTheme, Story, Theme, ThemeMember
 from threadline.engine.scopes import scope_names
 from threadline.engine.status import RunStatus
@@ -22,7 +22,6 @@ from threadline.read.views import RunRef
 from threadline.stories.trend import bucket_days_for
 
 Bucket = Literal["day", "week", "month"]
-MAX_TREND_BUCKETS = 104  # points per series: two years of weeks; older points are dropped, newest kept
 BUCKET_STEP = {"day": timedelta(days=1), "week": timedelta(weeks=1)}
 THEME_KEYWORDS = 8  # keywords per theme in lists: enough to recognise it, short enough for a row
 THEME_HISTORY_RUNS = 20  # earlier snapshots listed on a theme's page: the recent history
@@ -98,7 +97,7 @@ def theme_tree(session: Session, *, run_id: int | None, limit: int = 200) -> lis
             }
         )
     groups = sorted(tree.values(), key=lambda g: (-g["size"], g["id"] or 0))
-    return groups[: max(1, min(int(limit), MAX_LIST_LIMIT))]
+    return groups[: max(1, min(int(limit), get_settings().read.max_list_limit))]
 
 
 def _snapshot_run(session: Session, theme: Theme, run_id: int | None) -> int | None:
@@ -214,23 +213,24 @@ def _advance(start: datetime, bucket: Bucket) -> datetime:
 
 
 def fill_buckets(counts: dict[datetime, int], bucket: Bucket, *, until: datetime | None = None) -> list[dict[str, Any]]:
-    """Consecutive buckets from the first count to the last (or to `until`), zeros included, newest MAX_TREND_BUCKETS kept.
+    """Consecutive buckets from the first count to the last (or to `until`), zeros included, newest `read.max_trend_buckets` kept.
 
     With `until` (the period's end), a last bucket that ends after it is marked `partial`.
     """
     if not counts:
         return []
+    max_buckets = get_settings().read.max_trend_buckets
     keys = sorted(counts)
     points: list[dict[str, Any]] = []
     current, last = keys[0], keys[-1]
     while current <= last:
         points.append({"start": current, "count": counts.get(current, 0), "partial": False})
         current = _advance(current, bucket)
-        if len(points) > 10 * MAX_TREND_BUCKETS:  # a decade of weeks: stop runaway ranges early
-            points = points[-MAX_TREND_BUCKETS:]
+        if len(points) > 10 * max_buckets:  # stop runaway ranges early
+            points = points[-max_buckets:]
     if until is not None and points and _advance(points[-1]["start"], bucket) > until:
         points[-1]["partial"] = True
-    return points[-MAX_TREND_BUCKETS:]
+    return points[-max_buckets:]
 
 
 def bucket_start(bucket: Bucket):
@@ -292,7 +292,7 @@ def theme_sparklines(session: Session, run: RunRef | None) -> tuple[dict[int, li
     """
     if run is None or run.period_start is None or run.period_end is None:
         return {}, 7
-    days = bucket_days_for(run.period_end - run.period_start)
+    days = bucket_days_for(run.period_end - run.period_start, get_settings().pipeline.trend_max_buckets)
     width = timedelta(days=days)
     buckets = max(1, math.ceil((run.period_end - run.period_start) / width))
     back = func.floor(func.extract("epoch", run.period_end - Conversation.created_at) / width.total_seconds())

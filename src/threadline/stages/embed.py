@@ -11,7 +11,6 @@ from __future__ import annotations
 import threading
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from functools import lru_cache
 
 import numpy as np
 from sqlalchemy.orm import Session
@@ -83,17 +82,17 @@ def embed_conversations(session: Session, conversation_ids: Sequence[int], embed
 
 
 _prototypes_lock = threading.Lock()
+_prototypes_by_model: dict[str, PrototypeSet] = {}  # one entry per embedding model a process uses
 
 
 def _prototypes(embedder: Embedder) -> PrototypeSet:
     """The type prototypes embedded by `embedder`, once per process (worker threads wait for the first)."""
     with _prototypes_lock:
-        return _embedded_prototypes(embedder)
-
-
-@lru_cache(maxsize=2)
-def _embedded_prototypes(embedder: Embedder) -> PrototypeSet:
-    return shipped_prototypes(embedder.model_name, WEIGHTS_SHA256) or build_prototypes(embedder.embed)
+        found = _prototypes_by_model.get(embedder.model_name)
+        if found is None:
+            found = shipped_prototypes(embedder.model_name, WEIGHTS_SHA256) or build_prototypes(embedder.embed)
+            _prototypes_by_model[embedder.model_name] = found
+        return found
 
 
 def type_model_key(embedder: Embedder) -> str:

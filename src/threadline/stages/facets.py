@@ -75,7 +75,7 @@ def load_inputs(session: Session, conversation_ids: Sequence[int]) -> dict[int, 
         ).all()
     )
     return {
-        cid: ConversationInput(str(cid), tuple(parts), known_names=(names[cid],) if cid in names else ())
+        cid: ConversationInput(str(cid), tuple(parts), known_names=(str(names[cid]),) if names.get(cid) else ())
         for cid, parts in messages.items()
     }
 

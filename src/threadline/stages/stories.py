@@ -1,9 +1,9 @@
 """Stage `stories`: one evidence-backed story per theme of the run that is big enough, as a snapshot.
 
-For each theme of the run's snapshot with at least `MIN_STORY_CONVERSATIONS` members:
+For each theme of the run's snapshot with at least `pipeline.min_story_conversations` members:
 counts, distinct customers, first/last seen, a trend series sized to the run's period and
 measured back from its end (never `now()`), severity, a rank, and at least
-`MIN_EVIDENCE_QUOTES` quotes that are exact substrings of customer messages *as they are
+`pipeline.min_evidence_quotes` quotes that are exact substrings of customer messages *as they are
 now*. The text comes from `threadline.stories.template.story_text` (offline) or, with an LLM
 configured, is written from the same evidence; LLM text is reused from the story's previous
 snapshot when what it was written from is unchanged (same theme, evidence, model, prompt).
@@ -43,7 +43,7 @@ from threadline.ai.llm.stories import (
     write_story,
 )
 from threadline.analysis.conversation_type import TYPE_ANALYSIS
-from threadline.config import EVIDENCE_QUOTES_PER_STORY, MIN_EVIDENCE_QUOTES, MIN_STORY_CONVERSATIONS
+from threadline.config import PipelineSettings, get_settings
 from threadline.db.analyses import latest_outputs, outputs_of
 from threadline.db.models import (
     Conversation,
@@ -68,7 +68,6 @@ logger = logging.getLogger(__name__)
 NAME = "stories"
 VERSION = TEMPLATE_VERSION  # offline story text; the LLM's prompt version is added when it writes
 FIRST_MESSAGE_BONUS = 1.0  # score points: one keyword's worth of preference for the opening message
-EVIDENCE_CANDIDATES = 40  # conversations closest to the theme centre searched for quotes: enough variety, bounded work
 SEVERITY_HIGH_SHARE = 0.10  # share of the run's conversations: a tenth of all support volume is high severity
 
 
@@ -101,8 +100,8 @@ class _Message:
     text: str
 
 
-def _evidence_candidates(session: Session, run_id: int, theme_ids: list[int]) -> dict[int, list[int]]:
-    """Per theme, up to EVIDENCE_CANDIDATES conversation ids, closest to the theme centre first.
+def _evidence_candidates(session: Session, run_id: int, theme_ids: list[int], limit: int) -> dict[int, list[int]]:
+    """Per theme, up to `limit` conversation ids, closest to the theme centre first.
 
     Ties are broken by (source, external id), never by serial ids.
     """
@@ -124,7 +123,7 @@ def _evidence_candidates(session: Session, run_id: int, theme_ids: list[int]) ->
     )
     rows = session.execute(
         select(ranked.c.theme_id, ranked.c.conversation_id)
-        .where(ranked.c.closeness <= EVIDENCE_CANDIDATES)
+        .where(ranked.c.closeness <= limit)
         .order_by(ranked.c.theme_id, ranked.c.closeness)
     )
     candidates: dict[int, list[int]] = defaultdict(list)
@@ -155,8 +154,9 @@ def select_evidence(
     keywords: list[str],
     candidates: list[tuple[int, int | None]],
     messages: dict[int, list[tuple[int, str]]],
+    limits: PipelineSettings,
 ) -> list[Quote]:
-    """Up to EVIDENCE_QUOTES_PER_STORY quotes from distinct conversations, distinct customers first.
+    """Up to `limits.evidence_quotes_per_story` quotes from distinct conversations, distinct customers first.
 
     `candidates` are the theme's (conversation, contact) pairs, closest first; `messages`
     the customer messages (id, text) of each conversation in order. Pure: the quotes are
@@ -166,7 +166,7 @@ def select_evidence(
     best_by_conversation: dict[int, Quote] = {}
     for conversation_id, _ in candidates:
         for index, (message_id, body) in enumerate(messages.get(conversation_id, [])):
-            quote = best_quote(message_id, conversation_id, body, keywords)
+            quote = best_quote(message_id, conversation_id, body, keywords, max_chars=limits.max_quote_chars)
             if quote is not None and index == 0:
                 # The opening customer message states the problem; follow-ups add details.
                 quote = dataclasses.replace(quote, score=quote.score + FIRST_MESSAGE_BONUS)
@@ -178,7 +178,7 @@ def select_evidence(
     seen_contacts: set[int] = set()
     for prefer_new_customer in (True, False):
         for cid in order:
-            if len(chosen) >= EVIDENCE_QUOTES_PER_STORY:
+            if len(chosen) >= limits.evidence_quotes_per_story:
                 break
             quote = best_by_conversation[cid]
             contact = contact_of[cid]
@@ -239,6 +239,7 @@ def build_stories(
     `types` maps conversation id -> conversation type (when the type stage ran); the
     dominant type chooses the story's verb ("Fix ...", "Add ...").
     """
+    limits = get_settings().pipeline
     result = StoriesResult()
     run = session.get(Run, run_id)
     assert run is not None
@@ -258,7 +259,7 @@ def build_stories(
         .order_by(Conversation.source_id, Conversation.external_id)
     ):
         members_by_theme[theme_id].append(_Member(conversation_id, external_id, created_at, contact_id))
-    big_enough = sorted(t for t, members in members_by_theme.items() if len(members) >= MIN_STORY_CONVERSATIONS)
+    big_enough = sorted(t for t, members in members_by_theme.items() if len(members) >= limits.min_story_conversations)
     result.skipped_small = len(members_by_theme) - len(big_enough)
     themes = {
         row.theme_id: row
@@ -268,7 +269,7 @@ def build_stories(
             .where(RunTheme.run_id == run_id, RunTheme.theme_id.in_(big_enough))
         )
     }
-    candidates = _evidence_candidates(session, run_id, big_enough)
+    candidates = _evidence_candidates(session, run_id, big_enough, limits.evidence_candidates)
     messages = _customer_messages(session, sorted({cid for cids in candidates.values() for cid in cids}))
     by_message = {m.id: (cid, m) for cid, items in messages.items() for m in items}
     external = {m.conversation_id: m.external_id for members in members_by_theme.values() for m in members}
@@ -286,14 +287,19 @@ def build_stories(
             keywords,
             [(cid, contact_of.get(cid)) for cid in candidates.get(theme_id, [])],
             {cid: [(m.id, m.text) for m in messages.get(cid, [])] for cid in candidates.get(theme_id, [])},
+            limits,
         )
-        if len(quotes) < MIN_EVIDENCE_QUOTES:
+        if len(quotes) < limits.min_evidence_quotes:
             result.skipped_no_evidence += 1
             logger.info("theme %d: only %d evidence quotes, no story", theme_id, len(quotes))
             continue
         times = [m.created_at for m in members if m.created_at is not None]
         customers = len({m.contact_id if m.contact_id is not None else f"c{m.conversation_id}" for m in members})
-        trend = trend_series(times, start, end) if start and end and times else {"counts": [], "direction": "steady"}
+        trend = (
+            trend_series(times, start, end, max_buckets=limits.trend_max_buckets)
+            if start and end and times
+            else {"counts": [], "direction": "steady"}
+        )
         recent = _recent_share(times, start, end) if start and end else 0.0
         dominant = Counter((types or {}).get(m.conversation_id, "other") for m in members).most_common(1)[0][0]
         share = len(members) / max(total, 1)

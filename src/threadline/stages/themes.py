@@ -47,6 +47,7 @@ from threadline.ai.llm.facets import STAGE as FACETS_STAGE
 from threadline.ai.llm.naming import ThemeMember as NamingMember
 from threadline.ai.llm.naming import ThemeNameResult, ThemeNamingInput, name_theme
 from threadline.ai.llm.runtime import LLMRuntime
+from threadline.config import get_settings
 from threadline.db.analyses import outputs_of
 from threadline.db.models import Conversation, Run, RunConversation, RunTheme, Theme, ThemeMember
 from threadline.db.vectors import load_newest_vectors, load_run_vectors
@@ -61,11 +62,8 @@ from threadline.themes.naming import NAMING_VERSION, name_groups, name_themes
 logger = logging.getLogger(__name__)
 
 NAME = "themes"
-MEMBERS_PER_THEME = 12  # member digests sent to name a theme: enough to see the pattern, cheap to send
-CONTRASTS_PER_THEME = 6  # members of the nearest other themes sent as contrast
-NEAREST_THEMES = 3  # other themes whose members are sent as contrast
+NEAREST_THEMES = 3  # other themes whose members are sent as contrast when an LLM names a theme
 CONTRASTS_PER_NEIGHBOUR = 2  # members sent of each of those themes
-DESCRIPTION_QUOTE_CHARS = 200  # characters of the representative text shown in a theme description
 MAX_MERGE_HOPS = 64  # lineages followed through "merged into" at most: guards against a cycle a person made
 
 
@@ -99,7 +97,8 @@ class _Cluster:
 
 
 def _normalise(matrix: np.ndarray) -> np.ndarray:
-    return matrix / np.maximum(np.linalg.norm(matrix, axis=-1, keepdims=True), 1e-12)
+    normalised: np.ndarray = matrix / np.maximum(np.linalg.norm(matrix, axis=-1, keepdims=True), 1e-12)
+    return normalised
 
 
 # The run's conversations in (source id, external id) order, with their creation times.
@@ -435,6 +434,7 @@ def _name(
             cluster.name, cluster.description = kept[cluster.lineage]
             continue
         fresh.append(index)
+    quote_chars = get_settings().pipeline.description_quote_chars
     for index in fresh:
         cluster, theme_name = clusters[index], named[index]
         name, suffix = theme_name.name, 2
@@ -443,7 +443,7 @@ def _name(
             suffix += 1
         taken.add(name)
         cluster.name = name
-        example = texts.get(cluster.representative or -1, "").replace("\n", " ")[:DESCRIPTION_QUOTE_CHARS]
+        example = texts.get(cluster.representative or -1, "").replace("\n", " ")[:quote_chars]
         cluster.description = (
             f"Customers write about {', '.join(theme_name.keywords[:3]) or name}. For example: \u201c{example}\u201d"
         )
@@ -611,7 +611,7 @@ def _name_with_llm(
     for index, cluster in enumerate(clusters):
         closeness = matrix[cluster.positions] @ cluster.centroid
         order = sorted(range(len(cluster.positions)), key=lambda k: (-float(closeness[k]), k))
-        top[index] = [int(ids[cluster.positions[k]]) for k in order[:MEMBERS_PER_THEME]]
+        top[index] = [int(ids[cluster.positions[k]]) for k in order[: runtime.settings.naming_members]]
     digests = _naming_members(session, [cid for cids in top.values() for cid in cids])
     inputs = []
     for index in fresh:
@@ -624,7 +624,7 @@ def _name_with_llm(
             for other in others[:NEAREST_THEMES]
             for c in top[other][:CONTRASTS_PER_NEIGHBOUR]
             if c in digests
-        ][:CONTRASTS_PER_THEME]
+        ][: runtime.settings.naming_contrasts]
         own = tuple(digests[c] for c in top[index] if c in digests)
         if own:
             inputs.append(ThemeNamingInput(str(index), own, tuple(contrast)))

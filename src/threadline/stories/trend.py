@@ -11,26 +11,25 @@ import math
 from datetime import datetime, timedelta
 from typing import Any
 
-__all__ = ["TREND_MAX_BUCKETS", "bucket_days_for", "trend_series"]
+__all__ = ["TREND_BUCKET_LADDER_DAYS", "bucket_days_for", "trend_series"]
 
-TREND_MAX_BUCKETS = 26  # points in a trend series at most: a half-year of weeks, readable as a sparkline
-# days per trend bucket, smallest first: the first that fits the period in TREND_MAX_BUCKETS buckets is
-# used, so nine days of data get daily points and half a year weekly ones
+# days per trend bucket, smallest first: the first that fits the period in at most `max_buckets` buckets
+# (the `pipeline.trend_max_buckets` setting) is used, so nine days of data get daily points and half a year weekly ones
 TREND_BUCKET_LADDER_DAYS = (1, 7, 14, 28, 91, 182, 364)
 TREND_RATIO_RISING = 1.5  # later-half rate / earlier-half rate above this reads as rising
 TREND_RATIO_FALLING = 1 / 1.5  # ... below this as falling
 
 
-def bucket_days_for(span: timedelta) -> int:
-    """Days per trend bucket for a period of `span`: the smallest rung of the ladder that fits."""
+def bucket_days_for(span: timedelta, max_buckets: int) -> int:
+    """Days per trend bucket for a period of `span`: the smallest rung of the ladder that fits `max_buckets`."""
     days = max(span.total_seconds() / 86400, 0.0)
     for rung in TREND_BUCKET_LADDER_DAYS:
-        if days / rung <= TREND_MAX_BUCKETS:
+        if days / rung <= max_buckets:
             return rung
-    return math.ceil(days / TREND_MAX_BUCKETS)
+    return math.ceil(days / max_buckets)
 
 
-def trend_series(times: list[datetime], start: datetime, end: datetime) -> dict[str, Any]:
+def trend_series(times: list[datetime], start: datetime, end: datetime, *, max_buckets: int) -> dict[str, Any]:
     """Counts per bucket over the period, buckets measured back from `end`, and a direction.
 
     The last bucket ends exactly at the period's end (the newest conversation of the run),
@@ -38,7 +37,7 @@ def trend_series(times: list[datetime], start: datetime, end: datetime) -> dict[
     execute. Direction compares the later half's rate with the earlier half's
     (rising / falling / steady, or new when nothing came before).
     """
-    bucket_days = bucket_days_for(end - start)
+    bucket_days = bucket_days_for(end - start, max_buckets)
     width = timedelta(days=bucket_days)
     buckets = max(1, math.ceil((end - start) / width)) if end > start else 1
     counts = [0] * buckets

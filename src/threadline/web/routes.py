@@ -24,13 +24,14 @@ from threadline.engine.curation import (
     update_story,
 )
 from threadline.read import runs as run_read
-from threadline.read.conversations import MAX_QUERY_CHARS, get_conversation, list_conversations
+from threadline.read.conversations import get_conversation, list_conversations
 from threadline.read.dead_letters import list_dead_letters
 from threadline.read.display import NOT_RECORDED
 from threadline.read.overview import overview
 from threadline.read.sources import list_sources
 from threadline.read.stories import (
     SORT_COLUMNS,
+    StorySort,
     evidence_in_context,
     get_story,
     list_stories,
@@ -40,13 +41,18 @@ from threadline.read.stories import (
 )
 from threadline.read.themes import theme_detail, theme_sparklines, theme_tree, theme_trend
 from threadline.read.views import RunRef, list_scopes, pick_run, run_ref, runs_of_scope, scope_run
-from threadline.server.params import MAX_ID, MAX_OFFSET, IdPath
+from threadline.server.params import (
+    MAX_ID,
+    WITHIN_QUERY_CHARS,
+    WITHIN_STORY_TEXT_CHARS,
+    WITHIN_TITLE_CHARS,
+    IdPath,
+    OffsetQuery,
+)
 from threadline.server.sessions import (
     CSRF_FIELD,
     LOGIN_CSRF_COOKIE,
-    LOGIN_CSRF_MAX_AGE_S,
     SESSION_COOKIE,
-    SESSION_MAX_AGE_S,
     csrf_matches,
 )
 from threadline.server.tokens import MAX_TOKEN_CHARS, verify_token
@@ -66,7 +72,7 @@ def _when(value: datetime | str | None, fmt: str = "%Y-%m-%d %H:%M") -> str:
         return ""
     if isinstance(value, str):
         try:
-            value = datetime.fromisoformat(value)
+            return datetime.fromisoformat(value).strftime(fmt)
         except ValueError:
             return value
     return value.strftime(fmt)
@@ -106,7 +112,7 @@ def login_form(
     response.set_cookie(
         LOGIN_CSRF_COOKIE,
         value,
-        max_age=LOGIN_CSRF_MAX_AGE_S,
+        max_age=request.app.state.settings.api.login_csrf_max_age_s,
         httponly=True,
         samesite="strict",
         secure=request.url.scheme == "https",
@@ -134,7 +140,7 @@ def login(
     response.set_cookie(
         SESSION_COOKIE,
         cookie,
-        max_age=SESSION_MAX_AGE_S,
+        max_age=request.app.state.signer.max_age_s,
         httponly=True,
         samesite="lax",
         secure=request.url.scheme == "https",
@@ -221,7 +227,7 @@ def theme_page(
     db: DbSession,
     session: PageSession,
     theme_id: IdPath,
-    offset: Annotated[int, Query(ge=0, le=MAX_OFFSET)] = 0,
+    offset: OffsetQuery = 0,
     run_id: RunParam = None,
     saved: str | None = None,
     error: str | None = None,
@@ -307,15 +313,15 @@ def stories_page(
     session: PageSession,
     status: Annotated[str | None, Query(max_length=16)] = None,
     sort: Annotated[str, Query(max_length=16)] = "rank",
-    offset: Annotated[int, Query(ge=0, le=MAX_OFFSET)] = 0,
+    offset: OffsetQuery = 0,
     run_id: RunParam = None,
     scope: ScopeParam = None,
 ) -> HTMLResponse:
     status = status if status in STORY_STATUSES else None
-    sort = sort if sort in SORT_COLUMNS else "rank"
+    chosen: StorySort = sort if sort in SORT_COLUMNS else "rank"  # type: ignore[assignment]
     run = selected_run(db, run_id, scope)
     rows = list_stories(
-        db, run_id=run.id if run else None, limit=PAGE_SIZE + 1, offset=offset, status=status, sort=sort
+        db, run_id=run.id if run else None, limit=PAGE_SIZE + 1, offset=offset, status=status, sort=chosen
     )
     return render(
         request,
@@ -323,7 +329,7 @@ def stories_page(
         session,
         stories=rows[:PAGE_SIZE],
         status=status,
-        sort=sort,
+        sort=chosen,
         run=run,
         pick=picker(db, run, scope, "/stories"),
         statuses=STORY_STATUSES,
@@ -388,8 +394,8 @@ def story_edit(
     db: DbSession,
     form: FormSession,
     story_id: IdPath,
-    title: Annotated[str, Form(min_length=1, max_length=300)],
-    problem: Annotated[str, Form(min_length=1, max_length=20_000)],
+    title: Annotated[str, Form(min_length=1), WITHIN_TITLE_CHARS],
+    problem: Annotated[str, Form(min_length=1), WITHIN_STORY_TEXT_CHARS],
 ) -> Response:
     story = _story_or_404(db, story_id)
     current = _view_or_404(db, story_id, None)
@@ -423,8 +429,8 @@ def conversations_page(
     request: Request,
     db: DbSession,
     session: PageSession,
-    q: Annotated[str | None, Query(max_length=MAX_QUERY_CHARS)] = None,
-    offset: Annotated[int, Query(ge=0, le=MAX_OFFSET)] = 0,
+    q: Annotated[Annotated[str, WITHIN_QUERY_CHARS] | None, Query()] = None,
+    offset: OffsetQuery = 0,
 ) -> HTMLResponse:
     rows = list_conversations(db, limit=PAGE_SIZE + 1, offset=offset, q=(q or "").strip() or None)
     return render(
@@ -484,7 +490,7 @@ def runs_page(
     db: DbSession,
     session: PageSession,
     error: str | None = None,
-    offset: Annotated[int, Query(ge=0, le=MAX_OFFSET)] = 0,
+    offset: OffsetQuery = 0,
 ) -> HTMLResponse:
     return _runs_page(request, db, session, error=error, offset=offset)
 
@@ -555,7 +561,7 @@ def dead_letters_page(
     db: DbSession,
     session: PageSession,
     run_id: Annotated[int | None, Query(ge=1, le=MAX_ID)] = None,
-    offset: Annotated[int, Query(ge=0, le=MAX_OFFSET)] = 0,
+    offset: OffsetQuery = 0,
     note: str | None = None,
 ) -> HTMLResponse:
     rows = list_dead_letters(db, run_id=run_id, limit=PAGE_SIZE + 1, offset=offset)

@@ -13,7 +13,7 @@ from threadline.api.schemas import (
     ThemePatch,
     TrendSeries,
 )
-from threadline.config import MAX_LIST_LIMIT
+from threadline.config import get_settings
 from threadline.engine.curation import CurationError, actor_of_token, merge_theme, rename_theme, set_keep_separate
 from threadline.read.conversations import list_conversations
 from threadline.read.themes import Bucket, theme_detail, theme_tree, theme_trend
@@ -34,7 +34,7 @@ router = APIRouter(tags=["themes"], responses={401: {"model": Problem}})
 
 def _tree(db, run_id: int | None, source: list[str] | None) -> list[dict]:
     run = pick_or_error(db, run_id, source)
-    return theme_tree(db, run_id=run.id if run else None, limit=MAX_LIST_LIMIT)
+    return theme_tree(db, run_id=run.id if run else None, limit=get_settings().read.max_list_limit)
 
 
 @router.get("/themes", response_model=Page[ThemeGroup], responses={404: {"model": Problem}, 422: {"model": Problem}})

@@ -1,0 +1,132 @@
+"""Theme name and description from member facets, contrasted with the nearest non-members.
+
+Showing the model the closest conversations that are *not* in the theme makes it name
+what is specific to the members ("Card declined abroad") instead of the shared topic
+("Card problems"). Facets are derived from customer text, so they go in a data block.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import asdict, dataclass
+
+from pydantic import BaseModel
+
+from threadline.ai.llm.client import LLMClient
+from threadline.ai.llm.cost import CallUsage
+from threadline.ai.llm.privacy import scrub
+from threadline.ai.llm.prompts import NAMING_PROMPT_VERSION, NAMING_SYSTEM, chat_messages
+from threadline.ai.llm.schemas import ThemeNameOut
+
+STAGE = "naming"
+MAX_MEMBERS_SENT = 25  # member facets per prompt: enough to see the pattern, bounded tokens
+MAX_CONTRASTS_SENT = 12  # nearest non-members per prompt: the boundary, not the whole corpus
+MAX_FIELD_CHARS_SENT = 240  # characters per facet field in the prompt
+MAX_OUTPUT_TOKENS = 300  # tokens: name + two sentences fit easily
+EXPECTED_OUTPUT_TOKENS = 90  # tokens: initial estimate before real usage is observed
+MAX_NAME_CHARS = 80  # characters kept for a theme name: it is a label
+MAX_TEXT_CHARS = 600  # characters kept for description and contrast
+
+
+@dataclass(frozen=True)
+class ThemeMember:
+    """Facets of one conversation, as used to describe a theme."""
+
+    conversation_id: str
+    summary: str
+    customer_problem: str
+    requested_change: str | None
+    product_area: str
+    conversation_type: str
+
+
+@dataclass(frozen=True)
+class ThemeNamingInput:
+    """Members of a theme and its nearest non-members (by embedding distance)."""
+
+    theme_id: str
+    members: tuple[ThemeMember, ...]
+    nearest_non_members: tuple[ThemeMember, ...] = ()
+
+
+class ThemeName(BaseModel):
+    """Validated theme label (stored on `themes`)."""
+
+    name: str
+    description: str
+    contrast: str
+
+
+@dataclass(frozen=True)
+class ThemeNameResult:
+    """Name of one theme plus its cache key and cost."""
+
+    theme_id: str
+    input_hash: str
+    model: str
+    prompt_version: str
+    name: ThemeName
+    usages: tuple[CallUsage, ...]
+    attempts: int
+
+
+def _digest(member: ThemeMember, index: int) -> dict[str, str | None]:
+    def clip(text: str | None) -> str | None:
+        return text[:MAX_FIELD_CHARS_SENT] if text else text
+
+    return {
+        "id": f"M{index}",
+        "summary": clip(member.summary),
+        "problem": clip(member.customer_problem),
+        "requested_change": clip(member.requested_change),
+        "product_area": clip(member.product_area),
+        "type": member.conversation_type,
+    }
+
+
+def naming_payload(inp: ThemeNamingInput) -> dict[str, object]:
+    """What the model sees (bounded): member and non-member digests, no conversation ids."""
+    return {
+        "members": [_digest(m, i) for i, m in enumerate(inp.members[:MAX_MEMBERS_SENT], 1)],
+        "nearest_non_members": [_digest(m, i) for i, m in enumerate(inp.nearest_non_members[:MAX_CONTRASTS_SENT], 1)],
+    }
+
+
+def naming_input_hash(inp: ThemeNamingInput, model: str, prompt_version: str = NAMING_PROMPT_VERSION) -> str:
+    """Content-addressed key: same members, contrasts, model and prompt -> same name."""
+    material = {
+        "prompt_version": prompt_version,
+        "model": model,
+        "members": [asdict(m) for m in inp.members],
+        "nearest_non_members": [asdict(m) for m in inp.nearest_non_members],
+    }
+    return hashlib.sha256(json.dumps(material, sort_keys=True).encode("utf-8")).hexdigest()
+
+
+async def name_theme(client: LLMClient, inp: ThemeNamingInput) -> ThemeNameResult:
+    """One call naming one theme. Raises `LLMCallFailed` after bounded attempts."""
+    model = client.settings.models.naming
+    result = await client.structured(
+        stage=STAGE,
+        model=model,
+        messages=chat_messages(NAMING_SYSTEM, "theme_data", naming_payload(inp)),
+        output=ThemeNameOut,
+        max_output_tokens=MAX_OUTPUT_TOKENS,
+        expected_output_tokens=EXPECTED_OUTPUT_TOKENS,
+        check=lambda out: None if out.name.strip() else "name is empty",
+    )
+    out = result.value
+    return ThemeNameResult(
+        theme_id=inp.theme_id,
+        input_hash=naming_input_hash(inp, model),
+        model=model,
+        prompt_version=NAMING_PROMPT_VERSION,
+        name=ThemeName(
+            name=scrub(out.name.strip())[:MAX_NAME_CHARS],
+            description=scrub(out.description.strip())[:MAX_TEXT_CHARS],
+            contrast=scrub(out.contrast.strip())[:MAX_TEXT_CHARS],
+        ),
+        usages=result.usages,
+        attempts=result.attempts,
+    )

@@ -1,0 +1,53 @@
+"""Conversations: list with filters and full-text search, one with its messages."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated
+
+from fastapi import APIRouter, HTTPException, Query
+
+from threadline.api.schemas import ConversationDetail, ConversationSummary, Problem
+from threadline.read.conversations import MAX_QUERY_CHARS, get_conversation, list_conversations
+from threadline.server.deps import ApiAuth, DbSession, ReadDb
+from threadline.server.params import MAX_ID, IdPath, LimitQuery, OffsetQuery, Page, page_of
+
+router = APIRouter(tags=["conversations"], responses={401: {"model": Problem}})
+
+
+@router.get("/conversations", response_model=Page[ConversationSummary])
+async def conversations(
+    read: ReadDb,
+    _: ApiAuth,
+    limit: LimitQuery = 50,
+    offset: OffsetQuery = 0,
+    source: Annotated[str | None, Query(max_length=200, description="Source name.")] = None,
+    since: Annotated[datetime | None, Query(description="Created at or after.")] = None,
+    until: Annotated[datetime | None, Query(description="Created before.")] = None,
+    q: Annotated[
+        str | None, Query(max_length=MAX_QUERY_CHARS, description="Full-text search (web search syntax).")
+    ] = None,
+    theme_id: Annotated[int | None, Query(ge=1, le=MAX_ID, description="Members of this theme.")] = None,
+    run_id: Annotated[int | None, Query(ge=1, le=MAX_ID, description="With theme_id: membership in this run.")] = None,
+) -> dict:
+    """Newest first. `q` searches message text with PostgreSQL full-text search (English stemming)."""
+    rows = await read(
+        list_conversations,
+        limit=limit + 1,
+        offset=offset,
+        source=source,
+        since=since,
+        until=until,
+        q=q,
+        theme_id=theme_id,
+        run_id=run_id,
+    )
+    return page_of(rows, limit, offset)
+
+
+@router.get("/conversations/{conversation_id}", response_model=ConversationDetail, responses={404: {"model": Problem}})
+def conversation(conversation_id: IdPath, db: DbSession, _: ApiAuth) -> dict:
+    found = get_conversation(db, conversation_id)
+    if found is None:
+        raise HTTPException(404, detail="no such conversation")
+    return found

@@ -1,0 +1,305 @@
+"""Thin async client for the Intercom REST API endpoints the connector needs.
+
+One `IntercomClient` (one `httpx.AsyncClient`) per sync; explicit timeouts; API version pinned
+with `Intercom-Version: 2.16`; requests paced by `RateLimitPacer`; 429 and 5xx retried with
+bounded waits. The bearer token comes from an environment variable or config and never
+appears in logs, exception messages or reprs.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import random
+import re
+from collections.abc import Mapping
+from typing import Any
+
+import httpx
+
+from threadline.connectors.base import ConnectorAuthError, ConnectorError
+from threadline.connectors.intercom.pacer import RateLimitInfo, RateLimitPacer
+
+logger = logging.getLogger(__name__)
+
+API_VERSION = "2.16"  # Intercom-Version we were validated against
+REGION_BASE_URLS: Mapping[str, str] = {
+    "us": "https://api.intercom.io",
+    "eu": "https://api.eu.intercom.io",
+    "au": "https://api.au.intercom.io",
+}
+DEFAULT_TOKEN_ENV = "INTERCOM_TOKEN"
+SEARCH_PAGE_SIZE = 150  # records per search page: Intercom's documented maximum
+DELETED_PAGE_SIZE = 60  # ids per /conversations/deleted page: the 2.16 description's maximum for this endpoint
+MAX_CONCURRENT_REQUESTS = (
+    16  # requests in flight per sync: enough to fill a 10 s window at loopback latency; pacing bounds the rate
+)
+CONNECT_TIMEOUT_S = 10.0  # TCP+TLS setup; Intercom's edge answers well below this
+READ_TIMEOUT_S = 60.0  # one response; large conversations (500 parts) take a few seconds
+WRITE_TIMEOUT_S = 30.0  # sending a search body is tiny; this only catches stalled sockets
+POOL_TIMEOUT_S = 60.0  # waiting for a free connection while MAX_CONCURRENT_REQUESTS are busy
+MAX_ATTEMPTS = 6  # per request, first try included: 5% 500s fail 6 times in a row ~1.6e-8 of the time
+BACKOFF_BASE_S = 0.5  # first 5xx/transport retry waits up to this (full jitter)
+BACKOFF_CAP_S = 8.0  # no single 5xx backoff waits longer than this
+MAX_MERGE_HOPS = 3  # 410 "merged" redirects followed per contact: merges chain rarely, loops must end
+
+DEFAULT_TIMEOUT = httpx.Timeout(
+    connect=CONNECT_TIMEOUT_S, read=READ_TIMEOUT_S, write=WRITE_TIMEOUT_S, pool=POOL_TIMEOUT_S
+)
+_LINK_URL = re.compile(r"<([^>]+)>")
+
+
+class IntercomError(ConnectorError):
+    """An Intercom call failed for good. Carries status, Intercom error code and path only."""
+
+
+class IntercomAuthError(IntercomError, ConnectorAuthError):
+    """401/403: the token is missing, wrong or lacks a scope; retrying cannot help."""
+
+
+def resolve_token(token: str | None = None, token_env: str = DEFAULT_TOKEN_ENV) -> str:
+    """The token from config, else from the environment variable; error names the variable only."""
+    value = token or os.environ.get(token_env, "")
+    if not value:
+        raise IntercomAuthError(f"no Intercom token: set the environment variable {token_env}")
+    return value
+
+
+def base_url_for(region: str) -> str:
+    try:
+        return REGION_BASE_URLS[region.lower()]
+    except KeyError:
+        raise ValueError(f"unknown Intercom region {region!r}; expected one of {sorted(REGION_BASE_URLS)}") from None
+
+
+def _error_code(response: httpx.Response) -> str | None:
+    try:
+        errors = response.json().get("errors") or []
+        return str(errors[0].get("code")) if errors else None
+    except (ValueError, AttributeError, IndexError):
+        return None
+
+
+def _json_object(response: httpx.Response) -> dict[str, Any]:
+    """The response's JSON object; `IntercomError` when the body is not one (a proxy's HTML page, say)."""
+    try:
+        body = response.json()
+    except ValueError:
+        body = None
+    if not isinstance(body, dict):
+        raise IntercomError(
+            f"Intercom answered {response.status_code} without a JSON object",
+            status=response.status_code,
+            path=response.request.url.path,
+        )
+    return body
+
+
+class IntercomClient:
+    """Async Intercom client; use as `async with IntercomClient(...) as client:`."""
+
+    def __init__(
+        self,
+        token: str,
+        *,
+        region: str = "us",
+        base_url: str | None = None,
+        timeout: httpx.Timeout = DEFAULT_TIMEOUT,
+        transport: httpx.AsyncBaseTransport | None = None,
+        pacer: RateLimitPacer | None = None,
+        max_concurrency: int = MAX_CONCURRENT_REQUESTS,
+        rng: random.Random | None = None,
+        backoff_base_s: float = BACKOFF_BASE_S,
+        backoff_cap_s: float = BACKOFF_CAP_S,
+    ) -> None:
+        self._token = token
+        self._backoff_base_s = backoff_base_s
+        self._backoff_cap_s = backoff_cap_s
+        self.base_url = (base_url or base_url_for(region)).rstrip("/")
+        self._timeout = timeout
+        self._transport = transport
+        self.pacer = pacer or RateLimitPacer()
+        self._semaphore = asyncio.Semaphore(max_concurrency)
+        self._max_concurrency = max_concurrency
+        self._rng = rng or random.Random()
+        self._http: httpx.AsyncClient | None = None
+        self.stats: dict[str, int] = {"requests": 0, "retries": 0, "rate_limited": 0, "server_errors": 0}
+
+    def __repr__(self) -> str:
+        return f"IntercomClient(base_url={self.base_url!r}, token=<hidden>)"
+
+    async def __aenter__(self) -> IntercomClient:
+        limits = httpx.Limits(max_connections=self._max_concurrency, max_keepalive_connections=self._max_concurrency)
+        self._http = httpx.AsyncClient(
+            base_url=self.base_url,
+            headers={
+                "Authorization": f"Bearer {self._token}",
+                "Intercom-Version": API_VERSION,
+                "Accept": "application/json",
+            },
+            timeout=self._timeout,
+            transport=self._transport,
+            limits=limits,
+        )
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        if self._http is not None:
+            await self._http.aclose()
+            self._http = None
+
+    def _backoff(self, attempt: int) -> float:
+        return self._rng.uniform(0, min(self._backoff_cap_s, self._backoff_base_s * 2 ** (attempt - 1)))
+
+    async def request(
+        self,
+        method: str,
+        path: str,
+        *,
+        params: Mapping[str, Any] | None = None,
+        json: Any = None,
+        ok_statuses: tuple[int, ...] = (),
+    ) -> httpx.Response:
+        """Send one paced request, retrying 429/5xx/transport errors up to MAX_ATTEMPTS.
+
+        Returns 2xx responses and any status listed in `ok_statuses` (e.g. 404, 410) to the
+        caller; raises `IntercomError` otherwise.
+        """
+        if self._http is None:
+            raise RuntimeError("IntercomClient must be used as an async context manager")
+        last: str = ""
+        status: int | None = None
+        code: str | None = None
+        for attempt in range(1, MAX_ATTEMPTS + 1):
+            response: httpx.Response | None = None
+            async with self._semaphore:  # held for the request only, never while waiting to retry
+                seq = await self.pacer.acquire()
+                self.stats["requests"] += 1
+                try:
+                    response = await self._http.request(method, path, params=params, json=json)
+                except httpx.TransportError as exc:
+                    last, status, code = type(exc).__name__, None, None
+                info = self.pacer.update(seq, response.headers if response is not None else {})
+            if response is None:  # connect/read/write/pool timeout or connection error
+                if attempt < MAX_ATTEMPTS:
+                    wait = self._backoff(attempt)
+                    self.stats["retries"] += 1
+                    logger.info("intercom %s %s: %s, retry %d in %.1fs", method, path, last, attempt, wait)
+                    await asyncio.sleep(wait)
+                continue
+            status = response.status_code
+            if status < 300 or status in ok_statuses:
+                return response
+            code = _error_code(response)
+            if status in (401, 403):
+                raise IntercomAuthError(
+                    f"Intercom refused the token ({status} {code})",
+                    status=status,
+                    code=code,
+                    path=path,
+                    attempts=attempt,
+                )
+            if status == 429:
+                self.stats["rate_limited"] += 1
+                wait = self._wait_for_429(info)
+            elif status >= 500:
+                self.stats["server_errors"] += 1
+                wait = self._backoff(attempt)
+            else:
+                raise IntercomError(
+                    f"Intercom answered {status} ({code})", status=status, code=code, path=path, attempts=attempt
+                )
+            last = f"HTTP {status}"
+            if attempt < MAX_ATTEMPTS:
+                self.stats["retries"] += 1
+                logger.info("intercom %s %s: %s, retry %d in %.1fs", method, path, last, attempt, wait)
+                await asyncio.sleep(wait)
+        raise IntercomError(
+            f"Intercom {method} {path} failed after {MAX_ATTEMPTS} attempts ({last})",
+            status=status,
+            code=code,
+            path=path,
+            attempts=MAX_ATTEMPTS,
+        )
+
+    def _wait_for_429(self, info: RateLimitInfo) -> float:
+        """Wait until the window resets (+ jitter). If the window is spent, everyone waits."""
+        if info.remaining is None or info.remaining <= 0:
+            return self.pacer.pause_until_reset(info)
+        # Budget left but still throttled (e.g. the workspace-wide limit): only this request waits.
+        return self.pacer.wait_until_reset(info)
+
+    # ---- endpoints -------------------------------------------------------------------------
+    async def me(self) -> dict[str, Any]:
+        return _json_object(await self.request("GET", "/me"))
+
+    async def search_conversations(
+        self, field: str, since: int, until: int, *, starting_after: str | None = None, per_page: int = SEARCH_PAGE_SIZE
+    ) -> dict[str, Any]:
+        """One page of conversations with since <= field < until, ascending by field.
+
+        The lower bound is written `(f > t OR f = t)`: inclusive, and robust to Intercom
+        truncating the date in a single `>=`. Groups only contain groups, as the 2.16
+        description requires (`AND[OR[>, =], AND[<]]`, two levels: Intercom's nesting limit).
+        """
+        body: dict[str, Any] = {
+            "query": {
+                "operator": "AND",
+                "value": [
+                    {
+                        "operator": "OR",
+                        "value": [
+                            {"field": field, "operator": ">", "value": since},
+                            {"field": field, "operator": "=", "value": since},
+                        ],
+                    },
+                    {"operator": "AND", "value": [{"field": field, "operator": "<", "value": until}]},
+                ],
+            },
+            "pagination": {"per_page": per_page, **({"starting_after": starting_after} if starting_after else {})},
+            "sort": {"field": field, "order": "ascending"},
+        }
+        return _json_object(await self.request("POST", "/conversations/search", json=body))
+
+    async def get_conversation(self, conversation_id: str) -> dict[str, Any] | None:
+        """Full conversation with parts as plain text; None if it no longer exists (404)."""
+        response = await self.request(
+            "GET", f"/conversations/{conversation_id}", params={"display_as": "plaintext"}, ok_statuses=(404,)
+        )
+        return None if response.status_code == 404 else _json_object(response)
+
+    async def get_contact(self, contact_id: str) -> tuple[dict[str, Any] | None, list[str]]:
+        """The contact, following 410 (merged) to the canonical contact; notes say what happened."""
+        notes: list[str] = []
+        current = contact_id
+        for _ in range(MAX_MERGE_HOPS + 1):
+            response = await self.request("GET", f"/contacts/{current}", ok_statuses=(404, 410))
+            if response.status_code == 404:
+                notes.append(f"contact {current} not found (404)")
+                return None, notes
+            if response.status_code == 410:
+                target = self._canonical_contact(response.headers.get("link", ""))
+                if target is None or target == current:
+                    notes.append(f"contact {current} merged (410) without a usable Link header")
+                    return None, notes
+                notes.append(f"contact {current} merged into {target}")
+                current = target
+                continue
+            return _json_object(response), notes
+        notes.append(f"contact {contact_id}: more than {MAX_MERGE_HOPS} merge hops, gave up")
+        return None, notes
+
+    @staticmethod
+    def _canonical_contact(link: str) -> str | None:
+        match = _LINK_URL.search(link)
+        if not match:
+            return None
+        tail = match.group(1).rstrip("/").rsplit("/", 1)[-1]
+        return tail or None
+
+    async def deleted_conversations(
+        self, page: int, *, order: str = "desc", per_page: int = DELETED_PAGE_SIZE
+    ) -> dict[str, Any]:
+        params = {"page": page, "per_page": per_page, "order": order}
+        return _json_object(await self.request("GET", "/conversations/deleted", params=params))

@@ -1,0 +1,251 @@
+"""Run state machine: phase advance, counters, finishing, stop completion.
+
+Every function here runs inside the caller's transaction and starts by locking the run
+row (`SELECT ... FOR UPDATE`), so state changes of one run are serialized and the jobs
+they defer (see `defer.py`) are queued atomically with them.
+
+Status: queued -> running -> (stopping -> stopped) | succeeded | failed.
+Phase: the first phase (in run order) not yet done; per-conversation phases are done when
+no item is pending, whole-run phases when their job committed its result.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from typing import Any
+
+from sqlalchemy import func, select, text
+from sqlalchemy.orm import Session
+
+from threadline.config import EngineSettings, get_settings
+from threadline.db.models import Message, Run, RunItem, RunPhase
+from threadline.engine.defer import TASK_PREFIX, JobSpec, defer_jobs, defer_once
+from threadline.engine.stage import PerConversationStage, get_stage, is_per_conversation
+from threadline.engine.status import RunStatus
+
+logger = logging.getLogger(__name__)
+
+ADVANCE_TASK = TASK_PREFIX + "advance"
+BATCH_TASK = TASK_PREFIX + "batch"
+WHOLE_TASK = TASK_PREFIX + "whole"
+ITEM_COUNTERS = ("total", "done", "skipped", "dead", "retries", "computed", "reused")
+
+
+def lock_run(session: Session, run_id: int) -> Run | None:
+    """The run row, locked until the end of the transaction (fresh values, not the identity map's)."""
+    return session.execute(
+        select(Run).where(Run.id == run_id).with_for_update().execution_options(populate_existing=True)
+    ).scalar_one_or_none()
+
+
+def add_counters(run: Run, phase: str, values: dict[str, Any]) -> None:
+    """Add integer `values` to the run's counters of `phase` (caller holds the run lock)."""
+    counters = dict(run.counters or {})
+    current = dict(counters.get(phase, {}))
+    for key, value in values.items():
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            current[key] = value
+        else:
+            current[key] = current.get(key, 0) + value
+    counters[phase] = current
+    run.counters = counters
+
+
+def set_counters(run: Run, phase: str, values: dict[str, Any]) -> None:
+    """Replace non-item keys of a phase's counters with a whole-run stage's result."""
+    counters = dict(run.counters or {})
+    counters[phase] = {**counters.get(phase, {}), **values}
+    run.counters = counters
+
+
+def advance_job(run_id: int, generation: int) -> JobSpec:
+    """The idempotent job that moves a run to its next phase (at most one queued per run)."""
+    lock = f"threadline-run-{run_id}-advance"  # advances of one run execute one at a time
+    return JobSpec(
+        ADVANCE_TASK, {"run_id": run_id, "generation": generation}, lock=lock, queueing_lock=f"{lock}-g{generation}"
+    )
+
+
+def batch_job(run_id: int, generation: int, stage: str, ids: list[int], delay_s: float = 0.0) -> JobSpec:
+    return JobSpec(
+        BATCH_TASK, {"run_id": run_id, "generation": generation, "stage": stage, "ids": ids}, delay_s=delay_s
+    )
+
+
+def whole_job(run_id: int, generation: int, phase: str) -> JobSpec:
+    return JobSpec(
+        WHOLE_TASK,
+        {"run_id": run_id, "generation": generation, "phase": phase},
+        lock=f"threadline-run-{run_id}-whole",
+        queueing_lock=f"threadline-run-{run_id}-{phase}-g{generation}",
+    )
+
+
+def request_advance(session: Session, run: Run) -> None:
+    """Queue an advance of `run` (dropped when one is already queued: it will see this state)."""
+    defer_once(session, advance_job(run.id, run.generation))
+
+
+def pending_count(session: Session, run_id: int, stage: str) -> int:
+    return session.execute(
+        select(func.count())
+        .select_from(RunItem)
+        .where(RunItem.run_id == run_id, RunItem.stage == stage, RunItem.state == "pending")
+    ).scalar_one()
+
+
+def default_batch_size(stage: str, settings: EngineSettings) -> int | None:
+    """Conversations per batch job of `stage` when the run does not set `batch_size`; None: sized by characters."""
+    found = get_stage(stage)
+    return None if isinstance(found, PerConversationStage) and found.local else settings.provider_batch_size
+
+
+def split_by_characters(ids: Sequence[int], chars: Sequence[int], settings: EngineSettings) -> list[list[int]]:
+    """Consecutive batches of `ids` holding about `local_batch_chars` characters each (at most `max_batch_size` ids).
+
+    `chars[i]` is the customer-text length of `ids[i]`, counted up to `model_input_chars`.
+    A batch always holds at least one id.
+    """
+    batches: list[list[int]] = []
+    current: list[int] = []
+    budget = 0
+    for conversation_id, length in zip(ids, chars, strict=True):
+        cost = min(max(int(length), 1), settings.model_input_chars)
+        if current and (budget + cost > settings.local_batch_chars or len(current) >= settings.max_batch_size):
+            batches.append(current)
+            current, budget = [], 0
+        current.append(conversation_id)
+        budget += cost
+    if current:
+        batches.append(current)
+    return batches
+
+
+def _batch_jobs_for_pending(session: Session, run: Run, stage: str) -> list[JobSpec]:
+    """Batch jobs over the stage's pending items, similar text lengths together.
+
+    Models pad every text of a batch to its longest one, so batching conversations of
+    similar customer-text length halves the embedding time of mixed-length data. A run's
+    `batch_size` fixes the count per job; otherwise provider stages take
+    `provider_batch_size` and local stages about `local_batch_chars` characters per job.
+    """
+    settings = get_settings().engine
+    size = (run.params or {}).get("batch_size") or default_batch_size(stage, settings)
+    customer_chars = (
+        select(func.coalesce(func.sum(func.length(Message.text)), 0))
+        .where(Message.conversation_id == RunItem.conversation_id, Message.author_role == "customer")
+        .scalar_subquery()
+    )
+    rows = session.execute(
+        select(RunItem.conversation_id, customer_chars)
+        .where(RunItem.run_id == run.id, RunItem.stage == stage, RunItem.state == "pending")
+        .order_by(customer_chars, RunItem.conversation_id)
+    ).all()
+    ids = [int(cid) for cid, _ in rows]
+    if size is None:
+        batches = split_by_characters(ids, [int(chars) for _, chars in rows], settings)
+    else:
+        batches = [ids[i : i + int(size)] for i in range(0, len(ids), int(size))]
+    return [batch_job(run.id, run.generation, stage, batch) for batch in batches]
+
+
+def advance(session: Session, run_id: int, generation: int, *, job_id: int | None = None) -> str:
+    """Move the run forward by at most one phase start; returns what happened (for logs and tests)."""
+    run = lock_run(session, run_id)
+    if run is None or run.generation != generation:
+        return "stale"
+    if run.status == RunStatus.STOPPING:
+        return "stopped" if try_finish_stop(session, run_id, exclude_job_id=job_id) else "stopping"
+    if not RunStatus(run.status).may_start_batches:
+        return run.status
+    if run.status == RunStatus.QUEUED:
+        run.status = RunStatus.RUNNING
+        run.started_at = func.now()
+    phases = (
+        session.execute(
+            select(RunPhase)
+            .where(RunPhase.run_id == run_id)
+            .order_by(RunPhase.position)
+            .execution_options(populate_existing=True)
+        )
+        .scalars()
+        .all()
+    )
+    for phase in phases:
+        if phase.state == "done":
+            continue
+        if is_per_conversation(phase.phase):
+            if pending_count(session, run_id, phase.phase) == 0:
+                phase.state = "done"
+                phase.started_at = phase.started_at or func.now()
+                phase.finished_at = func.now()
+                continue
+            if phase.state == "pending":
+                phase.state, phase.started_at, run.phase = "active", func.now(), phase.phase
+                jobs = _batch_jobs_for_pending(session, run, phase.phase)
+                defer_jobs(session, jobs)
+                logger.info("run %d: phase %s started with %d batch jobs", run_id, phase.phase, len(jobs))
+                return f"started {phase.phase}"
+            return f"waiting {phase.phase}"
+        if phase.state == "pending":
+            phase.state, phase.started_at, run.phase = "active", func.now(), phase.phase
+            defer_once(session, whole_job(run_id, generation, phase.phase))
+            logger.info("run %d: phase %s started", run_id, phase.phase)
+            return f"started {phase.phase}"
+        return f"waiting {phase.phase}"
+    finish(session, run)
+    return run.status
+
+
+def dead_item_count(session: Session, run_id: int) -> tuple[int, int]:
+    """(dead items, all items) over the run's per-conversation stages."""
+    dead, total = session.execute(
+        select(func.count().filter(RunItem.state == "dead"), func.count()).where(RunItem.run_id == run_id)
+    ).one()
+    return int(dead), int(total)
+
+
+def finish(session: Session, run: Run) -> None:
+    """All phases done: succeeded, or failed when dead letters exceed the configured share."""
+    settings = get_settings().engine
+    dead, total = dead_item_count(session, run.id)
+    share = dead / total if total else 0.0
+    run.phase = None
+    run.finished_at = func.now()
+    if share > settings.max_dead_share:
+        run.status = RunStatus.FAILED
+        run.error = f"{dead} of {total} items dead-lettered ({share:.1%} > {settings.max_dead_share:.1%})"
+    else:
+        run.status = RunStatus.SUCCEEDED
+    logger.info("run %d %s (%d dead-lettered items)", run.id, run.status, dead)
+
+
+def try_finish_stop(session: Session, run_id: int, *, exclude_job_id: int | None = None) -> bool:
+    """`stopping` -> `stopped` when no job of this run is still in flight (atomic, one statement).
+
+    In flight = a procrastinate job of this run in status `doing` (a dead worker's jobs stay
+    `doing` until the stalled-job sweep requeues them; they then start, see the stop and end).
+    """
+    row = session.execute(
+        text(
+            """
+            UPDATE runs SET status = 'stopped'
+             WHERE id = :run_id AND status = 'stopping'
+               AND NOT EXISTS (
+                   SELECT 1 FROM procrastinate_jobs j
+                    WHERE j.status = 'doing' AND j.task_name LIKE :prefix
+                      AND j.args->>'run_id' = CAST(:run_id AS text)
+                      AND j.id <> :exclude)
+            RETURNING id
+            """
+        ),
+        {"run_id": run_id, "prefix": TASK_PREFIX + "%", "exclude": exclude_job_id or -1},
+    ).first()
+    if row is not None:
+        logger.info("run %d stopped", run_id)
+    return row is not None
+
+
+def stopping_run_ids(session: Session) -> list[int]:
+    return list(session.execute(select(Run.id).where(Run.status == RunStatus.STOPPING)).scalars())

@@ -1,0 +1,183 @@
+"""Runs: creation with membership history and work items, and the in-process executor.
+
+Every stage is a function from stored rows to stored rows (see `threadline.stages`); runs
+execute them as procrastinate jobs (see `jobs.py`, `batch.py`, `lifecycle.py`). `create_run` records the run, its membership,
+one pending item per (per-conversation stage, conversation), its phases, and defers the
+first advance job -- all in the caller's transaction, doing no pipeline work.
+`execute_run` runs an in-process worker until the run ends (what `threadline run` does).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Callable, Sequence
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import ColumnElement, Engine, func, insert, literal, select
+from sqlalchemy.orm import Session
+
+from threadline.ai.embeddings import Embedder, set_process_embedder
+from threadline.config import get_settings
+from threadline.db.engine import session_scope
+from threadline.db.models import Conversation, Run, RunConversation, RunItem, RunPhase, Source
+from threadline.engine.errors import RunError
+from threadline.engine.lifecycle import ITEM_COUNTERS, request_advance
+from threadline.engine.stage import STAGES, is_per_conversation, product_phases
+from threadline.engine.status import RunStatus
+from threadline.engine.worker import run_worker_async
+
+logger = logging.getLogger(__name__)
+
+ProgressCallback = Callable[[str, int, int], None]  # (phase, done, total)
+
+__all__ = ["RunError", "create_run", "default_phases", "execute_run", "member_ids", "wait_for_run"]
+
+
+def default_phases() -> tuple[str, ...]:
+    """The phases a run executes unless told otherwise: offline, or with LLM stages when an endpoint is configured."""
+    return product_phases(llm_configured=get_settings().configured_llm() is not None)
+
+
+def create_run(
+    session: Session,
+    *,
+    source: str | None = None,
+    since: datetime | None = None,
+    until: datetime | None = None,
+    phases: Sequence[str] | None = None,
+    batch_size: int | None = None,
+    options: dict[str, Any] | None = None,
+) -> Run:
+    """A queued run over the matching, non-deleted conversations, with its first job deferred.
+
+    `phases` and `options` (e.g. `{"sleep_ms": 20}` for a test stage) exist for tests and
+    benchmarks; by default the product's phases run (`default_phases`). Nothing runs until
+    a worker picks the job up, and nothing is visible to workers until the caller commits.
+    """
+    phases = tuple(phases) if phases is not None else default_phases()
+    unknown = [p for p in phases if p not in STAGES]
+    if unknown or not phases:
+        raise RunError(f"unknown phases {unknown!r}")
+    max_batch_size = get_settings().engine.max_batch_size
+    if batch_size is not None and not 1 <= batch_size <= max_batch_size:
+        raise RunError(f"batch size must be between 1 and {max_batch_size}")
+    filters: list[ColumnElement[bool]] = [Conversation.deleted_at.is_(None)]
+    if source is not None:
+        source_id = session.execute(select(Source.id).where(Source.name == source)).scalar()
+        if source_id is None:
+            raise RunError(f"no source named {source!r}; see `threadline status` for the sources")
+        filters.append(Conversation.source_id == source_id)
+    if since is not None:
+        filters.append(Conversation.created_at >= since)
+    if until is not None:
+        filters.append(Conversation.created_at < until)
+    params: dict[str, Any] = {
+        "source": source,
+        "since": since.isoformat() if since else None,
+        "until": until.isoformat() if until else None,
+    }
+    if phases != default_phases():
+        params["phases"] = list(phases)
+    if batch_size is not None:  # else each stage's default (`lifecycle.default_batch_size`)
+        params["batch_size"] = batch_size
+    params.update(options or {})
+    run = Run(status=RunStatus.QUEUED, params=params, counters={})
+    session.add(run)
+    session.flush()
+    session.execute(
+        insert(RunConversation).from_select(
+            ["run_id", "conversation_id"], select(literal(run.id), Conversation.id).where(*filters)
+        )
+    )
+    size = session.execute(select(func.count()).where(RunConversation.run_id == run.id)).scalar_one()
+    counters: dict[str, Any] = {"conversations": size}
+    for position, phase in enumerate(phases):
+        session.add(RunPhase(run_id=run.id, phase=phase, position=position, state="pending"))
+        if is_per_conversation(phase):
+            session.execute(
+                insert(RunItem).from_select(
+                    ["run_id", "stage", "conversation_id"],
+                    select(literal(run.id), literal(phase), RunConversation.conversation_id).where(
+                        RunConversation.run_id == run.id
+                    ),
+                )
+            )
+            counters[phase] = {key: (size if key == "total" else 0) for key in ITEM_COUNTERS}
+        else:
+            counters[phase] = {"total": 1, "done": 0, "skipped": 0, "dead": 0, "retries": 0}
+    run.counters = counters
+    session.flush()
+    request_advance(session, run)
+    return run
+
+
+def member_ids(session: Session, run_id: int) -> list[int]:
+    return list(
+        session.execute(
+            select(RunConversation.conversation_id)
+            .where(RunConversation.run_id == run_id)
+            .order_by(RunConversation.conversation_id)
+        ).scalars()
+    )
+
+
+def _progress_reader(engine: Engine, run_id: int, progress: ProgressCallback | None) -> Callable[[], bool]:
+    """A poll function for the in-process worker: reports progress, True once the run has ended."""
+
+    def poll() -> bool:
+        with session_scope(engine) as session:
+            run = session.get(Run, run_id)
+            if run is None:
+                return True
+            if progress is not None:
+                for phase, values in (run.counters or {}).items():
+                    if isinstance(values, dict) and "total" in values:
+                        finished = sum(int(values.get(k, 0)) for k in ("done", "skipped", "dead"))
+                        progress(phase, finished, int(values["total"]))
+            return RunStatus(run.status).is_final
+
+    return poll
+
+
+def execute_run(
+    engine: Engine,
+    run_id: int,
+    embedder: Embedder | None = None,
+    progress: ProgressCallback | None = None,
+    *,
+    concurrency: int | None = None,
+) -> Run:
+    """Run an in-process worker until `run_id` has ended (succeeded, failed or stopped).
+
+    The worker also executes other queued jobs in the meantime (it is an ordinary worker).
+    The embedder, when given, is the one this process's jobs use.
+    """
+    concurrency = concurrency or get_settings().engine.worker_concurrency
+    with session_scope(engine) as session:
+        if session.get(Run, run_id) is None:
+            raise RunError(f"no run {run_id}")
+    if embedder is not None:
+        set_process_embedder(embedder)
+    poll = _progress_reader(engine, run_id, progress)
+    if not poll():
+        asyncio.run(run_worker_async(engine, concurrency=concurrency, until=poll, install_signal_handlers=False))
+    with session_scope(engine) as session:
+        finished = session.get(Run, run_id)
+        assert finished is not None
+        return finished
+
+
+def wait_for_run(engine: Engine, run_id: int, timeout_s: float, poll_s: float = 0.5) -> Run:
+    """Block until the run ends or `timeout_s` passes (for scripts and tests); returns its row."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        with session_scope(engine) as session:
+            run = session.get(Run, run_id)
+            if run is None:
+                raise RunError(f"no run {run_id}")
+            if RunStatus(run.status).is_final or time.monotonic() > deadline:
+                return run
+        time.sleep(poll_s)

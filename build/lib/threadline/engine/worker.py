@@ -1,0 +1,132 @@
+"""Running workers: a standalone `threadline worker`, or an in-process one for `threadline run`.
+
+Besides procrastinate's own loop (fetch, heartbeat, graceful shutdown) every worker runs
+a maintenance sweep every MAINTENANCE_INTERVAL_S seconds:
+- stalled-job takeover: jobs in `doing` whose worker has not sent a heartbeat for
+  `stalled_after_s` seconds (it was SIGKILLed, lost its machine, ...) are put back to
+  `todo` with `retry_job`; batches are idempotent, so re-running one is safe. Two workers
+  sweeping at once is harmless: the second `retry_job` finds the job no longer `doing`.
+- stop completion: `stopping` runs with no job in flight become `stopped`.
+Pipeline work runs in worker threads (sync tasks); the event loop only coordinates.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable
+from typing import Any
+
+import procrastinate
+from sqlalchemy import Engine
+
+from threadline.config import get_settings
+from threadline.db.engine import session_scope
+from threadline.engine.defer import QUEUE
+from threadline.engine.jobs import get_app, set_job_engine
+from threadline.engine.lifecycle import stopping_run_ids, try_finish_stop
+from threadline.engine.stage import STAGES
+
+logger = logging.getLogger(__name__)
+
+
+async def requeue_stalled_jobs(app: procrastinate.App, stalled_after_s: float) -> int:
+    """Put jobs of dead workers back in the queue; returns how many this call requeued."""
+    stalled = await app.job_manager.get_stalled_jobs(seconds_since_heartbeat=stalled_after_s, queue=QUEUE)
+    requeued = 0
+    for job in stalled:
+        try:
+            await app.job_manager.retry_job(job)
+            requeued += 1
+            logger.warning("requeued job %s of a stalled worker", job.id)
+        except Exception as exc:  # another worker's sweep got there first
+            logger.debug("job %s not requeued: %s", job.id, exc)
+    return requeued
+
+
+def finish_stopped_runs(engine: Engine) -> int:
+    """Mark `stopping` runs with nothing in flight as `stopped`; returns how many."""
+    finished = 0
+    with session_scope(engine) as session:
+        run_ids = stopping_run_ids(session)
+    for run_id in run_ids:
+        with session_scope(engine) as session:
+            finished += try_finish_stop(session, run_id)
+    return finished
+
+
+async def _maintenance(app: procrastinate.App, engine: Engine, stalled_after_s: float, interval_s: float) -> None:
+    while True:
+        try:
+            await requeue_stalled_jobs(app, stalled_after_s)
+            await asyncio.to_thread(finish_stopped_runs, engine)
+        except Exception:
+            logger.exception("maintenance sweep failed; retrying in %.0fs", interval_s)
+        await asyncio.sleep(interval_s)
+
+
+async def run_worker_async(
+    engine: Engine,
+    *,
+    concurrency: int = 1,
+    heartbeat_s: float | None = None,
+    stalled_after_s: float | None = None,
+    until: Callable[[], bool] | None = None,
+    poll_s: float | None = None,
+    name: str | None = None,
+    install_signal_handlers: bool = True,
+) -> None:
+    """Run a worker on `engine`'s database until a signal, or until `until()` returns True.
+
+    `until` is polled (in a thread) every `poll_s` seconds; when it is true the worker
+    shuts down gracefully, finishing its in-flight jobs. Timings default to the settings.
+    Every registered stage is imported first, so their libraries join the long-lived heap
+    that is exempted from garbage collection once the model is loaded (`threadline.heap`).
+    """
+    settings = get_settings().engine
+    heartbeat_s = heartbeat_s or settings.heartbeat_interval_s
+    stalled_after_s = stalled_after_s or settings.stalled_worker_timeout_s
+    poll_s = poll_s or settings.worker_poll_interval_s
+    STAGES.names()
+    set_job_engine(engine)
+    app = get_app(sqlalchemy_url=engine.url.render_as_string(hide_password=False), concurrency=concurrency)
+    async with app.open_async():
+        worker = asyncio.create_task(
+            app.run_worker_async(
+                queues=[QUEUE],
+                concurrency=concurrency,
+                name=name or "worker",
+                wait=True,
+                fetch_job_polling_interval=poll_s,
+                abort_job_polling_interval=poll_s,
+                update_heartbeat_interval=heartbeat_s,
+                stalled_worker_timeout=stalled_after_s,
+                shutdown_graceful_timeout=settings.shutdown_grace_s,
+                install_signal_handlers=install_signal_handlers,
+            )
+        )
+        sweeper = asyncio.create_task(_maintenance(app, engine, stalled_after_s, settings.maintenance_interval_s))
+        try:
+            if until is None:
+                await worker
+            else:
+                while not worker.done():
+                    if await asyncio.to_thread(until):
+                        worker.cancel()
+                        break
+                    await asyncio.sleep(poll_s)
+                try:
+                    await worker
+                except asyncio.CancelledError:
+                    pass
+        finally:
+            sweeper.cancel()
+            try:
+                await sweeper
+            except asyncio.CancelledError:
+                pass
+
+
+def run_worker(engine: Engine, **kwargs: Any) -> None:
+    """Blocking `run_worker_async` (its own event loop)."""
+    asyncio.run(run_worker_async(engine, **kwargs))

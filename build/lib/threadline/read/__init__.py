@@ -1,0 +1,1 @@
+"""Read models of the API and dashboard (plain sync SQLAlchemy; called from the threadpool)."""

@@ -1,0 +1,182 @@
+"""Conversations: filtered lists, PostgreSQL full-text search, one conversation with its messages."""
+
+from __future__ import annotations
+
+import functools
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import (
+    BigInteger,
+    ColumnElement,
+    DateTime,
+    Integer,
+    Select,
+    Text,
+    any_,
+    bindparam,
+    func,
+    literal_column,
+    or_,
+    select,
+)
+from sqlalchemy.orm import Session
+
+from threadline.db.models import Conversation, Message, Source, Theme, ThemeMember
+
+SEARCH_CONFIG = "english"  # text search configuration; must match the index in migration 0003_api
+MAX_QUERY_CHARS = 200  # characters of a search query: a few words, not a document
+MAX_CONVERSATION_THEMES = 50  # theme memberships shown per conversation: the recent runs
+
+
+CONVERSATIONS = Conversation.__table__  # Core tables: list reads build rows, not ORM objects (cheaper per row)
+MESSAGES = Message.__table__
+SOURCES = Source.__table__
+# Not `raw` (the whole source payload, per row).
+SUMMARY_COLUMNS = (
+    CONVERSATIONS.c.id,
+    CONVERSATIONS.c.external_id,
+    SOURCES.c.name.label("source"),
+    CONVERSATIONS.c.subject,
+    CONVERSATIONS.c.state,
+    CONVERSATIONS.c.created_at,
+    CONVERSATIONS.c.url,
+)
+# The search configuration as SQL text, not a bind parameter, so that a prepared statement's generic plan
+# still matches the GIN index expression.
+SEARCH_REGCONFIG: ColumnElement[Any] = literal_column(f"'{SEARCH_CONFIG}'::regconfig")
+FILTERS = ("source", "since", "until", "q", "theme_id", "run_id")  # list_conversations' keyword filters
+
+
+def message_tsvector():
+    """The indexed expression (migration 0003_api builds a GIN index on exactly this)."""
+    return func.to_tsvector(SEARCH_REGCONFIG, Message.text)
+
+
+@functools.lru_cache(maxsize=2 ** len(FILTERS))
+def _list_statement(present: frozenset[str]) -> Select:
+    """Newest live conversations with the filters in `present` as bind parameters, plus :limit and :offset.
+
+    Built once per combination of filters: SQLAlchemy then reuses its compiled form and
+    memoized cache key, and psycopg can prepare it, instead of rebuilding all three per request.
+    """
+    messages = (
+        select(func.count())
+        .select_from(MESSAGES)
+        .where(MESSAGES.c.conversation_id == CONVERSATIONS.c.id)
+        .scalar_subquery()
+        .label("messages")
+    )
+    statement = (
+        select(*SUMMARY_COLUMNS, messages)
+        .select_from(CONVERSATIONS.join(SOURCES, SOURCES.c.id == CONVERSATIONS.c.source_id))
+        .where(CONVERSATIONS.c.deleted_at.is_(None))
+    )
+    if "source" in present:
+        statement = statement.where(SOURCES.c.name == bindparam("source"))
+    if "since" in present:
+        statement = statement.where(CONVERSATIONS.c.created_at >= bindparam("since", type_=DateTime(timezone=True)))
+    if "until" in present:
+        statement = statement.where(CONVERSATIONS.c.created_at < bindparam("until", type_=DateTime(timezone=True)))
+    if "q" in present:
+        # `id = ANY(ARRAY(matching ids))`: the GIN index finds the matching messages once, then a
+        # primary-key lookup per match; EXISTS/IN plans scan every conversation (3-5x slower at 10k).
+        query = func.websearch_to_tsquery(SEARCH_REGCONFIG, bindparam("q", type_=Text))
+        matching = select(MESSAGES.c.conversation_id).where(message_tsvector().op("@@")(query))
+        statement = statement.where(CONVERSATIONS.c.id == any_(func.array(matching.scalar_subquery())))
+    if "theme_id" in present:
+        themes, members = Theme.__table__, ThemeMember.__table__
+        theme_id = bindparam("theme_id", type_=BigInteger)
+        family = select(themes.c.id).where(or_(themes.c.id == theme_id, themes.c.parent_id == theme_id))
+        member = select(members.c.conversation_id).where(members.c.theme_id.in_(family))
+        if "run_id" in present:
+            member = member.where(members.c.run_id == bindparam("run_id", type_=BigInteger))
+        statement = statement.where(CONVERSATIONS.c.id.in_(member))
+    return (
+        statement.order_by(CONVERSATIONS.c.created_at.desc().nulls_last(), CONVERSATIONS.c.id.desc())
+        .limit(bindparam("limit", type_=Integer))
+        .offset(bindparam("offset", type_=Integer))
+    )
+
+
+def list_conversations(
+    session: Session,
+    *,
+    limit: int,
+    offset: int,
+    source: str | None = None,
+    since: datetime | None = None,
+    until: datetime | None = None,
+    q: str | None = None,
+    theme_id: int | None = None,
+    run_id: int | None = None,
+) -> list[dict[str, Any]]:
+    """Newest first; fetches `limit` rows (callers pass limit + 1 to learn whether more exist).
+
+    `run_id` narrows `theme_id` to one run's membership; alone it filters nothing.
+    """
+    params: dict[str, Any] = {
+        "source": source,
+        "since": since,
+        "until": until,
+        "q": q[:MAX_QUERY_CHARS] if q else None,
+        "theme_id": theme_id,
+        "run_id": run_id if theme_id is not None else None,
+    }
+    params = {name: value for name, value in params.items() if value is not None}
+    statement = _list_statement(frozenset(params))
+    rows = session.execute(statement, {**params, "limit": limit, "offset": offset}).mappings()
+    return [dict(row) for row in rows]
+
+
+def _summary(conversation: Conversation, source: str, messages: int) -> dict[str, Any]:
+    return {
+        "id": conversation.id,
+        "external_id": conversation.external_id,
+        "source": source,
+        "subject": conversation.subject,
+        "state": conversation.state,
+        "created_at": conversation.created_at,
+        "messages": messages,
+        "url": conversation.url,
+    }
+
+
+def get_conversation(session: Session, conversation_id: int) -> dict[str, Any] | None:
+    """One conversation with its ordered messages and the themes runs put it in."""
+    row = session.execute(
+        select(Conversation, Source.name)
+        .join(Source, Source.id == Conversation.source_id)
+        .where(Conversation.id == conversation_id, Conversation.deleted_at.is_(None))
+    ).first()
+    if row is None:
+        return None
+    conversation, source = row
+    messages = list(
+        session.execute(
+            select(Message).where(Message.conversation_id == conversation_id).order_by(Message.position)
+        ).scalars()
+    )
+    themes = session.execute(
+        select(ThemeMember.run_id, Theme.id, Theme.name)
+        .join(Theme, Theme.id == ThemeMember.theme_id)
+        .where(ThemeMember.conversation_id == conversation_id)
+        .order_by(ThemeMember.run_id.desc())
+        .limit(MAX_CONVERSATION_THEMES)
+    ).all()
+    return {
+        **_summary(conversation, source, len(messages)),
+        "tags": list(conversation.tags or []),
+        "message_list": [
+            {
+                "id": m.id,
+                "position": m.position,
+                "author_role": m.author_role,
+                "text": m.text,
+                "created_at": m.created_at,
+                "truncated": bool(m.truncated),
+            }
+            for m in messages
+        ],
+        "themes": [{"run_id": r, "theme_id": t, "theme": n} for r, t, n in themes],
+    }
