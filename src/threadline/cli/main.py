@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.markup import escape
@@ -11,6 +11,9 @@ from rich.table import Table
 
 from threadline.cli import evaluate, runs, serve, sources
 from threadline.cli.common import LimitOption, console, emit_json, engine, err_console, fail, setup_logging
+
+if TYPE_CHECKING:  # for annotations only: the CLI imports read models when a command runs
+    from threadline.read.views import RunRef
 
 app = typer.Typer(
     name="threadline",
@@ -276,7 +279,7 @@ def themes_keep_separate(
     emit_json(result) if as_json else console.print(f"theme {theme_id}: keep separate {'on' if not off else 'off'}")
 
 
-def _story_dicts(limit: int, run: int | None, source: list[str] | None) -> tuple[object, list[dict]]:
+def _story_dicts(limit: int, run: int | None, source: list[str] | None) -> tuple[RunRef | None, list[dict]]:
     # imported when the command runs, not at start-up: every command pays only for what it uses
     from threadline.db.engine import session_scope
     from threadline.read.stories import list_stories

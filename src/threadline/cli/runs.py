@@ -64,7 +64,7 @@ def run_command(
         raise fail(str(exc)) from None
     eng = engine()
     if sync:
-        if len(source or []) != 1:
+        if source is None or len(source) != 1:
             raise fail("--sync needs exactly one --source NAME (a source with a connector, e.g. Intercom)")
         _sync_first(eng, source[0])
     try:

@@ -18,7 +18,7 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import insert, select
 from sqlalchemy.orm import Session
 
 from threadline.db.models import STORY_STATUSES, ApiToken, AuditEvent, Story, Theme
@@ -137,7 +137,7 @@ def record_exports(session: Session, story_ids: Sequence[int], actor: str, *, ru
     if not story_ids:
         return
     session.execute(
-        AuditEvent.__table__.insert(),
+        insert(AuditEvent),
         [
             {
                 "actor": actor,

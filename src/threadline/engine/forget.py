@@ -147,12 +147,13 @@ def forget(
         theme.representative_conversation_id = None
         result.theme_snapshots += 1
     # The stored conversations, their derived data, the customer.
-    result.messages = (
-        session.execute(
-            update(Message).where(Message.conversation_id.in_(ids)).values(text=ERASED, raw_text=ERASED)
-        ).rowcount
-        or 0
+    erased = session.execute(
+        update(Message)
+        .where(Message.conversation_id.in_(ids))
+        .values(text=ERASED, raw_text=ERASED)
+        .returning(Message.id)
     )
+    result.messages = len(erased.all())
     session.execute(
         update(Conversation)
         .where(Conversation.id.in_(ids))

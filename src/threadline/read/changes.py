@@ -181,7 +181,7 @@ def changes(session: Session, run: RunRef) -> dict[str, Any]:
         )
     by_size = lambda e: (-e["size"], e["id"])  # noqa: E731
     by_change = lambda e: (-(abs(e["rate_per_week"] - e["rate_per_week_before"])), e["id"])  # noqa: E731
-    result = {
+    result: dict[str, Any] = {
         "run": run.as_dict(),
         "previous_run": before.as_dict() if before else None,
         "new_themes": sorted(new, key=by_size),

@@ -124,7 +124,7 @@ def theme_detail(session: Session, theme_id: int, run_id: int | None = None) -> 
         parent_snapshot = session.get(RunTheme, (shown_run, snapshot.parent_id))
         parent_lineage = session.get(Theme, snapshot.parent_id)
         parent = theme_name(
-            parent_lineage.human_name if parent_lineage else None, parent_snapshot and parent_snapshot.name
+            parent_lineage.human_name if parent_lineage else None, parent_snapshot.name if parent_snapshot else None
         )
     children = []
     if theme.level == 0 and shown_run is not None:

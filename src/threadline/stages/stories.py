@@ -26,6 +26,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import BigInteger, any_, cast, delete, func, select, text
+from sqlalchemy import insert as sa_insert
 from sqlalchemy.dialects.postgresql import ARRAY, insert
 from sqlalchemy.orm import Session
 
@@ -295,7 +296,7 @@ def build_stories(
             continue
         times = [m.created_at for m in members if m.created_at is not None]
         customers = len({m.contact_id if m.contact_id is not None else f"c{m.conversation_id}" for m in members})
-        trend = (
+        trend: dict[str, Any] = (
             trend_series(times, start, end, max_buckets=limits.trend_max_buckets)
             if start and end and times
             else {"counts": [], "direction": "steady"}
@@ -354,9 +355,7 @@ def build_stories(
     ]
     if not rows:
         return result, usages
-    ids = session.execute(
-        RunStory.__table__.insert().returning(RunStory.id, sort_by_parameter_order=True), rows
-    ).scalars()
+    ids = session.execute(sa_insert(RunStory).returning(RunStory.id, sort_by_parameter_order=True), rows).scalars()
     evidence = []
     for run_story_id, draft in zip(ids, drafts, strict=True):
         for position, quote in enumerate(draft.quotes):
@@ -377,7 +376,7 @@ def build_stories(
                     "end_offset": quote.end,
                 }
             )
-    session.execute(RunStoryEvidence.__table__.insert(), evidence)  # executemany: one cached statement
+    session.execute(sa_insert(RunStoryEvidence), evidence)  # executemany: one cached statement
     result.stories = len(rows)
     return result, usages
 

@@ -37,7 +37,7 @@ from datetime import datetime
 from typing import Any
 
 import numpy as np
-from sqlalchemy import BigInteger, bindparam, delete, select, text, update
+from sqlalchemy import BigInteger, bindparam, delete, insert, select, text, update
 from sqlalchemy.orm import Session
 
 from threadline.ai.embeddings import MODEL_NAME
@@ -234,8 +234,11 @@ def discover_themes(
     assert run is not None
     _forget_earlier_attempt(session, run_id)
     vectors_by_id = load_run_vectors(session, run_id, model)
-    ordered = session.execute(_ORDERED_MEMBERS, {"run_id": run_id}).all()
-    ordered = [(cid, created) for cid, created in ordered if cid in vectors_by_id]
+    ordered = [
+        (int(cid), created)
+        for cid, created in session.execute(_ORDERED_MEMBERS, {"run_id": run_id})
+        if cid in vectors_by_id
+    ]
     if not ordered:
         return result, []
     ids = np.array([cid for cid, _ in ordered], dtype=np.int64)
@@ -391,8 +394,8 @@ def _join_existing(
     keys = sorted(members)
     centroids = []
     for lineage in keys:
-        rows = [matrix[here[cid]] if cid in here else extra.get(cid) for cid in dict.fromkeys(members[lineage])]
-        rows = [r for r in rows if r is not None]
+        found = (matrix[here[cid]] if cid in here else extra.get(cid) for cid in dict.fromkeys(members[lineage]))
+        rows: list[np.ndarray] = [r for r in found if r is not None]
         centroids.append(_normalise(np.mean(rows, axis=0)) if rows else np.zeros(matrix.shape[1], dtype=np.float32))
     joined = assign_to_existing(matrix[unlabelled], np.stack(centroids).astype(np.float32))
     lineage_ids = np.array(keys, dtype=np.int64)
@@ -478,7 +481,8 @@ def _group(
                 RunTheme.run_id == previous_run, RunTheme.level == 1, RunTheme.parent_id.is_not(None)
             )
         ):
-            previous_parent[lineages.resolve(int(theme_id))] = int(parent_id)
+            if parent_id is not None:
+                previous_parent[lineages.resolve(int(theme_id))] = int(parent_id)
     group_names = name_groups(
         {
             g: [texts.get(int(ids[p]), "") for i in members for p in clusters[i].positions]
@@ -533,7 +537,7 @@ def _write_snapshot(
     new = [(level, node) for level, node in levelled if node.lineage is None]
     if new:
         inserted = session.execute(
-            Theme.__table__.insert().returning(Theme.id, sort_by_parameter_order=True),
+            insert(Theme).returning(Theme.id, sort_by_parameter_order=True),
             [
                 {"scope_id": run.scope_id, "level": level, "first_run_id": run.id, "last_run_id": run.id}
                 for level, node in new
@@ -548,7 +552,7 @@ def _write_snapshot(
         session.execute(_MARK_MERGED_SQL, {"run_id": run.id, "ids": list(merged), "into": [merged[k] for k in merged]})
     rows: list[dict[str, Any]] = []
     for level, node in levelled:
-        times = [created[p] for p in node.positions if created[p] is not None]
+        times = [t for t in (created[p] for p in node.positions) if t is not None]
         rows.append(
             {
                 "run_id": run.id,
@@ -566,11 +570,12 @@ def _write_snapshot(
             }
         )
     if rows:
-        session.execute(RunTheme.__table__.insert(), rows)  # executemany, batched by SQLAlchemy
+        session.execute(insert(RunTheme), rows)  # executemany, batched by SQLAlchemy
     member_ids: list[int] = []
     member_themes: list[int] = []
     similarities: list[float] = []
     for cluster in clusters:
+        assert cluster.lineage is not None  # every cluster has its lineage once new ones are inserted
         member_ids.extend(ids[cluster.positions].tolist())
         member_themes.extend([cluster.lineage] * len(cluster.positions))
         similarities.extend((matrix[cluster.positions] @ cluster.centroid).tolist())
