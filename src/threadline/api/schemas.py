@@ -354,12 +354,6 @@ class ForgetRequest(BaseModel):
     conversations: list[ForgetConversation] = Field(default_factory=list, max_length=MAX_FORGET_CONVERSATIONS)
     customer: str | None = Field(default=None, min_length=1, max_length=320, description="E-mail or external id.")
 
-    @model_validator(mode="after")
-    def _something(self) -> ForgetRequest:
-        if not self.conversations and not self.customer:
-            raise ValueError("name conversations and/or a customer")
-        return self
-
 
 class ForgetResult(BaseModel):
     conversations: int

@@ -16,7 +16,7 @@ router = APIRouter(tags=["forget"], responses={401: {"model": Problem}})
 def erase(body: ForgetRequest, db: DbSession, token_id: ApiAuth) -> dict:
     """Replace the text of the conversations (and every conversation of `customer`) with a marker, everywhere:
     messages, snapshots' quotes and story text quoting them, theme descriptions; delete analyses and vectors
-    derived from it. Who asked and when is recorded. 404 when nothing matches."""
+    derived from it. Who asked and when is recorded. 404 when nothing matches (or nothing is named)."""
     try:
         result = forget(
             db,
