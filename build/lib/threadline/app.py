@@ -10,7 +10,7 @@ from fastapi.responses import JSONResponse
 from fastapi.staticfiles import StaticFiles
 from sqlalchemy import Engine
 
-from threadline.api.routers import conversations, dead_letters, health, runs, sources, stories, themes
+from threadline.api.routers import conversations, dead_letters, forget, health, runs, sources, stories, themes
 from threadline.config import Settings, get_settings
 from threadline.db.engine import get_engine
 from threadline.server.deps import ApiAuth, Reader
@@ -45,9 +45,10 @@ def create_app(settings: Settings | None = None, *, engine: Engine | None = None
     )
     app.state.engine = engine
     app.state.settings = settings
-    app.state.signer = SessionSigner(load_or_create_secret(settings.home))
+    app.state.signer = SessionSigner(load_or_create_secret(settings.home), settings.api.session_max_age_s)
     app.state.reader = Reader(engine)  # list reads: one worker thread and one pooled connection per request
-    app.state.token_cache = TokenCache()  # verified tokens, trusted for TOKEN_CACHE_TTL_S without a lookup
+    # Verified tokens, trusted for `api.token_cache_ttl_s` without a lookup.
+    app.state.token_cache = TokenCache(settings.api.token_cache_ttl_s, max_entries=settings.api.max_cached_tokens)
 
     @app.get("/openapi.json", include_in_schema=False)
     def openapi_schema(_: ApiAuth) -> JSONResponse:
@@ -55,7 +56,7 @@ def create_app(settings: Settings | None = None, *, engine: Engine | None = None
         return JSONResponse(app.openapi())
 
     app.include_router(health.router)
-    for module in (runs, conversations, themes, stories, dead_letters, sources):
+    for module in (runs, conversations, themes, stories, dead_letters, sources, forget):
         app.include_router(module.router, prefix="/api")
     app.mount("/static", StaticFiles(directory=WEB_DIR / "static"), name="static")
     web_routes.install(app)

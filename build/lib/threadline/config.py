@@ -1,42 +1,50 @@
-"""Settings read from the environment (prefix ``THREADLINE_``) and the limits every stage obeys.
+"""The one settings tree: every operational limit and setting, with its unit and reason.
 
-Limits are module constants with a unit and a reason so that a reviewer can see, in one
-place, why a record was rejected or a batch has the size it has.
+`Settings` is read from the environment once per process (`get_settings()`, cached) and is
+never written back to `os.environ`. It has a few general fields and one group per area;
+each group is a `BaseSettings` of its own with its own environment prefix:
+
+======================  ==============================  ===========================================
+group                   environment                     what
+======================  ==============================  ===========================================
+(general)               ``THREADLINE_<FIELD>``          data directory, database URL, log level
+``database``            ``THREADLINE_DATABASE_<FIELD>`` connection pool and timeouts
+``engine``              ``THREADLINE_<FIELD>``          durable runs, retries, dead letters, workers
+``input``               ``THREADLINE_INPUT_<FIELD>``    what an imported or synced record may be
+``pipeline``            ``THREADLINE_PIPELINE_<FIELD>`` batch sizes and story/evidence sizes
+``read``                ``THREADLINE_READ_<FIELD>``     bounds of what a list or page reads
+``api``                 ``THREADLINE_API_<FIELD>``      HTTP server, tokens, sessions, request bounds
+``intercom``            ``THREADLINE_INTERCOM_<FIELD>`` the Intercom sync
+``llm``                 ``THREADLINE_LLM_<FIELD>``      the optional LLM endpoint and prompt sizes
+======================  ==============================  ===========================================
+
+Every field's description reads ``unit: meaning and reason``. `configuration_markdown()`
+renders the whole tree as the README's configuration section (``python -m threadline.config``
+prints it, ``--write-readme`` rewrites it in place; a test fails when they disagree).
+
+Deliberately *not* settings, and kept as documented module constants where they are used:
+algorithm parameters that define a method and must be the same for every dataset
+(clustering, hierarchy, naming, conversation-type cues and weights, trend ratios, severity
+thresholds, LLM output-token sizes and estimates), versions and identifiers (queue and task
+names, cookie and header names, token format), facts of a vendor's protocol (Intercom's page
+sizes and API version) and of our own schema (column widths), and page layout (rows per
+dashboard page, chart sizes). Changing one of those changes what Threadline computes or
+breaks a contract, so it is a code change with a version bump, not a deployment choice.
 """
 
 from __future__ import annotations
 
+import argparse
 import os
-from collections.abc import Mapping
+import sys
+from collections.abc import Iterator, Mapping, Sequence
 from functools import lru_cache
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, Field, PositiveFloat
+from pydantic import BaseModel, Field, PositiveFloat, model_validator
+from pydantic.fields import FieldInfo
 from pydantic_settings import BaseSettings, SettingsConfigDict
-
-# --- Input limits ---------------------------------------------------------------------
-MAX_IMPORT_LINE_BYTES = (
-    5 * 1024 * 1024
-)  # bytes per JSONL line: a conversation bigger than this is an export bug, not a conversation
-MAX_MESSAGE_CHARS = 20_000  # characters per message: longer texts are pasted logs; kept truncated with a note
-MAX_MESSAGES_PER_CONVERSATION = 500  # messages: Intercom's own part cap; longer threads are rejected, not silently cut
-MAX_EXTERNAL_ID_CHARS = 255  # characters: ids are keys, not content
-MAX_CSV_FIELD_BYTES = (
-    1024 * 1024
-)  # bytes per CSV cell: raised from csv's 128 KiB default so long messages reach the size check
-
-# --- Pipeline sizes -------------------------------------------------------------------
-EMBED_BATCH_SIZE = 64  # texts per model call: fills the CPU's vector units without large padding waste
-EMBED_INPUT_MAX_CHARS = 4_000  # characters of customer text embedded: MiniLM reads 256 tokens, more only costs time
-STORE_BATCH_SIZE = 500  # rows per INSERT statement: keeps statements well under PostgreSQL's 65,535 bind parameters
-MIN_STORY_CONVERSATIONS = 5  # conversations: a theme smaller than this is an anecdote, not a backlog item
-EVIDENCE_QUOTES_PER_STORY = 5  # quotes: enough to show the range of a problem, few enough to read
-MIN_EVIDENCE_QUOTES = 3  # quotes: a story with fewer is not evidence-backed; the skeleton's promise
-MAX_QUOTE_CHARS = 280  # characters: a quote is a sentence or two, not the whole message
-
-# --- Listing bounds -------------------------------------------------------------------
-MAX_LIST_LIMIT = 1000  # rows per list call: bounded so no list command or endpoint can dump a whole table
 
 
 def default_home() -> Path:
@@ -51,10 +59,9 @@ StructuredMode = Literal["json_schema", "json_object"]
 class TaskModels(BaseModel):
     """Model name per task (on Azure: the deployment name)."""
 
-    facets: str = "gpt-4o-mini"
-    naming: str = "gpt-4o-mini"
-    stories: str = "gpt-4o-mini"
-    embeddings: str = "text-embedding-3-small"
+    facets: str = Field(default="gpt-4o-mini", description="model name: per-conversation facets (many small calls)")
+    naming: str = Field(default="gpt-4o-mini", description="model name: theme names (one call per new theme)")
+    stories: str = Field(default="gpt-4o-mini", description="model name: story text (one call per story)")
 
 
 class ModelPrice(BaseModel):
@@ -65,45 +72,108 @@ class ModelPrice(BaseModel):
 
 
 class LLMSettings(BaseSettings):
-    """An OpenAI-compatible endpoint (``THREADLINE_LLM_*``, nested fields with ``__``).
+    """An OpenAI-compatible endpoint and the sizes of what is sent to it (``THREADLINE_LLM_*``, nested with ``__``).
 
     The LLM path is opt-in: it is used only when `base_url` is set *and* the variable named
     by `api_key_env` holds a key (`configured_llm`), so an `OPENAI_API_KEY` exported for
     other tools never starts paid calls by itself. Nothing here reads the key's value until
-    a client is built, so settings can be logged and stored safely.
+    a client is built, so settings can be logged and stored safely. A change to a prompt
+    size applies to conversations analysed afterwards; cached facets are kept.
     """
 
     model_config = SettingsConfigDict(env_prefix="THREADLINE_LLM_", env_nested_delimiter="__", extra="ignore")
 
-    base_url: str | None = Field(default=None, description="Endpoint root ending in `/v1`; unset means offline.")
-    api_key_env: str = Field(default="OPENAI_API_KEY", description="*Name* of the variable holding the key.")
+    base_url: str | None = Field(
+        default=None, description="URL: endpoint root ending in `/v1`; unset means offline (no LLM calls)"
+    )
+    api_key_env: str = Field(
+        default="OPENAI_API_KEY",
+        description="variable name: the variable holding the key; the key itself is never a setting, so settings can be shown",
+    )
     models: TaskModels = Field(default_factory=TaskModels, description="Model (Azure: deployment) per task.")
     requests_per_minute: PositiveFloat = Field(
         default=500.0,
-        description="Requests per minute of the account: OpenAI tier-1 chat limit, safe for a new account.",
+        description="requests per minute: the account's budget; OpenAI tier-1 chat limit, safe for a new account",
     )
     tokens_per_minute: PositiveFloat | None = Field(
         default=200_000.0,
-        description="Tokens per minute (prompt + completion): OpenAI tier-1 for small models; empty = unlimited.",
+        description="tokens per minute (prompt + completion): OpenAI tier-1 for small models; empty = unlimited",
     )
     timeout_seconds: PositiveFloat = Field(
         default=60.0,
-        description="Seconds of read timeout per call: structured answers of ~1k tokens finish well within.",
+        description="seconds of read timeout per call: structured answers of ~1k tokens finish well within",
     )
     max_attempts: int = Field(
-        default=5, ge=1, le=10, description="Calls per item including the first: bounded retries, then dead-letter."
+        default=5, ge=1, le=10, description="calls per item including the first: bounded retries, then dead-letter"
     )
     structured_mode: StructuredMode = Field(
         default="json_schema",
-        description="`json_schema` (strict structured outputs) or `json_object` (JSON mode + validation).",
+        description="mode: `json_schema` (strict structured outputs) or `json_object` (JSON mode + validation + one repair)",
     )
     prices: dict[str, ModelPrice] = Field(
-        default_factory=dict, description='JSON `{"model": {"input_per_million": 0.15, "output_per_million": 0.6}}`.'
+        default_factory=dict,
+        description='JSON price table per model: `{"model": {"input_per_million": 0.15, "output_per_million": 0.6}}`; costs are counted only for listed models',
     )
     run_budget: float | None = Field(
         default=None,
         gt=0,
-        description="Spend limit per run in the price table's currency; the run stops cleanly when reached.",
+        description="price-table currency per run: spend limit; the run stops cleanly when reached and can be resumed",
+    )
+    latency_allowance_s: float = Field(
+        default=10.0,
+        gt=0,
+        description="seconds: the call latency the facet stage keeps enough calls in flight for; slower calls would underuse the request budget",
+    )
+    min_in_flight: int = Field(
+        default=4, ge=1, description="calls in flight at least: even tiny budgets keep a few calls overlapping"
+    )
+    facets_message_chars: int = Field(
+        default=4_000, ge=100, description="characters per message sent for facets: ~1k tokens; longer is pasted logs"
+    )
+    facets_conversation_chars: int = Field(
+        default=16_000,
+        ge=100,
+        description="characters per conversation sent for facets: ~4k tokens, bounds the cost of one call",
+    )
+    facets_field_chars: int = Field(
+        default=500,
+        ge=20,
+        description="characters kept per free-text facet (summary, problem, change): summaries, not essays",
+    )
+    facets_area_chars: int = Field(
+        default=60, ge=10, description="characters kept of a product area: a label, not a sentence"
+    )
+    quotes_per_conversation: int = Field(
+        default=5, ge=1, description="quotes kept per conversation: stories cite a few, not a transcript"
+    )
+    naming_members: int = Field(
+        default=12,
+        ge=1,
+        description="member conversations sent to name a theme: enough to see the pattern, cheap to send",
+    )
+    naming_contrasts: int = Field(
+        default=6,
+        ge=0,
+        description="conversations of the nearest other themes sent as contrast: the boundary, not the whole corpus",
+    )
+    naming_field_chars: int = Field(
+        default=240, ge=20, description="characters per facet field in a naming prompt: the gist of each member"
+    )
+    naming_name_chars: int = Field(default=80, ge=10, description="characters kept of a theme name: it is a label")
+    naming_text_chars: int = Field(
+        default=600, ge=50, description="characters kept of a theme's description and contrast: two sentences"
+    )
+    stories_evidence: int = Field(
+        default=30, ge=1, description="evidence items per story prompt: a story needs a handful; bounds tokens"
+    )
+    stories_quote_chars: int = Field(
+        default=400, ge=20, description="characters per quote in a story prompt: a quote is a sentence or two"
+    )
+    stories_max_criteria: int = Field(
+        default=8, ge=1, description="acceptance criteria kept per story: more is a spec, not a story"
+    )
+    stories_title_chars: int = Field(
+        default=120, ge=20, description="characters kept of a story title: trackers truncate longer titles"
     )
 
     def api_key(self, environ: Mapping[str, str] | None = None) -> str | None:
@@ -116,6 +186,26 @@ class LLMSettings(BaseSettings):
 def llm_enabled(settings: LLMSettings | None, environ: Mapping[str, str] | None = None) -> bool:
     """True when settings exist *and* their key variable is set (else: offline path)."""
     return settings is not None and settings.api_key(environ) is not None
+
+
+class DatabaseSettings(BaseSettings):
+    """Connections to PostgreSQL (``THREADLINE_DATABASE_<FIELD>``; the URL itself is ``THREADLINE_DATABASE_URL``)."""
+
+    model_config = SettingsConfigDict(env_prefix="THREADLINE_DATABASE_", extra="ignore")
+
+    pool_size: int = Field(
+        default=5,
+        ge=1,
+        description="connections per process: a CLI or worker needs a few; the API's threadpool is rationed to them",
+    )
+    connect_timeout_s: int = Field(
+        default=10, ge=1, description="seconds: fail fast with a clear error instead of hanging on a wrong URL"
+    )
+    backup_timeout_s: int = Field(
+        default=3_600,
+        ge=1,
+        description="seconds one `db backup` or `db restore` may take: hours of data, not a hang",
+    )
 
 
 class EngineSettings(BaseSettings):
@@ -168,12 +258,17 @@ class EngineSettings(BaseSettings):
         default=0.1,
         ge=0,
         le=1,
-        description="share of a run's items dead-lettered above which the run ends `failed` instead of `succeeded`",
+        description="share of a run's items: dead-lettered above this, the run ends `failed` instead of `succeeded`; a few bad records are normal, a tenth means a stage or its provider is broken",
     )
     max_error_chars: int = Field(
         default=2_000,
         ge=80,
         description="characters of an error message kept in a dead letter or a run: the cause, not a dump",
+    )
+    max_sync_error_chars: int = Field(
+        default=500,
+        ge=80,
+        description="characters of the error stored with a source's last sync (shown by the API): a reason, not a traceback",
     )
     worker_concurrency: int = Field(
         default=1,
@@ -196,11 +291,15 @@ class EngineSettings(BaseSettings):
         gt=0,
         description="seconds between job polls: bounds the latency of scheduled retries (LISTEN/NOTIFY covers new jobs)",
     )
-    heartbeat_interval_s: float = Field(default=5.0, gt=0, description="seconds between worker heartbeats")
+    heartbeat_interval_s: float = Field(
+        default=5.0,
+        gt=0,
+        description="seconds between worker heartbeats: several fit in the stalled-worker timeout, so one late beat is no takeover",
+    )
     stalled_worker_timeout_s: float = Field(
         default=30.0,
         gt=0,
-        description="seconds without a heartbeat after which a worker is dead and its jobs are taken over (6 missed heartbeats)",
+        description="seconds without a heartbeat: then a worker counts as dead and its jobs are taken over; 6 missed heartbeats, so a slow one is no takeover",
     )
     maintenance_interval_s: float = Field(
         default=2.0,
@@ -208,24 +307,241 @@ class EngineSettings(BaseSettings):
         description="seconds between a worker's sweeps: stalled-job takeover and finishing stopped runs",
     )
     shutdown_grace_s: float = Field(
-        default=60.0, ge=0, description="seconds a stopping worker waits for in-flight jobs before aborting them"
+        default=60.0,
+        ge=0,
+        description="seconds a stopping worker waits for in-flight jobs before aborting them: a batch takes seconds, an LLM call at most its timeout",
     )
-    progress_poll_s: float = Field(default=0.5, gt=0, description="seconds between progress reads by `threadline run`")
+    progress_poll_s: float = Field(
+        default=0.5,
+        gt=0,
+        description="seconds between progress reads by `threadline run`: smooth bars for one cheap query each",
+    )
+
+
+class InputSettings(BaseSettings):
+    """What an imported or synced record may be, and how records are written (``THREADLINE_INPUT_<FIELD>``)."""
+
+    model_config = SettingsConfigDict(env_prefix="THREADLINE_INPUT_", extra="ignore")
+
+    max_import_line_bytes: int = Field(
+        default=5 * 1024 * 1024,
+        ge=1024,
+        description="bytes per JSONL line: a conversation bigger than this is an export bug, not a conversation",
+    )
+    max_message_chars: int = Field(
+        default=20_000,
+        ge=100,
+        description="characters per message: longer texts are pasted logs; kept truncated, with a note on the conversation",
+    )
+    max_messages_per_conversation: int = Field(
+        default=500,
+        ge=1,
+        description="messages per conversation: Intercom's own part cap; longer threads are rejected, not silently cut",
+    )
+    max_external_id_chars: int = Field(
+        default=255,
+        ge=1,
+        le=255,
+        description="characters per id: ids are keys, not content; at most the 255 of the `external_id` columns",
+    )
+    max_csv_field_bytes: int = Field(
+        default=1024 * 1024,
+        ge=128 * 1024,
+        description="bytes per CSV cell: raised from csv's 128 KiB default so long messages reach the size check",
+    )
+    store_batch_size: int = Field(
+        default=500,
+        ge=1,
+        description="conversations per read batch and INSERT statement: keeps statements well under PostgreSQL's 65,535 bind parameters",
+    )
+    max_ids_per_query: int = Field(
+        default=1_000, ge=1, description="external ids per `IN (...)` lookup of a sync: keeps statements small"
+    )
+
+
+class PipelineSettings(BaseSettings):
+    """Sizes of the pipeline's work and of what a story holds (``THREADLINE_PIPELINE_<FIELD>``)."""
+
+    model_config = SettingsConfigDict(env_prefix="THREADLINE_PIPELINE_", extra="ignore")
+
+    embed_batch_size: int = Field(
+        default=64, ge=1, description="texts per model call: fills the CPU's vector units without large padding waste"
+    )
+    embed_input_max_chars: int = Field(
+        default=4_000,
+        ge=100,
+        description="characters of customer text embedded per conversation: MiniLM reads 256 tokens, more only costs time (part of the input hash, so a change re-embeds)",
+    )
+    min_story_conversations: int = Field(
+        default=5, ge=1, description="conversations: a theme smaller than this is an anecdote, not a backlog item"
+    )
+    evidence_quotes_per_story: int = Field(
+        default=5, ge=1, description="quotes per story: enough to show the range of a problem, few enough to read"
+    )
+    min_evidence_quotes: int = Field(
+        default=3, ge=1, description="quotes: a story with fewer is not evidence-backed and is not written"
+    )
+    max_quote_chars: int = Field(
+        default=280, ge=40, description="characters per quote: a quote is a sentence or two, not the whole message"
+    )
+    evidence_candidates: int = Field(
+        default=40,
+        ge=1,
+        description="conversations closest to a theme's centre searched for quotes: enough variety, bounded work",
+    )
+    trend_max_buckets: int = Field(
+        default=26, ge=2, description="points in a story's trend series: a half-year of weeks, readable as a sparkline"
+    )
+    description_quote_chars: int = Field(
+        default=200,
+        ge=20,
+        description="characters of the representative message quoted in an offline theme description: a sentence, enough to recognise the problem",
+    )
+
+    @model_validator(mode="after")
+    def _quotes_consistent(self) -> PipelineSettings:
+        if self.min_evidence_quotes > self.evidence_quotes_per_story:
+            raise ValueError("min_evidence_quotes must not exceed evidence_quotes_per_story: no story could be written")
+        return self
+
+
+class ReadSettings(BaseSettings):
+    """Bounds of what one list, page or search reads, for the CLI, the API and the dashboard (``THREADLINE_READ_<FIELD>``)."""
+
+    model_config = SettingsConfigDict(env_prefix="THREADLINE_READ_", extra="ignore")
+
+    max_list_limit: int = Field(
+        default=1_000,
+        ge=1,
+        description="rows per list call: bounded so no list command or endpoint can dump a whole table",
+    )
+    max_trend_buckets: int = Field(
+        default=104, ge=2, description="points per trend series read: two years of weeks; older points are dropped"
+    )
+    max_context_messages: int = Field(
+        default=200,
+        ge=1,
+        description="messages shown around a story's evidence: a long thread is cut, the quoted message always kept",
+    )
+    max_query_chars: int = Field(
+        default=200, ge=1, description="characters of a search query: a few words, not a document"
+    )
+    max_conversation_themes: int = Field(
+        default=50, ge=1, description="theme memberships shown per conversation: the recent runs"
+    )
+    rising_candidates: int = Field(
+        default=200,
+        ge=1,
+        description="best-scored stories searched for rising ones on the overview: more than a run has themes worth showing",
+    )
+
+
+class ApiSettings(BaseSettings):
+    """`threadline serve`: the HTTP server, tokens, sessions and request bounds (``THREADLINE_API_<FIELD>``)."""
+
+    model_config = SettingsConfigDict(env_prefix="THREADLINE_API_", extra="ignore")
+
+    host: str = Field(
+        default="127.0.0.1",
+        description="interface: loopback by default, so exposing the server is an explicit decision (`--host`)",
+    )
+    port: int = Field(default=8000, ge=0, le=65535, description="TCP port: uvicorn's customary default (`--port`)")
+    max_server_workers: int = Field(
+        default=32,
+        ge=1,
+        description="processes per `serve --workers`: beyond the cores of any machine this runs on; each holds its own pool",
+    )
+    max_offset: int = Field(
+        default=1_000_000,
+        ge=0,
+        description="rows skipped by a list request: deeper offsets cost a scan each; narrow the filter instead",
+    )
+    token_cache_ttl_s: float = Field(
+        default=5.0,
+        ge=0,
+        description="seconds a verified token is trusted without a lookup: the longest a revocation made in another process takes to reach a running server",
+    )
+    max_cached_tokens: int = Field(
+        default=1_000,
+        ge=1,
+        description="tokens per cache: far more than an installation has; only valid tokens are cached",
+    )
+    token_last_used_resolution_s: float = Field(
+        default=60.0, ge=0, description="seconds: a token's last use is written at most this often, not per request"
+    )
+    session_max_age_s: int = Field(
+        default=12 * 3600, ge=60, description="seconds of a dashboard session: a working day, then sign in again"
+    )
+    login_csrf_max_age_s: int = Field(
+        default=15 * 60,
+        ge=60,
+        description="seconds a sign-in form stays valid: time to fill it in, short so a stale form is refused",
+    )
+    max_title_chars: int = Field(
+        default=300, ge=1, description="characters of an edited story title: a line, not a paragraph"
+    )
+    max_story_text_chars: int = Field(
+        default=20_000, ge=1, description="characters of an edited story problem or user story: as long as one message"
+    )
+
+
+class IntercomSettings(BaseSettings):
+    """The Intercom sync (``THREADLINE_INTERCOM_<FIELD>``); the token's variable is named per source (`--token-env`)."""
+
+    model_config = SettingsConfigDict(env_prefix="THREADLINE_INTERCOM_", extra="ignore")
+
+    overlap_s: int = Field(
+        default=600,
+        ge=0,
+        description="seconds re-read before the watermark: Intercom's search index lags updates by minutes",
+    )
+    max_outstanding_fetches: int = Field(
+        default=150,
+        ge=1,
+        description="detail fetches not yet finished before the next search page is read: one page keeps the pacer busy",
+    )
+    max_pages_in_flight: int = Field(
+        default=20, ge=1, description="search pages not yet committed: bounds how far the watermark may lag the fetches"
+    )
+    max_catchup_passes: int = Field(
+        default=3,
+        ge=0,
+        description="extra passes for conversations updated during a sync: bounded so a busy workspace cannot keep one sync alive forever",
+    )
+    commit_chunk_size: int = Field(
+        default=25,
+        ge=1,
+        description="conversations per transaction within a page: bounds the work an interruption loses",
+    )
 
 
 class Settings(BaseSettings):
-    """Runtime configuration; every field maps to ``THREADLINE_<FIELD>``."""
+    """Runtime configuration: the general fields map to ``THREADLINE_<FIELD>``, each group has its own prefix."""
 
     model_config = SettingsConfigDict(env_prefix="THREADLINE_", extra="ignore")
 
-    home: Path = Field(default_factory=default_home, description="Data directory (embedded database, caches).")
+    home: Path = Field(
+        default_factory=default_home,
+        description="path: data directory (embedded database in `pgdata/`, session secret); one per installation",
+        json_schema_extra={"shown_default": "`$XDG_DATA_HOME/threadline` or `~/.local/share/threadline`"},
+    )
     database_url: str | None = Field(
         default=None,
-        description="PostgreSQL >= 15 with pgvector; unset means the embedded server under `home`.",
+        description="URL: PostgreSQL >= 15 with pgvector, e.g. `postgresql://user:pw@host/db`; unset means the embedded server under `home`",
+        json_schema_extra={"secret": True},
     )
-    log_level: str = Field(default="WARNING", description="Python logging level for library loggers.")
+    log_level: str = Field(
+        default="WARNING",
+        description="logging level: of the library's loggers (to stderr); WARNING keeps the terminal for results",
+    )
 
+    database: DatabaseSettings = Field(default_factory=DatabaseSettings, description="Connections to PostgreSQL.")
     engine: EngineSettings = Field(default_factory=EngineSettings, description="Durable runs and workers.")
+    input: InputSettings = Field(default_factory=InputSettings, description="Imported and synced records.")
+    pipeline: PipelineSettings = Field(default_factory=PipelineSettings, description="Pipeline work and stories.")
+    read: ReadSettings = Field(default_factory=ReadSettings, description="Lists, pages and searches.")
+    api: ApiSettings = Field(default_factory=ApiSettings, description="HTTP API and dashboard.")
+    intercom: IntercomSettings = Field(default_factory=IntercomSettings, description="Intercom sync.")
     llm: LLMSettings = Field(default_factory=LLMSettings, description="The optional LLM endpoint.")
 
     @property
@@ -240,5 +556,129 @@ class Settings(BaseSettings):
 
 @lru_cache(maxsize=1)
 def get_settings() -> Settings:
-    """Settings for this process (read once; tests construct `Settings` directly)."""
+    """Settings for this process, read from the environment once (tests clear the cache)."""
     return Settings()
+
+
+# --- The README's configuration section, generated from the tree -------------------------
+
+README_BEGIN = (
+    "<!-- configuration:begin (generated by `python -m threadline.config --write-readme`; edit config.py, not this) -->"
+)
+README_END = "<!-- configuration:end -->"
+WRITE_README_COMMAND = "python -m threadline.config --write-readme"
+
+
+def setting_groups() -> Iterator[tuple[str, type[BaseSettings], str]]:
+    """(title, settings class, one-line summary) of the general fields and of each group, in tree order."""
+    yield "general", Settings, "Where Threadline keeps its data and what it logs"
+    for name, info in Settings.model_fields.items():
+        if isinstance(info.annotation, type) and issubclass(info.annotation, BaseSettings):
+            yield name, info.annotation, (info.description or "").rstrip(".")
+
+
+def _shown_default(info: FieldInfo) -> str:
+    """The default as the README shows it: code-quoted as typed in the environment, `unset` for none."""
+    extra = info.json_schema_extra if isinstance(info.json_schema_extra, dict) else {}
+    if "shown_default" in extra:
+        return str(extra["shown_default"])
+    value = info.get_default(call_default_factory=True)
+    if value is None:
+        return "unset"
+    return f"`{value}`"
+
+
+def _leaves(cls: type[BaseModel], env_prefix: str, delimiter: str) -> Iterator[tuple[str, FieldInfo]]:
+    """(environment variable, field) of every leaf field; nested plain models are expanded with `delimiter`."""
+    for name, info in cls.model_fields.items():
+        annotation = info.annotation
+        if isinstance(annotation, type) and issubclass(annotation, BaseSettings):
+            continue  # a group of its own
+        variable = f"{env_prefix}{name}".upper()
+        if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+            yield from _leaves(annotation, f"{variable}{delimiter}", delimiter)
+        else:
+            yield variable, info
+
+
+def setting_fields() -> Iterator[tuple[str, str, FieldInfo]]:
+    """(group, environment variable, field) of every leaf setting in the tree."""
+    for group, cls, _ in setting_groups():
+        config = cls.model_config
+        yield from (
+            (group, variable, info)
+            for variable, info in _leaves(cls, config.get("env_prefix", ""), config.get("env_nested_delimiter") or "__")
+        )
+
+
+def _cell(text: str) -> str:
+    return text.replace("|", "\\|").replace("\n", " ")
+
+
+def configuration_markdown() -> str:
+    """Every setting of every group as Markdown tables: variable, default, and "unit: meaning and reason".
+
+    Rendered from the field definitions only, never from the environment, so a secret
+    that is set (a database URL with a password, an API key) can never appear: a secret
+    field shows its variable and no value, and keys are settings only by variable *name*.
+    """
+    lines: list[str] = []
+    fields = list(setting_fields())
+    for group, _, summary in setting_groups():
+        lines += [
+            f"### `{group}`: {summary}",
+            "",
+            "| variable | default | unit: meaning and reason |",
+            "|---|---|---|",
+        ]
+        for field_group, variable, info in fields:
+            if field_group != group:
+                continue
+            extra = info.json_schema_extra if isinstance(info.json_schema_extra, dict) else {}
+            default = "unset (secret: never shown)" if extra.get("secret") else _shown_default(info)
+            lines.append(f"| `{variable}` | {_cell(default)} | {_cell(info.description or '')} |")
+        lines.append("")
+    return "\n".join(lines).rstrip("\n") + "\n"
+
+
+def readme_section(readme: str) -> str | None:
+    """The text between the README's configuration markers (without them), or None when they are missing."""
+    begin, end = readme.find(README_BEGIN), readme.find(README_END)
+    if begin < 0 or end < begin:
+        return None
+    return readme[begin + len(README_BEGIN) : end].strip("\n") + "\n"
+
+
+def with_configuration(readme: str) -> str:
+    """`readme` with the text between its configuration markers replaced by `configuration_markdown()`."""
+    begin, end = readme.find(README_BEGIN), readme.find(README_END)
+    if begin < 0 or end < begin:
+        raise ValueError(f"the README has no {README_BEGIN!r} ... {README_END!r} section")
+    return readme[: begin + len(README_BEGIN)] + "\n" + configuration_markdown() + readme[end:]
+
+
+def default_readme() -> Path:
+    """The repository's README.md (for a source checkout)."""
+    return Path(__file__).resolve().parents[2] / "README.md"
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Print the configuration tables, or rewrite the README's section in place (`--write-readme`)."""
+    parser = argparse.ArgumentParser(prog="python -m threadline.config", description=main.__doc__)
+    parser.add_argument("--write-readme", action="store_true", help="rewrite the README's configuration section")
+    parser.add_argument("--readme", type=Path, default=None, help="README to rewrite (default: the checkout's)")
+    args = parser.parse_args(argv)
+    if not args.write_readme:
+        sys.stdout.write(configuration_markdown())
+        return 0
+    path: Path = args.readme or default_readme()
+    text = path.read_text(encoding="utf-8")
+    updated = with_configuration(text)
+    if updated != text:
+        path.write_text(updated, encoding="utf-8")
+    sys.stdout.write(f"{path}: configuration section {'rewritten' if updated != text else 'already current'}\n")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

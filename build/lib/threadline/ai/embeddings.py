@@ -17,7 +17,7 @@ from typing import Protocol
 
 import numpy as np
 
-from threadline.config import EMBED_BATCH_SIZE
+from threadline.config import get_settings
 from threadline.heap import freeze_long_lived_objects
 
 logger = logging.getLogger(__name__)
@@ -93,13 +93,16 @@ class LocalEmbedder:
         # Worker threads still overlap their database work with another job's model call.
         self._model_thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="threadline-model")
 
-    def embed(self, texts: list[str], batch_size: int = EMBED_BATCH_SIZE) -> np.ndarray:
+    def embed(self, texts: list[str], batch_size: int | None = None) -> np.ndarray:
         """(len(texts), DIMENSIONS) L2-normalised float32 vectors, computed on the model thread.
+
+        `batch_size` texts go to the model per call (default: the `pipeline.embed_batch_size` setting).
 
         The caller waits rather than doing other work meanwhile: the model keeps every core
         busy, and Python work on another thread would hold the GIL the model's own Python
         steps need (measured: cue scoring overlapped with the model made runs slower).
         """
+        batch_size = batch_size or get_settings().pipeline.embed_batch_size
         return self._model_thread.submit(self._encode, list(texts), batch_size).result()
 
     def _encode(self, texts: list[str], batch_size: int) -> np.ndarray:

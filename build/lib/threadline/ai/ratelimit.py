@@ -37,11 +37,12 @@ import asyncio
 import inspect
 import logging
 import math
-import re
 import time
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import Protocol
+
+from threadline.net.retry import parse_duration, parse_retry_after
 
 logger = logging.getLogger(__name__)
 
@@ -54,53 +55,6 @@ MAX_SLEEP_SLICE_SECONDS = 0.5  # s: waiters re-check often enough to see holds/l
 MAX_HOLD_SECONDS = 120.0  # s: cap on a provider-requested pause (bad headers cannot stall a run)
 WORKER_COUNT_REFRESH_SECONDS = 15.0  # s between live-worker counts: cheap, follows scale-out
 DEFAULT_WINDOW_SECONDS = 60.0  # s: providers state budgets per minute
-
-_DURATION_PART = re.compile(r"(\d+(?:\.\d+)?)(ms|h|m|s)")
-
-
-def parse_duration(value: str | None) -> float | None:
-    """Parse an OpenAI-style reset duration ("1s", "6m0s", "20ms", "1h2m3.5s") to seconds.
-
-    Also accepts a bare number of seconds. Returns None for anything unparseable so a
-    malformed header is ignored rather than trusted.
-    """
-    if value is None:
-        return None
-    text = value.strip().lower()
-    if not text:
-        return None
-    try:
-        return max(0.0, float(text))
-    except ValueError:
-        pass
-    total = 0.0
-    position = 0
-    for match in _DURATION_PART.finditer(text):
-        if match.start() != position:
-            return None
-        amount, unit = float(match.group(1)), match.group(2)
-        total += amount * {"h": 3600.0, "m": 60.0, "s": 1.0, "ms": 0.001}[unit]
-        position = match.end()
-    if position != len(text) or position == 0:
-        return None
-    return total
-
-
-def parse_retry_after(headers: Mapping[str, str]) -> float | None:
-    """Seconds to wait from `retry-after-ms` or `retry-after` (seconds; HTTP dates ignored)."""
-    millis = headers.get("retry-after-ms")
-    if millis is not None:
-        try:
-            return max(0.0, float(millis) / 1000.0)
-        except ValueError:
-            pass
-    seconds = headers.get("retry-after")
-    if seconds is not None:
-        try:
-            return max(0.0, float(seconds))
-        except ValueError:
-            return None
-    return None
 
 
 @dataclass(frozen=True)

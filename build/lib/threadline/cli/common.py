@@ -6,7 +6,7 @@ import json
 import logging
 import sys
 from datetime import UTC, datetime
-from typing import Any
+from typing import Annotated, Any
 
 import typer
 from rich.console import Console
@@ -32,6 +32,17 @@ def engine():
     from threadline.db.engine import get_engine
 
     return get_engine()
+
+
+def _within_list_limit(value: int) -> int:
+    """`--limit` at most `read.max_list_limit` (read when the option is parsed, not at import)."""
+    maximum = get_settings().read.max_list_limit
+    if value > maximum:
+        raise typer.BadParameter(f"{value} is more than the list limit {maximum} (THREADLINE_READ_MAX_LIST_LIMIT)")
+    return value
+
+
+LimitOption = Annotated[int, typer.Option("--limit", min=1, callback=_within_list_limit, help="Rows to show.")]
 
 
 def emit_json(payload: Any) -> None:

@@ -8,10 +8,7 @@ import typer
 from rich.table import Table
 
 from threadline.cli.common import console, emit_json, engine, fail
-
-DEFAULT_HOST = "127.0.0.1"  # loopback: exposing the server is an explicit decision (--host 0.0.0.0)
-DEFAULT_PORT = 8000  # TCP port: uvicorn's customary default
-MAX_SERVER_WORKERS = 32  # processes: beyond the cores of any machine this runs on; each holds its own DB pool
+from threadline.config import get_settings
 
 tokens_app = typer.Typer(help="API tokens for the HTTP API and the dashboard sign-in.", no_args_is_help=True)
 
@@ -23,11 +20,13 @@ def register(app: typer.Typer) -> None:
 
 
 def serve_command(
-    host: Annotated[str, typer.Option(help="Interface to bind (default: loopback only).")] = DEFAULT_HOST,
-    port: Annotated[int, typer.Option(min=0, max=65535, help="TCP port (0: any free port).")] = DEFAULT_PORT,
-    workers: Annotated[
-        int, typer.Option(min=1, max=MAX_SERVER_WORKERS, help="Server processes (one per core helps under load).")
-    ] = 1,
+    host: Annotated[
+        str | None, typer.Option(help="Interface to bind (default THREADLINE_API_HOST: loopback only).")
+    ] = None,
+    port: Annotated[
+        int | None, typer.Option(min=0, max=65535, help="TCP port (0: any free port; default THREADLINE_API_PORT).")
+    ] = None,
+    workers: Annotated[int, typer.Option(min=1, help="Server processes (one per core helps under load).")] = 1,
 ) -> None:
     """Serve the HTTP API (/api, OpenAPI schema at /openapi.json) and the dashboard (/). Runs are done by `threadline worker`.
 
@@ -36,12 +35,15 @@ def serve_command(
     # imported when the command runs, not at start-up: every command pays only for what it uses
     import uvicorn
 
+    limits = get_settings().api
+    if workers > limits.max_server_workers:
+        raise fail(f"--workers is at most {limits.max_server_workers} (THREADLINE_API_MAX_SERVER_WORKERS)")
     engine()  # start the embedded server and migrate once, before any server process starts
     uvicorn.run(
         "threadline.app:create_app",
         factory=True,
-        host=host,
-        port=port,
+        host=limits.host if host is None else host,
+        port=limits.port if port is None else port,
         workers=workers,
         log_level="warning",
         access_log=False,

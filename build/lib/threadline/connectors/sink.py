@@ -16,13 +16,13 @@ from typing import Any
 from sqlalchemy import Engine, select, text, update
 from sqlalchemy.orm import Session
 
+from threadline.config import get_settings
 from threadline.connectors.base import SyncBatch
 from threadline.connectors.records import ConversationRecord
 from threadline.connectors.store import UpsertStats, upsert_conversations
 from threadline.db.models import Conversation, Source
 from threadline.db.models import DeadLetter as DeadLetterRow
 
-MAX_IDS_PER_QUERY = 1_000  # external ids per IN (...) lookup: keeps statements small
 JOB_STATUS_KEY = "last_sync"  # key of sources.sync_state owned by the sync job, not by the sync itself
 
 # Replace the sync's state but keep the job's status key as it is *now* (the job may have
@@ -55,9 +55,10 @@ class PostgresSink:
 
     def stored_versions(self, external_ids: Sequence[str]) -> Mapping[str, datetime | None]:
         out: dict[str, datetime | None] = {}
+        step = get_settings().input.max_ids_per_query
         with Session(self.engine) as session:
-            for start in range(0, len(external_ids), MAX_IDS_PER_QUERY):
-                chunk = list(external_ids[start : start + MAX_IDS_PER_QUERY])
+            for start in range(0, len(external_ids), step):
+                chunk = list(external_ids[start : start + step])
                 rows = session.execute(
                     select(Conversation.external_id, Conversation.updated_at).where(
                         Conversation.source_id == self.source_id,

@@ -11,12 +11,9 @@ from sqlalchemy import Engine, create_engine
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session, sessionmaker
 
-from threadline.config import Settings, get_settings
+from threadline.config import DatabaseSettings, Settings, get_settings
 
 logger = logging.getLogger(__name__)
-
-POOL_SIZE = 5  # connections per process: a CLI or worker needs a few, the API's threadpool shares them
-CONNECT_TIMEOUT_S = 10  # seconds: fail fast with a clear error instead of hanging on a wrong URL
 
 
 def resolve_database_url(settings: Settings) -> str:
@@ -31,19 +28,20 @@ def resolve_database_url(settings: Settings) -> str:
     return start_embedded(settings.embedded_pgdata)
 
 
-def make_engine(url: str) -> Engine:
-    """An engine for `url` with bounded pool and connect timeout."""
+def make_engine(url: str, limits: DatabaseSettings | None = None) -> Engine:
+    """An engine for `url` with the pool size and connect timeout of `limits` (default: the process's settings)."""
+    limits = limits or get_settings().database
     return create_engine(
         url,
-        pool_size=POOL_SIZE,
+        pool_size=limits.pool_size,
         pool_pre_ping=True,
-        connect_args={"connect_timeout": CONNECT_TIMEOUT_S},
+        connect_args={"connect_timeout": limits.connect_timeout_s},
     )
 
 
 @lru_cache(maxsize=4)
-def _engine_for(url: str, migrate: bool) -> Engine:
-    engine = make_engine(url)
+def _engine_for(url: str, migrate: bool, pool_size: int, connect_timeout_s: int) -> Engine:
+    engine = make_engine(url, DatabaseSettings(pool_size=pool_size, connect_timeout_s=connect_timeout_s))
     if migrate:
         from threadline.db.migrate import upgrade  # Alembic loads only when an engine is first made (start-up)
 
@@ -54,7 +52,8 @@ def _engine_for(url: str, migrate: bool) -> Engine:
 def get_engine(settings: Settings | None = None, *, migrate: bool = True) -> Engine:
     """The process-wide engine for these settings, migrated to the newest schema on first use."""
     settings = settings or get_settings()
-    return _engine_for(resolve_database_url(settings), migrate)
+    limits = settings.database
+    return _engine_for(resolve_database_url(settings), migrate, limits.pool_size, limits.connect_timeout_s)
 
 
 @contextmanager

@@ -5,6 +5,7 @@ from __future__ import annotations
 import random
 
 from threadline.config import get_settings
+from threadline.net.retry import Jitter, backoff_s, honour_requested_wait
 
 
 class RunError(RuntimeError):
@@ -45,13 +46,19 @@ def backoff_delay_s(
 ) -> float:
     """Exponential backoff with equal jitter for `attempt` (1-based), never below Retry-After.
 
-    delay = min(cap, base * 2^(attempt-1)) scaled by a uniform factor in [0.5, 1.0], so
-    retries of many items spread out instead of arriving together.
+    delay = min(cap, base * 2^(attempt-1)) scaled by a uniform factor in [0.5, 1.0] (the shared
+    `threadline.net.retry.backoff_s`), so retries of many items spread out instead of arriving
+    together; a provider's Retry-After (capped at `max_retry_after_s`) is a floor. Only the delay
+    is shared with the outbound HTTP policy: whether and when a job runs again stays procrastinate's.
     """
     rng = rng or random.Random()
     limits = get_settings().engine
-    ceiling = min(limits.retry_max_delay_s, base_s * (2 ** max(attempt - 1, 0)))
-    delay = ceiling * rng.uniform(0.5, 1.0)
-    if retry_after_s is not None:
-        delay = max(delay, min(float(retry_after_s), limits.max_retry_after_s))
-    return float(delay)
+    delay = backoff_s(attempt, base_s=base_s, cap_s=limits.retry_max_delay_s, jitter=Jitter.EQUAL, rng=rng)
+    return honour_requested_wait(delay, retry_after_s, limits.max_retry_after_s)
+
+
+class RunRequestError(RunError):
+    """The run as asked for cannot exist (inverted period, nothing matches): refused before anything is written.
+
+    The CLI exits 2, the API answers 422 and the dashboard shows the message on the form.
+    """

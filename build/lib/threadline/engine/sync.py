@@ -34,6 +34,7 @@ from typing import Any
 from sqlalchemy import Engine, bindparam, select, text
 from sqlalchemy.orm import Session
 
+from threadline.config import get_settings
 from threadline.connectors.base import ConnectorAuthError, ConnectorError, SyncReport, get_connector
 from threadline.connectors.sink import JOB_STATUS_KEY
 from threadline.connectors.sources import SourceError, sync_source
@@ -46,7 +47,6 @@ from threadline.registry import UnknownPlugin
 logger = logging.getLogger(__name__)
 
 SYNC_TASK = TASK_PREFIX + "sync"
-MAX_ERROR_CHARS = 500  # characters of a stored error: a reason, not a traceback
 REDACTED = "<redacted>"  # replaces a token value should one ever appear in an error message
 
 # procrastinate job status -> sync status shown by the API
@@ -211,7 +211,7 @@ def safe_error(exc: BaseException, token_env: str | None, label: str) -> str:
     token = os.environ.get(token_env) if token_env else None
     if token:
         message = message.replace(token, REDACTED)
-    return message[:MAX_ERROR_CHARS]
+    return message[: get_settings().engine.max_sync_error_chars]
 
 
 def _report_fields(report: SyncReport) -> dict[str, Any]:

@@ -18,7 +18,7 @@ import numpy as np
 from sqlalchemy import select
 
 from threadline.ai.embeddings import get_embedder
-from threadline.config import MAX_CSV_FIELD_BYTES
+from threadline.config import get_settings
 from threadline.connectors.files.importer import import_file
 from threadline.connectors.files.readers import CsvColumns, detect_format
 from threadline.db.engine import session_scope
@@ -40,7 +40,7 @@ def read_labels(
     if file_format == "csv":
         if not label_col:
             raise EvalError("CSV files need --label-col")
-        csv.field_size_limit(MAX_CSV_FIELD_BYTES)
+        csv.field_size_limit(get_settings().input.max_csv_field_bytes)
         with path.open(encoding="utf-8", newline="") as handle:
             reader = csv.DictReader(handle)
             if label_col not in (reader.fieldnames or []):

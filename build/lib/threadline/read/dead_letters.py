@@ -8,7 +8,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from threadline.config import MAX_LIST_LIMIT
+from threadline.config import get_settings
 from threadline.db.models import DeadLetter
 
 
@@ -20,8 +20,8 @@ PAGE_PROBE_ROWS = 1  # rows allowed beyond the list limit: a paginating caller a
 
 
 def _bounded(limit: int) -> int:
-    """`limit` clamped to 1..MAX_LIST_LIMIT (+ the page probe row)."""
-    return min(max(int(limit), 1), MAX_LIST_LIMIT + PAGE_PROBE_ROWS)
+    """`limit` clamped to 1..`read.max_list_limit` (+ the page probe row)."""
+    return min(max(int(limit), 1), get_settings().read.max_list_limit + PAGE_PROBE_ROWS)
 
 
 def _dead_letter_dict(letter: DeadLetter) -> dict[str, Any]:
@@ -41,7 +41,7 @@ def _dead_letter_dict(letter: DeadLetter) -> dict[str, Any]:
 def list_dead_letters(
     session: Session, *, run_id: int | None = None, limit: int = 100, offset: int = 0
 ) -> list[dict[str, Any]]:
-    """Dead letters not yet retried, newest first (optionally of one run); `limit` at most MAX_LIST_LIMIT."""
+    """Dead letters not yet retried, newest first (optionally of one run); `limit` at most `read.max_list_limit`."""
     query = select(DeadLetter).where(DeadLetter.retried_at.is_(None))
     if run_id is not None:
         query = query.where(DeadLetter.run_id == run_id)

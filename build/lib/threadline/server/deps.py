@@ -3,7 +3,7 @@
 Nothing here blocks the event loop, and a request crosses into the threadpool as few times
 as possible (each crossing costs a thread handoff under the GIL):
 
-- `require_api_auth` is async: a token verified within `TOKEN_CACHE_TTL_S` is answered from
+- `require_api_auth` is async: a token verified within `api.token_cache_ttl_s` is answered from
   the app's `TokenCache` (a hash and a dict lookup); only a miss reads the database, in a
   worker thread.
 - `ReadDb` (a `Reader`) runs a whole read function in one worker thread with its own
@@ -29,7 +29,7 @@ from sqlalchemy import Engine
 from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 
-from threadline.db.engine import POOL_SIZE
+from threadline.config import get_settings
 from threadline.server.sessions import CSRF_HEADER, SESSION_COOKIE, WebSession, csrf_matches
 from threadline.server.tokens import TokenCache, active_token, verify_token
 
@@ -93,7 +93,7 @@ class Reader:
 
 def _pool_size(engine: Engine) -> int:
     size = getattr(engine.pool, "size", None)
-    return size() if callable(size) else POOL_SIZE
+    return size() if callable(size) else get_settings().database.pool_size
 
 
 async def get_reader(request: Request) -> Reader:

@@ -22,8 +22,6 @@ SESSION_COOKIE = "threadline_session"
 LOGIN_CSRF_COOKIE = "threadline_login_csrf"
 CSRF_FIELD = "csrf_token"  # form field carrying the CSRF value
 CSRF_HEADER = "X-CSRF-Token"  # header carrying it for fetch() calls from the dashboard
-SESSION_MAX_AGE_S = 12 * 3600  # seconds: a working day; then sign in again
-LOGIN_CSRF_MAX_AGE_S = 15 * 60  # seconds: time to fill in the sign-in form
 SECRET_BYTES = 32  # bytes of randomness in the signing secret: 256 bits
 SECRET_FILE = "api-secret"  # file name under THREADLINE_HOME
 
@@ -55,10 +53,11 @@ class WebSession:
 
 
 class SessionSigner:
-    """Signs and verifies session cookies and CSRF values."""
+    """Signs and verifies session cookies and CSRF values; a session lasts `max_age_s` (`api.session_max_age_s`)."""
 
-    def __init__(self, secret: str) -> None:
+    def __init__(self, secret: str, max_age_s: int) -> None:
         self._serializer = URLSafeTimedSerializer(secret, salt="threadline-session")
+        self.max_age_s = max_age_s
 
     def issue(self, token_id: int) -> tuple[str, WebSession]:
         """A new cookie value and the session it encodes."""
@@ -70,7 +69,7 @@ class SessionSigner:
         if not cookie:
             return None
         try:
-            data = self._serializer.loads(cookie, max_age=SESSION_MAX_AGE_S)
+            data = self._serializer.loads(cookie, max_age=self.max_age_s)
         except BadSignature:
             return None
         if not isinstance(data, dict) or not isinstance(data.get("tid"), int) or not isinstance(data.get("csrf"), str):

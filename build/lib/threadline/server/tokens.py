@@ -1,6 +1,6 @@
 """API tokens: created once, shown once, stored only as their SHA-256, compared in constant time.
 
-A server process remembers tokens it has verified for `TOKEN_CACHE_TTL_S` (`TokenCache`), so a
+A server process remembers tokens it has verified for `api.token_cache_ttl_s` (`TokenCache`), so a
 request does not cost a database lookup; revoking a token in this process forgets them all at
 once, and a revocation made elsewhere (the CLI, another server process) takes effect within
 the TTL.
@@ -20,17 +20,16 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from threadline.config import get_settings
 from threadline.db.models import ApiToken
 
+# The token format (not settings: changing them changes what a token is). Cache and last-use timing are settings (`api`).
 TOKEN_PREFIX = "tl_"  # marks a string as a Threadline token (helps secret scanners; not a secret itself)
 TOKEN_BYTES = 32  # bytes of randomness: 256 bits, beyond brute force
-MAX_TOKEN_CHARS = 200  # characters: anything longer is not one of ours; rejected before hashing
-MAX_TOKEN_NAME_CHARS = 200  # characters: matches api_tokens.name
-LAST_USED_RESOLUTION = timedelta(minutes=1)  # last_used_at is refreshed at most this often: no write per request
-# Seconds a verified token is trusted without a database lookup: the longest a revocation made in another process
-# (the CLI, another server worker) takes to reach this one; one lookup per token per 5 s costs nothing.
-TOKEN_CACHE_TTL_S = 5.0
-MAX_CACHED_TOKENS = 1_000  # entries per cache: far more tokens than an installation has; only valid tokens are cached
+MAX_TOKEN_CHARS = (
+    200  # characters: far longer than our tokens (46), so anything longer is not one of ours; rejected before hashing
+)
+MAX_TOKEN_NAME_CHARS = 200  # characters: the width of api_tokens.name
 
 _revocations = 0  # revocations made in this process; a TokenCache that sees it change forgets everything
 
@@ -94,7 +93,8 @@ def verify_token(session: Session, token: str) -> ApiToken | None:
     if row is None or row.revoked_at is not None or not hmac.compare_digest(row.token_hash, digest):
         return None
     now = datetime.now(UTC)
-    if row.last_used_at is None or now - row.last_used_at > LAST_USED_RESOLUTION:
+    resolution = timedelta(seconds=get_settings().api.token_last_used_resolution_s)
+    if row.last_used_at is None or now - row.last_used_at > resolution:
         row.last_used_at = now
         session.commit()
     return row
@@ -123,14 +123,15 @@ class TokenCache:
 
     def __init__(
         self,
-        ttl_s: float = TOKEN_CACHE_TTL_S,
+        ttl_s: float | None = None,
         *,
         clock: Callable[[], float] = time.monotonic,
-        max_entries: int = MAX_CACHED_TOKENS,
+        max_entries: int | None = None,
     ) -> None:
-        self.ttl_s = ttl_s
+        limits = get_settings().api
+        self.ttl_s = limits.token_cache_ttl_s if ttl_s is None else ttl_s
         self._clock = clock
-        self._max_entries = max_entries
+        self._max_entries = max_entries or limits.max_cached_tokens
         self._lock = threading.Lock()
         self._ids_by_digest: dict[str, tuple[int, float]] = {}  # token hash -> (token id, expiry on `clock`)
         self._active_until: dict[int, float] = {}  # token id -> expiry on `clock`

@@ -10,7 +10,7 @@ from sqlalchemy import BigInteger, any_, cast, select
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.orm import Session
 
-from threadline.config import EMBED_INPUT_MAX_CHARS
+from threadline.config import get_settings
 from threadline.db.models import Message, RunConversation
 from threadline.text.normalize import NORMALIZE_VERSION
 
@@ -18,7 +18,7 @@ from threadline.text.normalize import NORMALIZE_VERSION
 def load_customer_texts(
     session: Session, conversation_ids: Sequence[int] | None = None, *, run_id: int | None = None
 ) -> dict[int, str]:
-    """Customer messages of each conversation joined in order, cut to `EMBED_INPUT_MAX_CHARS`.
+    """Customer messages of each conversation joined in order, cut to `pipeline.embed_input_max_chars`.
 
     Selects either explicit `conversation_ids` (a batch) or every member of `run_id`.
     Conversations without any customer message are absent from the result.
@@ -35,7 +35,8 @@ def load_customer_texts(
     for conversation_id, text in rows:
         if text.strip():
             parts[conversation_id].append(text)
-    return {cid: "\n".join(texts)[:EMBED_INPUT_MAX_CHARS] for cid, texts in parts.items()}
+    max_chars = get_settings().pipeline.embed_input_max_chars
+    return {cid: "\n".join(texts)[:max_chars] for cid, texts in parts.items()}
 
 
 def input_hash(*parts: str) -> str:

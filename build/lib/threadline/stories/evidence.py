@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from threadline.config import MAX_QUOTE_CHARS
+from threadline.config import get_settings
 
 MIN_QUOTE_WORDS = 4  # words: "hi there" or "thanks" says nothing about the problem
 _SENTENCE = re.compile(r"[^.!?\n]+(?:[.!?]+|$)", re.M)
@@ -35,22 +35,25 @@ def _spans(text: str) -> list[tuple[int, int]]:
     return spans
 
 
-def _trim(text: str, start: int, end: int) -> tuple[int, int]:
-    """Shorten [start, end) to at most MAX_QUOTE_CHARS, cutting at a word boundary."""
-    if end - start <= MAX_QUOTE_CHARS:
+def _trim(text: str, start: int, end: int, max_chars: int) -> tuple[int, int]:
+    """Shorten [start, end) to at most `max_chars`, cutting at a word boundary."""
+    if end - start <= max_chars:
         return start, end
-    cut = text.rfind(" ", start, start + MAX_QUOTE_CHARS)
-    end = cut if cut > start else start + MAX_QUOTE_CHARS
+    cut = text.rfind(" ", start, start + max_chars)
+    end = cut if cut > start else start + max_chars
     while end > start and not text[end - 1].isalnum():
         end -= 1
     return start, end
 
 
-def best_quote(message_id: int, conversation_id: int, text: str, keywords: list[str]) -> Quote | None:
+def best_quote(
+    message_id: int, conversation_id: int, text: str, keywords: list[str], *, max_chars: int | None = None
+) -> Quote | None:
     """The sentence of `text` that says most about `keywords` (with the next one if it is short).
 
-    Returns None when no sentence has `MIN_QUOTE_WORDS` words. The result always satisfies
-    ``text[quote.start:quote.end] == quote.text``.
+    Returns None when no sentence has `MIN_QUOTE_WORDS` words. The quote is at most
+    `max_chars` long (default: the `pipeline.max_quote_chars` setting). The result always
+    satisfies ``text[quote.start:quote.end] == quote.text``.
     """
     words = [set(k.lower().split()) for k in keywords]
     best: tuple[float, int, int] | None = None
@@ -66,5 +69,5 @@ def best_quote(message_id: int, conversation_id: int, text: str, keywords: list[
     if best is None:
         return None
     score, start, end = best
-    start, end = _trim(text, start, end)
+    start, end = _trim(text, start, end, max_chars or get_settings().pipeline.max_quote_chars)
     return Quote(message_id, conversation_id, start, end, text[start:end], score)

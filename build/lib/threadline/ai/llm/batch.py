@@ -25,12 +25,9 @@ from threadline.ai.llm.facets import (
     analyze_facets,
     facet_input_hash,
 )
-from threadline.config import ModelPrice
+from threadline.config import LLMSettings, ModelPrice
 
 logger = logging.getLogger(__name__)
-
-LATENCY_ALLOWANCE_SECONDS = 10.0  # s: calls slower than this would underuse the rate budget
-MIN_IN_FLIGHT = 4  # items: even tiny budgets keep a few calls overlapping
 
 
 class FacetCache(Protocol):
@@ -77,9 +74,9 @@ class BatchReport:
         return len(self.done) + len(self.cached) + len(self.failed) + len(self.skipped)
 
 
-def default_in_flight(requests_per_minute: float) -> int:
-    """Items in flight needed to use the request budget at `LATENCY_ALLOWANCE_SECONDS`."""
-    return max(MIN_IN_FLIGHT, math.ceil(requests_per_minute / 60.0 * LATENCY_ALLOWANCE_SECONDS))
+def default_in_flight(settings: LLMSettings) -> int:
+    """Items in flight needed to use the request budget when calls take `latency_allowance_s` (at least `min_in_flight`)."""
+    return max(settings.min_in_flight, math.ceil(settings.requests_per_minute / 60.0 * settings.latency_allowance_s))
 
 
 async def _one(client: LLMClient, conv: ConversationInput) -> FacetResult | FailedItem:
@@ -104,7 +101,7 @@ async def analyze_batch(
 ) -> BatchReport:
     """Facets for every conversation; see the module docstring for the guarantees."""
     settings = client.settings
-    limit = max_in_flight or default_in_flight(settings.requests_per_minute)
+    limit = max_in_flight or default_in_flight(settings)
     model = settings.models.facets
     report = BatchReport()
     spent = 0.0

@@ -4,8 +4,9 @@ Responsibilities, in order, for one structured call:
 1. estimate its tokens and take a permit from the process-wide `RateLimiter`;
 2. call `/chat/completions` (SDK retries off: `max_retries=0`, retries are ours);
 3. feed status and `x-ratelimit-*` headers back to the limiter, reconcile tokens;
-4. on 429/5xx/timeouts retry up to `max_attempts` calls, honouring Retry-After, else
-   exponential backoff with full jitter; other 4xx fail at once;
+4. on 429/5xx/408/409/timeouts/unparseable bodies retry up to `max_attempts` calls with the
+   shared outbound policy (`threadline.net.retry`: full-jitter backoff, never shorter than a
+   Retry-After or a spent budget's reset); other 4xx fail at once;
 5. validate the reply against the pydantic schema; on failure make ONE repair call.
 Everything a call cost is returned in `CallResult.usages` (or `LLMCallFailed.usages`).
 Nothing here logs prompts, replies or keys.
@@ -13,11 +14,10 @@ Nothing here logs prompts, replies or keys.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import math
 import random
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Generic, Self, TypeVar
 
@@ -27,8 +27,9 @@ from pydantic import BaseModel, ValidationError
 from threadline.ai.llm.cost import CallUsage
 from threadline.ai.llm.prompts import repair_messages
 from threadline.ai.llm.schemas import SCHEMA_NAMES, strict_json_schema
-from threadline.ai.ratelimit import RateLimit, RateLimiter, parse_retry_after
+from threadline.ai.ratelimit import RateLimit, RateLimiter
 from threadline.config import LLMSettings, StructuredMode
+from threadline.net.retry import Jitter, RetryPolicy, call_with_retries
 
 logger = logging.getLogger(__name__)
 
@@ -38,13 +39,19 @@ CONNECT_TIMEOUT_SECONDS = 10.0  # s: TCP+TLS to a cloud endpoint; longer means i
 WRITE_TIMEOUT_SECONDS = 30.0  # s: prompts are a few KB; a stalled upload is a dead socket
 BACKOFF_BASE_SECONDS = 0.5  # s: first retry delay ceiling, doubled per attempt
 BACKOFF_CAP_SECONDS = 30.0  # s: longest single backoff, keeps a run moving
-MAX_RETRY_AFTER_SECONDS = 120.0  # s: ignore absurd Retry-After values beyond this
+MAX_RETRY_AFTER_SECONDS = 120.0  # s: a Retry-After or reset beyond this is capped (the limiter's hold cap too)
 CHARS_PER_TOKEN = 4  # characters per token: OpenAI's rule of thumb, used only for estimates
 TOKENS_PER_MESSAGE = 4  # framing tokens per chat message (OpenAI cookbook)
 TOKENS_PER_REPLY = 3  # tokens priming the reply
 OUTPUT_ESTIMATE_WEIGHT = 0.2  # EMA weight of the newest observed output size
 MAX_PROBLEM_ERRORS = 5  # validation errors described to the model in a repair request
-RETRYABLE_STATUS = frozenset({408, 409, 429, 500, 502, 503, 504})  # transient per OpenAI docs
+RETRY_EXTRA_STATUSES = frozenset({408, 409})  # request timeout, conflict: transient per OpenAI docs (429/5xx always)
+# No response (timeouts included: APITimeoutError is an APIConnectionError) or an unparseable body: worth a retry.
+RETRY_EXCEPTIONS: tuple[type[Exception], ...] = (
+    openai.APIConnectionError,
+    openai.APIResponseValidationError,
+    ValueError,
+)
 
 
 class LLMCallFailed(Exception):
@@ -74,6 +81,28 @@ class _Reply:
     finish_reason: str | None
 
 
+@dataclass(frozen=True)
+class _Answer:
+    """One attempt's HTTP answer: the parsed reply (2xx) or the SDK's status error."""
+
+    status_code: int
+    headers: Mapping[str, str]
+    reply: _Reply | None = None
+    error: openai.APIStatusError | None = None
+
+
+def llm_retry_policy(settings: LLMSettings) -> RetryPolicy:
+    """The shared outbound policy with this client's attempts, backoff and extra statuses."""
+    return RetryPolicy(
+        attempts=settings.max_attempts,
+        base_s=BACKOFF_BASE_SECONDS,
+        cap_s=BACKOFF_CAP_SECONDS,
+        jitter=Jitter.FULL,
+        max_requested_wait_s=MAX_RETRY_AFTER_SECONDS,
+        extra_statuses=RETRY_EXTRA_STATUSES,
+    )
+
+
 def llm_rate_limit(settings: LLMSettings) -> RateLimit:
     """The configured request and token budget per minute, as a limiter input."""
     return RateLimit(requests=settings.requests_per_minute, tokens=settings.tokens_per_minute)
@@ -85,12 +114,6 @@ def estimate_prompt_tokens(messages: Sequence[dict[str, str]]) -> int:
     for message in messages:
         total += TOKENS_PER_MESSAGE + math.ceil(len(message.get("content", "")) / CHARS_PER_TOKEN)
     return total
-
-
-def backoff_seconds(attempt: int, rng: random.Random) -> float:
-    """Full-jitter exponential backoff for the given 1-based attempt number."""
-    ceiling = min(BACKOFF_CAP_SECONDS, BACKOFF_BASE_SECONDS * 2 ** (attempt - 1))
-    return rng.uniform(0.0, ceiling)
 
 
 def response_format(model: type[BaseModel], mode: StructuredMode) -> dict[str, Any]:
@@ -137,6 +160,7 @@ class LLMClient:
     ) -> None:
         self.settings = settings
         self.limiter = limiter
+        self.retry_policy = llm_retry_policy(settings)
         self._rng = rng or random.Random()
         # The SDK's own HTTP stack (httpx or, in openai>=3, httpx2): use its types.
         timeout = openai.Timeout(
@@ -243,11 +267,9 @@ class LLMClient:
             out = self._output_estimate.get(stage, float(expected_output_tokens))
             return prompt_estimate + int(out)
 
-        last_error = "unknown"
-        error_class = "LLMError"
-        for attempt in range(1, self.settings.max_attempts + 1):
+        async def send() -> _Answer:
+            """One call: limiter permit, request, limiter feedback, usage; every call is recorded."""
             permit = await self.limiter.acquire(estimate)
-            wait: float | None = None
             try:
                 raw = await self._openai.chat.completions.with_raw_response.create(  # type: ignore[call-overload]
                     model=model,
@@ -256,70 +278,46 @@ class LLMClient:
                     max_tokens=max_output_tokens,
                     temperature=0,
                 )
-                self.limiter.observe(raw.http_response.status_code, raw.headers)
+                self.limiter.observe(raw.status_code, raw.headers)
                 completion = raw.parse()
             except openai.APIStatusError as error:
                 self.limiter.observe(error.status_code, error.response.headers)
-                error_class, last_error = type(error).__name__, f"HTTP {error.status_code}"
-                if error.status_code not in RETRYABLE_STATUS:
-                    usages.append(CallUsage(stage, model, 0, 0))
-                    raise LLMCallFailed(error_class, last_error, len(usages), usages) from error
-                retry_after = parse_retry_after(error.response.headers)
-                if error.status_code == 429:
-                    # The limiter already holds all callers for Retry-After; add jitter only.
-                    wait = self._rng.uniform(0.0, BACKOFF_BASE_SECONDS)
-                    if retry_after is None:
-                        wait = backoff_seconds(attempt, self._rng)
-                elif retry_after is not None:
-                    wait = min(retry_after, MAX_RETRY_AFTER_SECONDS)
-            except (openai.APITimeoutError, openai.APIConnectionError) as error:
-                error_class, last_error = type(error).__name__, "no response"
-            except (openai.APIResponseValidationError, ValueError) as error:
-                error_class, last_error = type(error).__name__, "unparseable HTTP body"
+                usages.append(CallUsage(stage, model, 0, 0))  # a failed call is still a call (no usage reported)
+                return _Answer(error.status_code, error.response.headers, error=error)
+            except RETRY_EXCEPTIONS:
+                usages.append(CallUsage(stage, model, 0, 0))
+                raise
+            usage = completion.usage
+            if usage is not None:
+                self.limiter.reconcile(permit, usage.total_tokens)
+                usages.append(CallUsage(stage, model, usage.prompt_tokens, usage.completion_tokens))
+                current = self._output_estimate.get(stage, float(expected_output_tokens))
+                self._output_estimate[stage] = (
+                    1 - OUTPUT_ESTIMATE_WEIGHT
+                ) * current + OUTPUT_ESTIMATE_WEIGHT * usage.completion_tokens
             else:
-                usage = completion.usage
-                if usage is not None:
-                    self.limiter.reconcile(permit, usage.total_tokens)
-                    usages.append(CallUsage(stage, model, usage.prompt_tokens, usage.completion_tokens))
-                    current = self._output_estimate.get(stage, float(expected_output_tokens))
-                    self._output_estimate[stage] = (
-                        1 - OUTPUT_ESTIMATE_WEIGHT
-                    ) * current + OUTPUT_ESTIMATE_WEIGHT * usage.completion_tokens
-                else:
-                    usages.append(CallUsage(stage, model, prompt_estimate, 0))
-                choice = completion.choices[0] if completion.choices else None
-                content = choice.message.content if choice is not None else None
-                return _Reply(content or "", choice.finish_reason if choice else None)
-            # A failed attempt is still a call: record it (no usage was reported for it).
-            usages.append(CallUsage(stage, model, 0, 0))
-            if attempt < self.settings.max_attempts:
-                delay = wait if wait is not None else backoff_seconds(attempt, self._rng)
-                logger.debug("stage %s: %s, retry %d in %.2fs", stage, last_error, attempt, delay)
-                await asyncio.sleep(delay)
-        raise LLMCallFailed(error_class, last_error, len(usages), usages)
+                usages.append(CallUsage(stage, model, prompt_estimate, 0))
+            choice = completion.choices[0] if completion.choices else None
+            content = choice.message.content if choice is not None else None
+            reply = _Reply(content or "", choice.finish_reason if choice else None)
+            return _Answer(raw.status_code, raw.headers, reply=reply)
 
-    async def embed(self, texts: Sequence[str]) -> tuple[list[list[float]], CallUsage]:
-        """Embeddings for `texts` with the configured model (one call, bounded retries)."""
-        model = self.settings.models.embeddings
-        estimate = sum(math.ceil(len(t) / CHARS_PER_TOKEN) for t in texts)
-        last: Exception | None = None
-        for attempt in range(1, self.settings.max_attempts + 1):
-            permit = await self.limiter.acquire(estimate)
-            try:
-                raw = await self._openai.embeddings.with_raw_response.create(model=model, input=list(texts))
-                self.limiter.observe(raw.http_response.status_code, raw.headers)
-                result = raw.parse()
-            except openai.APIStatusError as error:
-                self.limiter.observe(error.status_code, error.response.headers)
-                if error.status_code not in RETRYABLE_STATUS:
-                    raise LLMCallFailed(type(error).__name__, "embeddings", attempt, []) from error
-                last = error
-            except (openai.APITimeoutError, openai.APIConnectionError) as error:
-                last = error
-            else:
-                self.limiter.reconcile(permit, result.usage.total_tokens)
-                vectors = [item.embedding for item in sorted(result.data, key=lambda d: d.index)]
-                return vectors, CallUsage("embeddings", model, result.usage.prompt_tokens, 0)
-            if attempt < self.settings.max_attempts:
-                await asyncio.sleep(backoff_seconds(attempt, self._rng))
-        raise LLMCallFailed(type(last).__name__, "embeddings", self.settings.max_attempts, [])
+        last = await call_with_retries(
+            send,
+            policy=self.retry_policy,
+            retry_on=RETRY_EXCEPTIONS,
+            rng=self._rng,
+            label=f"stage {stage}",
+            log_level=logging.DEBUG,
+        )
+        answer = last.response
+        if answer is not None and answer.reply is not None:
+            return answer.reply
+        if answer is not None:  # a status error: not retryable, or retryable on every attempt
+            error: BaseException | None = answer.error
+            error_class, detail = type(error).__name__, f"HTTP {answer.status_code}"
+        else:
+            error = last.error
+            no_response = isinstance(error, openai.APIConnectionError)
+            error_class, detail = type(error).__name__, "no response" if no_response else "unparseable HTTP body"
+        raise LLMCallFailed(error_class, detail, len(usages), usages) from error

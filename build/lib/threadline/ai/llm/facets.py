@@ -23,14 +23,12 @@ from threadline.ai.llm.privacy import scrub
 from threadline.ai.llm.prompts import FACETS_PROMPT_VERSION, FACETS_SYSTEM, chat_messages
 from threadline.ai.llm.quotes import QuoteCandidate, verify_quotes
 from threadline.ai.llm.schemas import ConversationType, FacetsOut, Sentiment, Severity
+from threadline.config import LLMSettings, get_settings
 
 STAGE = "facets"
-MAX_MESSAGE_CHARS = 4_000  # characters per message sent: ~1k tokens, longer is pasted logs
-MAX_CONVERSATION_CHARS = 16_000  # characters per conversation sent: ~4k tokens, bounds cost
+# Prompt and output sizes are settings (`LLMSettings.facets_*`); the output-token sizes belong to the prompt version.
 MAX_OUTPUT_TOKENS = 700  # tokens: a full facet object with 3 quotes is ~250-400
 EXPECTED_OUTPUT_TOKENS = 250  # tokens: initial estimate before real usage is observed
-MAX_FIELD_CHARS = 500  # characters kept per free-text facet: summaries, not essays
-MAX_AREA_CHARS = 60  # characters for product_area: a label, not a sentence
 
 
 @dataclass(frozen=True)
@@ -98,13 +96,13 @@ class FacetResult:
         }
 
 
-def _bounded_messages(conv: ConversationInput) -> tuple[list[dict[str, str]], bool]:
+def _bounded_messages(conv: ConversationInput, limits: LLMSettings) -> tuple[list[dict[str, str]], bool]:
     """Messages as sent: each capped, total capped (earliest messages kept)."""
     sent: list[dict[str, str]] = []
-    budget = MAX_CONVERSATION_CHARS
+    budget = limits.facets_conversation_chars
     truncated = False
     for message in conv.messages:
-        text = message.text[:MAX_MESSAGE_CHARS]
+        text = message.text[: limits.facets_message_chars]
         truncated |= len(text) < len(message.text)
         if budget <= 0:
             truncated = True
@@ -128,9 +126,12 @@ def facet_input_hash(conv: ConversationInput, model: str, prompt_version: str = 
     return hashlib.sha256(encoded).hexdigest()
 
 
-def facet_messages(conv: ConversationInput) -> tuple[list[dict[str, str]], bool]:
-    """The chat prompt for one conversation: instructions + a single escaped data block."""
-    sent, truncated = _bounded_messages(conv)
+def facet_messages(conv: ConversationInput, limits: LLMSettings | None = None) -> tuple[list[dict[str, str]], bool]:
+    """The chat prompt for one conversation: instructions + a single escaped data block, sized by `limits`.
+
+    `limits` defaults to the process's LLM settings; the flag says whether anything was cut.
+    """
+    sent, truncated = _bounded_messages(conv, limits or get_settings().llm)
     payload = {"conversation_id": conv.conversation_id, "messages": sent}
     return chat_messages(FACETS_SYSTEM, "conversation_data", payload), truncated
 
@@ -139,22 +140,26 @@ def _clip(text: str, limit: int) -> str:
     return text.strip()[:limit]
 
 
-def finalize_facets(raw: FacetsOut, conv: ConversationInput, input_truncated: bool = False) -> Facets:
-    """Verify quotes verbatim, scrub free text, clip lengths: model output -> stored facets."""
+def finalize_facets(
+    raw: FacetsOut, conv: ConversationInput, input_truncated: bool = False, limits: LLMSettings | None = None
+) -> Facets:
+    """Verify quotes verbatim, scrub free text, clip lengths (`limits`, default the process's): output -> facets."""
     names = conv.known_names
+    limits = limits or get_settings().llm
 
-    def clean(text: str, limit: int = MAX_FIELD_CHARS) -> str:
+    def clean(text: str, limit: int = limits.facets_field_chars) -> str:
         return _clip(scrub(text, names), limit)
 
     check = verify_quotes(
         (QuoteCandidate(q.message_id, q.text) for q in raw.quotes),
         [(m.message_id, m.text) for m in conv.messages],
+        max_kept=limits.quotes_per_conversation,
     )
     return Facets(
         summary=clean(raw.summary),
         customer_problem=clean(raw.customer_problem),
         requested_change=clean(raw.requested_change) if raw.requested_change else None,
-        product_area=clean(raw.product_area, MAX_AREA_CHARS).lower(),
+        product_area=clean(raw.product_area, limits.facets_area_chars).lower(),
         conversation_type=raw.conversation_type,
         sentiment=raw.sentiment,
         severity=raw.severity,
@@ -167,7 +172,7 @@ def finalize_facets(raw: FacetsOut, conv: ConversationInput, input_truncated: bo
 async def analyze_facets(client: LLMClient, conv: ConversationInput) -> FacetResult:
     """One conversation, one (validated, possibly repaired) call. Raises `LLMCallFailed`."""
     model = client.settings.models.facets
-    messages, truncated = facet_messages(conv)
+    messages, truncated = facet_messages(conv, client.settings)
     result: CallResult[FacetsOut] = await client.structured(
         stage=STAGE,
         model=model,
@@ -181,7 +186,7 @@ async def analyze_facets(client: LLMClient, conv: ConversationInput) -> FacetRes
         input_hash=facet_input_hash(conv, model),
         model=model,
         prompt_version=FACETS_PROMPT_VERSION,
-        facets=finalize_facets(result.value, conv, truncated),
+        facets=finalize_facets(result.value, conv, truncated, client.settings),
         usages=result.usages,
         attempts=result.attempts,
     )

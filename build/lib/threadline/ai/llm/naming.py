@@ -18,15 +18,12 @@ from threadline.ai.llm.cost import CallUsage
 from threadline.ai.llm.privacy import scrub
 from threadline.ai.llm.prompts import NAMING_PROMPT_VERSION, NAMING_SYSTEM, chat_messages
 from threadline.ai.llm.schemas import ThemeNameOut
+from threadline.config import LLMSettings, get_settings
 
 STAGE = "naming"
-MAX_MEMBERS_SENT = 25  # member facets per prompt: enough to see the pattern, bounded tokens
-MAX_CONTRASTS_SENT = 12  # nearest non-members per prompt: the boundary, not the whole corpus
-MAX_FIELD_CHARS_SENT = 240  # characters per facet field in the prompt
+# Prompt and output sizes are settings (`LLMSettings.naming_*`); the output-token sizes belong to the prompt version.
 MAX_OUTPUT_TOKENS = 300  # tokens: name + two sentences fit easily
 EXPECTED_OUTPUT_TOKENS = 90  # tokens: initial estimate before real usage is observed
-MAX_NAME_CHARS = 80  # characters kept for a theme name: it is a label
-MAX_TEXT_CHARS = 600  # characters kept for description and contrast
 
 
 @dataclass(frozen=True)
@@ -71,9 +68,9 @@ class ThemeNameResult:
     attempts: int
 
 
-def _digest(member: ThemeMember, index: int) -> dict[str, str | None]:
+def _digest(member: ThemeMember, index: int, field_chars: int) -> dict[str, str | None]:
     def clip(text: str | None) -> str | None:
-        return text[:MAX_FIELD_CHARS_SENT] if text else text
+        return text[:field_chars] if text else text
 
     return {
         "id": f"M{index}",
@@ -85,11 +82,15 @@ def _digest(member: ThemeMember, index: int) -> dict[str, str | None]:
     }
 
 
-def naming_payload(inp: ThemeNamingInput) -> dict[str, object]:
-    """What the model sees (bounded): member and non-member digests, no conversation ids."""
+def naming_payload(inp: ThemeNamingInput, limits: LLMSettings | None = None) -> dict[str, object]:
+    """What the model sees, bounded by `limits` (default: the process's): member and non-member digests, no ids."""
+    limits = limits or get_settings().llm
+    chars = limits.naming_field_chars
     return {
-        "members": [_digest(m, i) for i, m in enumerate(inp.members[:MAX_MEMBERS_SENT], 1)],
-        "nearest_non_members": [_digest(m, i) for i, m in enumerate(inp.nearest_non_members[:MAX_CONTRASTS_SENT], 1)],
+        "members": [_digest(m, i, chars) for i, m in enumerate(inp.members[: limits.naming_members], 1)],
+        "nearest_non_members": [
+            _digest(m, i, chars) for i, m in enumerate(inp.nearest_non_members[: limits.naming_contrasts], 1)
+        ],
     }
 
 
@@ -110,22 +111,23 @@ async def name_theme(client: LLMClient, inp: ThemeNamingInput) -> ThemeNameResul
     result = await client.structured(
         stage=STAGE,
         model=model,
-        messages=chat_messages(NAMING_SYSTEM, "theme_data", naming_payload(inp)),
+        messages=chat_messages(NAMING_SYSTEM, "theme_data", naming_payload(inp, client.settings)),
         output=ThemeNameOut,
         max_output_tokens=MAX_OUTPUT_TOKENS,
         expected_output_tokens=EXPECTED_OUTPUT_TOKENS,
         check=lambda out: None if out.name.strip() else "name is empty",
     )
     out = result.value
+    limits = client.settings
     return ThemeNameResult(
         theme_id=inp.theme_id,
         input_hash=naming_input_hash(inp, model),
         model=model,
         prompt_version=NAMING_PROMPT_VERSION,
         name=ThemeName(
-            name=scrub(out.name.strip())[:MAX_NAME_CHARS],
-            description=scrub(out.description.strip())[:MAX_TEXT_CHARS],
-            contrast=scrub(out.contrast.strip())[:MAX_TEXT_CHARS],
+            name=scrub(out.name.strip())[: limits.naming_name_chars],
+            description=scrub(out.description.strip())[: limits.naming_text_chars],
+            contrast=scrub(out.contrast.strip())[: limits.naming_text_chars],
         ),
         usages=result.usages,
         attempts=result.attempts,

@@ -11,8 +11,9 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
-MIN_QUOTE_CHARS = 8  # characters: shorter "quotes" ("yes", "ok") are no evidence
-MAX_QUOTES_KEPT = 5  # quotes per conversation: stories cite a few, not a transcript
+from threadline.config import get_settings
+
+MIN_QUOTE_CHARS = 8  # characters: shorter "quotes" ("yes", "ok") are no evidence; what a quote is, not a setting
 
 
 @dataclass(frozen=True)
@@ -51,8 +52,14 @@ def normalize_whitespace(text: str) -> str:
     return " ".join(text.split())
 
 
-def verify_quotes(candidates: Iterable[QuoteCandidate], messages: Sequence[tuple[str, str]]) -> QuoteCheck:
-    """Keep candidates found verbatim in `messages` ((message_id, text) pairs), in order."""
+def verify_quotes(
+    candidates: Iterable[QuoteCandidate], messages: Sequence[tuple[str, str]], *, max_kept: int | None = None
+) -> QuoteCheck:
+    """Keep candidates found verbatim in `messages` ((message_id, text) pairs), in order.
+
+    At most `max_kept` are kept (default: the `llm.quotes_per_conversation` setting).
+    """
+    max_kept = max_kept or get_settings().llm.quotes_per_conversation
     normalised = [(mid, normalize_whitespace(text)) for mid, text in messages]
     by_id = dict(normalised)
     kept: list[VerifiedQuote] = []
@@ -69,7 +76,7 @@ def verify_quotes(candidates: Iterable[QuoteCandidate], messages: Sequence[tuple
             not_found += 1
             continue
         verified = VerifiedQuote(message_id=home, text=quote)
-        if verified in kept or len(kept) >= MAX_QUOTES_KEPT:
+        if verified in kept or len(kept) >= max_kept:
             excess += 1
             continue
         kept.append(verified)

@@ -20,15 +20,13 @@ from threadline.ai.llm.client import LLMClient
 from threadline.ai.llm.cost import CallUsage
 from threadline.ai.llm.prompts import STORIES_PROMPT_VERSION, STORIES_SYSTEM, chat_messages
 from threadline.ai.llm.schemas import CitedText, Severity, StoryOut
+from threadline.config import LLMSettings, get_settings
 
 STAGE = "stories"
-MAX_EVIDENCE_SENT = 30  # evidence items per prompt: a story needs a handful, tokens are bounded
-MAX_QUOTE_CHARS_SENT = 400  # characters per quote in the prompt
+# Prompt and output sizes are settings (`LLMSettings.stories_*`); the output-token sizes belong to the prompt version.
 MAX_OUTPUT_TOKENS = 900  # tokens: title, problem, story, 5 criteria with citations
 EXPECTED_OUTPUT_TOKENS = 350  # tokens: initial estimate before real usage is observed
-MIN_CRITERIA = 1  # acceptance criteria that must survive citation checks
-MAX_CRITERIA = 8  # acceptance criteria kept: more is a spec, not a story
-MAX_TITLE_CHARS = 120  # characters: trackers truncate longer titles
+MIN_CRITERIA = 1  # acceptance criteria that must survive citation checks: the definition of a grounded story
 
 
 @dataclass(frozen=True)
@@ -85,13 +83,14 @@ class StoryResult:
     attempts: int
 
 
-def story_payload(inp: StoryInput) -> dict[str, object]:
-    """What the model sees: the theme and bounded evidence items with their ids."""
+def story_payload(inp: StoryInput, limits: LLMSettings | None = None) -> dict[str, object]:
+    """What the model sees: the theme and evidence items with their ids, bounded by `limits` (default: the process's)."""
+    limits = limits or get_settings().llm
     return {
         "theme": {"name": inp.theme_name, "description": inp.theme_description},
         "evidence": [
-            {"id": e.evidence_id, "quote": e.quote[:MAX_QUOTE_CHARS_SENT], "summary": e.summary}
-            for e in inp.evidence[:MAX_EVIDENCE_SENT]
+            {"id": e.evidence_id, "quote": e.quote[: limits.stories_quote_chars], "summary": e.summary}
+            for e in inp.evidence[: limits.stories_evidence]
         ],
     }
 
@@ -126,8 +125,9 @@ def citation_problem(out: StoryOut, ids: Collection[str]) -> str | None:
     return None
 
 
-def finalize_story(out: StoryOut, ids: Collection[str]) -> Story:
-    """Remove unknown ids, drop uncited criteria, count what was removed."""
+def finalize_story(out: StoryOut, ids: Collection[str], limits: LLMSettings | None = None) -> Story:
+    """Remove unknown ids, drop uncited criteria, count what was removed; clip to `limits` (default: the process's)."""
+    limits = limits or get_settings().llm
     dropped = 0
     statements = {}
     for name in ("problem", "user_story", "severity_reason"):
@@ -138,12 +138,12 @@ def finalize_story(out: StoryOut, ids: Collection[str]) -> Story:
     for item in out.acceptance_criteria:
         statement, removed = _valid(item, ids)
         dropped += removed
-        if statement.evidence_ids and statement.text and len(criteria) < MAX_CRITERIA:
+        if statement.evidence_ids and statement.text and len(criteria) < limits.stories_max_criteria:
             criteria.append(statement)
         else:
             criteria_dropped += 1
     return Story(
-        title=out.title.strip()[:MAX_TITLE_CHARS],
+        title=out.title.strip()[: limits.stories_title_chars],
         acceptance_criteria=criteria,
         severity=out.severity,
         citations_dropped=dropped,
@@ -155,11 +155,11 @@ def finalize_story(out: StoryOut, ids: Collection[str]) -> Story:
 async def write_story(client: LLMClient, inp: StoryInput) -> StoryResult:
     """One call writing one story. Raises `LLMCallFailed` after bounded attempts."""
     model = client.settings.models.stories
-    ids = {e.evidence_id for e in inp.evidence[:MAX_EVIDENCE_SENT]}
+    ids = {e.evidence_id for e in inp.evidence[: client.settings.stories_evidence]}
     result = await client.structured(
         stage=STAGE,
         model=model,
-        messages=chat_messages(STORIES_SYSTEM, "evidence_data", story_payload(inp)),
+        messages=chat_messages(STORIES_SYSTEM, "evidence_data", story_payload(inp, client.settings)),
         output=StoryOut,
         max_output_tokens=MAX_OUTPUT_TOKENS,
         expected_output_tokens=EXPECTED_OUTPUT_TOKENS,
@@ -170,7 +170,7 @@ async def write_story(client: LLMClient, inp: StoryInput) -> StoryResult:
         input_hash=story_input_hash(inp, model),
         model=model,
         prompt_version=STORIES_PROMPT_VERSION,
-        story=finalize_story(result.value, ids),
+        story=finalize_story(result.value, ids, client.settings),
         usages=result.usages,
         attempts=result.attempts,
     )

@@ -8,9 +8,17 @@ from typing import Annotated
 from fastapi import APIRouter, HTTPException, Query
 
 from threadline.api.schemas import ConversationDetail, ConversationSummary, Problem
-from threadline.read.conversations import MAX_QUERY_CHARS, get_conversation, list_conversations
+from threadline.read.conversations import get_conversation, list_conversations
 from threadline.server.deps import ApiAuth, DbSession, ReadDb
-from threadline.server.params import MAX_ID, IdPath, LimitQuery, OffsetQuery, Page, page_of
+from threadline.server.params import (
+    MAX_ID,
+    WITHIN_QUERY_CHARS,
+    IdPath,
+    LimitQuery,
+    OffsetQuery,
+    Page,
+    page_of,
+)
 
 router = APIRouter(tags=["conversations"], responses={401: {"model": Problem}})
 
@@ -25,7 +33,8 @@ async def conversations(
     since: Annotated[datetime | None, Query(description="Created at or after.")] = None,
     until: Annotated[datetime | None, Query(description="Created before.")] = None,
     q: Annotated[
-        str | None, Query(max_length=MAX_QUERY_CHARS, description="Full-text search (web search syntax).")
+        Annotated[str, WITHIN_QUERY_CHARS] | None,
+        Query(description="Full-text search (web search syntax)."),
     ] = None,
     theme_id: Annotated[int | None, Query(ge=1, le=MAX_ID, description="Members of this theme.")] = None,
     run_id: Annotated[int | None, Query(ge=1, le=MAX_ID, description="With theme_id: membership in this run.")] = None,

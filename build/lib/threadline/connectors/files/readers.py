@@ -17,14 +17,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, BinaryIO
 
-from threadline.config import (
-    MAX_CSV_FIELD_BYTES,
-    MAX_EXTERNAL_ID_CHARS,
-    MAX_IMPORT_LINE_BYTES,
-    MAX_MESSAGE_CHARS,
-    MAX_MESSAGES_PER_CONVERSATION,
-    STORE_BATCH_SIZE,
-)
+from threadline.config import get_settings
 from threadline.connectors.records import AuthorRole, ContactRecord, ConversationRecord, MessageRecord
 
 ROLE_ALIASES: dict[str, AuthorRole] = {
@@ -118,8 +111,8 @@ def parse_external_id(value: Any, what: str) -> str:
     text = str(value).strip()
     if not text:
         raise RecordError(f"{what} is empty")
-    if len(text) > MAX_EXTERNAL_ID_CHARS:
-        raise RecordError(f"{what} is longer than {MAX_EXTERNAL_ID_CHARS} characters")
+    if len(text) > get_settings().input.max_external_id_chars:
+        raise RecordError(f"{what} is longer than {get_settings().input.max_external_id_chars} characters")
     return text
 
 
@@ -129,10 +122,10 @@ def build_message(
     """A validated message; over-long text is truncated and the truncation noted."""
     if not isinstance(text, str) or not text.strip():
         raise RecordError(f"{where} has no text")
-    truncated = len(text) > MAX_MESSAGE_CHARS
+    truncated = len(text) > get_settings().input.max_message_chars
     if truncated:
-        notes.append(f"{where} truncated from {len(text)} to {MAX_MESSAGE_CHARS} characters")
-        text = text[:MAX_MESSAGE_CHARS]
+        notes.append(f"{where} truncated from {len(text)} to {get_settings().input.max_message_chars} characters")
+        text = text[: get_settings().input.max_message_chars]
     return MessageRecord(
         author_role=role, text=text, created_at=created_at, external_id=external_id, truncated=truncated
     )
@@ -141,8 +134,10 @@ def build_message(
 def check_message_count(count: int) -> None:
     if count == 0:
         raise RecordError("conversation has no messages")
-    if count > MAX_MESSAGES_PER_CONVERSATION:
-        raise RecordError(f"conversation has {count} messages; the limit is {MAX_MESSAGES_PER_CONVERSATION}")
+    if count > get_settings().input.max_messages_per_conversation:
+        raise RecordError(
+            f"conversation has {count} messages; the limit is {get_settings().input.max_messages_per_conversation}"
+        )
 
 
 def _contact(value: Any) -> ContactRecord | None:
@@ -226,21 +221,22 @@ def _open_binary(path: Path) -> BinaryIO:
         raise FileFormatError(f"{path}: cannot read the file ({exc.strerror or exc})") from None
 
 
-def read_jsonl(
-    path: Path, report: ReadReport, batch_size: int = STORE_BATCH_SIZE
-) -> Iterator[list[ConversationRecord]]:
+def read_jsonl(path: Path, report: ReadReport, batch_size: int | None = None) -> Iterator[list[ConversationRecord]]:
     """Yield batches of valid conversations from a JSONL file; problems go to `report`.
 
     The first non-blank line must be a JSON object, otherwise the file is not JSONL and
     `FileFormatError` is raised before anything is yielded.
     """
+    batch_size = batch_size or get_settings().input.store_batch_size
     with _open_binary(path) as handle:
         _sniff_jsonl(path, handle)
         batch: list[ConversationRecord] = []
         for number, raw_line in enumerate(_bounded_lines(handle), start=1):
             if raw_line is None:
                 report.problems.append(
-                    Problem(number, None, f"line is longer than {MAX_IMPORT_LINE_BYTES} bytes", True)
+                    Problem(
+                        number, None, f"line is longer than {get_settings().input.max_import_line_bytes} bytes", True
+                    )
                 )
                 continue
             if not raw_line.strip():
@@ -256,7 +252,7 @@ def read_jsonl(
                 except json.JSONDecodeError as exc:
                     raise RecordError(f"invalid JSON at column {exc.colno}: {exc.msg}") from None
                 if isinstance(obj, dict) and isinstance(obj.get("id"), (str, int)):
-                    record_id = str(obj["id"])[:MAX_EXTERNAL_ID_CHARS]
+                    record_id = str(obj["id"])[: get_settings().input.max_external_id_chars]
                 record = conversation_from_json(obj)
             except RecordError as exc:
                 report.problems.append(Problem(number, record_id, str(exc), rejected=True))
@@ -274,11 +270,11 @@ def read_jsonl(
 def _bounded_lines(handle: BinaryIO) -> Iterator[bytes | None]:
     """Lines of a binary file; None for a line over the size limit (its rest is skipped)."""
     while True:
-        line = handle.readline(MAX_IMPORT_LINE_BYTES + 1)
+        line = handle.readline(get_settings().input.max_import_line_bytes + 1)
         if not line:
             return
-        if len(line) > MAX_IMPORT_LINE_BYTES and not line.endswith(b"\n"):
-            while (rest := handle.readline(MAX_IMPORT_LINE_BYTES)) and not rest.endswith(b"\n"):
+        if len(line) > get_settings().input.max_import_line_bytes and not line.endswith(b"\n"):
+            while (rest := handle.readline(get_settings().input.max_import_line_bytes)) and not rest.endswith(b"\n"):
                 pass
             yield None
             continue
@@ -313,15 +309,16 @@ class CsvColumns:
 
 
 def read_csv(
-    path: Path, report: ReadReport, columns: CsvColumns = CsvColumns(), batch_size: int = STORE_BATCH_SIZE
+    path: Path, report: ReadReport, columns: CsvColumns = CsvColumns(), batch_size: int | None = None
 ) -> Iterator[list[ConversationRecord]]:
     """Yield batches of conversations from a CSV of messages, grouped by conversation id.
 
     Without a conversation-id column every row is its own single-message conversation
     (``row-N``) written by the customer, which fits exports of single queries.
     """
+    batch_size = batch_size or get_settings().input.store_batch_size
     rows_by_conversation: dict[str, list[tuple[int, dict[str, str]]]] = {}
-    csv.field_size_limit(MAX_CSV_FIELD_BYTES)
+    csv.field_size_limit(get_settings().input.max_csv_field_bytes)
     with _open_binary(path) as handle:
         try:
             text_stream = io.TextIOWrapper(handle, encoding="utf-8", errors="strict", newline="")

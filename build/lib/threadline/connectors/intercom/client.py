@@ -1,8 +1,9 @@
 """Thin async client for the Intercom REST API endpoints the connector needs.
 
 One `IntercomClient` (one `httpx.AsyncClient`) per sync; explicit timeouts; API version pinned
-with `Intercom-Version: 2.16`; requests paced by `RateLimitPacer`; 429 and 5xx retried with
-bounded waits. The bearer token comes from an environment variable or config and never
+with `Intercom-Version: 2.16`; requests paced by `RateLimitPacer`; 429, 5xx and transport
+errors retried by the shared outbound policy (`threadline.net.retry`), the pacer deciding how
+long a 429 waits. The bearer token comes from an environment variable or config and never
 appears in logs, exception messages or reprs.
 """
 
@@ -19,7 +20,8 @@ from typing import Any
 import httpx
 
 from threadline.connectors.base import ConnectorAuthError, ConnectorError
-from threadline.connectors.intercom.pacer import RateLimitInfo, RateLimitPacer
+from threadline.connectors.intercom.pacer import MAX_RATE_LIMIT_WAIT_SECONDS, RateLimitInfo, RateLimitPacer
+from threadline.net.retry import Attempt, Jitter, RetryPolicy, call_with_retries
 
 logger = logging.getLogger(__name__)
 
@@ -43,6 +45,13 @@ MAX_ATTEMPTS = 6  # per request, first try included: 5% 500s fail 6 times in a r
 BACKOFF_BASE_S = 0.5  # first 5xx/transport retry waits up to this (full jitter)
 BACKOFF_CAP_S = 8.0  # no single 5xx backoff waits longer than this
 MAX_MERGE_HOPS = 3  # 410 "merged" redirects followed per contact: merges chain rarely, loops must end
+RETRY_POLICY = RetryPolicy(
+    attempts=MAX_ATTEMPTS,
+    base_s=BACKOFF_BASE_S,
+    cap_s=BACKOFF_CAP_S,
+    jitter=Jitter.FULL,
+    max_requested_wait_s=MAX_RATE_LIMIT_WAIT_SECONDS,  # the pacer's own cap: one bound on header-derived waits
+)
 
 DEFAULT_TIMEOUT = httpx.Timeout(
     connect=CONNECT_TIMEOUT_S, read=READ_TIMEOUT_S, write=WRITE_TIMEOUT_S, pool=POOL_TIMEOUT_S
@@ -110,12 +119,10 @@ class IntercomClient:
         pacer: RateLimitPacer | None = None,
         max_concurrency: int = MAX_CONCURRENT_REQUESTS,
         rng: random.Random | None = None,
-        backoff_base_s: float = BACKOFF_BASE_S,
-        backoff_cap_s: float = BACKOFF_CAP_S,
+        retry_policy: RetryPolicy = RETRY_POLICY,
     ) -> None:
         self._token = token
-        self._backoff_base_s = backoff_base_s
-        self._backoff_cap_s = backoff_cap_s
+        self.retry_policy = retry_policy
         self.base_url = (base_url or base_url_for(region)).rstrip("/")
         self._timeout = timeout
         self._transport = transport
@@ -149,9 +156,6 @@ class IntercomClient:
             await self._http.aclose()
             self._http = None
 
-    def _backoff(self, attempt: int) -> float:
-        return self._rng.uniform(0, min(self._backoff_cap_s, self._backoff_base_s * 2 ** (attempt - 1)))
-
     async def request(
         self,
         method: str,
@@ -161,67 +165,76 @@ class IntercomClient:
         json: Any = None,
         ok_statuses: tuple[int, ...] = (),
     ) -> httpx.Response:
-        """Send one paced request, retrying 429/5xx/transport errors up to MAX_ATTEMPTS.
+        """Send one paced request, retrying 429/5xx/transport errors up to `retry_policy.attempts`.
 
-        Returns 2xx responses and any status listed in `ok_statuses` (e.g. 404, 410) to the
-        caller; raises `IntercomError` otherwise.
+        Returns 2xx responses and any status listed in `ok_statuses` (non-retryable ones, e.g.
+        404, 410) to the caller; 401/403 raise `IntercomAuthError` at once; anything else raises
+        `IntercomError`.
         """
-        if self._http is None:
+        http = self._http
+        if http is None:
             raise RuntimeError("IntercomClient must be used as an async context manager")
-        last: str = ""
-        status: int | None = None
-        code: str | None = None
-        for attempt in range(1, MAX_ATTEMPTS + 1):
-            response: httpx.Response | None = None
+
+        async def send() -> httpx.Response:
             async with self._semaphore:  # held for the request only, never while waiting to retry
                 seq = await self.pacer.acquire()
                 self.stats["requests"] += 1
                 try:
-                    response = await self._http.request(method, path, params=params, json=json)
-                except httpx.TransportError as exc:
-                    last, status, code = type(exc).__name__, None, None
-                info = self.pacer.update(seq, response.headers if response is not None else {})
-            if response is None:  # connect/read/write/pool timeout or connection error
-                if attempt < MAX_ATTEMPTS:
-                    wait = self._backoff(attempt)
-                    self.stats["retries"] += 1
-                    logger.info("intercom %s %s: %s, retry %d in %.1fs", method, path, last, attempt, wait)
-                    await asyncio.sleep(wait)
-                continue
-            status = response.status_code
-            if status < 300 or status in ok_statuses:
+                    response = await http.request(method, path, params=params, json=json)
+                except httpx.TransportError:  # connect/read/write/pool timeout or connection error
+                    self.pacer.update(seq, {})
+                    raise
+                self.pacer.update(seq, response.headers)
                 return response
-            code = _error_code(response)
-            if status in (401, 403):
-                raise IntercomAuthError(
-                    f"Intercom refused the token ({status} {code})",
-                    status=status,
-                    code=code,
-                    path=path,
-                    attempts=attempt,
-                )
-            if status == 429:
-                self.stats["rate_limited"] += 1
-                wait = self._wait_for_429(info)
-            elif status >= 500:
-                self.stats["server_errors"] += 1
-                wait = self._backoff(attempt)
-            else:
-                raise IntercomError(
-                    f"Intercom answered {status} ({code})", status=status, code=code, path=path, attempts=attempt
-                )
-            last = f"HTTP {status}"
-            if attempt < MAX_ATTEMPTS:
-                self.stats["retries"] += 1
-                logger.info("intercom %s %s: %s, retry %d in %.1fs", method, path, last, attempt, wait)
-                await asyncio.sleep(wait)
-        raise IntercomError(
-            f"Intercom {method} {path} failed after {MAX_ATTEMPTS} attempts ({last})",
-            status=status,
-            code=code,
-            path=path,
-            attempts=MAX_ATTEMPTS,
+
+        last = await call_with_retries(
+            send, policy=self.retry_policy, observe=self._observe, rng=self._rng, label=f"intercom {method} {path}"
         )
+        self.stats["retries"] += last.number - 1
+        response = last.response
+        if response is None:
+            raise IntercomError(
+                f"Intercom {method} {path} failed after {last.number} attempts ({last.describe})",
+                status=None,
+                code=None,
+                path=path,
+                attempts=last.number,
+            )
+        status = response.status_code
+        if status < 300 or status in ok_statuses:
+            return response
+        code = _error_code(response)
+        if status in (401, 403):
+            raise IntercomAuthError(
+                f"Intercom refused the token ({status} {code})",
+                status=status,
+                code=code,
+                path=path,
+                attempts=last.number,
+            )
+        if last.retry:  # 429/5xx on every attempt
+            raise IntercomError(
+                f"Intercom {method} {path} failed after {last.number} attempts ({last.describe})",
+                status=status,
+                code=code,
+                path=path,
+                attempts=last.number,
+            )
+        raise IntercomError(
+            f"Intercom answered {status} ({code})", status=status, code=code, path=path, attempts=last.number
+        )
+
+    def _observe(self, attempt: Attempt[httpx.Response]) -> float | None:
+        """Count 429s and 5xx; after a 429 the pacer says how long to wait (and whether everyone waits)."""
+        if attempt.response is None:
+            return None
+        status = attempt.response.status_code
+        if status == 429:
+            self.stats["rate_limited"] += 1
+            return self._wait_for_429(RateLimitInfo.from_headers(attempt.response.headers))
+        if status >= 500:
+            self.stats["server_errors"] += 1
+        return None
 
     def _wait_for_429(self, info: RateLimitInfo) -> float:
         """Wait until the window resets (+ jitter). If the window is spent, everyone waits."""

@@ -31,6 +31,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+from threadline.config import IntercomSettings, get_settings
 from threadline.connectors.base import DeadLetter, SyncBatch, SyncSink
 from threadline.connectors.intercom import mapping
 from threadline.connectors.intercom.client import IntercomAuthError, IntercomClient, IntercomError
@@ -38,13 +39,6 @@ from threadline.connectors.records import ContactRecord, ConversationRecord
 
 logger = logging.getLogger(__name__)
 
-OVERLAP_SECONDS = 600  # re-read this much before the watermark: Intercom's search index lags updates by minutes
-MAX_OUTSTANDING_FETCHES = (
-    150  # unfinished detail fetches before the next search page is read: one page keeps the limiter busy
-)
-MAX_PAGES_IN_FLIGHT = 20  # pages not yet fully committed: bounds how far the watermark may lag the fetches
-MAX_CATCHUP_PASSES = 3  # extra passes for conversations updated during the sync; bounded so a busy workspace cannot keep one sync alive forever
-COMMIT_CHUNK_SIZE = 25  # conversations per transaction within a page: bounds the work an interruption loses
 STATE_VERSION = 1  # layout of the JSON sync state
 DEAD_LETTER_STAGE = "ingest.intercom"
 
@@ -83,15 +77,21 @@ class IntercomSync:
         sink: SyncSink[ConversationRecord],
         *,
         field: str = "updated_at",
-        overlap_seconds: int = OVERLAP_SECONDS,
+        limits: IntercomSettings | None = None,
         clock: Callable[[], float] = time.time,
     ) -> None:
+        """A sync of `field` (`updated_at`: incremental; `created_at`: a date-range backfill).
+
+        `limits` (overlap, fetches and pages in flight, catch-up passes, commit chunks)
+        default to the process's `intercom` settings.
+        """
         if field not in ("updated_at", "created_at"):
             raise ValueError("field must be updated_at or created_at")
         self.client = client
         self.sink = sink
         self.field = field
-        self.overlap = overlap_seconds
+        self.limits = limits or get_settings().intercom
+        self.overlap = self.limits.overlap_s
         self.clock = clock
         self.report = SyncReport()
         self._state: dict[str, Any] = {}
@@ -115,7 +115,7 @@ class IntercomSync:
             end = int(until) if until is not None else int(self.clock())
             await self._pass(since, end, advance_watermark=incremental)
             if incremental and until is None:
-                for _ in range(MAX_CATCHUP_PASSES):
+                for _ in range(self.limits.max_catchup_passes):
                     before = self.report.fetched
                     start, end = end - self.overlap, int(self.clock())
                     await self._pass(start, end, advance_watermark=True)
@@ -148,7 +148,10 @@ class IntercomSync:
                     [asyncio.create_task(self._fetch(item)) for item in todo], until if not nxt else max(anchor, top)
                 )
                 await window.drain(block=False)
-                while window.outstanding() > MAX_OUTSTANDING_FETCHES or window.pages() > MAX_PAGES_IN_FLIGHT:
+                while (
+                    window.outstanding() > self.limits.max_outstanding_fetches
+                    or window.pages() > self.limits.max_pages_in_flight
+                ):
                     await window.drain(block=True)
                 if not nxt:
                     break
@@ -306,7 +309,7 @@ class IntercomSync:
 class _PageWindow:
     """Detail fetches of the pages in flight, committed as they finish.
 
-    Finished results are committed in chunks of COMMIT_CHUNK_SIZE (so an interruption loses
+    Finished results are committed in chunks of `commit_chunk_size` (so an interruption loses
     little work; a restart skips stored versions); the watermark moves to a page's bound only
     once that page and every page before it are fully committed. A slow straggler therefore
     holds back the watermark, never the fetching of later pages.
@@ -342,7 +345,7 @@ class _PageWindow:
         while self._pages and all(t.done() for t in self._pages[0][0]):
             tasks, watermark = self._pages.popleft()
             self._collected.difference_update(tasks)
-        if len(self._buffer) >= COMMIT_CHUNK_SIZE or watermark is not None:
+        if len(self._buffer) >= self.sync.limits.commit_chunk_size or watermark is not None:
             await self.sync._commit_results(self._buffer, watermark if self.advance else None)
             self._buffer = []
 
