@@ -217,6 +217,11 @@ class DatabaseSettings(BaseSettings):
     connect_timeout_s: int = Field(
         default=10, ge=1, description="seconds: fail fast with a clear error instead of hanging on a wrong URL"
     )
+    backup_timeout_s: int = Field(
+        default=3_600,
+        ge=1,
+        description="seconds one `db backup` or `db restore` may take: hours of data, not a hang",
+    )
 
 
 class EngineSettings(BaseSettings):

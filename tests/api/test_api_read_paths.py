@@ -13,7 +13,8 @@ from threadline.config import ReadSettings
 from threadline.db.models import Conversation, Run
 from threadline.read import runs as run_read
 from threadline.read.conversations import list_conversations
-from threadline.read.stories import get_story, list_stories, story_out
+from threadline.read.stories import list_stories, story_view
+from threadline.read.views import pick_run
 
 MAX_LIST_LIMIT = ReadSettings().max_list_limit  # the default: tests run without overrides
 
@@ -22,14 +23,15 @@ CONCURRENT_REQUESTS = 30  # more than the pool's connections and the benchmark's
 
 def test_story_rows_match_the_story_view(api_engine):
     with Session(api_engine) as session:
-        rows = list_stories(session, limit=MAX_LIST_LIMIT, offset=0)
+        run = pick_run(session)
+        assert run is not None
+        rows = list_stories(session, run_id=run.id, limit=MAX_LIST_LIMIT, offset=0)
         assert rows
         for row in rows:
-            story = get_story(session, row["id"])
-            assert story is not None and row == story_out(session, story)
-        by_title = list_stories(session, limit=MAX_LIST_LIMIT, offset=0, sort="title")
+            assert row == story_view(session, row["id"], run.id)
+        by_title = list_stories(session, run_id=run.id, limit=MAX_LIST_LIMIT, offset=0, sort="title")
         assert sorted(r["id"] for r in by_title) == sorted(r["id"] for r in rows)
-        assert list_stories(session, limit=2, offset=1, sort="title") == by_title[1:3]
+        assert list_stories(session, run_id=run.id, limit=2, offset=1, sort="title") == by_title[1:3]
 
 
 def test_run_views_list_and_current_run(authed, api_engine):

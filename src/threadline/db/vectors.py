@@ -115,3 +115,19 @@ def load_stored_vectors(session: Session, model: str, hashes: Mapping[int, str])
 def load_run_vectors(session: Session, run_id: int, model: str) -> dict[int, np.ndarray]:
     """The newest embedding for `model` of each conversation in the run."""
     return fetch_vectors(session, _RUN_VECTORS_SQL, (run_id, model))
+
+
+_NEWEST_VECTORS_SQL = """
+    SELECT e.conversation_id, e.vector FROM embeddings e
+     WHERE e.id IN (
+         SELECT DISTINCT ON (n.conversation_id) n.id FROM embeddings n
+          WHERE n.conversation_id = ANY(%s::bigint[]) AND n.model = %s
+          ORDER BY n.conversation_id, n.created_at DESC, n.id DESC)
+"""
+
+
+def load_newest_vectors(session: Session, conversation_ids: Sequence[int], model: str) -> dict[int, np.ndarray]:
+    """The newest embedding for `model` of each of `conversation_ids` (those without one are absent)."""
+    if not conversation_ids:
+        return {}
+    return fetch_vectors(session, _NEWEST_VECTORS_SQL, (list(conversation_ids), model))

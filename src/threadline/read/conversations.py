@@ -23,7 +23,9 @@ from sqlalchemy import (
 from sqlalchemy.orm import Session
 
 from threadline.config import get_settings
-from threadline.db.models import Conversation, Message, Source, Theme, ThemeMember
+from threadline.db.models import Conversation, Message, RunTheme, Source, Theme, ThemeMember
+from threadline.read.display import shown
+from threadline.read.themes import theme_name
 
 SEARCH_CONFIG = "english"  # text search configuration; must match the index in migration 0003_api
 
@@ -84,12 +86,17 @@ def _list_statement(present: frozenset[str]) -> Select:
         matching = select(MESSAGES.c.conversation_id).where(message_tsvector().op("@@")(query))
         statement = statement.where(CONVERSATIONS.c.id == any_(func.array(matching.scalar_subquery())))
     if "theme_id" in present:
-        themes, members = Theme.__table__, ThemeMember.__table__
+        # A lineage, or a group and its themes (as the run's snapshot grouped them).
+        snapshots, members = RunTheme.__table__, ThemeMember.__table__
         theme_id = bindparam("theme_id", type_=BigInteger)
-        family = select(themes.c.id).where(or_(themes.c.id == theme_id, themes.c.parent_id == theme_id))
+        family = select(snapshots.c.theme_id).where(
+            or_(snapshots.c.theme_id == theme_id, snapshots.c.parent_id == theme_id)
+        )
         member = select(members.c.conversation_id).where(members.c.theme_id.in_(family))
         if "run_id" in present:
-            member = member.where(members.c.run_id == bindparam("run_id", type_=BigInteger))
+            run_id = bindparam("run_id", type_=BigInteger)
+            family = family.where(snapshots.c.run_id == run_id)
+            member = select(members.c.conversation_id).where(members.c.theme_id.in_(family), members.c.run_id == run_id)
         statement = statement.where(CONVERSATIONS.c.id.in_(member))
     return (
         statement.order_by(CONVERSATIONS.c.created_at.desc().nulls_last(), CONVERSATIONS.c.id.desc())
@@ -157,8 +164,9 @@ def get_conversation(session: Session, conversation_id: int) -> dict[str, Any] |
         ).scalars()
     )
     themes = session.execute(
-        select(ThemeMember.run_id, Theme.id, Theme.name)
+        select(ThemeMember.run_id, Theme.id, RunTheme.name, Theme.human_name)
         .join(Theme, Theme.id == ThemeMember.theme_id)
+        .outerjoin(RunTheme, (RunTheme.run_id == ThemeMember.run_id) & (RunTheme.theme_id == ThemeMember.theme_id))
         .where(ThemeMember.conversation_id == conversation_id)
         .order_by(ThemeMember.run_id.desc())
         .limit(get_settings().read.max_conversation_themes)
@@ -171,11 +179,11 @@ def get_conversation(session: Session, conversation_id: int) -> dict[str, Any] |
                 "id": m.id,
                 "position": m.position,
                 "author_role": m.author_role,
-                "text": m.text,
+                "text": shown(m.text) or "",
                 "created_at": m.created_at,
                 "truncated": bool(m.truncated),
             }
             for m in messages
         ],
-        "themes": [{"run_id": r, "theme_id": t, "theme": n} for r, t, n in themes],
+        "themes": [{"run_id": r, "theme_id": t, "theme": theme_name(h, n)} for r, t, n, h in themes],
     }

@@ -4,11 +4,34 @@ from __future__ import annotations
 
 import csv
 import io
+from collections.abc import Sequence
+from datetime import datetime
 from typing import Any
 
 
+def report_title(sources: Sequence[str], start: datetime | None, end: datetime | None) -> str:
+    """`Threadline report: demo, star (2026-09-01 to 2026-10-31)`: scope and period, never a run's row id."""
+    period = f" ({start:%Y-%m-%d} to {end:%Y-%m-%d})" if start and end else ""
+    return f"Threadline report: {', '.join(sources) or 'no source'}{period}"
+
+
+def _where(evidence: dict[str, Any]) -> str:
+    """Where a quote came from, in the source's own ids: conversation and message (position when it has no id)."""
+    conversation = evidence["conversation_external_id"]
+    link = (
+        f"[{conversation}]({evidence['conversation_url']})" if evidence.get("conversation_url") else f"`{conversation}`"
+    )
+    message = evidence.get("message_external_id") or f"#{evidence['message_position'] + 1}"
+    changed = "; the message changed since" if evidence.get("changed_since") else ""
+    return f"{link}, message {message}{changed}"
+
+
 def to_markdown(stories: list[dict[str, Any]], *, title: str = "Threadline report") -> str:
-    """A readable backlog: one section per story, evidence quotes linked to their conversations."""
+    """A readable backlog: one section per story, evidence quotes linked to their conversations.
+
+    Byte-stable: the same snapshot gives the same text (identity ids and the source's own
+    conversation and message ids; never per-run row ids).
+    """
     lines = [f"# {title}", ""]
     if not stories:
         lines.append("No stories yet: run `threadline run` first.")
@@ -17,6 +40,7 @@ def to_markdown(stories: list[dict[str, Any]], *, title: str = "Threadline repor
         lines += [
             f"## {story['rank']}. {story['title']}",
             "",
+            f"- **Story:** #{story['id']} (theme #{story['theme_id']}: {story['theme']})",
             f"- **Conversations:** {story['conversations']} from {story['customers']} customers",
             f"- **Seen:** {(story['first_seen'] or '?')[:10]} to {(story['last_seen'] or '?')[:10]}"
             f" (trend: {trend.get('direction', 'n/a')})",
@@ -32,10 +56,8 @@ def to_markdown(stories: list[dict[str, Any]], *, title: str = "Threadline repor
             lines += ["**Acceptance criteria**", ""] + [f"- [ ] {c}" for c in story["acceptance_criteria"]] + [""]
         lines += ["**Evidence**", ""]
         for evidence in story["evidence"]:
-            where = evidence["conversation_external_id"]
-            link = f"[{where}]({evidence['conversation_url']})" if evidence.get("conversation_url") else f"`{where}`"
             quote = evidence["quote"].replace("\n", " ")
-            lines.append(f"- \u201c{quote}\u201d ({link}, message {evidence['message_id']})")
+            lines.append(f"- \u201c{quote}\u201d ({_where(evidence)})")
         lines.append("")
     return "\n".join(lines)
 
@@ -52,6 +74,8 @@ CSV_COLUMNS = (
     "trend",
     "problem",
     "evidence",
+    "id",
+    "theme_id",
 )
 
 
