@@ -21,7 +21,7 @@ from sqlalchemy import delete, func, select, text, update
 from sqlalchemy.dialects.postgresql import distinct_on
 from sqlalchemy.orm import Session
 
-from threadline.ai.embeddings import MODEL_NAME
+from threadline.ai.embeddings import MODEL_NAME, process_embedder
 from threadline.ai.llm.client import LLMCallFailed, LLMClient
 from threadline.ai.llm.cost import CallUsage, cost_counters
 from threadline.ai.llm.facets import STAGE as FACETS_STAGE
@@ -204,12 +204,20 @@ def _name_new_themes(
         if theme_id >= 0:
             positions_by_theme[theme_id].append(position)
     texts_by_theme = {t.id: [texts.get(int(ids[p]), "") for p in positions_by_theme[t.id]] for t in touched}
+    kept_names = {t.name for t in touched if t.id not in new_ids}
+    subjects = dict(
+        session.execute(
+            select(Conversation.id, Conversation.subject).where(Conversation.id.in_([int(i) for i in ids]))
+        ).all()
+    )
     names = name_themes(
         texts_by_theme,
         centroids={t.id: np.asarray(t.centroid, dtype=np.float32) for t in touched},
         member_vectors={t.id: matrix[positions_by_theme[t.id]] for t in touched},
+        subjects_by_theme={t.id: [subjects.get(int(ids[p])) for p in positions_by_theme[t.id]] for t in touched},
+        embed=process_embedder().embed,
+        taken=kept_names,  # existing themes keep their names; a new sibling takes the next, distinguishing phrase
     )
-    kept_names = {t.name for t in touched if t.id not in new_ids}
     representatives = {t.id: int(ids[positions_by_theme[t.id][names[t.id].representative_index]]) for t in touched}
     first_messages = _first_customer_messages(session, list(representatives.values()))
     for theme in touched:
@@ -251,6 +259,7 @@ def _group(
     group_names = name_groups(
         {g: [text for t in members for text in texts_by_theme[t.id]] for g, members in children.items()},
         centroids={g: _normalise(np.mean([np.asarray(t.centroid) for t in m], axis=0)) for g, m in children.items()},
+        embed=process_embedder().embed,
     )
     reused: set[int] = set()
     for group, members in children.items():
