@@ -213,6 +213,29 @@ class EngineSettings(BaseSettings):
     progress_poll_s: float = Field(default=0.5, gt=0, description="seconds between progress reads by `threadline run`")
 
 
+class InsightSettings(BaseSettings):
+    """What offline insight shows and weighs (``THREADLINE_INSIGHT_<FIELD>``, JSON for maps)."""
+
+    model_config = SettingsConfigDict(env_prefix="THREADLINE_INSIGHT_", extra="ignore")
+
+    mask_personal_data: bool = Field(
+        default=True,
+        description="mask e-mails, phones, card/IBAN/account numbers, PINs, codes, passwords, API keys and street "
+        "addresses in everything Threadline writes, shows or sends (stored text stays verbatim); off only for "
+        "debugging on data that holds none",
+    )
+    plan_weights: dict[str, float] = Field(
+        default_factory=dict,
+        description='customer value per plan name, e.g. {"Enterprise": 3, "Team": 1} (unitless weights, compared '
+        "with the run's mean); empty: plans are shown but carry no weight in the rank",
+    )
+    value_attribute: str | None = Field(
+        default=None,
+        description="name of a numeric customer attribute (e.g. seats, mrr) whose mean, relative to the run's mean, "
+        "weighs a story's rank; unset: no attribute is used",
+    )
+
+
 class Settings(BaseSettings):
     """Runtime configuration; every field maps to ``THREADLINE_<FIELD>``."""
 
@@ -227,6 +250,9 @@ class Settings(BaseSettings):
 
     engine: EngineSettings = Field(default_factory=EngineSettings, description="Durable runs and workers.")
     llm: LLMSettings = Field(default_factory=LLMSettings, description="The optional LLM endpoint.")
+    insight: InsightSettings = Field(
+        default_factory=InsightSettings, description="Masking and the customer-value factors of offline insight."
+    )
 
     @property
     def embedded_pgdata(self) -> Path:

@@ -132,6 +132,12 @@ class StoryOut(BaseModel):
     first_seen: str | None
     last_seen: str | None
     trend: dict[str, Any]
+    priority: dict[str, Any] = Field(
+        default_factory=dict,
+        description="The named factors behind rank and severity: score, severity, severity_reason, factors "
+        "(name, value, multiplier, reason), signals, customers_known, customers_unknown_conversations, companies, "
+        "plans, evidence_notes (see threadline.stories.priority).",
+    )
     run_id: int | None
     evidence: list[EvidenceOut]
 

@@ -246,6 +246,8 @@ class Story(Base):
     trend: Mapped[dict[str, Any]] = mapped_column(default=dict)
     rank: Mapped[int] = mapped_column(Integer, default=0)
     score: Mapped[float] = mapped_column(Float, default=0.0)
+    # 0005: the named factors behind score and severity (threadline.stories.priority.Priority.to_dict)
+    priority: Mapped[dict[str, Any]] = mapped_column(default=dict, server_default=text("'{}'::jsonb"))
     created_at: Mapped[datetime] = _now()
     updated_at: Mapped[datetime] = _now()
 

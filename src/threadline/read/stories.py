@@ -65,6 +65,7 @@ def story_dict(story: Story, evidence: list[EvidenceView] | None = None) -> dict
         "first_seen": iso(story.first_seen),
         "last_seen": iso(story.last_seen),
         "trend": story.trend,
+        "priority": story.priority or {},
         "run_id": story.run_id,
         "evidence": [e.__dict__ for e in evidence or []],
     }
@@ -101,6 +102,7 @@ STORY_COLUMNS = (
     STORIES.c.first_seen,
     STORIES.c.last_seen,
     STORIES.c.trend,
+    STORIES.c.priority,
     STORIES.c.run_id,
 )
 THEME_NAME_ONLY = selectinload(Story.theme).load_only(Theme.id, Theme.name)  # not the centroid vector: parsed per row

@@ -9,18 +9,19 @@ title and text are refreshed only while nobody has edited them; status is never 
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 import logging
 import math
 from collections import Counter, defaultdict
 from dataclasses import asdict, dataclass
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any
 
+import numpy as np
 from sqlalchemy import BigInteger, any_, case, cast, delete, func, select, text
 from sqlalchemy.dialects.postgresql import ARRAY, insert
 from sqlalchemy.orm import Session
 
+from threadline.ai.embeddings import process_embedder
 from threadline.ai.llm.client import LLMClient
 from threadline.ai.llm.cost import CallUsage, cost_counters
 from threadline.ai.llm.facets import STAGE as FACETS_STAGE
@@ -28,30 +29,50 @@ from threadline.ai.llm.prompts import STORIES_PROMPT_VERSION
 from threadline.ai.llm.runtime import LLMRuntime
 from threadline.ai.llm.stories import CitedStatement, Evidence, StoryInput, StoryResult, write_story
 from threadline.analysis.conversation_type import TYPE_ANALYSIS
-from threadline.config import EVIDENCE_QUOTES_PER_STORY, MIN_EVIDENCE_QUOTES, MIN_STORY_CONVERSATIONS
+from threadline.config import MIN_STORY_CONVERSATIONS, get_settings
 from threadline.db.analyses import latest_outputs, outputs_of
-from threadline.db.models import Conversation, Message, Run, RunConversation, Story, StoryEvidence, Theme, ThemeMember
+from threadline.db.models import (
+    Contact,
+    Conversation,
+    Message,
+    Run,
+    RunConversation,
+    Story,
+    StoryEvidence,
+    Theme,
+    ThemeMember,
+)
 from threadline.engine.llm import llm_runtime
 from threadline.engine.stage import StageContext, WholeRunStage
-from threadline.stories.evidence import Quote, best_quote
+from threadline.stages.inputs import load_customer_texts
+from threadline.stories.evidence import (
+    EVIDENCE_VERSION,
+    EvidenceSelection,
+    Quote,
+    candidate_sentences,
+    select_evidence,
+)
+from threadline.stories.priority import PRIORITY_VERSION, Priority, RunFacts, ThemeFacts, prioritise, severity_signals
+from threadline.stories.text import TEXT_VERSION, problem_text
+from threadline.stories.titles import TITLES_VERSION, story_title
+from threadline.text.pii import mask_span
 
 logger = logging.getLogger(__name__)
 
 NAME = "stories"
-VERSION = "templated-1"  # offline story text; the LLM's prompt version is added when it writes
-FIRST_MESSAGE_BONUS = 1.0  # score points: one keyword's worth of preference for the opening message
+# offline story text; the LLM's prompt version is added when it writes
+VERSION = f"{EVIDENCE_VERSION}+{TITLES_VERSION}+{TEXT_VERSION}+{PRIORITY_VERSION}"
 EVIDENCE_CANDIDATES = 40  # conversations closest to the theme centre searched for quotes: enough variety, bounded work
 TREND_MAX_BUCKETS = 26  # points in a trend series: a half-year of weeks, readable as a sparkline
 TREND_RATIO_RISING = 1.5  # later-half rate / earlier-half rate above this reads as rising
 TREND_RATIO_FALLING = 1 / 1.5  # ... below this as falling
-SEVERITY_HIGH_SHARE = 0.10  # share of the run's conversations: a tenth of all support volume is high severity
 
 
 @dataclass
 class StoriesResult:
     stories: int = 0
     skipped_small: int = 0
-    skipped_no_evidence: int = 0
+    thin_evidence: int = 0  # stories written with fewer than MIN_EVIDENCE_QUOTES quotes (they say so)
 
 
 def _period(session: Session, run: Run) -> tuple[datetime, datetime] | None:
@@ -89,18 +110,6 @@ def trend_series(times: list[datetime], start: datetime, end: datetime) -> dict[
         "counts": counts,
         "direction": direction,
     }
-
-
-_TITLE_VERBS = {
-    "bug": "Fix",
-    "feature_request": "Add",
-    "how_to": "Clarify",
-    "billing": "Correct",
-    "account_access": "Unblock",
-    "complaint": "Address",
-    "praise": "Keep",
-    "other": "Resolve",
-}
 
 
 def _evidence_candidates(
@@ -149,100 +158,141 @@ def _customer_messages(session: Session, conversation_ids: list[int]) -> dict[in
     return messages
 
 
-def _evidence(
-    theme: Theme, members: list[tuple[int, int | None]], messages: dict[int, list[tuple[int, str]]]
-) -> list[Quote]:
-    """Up to EVIDENCE_QUOTES_PER_STORY quotes from distinct conversations, distinct customers first.
+@dataclass
+class _Member:
+    conversation_id: int
+    created_at: datetime | None
+    customer: str | None  # the contact's external id: distinct customers, never conversations counted as customers
+    company: str | None
+    plan: str | None
+    value: float | None  # the configured value attribute, when the customer has a number there
 
-    `members` are the theme's candidate (conversation, contact) pairs, closest first.
-    """
-    contact_of = dict(members)
-    best_by_conversation: dict[int, Quote] = {}
-    for conversation_id, _ in members:
-        for index, (message_id, body) in enumerate(messages.get(conversation_id, [])):
-            quote = best_quote(message_id, conversation_id, body, theme.keywords)
-            if quote is not None and index == 0:
-                # The opening customer message states the problem; follow-ups add details.
-                quote = dataclasses.replace(quote, score=quote.score + FIRST_MESSAGE_BONUS)
-            current = best_by_conversation.get(conversation_id)
-            if quote and (current is None or quote.score > current.score):
-                best_by_conversation[conversation_id] = quote
-    order = [cid for cid, _ in members if cid in best_by_conversation]
-    chosen: list[Quote] = []
-    seen_contacts: set[int] = set()
-    for prefer_new_customer in (True, False):
-        for cid in order:
-            if len(chosen) >= EVIDENCE_QUOTES_PER_STORY:
-                break
-            quote = best_by_conversation[cid]
-            contact = contact_of[cid]
-            if quote in chosen or (prefer_new_customer and contact is not None and contact in seen_contacts):
-                continue
-            if any(q.text.casefold() == quote.text.casefold() for q in chosen):
-                continue  # the same sentence twice shows nothing new
-            chosen.append(quote)
-            if contact is not None:
-                seen_contacts.add(contact)
-    return chosen
+
+def _members(session: Session, run_id: int, value_attribute: str | None) -> dict[int, list[_Member]]:
+    """Each theme's members of the run with what is known about their customer."""
+    rows = session.execute(
+        select(
+            ThemeMember.theme_id,
+            Conversation.id,
+            Conversation.created_at,
+            Contact.external_id,
+            Contact.company,
+            Contact.plan,
+            Contact.attributes,
+        )
+        .join(Conversation, Conversation.id == ThemeMember.conversation_id)
+        .outerjoin(Contact, Contact.id == Conversation.contact_id)
+        .where(ThemeMember.run_id == run_id)
+        .order_by(ThemeMember.theme_id, Conversation.id)
+    ).all()
+    by_theme: dict[int, list[_Member]] = defaultdict(list)
+    for theme_id, conversation_id, created_at, customer, company, plan, attributes in rows:
+        raw = (attributes or {}).get(value_attribute) if value_attribute else None
+        value = (
+            float(raw) if isinstance(raw, int | float) and not isinstance(raw, bool) and math.isfinite(raw) else None
+        )
+        by_theme[theme_id].append(_Member(conversation_id, created_at, customer, company or None, plan or None, value))
+    return by_theme
+
+
+def _run_facts(by_theme: dict[int, list[_Member]], total: int, period: tuple[datetime, datetime] | None) -> RunFacts:
+    """The run-wide context of priority: configured value weights and their run means."""
+    insight = get_settings().insight
+    members = [m for ms in by_theme.values() for m in ms]
+    weights = [insight.plan_weights[m.plan] for m in members if m.plan in insight.plan_weights]
+    values = {m.customer: m.value for m in members if m.customer is not None and m.value is not None}
+    return RunFacts(
+        conversations=total,
+        period=period,
+        plan_weights=insight.plan_weights,
+        mean_plan_weight=sum(weights) / len(weights) if weights else None,
+        value_attribute=insight.value_attribute,
+        mean_value=sum(values.values()) / len(values) if values else None,
+    )
 
 
 def build_stories(session: Session, run_id: int, *, types: dict[int, str] | None = None) -> StoriesResult:
-    """Write stories for the run's themes with at least MIN_STORY_CONVERSATIONS conversations.
+    """Write a story for every theme of the run with at least MIN_STORY_CONVERSATIONS conversations.
 
-    `types` maps conversation id -> conversation type (when the type stage ran); the
-    dominant type chooses the story's verb ("Fix ...", "Add ...").
+    Evidence, title, text and priority come from the pure modules in `threadline.stories`;
+    `types` maps conversation id -> conversation type (when the type stage ran). A theme
+    whose evidence is thin or repetitive still gets its story, which says so.
     """
     result = StoriesResult()
     run = session.get(Run, run_id)
     assert run is not None
     period = _period(session, run)
     total = session.execute(select(func.count()).where(RunConversation.run_id == run_id)).scalar_one()
-    rows = session.execute(
-        select(ThemeMember.theme_id, Conversation.id, Conversation.created_at, Conversation.contact_id)
-        .join(Conversation, Conversation.id == ThemeMember.conversation_id)
-        .where(ThemeMember.run_id == run_id)
-    ).all()
-    by_theme: dict[int, list[tuple[int, datetime | None, int | None]]] = defaultdict(list)
-    for theme_id, conversation_id, created_at, contact_id in rows:
-        by_theme[theme_id].append((conversation_id, created_at, contact_id))
+    settings = get_settings().insight
+    by_theme = _members(session, run_id, settings.value_attribute)
     big_enough = sorted(theme_id for theme_id, members in by_theme.items() if len(members) >= MIN_STORY_CONVERSATIONS)
     result.skipped_small = len(by_theme) - len(big_enough)
-    themes = {theme.id: theme for theme in session.execute(select(Theme).where(Theme.id.in_(big_enough))).scalars()}
+    run_themes = {t.id: t for t in session.execute(select(Theme).where(Theme.id.in_(list(by_theme)))).scalars()}
+    theme_rows = {theme_id: row for row, theme_id in enumerate(sorted(run_themes))}
+    centroids = _unit_rows([run_themes[t].centroid for t in sorted(run_themes)])
     candidates = _evidence_candidates(session, run_id, big_enough)
     messages = _customer_messages(session, sorted({cid for pairs in candidates.values() for cid, _ in pairs}))
+    sentences = {
+        theme_id: [
+            s for cid, _ in candidates.get(theme_id, []) for s in candidate_sentences(cid, messages.get(cid, []))
+        ]
+        for theme_id in big_enough
+    }
+    texts = [s.text for theme_id in big_enough for s in sentences[theme_id]]
+    vectors = process_embedder().embed(texts) if texts else np.zeros((0, centroids.shape[1]), dtype=np.float32)
+    customer_texts = load_customer_texts(session, run_id=run_id)
+    run_facts = _run_facts(by_theme, total, period)
+    message_text = {mid: body for pairs in messages.values() for mid, body in pairs}
     story_rows: list[dict[str, Any]] = []
     story_quotes: list[list[Quote]] = []
+    offset = 0
     for theme_id in big_enough:
         members = by_theme[theme_id]
-        theme = themes[theme_id]
-        quotes = _evidence(theme, candidates.get(theme_id, []), messages)
-        if len(quotes) < MIN_EVIDENCE_QUOTES:
-            result.skipped_no_evidence += 1
-            logger.info("theme %d: only %d evidence quotes, no story", theme_id, len(quotes))
-            continue
-        times = [t for _, t, _ in members if t is not None]
-        customers = len({contact if contact is not None else f"c{cid}" for cid, _, contact in members})
+        theme = run_themes[theme_id]
+        own = sentences[theme_id]
+        selection = select_evidence(
+            own,
+            vectors[offset : offset + len(own)],
+            centroids,
+            theme_rows[theme_id],
+            contacts={m.conversation_id: _contact_key(m) for m in members},
+        )
+        offset += len(own)
+        result.thin_evidence += int(selection.thin)
+        times = [m.created_at for m in members if m.created_at is not None]
         trend = trend_series(times, *period) if period and times else {"counts": [], "direction": "steady"}
-        recent_share = _recent_share(times, period)
-        score = len(members) * (0.5 + recent_share)
-        dominant = Counter((types or {}).get(cid, "other") for cid, _, _ in members).most_common(1)[0][0]
-        share = len(members) / max(total, 1)
+        signals: Counter[str] = Counter()
+        for m in members:
+            signals.update(severity_signals(customer_texts.get(m.conversation_id, "")))
+        priority = prioritise(
+            ThemeFacts(
+                conversations=len(members),
+                customer_ids=[m.customer for m in members],
+                companies=[m.company for m in members],
+                plans=[m.plan for m in members],
+                values={m.customer: m.value for m in members if m.customer is not None and m.value is not None},
+                times=times,
+                types=[(types or {})[m.conversation_id] for m in members if m.conversation_id in (types or {})],
+                signals=dict(signals),
+                trend_direction=str(trend.get("direction", "steady")),
+            ),
+            run_facts,
+        )
+        shown = [mask_span(message_text[q.message_id], q.start, q.end) for q in selection.quotes]
         story_rows.append(
             _story_row(
                 run_id,
                 theme,
-                quotes,
+                selection,
+                priority,
+                title=story_title(shown, theme.name),
                 count=len(members),
-                customers=customers,
                 first=min(times, default=None),
                 last=max(times, default=None),
                 trend=trend,
-                score=score,
-                dominant_type=dominant,
-                share=share,
             )
         )
-        story_quotes.append(quotes)
+        story_quotes.append(selection.quotes)
     story_ids = _upsert_stories(session, story_rows)
     result.stories = len(story_ids)
     _replace_evidence(session, dict(zip(story_ids, story_quotes, strict=True)))
@@ -258,6 +308,24 @@ def build_stories(session: Session, run_id: int, *, types: dict[int, str] | None
             {"ids": ranked},
         )
     return result
+
+
+def _contact_key(member: _Member) -> int | None:
+    """A hashable customer key for "new customers first" (None when unknown)."""
+    return hash(member.customer) if member.customer is not None else None
+
+
+def _unit_rows(vectors: list[Any]) -> np.ndarray:
+    """Stack centroids (pgvector values) into L2-normalised float32 rows; missing ones become zero rows."""
+    rows = [np.asarray(v, dtype=np.float32) if v is not None else None for v in vectors]
+    dims = next((r.shape[0] for r in rows if r is not None), 0)
+    matrix = (
+        np.stack([r if r is not None else np.zeros(dims, dtype=np.float32) for r in rows])
+        if rows
+        else np.zeros((0, dims))
+    )
+    unit: np.ndarray = matrix / np.maximum(np.linalg.norm(matrix, axis=1, keepdims=True), 1e-12)
+    return unit
 
 
 def _replace_evidence(session: Session, evidence: dict[int, list[Quote]]) -> None:
@@ -281,23 +349,6 @@ def _replace_evidence(session: Session, evidence: dict[int, list[Quote]]) -> Non
     session.execute(insert(StoryEvidence), rows)  # executemany: one cached statement
 
 
-def _recent_share(times: list[datetime], period: tuple[datetime, datetime] | None) -> float:
-    """Share of the theme's conversations in the last quarter of the run's period."""
-    if not times or period is None:
-        return 0.0
-    start, end = period
-    cutoff = end - (end - start) / 4 if end > start else end - timedelta(days=1)
-    return sum(1 for t in times if t >= cutoff) / len(times)
-
-
-def _severity(share: float, direction: str) -> tuple[str, str]:
-    if share >= SEVERITY_HIGH_SHARE:
-        return "high", f"{share:.0%} of the run's conversations"
-    if direction in ("rising", "new"):
-        return "medium", f"{share:.0%} of the run's conversations and {direction}"
-    return "low", f"{share:.0%} of the run's conversations, {direction}"
-
-
 _TEXT_FIELDS = ("title", "problem", "user_story", "acceptance_criteria")  # follow the data until a person edits them
 _REFRESHED_FIELDS = (
     "run_id",
@@ -309,53 +360,58 @@ _REFRESHED_FIELDS = (
     "score",
     "severity",
     "severity_reason",
+    "priority",
 )
 
 
 def _story_row(
     run_id: int,
     theme: Theme,
-    quotes: list[Quote],
+    selection: EvidenceSelection,
+    priority: Priority,
     *,
+    title: str,
     count: int,
-    customers: int,
     first: datetime | None,
     last: datetime | None,
     trend: dict[str, Any],
-    score: float,
-    dominant_type: str,
-    share: float,
 ) -> dict[str, Any]:
-    """The story of `theme` as a `stories` row: templated text plus the figures every run refreshes."""
-    verb = _TITLE_VERBS.get(dominant_type, "Resolve")
-    name = theme.name
-    when = f" between {first:%d %b %Y} and {last:%d %b %Y}" if first and last else ""
-    keywords = ", ".join(theme.keywords[:5])
-    severity, severity_reason = _severity(share, trend.get("direction", "steady"))
-    return dict(
-        theme_id=theme.id,
-        status="candidate",
-        title=f"{verb}: {name}",
-        problem=(
-            f"{count} conversations from {customers} customers{when} are about {name}"
-            + (f" ({keywords})" if keywords else "")
-            + f". Typical report: \u201c{quotes[0].text}\u201d"
-        ),
-        user_story=f"As a customer affected by {name}, I want it resolved so that I do not need to contact support about it.",
-        acceptance_criteria=[
-            f"The situation in the {len(quotes)} evidence conversations no longer leads to a support request.",
-            f"Support volume about {name} falls below its current {trend.get('direction', 'steady')} level in the following weeks.",
-            "Customers who reported it can be told it is resolved.",
-        ],
-        run_id=run_id,
-        conversation_count=count,
-        customer_count=customers,
+    """The story of `theme` as a `stories` row: offline text plus the figures every run refreshes.
+
+    Offline there is no user story and no acceptance criteria: only what is known (the LLM
+    path writes those from the evidence).
+    """
+    problem = problem_text(
+        name=theme.name,
+        keywords=theme.keywords or [],
+        typical_quote=selection.quotes[0].text if selection.quotes else None,
+        conversations=count,
+        customers_known=priority.customers_known,
+        customers_unknown_conversations=priority.customers_unknown_conversations,
+        companies=priority.companies,
+        plans=priority.plans,
         first_seen=first,
         last_seen=last,
         trend=trend,
-        score=score,
-        severity=severity,
-        severity_reason=severity_reason,
+        evidence_notes=selection.notes,
+    )
+    return dict(
+        theme_id=theme.id,
+        status="candidate",
+        title=title,
+        problem=problem,
+        user_story=None,
+        acceptance_criteria=[],
+        run_id=run_id,
+        conversation_count=count,
+        customer_count=priority.customers_known,
+        first_seen=first,
+        last_seen=last,
+        trend=trend,
+        score=priority.score,
+        severity=priority.severity,
+        severity_reason=priority.severity_reason,
+        priority={**priority.to_dict(), "evidence_notes": selection.notes},
     )
 
 

@@ -37,12 +37,14 @@ import math
 import re
 from collections import Counter
 from collections.abc import Iterable, Iterator
-from typing import Final, NamedTuple
+from typing import Final, NamedTuple, overload
 
 import phonenumbers
 from stdnum import iban as stdnum_iban
 from stdnum import luhn
 from stdnum.us import rtn as us_routing_number
+
+from threadline.config import get_settings
 
 logger = logging.getLogger(__name__)
 
@@ -53,8 +55,11 @@ __all__ = [
     "clear_detection_cache",
     "detect_pii",
     "mask",
+    "mask_for_display",
     "mask_span",
+    "mask_span_for_display",
     "marker",
+    "masking_enabled",
 ]
 
 PII_VERSION: Final = "1"  # bump when detections can change: masked output is derived data
@@ -893,3 +898,30 @@ def mask_span(text: str, start: int, end: int) -> str:
 def mask(text: str) -> str:
     """`text` with every detected personal-data span replaced by its marker, e.g. ``[email]``."""
     return mask_span(text, 0, len(text))
+
+
+def masking_enabled() -> bool:
+    """Whether views, exports and prompts mask personal data (setting ``insight.mask_personal_data``, on by default)."""
+    return get_settings().insight.mask_personal_data
+
+
+@overload
+def mask_for_display(text: str) -> str: ...
+@overload
+def mask_for_display(text: None) -> None: ...
+def mask_for_display(text: str | None) -> str | None:
+    """`text` as Threadline shows, writes or sends it: personal data masked unless masking is configured off.
+
+    The one function every view (CLI, report, API serializers, dashboard filter) and every
+    prompt builder calls, so a stored verbatim text is never shown unmasked by accident.
+    """
+    if text is None or not masking_enabled():
+        return text
+    return mask(text)
+
+
+def mask_span_for_display(text: str, start: int, end: int) -> str:
+    """``text[start:end]`` as shown (see :func:`mask_for_display`), judged on the whole `text`."""
+    if not masking_enabled():
+        return text[start:end]
+    return mask_span(text, start, end)
