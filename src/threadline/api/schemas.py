@@ -5,15 +5,25 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_serializer
 
 from threadline.engine.status import SyncStatus
+from threadline.text.pii import mask_for_display
 
 MAX_TITLE_CHARS = 300  # characters: a story title is a line, not a paragraph
 MAX_STORY_TEXT_CHARS = 20_000  # characters: the same bound as one message
 MAX_SOURCE_NAME_CHARS = 200  # characters: matches sources.name
 
 StoryStatus = Literal["candidate", "accepted", "rejected", "exported"]
+
+
+def _masked(value: Any) -> Any:
+    """Customer-derived text as the API shows it: personal data masked (``insight.mask_personal_data``)."""
+    if isinstance(value, str):
+        return mask_for_display(value)
+    if isinstance(value, list):
+        return [_masked(v) for v in value]
+    return value
 
 
 class Health(BaseModel):
@@ -37,6 +47,10 @@ class MessageOut(BaseModel):
     created_at: datetime | None
     truncated: bool
 
+    @field_serializer("text")
+    def _mask(self, value: Any) -> Any:
+        return _masked(value)
+
 
 class ConversationSummary(BaseModel):
     id: int
@@ -48,11 +62,19 @@ class ConversationSummary(BaseModel):
     messages: int
     url: str | None
 
+    @field_serializer("subject")
+    def _mask(self, value: Any) -> Any:
+        return _masked(value)
+
 
 class ConversationThemeRef(BaseModel):
     run_id: int
     theme_id: int
     theme: str
+
+    @field_serializer("theme")
+    def _mask(self, value: Any) -> Any:
+        return _masked(value)
 
 
 class ConversationDetail(ConversationSummary):
@@ -69,12 +91,20 @@ class ThemeSummary(BaseModel):
     first_seen: str | None
     last_seen: str | None
 
+    @field_serializer("name", "keywords")
+    def _mask(self, value: Any) -> Any:
+        return _masked(value)
+
 
 class ThemeGroup(BaseModel):
     id: int | None
     name: str
     size: int
     themes: list[ThemeSummary]
+
+    @field_serializer("name")
+    def _mask(self, value: Any) -> Any:
+        return _masked(value)
 
 
 class ThemeDetail(BaseModel):
@@ -90,6 +120,10 @@ class ThemeDetail(BaseModel):
     first_seen: datetime | None
     last_seen: datetime | None
     story_id: int | None
+
+    @field_serializer("name", "description", "parent", "keywords")
+    def _mask(self, value: Any) -> Any:
+        return _masked(value)
 
 
 class TrendPoint(BaseModel):
@@ -112,6 +146,10 @@ class EvidenceOut(BaseModel):
     message_id: int
     start: int
     end: int
+
+    @field_serializer("quote")
+    def _mask(self, value: Any) -> Any:
+        return _masked(value)
 
 
 class StoryOut(BaseModel):
@@ -140,6 +178,10 @@ class StoryOut(BaseModel):
     )
     run_id: int | None
     evidence: list[EvidenceOut]
+
+    @field_serializer("title", "theme", "problem", "user_story", "acceptance_criteria", "severity_reason")
+    def _mask(self, value: Any) -> Any:
+        return _masked(value)
 
 
 class StoryPatch(BaseModel):
@@ -205,6 +247,10 @@ class RisingTheme(BaseModel):
     conversations: int
     direction: str
     counts: list[int]
+
+    @field_serializer("title")
+    def _mask(self, value: Any) -> Any:
+        return _masked(value)
 
 
 class Overview(BaseModel):

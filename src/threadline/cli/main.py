@@ -112,26 +112,48 @@ def import_command(
 def themes_command(limit: LimitOption = 50, as_json: JsonOption = False) -> None:
     """Themes of the latest run, grouped two levels deep."""
     # imported when the command runs, not at start-up: every command pays only for what it uses
+    from rich.markup import escape
+
     from threadline.db.engine import session_scope
     from threadline.read.themes import theme_tree
+    from threadline.text.pii import mask_for_display
 
     with session_scope(engine()) as session:
         tree = theme_tree(session, limit=limit)
     if as_json:
-        emit_json(tree)
+        emit_json(
+            [
+                {
+                    **group,
+                    "name": mask_for_display(group["name"]),
+                    "themes": [
+                        {
+                            **t,
+                            "name": mask_for_display(t["name"]),
+                            "keywords": [mask_for_display(k) for k in t["keywords"]],
+                        }
+                        for t in group["themes"]
+                    ],
+                }
+                for group in tree
+            ]
+        )
         return
     table = Table("group / theme", "size", "key phrases", "first seen", "last seen")
     for group in tree:
-        table.add_row(f"[bold]{group['name']}[/bold]", str(group["size"]), "", "", "")
+        table.add_row(f"[bold]{escape(mask_for_display(group['name']))}[/bold]", str(group["size"]), "", "", "")
         for theme in group["themes"]:
             table.add_row(
-                f"  {theme['name']}",
+                f"  {escape(mask_for_display(theme['name']))}",
                 str(theme["size"]),
-                ", ".join(theme["keywords"][:4]),
+                escape(mask_for_display(", ".join(theme["keywords"][:4]))),
                 (theme["first_seen"] or "")[:10],
                 (theme["last_seen"] or "")[:10],
             )
     console.print(table)
+
+
+CLI_QUOTE_CHARS = 90  # characters of the first quote in `threadline stories`: one table cell, cut at a word with "…"
 
 
 def _story_dicts(limit: int) -> list[dict]:
@@ -146,21 +168,29 @@ def _story_dicts(limit: int) -> list[dict]:
 @app.command("stories")
 def stories_command(limit: LimitOption = 20, as_json: JsonOption = False) -> None:
     """Ranked stories of the latest run with their first evidence quote."""
+    # imported when the command runs, not at start-up: every command pays only for what it uses
+    from rich.markup import escape
+
+    from threadline.stories.export import masked_story
+    from threadline.text.pii import mask_for_display
+    from threadline.text.sentences import truncate_words
+
     stories = _story_dicts(limit)
     if as_json:
-        emit_json(stories)
+        emit_json([masked_story(s) for s in stories])
         return
     table = Table("#", "story", "conv.", "cust.", "trend", "severity", "evidence")
     for story in stories:
-        quote = story["evidence"][0]["quote"] if story["evidence"] else ""
+        quote = mask_for_display(story["evidence"][0]["quote"]) if story["evidence"] else ""
+        known = (story.get("priority") or {}).get("customers_known", story["customers"])
         table.add_row(
             str(story["rank"]),
-            story["title"],
+            escape(mask_for_display(story["title"])),
             str(story["conversations"]),
-            str(story["customers"]),
+            str(known) if known else "unknown",
             (story["trend"] or {}).get("direction", ""),
             story["severity"] or "",
-            f"\u201c{quote[:90]}\u201d",
+            escape(f"\u201c{truncate_words(quote, CLI_QUOTE_CHARS)}\u201d") if quote else "",
         )
     console.print(table)
 

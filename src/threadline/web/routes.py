@@ -40,6 +40,7 @@ from threadline.server.sessions import (
 )
 from threadline.server.tokens import MAX_TOKEN_CHARS, verify_token
 from threadline.stories.export import to_markdown
+from threadline.text.pii import mask_for_display, mask_span_for_display
 from threadline.web.auth import DbSession, FormSession, LoginRequired, PageSession, new_login_csrf, safe_next
 from threadline.web.charts import bar_chart, sparkline
 
@@ -62,6 +63,28 @@ def _when(value: datetime | str | None, fmt: str = "%Y-%m-%d %H:%M") -> str:
 
 
 TEMPLATES.env.filters["when"] = _when
+# Every customer-derived text a template prints goes through `masked` (personal data hidden unless configured off).
+TEMPLATES.env.filters["masked"] = lambda value: mask_for_display(value) if isinstance(value, str) else value
+
+
+def _masked_contexts(contexts: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Evidence contexts with every message segment masked, judged on the whole message.
+
+    A phone number cut by a highlight boundary is still recognised: each segment is masked
+    as a span of the full text (`mask_span_for_display`), not on its own.
+    """
+    for block in contexts:
+        for message in block["messages"]:
+            full = "".join(text for text, _ in message["segments"])
+            masked, cursor = [], 0
+            for text, hit in message["segments"]:
+                masked.append((mask_span_for_display(full, cursor, cursor + len(text)), hit))
+                cursor += len(text)
+            message["segments"] = masked
+        block["quotes"] = [mask_for_display(q) for q in block["quotes"]]
+    return contexts
+
+
 PAGE_SIZE = 50  # rows per dashboard list page
 DECISIONS = ("accepted", "rejected", "candidate")  # statuses a person sets from the story page
 
@@ -241,7 +264,7 @@ def story_page(
         "story.html",
         session,
         story=story_out(db, story),
-        contexts=evidence_in_context(db, story_id),
+        contexts=_masked_contexts(evidence_in_context(db, story_id)),
         decisions=DECISIONS,
         saved=saved,
     )
