@@ -182,3 +182,7 @@ def test_offline_problem_text_says_only_what_is_known() -> None:
     assert "customer unknown" in text and "34 conversations" in text
     assert "3 conversations in the first 2 and 17 in the last 2" in text
     assert "As a customer" not in text and "Companies" not in text
+
+
+def test_a_subordinate_clause_is_not_a_title() -> None:
+    assert title_from_sentence("Since connecting the calendar integration, events are duplicated") is None

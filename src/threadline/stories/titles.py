@@ -55,6 +55,10 @@ _QUESTION_SUBJECT = re.compile(r"^(why|when|where|what) (do|did|can|can't|should
 _INNER_POSSESSIVE = re.compile(r"\b(?:my|our)\b", re.IGNORECASE)
 _INNER_FIRST_PERSON = re.compile(r"\b(?:i|me|we|us|i'm|i've|i'd|we're|we've|myself|ourselves)\b", re.IGNORECASE)
 _MASK_MARKER = re.compile(r"\[(?:email|phone|card|iban|account|pin|code|password|api_key|address)\]")
+# A clause opening with a subordinator is background ("Since connecting the calendar"), not the problem.
+_SUBORDINATE = re.compile(
+    r"^(?:since|when|whenever|after|before|if|while|because|although|though|as soon as|once|until)\b", re.I
+)
 _TRAILING = re.compile(
     r"(?:[\s,;:.-]|\b(?:with|the|a|an|to|for|of|and|or|in|on|at|by|from|that|which)\b)+$", re.IGNORECASE
 )
@@ -76,6 +80,8 @@ def title_from_sentence(sentence: str) -> str | None:
     text = " ".join(sentence.replace("\u2019", "'").split())
     text = _OPENER.sub("", text)
     clause = _TRAILING.sub("", _first_clause(text)).strip()
+    if _SUBORDINATE.match(clause):
+        return None
     question = _QUESTION_SUBJECT.match(clause)
     if question:
         clause = f"{question.group(1)} {question.group(2)} customers" + clause[question.end() :]
