@@ -439,7 +439,9 @@ class PipelineSettings(BaseSettings):
         default=5, ge=1, description="quotes per story: enough to show the range of a problem, few enough to read"
     )
     min_evidence_quotes: int = Field(
-        default=3, ge=1, description="quotes: a story with fewer is not evidence-backed and is not written"
+        default=3,
+        ge=1,
+        description="quotes: a story with fewer still appears and says its evidence is thin (no theme loses its story silently)",
     )
     max_quote_chars: int = Field(
         default=280, ge=40, description="characters per quote: a quote is a sentence or two, not the whole message"
@@ -689,6 +691,29 @@ class ZendeskSettings(BaseSettings):
     )
 
 
+class InsightSettings(BaseSettings):
+    """What offline insight shows and weighs (``THREADLINE_INSIGHT_<FIELD>``, JSON for maps)."""
+
+    model_config = SettingsConfigDict(env_prefix="THREADLINE_INSIGHT_", extra="ignore")
+
+    mask_personal_data: bool = Field(
+        default=True,
+        description="switch: mask e-mails, phones, card/IBAN/account numbers, PINs, codes, passwords, API keys and "
+        "street addresses in everything Threadline writes, shows or sends (stored text stays verbatim); off only for "
+        "debugging on data that holds none",
+    )
+    plan_weights: dict[str, float] = Field(
+        default_factory=dict,
+        description='customer value per plan name, e.g. {"Enterprise": 3, "Team": 1} (unitless weights, compared '
+        "with the run's mean); empty: plans are shown but carry no weight in the rank",
+    )
+    value_attribute: str | None = Field(
+        default=None,
+        description="attribute name: a numeric customer attribute (e.g. seats, mrr) whose mean, relative to the "
+        "run's mean, weighs a story's rank; unset: no attribute is used",
+    )
+
+
 class Settings(BaseSettings):
     """Runtime configuration: the general fields map to ``THREADLINE_<FIELD>``, each group has its own prefix."""
 
@@ -718,6 +743,9 @@ class Settings(BaseSettings):
     intercom: IntercomSettings = Field(default_factory=IntercomSettings, description="Intercom sync.")
     zendesk: ZendeskSettings = Field(default_factory=ZendeskSettings, description="Zendesk sync.")
     llm: LLMSettings = Field(default_factory=LLMSettings, description="The optional LLM endpoint.")
+    insight: InsightSettings = Field(
+        default_factory=InsightSettings, description="Masking and the customer-value factors of offline insight."
+    )
 
     @property
     def embedded_pgdata(self) -> Path:

@@ -193,6 +193,13 @@ class StoryOut(BaseModel):
     trend: dict[str, Any]
     score: float
     text_origin: str
+    priority: dict[str, Any] = Field(
+        default_factory=dict,
+        description="The named factors behind rank and severity, as this run computed them: score, severity, "
+        "severity_reason, factors (name, value, multiplier, reason), signals, customers_known, "
+        "customers_unknown_conversations, companies, plans, evidence_notes (see threadline.stories.priority); "
+        "empty for snapshots written before factors were recorded.",
+    )
     evidence: list[EvidenceOut]
 
 

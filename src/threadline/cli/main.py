@@ -213,6 +213,7 @@ def _print_import(path: Path, result) -> None:
     )
 
 
+CLI_QUOTE_CHARS = 90  # characters of the first quote in `threadline stories`: one table cell, cut at a word with "…"
 RunOption = Annotated[int | None, typer.Option("--run", min=1, help="Show this run's snapshot.")]
 SourceOption = Annotated[
     list[str] | None,
@@ -395,19 +396,23 @@ def stories_command(
     err_console.print(f"stories of {_describe(ref)}", markup=False, highlight=False)
     if not stories and _not_recorded(ref):
         return
+    # imported when the command runs, not at start-up: every command pays only for what it uses
+    from threadline.text.sentences import truncate_words
+
     table = Table("#", "id", "story", "status", "conv.", "cust.", "trend", "severity", "evidence")
     for story in stories:
         quote = story["evidence"][0]["quote"] if story["evidence"] else ""
+        known = (story.get("priority") or {}).get("customers_known", story["customers"])
         table.add_row(
             str(story["rank"]),
             str(story["id"]),
             escape(story["title"]),
             story["status"],
             str(story["conversations"]),
-            str(story["customers"]),
+            str(known) if known else "unknown",
             (story["trend"] or {}).get("direction", ""),
             story["severity"] or "",
-            escape(f"\u201c{quote[:90]}\u201d"),
+            escape(f"\u201c{truncate_words(quote, CLI_QUOTE_CHARS)}\u201d") if quote else "",
         )
     console.print(table)
 

@@ -322,6 +322,9 @@ class RunStory(Base):
     score: Mapped[float] = mapped_column(Float, default=0.0)
     text_key: Mapped[str | None] = mapped_column(String(64))  # what the text was written from (reuse key)
     text_origin: Mapped[str] = mapped_column(String(16), default="templated")  # templated | llm | legacy
+    # 0006: the named factors behind score and severity (threadline.stories.priority.Priority.to_dict) and
+    # the evidence notes, as this run computed them (a snapshot: never updated)
+    priority: Mapped[dict[str, Any]] = mapped_column(default=dict, server_default=text("'{}'::jsonb"))
     created_at: Mapped[datetime] = _now()
 
 

@@ -30,7 +30,7 @@ from threadline.db.models import (
     Theme,
 )
 from threadline.engine.status import RunStatus
-from threadline.read.display import shown, shown_list
+from threadline.read.display import shown, shown_list, shown_priority, shown_span
 from threadline.read.themes import theme_name
 
 SNAPSHOTS = RunStory.__table__
@@ -78,6 +78,7 @@ STORY_COLUMNS = (
     SNAPSHOTS.c.trend,
     SNAPSHOTS.c.score,
     SNAPSHOTS.c.text_origin,
+    SNAPSHOTS.c.priority,
 )
 _FROM = (
     SNAPSHOTS.join(IDENTITIES, IDENTITIES.c.id == SNAPSHOTS.c.story_id)
@@ -115,6 +116,7 @@ def _story_row(row: Any, evidence: list[dict[str, Any]]) -> dict[str, Any]:
         "trend": row.trend or {},
         "score": row.score,
         "text_origin": row.text_origin,
+        "priority": shown_priority(row.priority),
         "evidence": evidence,
     }
 
@@ -328,10 +330,7 @@ def evidence_in_context(session: Session, story: dict[str, Any]) -> list[dict[st
                         "id": m.id,
                         "author_role": m.author_role,
                         "created_at": m.created_at,
-                        "segments": [
-                            (shown(piece) or "", hit)
-                            for piece, hit in split_segments(m.text, spans.get(m.position, []))
-                        ],
+                        "segments": shown_segments(m.text, split_segments(m.text, spans.get(m.position, []))),
                         "quoted": m.position in spans,
                     }
                     for m in messages
@@ -339,6 +338,16 @@ def evidence_in_context(session: Session, story: dict[str, Any]) -> list[dict[st
             }
         )
     return blocks
+
+
+def shown_segments(text: str, segments: list[tuple[str, bool]]) -> list[tuple[str, bool]]:
+    """Segments of `text` as shown, each masked as a span of the whole text (a highlight may cut a phone in two)."""
+    out: list[tuple[str, bool]] = []
+    cursor = 0
+    for piece, hit in segments:
+        out.append((shown_span(text, cursor, cursor + len(piece)), hit))
+        cursor += len(piece)
+    return out
 
 
 def split_segments(text: str, spans: list[tuple[int, int]]) -> list[tuple[str, bool]]:
