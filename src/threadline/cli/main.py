@@ -258,11 +258,13 @@ def themes_command(
         return
     # imported when the command runs, not at start-up: every command pays only for what it uses
     from threadline.db.engine import session_scope
+    from threadline.read.conversations import unassigned_count
     from threadline.read.themes import theme_tree
 
     with session_scope(engine()) as session:
         ref = _pick(session, run, source)
         tree = theme_tree(session, run_id=ref.id if ref else None, limit=limit)
+        unassigned = unassigned_count(session, ref.id if ref else None)
     if as_json:
         emit_json(tree)
         return
@@ -270,6 +272,11 @@ def themes_command(
         err_console.print("no succeeded run yet: `threadline run` first")
         return
     err_console.print(f"themes of {_describe(ref)}", markup=False, highlight=False)
+    err_console.print(
+        f"{unassigned} conversations in no theme (list them: threadline conversations --unassigned --run {ref.id})",
+        markup=False,
+        highlight=False,
+    )
     table = Table("id", "group / theme", "size", "key phrases", "first seen", "last seen")
     for group in tree:
         table.add_row(str(group["id"] or ""), f"[bold]{escape(group['name'])}[/bold]", str(group["size"]), "", "", "")
@@ -461,6 +468,52 @@ def stories_history(story_id: Annotated[int, typer.Argument(help="Story id.")], 
     for e in events:
         events_table.add_row(e["at"][:19], escape(e["actor"]), e["action"], escape(str(e["details"]))[:100])
     console.print(events_table)
+
+
+@app.command("conversations")
+def conversations_command(
+    unassigned: Annotated[
+        bool, typer.Option("--unassigned", help="Only those the run read but placed in no theme (its outliers).")
+    ] = False,
+    limit: LimitOption = 50,
+    run: RunOption = None,
+    source: SourceOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Conversations, newest first; with --unassigned, those a run (default: the latest) placed in no theme."""
+    # imported when the command runs, not at start-up: every command pays only for what it uses
+    from threadline.db.engine import session_scope
+    from threadline.read.conversations import list_conversations, unassigned_count
+
+    with session_scope(engine()) as session:
+        ref = _pick(session, run, source) if unassigned or run is not None or source else None
+        if unassigned and ref is None:
+            err_console.print("no succeeded run yet: `threadline run` first")
+            if as_json:
+                emit_json({"run_id": None, "unassigned": 0, "conversations": []})
+            return
+        run_id = ref.id if ref is not None and unassigned else None
+        rows = list_conversations(session, limit=limit, offset=0, run_id=run_id, unassigned=unassigned)
+        total = unassigned_count(session, run_id) if unassigned else None
+    if as_json:
+        emit_json({"run_id": run_id, "unassigned": total, "conversations": rows})
+        return
+    if unassigned and ref is not None:
+        err_console.print(
+            f"{total} conversations of {_describe(ref)} in no theme (newest {min(limit, total or 0)} shown)",
+            markup=False,
+            highlight=False,
+        )
+    table = Table("id", "conversation", "source", "created", "subject")
+    for row in rows:
+        table.add_row(
+            str(row["id"]),
+            escape(row["external_id"]),
+            escape(row["source"]),
+            f"{row['created_at']:%Y-%m-%d}" if row["created_at"] else "",
+            escape(row["subject"] or ""),
+        )
+    console.print(table)
 
 
 @app.command("report")

@@ -24,7 +24,7 @@ from threadline.engine.curation import (
     update_story,
 )
 from threadline.read import runs as run_read
-from threadline.read.conversations import get_conversation, list_conversations
+from threadline.read.conversations import get_conversation, list_conversations, unassigned_count
 from threadline.read.dead_letters import list_dead_letters
 from threadline.read.display import NOT_RECORDED
 from threadline.read.overview import overview
@@ -214,6 +214,7 @@ def themes_page(
         "themes.html",
         session,
         tree=tree,
+        unassigned=unassigned_count(db, run.id if run else None),
         series=series,
         bucket_days=bucket_days,
         run=run,
@@ -431,12 +432,23 @@ def conversations_page(
     session: PageSession,
     q: Annotated[Annotated[str, WITHIN_QUERY_CHARS] | None, Query()] = None,
     offset: OffsetQuery = 0,
+    unassigned: bool = False,
+    run_id: RunParam = None,
 ) -> HTMLResponse:
-    rows = list_conversations(db, limit=PAGE_SIZE + 1, offset=offset, q=(q or "").strip() or None)
+    run = selected_run(db, run_id, None) if unassigned else None
+    rows = list_conversations(
+        db,
+        limit=PAGE_SIZE + 1,
+        offset=offset,
+        q=(q or "").strip() or None,
+        run_id=run.id if run else None,
+        unassigned=run is not None,
+    )
     return render(
         request,
         "conversations.html",
         session,
+        unassigned_run=run.id if run else None,
         conversations=rows[:PAGE_SIZE],
         q=q or "",
         offset=offset,
