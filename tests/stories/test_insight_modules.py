@@ -186,3 +186,27 @@ def test_offline_problem_text_says_only_what_is_known() -> None:
 
 def test_a_subordinate_clause_is_not_a_title() -> None:
     assert title_from_sentence("Since connecting the calendar integration, events are duplicated") is None
+
+
+def test_offline_story_text_has_a_problem_title_and_no_boilerplate() -> None:
+    from threadline.stories.template import StoryFacts, story_text
+
+    facts = StoryFacts(
+        theme_name="CSV export timeouts",
+        keywords=["csv export", "timeout"],
+        conversations=12,
+        customers_known=0,
+        customers_unknown_conversations=12,
+        first_seen=datetime(2026, 9, 1, tzinfo=UTC),
+        last_seen=datetime(2026, 9, 30, tzinfo=UTC),
+        trend={"counts": [2, 10], "direction": "rising", "bucket_days": 14},
+        quotes=["My CSV export times out on large projects"],
+        title_quotes=["My CSV export times out on large projects"],
+    )
+    written = story_text(facts)
+    assert written.title == "CSV export times out on large projects"
+    assert written.user_story is None and written.acceptance_criteria == []
+    assert "customer unknown" in written.problem and "12 conversations" in written.problem
+    # A person's name for the theme is the story's title: their words win over extraction.
+    named = story_text(StoryFacts(**{**facts.__dict__, "theme_name": "Exports time out", "named_by_person": True}))
+    assert named.title == "Exports time out"
