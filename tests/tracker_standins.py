@@ -1,5 +1,8 @@
 """Fixtures for the tracker stand-ins: each served on loopback behind its spec validator.
 
+Shared by tests/trackers (the stand-ins themselves) and tests/exporters (Threadline's exporters
+against them): each directory's conftest re-exports these fixtures and the summary hook.
+
 Every request and response crossing a stand-in is validated (GitHub and Jira against their
 patched OpenAPI descriptions, Jira's ADF bodies against the ADF JSON Schema, Linear's operations
 and responses against its GraphQL schema). Violations fail the test that caused them and, as a
@@ -34,8 +37,14 @@ _validators: dict[str, Any] = {}
 _adf: list[AdfValidator] = []
 
 
+_summary_written: list[bool] = []
+
+
 def pytest_terminal_summary(terminalreporter) -> None:
-    """Say how much tracker traffic was checked against the vendors' descriptions."""
+    """Say how much tracker traffic was checked against the vendors' descriptions (once per session)."""
+    if _summary_written:
+        return
+    _summary_written.append(True)
     for name, validator in _validators.items():
         terminalreporter.write_line(
             f"{name} contract: {validator.exchanges} exchanges validated, {len(validator.violations)} violations"
