@@ -20,12 +20,14 @@ from cases import CASES, Case
 from seed import seed_stories
 from sqlalchemy import select
 from sqlalchemy.orm import Session
+from threadline_testing.trackers.common import Faults
 
 from threadline.db.models import TrackerLink
 from threadline.exporters.trackers import add_tracker
 
 PROCESS_TIMEOUT_S = 300  # one export of 50 stories takes seconds; this only bounds a hang
 STORIES = 50
+OVERLAP_DELAY_S = 0.05  # s: added to every stand-in answer in the concurrency test
 
 
 @pytest.fixture(params=sorted(CASES))
@@ -48,7 +50,8 @@ def _setup(db_engine: Any, case: Case, url: str, count: int) -> list[int]:
 
 
 def test_two_processes_exporting_the_same_50_stories_create_exactly_50_items(db_engine, cli_env, case, request) -> None:
-    server = request.getfixturevalue(case.fixture)()
+    # every answer a little late, so the two processes' exports of a story overlap at the tracker
+    server = request.getfixturevalue(case.fixture)(faults=Faults(delay_share=1.0, delay_seconds=OVERLAP_DELAY_S))
     story_ids = _setup(db_engine, case, server.url, STORIES)
     env = _env(cli_env, case)
     processes = [
