@@ -737,7 +737,7 @@ class TrackerSettings(BaseSettings):
     search_fallback_pages: int = Field(
         default=10,
         ge=0,
-        description="pages of 100 recent issues listed when GitHub's search finds no marker (its index lags writes)",
+        description="pages of 100 issues: the newest issues read when GitHub's search finds no marker (its index lags writes)",
     )
     max_evidence_quotes: int = Field(
         default=8, ge=1, description="quotes in a tracker item: the strongest evidence, not the whole theme"
@@ -748,7 +748,7 @@ class TrackerSettings(BaseSettings):
     regression_min_conversations: int = Field(
         default=3,
         ge=1,
-        description="conversations created after an item was closed that flag its theme 'recurring after close'",
+        description="conversations: created after an item was closed, that many flag its theme 'recurring after close'",
     )
     comment_on_regression: bool = Field(
         default=True, description="flag: comment on the tracker item when its closed theme recurs"

@@ -191,7 +191,9 @@ class TrackerLinkOut(BaseModel):
 
 
 class ExportRequest(BaseModel):
-    tracker: str = Field(min_length=1, max_length=200, description="Name of the tracker (see `threadline trackers list`).")
+    tracker: str = Field(
+        min_length=1, max_length=200, description="Name of the tracker (see `threadline trackers list`)."
+    )
 
 
 class ExportOutcomeOut(BaseModel):

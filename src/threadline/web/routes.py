@@ -420,7 +420,7 @@ def story_edit(
 def story_send(
     db: DbSession, form: FormSession, story_id: IdPath, tracker: Annotated[str, Form(min_length=1, max_length=200)]
 ) -> Response:
-    """"Send to ...": export the story to a tracker (one item per story and tracker), then show its link."""
+    """ "Send to ...": export the story to a tracker (one item per story and tracker), then show its link."""
     _story_or_404(db, story_id)
     actor = actor_of_token(db, form.token_id)
     engine = db.get_bind()
