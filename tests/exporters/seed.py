@@ -22,6 +22,7 @@ from threadline.db.models import (
     Source,
     Story,
     Theme,
+    ThemeMember,
 )
 
 START = datetime(2026, 1, 5, 9, 0, tzinfo=UTC)
@@ -66,6 +67,7 @@ def seed_stories(engine: Engine, count: int, *, conversations: int = 4, status: 
             first = _conversation(session, source.id, f"t{i}-0", START - timedelta(days=3), quote + ".")
             session.flush()
             session.add(_evidence(snapshot.id, first, quote))
+            session.add(ThemeMember(run_id=run.id, conversation_id=first.id, theme_id=theme.id, similarity=0.9))
             ids.append(story.id)
         return ids
 
@@ -137,4 +139,7 @@ def later_run(engine: Engine, story_ids: list[int], *, grown_by: int, created_at
                 conversation = _conversation(session, source_id, f"new{story_id}-{j}", created_at, quote + ".")
                 session.flush()
                 session.add(_evidence(snapshot.id, conversation, quote, position=j))
+                session.add(
+                    ThemeMember(run_id=run.id, conversation_id=conversation.id, theme_id=story.theme_id, similarity=0.9)
+                )
         return run.id

@@ -177,3 +177,37 @@ def register(app: typer.Typer) -> None:
     """Add `trackers` and `export` to the `threadline` command."""
     app.add_typer(trackers_app, name="trackers")
     app.command("export")(export_command)
+
+
+@trackers_app.command("pull")
+def pull_command(
+    names: Annotated[
+        list[str] | None, typer.Argument(help="Trackers to read (default: all).", show_default=False)
+    ] = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Read each linked item's state: a closed item sets its story to done; flag themes recurring after close."""
+    # imported when the command runs, not at start-up: every command pays only for what it uses
+    from threadline.delivery.trackers import ExportFailed, pull_tracker, tracker_names
+    from threadline.engine.curation import CLI_ACTOR
+
+    eng = engine()
+    reports, failures = [], []
+    for name in names or tracker_names(eng):
+        try:
+            reports.append(pull_tracker(eng, name, actor=CLI_ACTOR).as_dict())
+        except ExportFailed as exc:
+            failures.append(str(exc))
+    if as_json:
+        emit_json({"trackers": reports, "errors": failures})
+    else:
+        table = Table("tracker", "checked", "closed", "reopened", "regressions", "failed", title="trackers pull")
+        for r in reports:
+            table.add_row(
+                *(plain(str(r[k])) for k in ("tracker", "checked", "closed", "reopened", "regressions", "failed"))
+            )
+        console.print(table)
+        for message in failures:
+            fail(message, EXIT_FAILED)
+    if failures:
+        raise typer.Exit(EXIT_FAILED)

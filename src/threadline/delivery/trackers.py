@@ -364,3 +364,160 @@ async def export_stories_async(
     """`export_stories` for callers already in an event loop (the API)."""
     tracker = await asyncio.to_thread(_tracker, engine, tracker_name)
     return await _export(engine, tracker, list(dict.fromkeys(story_ids)), actor)
+
+
+# --- pull: the items' state back, closed items set the story's status, regressions ---------------
+
+
+@dataclass
+class PullReport:
+    tracker: str
+    checked: int = 0
+    closed: int = 0  # items found closed by this pull (newly)
+    reopened: int = 0
+    regressions: int = 0  # stories newly flagged "recurring after close"
+    failed: int = 0
+
+    def as_dict(self) -> dict[str, Any]:
+        return dict(self.__dict__)
+
+
+_AFTER_CLOSE = text(
+    """
+    SELECT count(*) FROM theme_members tm
+      JOIN conversations c ON c.id = tm.conversation_id
+     WHERE tm.theme_id = :theme
+       AND tm.run_id = (SELECT max(rs.run_id) FROM run_stories rs JOIN runs r ON r.id = rs.run_id
+                         WHERE rs.story_id = :story AND r.status = 'succeeded')
+       AND c.created_at > :closed_at
+    """
+)
+
+
+def conversations_after_close(session: Session, story: Story, closed_at: datetime) -> int:
+    """Conversations of the story's theme in its newest succeeded run created (their own date) after the close."""
+    return int(
+        session.execute(_AFTER_CLOSE, {"theme": story.theme_id, "story": story.id, "closed_at": closed_at}).scalar()
+        or 0
+    )
+
+
+def _regression_comment(count: int, closed_at: datetime) -> str:
+    return (
+        f"Threadline: recurring after close. {count} new conversations about this problem were created "
+        f"after this item was closed on {closed_at.date().isoformat()}."
+    )
+
+
+async def _pull(engine: Engine, tracker: Tracker, actor: str) -> PullReport:
+    exporter = exporter_of(tracker.kind)
+    config = validated_config(exporter, dict(tracker.config or {}))
+    settings = get_settings().trackers
+    report = PullReport(tracker.name)
+    with Session(engine) as session:
+        links = [
+            (link.story_id, link.item_key, link.url or "")
+            for link in session.execute(
+                select(TrackerLink).where(TrackerLink.tracker_id == tracker.id, TrackerLink.item_key.is_not(None))
+            ).scalars()
+        ]
+    try:
+        async with exporter.open(config) as client:
+            for story_id, key, url in links:
+                ref = TrackerRef(str(key), url)
+                try:
+                    state = await client.state(ref)
+                except TrackerError as exc:
+                    logger.warning("tracker %s: state of story %d not read: %s", tracker.name, story_id, exc)
+                    report.failed += 1
+                    continue
+                report.checked += 1
+                comment = await asyncio.to_thread(_apply_state, engine, tracker, story_id, state, actor, report)
+                if comment is not None and settings.comment_on_regression:
+                    try:
+                        await client.comment(ref, comment)
+                    except TrackerError as exc:
+                        logger.warning(
+                            "tracker %s: regression comment on story %d failed: %s", tracker.name, story_id, exc
+                        )
+                        continue
+                    await asyncio.to_thread(_mark_commented, engine, tracker.id, story_id)
+    except TrackerError as exc:
+        raise ExportFailed(f"tracker {tracker.name} ({exporter.label}): {exc}") from None
+    return report
+
+
+def _apply_state(
+    engine: Engine, tracker: Tracker, story_id: int, state: Any, actor: str, report: PullReport
+) -> str | None:
+    """Record the item's state; a newly closed item sets the story to done; flag a regression. Returns a comment to post."""
+    settings = get_settings().trackers
+    now = datetime.now(UTC)
+    with Session(engine) as session, session.begin():
+        link = session.execute(
+            select(TrackerLink)
+            .where(TrackerLink.story_id == story_id, TrackerLink.tracker_id == tracker.id)
+            .with_for_update()
+        ).scalar_one()
+        story = session.get(Story, story_id, with_for_update=True)
+        assert story is not None
+        link.state_checked_at = now
+        if state.closed and not link.closed:
+            link.closed, link.closed_at = True, state.closed_at or now
+            report.closed += 1
+            if story.status != "done":
+                record(
+                    session,
+                    actor,
+                    "story.status",
+                    "story",
+                    story.id,
+                    before=story.status,
+                    after="done",
+                    reason=f"closed in tracker {tracker.name}",
+                )
+                story.status, story.updated_at = "done", now
+        elif not state.closed and link.closed:
+            link.closed, link.closed_at = False, None
+            link.regression_since, link.regression_conversations, link.regression_commented = None, None, False
+            report.reopened += 1
+        if not link.closed or link.closed_at is None:
+            return None
+        count = conversations_after_close(session, story, link.closed_at)
+        if count < settings.regression_min_conversations:
+            return None
+        newly = link.regression_since is None
+        link.regression_conversations = count
+        if newly:
+            link.regression_since = now
+            report.regressions += 1
+            record(
+                session,
+                actor,
+                "story.regression",
+                "story",
+                story.id,
+                tracker=tracker.name,
+                closed_at=link.closed_at.isoformat(),
+                conversations=count,
+            )
+        return _regression_comment(count, link.closed_at) if not link.regression_commented else None
+
+
+def _mark_commented(engine: Engine, tracker_id: int, story_id: int) -> None:
+    with Session(engine) as session, session.begin():
+        session.execute(
+            update(TrackerLink)
+            .where(TrackerLink.story_id == story_id, TrackerLink.tracker_id == tracker_id)
+            .values(regression_commented=True)
+        )
+
+
+def pull_tracker(engine: Engine, tracker_name: str, *, actor: str) -> PullReport:
+    """Read the state of every linked item of the tracker (`ExportFailed` when it cannot be opened)."""
+    return asyncio.run(_pull(engine, _tracker(engine, tracker_name), actor))
+
+
+def tracker_names(engine: Engine) -> list[str]:
+    with Session(engine) as session:
+        return list(session.execute(select(Tracker.name).order_by(Tracker.name)).scalars())
