@@ -67,6 +67,10 @@ def test_first_export_creates_one_item_and_reexport_updates_counts(db_engine, ca
     assert again.count("created") == 0 and again.count("updated") == 3
     assert len(case.items(server.world)) == 3  # no new item
     assert re.search(r"Conversations:\S* \S*7", case.body(server.world, key))
+    comments = case.comments(server.world, key)  # the theme grew: one comment with the new evidence
+    assert len(comments) == 1 and "grew from 4 to 7" in comments[0] and "Still broken today" in comments[0]
+    assert export_stories(db_engine, "t", story_ids, actor="cli").count("updated") == 3
+    assert len(case.comments(server.world, key)) == 1  # not grown since: no second comment
 
     with Session(db_engine) as session:
         links = session.execute(select(TrackerLink)).scalars().all()
@@ -78,7 +82,7 @@ def test_first_export_creates_one_item_and_reexport_updates_counts(db_engine, ca
         exports = session.execute(
             select(func.count()).select_from(AuditEvent).where(AuditEvent.action == "story.export")
         ).scalar()
-        assert exports == 6
+        assert exports == 9  # three exports of three stories
 
 
 def test_a_persons_edit_of_the_block_is_left_alone(db_engine, case, serve, tracker_env) -> None:

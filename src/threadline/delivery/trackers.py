@@ -37,7 +37,7 @@ from sqlalchemy import Connection, Engine, select, text, update
 from sqlalchemy.orm import Session
 
 from threadline.config import get_settings
-from threadline.db.models import DeadLetter, RunStory, Story, Tracker, TrackerLink
+from threadline.db.models import DeadLetter, RunStory, RunStoryEvidence, Story, Tracker, TrackerLink
 from threadline.engine.curation import record
 from threadline.exporters.base import (
     Evidence,
@@ -160,6 +160,7 @@ class _Link:
     url: str | None
     create_attempted: bool
     pushed_conversations: int | None
+    pushed_snapshot_id: int | None
 
 
 def _reserve_and_lock(conn: Connection, tracker_id: int, story_id: int) -> _Link:
@@ -170,11 +171,22 @@ def _reserve_and_lock(conn: Connection, tracker_id: int, story_id: int) -> _Link
     conn.commit()
     row = conn.execute(
         select(
-            TrackerLink.item_key, TrackerLink.url, TrackerLink.create_attempted_at, TrackerLink.pushed_conversations
+            TrackerLink.item_key,
+            TrackerLink.url,
+            TrackerLink.create_attempted_at,
+            TrackerLink.pushed_conversations,
+            TrackerLink.pushed_snapshot_id,
         ).where(TrackerLink.story_id == story_id, TrackerLink.tracker_id == tracker_id)
     ).one()
     conn.commit()
-    return _Link(fresh, row.item_key, row.url, row.create_attempted_at is not None, row.pushed_conversations)
+    return _Link(
+        fresh,
+        row.item_key,
+        row.url,
+        row.create_attempted_at is not None,
+        row.pushed_conversations,
+        row.pushed_snapshot_id,
+    )
 
 
 def _unlock(conn: Connection, tracker_id: int, story_id: int) -> None:
@@ -304,6 +316,9 @@ async def _export_one(
             digest = await client.update(ref, item)
             if digest is None:
                 action = "edited"
+            grown = growth_comment(engine, link, view, item)
+            if grown is not None and action != "found":
+                await client.comment(ref, grown)
         await asyncio.to_thread(
             _record_push, engine, tracker=tracker, view=view, ref=ref, digest=digest, action=action, actor=actor
         )
@@ -311,6 +326,34 @@ async def _export_one(
     finally:
         await asyncio.to_thread(_unlock, conn, tracker.id, story_id)
         await asyncio.to_thread(conn.close)
+
+
+def growth_comment(engine: Engine, link: _Link, view: dict[str, Any], item: TrackerItem) -> str | None:
+    """When the theme grew since the last push: a comment with the counts and the evidence that is new; else None.
+
+    New evidence is the quotes of conversations the pushed snapshot did not quote. A crash
+    between the comment and the local commit may repeat the comment on the next export (the
+    comment is Threadline's own, and says the same).
+    """
+    if link.pushed_conversations is None or view["conversations"] <= link.pushed_conversations:
+        return None
+    with Session(engine) as session:
+        quoted = set(
+            session.execute(
+                select(RunStoryEvidence.conversation_external_id).where(
+                    RunStoryEvidence.run_story_id == link.pushed_snapshot_id
+                )
+            ).scalars()
+        )
+    lines = [
+        f"Threadline: this problem grew from {link.pushed_conversations} to {view['conversations']} conversations"
+        f" (run {view['run_id']})."
+    ]
+    new = [e for e in item.evidence if e.conversation not in quoted]
+    if new:
+        lines += ["", "New evidence:"]
+        lines += [f"> {e.quote} (conversation {e.conversation}{' ' + e.url if e.url else ''})" for e in new]
+    return "\n".join(lines)
 
 
 async def _export(engine: Engine, tracker: Tracker, story_ids: Sequence[int], actor: str) -> ExportReport:
