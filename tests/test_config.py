@@ -115,6 +115,7 @@ OVERRIDES = {
     "intercom": ("THREADLINE_INTERCOM_OVERLAP_S", "60", lambda s: s.intercom.overlap_s, 60),
     "zendesk": ("THREADLINE_ZENDESK_EXPORT_PAGE_SIZE", "200", lambda s: s.zendesk.export_page_size, 200),
     "insight": ("THREADLINE_INSIGHT_MASK_PERSONAL_DATA", "false", lambda s: s.insight.mask_personal_data, False),
+    "trackers": ("THREADLINE_TRACKERS_MAX_ATTEMPTS", "3", lambda s: s.trackers.max_attempts, 3),
     "llm": ("THREADLINE_LLM_MODELS__FACETS", "local-model", lambda s: s.llm.models.facets, "local-model"),
 }
 
@@ -274,6 +275,10 @@ ENVIRON_ALLOWED = (
     # Zendesk credentials likewise come from the variables a source names (`--email-env`, `--token-env`, ...).
     ("connectors/zendesk/client.py", r"os\.environ\.get\((oauth_token_env|email_env)"),
     ("engine/sync.py", r"os\.environ\.get\(token_env\)"),  # to redact the token's value from a stored error
+    # Tracker tokens come from the variables a tracker names (`--token-env`, `--email-env`, `--api-key-env`).
+    ("exporters/github.py", r"os\.environ\.get\(config\.token_env"),
+    ("exporters/jira.py", r"os\.environ\.get\(config\.(email_env|token_env)"),
+    ("exporters/linear.py", r"os\.environ\.get\(config\.api_key_env"),
     # Offline flags of the Hugging Face libraries, set (never overwritten) before the local model loads.
     (
         "ai/embeddings.py",

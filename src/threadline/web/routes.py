@@ -13,6 +13,7 @@ from fastapi.responses import HTMLResponse, JSONResponse, PlainTextResponse, Red
 from fastapi.templating import Jinja2Templates
 
 from threadline.db.models import STORY_STATUSES, DeadLetter
+from threadline.delivery.trackers import ExportFailed, export_stories
 from threadline.engine import service
 from threadline.engine.curation import (
     CurationError,
@@ -23,6 +24,7 @@ from threadline.engine.curation import (
     set_keep_separate,
     update_story,
 )
+from threadline.exporters.trackers import list_trackers
 from threadline.read import runs as run_read
 from threadline.read.conversations import get_conversation, list_conversations, unassigned_count
 from threadline.read.dead_letters import list_dead_letters
@@ -363,6 +365,8 @@ def story_page(
     story_id: IdPath,
     saved: str | None = None,
     run_id: RunParam = None,
+    sent: Annotated[str | None, Query(max_length=200)] = None,
+    failed: Annotated[str | None, Query(max_length=1000)] = None,
 ) -> HTMLResponse:
     story = _view_or_404(db, story_id, run_id)
     return render(
@@ -370,6 +374,9 @@ def story_page(
         "story.html",
         session,
         story=story,
+        trackers=list_trackers(db),
+        sent=sent,
+        failed=failed,
         contexts=evidence_in_context(db, story),
         decisions=DECISIONS,
         saved=saved,
@@ -408,6 +415,25 @@ def story_edit(
     update_story(db, story, changes, actor_of_token(db, form.token_id))
     db.commit()
     return see_other(f"/stories/{story_id}?saved=text")
+
+
+@router.post("/stories/{story_id}/send")
+def story_send(
+    db: DbSession, form: FormSession, story_id: IdPath, tracker: Annotated[str, Form(min_length=1, max_length=200)]
+) -> Response:
+    """ "Send to ...": export the story to a tracker (one item per story and tracker), then show its link."""
+    _story_or_404(db, story_id)
+    actor = actor_of_token(db, form.token_id)
+    engine = db.get_bind()
+    db.close()  # the export takes its own connections; do not hold this one meanwhile
+    try:
+        report = export_stories(engine, tracker, [story_id], actor=actor)
+    except ExportFailed as exc:
+        return see_other(f"/stories/{story_id}?{urlencode({'failed': str(exc)})}")
+    outcome = report.outcomes[0]
+    if outcome.action == "failed":
+        return see_other(f"/stories/{story_id}?{urlencode({'failed': outcome.error or 'export failed'})}")
+    return see_other(f"/stories/{story_id}?{urlencode({'sent': tracker})}")
 
 
 @router.get("/stories/{story_id}/export.md")
