@@ -144,7 +144,7 @@ def evaluate(
                 "dominant_share": round(count / len(members[theme_id]), 4),
             }
         )
-    naming = naming_agreement({t: theme_names.get(t, "") for t in dominant}, dominant, true, embedder.embed)
+    naming = naming_agreement({t: theme_names.get(t) or "" for t in dominant}, dominant, true, embedder.embed)
     words = [name_words(str(t["name"])) for t in themes]
     naming["name_words"] = {"min": min(words, default=0), "max": max(words, default=0)}
     result.update(themes=themes, naming=naming)

@@ -11,6 +11,7 @@ from urllib.parse import urlencode
 from fastapi import APIRouter, FastAPI, Form, HTTPException, Query, Request
 from fastapi.responses import HTMLResponse, JSONResponse, PlainTextResponse, RedirectResponse, Response
 from fastapi.templating import Jinja2Templates
+from sqlalchemy import Engine
 
 from threadline.db.models import STORY_STATUSES, DeadLetter
 from threadline.delivery.trackers import ExportFailed, export_stories
@@ -425,6 +426,8 @@ def story_send(
     _story_or_404(db, story_id)
     actor = actor_of_token(db, form.token_id)
     engine = db.get_bind()
+    if not isinstance(engine, Engine):  # sessions here are bound to an engine, never to one connection
+        raise TypeError("the dashboard's session is not bound to an engine")
     db.close()  # the export takes its own connections; do not hold this one meanwhile
     try:
         report = export_stories(engine, tracker, [story_id], actor=actor)
