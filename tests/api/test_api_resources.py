@@ -39,6 +39,9 @@ def test_full_text_search_finds_stemmed_words_in_messages(authed, api_engine):
     assert any("crash" in m["text"].lower() for m in detail["message_list"])
     assert [m["position"] for m in detail["message_list"]] == sorted(m["position"] for m in detail["message_list"])
     assert detail["themes"] and detail["themes"][0]["run_id"] >= 1
+    # the sample arrived by one file import: it brought the conversation, and nothing changed it since
+    assert detail["created_by_sync"]["kind"] == "import" and detail["created_by_sync"]["status"] == "succeeded"
+    assert detail["changed_by_sync"] == detail["created_by_sync"]
     assert authed.get("/api/conversations/999999999").status_code == 404
 
 

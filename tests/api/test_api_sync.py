@@ -30,7 +30,7 @@ from threadline_testing.serve import serve
 from threadline.config import Settings
 from threadline.connectors.store import get_or_create_source
 from threadline.db.engine import session_scope
-from threadline.db.models import Conversation, Source
+from threadline.db.models import Conversation, Source, SourceSync
 
 TOKEN = "standin-token-sync-5d1e"  # made up; asserted never to leak
 BAD_TOKEN = "wrong-token-9c7b2f"  # made up; the stand-in refuses it, and it must not leak either
@@ -189,6 +189,20 @@ def test_post_sync_runs_a_job_and_conversations_appear(api, db_engine, cli_env, 
                 lambda: (s := ended(api, source_id)) and s["job_id"] == again["job_id"] and s, "resync", log
             )
             assert second["status"] == "succeeded" and second["counters"]["written"] == 0
+
+    # Traceability: every conversation names the job's sync as the one that brought it; the resync changed nothing.
+    with Session(db_engine) as session:
+        syncs = session.execute(
+            select(SourceSync.id, SourceSync.job_id, SourceSync.created, SourceSync.status).order_by(SourceSync.id)
+        ).all()
+        some_id = session.execute(select(Conversation.id).where(Conversation.deleted_at.is_(None))).scalars().first()
+    assert [(j, c, st) for _, j, c, st in syncs] == [
+        (body["job_id"], 38, "succeeded"),
+        (again["job_id"], 0, "succeeded"),
+    ]
+    detail = api.get(f"/api/conversations/{some_id}").json()
+    assert detail["created_by_sync"]["id"] == detail["changed_by_sync"]["id"] == syncs[0].id
+    assert detail["created_by_sync"]["kind"] == "sync" and detail["created_by_sync"]["status"] == "succeeded"
 
     listed = api.get("/api/sources").json()["items"]
     assert [(s["id"], s["conversations"], s["last_sync"]["status"]) for s in listed] == [(source_id, 38, "succeeded")]

@@ -36,7 +36,11 @@ def test_pages_render_before_any_run(signed_in):
         assert '<script src="/static/app.js"' in response.text and "https://" not in response.text.split("<main>")[0]
     conversations = signed_in.get("/conversations?q=export").text
     first = re.search(r'href="/conversations/(\d+)"', conversations).group(1)
-    assert signed_in.get(f"/conversations/{first}").status_code == 200
+    page = signed_in.get(f"/conversations/{first}")
+    assert page.status_code == 200
+    assert re.search(
+        r"Brought by import #\d+ \(\d{4}-\d\d-\d\d \d\d:\d\d, succeeded\)\s+· not changed since", page.text
+    )
     assert signed_in.get("/stories/999999").status_code == 404
     assert signed_in.get("/static/app.css").status_code == 200
 

@@ -59,7 +59,25 @@ class ConversationThemeRef(BaseModel):
     theme: str
 
 
+class SyncRef(BaseModel):
+    """A sync (or file import) of a source, as a conversation names it."""
+
+    id: int
+    kind: Literal["sync", "import"]
+    status: Literal["running", "succeeded", "failed", "interrupted"] = Field(
+        description="interrupted: recorded as running, but its process is gone (killed)"
+    )
+    started_at: datetime
+    finished_at: datetime | None
+
+
 class ConversationDetail(ConversationSummary):
+    created_by_sync: SyncRef | None = Field(
+        description="The sync or import that brought the conversation (null: not recorded, written before 0008)."
+    )
+    changed_by_sync: SyncRef | None = Field(
+        description="The sync or import that last changed it (its content, or its deletion); null: not recorded."
+    )
     tags: list[str]
     message_list: list[MessageOut]
     themes: list[ConversationThemeRef]

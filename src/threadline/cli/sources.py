@@ -1,4 +1,4 @@
-"""`threadline sources add KIND|list` and `threadline sync SOURCE`: connectors from the command line.
+"""`threadline sources add KIND|list|show` and `threadline sync SOURCE`: connectors from the command line.
 
 `sources add` has one sub-command per registered connector kind, with one option per field
 of the connector's configuration model (built when asked for, so other commands never load
@@ -82,7 +82,7 @@ class ConnectorKinds(TyperGroup):
         return _add_command(cmd_name) if cmd_name in self.list_commands(ctx) else None
 
 
-sources_app = typer.Typer(help="Connected sources: add, list.", no_args_is_help=True)
+sources_app = typer.Typer(help="Connected sources: add, list, show.", no_args_is_help=True)
 add_app = typer.Typer(cls=ConnectorKinds, help="Add a source of a connector kind.", no_args_is_help=True)
 sources_app.add_typer(add_app, name="add")
 
@@ -130,6 +130,51 @@ def list_command(
             str(row["id"]), str(row["name"]), str(row["kind"]), ", ".join(f"{k}={v}" for k, v in config.items())
         )
     console.print(table)
+
+
+RECENT_SYNCS = 20  # syncs listed by `sources show`: the last few weeks of a daily schedule; older ones are in the table
+
+
+@sources_app.command("show")
+def show_command(
+    name: Annotated[str, typer.Argument(help="Name of the source.")],
+    limit: Annotated[int, typer.Option("--limit", min=1, help="How many recent syncs to list.")] = RECENT_SYNCS,
+    as_json: Annotated[bool, typer.Option("--json", help="Machine-readable JSON on stdout.")] = False,
+) -> None:
+    """A source and its recent syncs and imports: created, changed, unchanged, dead letters, duration, status."""
+    # imported when the command runs, not at start-up: every command pays only for what it uses
+    from threadline.config import get_settings
+    from threadline.db.engine import session_scope
+    from threadline.read.sources import recent_syncs, source_by_name
+
+    limit = min(limit, get_settings().read.max_list_limit)
+    with session_scope(engine()) as session:
+        source = source_by_name(session, name)
+        if source is None:
+            raise fail(f"no source named {name!r}; see `threadline sources list`", EXIT_FAILED)
+        syncs = recent_syncs(session, source["id"], limit=limit)
+    if as_json:
+        emit_json({**source, "syncs": syncs})
+        return
+    console.print(
+        f"{source['kind']} source {source['name']} (id {source['id']}): {source['conversations']} conversations",
+        markup=False,
+        highlight=False,
+    )
+    table = Table(
+        "sync", "kind", "started", "created", "changed", "unchanged", "deleted", "dead letters", "duration", "status"
+    )
+    for sync in syncs:
+        duration = f"{sync['duration_s']:.1f} s" if sync["duration_s"] is not None else ""
+        table.add_row(
+            str(sync["id"]),
+            sync["kind"],
+            sync["started_at"].strftime("%Y-%m-%d %H:%M:%S"),
+            *(str(sync[key]) for key in ("created", "changed", "unchanged", "deleted", "dead_letters")),
+            duration,
+            sync["status"] + (f": {sync['error']}" if sync["error"] else ""),
+        )
+    console.print(table if syncs else "no syncs or imports recorded yet")
 
 
 def _since_epoch(value: str | None) -> int | None:

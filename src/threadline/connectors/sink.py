@@ -20,6 +20,7 @@ from threadline.config import get_settings
 from threadline.connectors.base import SyncBatch
 from threadline.connectors.records import ConversationRecord
 from threadline.connectors.store import UpsertStats, upsert_conversations
+from threadline.connectors.syncs import add_counts
 from threadline.db.models import Conversation, Source
 from threadline.db.models import DeadLetter as DeadLetterRow
 
@@ -42,10 +43,13 @@ _WRITE_STATE_SQL = text(
 class PostgresSink:
     """Writes one source's conversation sync into the Threadline database (one short session per call)."""
 
-    def __init__(self, engine: Engine, source_id: int, run_id: int | None = None) -> None:
+    def __init__(
+        self, engine: Engine, source_id: int, run_id: int | None = None, *, sync_id: int | None = None
+    ) -> None:
         self.engine = engine
         self.source_id = source_id
         self.run_id = run_id
+        self.sync_id = sync_id  # the `source_syncs` row stamped on what this sink writes, counters added to it
         self.upserts = UpsertStats()
 
     def load_state(self) -> dict[str, Any]:
@@ -71,17 +75,24 @@ class PostgresSink:
 
     def commit(self, batch: SyncBatch[ConversationRecord]) -> None:
         with Session(self.engine) as session, session.begin():
+            stats = UpsertStats()
             if batch.records:
-                self.upserts.add(upsert_conversations(session, self.source_id, batch.records))
+                stats = upsert_conversations(session, self.source_id, batch.records, sync_id=self.sync_id)
+                self.upserts.add(stats)
+            deleted = 0
+            stamp = {} if self.sync_id is None else {"changed_by_sync_id": self.sync_id}  # a deletion is a change
             for external_id, deleted_at in batch.deleted.items():
-                session.execute(
-                    update(Conversation)
-                    .where(
-                        Conversation.source_id == self.source_id,
-                        Conversation.external_id == external_id,
-                        Conversation.deleted_at.is_(None),
-                    )
-                    .values(deleted_at=deleted_at)
+                deleted += len(
+                    session.execute(
+                        update(Conversation)
+                        .where(
+                            Conversation.source_id == self.source_id,
+                            Conversation.external_id == external_id,
+                            Conversation.deleted_at.is_(None),
+                        )
+                        .values(deleted_at=deleted_at, **stamp)
+                        .returning(Conversation.id)
+                    ).all()
                 )
             for letter in batch.dead_letters:
                 session.add(
@@ -95,6 +106,15 @@ class PostgresSink:
                         failed_at=letter.failed_at,
                     )
                 )
+            add_counts(
+                session,
+                self.sync_id,
+                created=stats.inserted,
+                changed=stats.updated,
+                unchanged=stats.unchanged,
+                deleted=deleted,
+                dead_letters=len(batch.dead_letters),
+            )
             state = {key: value for key, value in batch.state.items() if key != JOB_STATUS_KEY}
             session.execute(
                 _WRITE_STATE_SQL, {"reserved": JOB_STATUS_KEY, "state": json.dumps(state), "id": self.source_id}

@@ -15,9 +15,11 @@ from pydantic import BaseModel, ValidationError
 from sqlalchemy import Engine, select
 from sqlalchemy.orm import Session
 
-from threadline.connectors.base import Connector, SyncReport, get_connector
+from threadline.config import get_settings
+from threadline.connectors.base import Connector, ConnectorError, SyncReport, get_connector
 from threadline.connectors.sink import PostgresSink
 from threadline.connectors.store import get_or_create_source
+from threadline.connectors.syncs import SyncRecord
 from threadline.db.models import Source
 from threadline.registry import UnknownPlugin
 
@@ -57,9 +59,23 @@ def source_id_by_name(engine: Engine, name: str) -> int:
     return int(source_id)
 
 
-def sync_source(engine: Engine, source_id: int, *, since: int | None = None, run_id: int | None = None) -> SyncReport:
+def sync_error(exc: BaseException) -> str:
+    """The reason a sync failed as recorded on its `source_syncs` row: bounded, never a token or customer text.
+
+    `ConnectorError` messages carry status, code and path only (the contract); anything else
+    may quote SQL parameters, so only its class is kept.
+    """
+    message = str(exc) if isinstance(exc, ConnectorError) else f"unexpected {type(exc).__name__}"
+    return message[: get_settings().engine.max_sync_error_chars]
+
+
+def sync_source(
+    engine: Engine, source_id: int, *, since: int | None = None, run_id: int | None = None, job_id: int | None = None
+) -> SyncReport:
     """Sync the source with id `source_id` through its connector (`since`: Unix seconds, else the watermark).
 
+    The sync is recorded in `source_syncs` (`job_id`: the procrastinate job running it, if
+    any): the conversations it writes name it, and its counters and outcome are kept.
     Raises `SourceError` for an unknown source or a kind that is not synced, and the
     connector's `ConnectorError`/`ConnectorAuthError` when the sync as a whole fails.
     """
@@ -77,7 +93,16 @@ def sync_source(engine: Engine, source_id: int, *, since: int | None = None, run
     config = validated_config(connector, values)
     sync = connector.sync
 
-    async def run() -> SyncReport:
-        return await sync(config, PostgresSink(engine, source_id, run_id), since)
+    with SyncRecord(engine, source_id, kind="sync", job_id=job_id) as record:
 
-    return asyncio.run(run())
+        async def run() -> SyncReport:
+            return await sync(config, PostgresSink(engine, source_id, run_id, sync_id=record.id), since)
+
+        try:
+            report = asyncio.run(run())
+        except Exception as exc:
+            record.finish("failed", error=sync_error(exc))
+            raise
+        # skipped before fetching (stored version current): the sink never saw these
+        record.finish("succeeded", unchanged=int(report.counters().get("unchanged", 0)))
+    return report

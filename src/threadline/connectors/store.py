@@ -121,8 +121,14 @@ def _upsert_contacts(session: Session, source_id: int, contacts: Sequence[Contac
     return {external_id: contact_id for external_id, contact_id in session.execute(upsert)}
 
 
-def upsert_conversations(session: Session, source_id: int, records: Sequence[ConversationRecord]) -> UpsertStats:
-    """Insert new, update changed and skip unchanged conversations of one source (see module doc)."""
+def upsert_conversations(
+    session: Session, source_id: int, records: Sequence[ConversationRecord], *, sync_id: int | None = None
+) -> UpsertStats:
+    """Insert new, update changed and skip unchanged conversations of one source (see module doc).
+
+    `sync_id` (a `source_syncs` row) is recorded as the creator of inserted conversations and
+    as the last changer of inserted and changed ones; unchanged ones keep theirs.
+    """
     stats = UpsertStats()
     unique: dict[str, ConversationRecord] = {}
     for record in records:
@@ -150,6 +156,8 @@ def upsert_conversations(session: Session, source_id: int, records: Sequence[Con
             raw=r.raw,
             notes=list(r.notes),
             deleted_at=None,
+            created_by_sync_id=sync_id,
+            changed_by_sync_id=sync_id,
         )
         for key, r in unique.items()
     ]
@@ -170,7 +178,11 @@ def upsert_conversations(session: Session, source_id: int, records: Sequence[Con
     )
     upsert = statement.on_conflict_do_update(
         index_elements=["source_id", "external_id"],
-        set_={**{c: statement.excluded[c] for c in changed_columns}, "changed_at": func.now()},
+        set_={
+            **{c: statement.excluded[c] for c in changed_columns},
+            "changed_at": func.now(),
+            "changed_by_sync_id": func.coalesce(statement.excluded.changed_by_sync_id, Conversation.changed_by_sync_id),
+        },
         where=Conversation.content_hash.is_distinct_from(statement.excluded.content_hash)
         | Conversation.deleted_at.is_not(None),
     ).returning(

@@ -68,6 +68,39 @@ class Source(Base):
     created_at: Mapped[datetime] = _now()
 
 
+SYNC_KINDS = ("sync", "import")  # a connector's sync, or a file import
+SYNC_STATUSES = ("running", "succeeded", "failed")  # as recorded; a dead process's "running" reads "interrupted"
+
+
+class SourceSync(Base):
+    """One sync of a connector source, or one file import (migration 0008).
+
+    Counters are incremented by the sink in the transaction that commits what they count, so
+    a sync stopped at any point shows what it did commit. `job_id` is the procrastinate job
+    when the sync ran as one (the API's sync), else NULL (CLI).
+    """
+
+    __tablename__ = "source_syncs"
+    __table_args__ = (
+        CheckConstraint(_in("kind", SYNC_KINDS), name="ck_source_syncs_kind"),
+        CheckConstraint(_in("status", SYNC_STATUSES), name="ck_source_syncs_status"),
+        Index("ix_source_syncs_source_id_id", "source_id", "id"),
+    )
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    source_id: Mapped[int] = mapped_column(ForeignKey("sources.id", ondelete="CASCADE"))
+    kind: Mapped[str] = mapped_column(String(16))
+    job_id: Mapped[int | None] = mapped_column(BigInteger)
+    status: Mapped[str] = mapped_column(String(16), default="running", server_default="running")
+    started_at: Mapped[datetime] = _now()
+    finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    created: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    changed: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    unchanged: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    deleted: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    dead_letters: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    error: Mapped[str | None] = mapped_column(Text)
+
+
 class Contact(Base):
     """A customer as their source knows them."""
 
@@ -107,6 +140,13 @@ class Conversation(Base):
     deleted_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     imported_at: Mapped[datetime] = _now()
     changed_at: Mapped[datetime] = _now()
+    # 0008: the sync (or import) that inserted the row and the last one that changed it; NULL: not recorded
+    created_by_sync_id: Mapped[int | None] = mapped_column(
+        ForeignKey("source_syncs.id", ondelete="SET NULL"), index=True
+    )
+    changed_by_sync_id: Mapped[int | None] = mapped_column(
+        ForeignKey("source_syncs.id", ondelete="SET NULL"), index=True
+    )
 
     messages: Mapped[list[Message]] = relationship(
         back_populates="conversation", order_by="Message.position", cascade="all, delete-orphan"

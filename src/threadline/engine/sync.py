@@ -235,7 +235,7 @@ def run_sync_job(engine: Engine, source_id: int, *, job_id: int) -> dict[str, in
         {"status": "running", "started_at": _now_iso(), "finished_at": None, "error": None, "counters": None},
     )
     try:
-        report = sync_source(engine, source_id)
+        report = sync_source(engine, source_id, job_id=job_id)
     except (ConnectorError, SourceError) as exc:
         message = safe_error(exc, _token_env(engine, source_id), _label(engine, source_id))
         _record(engine, source_id, job_id, {"status": "failed", "finished_at": _now_iso(), "error": message})

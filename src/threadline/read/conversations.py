@@ -25,6 +25,7 @@ from sqlalchemy.orm import Session
 from threadline.config import get_settings
 from threadline.db.models import Conversation, Message, RunConversation, RunTheme, Source, Theme, ThemeMember
 from threadline.read.display import shown
+from threadline.read.sources import syncs_by_id
 from threadline.read.themes import theme_name
 
 SEARCH_CONFIG = "english"  # text search configuration; must match the index in migration 0003_api
@@ -177,8 +178,19 @@ def _summary(conversation: Conversation, source: str, messages: int) -> dict[str
     }
 
 
+SYNC_REF_FIELDS = ("id", "kind", "status", "started_at", "finished_at")  # what a conversation says of a sync
+
+
+def _sync_ref(sync: dict[str, Any] | None) -> dict[str, Any] | None:
+    return {name: sync[name] for name in SYNC_REF_FIELDS} if sync else None
+
+
 def get_conversation(session: Session, conversation_id: int) -> dict[str, Any] | None:
-    """One conversation with its ordered messages and the themes runs put it in."""
+    """One conversation with its ordered messages, the themes runs put it in, and the syncs that brought and changed it.
+
+    `created_by_sync` / `changed_by_sync` are None when not recorded (written before sync
+    records existed, or the record was deleted).
+    """
     row = session.execute(
         select(Conversation, Source.name)
         .join(Source, Source.id == Conversation.source_id)
@@ -200,8 +212,13 @@ def get_conversation(session: Session, conversation_id: int) -> dict[str, Any] |
         .order_by(ThemeMember.run_id.desc())
         .limit(get_settings().read.max_conversation_themes)
     ).all()
+    syncs = syncs_by_id(
+        session, [i for i in (conversation.created_by_sync_id, conversation.changed_by_sync_id) if i is not None]
+    )
     return {
         **_summary(conversation, source, len(messages)),
+        "created_by_sync": _sync_ref(syncs.get(conversation.created_by_sync_id or 0)),
+        "changed_by_sync": _sync_ref(syncs.get(conversation.changed_by_sync_id or 0)),
         "tags": list(conversation.tags or []),
         "message_list": [
             {

@@ -18,7 +18,7 @@ import random
 import time
 import traceback
 from collections.abc import Callable
-from contextlib import closing
+from contextlib import ExitStack, closing
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TypeVar
@@ -41,6 +41,7 @@ from threadline.connectors.files.readers import (
     text_problem,
 )
 from threadline.connectors.store import UpsertStats, get_or_create_source, upsert_conversations
+from threadline.connectors.syncs import SyncRecord, add_counts
 from threadline.db.engine import session_scope
 from threadline.db.models import SOURCE_NAME_CHARS
 
@@ -151,15 +152,18 @@ def import_file(
         if file_format == "jsonl"
         else read_csv(path, result.report, columns, batch_size)
     )
-    source_id: int | None = None
+    record: SyncRecord | None = None
     try:
-        with closing(reader) as batches:
+        with closing(reader) as batches, ExitStack() as stack:
             for batch in batches:
-                if source_id is None:
+                if record is None:
                     source_id = _with_retries(engine, lambda s: get_or_create_source(s, source_name, kind="file").id)
-                _write(engine, source_id, batch, result)
+                    record = stack.enter_context(SyncRecord(engine, source_id, kind="import"))
+                _write(engine, record, batch, result)
                 if on_batch:
                     on_batch(len(batch))
+            if record is not None:
+                record.finish("succeeded")
     except FileFormatError:
         raise
     except Exception as exc:
@@ -192,10 +196,17 @@ def _with_retries(engine: Engine, work: Callable[[Session], T]) -> T:
     raise AssertionError("unreachable")
 
 
-def _write(engine: Engine, source_id: int, entries: list[Entry], result: ImportResult) -> None:
+def _upsert_counted(session: Session, record: SyncRecord, entries: list[Entry]) -> UpsertStats:
+    """Upsert `entries` stamped with the import's record, its counters added in the same transaction."""
+    stats = upsert_conversations(session, record.source_id, [e.record for e in entries], sync_id=record.id)
+    add_counts(session, record.id, created=stats.inserted, changed=stats.updated, unchanged=stats.unchanged)
+    return stats
+
+
+def _write(engine: Engine, record: SyncRecord, entries: list[Entry], result: ImportResult) -> None:
     """Write `entries`; on a record-level refusal split the batch until the refusing record is alone."""
     try:
-        stats = _with_retries(engine, lambda s: upsert_conversations(s, source_id, [e.record for e in entries]))
+        stats = _with_retries(engine, lambda s: _upsert_counted(s, record, entries))
     except Exception as exc:
         if _is_retryable(exc) or not _is_record_level(exc):
             raise
@@ -204,8 +215,8 @@ def _write(engine: Engine, source_id: int, entries: list[Entry], result: ImportR
             return
         log_debug_details(exc, f"batch of {len(entries)} refused; splitting it")
         middle = len(entries) // 2
-        _write(engine, source_id, entries[:middle], result)
-        _write(engine, source_id, entries[middle:], result)
+        _write(engine, record, entries[:middle], result)
+        _write(engine, record, entries[middle:], result)
         return
     result.stats.add(stats)
 
