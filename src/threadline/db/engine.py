@@ -25,7 +25,7 @@ def resolve_database_url(settings: Settings) -> str:
         return url.render_as_string(hide_password=False)
     from threadline.db.embedded import start_embedded  # loaded only when the embedded server is used (start-up)
 
-    return start_embedded(settings.embedded_pgdata)
+    return start_embedded(settings.embedded_pgdata, idle_grace_s=settings.database.embedded_idle_grace_s)
 
 
 def make_engine(url: str, limits: DatabaseSettings | None = None) -> Engine:
