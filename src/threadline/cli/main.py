@@ -11,6 +11,7 @@ from rich.table import Table
 
 from threadline.cli import evaluate, runs, serve, sources, trackers
 from threadline.cli.common import LimitOption, console, emit_json, engine, err_console, fail, plain, setup_logging
+from threadline.config import get_settings
 
 if TYPE_CHECKING:  # for annotations only: the CLI imports read models when a command runs
     from threadline.read.views import RunRef
@@ -39,6 +40,27 @@ def db_upgrade() -> None:
     from threadline.db.migrate import current_revisions
 
     console.print(f"database at revision {', '.join(sorted(current_revisions(engine()))) or '(none)'}")
+
+
+@db_app.command("stop")
+def db_stop() -> None:
+    """Stop the embedded PostgreSQL now instead of after its idle grace period.
+
+    Refuses (exit 1, naming the processes) while a worker, `threadline serve` or another command
+    uses it: stop those first. Nothing to do with THREADLINE_DATABASE_URL (an external server).
+    """
+    # imported when the command runs, not at start-up: every command pays only for what it uses
+    from threadline.db.embedded import stop_embedded
+
+    settings = get_settings()
+    if settings.database_url:
+        console.print("THREADLINE_DATABASE_URL is set: there is no embedded server to stop", markup=False)
+        return
+    outcome = stop_embedded(settings.embedded_pgdata)
+    if outcome.holders:
+        users = ", ".join(f"{name} (pid {pid})" for pid, name in outcome.holders)
+        raise fail(f"the embedded server is in use by {users}; stop them first, then run `threadline db stop`", 1)
+    console.print("embedded server stopped" if outcome.stopped else "the embedded server was not running")
 
 
 EXIT_CLEAN, EXIT_SOME_REJECTED, EXIT_UNUSABLE, EXIT_INTERRUPTED = 0, 1, 2, 3  # `threadline import` exit codes

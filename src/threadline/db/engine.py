@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Iterator
 from contextlib import contextmanager
 from functools import lru_cache
+from pathlib import Path
 
-from sqlalchemy import Engine, create_engine
+from sqlalchemy import Engine, create_engine, text
 from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ProgrammingError
 from sqlalchemy.orm import Session, sessionmaker
 
 from threadline.config import DatabaseSettings, Settings, get_settings
@@ -25,7 +28,7 @@ def resolve_database_url(settings: Settings) -> str:
         return url.render_as_string(hide_password=False)
     from threadline.db.embedded import start_embedded  # loaded only when the embedded server is used (start-up)
 
-    return start_embedded(settings.embedded_pgdata)
+    return start_embedded(settings.embedded_pgdata, idle_grace_s=settings.database.embedded_idle_grace_s)
 
 
 def make_engine(url: str, limits: DatabaseSettings | None = None) -> Engine:
@@ -39,10 +42,48 @@ def make_engine(url: str, limits: DatabaseSettings | None = None) -> Engine:
     )
 
 
+MIGRATION_VERSIONS = Path(__file__).parent / "migrations" / "versions"
+_REVISION = re.compile(r"^revision\s*=\s*[\"']([^\"']+)[\"']", re.MULTILINE)
+_DOWN_REVISION = re.compile(r"^down_revision\s*=\s*(.*)$", re.MULTILINE)
+_QUOTED = re.compile(r"[\"']([^\"']+)[\"']")
+
+
+@lru_cache(maxsize=1)
+def migration_heads() -> frozenset[str]:
+    """The head revisions of the migrations, read from the files' `revision`/`down_revision` lines.
+
+    A cheap stand-in for Alembic's script directory (which imports Alembic and every migration):
+    every command checks the schema, and a database already at the head needs nothing more.
+    """
+    revisions: set[str] = set()
+    parents: set[str] = set()
+    for path in MIGRATION_VERSIONS.glob("*.py"):
+        source = path.read_text(encoding="utf-8")
+        revision, down = _REVISION.search(source), _DOWN_REVISION.search(source)
+        if revision:
+            revisions.add(revision.group(1))
+        if down:
+            parents.update(_QUOTED.findall(down.group(1)))
+    return frozenset(revisions - parents)
+
+
+def at_head(engine: Engine) -> bool:
+    """Whether the database's schema is at the migrations' head (False when unsure: then Alembic decides)."""
+    heads = migration_heads()
+    if len(heads) != 1:
+        return False
+    try:
+        with engine.connect() as conn:
+            found = {row[0] for row in conn.execute(text("SELECT version_num FROM alembic_version"))}
+    except ProgrammingError:  # no alembic_version table: a fresh database
+        return False
+    return found == heads
+
+
 @lru_cache(maxsize=4)
 def _engine_for(url: str, migrate: bool, pool_size: int, connect_timeout_s: int) -> Engine:
     engine = make_engine(url, DatabaseSettings(pool_size=pool_size, connect_timeout_s=connect_timeout_s))
-    if migrate:
+    if migrate and not at_head(engine):
         from threadline.db.migrate import upgrade  # Alembic loads only when an engine is first made (start-up)
 
         upgrade(engine)

@@ -5,7 +5,6 @@ from __future__ import annotations
 import random
 
 from threadline.config import get_settings
-from threadline.net.retry import Jitter, backoff_s, honour_requested_wait
 
 
 class RunError(RuntimeError):
@@ -51,6 +50,9 @@ def backoff_delay_s(
     together; a provider's Retry-After (capped at `max_retry_after_s`) is a floor. Only the delay
     is shared with the outbound HTTP policy: whether and when a job runs again stays procrastinate's.
     """
+    # kept out of start-up: net.retry loads httpx and tenacity, and read commands import these error classes
+    from threadline.net.retry import Jitter, backoff_s, honour_requested_wait
+
     rng = rng or random.Random()
     limits = get_settings().engine
     delay = backoff_s(attempt, base_s=base_s, cap_s=limits.retry_max_delay_s, jitter=Jitter.EQUAL, rng=rng)
