@@ -34,6 +34,11 @@ _CHECKOUT = hashlib.sha256(str(Path(__file__).resolve().parents[1]).encode()).he
 os.environ.setdefault("PYTEST_DEBUG_TEMPROOT", str(Path(tempfile.gettempdir()) / f"threadline-tests-{_CHECKOUT}"))
 Path(os.environ["PYTEST_DEBUG_TEMPROOT"]).mkdir(parents=True, exist_ok=True)
 
+# A command that starts an embedded server in a test's own home stops it when it ends, instead of
+# leaving it up for the idle grace period (dozens of idle servers would outlive their tests).
+# The idle-grace tests set their own value.
+os.environ.setdefault("THREADLINE_DATABASE_EMBEDDED_IDLE_GRACE_S", "0")
+
 
 @pytest.fixture(autouse=True)
 def fresh_settings() -> Iterator[None]:
