@@ -1,7 +1,8 @@
 """What Threadline sends to a model is masked: facets, naming and story prompts never carry planted personal data.
 
 A facet quote is verified against the text the model saw (masked), so a quote the model
-copied with ``[email]`` in it survives, and one that "restores" the address is dropped.
+copied with ``[email]`` in it survives, and one that "restores" the address is dropped; the
+quote kept is the customer's verbatim text it stands for (a substring of the message).
 """
 
 from __future__ import annotations
@@ -48,8 +49,27 @@ def test_facet_prompt_is_masked_and_quotes_are_verified_against_what_the_model_s
         quotes=[QuoteOut(message_id="m1", text=seen), QuoteOut(message_id="m1", text=TEXT)],
     )
     facets = finalize_facets(raw, conv)
-    assert [q.text for q in facets.quotes] == [seen]  # the unmasked "quote" is not what the model saw
+    # The unmasked "quote" is not what the model saw; the masked one is stored as the source's words.
+    assert [q.text for q in facets.quotes] == [TEXT]
     assert facets.quotes_dropped == 1
+
+
+def test_a_quote_of_masked_text_maps_back_to_the_verbatim_source_across_collapsed_whitespace():
+    text = "Hello team.\n\nMy card 4111 1111 1111 1111   was charged twice!  Please refund."
+    conv = conversation_input("c1", [("m1", "customer", text)])
+    raw = FacetsOut(
+        summary="Charged twice.",
+        customer_problem="Double charge.",
+        requested_change=None,
+        product_area="billing",
+        conversation_type="billing",
+        sentiment="negative",
+        severity="medium",
+        quotes=[QuoteOut(message_id="m1", text="My card [card] was charged twice!")],
+    )
+    facets = finalize_facets(raw, conv)
+    assert [q.text for q in facets.quotes] == ["My card 4111 1111 1111 1111   was charged twice!"]
+    assert all(q.text in text for q in facets.quotes)
 
 
 def test_masking_switched_off_sends_the_text_as_stored(monkeypatch):

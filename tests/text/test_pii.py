@@ -13,7 +13,7 @@ from hypothesis import HealthCheck, Phase, example, given, settings
 from hypothesis import strategies as st
 
 from threadline.text import pii
-from threadline.text.pii import PiiKind, PiiSpan, detect_pii, mask, mask_span
+from threadline.text.pii import PiiKind, PiiSpan, detect_pii, mask, mask_span, source_span_of_shown
 
 HERE = Path(__file__).resolve().parent / "data"
 
@@ -288,3 +288,13 @@ def test_running_time_is_linear(unit: str) -> None:
     if ratio >= _LINEAR_BOUND:
         ratio = min(ratio, _time_ratio(unit))
     assert ratio < _LINEAR_BOUND, (unit, ratio)
+
+
+def test_a_fragment_of_the_shown_text_maps_to_its_verbatim_source():
+    text = "Write to  jane.doe@example.com\nor call me."
+    start, end = source_span_of_shown(text, "to [email] or call") or (0, 0)
+    assert text[start:end] == "to  jane.doe@example.com\nor call"
+    assert source_span_of_shown(text, "to jane.doe@example.com") is None  # not what was shown
+    unmasked = source_span_of_shown(text, "to jane.doe@example.com or", masked=False)
+    assert unmasked is not None and text[unmasked[0] : unmasked[1]] == "to  jane.doe@example.com\nor"
+    assert source_span_of_shown(text, "   ") is None

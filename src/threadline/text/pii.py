@@ -900,6 +900,46 @@ def mask(text: str) -> str:
     return mask_span(text, 0, len(text))
 
 
+def source_span_of_shown(text: str, fragment: str, *, masked: bool = True) -> tuple[int, int] | None:
+    """Offsets in `text` of the verbatim source of `fragment`, a piece of `text` as it was shown.
+
+    "Shown" is `text` with personal data masked (when `masked`) and every whitespace run
+    collapsed to one space, which is what an LLM prompt carries: the model quotes ``[email]``
+    where the customer wrote an address, and the stored quote must still be the customer's own
+    words. Returns None when `fragment` is not part of the shown text. Linear in ``len(text)``.
+    """
+    pieces: list[tuple[str, int, int]] = []  # (shown text, source start, source end)
+    cursor = 0
+    for span in _detect_cached(text) if masked else ():
+        pieces.extend((ch, i, i + 1) for i, ch in enumerate(text[cursor : span.start], start=cursor))
+        pieces.append((marker(span.kind), span.start, span.end))
+        cursor = span.end
+    pieces.extend((ch, i, i + 1) for i, ch in enumerate(text[cursor:], start=cursor))
+
+    shown: list[str] = []
+    starts: list[int] = []
+    ends: list[int] = []
+    pending_space: tuple[int, int] | None = None
+    for piece, start, end in pieces:
+        if piece.isspace():
+            pending_space = (pending_space[0], end) if pending_space else (start, end)
+            continue
+        if pending_space and shown:
+            shown.append(" ")
+            starts.append(pending_space[0])
+            ends.append(pending_space[1])
+        pending_space = None
+        for ch in piece:  # a marker maps, character by character, to its whole source span
+            shown.append(ch)
+            starts.append(start)
+            ends.append(end)
+    wanted = " ".join(fragment.split())
+    at = "".join(shown).find(wanted) if wanted else -1
+    if at < 0:
+        return None
+    return starts[at], ends[at + len(wanted) - 1]
+
+
 def masking_enabled() -> bool:
     """Whether views, exports and prompts mask personal data (setting ``insight.mask_personal_data``, on by default)."""
     return get_settings().insight.mask_personal_data

@@ -24,7 +24,7 @@ from threadline.ai.llm.prompts import FACETS_PROMPT_VERSION, FACETS_SYSTEM, chat
 from threadline.ai.llm.quotes import QuoteCandidate, verify_quotes
 from threadline.ai.llm.schemas import ConversationType, FacetsOut, Sentiment, Severity
 from threadline.config import LLMSettings, get_settings
-from threadline.text.pii import PII_VERSION, mask_for_display, masking_enabled
+from threadline.text.pii import PII_VERSION, mask_for_display, masking_enabled, source_span_of_shown
 
 STAGE = "facets"
 # Prompt and output sizes are settings (`LLMSettings.facets_*`); the output-token sizes belong to the prompt version.
@@ -149,7 +149,8 @@ def finalize_facets(
     """Verify quotes verbatim, scrub free text, clip lengths (`limits`, default the process's): output -> facets.
 
     Quotes are verified against the messages as the model saw them (personal data masked,
-    see `facet_messages`), so a kept quote shows ``[email]`` where the customer wrote one.
+    see `facet_messages`), then stored as the customer's verbatim words that the model's
+    quote stands for (views mask them again), so a quote is always a substring of its message.
     """
     names = conv.known_names
     limits = limits or get_settings().llm
@@ -170,10 +171,19 @@ def finalize_facets(
         conversation_type=raw.conversation_type,
         sentiment=raw.sentiment,
         severity=raw.severity,
-        quotes=[Quote(message_id=q.message_id, text=q.text) for q in check.kept],
+        quotes=[_verbatim(q.message_id, q.text, conv) for q in check.kept],
         quotes_dropped=check.dropped,
         input_truncated=input_truncated,
     )
+
+
+def _verbatim(message_id: str, shown_quote: str, conv: ConversationInput) -> Quote:
+    """The verified quote as the customer wrote it (the model saw, and quoted, masked text)."""
+    message = next(m for m in conv.messages if m.message_id == message_id)
+    span = source_span_of_shown(message.text, shown_quote, masked=masking_enabled())
+    if span is None:  # verify_quotes found it in this message's shown text, so this cannot happen
+        raise ValueError("a verified quote is not part of its message")
+    return Quote(message_id=message_id, text=message.text[span[0] : span[1]])
 
 
 async def analyze_facets(client: LLMClient, conv: ConversationInput) -> FacetResult:
