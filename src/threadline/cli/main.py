@@ -9,7 +9,7 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
-from threadline.cli import evaluate, notify, runs, serve, sources, trackers
+from threadline.cli import evaluate, notify, runs, schedules, serve, sources, trackers
 from threadline.cli.common import LimitOption, console, emit_json, engine, err_console, fail, plain, setup_logging
 
 if TYPE_CHECKING:  # for annotations only: the CLI imports read models when a command runs
@@ -671,6 +671,7 @@ serve.register(app)
 sources.register(app)
 trackers.register(app)
 notify.register(app)
+schedules.register(app)
 
 
 def main() -> None:

@@ -451,6 +451,27 @@ class Notification(Base):
     delivered_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
 
 
+class Schedule(Base):
+    """A periodic sync -> run -> deliver of one scope (migration 0009): every N seconds or on a cron expression.
+
+    `key` is the scope's sorted source names joined by commas: one schedule per scope. The
+    scheduler tick claims due rows (`next_at <= now()`, row locks skipping locked rows), moves
+    `next_at` on and queues the scheduled job in the same transaction.
+    """
+
+    __tablename__ = "schedules"
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    key: Mapped[str] = mapped_column(Text, unique=True)
+    source_names: Mapped[list[str]] = mapped_column(ARRAY(Text))
+    every_s: Mapped[int | None] = mapped_column(Integer)
+    cron: Mapped[str | None] = mapped_column(Text)
+    next_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    last_started_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    last_run_id: Mapped[int | None] = mapped_column(ForeignKey("runs.id", ondelete="SET NULL"))
+    last_error: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = _now()
+
+
 AUDIT_SUBJECTS = ("story", "theme", "run", "conversation", "contact")
 
 

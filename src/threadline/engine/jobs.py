@@ -6,6 +6,8 @@ Tasks (all on queue `threadline`, arguments are JSON):
 - `threadline.whole {run_id, generation, phase}`: a whole-run stage (themes, stories).
 - `threadline.notify {run_id}`: a finished run's digest to every notification channel.
 - `threadline.deliver {notification_id}`: one stored digest again (`dlq retry` of `notify.<channel>`).
+- `threadline.schedule_tick` and `threadline.scheduled`: schedules, a blueprint of their own
+  (`threadline.engine.schedules.tasks`) that the worker adds (it needs the run machinery).
 - `threadline.sync {source_id}`: one connector sync of a source (see `threadline.engine.sync`);
   not retried by procrastinate (the client retries each request; a refused token stays refused).
 

@@ -32,6 +32,9 @@ BATCH_TASK = TASK_PREFIX + "batch"
 WHOLE_TASK = TASK_PREFIX + "whole"
 NOTIFY_TASK = TASK_PREFIX + "notify"  # a finished run's digest to every notification channel
 DELIVER_TASK = TASK_PREFIX + "deliver"  # one stored digest to its channel again (`dlq retry`)
+SCHEDULE_TICK_TASK = TASK_PREFIX + "schedule_tick"  # procrastinate periodic task: queue the due schedules
+SCHEDULED_TASK = TASK_PREFIX + "scheduled"  # one scheduled sync -> run of a scope (`engine.schedules`)
+SCHEDULE_TICK_CRON = "* * * * * */5"  # every 5 s (6th field: seconds): a due schedule starts at most 5 s late
 ITEM_COUNTERS = ("total", "done", "skipped", "dead", "retries", "computed", "reused")
 
 

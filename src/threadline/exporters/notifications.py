@@ -307,6 +307,13 @@ def notify_run(engine: Engine, run_id: int) -> list[Delivery]:
     return [deliver(engine, notification_id) for notification_id in ids]
 
 
+def notify_event(engine: Engine, event_key: str, digest: dict[str, Any], *, run_id: int | None) -> list[Delivery]:
+    """Store `digest` for every channel under `event_key` and deliver each one not delivered yet (a failure, say)."""
+    with Session(engine) as session, session.begin():
+        ids = queue_digest(session, event_key, digest, run_id=run_id)
+    return [deliver(engine, notification_id) for notification_id in ids]
+
+
 def deliver(engine: Engine, notification_id: int) -> Delivery:
     """Send one stored digest (unless delivered); on failure mark it failed and leave a dead letter."""
     with Session(engine) as session:
