@@ -116,6 +116,7 @@ OVERRIDES = {
     "zendesk": ("THREADLINE_ZENDESK_EXPORT_PAGE_SIZE", "200", lambda s: s.zendesk.export_page_size, 200),
     "insight": ("THREADLINE_INSIGHT_MASK_PERSONAL_DATA", "false", lambda s: s.insight.mask_personal_data, False),
     "trackers": ("THREADLINE_TRACKERS_MAX_ATTEMPTS", "3", lambda s: s.trackers.max_attempts, 3),
+    "notify": ("THREADLINE_NOTIFY_GROWTH_RATE", "0.25", lambda s: s.notify.growth_rate, 0.25),
     "llm": ("THREADLINE_LLM_MODELS__FACETS", "local-model", lambda s: s.llm.models.facets, "local-model"),
 }
 
@@ -279,6 +280,8 @@ ENVIRON_ALLOWED = (
     ("exporters/github.py", r"os\.environ\.get\(config\.token_env"),
     ("exporters/jira.py", r"os\.environ\.get\(config\.(email_env|token_env)"),
     ("exporters/linear.py", r"os\.environ\.get\(config\.api_key_env"),
+    # Notification URLs and signing secrets come from the variables a channel names (`--url-env`, `--secret-env`).
+    ("exporters/notify.py", r"os\.environ\.get\(variable_name"),
     # Offline flags of the Hugging Face libraries, set (never overwritten) before the local model loads.
     (
         "ai/embeddings.py",

@@ -785,6 +785,47 @@ class TrackerSettings(BaseSettings):
     )
 
 
+class NotifySettings(BaseSettings):
+    """Digests after each run to webhooks and Slack (``THREADLINE_NOTIFY_<FIELD>``); URLs and secrets are named per channel."""
+
+    model_config = SettingsConfigDict(env_prefix="THREADLINE_NOTIFY_", extra="ignore")
+
+    growth_rate: float = Field(
+        default=0.5,
+        gt=0,
+        description="share: a theme grew past this since the scope's previous run (0.5 = +50%) to be called growing",
+    )
+    min_growth_conversations: int = Field(
+        default=3,
+        ge=1,
+        description="conversations: a theme must also gain this many to be called growing (2 -> 3 is no trend)",
+    )
+    max_items_per_section: int = Field(
+        default=10,
+        ge=1,
+        description="problems: themes listed per section of a digest, the largest first; the total says how many more",
+    )
+    max_name_chars: int = Field(
+        default=150, ge=20, description="characters: of a theme name in a digest; Slack's header limit is 150"
+    )
+    connect_timeout_s: float = Field(
+        default=10.0, gt=0, description="seconds: for TCP and TLS setup to a receiver; webhooks answer well below this"
+    )
+    read_timeout_s: float = Field(
+        default=30.0, gt=0, description="seconds: for the receiver's answer; Slack answers in well under a second"
+    )
+    max_attempts: int = Field(
+        default=5, ge=1, description="attempts: per delivery, the first included; then the digest is a dead letter"
+    )
+    backoff_base_s: float = Field(
+        default=0.5, gt=0, description="seconds: the first retry waits up to this (full jitter), doubling"
+    )
+    backoff_cap_s: float = Field(default=8.0, gt=0, description="seconds: no single backoff waits longer than this")
+    max_retry_after_s: float = Field(
+        default=120.0, gt=0, description="seconds: longest Retry-After honoured (Slack asks for ~30-60 when limited)"
+    )
+
+
 class Settings(BaseSettings):
     """Runtime configuration: the general fields map to ``THREADLINE_<FIELD>``, each group has its own prefix."""
 
@@ -814,6 +855,9 @@ class Settings(BaseSettings):
     intercom: IntercomSettings = Field(default_factory=IntercomSettings, description="Intercom sync.")
     zendesk: ZendeskSettings = Field(default_factory=ZendeskSettings, description="Zendesk sync.")
     trackers: TrackerSettings = Field(default_factory=TrackerSettings, description="Exports to trackers.")
+    notify: NotifySettings = Field(
+        default_factory=NotifySettings, description="Digests after each run to webhooks and Slack."
+    )
     llm: LLMSettings = Field(default_factory=LLMSettings, description="The optional LLM endpoint.")
     insight: InsightSettings = Field(
         default_factory=InsightSettings, description="Masking and the customer-value factors of offline insight."

@@ -452,6 +452,66 @@ class TrackerLink(Base):
     regression_commented: Mapped[bool] = mapped_column(Boolean, default=False, server_default="false")
 
 
+NOTIFICATION_STATUSES = ("pending", "delivered", "failed")
+
+
+class NotificationChannel(Base):
+    """A generic webhook or a Slack incoming webhook that receives digests (migration 0008).
+
+    `config` names the environment variables holding the URL and the signing secret, never them.
+    """
+
+    __tablename__ = "notification_channels"
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    name: Mapped[str] = mapped_column(String(TRACKER_NAME_CHARS), unique=True)
+    kind: Mapped[str] = mapped_column(String(32))
+    config: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    created_at: Mapped[datetime] = _now()
+
+
+class Notification(Base):
+    """One digest for one channel and one event (`run:12`); UNIQUE so a re-run job never sends it twice.
+
+    The payload is stored as sent (masked), so a retry sends exactly what the first attempt tried to.
+    """
+
+    __tablename__ = "notifications"
+    __table_args__ = (
+        UniqueConstraint("channel_id", "event_key", name="uq_notifications_channel_event"),
+        CheckConstraint(_in("status", NOTIFICATION_STATUSES), name="ck_notifications_status"),
+    )
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    channel_id: Mapped[int] = mapped_column(ForeignKey("notification_channels.id", ondelete="CASCADE"))
+    run_id: Mapped[int | None] = mapped_column(ForeignKey("runs.id", ondelete="SET NULL"))
+    event_key: Mapped[str] = mapped_column(String(200))
+    payload: Mapped[dict[str, Any]] = mapped_column(JSONB)
+    status: Mapped[str] = mapped_column(String(16), default="pending", server_default="pending")
+    attempts: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    created_at: Mapped[datetime] = _now()
+    delivered_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+
+class Schedule(Base):
+    """A periodic sync -> run -> deliver of one scope (migration 0009): every N seconds or on a cron expression.
+
+    `key` is the scope's sorted source names joined by commas: one schedule per scope. The
+    scheduler tick claims due rows (`next_at <= now()`, row locks skipping locked rows), moves
+    `next_at` on and queues the scheduled job in the same transaction.
+    """
+
+    __tablename__ = "schedules"
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    key: Mapped[str] = mapped_column(Text, unique=True)
+    source_names: Mapped[list[str]] = mapped_column(ARRAY(Text))
+    every_s: Mapped[int | None] = mapped_column(Integer)
+    cron: Mapped[str | None] = mapped_column(Text)
+    next_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    last_started_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    last_run_id: Mapped[int | None] = mapped_column(ForeignKey("runs.id", ondelete="SET NULL"))
+    last_error: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = _now()
+
+
 AUDIT_SUBJECTS = ("story", "theme", "run", "conversation", "contact")
 
 

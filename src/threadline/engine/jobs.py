@@ -4,6 +4,10 @@ Tasks (all on queue `threadline`, arguments are JSON):
 - `threadline.advance {run_id, generation}`: start the next phase / finish the run.
 - `threadline.batch {run_id, generation, stage, ids}`: one per-conversation batch.
 - `threadline.whole {run_id, generation, phase}`: a whole-run stage (themes, stories).
+- `threadline.notify {run_id}`: a finished run's digest to every notification channel.
+- `threadline.deliver {notification_id}`: one stored digest again (`dlq retry` of `notify.<channel>`).
+- `threadline.schedule_tick` and `threadline.scheduled`: schedules, a blueprint of their own
+  (`threadline.engine.schedules.tasks`) that the worker adds (it needs the run machinery).
 - `threadline.sync {source_id}`: one connector sync of a source (see `threadline.engine.sync`);
   not retried by procrastinate (the client retries each request; a refused token stays refused).
 
@@ -33,8 +37,9 @@ from threadline.db.engine import get_engine, resolve_database_url, session_scope
 from threadline.engine import batch as batch_module
 from threadline.engine.defer import QUEUE
 from threadline.engine.errors import RetryLater, backoff_delay_s
-from threadline.engine.lifecycle import ADVANCE_TASK, BATCH_TASK, WHOLE_TASK, advance
+from threadline.engine.lifecycle import ADVANCE_TASK, BATCH_TASK, DELIVER_TASK, NOTIFY_TASK, WHOLE_TASK, advance
 from threadline.engine.sync import SYNC_TASK, run_sync_job
+from threadline.exporters.notifications import deliver, notify_run
 
 logger = logging.getLogger(__name__)
 
@@ -117,6 +122,19 @@ def sync_task(context: JobContext, source_id: int) -> dict[str, int]:
     """One connector sync of `source_id` (no retry strategy: a failure ends the job `failed`, see `engine.sync`)."""
     assert context.job.id is not None  # a job being executed has been stored
     return run_sync_job(job_engine(), source_id, job_id=context.job.id)
+
+
+@tasks.task(name=NOTIFY_TASK, queue=QUEUE, retry=_RETRY)
+def notify_task(run_id: int) -> dict[str, int]:
+    """A finished run's digest to every channel (a failed delivery is a dead letter, not a job failure)."""
+    outcomes = notify_run(job_engine(), run_id)
+    return {action: sum(1 for o in outcomes if o.action == action) for action in ("delivered", "already", "failed")}
+
+
+@tasks.task(name=DELIVER_TASK, queue=QUEUE, retry=_RETRY)
+def deliver_task(notification_id: int) -> str:
+    """One stored digest to its channel again (deferred by `dlq retry`)."""
+    return deliver(job_engine(), notification_id).action
 
 
 def get_app(

@@ -23,12 +23,18 @@ from threadline.db.models import Message, Run, RunItem, RunPhase
 from threadline.engine.defer import TASK_PREFIX, JobSpec, defer_jobs, defer_once
 from threadline.engine.stage import PerConversationStage, get_stage, is_per_conversation
 from threadline.engine.status import RunStatus
+from threadline.exporters.notifications import has_channels
 
 logger = logging.getLogger(__name__)
 
 ADVANCE_TASK = TASK_PREFIX + "advance"
 BATCH_TASK = TASK_PREFIX + "batch"
 WHOLE_TASK = TASK_PREFIX + "whole"
+NOTIFY_TASK = TASK_PREFIX + "notify"  # a finished run's digest to every notification channel
+DELIVER_TASK = TASK_PREFIX + "deliver"  # one stored digest to its channel again (`dlq retry`)
+SCHEDULE_TICK_TASK = TASK_PREFIX + "schedule_tick"  # procrastinate periodic task: queue the due schedules
+SCHEDULED_TASK = TASK_PREFIX + "scheduled"  # one scheduled sync -> run of a scope (`engine.schedules`)
+SCHEDULE_TICK_CRON = "* * * * * */5"  # every 5 s (6th field: seconds): a due schedule starts at most 5 s late
 ITEM_COUNTERS = ("total", "done", "skipped", "dead", "retries", "computed", "reused")
 
 
@@ -80,6 +86,22 @@ def whole_job(run_id: int, generation: int, phase: str) -> JobSpec:
         lock=f"threadline-run-{run_id}-whole",
         queueing_lock=f"threadline-run-{run_id}-{phase}-g{generation}",
     )
+
+
+def notify_job(run_id: int) -> JobSpec:
+    """The job that sends a finished run's digest (at most one queued per run)."""
+    return JobSpec(NOTIFY_TASK, {"run_id": run_id}, queueing_lock=f"threadline-run-{run_id}-notify")
+
+
+def deliver_job(notification_id: int) -> JobSpec:
+    """The job that sends one stored digest again."""
+    return JobSpec(DELIVER_TASK, {"notification_id": notification_id})
+
+
+def request_notify(session: Session, run: Run) -> None:
+    """Queue the run's digest when any notification channel exists (in the caller's transaction)."""
+    if has_channels(session):
+        defer_once(session, notify_job(run.id))
 
 
 def request_advance(session: Session, run: Run) -> None:
@@ -219,6 +241,7 @@ def finish(session: Session, run: Run) -> None:
     else:
         run.status = RunStatus.SUCCEEDED
     logger.info("run %d %s (%d dead-lettered items)", run.id, run.status, dead)
+    request_notify(session, run)
 
 
 def try_finish_stop(session: Session, run_id: int, *, exclude_job_id: int | None = None) -> bool:

@@ -23,12 +23,12 @@ from threadline.ai.embeddings import Embedder, set_process_embedder
 from threadline.config import get_settings
 from threadline.db.engine import session_scope
 from threadline.db.models import Conversation, Run, RunConversation, RunItem, RunPhase
+from threadline.engine import worker  # module, not name: worker -> jobs -> schedules -> runs imports it back
 from threadline.engine.errors import RunError, RunRequestError
 from threadline.engine.lifecycle import ITEM_COUNTERS, request_advance
 from threadline.engine.scopes import get_or_create_scope, source_ids_by_name
 from threadline.engine.stage import STAGES, is_per_conversation, product_phases
 from threadline.engine.status import RunStatus
-from threadline.engine.worker import run_worker_async
 
 logger = logging.getLogger(__name__)
 
@@ -209,7 +209,7 @@ def execute_run(
         set_process_embedder(embedder)
     poll = _progress_reader(engine, run_id, progress)
     if not poll():
-        asyncio.run(run_worker_async(engine, concurrency=concurrency, until=poll, install_signal_handlers=False))
+        asyncio.run(worker.run_worker_async(engine, concurrency=concurrency, until=poll, install_signal_handlers=False))
     with session_scope(engine) as session:
         finished = session.get(Run, run_id)
         assert finished is not None

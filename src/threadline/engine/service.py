@@ -15,13 +15,21 @@ from datetime import datetime
 from sqlalchemy import delete, func, select, text, update
 from sqlalchemy.orm import Session
 
-from threadline.db.models import DeadLetter, Run, RunItem, RunPhase
+from threadline.db.models import DeadLetter, Notification, Run, RunItem, RunPhase
 from threadline.engine.defer import defer_jobs
 from threadline.engine.errors import RunError, RunRequestError
-from threadline.engine.lifecycle import add_counters, batch_job, lock_run, request_advance, try_finish_stop
+from threadline.engine.lifecycle import (
+    add_counters,
+    batch_job,
+    deliver_job,
+    lock_run,
+    request_advance,
+    try_finish_stop,
+)
 from threadline.engine.runs import create_run
 from threadline.engine.stage import is_per_conversation
 from threadline.engine.status import RunStatus
+from threadline.exporters.notifications import NOTIFY_STAGE_PREFIX
 
 __all__ = [
     "RunError",
@@ -128,6 +136,13 @@ def retry_dead_letter(session: Session, dead_letter_id: int) -> bool:
         return False
     run_id, stage, item = claimed
     if run_id is None:
+        if stage.startswith(NOTIFY_STAGE_PREFIX) and item.isdigit():  # a digest: send the stored one again
+            session.execute(
+                update(Notification)
+                .where(Notification.id == int(item), Notification.status == "failed")
+                .values(status="pending")
+            )
+            defer_jobs(session, [deliver_job(int(item))])
         return True
     _requeue_item(session, int(run_id), stage, item)
     return True

@@ -22,6 +22,7 @@ from sqlalchemy import Engine
 
 from threadline.config import get_settings
 from threadline.db.engine import session_scope
+from threadline.engine import schedules  # module, not names: schedules -> runs -> worker is a cycle
 from threadline.engine.defer import QUEUE
 from threadline.engine.jobs import get_app, set_job_engine
 from threadline.engine.lifecycle import stopping_run_ids, try_finish_stop
@@ -90,6 +91,7 @@ async def run_worker_async(
     STAGES.names()
     set_job_engine(engine)
     app = get_app(sqlalchemy_url=engine.url.render_as_string(hide_password=False), concurrency=concurrency)
+    app.add_tasks_from(schedules.tasks, namespace="")  # the scheduler tick (a periodic task) and scheduled runs
     async with app.open_async():
         worker = asyncio.create_task(
             app.run_worker_async(
