@@ -1,7 +1,7 @@
 """schedules: periodic sync -> run -> deliver per scope
 
-Revision ID: 0009_schedules
-Revises: 0008_notifications
+Revision ID: 0010_schedules
+Revises: 0009_notifications
 Create Date: 2026-12-07
 
 - `schedules`: one per scope (`key` = sorted source names), every N seconds or a cron
@@ -12,8 +12,8 @@ import sqlalchemy as sa
 from alembic import op
 from sqlalchemy.dialects import postgresql
 
-revision = "0009_schedules"
-down_revision = "0008_notifications"
+revision = "0010_schedules"
+down_revision = "0009_notifications"
 branch_labels = None
 depends_on = None
 

@@ -1,7 +1,7 @@
 """notification channels and notifications: digests after each run to webhooks and Slack
 
-Revision ID: 0008_notifications
-Revises: 0007_trackers
+Revision ID: 0009_notifications
+Revises: 0008_source_syncs
 Create Date: 2026-12-07
 
 - `notification_channels`: a generic webhook or a Slack incoming webhook (name unique, kind,
@@ -15,8 +15,8 @@ import sqlalchemy as sa
 from alembic import op
 from sqlalchemy.dialects import postgresql
 
-revision = "0008_notifications"
-down_revision = "0007_trackers"
+revision = "0009_notifications"
+down_revision = "0008_source_syncs"
 branch_labels = None
 depends_on = None
 
