@@ -22,11 +22,13 @@ README = config.default_readme()
 
 # Words a numeric setting's unit must contain: "characters per message", "seconds", "share of ...".
 UNIT_WORDS = (
+    "articles",
     "attempts",
     "bytes",
     "calls",
     "characters",
     "connections",
+    "cosine similarity",
     "conversations",
     "criteria",
     "currency",
@@ -35,16 +37,19 @@ UNIT_WORDS = (
     "fetches",
     "jobs",
     "levels",
+    "links",
     "memberships",
     "messages",
     "nice level",
     "pages",
     "problems",
+    "passages",
     "passes",
     "points",
     "port",
     "processes",
     "quotes",
+    "redirects",
     "requests",
     "rows",
     "seconds",
@@ -116,6 +121,7 @@ OVERRIDES = {
     "zendesk": ("THREADLINE_ZENDESK_EXPORT_PAGE_SIZE", "200", lambda s: s.zendesk.export_page_size, 200),
     "insight": ("THREADLINE_INSIGHT_MASK_PERSONAL_DATA", "false", lambda s: s.insight.mask_personal_data, False),
     "trackers": ("THREADLINE_TRACKERS_MAX_ATTEMPTS", "3", lambda s: s.trackers.max_attempts, 3),
+    "knowledge": ("THREADLINE_KNOWLEDGE_MAX_PAGES", "7", lambda s: s.knowledge.max_pages, 7),
     "llm": ("THREADLINE_LLM_MODELS__FACETS", "local-model", lambda s: s.llm.models.facets, "local-model"),
 }
 

@@ -9,7 +9,7 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
-from threadline.cli import evaluate, runs, serve, sources, trackers
+from threadline.cli import evaluate, knowledge, runs, serve, sources, trackers
 from threadline.cli.common import LimitOption, console, emit_json, engine, err_console, fail, plain, setup_logging
 
 if TYPE_CHECKING:  # for annotations only: the CLI imports read models when a command runs
@@ -670,6 +670,7 @@ evaluate.register(app)
 serve.register(app)
 sources.register(app)
 trackers.register(app)
+knowledge.register(app)
 
 
 def main() -> None:
