@@ -272,6 +272,28 @@ class Crawl:
         return out
 
 
+class Committer:
+    """Commits batches on a worker thread while the crawl goes on, one batch in flight at most.
+
+    A commit embeds its passages (seconds of model time); done inline it would stall the
+    pacer. With one commit in flight memory stays at two batches, and batches commit in order
+    (`submit` waits for the previous one), so the sync state never runs ahead of the data.
+    """
+
+    def __init__(self, sink: KnowledgeSyncSink) -> None:
+        self.sink = sink
+        self._pending: asyncio.Task[None] | None = None
+
+    async def submit(self, batch: SyncBatch[ArticleRecord]) -> None:
+        await self.drain()
+        self._pending = asyncio.create_task(asyncio.to_thread(self.sink.commit, batch))
+
+    async def drain(self) -> None:
+        if self._pending is not None:
+            pending, self._pending = self._pending, None
+            await pending
+
+
 async def _crawl(crawl: Crawl) -> KnowledgeReport:
     config, settings, report, store = crawl.config, crawl.settings, crawl.report, crawl.sink
     seed = config.sitemap_url or config.start_url
@@ -298,6 +320,7 @@ async def _crawl(crawl: Crawl) -> KnowledgeReport:
     complete = True
     fetched_pages = 0
     batch: SyncBatch[ArticleRecord] = SyncBatch()
+    committer = Committer(store)
     while frontier:
         url, depth = frontier.popleft()
         if fetched_pages >= settings.max_pages:
@@ -341,8 +364,9 @@ async def _crawl(crawl: Crawl) -> KnowledgeReport:
         batch.records.append(ArticleRecord(external_id=page.url, title=title or page.url, text=text, url=page.url))
         if len(batch.records) >= settings.articles_per_commit:
             batch.state = {FAILED_KEY: {**failed, **still_failed}}
-            store.commit(batch)
+            await committer.submit(batch)
             batch = SyncBatch()
+    await committer.drain()
     if complete:
         gone = store.active_ids() - present
         batch.deleted = {external_id: datetime.now(UTC) for external_id in sorted(gone)}
