@@ -6,7 +6,7 @@ their own sink (`sink.KnowledgeSink`): articles upserted by content hash, split 
 into passages, embedded with the conversation embedder and stored with pgvector.
 
 Modules:
-- `contract` what a knowledge sync sees of its sink, and the report it returns
+- `common`   what a knowledge sync sees of its sink, and the report it returns
 - `sink`     PostgreSQL sink: hashes, passages, vectors, removals, dead letters, the HNSW index
 - `sources`  add / list / sync knowledge sources (the one code path of the CLI)
 - `folder`   a folder of Markdown and HTML files

@@ -19,7 +19,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from threadline.config import get_settings
 from threadline.connectors.base import Connector, ConnectorError, DeadLetter, SyncBatch, SyncSink
-from threadline.connectors.knowledge.contract import FAILED_KEY, KNOWLEDGE_STAGE, KnowledgeReport, knowledge_sink
+from threadline.connectors.knowledge.common import FAILED_KEY, KNOWLEDGE_STAGE, KnowledgeReport, knowledge_sink
 from threadline.connectors.knowledge.html import html_to_markdown, markdown_title
 from threadline.connectors.records import ArticleRecord
 

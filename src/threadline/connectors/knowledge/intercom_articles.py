@@ -20,7 +20,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from threadline.config import get_settings
 from threadline.connectors.base import Connector, SyncBatch, SyncSink
 from threadline.connectors.intercom.client import DEFAULT_TOKEN_ENV, IntercomClient, resolve_token
-from threadline.connectors.knowledge.contract import KnowledgeReport, KnowledgeSyncSink, knowledge_sink
+from threadline.connectors.knowledge.common import KnowledgeReport, KnowledgeSyncSink, knowledge_sink
 from threadline.connectors.knowledge.html import fragment_to_markdown
 from threadline.connectors.records import ArticleRecord
 

@@ -27,7 +27,7 @@ from sqlalchemy.orm import Session
 from threadline.ai.embeddings import Embedder
 from threadline.config import get_settings
 from threadline.connectors.base import SyncBatch
-from threadline.connectors.knowledge.contract import KNOWLEDGE_STAGE
+from threadline.connectors.knowledge.common import KNOWLEDGE_STAGE
 from threadline.connectors.records import ArticleRecord
 from threadline.db.models import Article, KnowledgeSource
 from threadline.db.models import DeadLetter as DeadLetterRow

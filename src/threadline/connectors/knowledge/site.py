@@ -37,7 +37,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from threadline.config import KnowledgeSettings, get_settings
 from threadline.connectors.base import Connector, ConnectorError, DeadLetter, SyncBatch, SyncSink
-from threadline.connectors.knowledge.contract import (
+from threadline.connectors.knowledge.common import (
     FAILED_KEY,
     KNOWLEDGE_STAGE,
     KnowledgeReport,
