@@ -22,11 +22,13 @@ README = config.default_readme()
 
 # Words a numeric setting's unit must contain: "characters per message", "seconds", "share of ...".
 UNIT_WORDS = (
+    "articles",
     "attempts",
     "bytes",
     "calls",
     "characters",
     "connections",
+    "cosine similarity",
     "conversations",
     "criteria",
     "currency",
@@ -35,16 +37,19 @@ UNIT_WORDS = (
     "fetches",
     "jobs",
     "levels",
+    "links",
     "memberships",
     "messages",
     "nice level",
     "pages",
     "problems",
+    "passages",
     "passes",
     "points",
     "port",
     "processes",
     "quotes",
+    "redirects",
     "requests",
     "rows",
     "seconds",
@@ -117,6 +122,7 @@ OVERRIDES = {
     "insight": ("THREADLINE_INSIGHT_MASK_PERSONAL_DATA", "false", lambda s: s.insight.mask_personal_data, False),
     "trackers": ("THREADLINE_TRACKERS_MAX_ATTEMPTS", "3", lambda s: s.trackers.max_attempts, 3),
     "notify": ("THREADLINE_NOTIFY_GROWTH_RATE", "0.25", lambda s: s.notify.growth_rate, 0.25),
+    "knowledge": ("THREADLINE_KNOWLEDGE_MAX_PAGES", "7", lambda s: s.knowledge.max_pages, 7),
     "llm": ("THREADLINE_LLM_MODELS__FACETS", "local-model", lambda s: s.llm.models.facets, "local-model"),
 }
 

@@ -25,6 +25,10 @@ BRIEF_TABLES = {
     "audit_events",
     "dead_letters",
     "api_tokens",
+    "knowledge_sources",
+    "knowledge_syncs",
+    "articles",
+    "passages",
 }
 
 
@@ -46,6 +50,11 @@ def test_upgrade_from_empty_database(pg_server):
                 text("SELECT indexname FROM pg_indexes WHERE tablename = 'embeddings' AND indexdef ILIKE '%hnsw%'")
             ).all()
             assert vector_indexes == []
+            # Nor on passages: it is built concurrently after the first sync that writes passages.
+            passage_indexes = conn.execute(
+                text("SELECT indexname FROM pg_indexes WHERE tablename = 'passages' AND indexdef ILIKE '%hnsw%'")
+            ).all()
+            assert passage_indexes == []
         upgrade(engine)  # a second upgrade is a no-op
     finally:
         engine.dispose()

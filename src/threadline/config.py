@@ -826,6 +826,98 @@ class NotifySettings(BaseSettings):
     )
 
 
+class KnowledgeSettings(BaseSettings):
+    """Knowledge sources: folders, crawled documentation sites, help centers (``THREADLINE_KNOWLEDGE_<FIELD>``)."""
+
+    model_config = SettingsConfigDict(env_prefix="THREADLINE_KNOWLEDGE_", extra="ignore")
+
+    max_passage_chars: int = Field(
+        default=1500,
+        ge=100,
+        description="characters of one passage: a long section is cut at paragraphs; the embedding model reads "
+        "~256 tokens (~1,000-1,500 characters) and ignores the rest",
+    )
+    articles_per_commit: int = Field(
+        default=25,
+        ge=1,
+        description="articles per transaction (and per embedding batch): bounds memory and the work an "
+        "interruption loses",
+    )
+    max_page_bytes: int = Field(
+        default=2_000_000,
+        ge=1_000,
+        description="bytes of one page or file: larger ones are skipped with a reason (documentation pages are "
+        "well under 1 MB; a bigger one is a dump, not an article)",
+    )
+    max_pages: int = Field(
+        default=2000,
+        ge=1,
+        description="pages fetched per crawl (and files per folder): a runaway site cannot keep one sync alive "
+        "forever; removals are only concluded from a crawl that stayed under it",
+    )
+    max_depth: int = Field(
+        default=3,
+        ge=0,
+        description="links followed from a start URL or a sitemap entry: documentation is reachable in a few clicks",
+    )
+    requests_per_second: float = Field(
+        default=2.0,
+        gt=0,
+        description="requests per second to one documentation site: polite to a server we do not own",
+    )
+    max_redirects: int = Field(
+        default=5, ge=0, description="redirects followed per page: more is a loop, skipped with a reason"
+    )
+    max_attempts: int = Field(
+        default=3,
+        ge=1,
+        description="attempts per page, the first included: a page still failing goes to dead letters and is "
+        "retried next sync",
+    )
+    backoff_base_s: float = Field(
+        default=0.5,
+        gt=0,
+        description="seconds: the first retry of a failing page waits up to this (full jitter), doubling",
+    )
+    backoff_cap_s: float = Field(default=8.0, gt=0, description="seconds: no single retry of a page waits longer")
+    connect_timeout_s: float = Field(
+        default=10.0,
+        gt=0,
+        description="seconds for TCP and TLS setup of one request: a documentation host answers well below",
+    )
+    read_timeout_s: float = Field(
+        default=30.0,
+        gt=0,
+        description="seconds between bytes of one response: catches a stalled server, not a slow page",
+    )
+    page_timeout_s: float = Field(
+        default=60.0,
+        gt=0,
+        description="seconds for one page from request to last byte: a server trickling bytes cannot stall the crawl",
+    )
+    user_agent: str = Field(
+        default="Threadline-knowledge/0.1 (+https://github.com/threadline)",
+        description="User-Agent header: the crawler's name, also what robots.txt rules are matched against",
+    )
+    coverage_threshold: float = Field(
+        default=0.5,
+        ge=-1.0,
+        le=1.0,
+        description="cosine similarity: a passage at least this close to a theme's centroid covers it "
+        "(all-MiniLM-L6-v2: paraphrases score above ~0.6, same-topic text ~0.4-0.6)",
+    )
+    coverage_top_passages: int = Field(
+        default=3, ge=1, description="passages listed per theme: the best answers, not every related paragraph"
+    )
+    gap_question_share: float = Field(
+        default=0.5,
+        ge=0.0,
+        le=1.0,
+        description="share of a theme's conversations: questions/how-to at least this share make an uncovered theme "
+        "a documentation gap",
+    )
+
+
 class Settings(BaseSettings):
     """Runtime configuration: the general fields map to ``THREADLINE_<FIELD>``, each group has its own prefix."""
 
@@ -857,6 +949,9 @@ class Settings(BaseSettings):
     trackers: TrackerSettings = Field(default_factory=TrackerSettings, description="Exports to trackers.")
     notify: NotifySettings = Field(
         default_factory=NotifySettings, description="Digests after each run to webhooks and Slack."
+    )
+    knowledge: KnowledgeSettings = Field(
+        default_factory=KnowledgeSettings, description="Knowledge sources: folders, documentation sites, help centers."
     )
     llm: LLMSettings = Field(default_factory=LLMSettings, description="The optional LLM endpoint.")
     insight: InsightSettings = Field(

@@ -9,7 +9,7 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
-from threadline.cli import evaluate, notify, runs, schedules, serve, sources, trackers
+from threadline.cli import evaluate, knowledge, notify, runs, schedules, serve, sources, trackers
 from threadline.cli.common import LimitOption, console, emit_json, engine, err_console, fail, plain, setup_logging
 from threadline.config import get_settings
 
@@ -694,6 +694,7 @@ sources.register(app)
 trackers.register(app)
 notify.register(app)
 schedules.register(app)
+knowledge.register(app)
 
 
 def main() -> None:

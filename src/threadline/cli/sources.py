@@ -12,6 +12,7 @@ import enum
 import inspect
 import types
 import typing
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Annotated, Any
 
@@ -36,8 +37,12 @@ def _option_type(annotation: Any) -> Any:
     return annotation if annotation in (int, float, bool) else str
 
 
-def _add_command(kind: str) -> Any:
-    """`sources add KIND`: `--name` plus one option per field of the connector's configuration model."""
+def _add_command(kind: str, on_add: Callable[[str, str, dict[str, Any]], None] | None = None) -> Any:
+    """`sources add KIND`: `--name` plus one option per field of the connector's configuration model.
+
+    `on_add(kind, name, values)` stores the source (default: a conversation source; `knowledge
+    add` passes its own).
+    """
     from threadline.connectors.base import get_connector  # loaded only when `sources add` runs (start-up)
 
     connector = get_connector(kind)
@@ -60,23 +65,32 @@ def _add_command(kind: str) -> Any:
     def add(**values: Any) -> None:
         name = values.pop("name")
         chosen = {key: getattr(value, "value", value) for key, value in values.items() if value is not None}
-        add_source_command(kind, name, chosen)
+        (on_add or add_source_command)(kind, name, chosen)
 
     add.__signature__ = inspect.Signature(parameters)  # type: ignore[attr-defined]
     add.__annotations__ = {p.name: p.annotation for p in parameters}
-    add.__doc__ = f"Add {connector.description} as a source."
+    add.__doc__ = f"Add {connector.description} as a {'knowledge ' if on_add else ''}source."
     command_app = typer.Typer(add_completion=False)
     command_app.command(kind)(add)
     return typer.main.get_command(command_app)
 
 
 class ConnectorKinds(TyperGroup):
-    """`sources add` lists one command per registered connector kind that has settings, loaded on demand."""
+    """`sources add` lists one command per registered conversation connector kind that has settings, loaded on demand.
+
+    Knowledge connectors (record type `ArticleRecord`) are added with `threadline knowledge add`.
+    """
 
     def list_commands(self, ctx: Any) -> list[str]:
-        from threadline.connectors.base import CONNECTORS  # loaded only when `sources add` runs (start-up)
+        # loaded only when `sources add` runs (start-up)
+        from threadline.connectors.base import CONNECTORS
+        from threadline.connectors.records import ConversationRecord
 
-        return sorted(connector.kind for connector in CONNECTORS if connector.config_model.model_fields)
+        return sorted(
+            connector.kind
+            for connector in CONNECTORS
+            if connector.config_model.model_fields and connector.record_type is ConversationRecord
+        )
 
     def get_command(self, ctx: Any, cmd_name: str) -> Any:
         return _add_command(cmd_name) if cmd_name in self.list_commands(ctx) else None

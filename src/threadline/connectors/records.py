@@ -60,3 +60,21 @@ class ConversationRecord:
     assignee: str | None = None
     raw: dict[str, Any] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class ArticleRecord:
+    """One knowledge article or documentation page, ready to upsert by (knowledge source, external_id).
+
+    `text` is Markdown (headings as `#` lines): the folder connector passes Markdown through,
+    HTML is reduced to its main text first, so the store splits every kind at its headings
+    the same way. `url` is where a person reads it (also what conversations link to).
+    """
+
+    external_id: str
+    title: str
+    text: str
+    url: str | None = None
+    updated_at: datetime | None = None
+    raw: dict[str, Any] = field(default_factory=dict)
+    notes: list[str] = field(default_factory=list)

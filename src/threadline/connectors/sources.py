@@ -17,6 +17,7 @@ from sqlalchemy.orm import Session
 
 from threadline.config import get_settings
 from threadline.connectors.base import Connector, ConnectorError, SyncReport, get_connector
+from threadline.connectors.records import ConversationRecord
 from threadline.connectors.sink import PostgresSink
 from threadline.connectors.store import get_or_create_source
 from threadline.connectors.syncs import SyncRecord
@@ -43,6 +44,8 @@ def add_source(session: Session, kind: str, name: str, values: dict[str, Any]) -
         connector = get_connector(kind)
     except UnknownPlugin as exc:
         raise SourceError(str(exc)) from None
+    if connector.record_type is not ConversationRecord:
+        raise SourceError(f"{kind!r} is a knowledge connector: add it with `threadline knowledge add {kind}`")
     config = validated_config(connector, values).model_dump(exclude_none=True)
     source = get_or_create_source(session, name, kind=kind, config=config)
     if source.kind != kind:

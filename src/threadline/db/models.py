@@ -608,3 +608,99 @@ class RunPhase(Base):
     state: Mapped[str] = mapped_column(String(16), default="pending", server_default="pending")
     started_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+
+KNOWLEDGE_NAME_CHARS = 200  # characters of `knowledge_sources.name`: a name a person types
+ARTICLE_STATUSES = ("active", "removed")
+KNOWLEDGE_SYNC_STATUSES = ("running", "succeeded", "failed")
+
+
+class KnowledgeSource(Base):
+    """A knowledge connector instance: a folder of Markdown/HTML, a documentation site, a help center (0008).
+
+    Like `sources` for conversations, but its own table: knowledge is not part of a run's
+    scope of conversation sources. `options` is the connector's configuration model as JSON
+    (names of environment variables for tokens, never the tokens); `sync_state` is the
+    connector's own state (pages that failed, to retry next sync), written with the data.
+    """
+
+    __tablename__ = "knowledge_sources"
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    name: Mapped[str] = mapped_column(String(KNOWLEDGE_NAME_CHARS), unique=True)
+    kind: Mapped[str] = mapped_column(String(32))
+    options: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    sync_state: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    created_at: Mapped[datetime] = _now()
+
+
+class KnowledgeSync(Base):
+    """One sync of a knowledge source: the job every article and passage it wrote points back to (0008)."""
+
+    __tablename__ = "knowledge_syncs"
+    __table_args__ = (CheckConstraint(_in("status", KNOWLEDGE_SYNC_STATUSES), name="ck_knowledge_syncs_status"),)
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    knowledge_source_id: Mapped[int] = mapped_column(ForeignKey("knowledge_sources.id", ondelete="CASCADE"), index=True)
+    status: Mapped[str] = mapped_column(String(16), default="running")
+    counters: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    error: Mapped[str | None] = mapped_column(Text)
+    started_at: Mapped[datetime] = _now()
+    finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+
+class Article(Base):
+    """A help-center article or documentation page, unique per (knowledge source, external id) (0008).
+
+    `content_hash` is the SHA-256 of the current title and text: a sync that sees the same
+    hash writes nothing. A page that disappeared is `removed` (kept, with its passages, for
+    the snapshots that used it). `created_by_sync_id` / `changed_by_sync_id` trace every row
+    to the sync that wrote it.
+    """
+
+    __tablename__ = "articles"
+    __table_args__ = (
+        UniqueConstraint("knowledge_source_id", "external_id"),
+        CheckConstraint(_in("status", ARTICLE_STATUSES), name="ck_articles_status"),
+    )
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    knowledge_source_id: Mapped[int] = mapped_column(ForeignKey("knowledge_sources.id", ondelete="CASCADE"))
+    external_id: Mapped[str] = mapped_column(Text)
+    url: Mapped[str | None] = mapped_column(Text)
+    title: Mapped[str] = mapped_column(Text)
+    body: Mapped[str] = mapped_column(Text)  # Markdown: headings as `#` lines
+    content_hash: Mapped[str] = mapped_column(String(64))
+    status: Mapped[str] = mapped_column(String(16), default="active", server_default="active")
+    source_updated_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    created_by_sync_id: Mapped[int | None] = mapped_column(ForeignKey("knowledge_syncs.id", ondelete="SET NULL"))
+    changed_by_sync_id: Mapped[int | None] = mapped_column(ForeignKey("knowledge_syncs.id", ondelete="SET NULL"))
+    created_at: Mapped[datetime] = _now()
+    changed_at: Mapped[datetime] = _now()
+    removed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+
+class Passage(Base):
+    """One heading section of one version of an article (by content hash), with its vector (0008).
+
+    Versions are never rewritten: a changed article gets new passages under its new hash, so
+    what a run used stays readable. `start_offset`/`end_offset` locate `text` in the body of
+    that version; `heading_path` is the headings above it, outermost first. The HNSW index on
+    `embedding` is built concurrently after a sync (`threadline.connectors.knowledge.sink`),
+    never maintained by the migration.
+    """
+
+    __tablename__ = "passages"
+    __table_args__ = (
+        UniqueConstraint("article_id", "content_hash", "position"),
+        Index("ix_passages_article_hash", "article_id", "content_hash"),
+    )
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    article_id: Mapped[int] = mapped_column(ForeignKey("articles.id", ondelete="CASCADE"))
+    content_hash: Mapped[str] = mapped_column(String(64))
+    position: Mapped[int] = mapped_column(Integer)
+    heading_path: Mapped[list[str]] = mapped_column(default=list)
+    text: Mapped[str] = mapped_column(Text)
+    start_offset: Mapped[int] = mapped_column(Integer)
+    end_offset: Mapped[int] = mapped_column(Integer)
+    model: Mapped[str] = mapped_column(String(200))
+    embedding: Mapped[Any] = mapped_column(Vector(EMBEDDING_DIMENSIONS))
+    created_by_sync_id: Mapped[int | None] = mapped_column(ForeignKey("knowledge_syncs.id", ondelete="SET NULL"))
+    created_at: Mapped[datetime] = _now()

@@ -152,3 +152,28 @@ _THEME_CENTROIDS_SQL = """
 def load_theme_centroids(session: Session, run_id: int, model: str) -> dict[int, np.ndarray]:
     """{leaf theme id: mean of its members' newest `model` vectors} for the run's themes (not normalised)."""
     return fetch_vectors(session, _THEME_CENTROIDS_SQL, {"run_id": run_id, "model": model})
+
+
+INSERT_PASSAGES_SQL = """
+INSERT INTO passages (article_id, content_hash, position, heading_path, text, start_offset, end_offset, model,
+                      embedding, created_by_sync_id)
+VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %b, %s)
+ON CONFLICT (article_id, content_hash, position) DO NOTHING
+"""
+
+PassageRow = tuple[int, str, int, list[str], str, int, int, str, np.ndarray, int | None]
+
+
+def insert_passages(session: Session, rows: Sequence[PassageRow]) -> None:
+    """Insert passage rows (article id, content hash, position, heading path, text, start, end, model, vector, sync id).
+
+    Idempotent by (article, content hash, position): a version's passages are written once.
+    Vectors travel in pgvector's binary format, like conversation embeddings.
+    """
+    if not rows:
+        return
+    with _psycopg_connection(session).cursor() as cursor:
+        cursor.executemany(
+            INSERT_PASSAGES_SQL,
+            [(*row[:8], np.asarray(row[8], dtype=np.float32), row[9]) for row in rows],
+        )

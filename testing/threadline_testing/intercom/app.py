@@ -2,7 +2,7 @@
 
 Implements what the connector uses plus the basics: `/me`, `/admins`, `/tags`,
 `GET /conversations`, `POST /conversations/search`, `GET /conversations/{id}`,
-`GET /conversations/deleted`, `GET /contacts/{id}`. It is region-independent (any Host),
+`GET /conversations/deleted`, `GET /contacts/{id}`, `GET /articles` (Help Center). It is region-independent (any Host),
 answers 401 without a valid bearer token, rate-limits in fixed windows with Intercom's three
 headers, and injects faults on demand: 429s, 500s, slow responses and conversations updated
 while a client pages through search results (stateless offset cursors then shift, exactly the
@@ -38,6 +38,7 @@ from threadline_testing.intercom.search import SearchError, compile_query
 
 MAX_PER_PAGE = 150  # records per page: Intercom's documented maximum
 DEFAULT_PER_PAGE = 20  # records per page when the client does not ask: Intercom's default
+MAX_ARTICLES_PER_PAGE = 250  # articles per /articles page: what Intercom accepts (larger is refused)
 MAX_DELETED_PER_PAGE = 60  # ids per /conversations/deleted page: the 2.16 description's maximum
 INTERCOM_WINDOW_SECONDS = 10  # Intercom enforces per-minute limits in 10-second windows
 DEFAULT_LIMIT_PER_WINDOW = 1_666  # requests per 10 s: Intercom's 10,000/min app limit split evenly
@@ -337,6 +338,35 @@ def create_app(config: StandinConfig) -> Starlette:
 
         return await finish(request, "deleted", h)
 
+    async def articles(request: Request) -> Response:
+        async def h(headers: dict[str, str]) -> Response:
+            try:
+                page = int(request.query_params.get("page", 1))
+                per_page = int(request.query_params.get("per_page", DEFAULT_PER_PAGE))
+                if page < 1 or not 1 <= per_page <= MAX_ARTICLES_PER_PAGE:
+                    raise ValueError("bad paging")
+            except ValueError:
+                return _error(400, "parameter_invalid", "invalid page or per_page", headers)
+            with ws.lock:  # newest update first, as Intercom documents
+                items = sorted(ws.articles.values(), key=lambda a: (a["updated_at"], int(a["id"])), reverse=True)
+            chunk = items[(page - 1) * per_page : page * per_page]
+            return respond(
+                {
+                    "type": "list",
+                    "pages": {
+                        "type": "pages",
+                        "page": page,
+                        "per_page": per_page,
+                        "total_pages": max(1, math.ceil(len(items) / per_page)),
+                    },
+                    "total_count": len(items),
+                    "data": chunk,
+                },
+                headers,
+            )
+
+        return await finish(request, "articles", h)
+
     async def contact(request: Request) -> Response:
         contact_id = request.path_params["contact_id"]
 
@@ -362,6 +392,7 @@ def create_app(config: StandinConfig) -> Starlette:
             Route("/conversations/deleted", deleted, methods=["GET"]),
             Route("/conversations/{conversation_id}", retrieve, methods=["GET"]),
             Route("/contacts/{contact_id}", contact, methods=["GET"]),
+            Route("/articles", articles, methods=["GET"]),
         ]
     )
     app.state.stats = stats

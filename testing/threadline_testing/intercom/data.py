@@ -41,6 +41,7 @@ class WorkspaceSpec:
     deleted: int = 0  # conversations deleted before the first sync
     max_parts: int = 8  # parts per ordinary conversation (1..max_parts)
     part_gap_seconds: int = 3_600  # max seconds between consecutive parts (small values make ties)
+    articles: int = 0  # Help Center articles (GET /articles); a few are drafts
 
 
 @dataclass
@@ -132,6 +133,36 @@ class Workspace:
         for conv_id in rng.sample(sorted(self.conversations), min(spec.deleted, len(self.conversations))):
             self.delete(conv_id, self.conversations[conv_id].updated_at + 1)
         self._rng = random.Random(spec.seed + 1)
+        self.articles: dict[str, dict[str, Any]] = {}
+        for i in range(spec.articles):
+            topic = _WORDS[i % len(_WORDS)]
+            self.put_article(
+                str(5_000 + i),
+                title=f"How to manage your {topic}",
+                body=f"<h2>Set up {topic}</h2><p>Open Settings and choose {topic}.</p>"
+                f"<h2>Troubleshooting</h2><p>If {topic} fails, {self._sentence(rng)}</p>",
+                state="draft" if i % 7 == 6 else "published",
+                at=spec.base_time - (spec.articles - i) * 3_600,
+            )
+
+    def put_article(self, article_id: str, *, title: str, body: str, state: str = "published", at: int) -> None:
+        """Create or replace a Help Center article (rendered as an `article_list_item`)."""
+        with self.lock:
+            created = self.articles.get(article_id, {}).get("created_at", at)
+            self.articles[article_id] = {
+                "id": article_id,
+                "type": "article",
+                "workspace_id": APP_ID,
+                "parent_ids": [],
+                "title": title,
+                "description": "",
+                "body": body,
+                "author_id": int(self.admins[0]["id"]),
+                "state": state,
+                "created_at": created,
+                "updated_at": at,
+                "url": f"https://help.example.test/{APP_ID}/en/articles/{article_id}",
+            }
 
     @staticmethod
     def _sentence(rng: random.Random) -> str:

@@ -281,6 +281,10 @@ class IntercomClient:
         }
         return _json_object(await self.request("POST", "/conversations/search", json=body))
 
+    async def list_articles(self, page: int, per_page: int) -> dict[str, Any]:
+        """One page of Help Center articles (`GET /articles`), newest update first."""
+        return _json_object(await self.request("GET", "/articles", params={"page": page, "per_page": per_page}))
+
     async def get_conversation(self, conversation_id: str) -> dict[str, Any] | None:
         """Full conversation with parts as plain text; None if it no longer exists (404)."""
         response = await self.request(

@@ -1,0 +1,118 @@
+"""`threadline knowledge add KIND|list|sync NAME`: help-center articles and documentation beside the conversations.
+
+`knowledge add` has one sub-command per registered knowledge connector kind (record type
+`ArticleRecord`), with one option per field of its configuration model, like `sources add`.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+import typer
+from rich.table import Table
+from typer.core import TyperGroup
+
+from threadline.cli.common import console, emit_json, engine, fail
+from threadline.cli.sources import _add_command
+
+EXIT_DEAD_LETTERS = 1  # the sync finished but some pages are dead-lettered (retried next sync)
+EXIT_FAILED = 2  # nothing usable happened (unknown source, folder missing, site down)
+
+
+class KnowledgeKinds(TyperGroup):
+    """`knowledge add` lists one command per registered knowledge connector kind, loaded on demand."""
+
+    def list_commands(self, ctx: Any) -> list[str]:
+        from threadline.connectors.knowledge.sources import knowledge_kinds  # loaded only when asked (start-up)
+
+        return knowledge_kinds()
+
+    def get_command(self, ctx: Any, cmd_name: str) -> Any:
+        return _add_command(cmd_name, add_knowledge_command) if cmd_name in self.list_commands(ctx) else None
+
+
+knowledge_app = typer.Typer(help="Knowledge sources (help centers, docs sites, folders): add, list, sync.")
+add_app = typer.Typer(cls=KnowledgeKinds, help="Add a knowledge source of a connector kind.", no_args_is_help=True)
+knowledge_app.add_typer(add_app, name="add")
+
+
+def add_knowledge_command(kind: str, name: str, values: dict[str, Any]) -> None:
+    # imported when the command runs, not at start-up: every command pays only for what it uses
+    from sqlalchemy.orm import Session
+
+    from threadline.connectors.knowledge.sources import add_knowledge_source
+    from threadline.connectors.sources import SourceError
+
+    try:
+        with Session(engine()) as session, session.begin():
+            source = add_knowledge_source(session, kind, name, values)
+            source_id = source.id
+    except SourceError as exc:
+        raise fail(str(exc), EXIT_FAILED) from None
+    console.print(f"{kind} knowledge source {name} (id {source_id})", markup=False, highlight=False)
+
+
+@knowledge_app.command("list")
+def list_command(
+    as_json: Annotated[bool, typer.Option("--json", help="Machine-readable JSON on stdout.")] = False,
+) -> None:
+    """Knowledge sources with their kind, articles, passages and last sync."""
+    # imported when the command runs, not at start-up: every command pays only for what it uses
+    from sqlalchemy.orm import Session
+
+    from threadline.connectors.knowledge.sources import list_knowledge
+
+    with Session(engine()) as session:
+        rows = list_knowledge(session)
+    if as_json:
+        emit_json(rows)
+        return
+    table = Table("id", "name", "kind", "articles", "removed", "passages", "last sync")
+    for row in rows:
+        last = row["last_sync"]
+        table.add_row(
+            str(row["id"]),
+            str(row["name"]),
+            str(row["kind"]),
+            str(row["articles"]),
+            str(row["removed_articles"]),
+            str(row["passages"]),
+            "never" if last is None else f"{last['status']} {last['finished_at'] or last['started_at']}",
+        )
+    console.print(table)
+
+
+@knowledge_app.command("sync")
+def sync_command(
+    name: Annotated[str, typer.Argument(help="Name of the knowledge source to sync.")],
+    as_json: Annotated[bool, typer.Option("--json", help="Machine-readable JSON on stdout.")] = False,
+) -> None:
+    """Read the knowledge source again: new and changed articles are split and embedded, removed ones marked.
+
+    Exit code 0: synced; 1: synced, but some pages are dead-lettered (retried next sync); 2: failed.
+    """
+    # imported when the command runs, not at start-up: every command pays only for what it uses
+    from threadline.connectors.base import ConnectorError
+    from threadline.connectors.knowledge.sources import sync_knowledge
+    from threadline.connectors.sources import SourceError
+
+    try:
+        result = sync_knowledge(engine(), name)
+    except SourceError as exc:
+        raise fail(str(exc), EXIT_FAILED) from None
+    except ConnectorError as exc:
+        raise fail(f"knowledge sync of {name!r} failed: {exc}", EXIT_FAILED) from None
+    if as_json:
+        emit_json({"source": name, "sync_id": result.sync_id, **result.counters})
+    else:
+        table = Table("counter", "value", title=f"knowledge sync {name} (sync {result.sync_id})")
+        for key, value in result.counters.items():
+            table.add_row(key, str(value))
+        console.print(table)
+    if result.counters.get("dead_lettered"):
+        raise typer.Exit(EXIT_DEAD_LETTERS)
+
+
+def register(app: typer.Typer) -> None:
+    """Add `knowledge` to the `threadline` command."""
+    app.add_typer(knowledge_app, name="knowledge")
