@@ -182,4 +182,4 @@ def test_legacy_themes_and_stories_become_snapshots_split_per_scope(legacy_engin
     assert (
         "story_evidence" not in tables and {"run_themes", "run_stories", "run_story_evidence", "audit_events"} <= tables
     )
-    assert current_revisions(legacy_engine) == {"0005_snapshots"}
+    assert current_revisions(legacy_engine) == {"0006_sessions_budget"}  # migrated to the head

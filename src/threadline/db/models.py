@@ -410,6 +410,21 @@ class ApiToken(Base):
     revoked_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
 
 
+class WebSession(Base):
+    """A dashboard sign-in (migration 0006): the cookie carries a random id whose SHA-256 is stored here.
+
+    Signing out sets `ended_at`, which ends the session for every copy of its cookie.
+    """
+
+    __tablename__ = "web_sessions"
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    sid_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    token_id: Mapped[int] = mapped_column(BigInteger, ForeignKey("api_tokens.id", ondelete="CASCADE"))
+    created_at: Mapped[datetime] = _now()
+    expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), index=True)
+    ended_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+
 RUN_ITEM_STATES = ("pending", "done", "skipped", "dead")
 RUN_PHASE_STATES = ("pending", "active", "done")
 
