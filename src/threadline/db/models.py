@@ -145,6 +145,9 @@ class Run(Base):
     params: Mapped[dict[str, Any]] = mapped_column(default=dict)
     counters: Mapped[dict[str, Any]] = mapped_column(default=dict)
     error: Mapped[str | None] = mapped_column(Text)
+    # LLM spend of the run (migration 0006): settled cost, and cost reserved by calls in flight.
+    llm_spent: Mapped[float] = mapped_column(Float, server_default="0", default=0.0)
+    llm_reserved: Mapped[float] = mapped_column(Float, server_default="0", default=0.0)
     created_at: Mapped[datetime] = _now()
     started_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))

@@ -1,4 +1,4 @@
-"""server-side dashboard sessions (logout ends a session everywhere)
+"""server-side dashboard sessions (logout ends a session everywhere); a run's LLM spend and reservations
 
 Revision ID: 0006_sessions_budget
 Revises: 0005_snapshots
@@ -7,6 +7,10 @@ Create Date: 2026-12-06
 - `web_sessions`: one row per dashboard sign-in, keyed by the SHA-256 of a random session
   id carried in the signed cookie. Signing out sets `ended_at`, so a copied cookie stops
   working at once instead of staying valid until it expires.
+- `runs.llm_spent` and `runs.llm_reserved` (price-table currency): every LLM call reserves its
+  largest possible cost before it is sent (`UPDATE ... WHERE llm_spent + llm_reserved + x <=
+  budget`) and settles it with the actual cost after, so concurrent workers cannot together
+  overrun the run's budget by more than one call's estimate.
 """
 
 import sqlalchemy as sa
@@ -29,7 +33,11 @@ def upgrade() -> None:
         sa.Column("ended_at", sa.DateTime(timezone=True)),
     )
     op.create_index("ix_web_sessions_expires_at", "web_sessions", ["expires_at"])
+    op.add_column("runs", sa.Column("llm_spent", sa.Float, nullable=False, server_default="0"))
+    op.add_column("runs", sa.Column("llm_reserved", sa.Float, nullable=False, server_default="0"))
 
 
 def downgrade() -> None:
+    op.drop_column("runs", "llm_reserved")
+    op.drop_column("runs", "llm_spent")
     op.drop_table("web_sessions")
