@@ -10,9 +10,9 @@ from sqlalchemy import event, select
 from sqlalchemy.orm import Session
 
 from threadline.config import ReadSettings
-from threadline.db.models import Conversation, Run
+from threadline.db.models import Conversation, Run, RunConversation, ThemeMember
 from threadline.read import runs as run_read
-from threadline.read.conversations import list_conversations
+from threadline.read.conversations import list_conversations, unassigned_count
 from threadline.read.stories import list_stories, story_view
 from threadline.read.views import pick_run
 
@@ -77,3 +77,24 @@ def test_concurrent_requests_stay_within_the_pool(app, api_engine, token):
 
     assert asyncio.run(burst()) == [200] * CONCURRENT_REQUESTS
     assert len(opened) <= api_engine.pool.size()
+
+
+def test_unassigned_conversations_are_counted_and_listed(authed, api_engine):
+    """Conversations a run placed in no theme are visible (count and list), never silently absent."""
+    with Session(api_engine) as session:
+        run_id = pick_run(session).id
+        read = set(
+            session.execute(select(RunConversation.conversation_id).where(RunConversation.run_id == run_id)).scalars()
+        )
+        placed = set(session.execute(select(ThemeMember.conversation_id).where(ThemeMember.run_id == run_id)).scalars())
+        expected = read - placed
+        assert expected, "the sample's run leaves some outliers"
+        assert unassigned_count(session, run_id) == len(expected)
+        listed = list_conversations(session, limit=MAX_LIST_LIMIT, offset=0, run_id=run_id, unassigned=True)
+        assert {c["id"] for c in listed} == expected
+    for query in (f"unassigned=1&run_id={run_id}", "unassigned=true"):  # default: the latest succeeded run
+        page = authed.get(f"/api/conversations?{query}&limit={MAX_LIST_LIMIT}")
+        assert page.status_code == 200, page.text
+        assert {c["id"] for c in page.json()["items"]} == expected
+    everything = authed.get(f"/api/conversations?run_id={run_id}&limit={MAX_LIST_LIMIT}").json()["items"]
+    assert len(everything) > len(expected)  # run_id alone filters nothing

@@ -17,7 +17,7 @@ MAX_FORGET_CONVERSATIONS = 1_000  # conversations per erasure request: one custo
 StoryTitle = Annotated[str, Field(min_length=1), WITHIN_TITLE_CHARS]
 StoryText = Annotated[str, WITHIN_STORY_TEXT_CHARS]
 
-StoryStatus = Literal["candidate", "accepted", "rejected", "exported"]
+StoryStatus = Literal["candidate", "accepted", "rejected", "exported", "done"]
 
 
 class Health(BaseModel):
@@ -172,6 +172,49 @@ class EvidenceOut(BaseModel):
     changed_since: bool = Field(description="The quoted message changed (or went) since the run quoted it.")
 
 
+class RegressionOut(BaseModel):
+    since: str = Field(description="When the theme was flagged recurring after its item was closed.")
+    closed_at: str | None
+    conversations: int | None = Field(description="Conversations created after the close.")
+
+
+class TrackerLinkOut(BaseModel):
+    tracker: str = Field(description="The tracker's name.")
+    kind: str = Field(description="github, jira or linear.")
+    key: str | None = Field(description="The item's key in the tracker (issue number, ENG-12, ...).")
+    url: str | None
+    closed: bool
+    closed_at: str | None
+    edited_by_person: bool = Field(description="A person edited Threadline's block: updates skip it.")
+    updated_at: str
+    recurring_after_close: RegressionOut | None = None
+
+
+class ExportRequest(BaseModel):
+    tracker: str = Field(
+        min_length=1, max_length=200, description="Name of the tracker (see `threadline trackers list`)."
+    )
+
+
+class ExportOutcomeOut(BaseModel):
+    story_id: int
+    action: str = Field(description="created, found (after an interrupted export), updated, unchanged, edited, failed")
+    key: str | None = None
+    url: str | None = None
+    error: str | None = None
+
+
+class ExportOut(BaseModel):
+    tracker: str
+    created: int
+    found: int
+    updated: int
+    unchanged: int
+    edited: int
+    failed: int
+    stories: list[ExportOutcomeOut]
+
+
 class StoryOut(BaseModel):
     id: int = Field(description="The story's identity: the same across the runs of its scope.")
     run_id: int = Field(description="The run whose snapshot this is.")
@@ -193,7 +236,15 @@ class StoryOut(BaseModel):
     trend: dict[str, Any]
     score: float
     text_origin: str
+    priority: dict[str, Any] = Field(
+        default_factory=dict,
+        description="The named factors behind rank and severity, as this run computed them: score, severity, "
+        "severity_reason, factors (name, value, multiplier, reason), signals, customers_known, "
+        "customers_unknown_conversations, companies, plans, evidence_notes (see threadline.stories.priority); "
+        "empty for snapshots written before factors were recorded.",
+    )
     evidence: list[EvidenceOut]
+    trackers: list[TrackerLinkOut] = Field(default_factory=list, description="The story's item in each tracker.")
 
 
 class StoryRun(BaseModel):

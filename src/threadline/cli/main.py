@@ -9,7 +9,7 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
-from threadline.cli import evaluate, runs, serve, sources
+from threadline.cli import evaluate, runs, serve, sources, trackers
 from threadline.cli.common import LimitOption, console, emit_json, engine, err_console, fail, plain, setup_logging
 
 if TYPE_CHECKING:  # for annotations only: the CLI imports read models when a command runs
@@ -213,6 +213,7 @@ def _print_import(path: Path, result) -> None:
     )
 
 
+CLI_QUOTE_CHARS = 90  # characters of the first quote in `threadline stories`: one table cell, cut at a word with "…"
 RunOption = Annotated[int | None, typer.Option("--run", min=1, help="Show this run's snapshot.")]
 SourceOption = Annotated[
     list[str] | None,
@@ -257,11 +258,13 @@ def themes_command(
         return
     # imported when the command runs, not at start-up: every command pays only for what it uses
     from threadline.db.engine import session_scope
+    from threadline.read.conversations import unassigned_count
     from threadline.read.themes import theme_tree
 
     with session_scope(engine()) as session:
         ref = _pick(session, run, source)
         tree = theme_tree(session, run_id=ref.id if ref else None, limit=limit)
+        unassigned = unassigned_count(session, ref.id if ref else None)
     if as_json:
         emit_json(tree)
         return
@@ -269,6 +272,11 @@ def themes_command(
         err_console.print("no succeeded run yet: `threadline run` first")
         return
     err_console.print(f"themes of {_describe(ref)}", markup=False, highlight=False)
+    err_console.print(
+        f"{unassigned} conversations in no theme (list them: threadline conversations --unassigned --run {ref.id})",
+        markup=False,
+        highlight=False,
+    )
     table = Table("id", "group / theme", "size", "key phrases", "first seen", "last seen")
     for group in tree:
         table.add_row(str(group["id"] or ""), f"[bold]{escape(group['name'])}[/bold]", str(group["size"]), "", "", "")
@@ -395,19 +403,23 @@ def stories_command(
     err_console.print(f"stories of {_describe(ref)}", markup=False, highlight=False)
     if not stories and _not_recorded(ref):
         return
+    # imported when the command runs, not at start-up: every command pays only for what it uses
+    from threadline.text.sentences import truncate_words
+
     table = Table("#", "id", "story", "status", "conv.", "cust.", "trend", "severity", "evidence")
     for story in stories:
         quote = story["evidence"][0]["quote"] if story["evidence"] else ""
+        known = (story.get("priority") or {}).get("customers_known", story["customers"])
         table.add_row(
             str(story["rank"]),
             str(story["id"]),
             escape(story["title"]),
             story["status"],
             str(story["conversations"]),
-            str(story["customers"]),
+            str(known) if known else "unknown",
             (story["trend"] or {}).get("direction", ""),
             story["severity"] or "",
-            escape(f"\u201c{quote[:90]}\u201d"),
+            escape(f"\u201c{truncate_words(quote, CLI_QUOTE_CHARS)}\u201d") if quote else "",
         )
     console.print(table)
 
@@ -456,6 +468,52 @@ def stories_history(story_id: Annotated[int, typer.Argument(help="Story id.")], 
     for e in events:
         events_table.add_row(e["at"][:19], escape(e["actor"]), e["action"], escape(str(e["details"]))[:100])
     console.print(events_table)
+
+
+@app.command("conversations")
+def conversations_command(
+    unassigned: Annotated[
+        bool, typer.Option("--unassigned", help="Only those the run read but placed in no theme (its outliers).")
+    ] = False,
+    limit: LimitOption = 50,
+    run: RunOption = None,
+    source: SourceOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Conversations, newest first; with --unassigned, those a run (default: the latest) placed in no theme."""
+    # imported when the command runs, not at start-up: every command pays only for what it uses
+    from threadline.db.engine import session_scope
+    from threadline.read.conversations import list_conversations, unassigned_count
+
+    with session_scope(engine()) as session:
+        ref = _pick(session, run, source) if unassigned or run is not None or source else None
+        if unassigned and ref is None:
+            err_console.print("no succeeded run yet: `threadline run` first")
+            if as_json:
+                emit_json({"run_id": None, "unassigned": 0, "conversations": []})
+            return
+        run_id = ref.id if ref is not None and unassigned else None
+        rows = list_conversations(session, limit=limit, offset=0, run_id=run_id, unassigned=unassigned)
+        total = unassigned_count(session, run_id) if unassigned else None
+    if as_json:
+        emit_json({"run_id": run_id, "unassigned": total, "conversations": rows})
+        return
+    if unassigned and ref is not None:
+        err_console.print(
+            f"{total} conversations of {_describe(ref)} in no theme (newest {min(limit, total or 0)} shown)",
+            markup=False,
+            highlight=False,
+        )
+    table = Table("id", "conversation", "source", "created", "subject")
+    for row in rows:
+        table.add_row(
+            str(row["id"]),
+            escape(row["external_id"]),
+            escape(row["source"]),
+            f"{row['created_at']:%Y-%m-%d}" if row["created_at"] else "",
+            escape(row["subject"] or ""),
+        )
+    console.print(table)
 
 
 @app.command("report")
@@ -611,6 +669,7 @@ runs.register(app)
 evaluate.register(app)
 serve.register(app)
 sources.register(app)
+trackers.register(app)
 
 
 def main() -> None:

@@ -41,7 +41,7 @@ EMBEDDING_DIMENSIONS = 384  # output size of all-MiniLM-L6-v2, the default embed
 
 RUN_STATUSES = ("queued", "running", "stopping", "stopped", "succeeded", "failed")
 AUTHOR_ROLES = ("customer", "agent", "bot", "note")
-STORY_STATUSES = ("candidate", "accepted", "rejected", "exported")
+STORY_STATUSES = ("candidate", "accepted", "rejected", "exported", "done")  # done: its tracker item was closed
 
 
 def _in(column: str, values: tuple[str, ...]) -> str:
@@ -145,7 +145,7 @@ class Run(Base):
     params: Mapped[dict[str, Any]] = mapped_column(default=dict)
     counters: Mapped[dict[str, Any]] = mapped_column(default=dict)
     error: Mapped[str | None] = mapped_column(Text)
-    # LLM spend of the run (migration 0006): settled cost, and cost reserved by calls in flight.
+    # LLM spend of the run (migration 0008): settled cost, and cost reserved by calls in flight.
     llm_spent: Mapped[float] = mapped_column(Float, server_default="0", default=0.0)
     llm_reserved: Mapped[float] = mapped_column(Float, server_default="0", default=0.0)
     created_at: Mapped[datetime] = _now()
@@ -325,6 +325,9 @@ class RunStory(Base):
     score: Mapped[float] = mapped_column(Float, default=0.0)
     text_key: Mapped[str | None] = mapped_column(String(64))  # what the text was written from (reuse key)
     text_origin: Mapped[str] = mapped_column(String(16), default="templated")  # templated | llm | legacy
+    # 0006: the named factors behind score and severity (threadline.stories.priority.Priority.to_dict) and
+    # the evidence notes, as this run computed them (a snapshot: never updated)
+    priority: Mapped[dict[str, Any]] = mapped_column(default=dict, server_default=text("'{}'::jsonb"))
     created_at: Mapped[datetime] = _now()
 
 
@@ -352,6 +355,64 @@ class RunStoryEvidence(Base):
     quote: Mapped[str] = mapped_column(Text)
     start_offset: Mapped[int] = mapped_column(Integer)
     end_offset: Mapped[int] = mapped_column(Integer)
+
+
+TRACKER_NAME_CHARS = 200  # characters of `trackers.name`: a name a person types
+TRACKER_KEY_CHARS = 255  # characters of a tracker's item key: GitHub numbers, Jira keys (ENG-12), Linear UUIDs
+
+
+class Tracker(Base):
+    """A configured tracker (GitHub repository, Jira project, Linear team) stories are exported to (migration 0006).
+
+    `config` is the exporter's configuration model as JSON: names of environment variables
+    for tokens, never the tokens.
+    """
+
+    __tablename__ = "trackers"
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    name: Mapped[str] = mapped_column(String(TRACKER_NAME_CHARS), unique=True)
+    kind: Mapped[str] = mapped_column(String(32))
+    config: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    created_at: Mapped[datetime] = _now()
+
+
+class TrackerLink(Base):
+    """The one tracker item of a story identity in one tracker (migration 0006).
+
+    UNIQUE (story_id, tracker_id): one item per story and tracker, enforced by the database.
+    An export reserves the row first (`item_key` NULL), then finds the item by its marker or
+    creates it, then fills `item_key`; a row left reserved by a crash is healed by the next
+    export finding the item again. `block_sha256` is the hash of the block Threadline last
+    wrote; `pushed_run_id` / `pushed_snapshot_id` the story snapshot it wrote from.
+    """
+
+    __tablename__ = "tracker_links"
+    __table_args__ = (
+        UniqueConstraint("story_id", "tracker_id", name="uq_tracker_links_story_tracker"),
+        Index("ix_tracker_links_tracker_id", "tracker_id"),
+    )
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    story_id: Mapped[int] = mapped_column(ForeignKey("stories.id", ondelete="CASCADE"))
+    tracker_id: Mapped[int] = mapped_column(ForeignKey("trackers.id", ondelete="CASCADE"))
+    item_key: Mapped[str | None] = mapped_column(String(TRACKER_KEY_CHARS))
+    url: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = _now()
+    updated_at: Mapped[datetime] = _now()
+    # committed just before the tracker's create is called: an item may exist, find it before creating again
+    create_attempted_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    pushed_run_id: Mapped[int | None] = mapped_column(ForeignKey("runs.id", ondelete="SET NULL"))
+    pushed_snapshot_id: Mapped[int | None] = mapped_column(ForeignKey("run_stories.id", ondelete="SET NULL"))
+    pushed_conversations: Mapped[int | None] = mapped_column(Integer)  # the count in the item, for "the theme grew"
+    block_sha256: Mapped[str | None] = mapped_column(String(64))
+    edited_by_person: Mapped[bool] = mapped_column(Boolean, default=False, server_default="false")
+    closed: Mapped[bool] = mapped_column(Boolean, default=False, server_default="false")
+    closed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    state_checked_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    regression_since: Mapped[datetime | None] = mapped_column(
+        DateTime(timezone=True)
+    )  # flagged "recurring after close"
+    regression_conversations: Mapped[int | None] = mapped_column(Integer)  # created after the close
+    regression_commented: Mapped[bool] = mapped_column(Boolean, default=False, server_default="false")
 
 
 AUDIT_SUBJECTS = ("story", "theme", "run", "conversation", "contact")
@@ -414,7 +475,7 @@ class ApiToken(Base):
 
 
 class WebSession(Base):
-    """A dashboard sign-in (migration 0006): the cookie carries a random id whose SHA-256 is stored here.
+    """A dashboard sign-in (migration 0008): the cookie carries a random id whose SHA-256 is stored here.
 
     Signing out sets `ended_at`, which ends the session for every copy of its cookie.
     """

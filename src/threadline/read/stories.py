@@ -10,6 +10,7 @@ is now: a quote whose message changed since (other text, other author, gone) is 
 from __future__ import annotations
 
 import functools
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Any, Literal
 
@@ -28,9 +29,11 @@ from threadline.db.models import (
     RunTheme,
     Story,
     Theme,
+    Tracker,
+    TrackerLink,
 )
 from threadline.engine.status import RunStatus
-from threadline.read.display import shown, shown_list
+from threadline.read.display import shown, shown_list, shown_priority, shown_span
 from threadline.read.themes import theme_name
 
 SNAPSHOTS = RunStory.__table__
@@ -78,6 +81,7 @@ STORY_COLUMNS = (
     SNAPSHOTS.c.trend,
     SNAPSHOTS.c.score,
     SNAPSHOTS.c.text_origin,
+    SNAPSHOTS.c.priority,
 )
 _FROM = (
     SNAPSHOTS.join(IDENTITIES, IDENTITIES.c.id == SNAPSHOTS.c.story_id)
@@ -92,7 +96,7 @@ def _iso(value: datetime | None) -> str | None:
     return value.isoformat() if value else None
 
 
-def _story_row(row: Any, evidence: list[dict[str, Any]]) -> dict[str, Any]:
+def _story_row(row: Any, evidence: list[dict[str, Any]], trackers: list[dict[str, Any]]) -> dict[str, Any]:
     """One story as every view shows it: the run's snapshot with the person's status and edits."""
     return {
         "id": row.id,
@@ -115,7 +119,9 @@ def _story_row(row: Any, evidence: list[dict[str, Any]]) -> dict[str, Any]:
         "trend": row.trend or {},
         "score": row.score,
         "text_origin": row.text_origin,
+        "priority": shown_priority(row.priority),
         "evidence": evidence,
+        "trackers": trackers,
     }
 
 
@@ -214,7 +220,8 @@ def list_stories(
     )
     rows = result.all()
     evidence = evidence_for(session, [row.snapshot_id for row in rows])
-    return [_story_row(row, evidence[row.snapshot_id]) for row in rows]
+    links = links_of(session, [row.id for row in rows])
+    return [_story_row(row, evidence[row.snapshot_id], links[row.id]) for row in rows]
 
 
 def story_runs(session: Session, story_id: int) -> list[dict[str, Any]]:
@@ -257,7 +264,9 @@ def story_view(session: Session, story_id: int, run_id: int | None = None) -> di
     ).first()
     if row is None:
         return None
-    return _story_row(row, evidence_for(session, [row.snapshot_id])[row.snapshot_id])
+    return _story_row(
+        row, evidence_for(session, [row.snapshot_id])[row.snapshot_id], links_of(session, [story_id])[story_id]
+    )
 
 
 def story_history(session: Session, story_id: int) -> list[dict[str, Any]]:
@@ -328,10 +337,7 @@ def evidence_in_context(session: Session, story: dict[str, Any]) -> list[dict[st
                         "id": m.id,
                         "author_role": m.author_role,
                         "created_at": m.created_at,
-                        "segments": [
-                            (shown(piece) or "", hit)
-                            for piece, hit in split_segments(m.text, spans.get(m.position, []))
-                        ],
+                        "segments": shown_segments(m.text, split_segments(m.text, spans.get(m.position, []))),
                         "quoted": m.position in spans,
                     }
                     for m in messages
@@ -339,6 +345,16 @@ def evidence_in_context(session: Session, story: dict[str, Any]) -> list[dict[st
             }
         )
     return blocks
+
+
+def shown_segments(text: str, segments: list[tuple[str, bool]]) -> list[tuple[str, bool]]:
+    """Segments of `text` as shown, each masked as a span of the whole text (a highlight may cut a phone in two)."""
+    out: list[tuple[str, bool]] = []
+    cursor = 0
+    for piece, hit in segments:
+        out.append((shown_span(text, cursor, cursor + len(piece)), hit))
+        cursor += len(piece)
+    return out
 
 
 def split_segments(text: str, spans: list[tuple[int, int]]) -> list[tuple[str, bool]]:
@@ -361,3 +377,41 @@ def split_segments(text: str, spans: list[tuple[int, int]]) -> list[tuple[str, b
     if cursor < len(text) or not segments:
         segments.append((text[cursor:], False))
     return segments
+
+
+def links_of(session: Session, story_ids: Sequence[int]) -> dict[int, list[dict[str, Any]]]:
+    """Tracker links of these stories (one query): tracker name and kind, key, URL, closed, regression."""
+    found: dict[int, list[dict[str, Any]]] = {story_id: [] for story_id in story_ids}
+    if not story_ids:
+        return found
+    rows = session.execute(
+        select(TrackerLink, Tracker.name, Tracker.kind)
+        .join(Tracker, Tracker.id == TrackerLink.tracker_id)
+        .where(TrackerLink.story_id.in_(list(story_ids)), TrackerLink.item_key.is_not(None))
+        .order_by(TrackerLink.story_id, Tracker.name)
+    )
+    for link, name, kind in rows:
+        found[link.story_id].append(link_json(link, name, kind))
+    return found
+
+
+def link_json(link: TrackerLink, name: str, kind: str) -> dict[str, Any]:
+    return {
+        "tracker": name,
+        "kind": kind,
+        "key": link.item_key,
+        "url": link.url,
+        "closed": link.closed,
+        "closed_at": link.closed_at.isoformat() if link.closed_at else None,
+        "edited_by_person": link.edited_by_person,
+        "updated_at": link.updated_at.isoformat(),
+        "recurring_after_close": (
+            {
+                "since": link.regression_since.isoformat(),
+                "closed_at": link.closed_at.isoformat() if link.closed_at else None,
+                "conversations": link.regression_conversations,
+            }
+            if link.regression_since is not None
+            else None
+        ),
+    }

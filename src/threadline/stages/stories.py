@@ -1,35 +1,47 @@
 """Stage `stories`: one evidence-backed story per theme of the run that is big enough, as a snapshot.
 
 For each theme of the run's snapshot with at least `pipeline.min_story_conversations` members:
-counts, distinct customers, first/last seen, a trend series sized to the run's period and
-measured back from its end (never `now()`), severity, a rank, and at least
-`pipeline.min_evidence_quotes` quotes that are exact substrings of customer messages *as they are
-now*. The text comes from `threadline.stories.template.story_text` (offline) or, with an LLM
-configured, is written from the same evidence; LLM text is reused from the story's previous
-snapshot when what it was written from is unchanged (same theme, evidence, model, prompt).
+counts, distinct customers (conversations without a customer id are "customer unknown",
+never counted as customers), companies and plans, first/last seen, a trend series sized to
+the run's period and measured back from its end (never `now()`), an explained priority
+(`threadline.stories.priority`: rank score and severity from named factors, stored with the
+snapshot), and evidence (`threadline.stories.evidence`): whole customer sentences, no small
+talk, each closer to its own theme's centroid than to any other theme's, from distinct
+conversations, new customers first, near-duplicates left out; the sentences of all themes
+are embedded in one batch per run. A theme whose evidence is thin or repetitive still gets
+its story, which says so. Quotes are exact substrings of customer messages *as they are
+now*. The text comes from `threadline.stories.template.story_text` (offline: a title stating
+the problem and the known facts) or, with an LLM configured, is written from the same
+evidence; LLM text is reused from the story's previous snapshot when what it was written
+from is unchanged (same theme, evidence, model, prompt). Severity and rank always come from
+the factors, whoever writes the text.
 
-Everything is written once, as the run's snapshot: `run_stories` and `run_story_evidence`
-(evidence copied as quoted: quote, offsets, message position and role, the SHA-256 of the
-message text). The story identity (`stories`, one per theme lineage) only carries human
-state; it is created here when the lineage gets its first story.
+Everything is written once, as the run's snapshot: `run_stories` (with `priority`: the
+factors, signals and evidence notes) and `run_story_evidence` (evidence copied as quoted:
+quote, offsets, message position and role, the SHA-256 of the message text). Text is
+stored verbatim; views mask personal data when they show it (`threadline.read.display`).
+The story identity (`stories`, one per theme lineage) only carries human state; it is
+created here when the lineage gets its first story.
 """
 
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 import hashlib
 import logging
+import math
 from collections import Counter, defaultdict
 from dataclasses import asdict, dataclass
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any
 
+import numpy as np
 from sqlalchemy import BigInteger, any_, cast, delete, func, select, text
 from sqlalchemy import insert as sa_insert
 from sqlalchemy.dialects.postgresql import ARRAY, insert
 from sqlalchemy.orm import Session
 
+from threadline.ai.embeddings import MODEL_NAME, process_embedder
 from threadline.ai.llm.client import LLMClient
 from threadline.ai.llm.cost import BudgetExceeded, CallUsage, cost_counters
 from threadline.ai.llm.facets import STAGE as FACETS_STAGE
@@ -44,9 +56,10 @@ from threadline.ai.llm.stories import (
     write_story,
 )
 from threadline.analysis.conversation_type import TYPE_ANALYSIS
-from threadline.config import PipelineSettings, get_settings
+from threadline.config import get_settings
 from threadline.db.analyses import latest_outputs, outputs_of
 from threadline.db.models import (
+    Contact,
     Conversation,
     Message,
     Run,
@@ -58,26 +71,29 @@ from threadline.db.models import (
     Theme,
     ThemeMember,
 )
+from threadline.db.vectors import load_theme_centroids
 from threadline.engine.budget import spend_guard
 from threadline.engine.llm import llm_runtime
 from threadline.engine.stage import StageContext, WholeRunStage
-from threadline.stories.evidence import Quote, best_quote
+from threadline.stages.inputs import load_customer_texts
+from threadline.stories.evidence import EVIDENCE_VERSION, Quote, Sentence, candidate_sentences, select_evidence
+from threadline.stories.priority import PRIORITY_VERSION, RunFacts, ThemeFacts, prioritise, severity_signals
 from threadline.stories.template import TEMPLATE_VERSION, StoryFacts, StoryText, story_text
 from threadline.stories.trend import trend_series
+from threadline.text.pii import mask_span
 
 logger = logging.getLogger(__name__)
 
 NAME = "stories"
-VERSION = TEMPLATE_VERSION  # offline story text; the LLM's prompt version is added when it writes
-FIRST_MESSAGE_BONUS = 1.0  # score points: one keyword's worth of preference for the opening message
-SEVERITY_HIGH_SHARE = 0.10  # share of the run's conversations: a tenth of all support volume is high severity
+# offline story text, evidence and priority; the LLM's prompt version is added when it writes
+VERSION = f"{EVIDENCE_VERSION}+{TEMPLATE_VERSION}+{PRIORITY_VERSION}"
 
 
 @dataclass
 class StoriesResult:
     stories: int = 0
     skipped_small: int = 0
-    skipped_no_evidence: int = 0
+    thin_evidence: int = 0  # stories written with fewer than `pipeline.min_evidence_quotes` quotes (they say so)
     llm_reused: int = 0
     llm_budget_refused: int = 0  # stories whose text the LLM budget could not pay for: templated text kept
 
@@ -92,7 +108,10 @@ class _Member:
     conversation_id: int
     external_id: str
     created_at: datetime | None
-    contact_id: int | None
+    customer: str | None  # the contact (one per source and external id); None: customer unknown
+    company: str | None
+    plan: str | None
+    value: float | None  # the configured value attribute, when the customer has a number there
 
 
 @dataclass
@@ -153,62 +172,67 @@ def _customer_messages(session: Session, conversation_ids: list[int]) -> dict[in
     return messages
 
 
-def select_evidence(
-    keywords: list[str],
-    candidates: list[tuple[int, int | None]],
-    messages: dict[int, list[tuple[int, str]]],
-    limits: PipelineSettings,
-) -> list[Quote]:
-    """Up to `limits.evidence_quotes_per_story` quotes from distinct conversations, distinct customers first.
-
-    `candidates` are the theme's (conversation, contact) pairs, closest first; `messages`
-    the customer messages (id, text) of each conversation in order. Pure: the quotes are
-    exact substrings of the given texts (`threadline.stories.evidence.best_quote`).
-    """
-    contact_of = dict(candidates)
-    best_by_conversation: dict[int, Quote] = {}
-    for conversation_id, _ in candidates:
-        for index, (message_id, body) in enumerate(messages.get(conversation_id, [])):
-            quote = best_quote(message_id, conversation_id, body, keywords, max_chars=limits.max_quote_chars)
-            if quote is not None and index == 0:
-                # The opening customer message states the problem; follow-ups add details.
-                quote = dataclasses.replace(quote, score=quote.score + FIRST_MESSAGE_BONUS)
-            current = best_by_conversation.get(conversation_id)
-            if quote and (current is None or quote.score > current.score):
-                best_by_conversation[conversation_id] = quote
-    order = [cid for cid, _ in candidates if cid in best_by_conversation]
-    chosen: list[Quote] = []
-    seen_contacts: set[int] = set()
-    for prefer_new_customer in (True, False):
-        for cid in order:
-            if len(chosen) >= limits.evidence_quotes_per_story:
-                break
-            quote = best_by_conversation[cid]
-            contact = contact_of[cid]
-            if quote in chosen or (prefer_new_customer and contact is not None and contact in seen_contacts):
-                continue
-            if any(q.text.casefold() == quote.text.casefold() for q in chosen):
-                continue  # the same sentence twice shows nothing new
-            chosen.append(quote)
-            if contact is not None:
-                seen_contacts.add(contact)
-    return chosen
+def _members(session: Session, run_id: int, value_attribute: str | None) -> dict[int, list[_Member]]:
+    """Each theme's members of the run with what is known about their customer, in (source, external id) order."""
+    by_theme: dict[int, list[_Member]] = defaultdict(list)
+    rows = session.execute(
+        select(
+            ThemeMember.theme_id,
+            Conversation.id,
+            Conversation.external_id,
+            Conversation.created_at,
+            Conversation.contact_id,
+            Contact.company,
+            Contact.plan,
+            Contact.attributes,
+        )
+        .join(Conversation, Conversation.id == ThemeMember.conversation_id)
+        .outerjoin(Contact, Contact.id == Conversation.contact_id)
+        .where(ThemeMember.run_id == run_id)
+        .order_by(Conversation.source_id, Conversation.external_id)
+    )
+    for theme_id, conversation_id, external_id, created_at, contact_id, company, plan, attributes in rows:
+        raw = (attributes or {}).get(value_attribute) if value_attribute else None
+        value = (
+            float(raw) if isinstance(raw, int | float) and not isinstance(raw, bool) and math.isfinite(raw) else None
+        )
+        by_theme[theme_id].append(
+            _Member(
+                conversation_id,
+                external_id,
+                created_at,
+                f"contact {contact_id}" if contact_id is not None else None,
+                company or None,
+                plan or None,
+                value,
+            )
+        )
+    return by_theme
 
 
-def _recent_share(times: list[datetime], start: datetime, end: datetime) -> float:
-    """Share of the theme's conversations in the last quarter of the run's period (measured back from its end)."""
-    if not times:
-        return 0.0
-    cutoff = end - (end - start) / 4 if end > start else end - timedelta(days=1)
-    return sum(1 for t in times if t >= cutoff) / len(times)
+def _run_facts(by_theme: dict[int, list[_Member]], total: int, period: tuple[datetime, datetime] | None) -> RunFacts:
+    """The run-wide context of priority: configured value weights and their run means."""
+    insight = get_settings().insight
+    members = [m for ms in by_theme.values() for m in ms]
+    weights = [insight.plan_weights[m.plan] for m in members if m.plan in insight.plan_weights]
+    values = {m.customer: m.value for m in members if m.customer is not None and m.value is not None}
+    return RunFacts(
+        conversations=total,
+        period=period,
+        plan_weights=insight.plan_weights,
+        mean_plan_weight=sum(weights) / len(weights) if weights else None,
+        value_attribute=insight.value_attribute,
+        mean_value=sum(values.values()) / len(values) if values else None,
+    )
 
 
-def _severity(share: float, direction: str) -> tuple[str, str]:
-    if share >= SEVERITY_HIGH_SHARE:
-        return "high", f"{share:.0%} of the run's conversations"
-    if direction in ("rising", "new"):
-        return "medium", f"{share:.0%} of the run's conversations and {direction}"
-    return "low", f"{share:.0%} of the run's conversations, {direction}"
+def _unit_rows(by_theme: dict[int, np.ndarray], order: list[int], dims: int) -> np.ndarray:
+    """Centroids in `order` as L2-normalised float32 rows; a theme without vectors gets a zero row."""
+    if not order:
+        return np.zeros((0, dims), dtype=np.float32)
+    matrix = np.stack([np.asarray(by_theme.get(t, np.zeros(dims)), dtype=np.float32) for t in order])
+    unit: np.ndarray = matrix / np.maximum(np.linalg.norm(matrix, axis=1, keepdims=True), 1e-12)
+    return unit
 
 
 @dataclass
@@ -235,33 +259,28 @@ def _ensure_identities(session: Session, theme_ids: list[int]) -> dict[int, int]
 
 
 def build_stories(
-    session: Session, run_id: int, *, types: dict[int, str] | None = None, runtime: LLMRuntime | None = None
+    session: Session,
+    run_id: int,
+    *,
+    types: dict[int, str] | None = None,
+    runtime: LLMRuntime | None = None,
+    model: str = MODEL_NAME,
 ) -> tuple[StoriesResult, list[CallUsage]]:
     """Write the run's story snapshot (see the module docstring); returns counters and LLM usages.
 
-    `types` maps conversation id -> conversation type (when the type stage ran); the
-    dominant type chooses the story's verb ("Fix ...", "Add ...").
+    `types` maps conversation id -> conversation type (when the type stage ran): a factor of
+    the rank and of the severity. `model` is the embedding model of the conversations (the
+    themes' centroids); the evidence sentences are embedded with the same model.
     """
     limits = get_settings().pipeline
+    insight = get_settings().insight
+    types = types or {}
     result = StoriesResult()
     run = session.get(Run, run_id)
     assert run is not None
     session.execute(delete(RunStory).where(RunStory.run_id == run_id))  # a reopened run replaces its snapshot
     total = session.execute(select(func.count()).where(RunConversation.run_id == run_id)).scalar_one()
-    members_by_theme: dict[int, list[_Member]] = defaultdict(list)
-    for theme_id, conversation_id, external_id, created_at, contact_id in session.execute(
-        select(
-            ThemeMember.theme_id,
-            Conversation.id,
-            Conversation.external_id,
-            Conversation.created_at,
-            Conversation.contact_id,
-        )
-        .join(Conversation, Conversation.id == ThemeMember.conversation_id)
-        .where(ThemeMember.run_id == run_id)
-        .order_by(Conversation.source_id, Conversation.external_id)
-    ):
-        members_by_theme[theme_id].append(_Member(conversation_id, external_id, created_at, contact_id))
+    members_by_theme = _members(session, run_id, insight.value_attribute)
     big_enough = sorted(t for t, members in members_by_theme.items() if len(members) >= limits.min_story_conversations)
     result.skipped_small = len(members_by_theme) - len(big_enough)
     themes = {
@@ -275,50 +294,93 @@ def build_stories(
     candidates = _evidence_candidates(session, run_id, big_enough, limits.evidence_candidates)
     messages = _customer_messages(session, sorted({cid for cids in candidates.values() for cid in cids}))
     by_message = {m.id: (cid, m) for cid, items in messages.items() for m in items}
-    external = {m.conversation_id: m.external_id for members in members_by_theme.values() for m in members}
+    # Evidence: every theme's candidate sentences embedded in one batch, judged against every theme's centroid.
+    sentences: dict[int, list[Sentence]] = {
+        theme_id: [
+            s
+            for cid in candidates.get(theme_id, [])
+            for s in candidate_sentences(
+                cid, [(m.id, m.text) for m in messages.get(cid, [])], max_chars=limits.max_quote_chars
+            )
+        ]
+        for theme_id in big_enough
+    }
+    leaf_order = sorted(members_by_theme)
+    centroid_of = load_theme_centroids(session, run_id, model) if big_enough else {}
+    dims = next((v.shape[0] for v in centroid_of.values()), 0)
+    texts = [s.text for theme_id in big_enough for s in sentences[theme_id]]
+    vectors = process_embedder().embed(texts) if texts else np.zeros((0, dims), dtype=np.float32)
+    dims = dims or (vectors.shape[1] if vectors.ndim == 2 else 0)
+    centroids = _unit_rows(centroid_of, leaf_order, dims)
+    row_of = {theme_id: row for row, theme_id in enumerate(leaf_order)}
+    customer_texts = load_customer_texts(session, run_id=run_id) if big_enough else {}
     times_all = [m.created_at for members in members_by_theme.values() for m in members if m.created_at]
     start = run.period_start or min(times_all, default=None)
     end = run.period_end or max(times_all, default=None)
+    period = (start, end) if start and end else None
+    run_facts = _run_facts(members_by_theme, total, period)
     drafts: list[_Draft] = []
+    offset = 0
     for theme_id in big_enough:
         members = members_by_theme[theme_id]
         theme = themes[theme_id]
         name = theme.human_name or theme.name or f"theme {theme_id}"
         keywords = list(theme.keywords or [])
-        contact_of = {m.conversation_id: m.contact_id for m in members}
-        quotes = select_evidence(
-            keywords,
-            [(cid, contact_of.get(cid)) for cid in candidates.get(theme_id, [])],
-            {cid: [(m.id, m.text) for m in messages.get(cid, [])] for cid in candidates.get(theme_id, [])},
-            limits,
+        own = sentences[theme_id]
+        selection = select_evidence(
+            own,
+            vectors[offset : offset + len(own)],
+            centroids,
+            row_of[theme_id],
+            contacts={m.conversation_id: hash(m.customer) if m.customer else None for m in members},
+            limit=limits.evidence_quotes_per_story,
+            min_quotes=limits.min_evidence_quotes,
         )
-        if len(quotes) < limits.min_evidence_quotes:
-            result.skipped_no_evidence += 1
-            logger.info("theme %d: only %d evidence quotes, no story", theme_id, len(quotes))
-            continue
+        offset += len(own)
+        result.thin_evidence += int(selection.thin)
+        if selection.thin:
+            logger.info("theme %d: %d evidence quotes, the story says so", theme_id, len(selection.quotes))
         times = [m.created_at for m in members if m.created_at is not None]
-        customers = len({m.contact_id if m.contact_id is not None else f"c{m.conversation_id}" for m in members})
         trend: dict[str, Any] = (
             trend_series(times, start, end, max_buckets=limits.trend_max_buckets)
             if start and end and times
             else {"counts": [], "direction": "steady"}
         )
-        recent = _recent_share(times, start, end) if start and end else 0.0
-        dominant = Counter((types or {}).get(m.conversation_id, "other") for m in members).most_common(1)[0][0]
-        share = len(members) / max(total, 1)
-        severity, severity_reason = _severity(share, trend.get("direction", "steady"))
+        signals: Counter[str] = Counter()
+        for m in members:
+            signals.update(severity_signals(customer_texts.get(m.conversation_id, "")))
+        priority = prioritise(
+            ThemeFacts(
+                conversations=len(members),
+                customer_ids=[m.customer for m in members],
+                companies=[m.company for m in members],
+                plans=[m.plan for m in members],
+                values={m.customer: m.value for m in members if m.customer is not None and m.value is not None},
+                times=times,
+                types=[types[m.conversation_id] for m in members if m.conversation_id in types],
+                signals=dict(signals),
+                trend_direction=str(trend.get("direction", "steady")),
+            ),
+            run_facts,
+        )
         first, last = min(times, default=None), max(times, default=None)
         written = story_text(
             StoryFacts(
                 theme_name=name,
                 keywords=keywords,
                 conversations=len(members),
-                customers=customers,
+                customers_known=priority.customers_known,
+                customers_unknown_conversations=priority.customers_unknown_conversations,
                 first_seen=first,
                 last_seen=last,
-                direction=trend.get("direction", "steady"),
-                dominant_type=dominant,
-                quotes=[q.text for q in quotes],
+                trend=trend,
+                companies=priority.companies,
+                plans=priority.plans,
+                quotes=[q.text for q in selection.quotes],
+                # titles never carry personal data: candidates are judged masked (on the whole message)
+                title_quotes=[mask_span(by_message[q.message_id][1].text, q.start, q.end) for q in selection.quotes],
+                evidence_notes=selection.notes,
+                named_by_person=bool(theme.human_name),
             )
         )
         drafts.append(
@@ -326,18 +388,19 @@ def build_stories(
                 theme_id=theme_id,
                 theme_name=name,
                 description=theme.description or "",
-                quotes=quotes,
+                quotes=selection.quotes,
                 members=members,
                 row={
                     **_text_fields(written),
-                    "severity": severity,
-                    "severity_reason": severity_reason,
+                    "severity": priority.severity,
+                    "severity_reason": priority.severity_reason,
                     "conversation_count": len(members),
-                    "customer_count": customers,
+                    "customer_count": priority.customers_known,
                     "first_seen": first,
                     "last_seen": last,
                     "trend": trend,
-                    "score": len(members) * (0.5 + recent),
+                    "score": priority.score,
+                    "priority": {**priority.to_dict(), "evidence_notes": list(selection.notes)},
                     "text_origin": "templated",
                     "text_key": None,
                 },
@@ -348,7 +411,7 @@ def build_stories(
         draft.story_id = identities[draft.theme_id]
     usages: list[CallUsage] = []
     if runtime is not None and drafts:
-        usages = _write_with_llm(session, run_id, drafts, runtime, result)
+        usages = _write_with_llm(session, run_id, [d for d in drafts if d.quotes], runtime, result)
     # Rank: score, then size, then the lineage id (stable across the runs of a scope).
     drafts.sort(key=lambda d: (-d.row["score"], -d.row["conversation_count"], d.theme_id))
     rows = [
@@ -359,6 +422,7 @@ def build_stories(
         return result, usages
     ids = session.execute(sa_insert(RunStory).returning(RunStory.id, sort_by_parameter_order=True), rows).scalars()
     evidence = []
+    external = {m.conversation_id: m.external_id for d in drafts for m in d.members}
     for run_story_id, draft in zip(ids, drafts, strict=True):
         for position, quote in enumerate(draft.quotes):
             conversation_id, message = by_message[quote.message_id]
@@ -378,7 +442,8 @@ def build_stories(
                     "end_offset": quote.end,
                 }
             )
-    session.execute(sa_insert(RunStoryEvidence), evidence)  # executemany: one cached statement
+    if evidence:
+        session.execute(sa_insert(RunStoryEvidence), evidence)  # executemany: one cached statement
     result.stories = len(rows)
     return result, usages
 
@@ -395,7 +460,7 @@ def _text_fields(written: StoryText) -> dict[str, Any]:
 _PREVIOUS_LLM_TEXT_SQL = text(
     """
     SELECT DISTINCT ON (rs.story_id) rs.story_id, rs.text_key, rs.title, rs.problem, rs.user_story,
-           rs.acceptance_criteria, rs.severity, rs.severity_reason
+           rs.acceptance_criteria
       FROM run_stories rs
      WHERE rs.story_id = ANY(CAST(:ids AS bigint[])) AND rs.run_id < :run_id AND rs.text_origin = 'llm'
      ORDER BY rs.story_id, rs.run_id DESC
@@ -411,6 +476,7 @@ def _write_with_llm(
     Text whose inputs (theme, evidence, model, prompt) are unchanged since the story's last
     LLM-written snapshot is reused instead of asked for again. A story keeps its templated
     text when writing fails or cites nothing valid; returns the usages of the calls made.
+    Severity stays the one the priority factors gave (explained, unlike the model's guess).
     """
     summaries = {
         cid: str(output.get("summary", ""))
@@ -446,8 +512,6 @@ def _write_with_llm(
                 problem=earlier.problem,
                 user_story=earlier.user_story,
                 acceptance_criteria=list(earlier.acceptance_criteria or []),
-                severity=earlier.severity,
-                severity_reason=earlier.severity_reason,
                 text_origin="llm",
                 text_key=keys[index],
             )
@@ -478,8 +542,6 @@ def _write_with_llm(
             problem=_cited(written.problem),
             user_story=_cited(written.user_story),
             acceptance_criteria=[_cited(c) for c in written.acceptance_criteria],
-            severity=written.severity,
-            severity_reason=_cited(written.severity_reason),
             text_origin="llm",
             text_key=keys[index],
         )
@@ -504,4 +566,4 @@ def run(context: StageContext) -> dict[str, Any]:
 
 STAGE = WholeRunStage(name=NAME, version=f"{VERSION}+{STORIES_PROMPT_VERSION}", position=40, run=run)
 
-__all__ = ["STAGE", "StoriesResult", "build_stories", "message_sha256", "select_evidence", "trend_series"]
+__all__ = ["STAGE", "StoriesResult", "build_stories", "message_sha256"]

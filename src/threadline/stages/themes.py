@@ -18,8 +18,10 @@ scopes are never looked at. For run N:
    identity on the larger part, merges end the smaller lineage as "merged into", and
    themes a person marked "keep separate" are never merged.
 5. **Names.** A continued theme keeps the name it had (a person's name always wins, when
-   shown); a new one is named from what sets it apart from its neighbours. Key phrases,
-   sizes, dates and the group are recomputed for the snapshot.
+   shown); a new one is named (`threadline.themes.naming`: phrases and subject lines of its
+   members, chosen by embedding contrast with the nearest themes) from what sets it apart
+   from its neighbours, never taking an existing theme's name. Key phrases, sizes, dates
+   and the group are recomputed for the snapshot.
 6. **Snapshot.** `run_themes` and `theme_members` rows of this run, written once.
 
 Inputs are ordered by (source id, external id), never by serial ids, and the clustering
@@ -37,10 +39,11 @@ from datetime import datetime
 from typing import Any
 
 import numpy as np
-from sqlalchemy import BigInteger, bindparam, delete, insert, select, text, update
+from sqlalchemy import BigInteger, any_, bindparam, cast, delete, insert, select, text, update
+from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.orm import Session
 
-from threadline.ai.embeddings import MODEL_NAME
+from threadline.ai.embeddings import MODEL_NAME, process_embedder
 from threadline.ai.llm.client import LLMCallFailed, LLMClient
 from threadline.ai.llm.cost import BudgetExceeded, CallUsage, cost_counters
 from threadline.ai.llm.facets import STAGE as FACETS_STAGE
@@ -55,6 +58,7 @@ from threadline.engine.budget import RunSpendGuard, spend_guard
 from threadline.engine.llm import llm_runtime
 from threadline.engine.stage import StageContext, WholeRunStage
 from threadline.stages.inputs import load_customer_texts
+from threadline.text.sentences import truncate_words
 from threadline.themes.clustering import CLUSTERING_VERSION, MIN_THEME_SIZE, assign_to_existing, cluster_vectors
 from threadline.themes.hierarchy import group_themes
 from threadline.themes.lineage import IDENTITY_MIN_JACCARD, match_lineages
@@ -418,17 +422,23 @@ def _name(
     """Key phrases and a representative for every theme; names kept for continued lineages, made for new ones."""
     if not clusters:
         return []
-    named = name_themes(
-        {i: [texts.get(int(ids[p]), "") for p in c.positions] for i, c in enumerate(clusters)},
-        centroids={i: c.centroid for i, c in enumerate(clusters)},
-        member_vectors={i: matrix[c.positions] for i, c in enumerate(clusters)},
-    )
     continued = [c.lineage for c in clusters if c.lineage is not None]
     kept = {
         theme_id: (name, description)
         for theme_id, name, description in session.execute(_KEPT_NAMES_SQL, {"ids": continued, "run_id": run_id})
     }
     taken = {name for name, _ in kept.values()} | set(lineages.human_names.values())
+    subjects = _subjects(session, ids)
+    # Existing themes keep their names (`kept`, a person's name); a new theme, e.g. a sibling split off an
+    # existing one, never takes one of them: it gets the next phrase that tells it apart.
+    named = name_themes(
+        {i: [texts.get(int(ids[p]), "") for p in c.positions] for i, c in enumerate(clusters)},
+        centroids={i: c.centroid for i, c in enumerate(clusters)},
+        member_vectors={i: matrix[c.positions] for i, c in enumerate(clusters)},
+        subjects_by_theme={i: [subjects.get(int(ids[p])) for p in c.positions] for i, c in enumerate(clusters)},
+        embed=process_embedder().embed,
+        taken=taken,
+    )
     fresh: list[int] = []
     for index, cluster in enumerate(clusters):
         theme_name = named[index]
@@ -447,7 +457,7 @@ def _name(
             suffix += 1
         taken.add(name)
         cluster.name = name
-        example = texts.get(cluster.representative or -1, "").replace("\n", " ")[:quote_chars]
+        example = truncate_words(texts.get(cluster.representative or -1, "").replace("\n", " "), quote_chars)
         cluster.description = (
             f"Customers write about {', '.join(theme_name.keywords[:3]) or name}. For example: \u201c{example}\u201d"
         )
@@ -456,6 +466,17 @@ def _name(
     guard = spend_guard(session.get_bind(), run_id, runtime.settings.run_budget)  # type: ignore[arg-type]
     return _name_with_llm(
         session, clusters, fresh, ids, matrix, taken - {clusters[i].name for i in fresh}, runtime, guard
+    )
+
+
+def _subjects(session: Session, ids: np.ndarray) -> dict[int, str | None]:
+    """Subject lines of the run's conversations (name candidates where the data has them), in one query."""
+    return dict(
+        session.execute(
+            select(Conversation.id, Conversation.subject).where(
+                Conversation.id == any_(cast([int(i) for i in ids], ARRAY(BigInteger)))
+            )
+        ).all()
     )
 
 
@@ -493,6 +514,7 @@ def _group(
             for g, members in children.items()
         },
         centroids={g: _normalise(np.mean([clusters[i].centroid for i in m], axis=0)) for g, m in children.items()},
+        embed=process_embedder().embed,
     )
     groups: list[_Cluster] = []
     reused: set[int] = set()

@@ -1,5 +1,11 @@
 """Report export: the ranked stories with their evidence as Markdown or CSV.
 
+Stories come from the read model (`threadline.read.stories`), whose text has already passed
+`threadline.read.display.shown` (personal data masked); this module lays them out. Each
+story shows the factors behind its rank and severity (`priority`, see
+:mod:`threadline.stories.priority`) and its customers as known ("customer unknown" where the
+data has no customer ids, never conversations counted as customers).
+
 Both carry customer and model-written text, so both are made inert: in Markdown every text is
 escaped (no raw HTML, no link syntax) and only http(s) URLs become links; in CSV a cell that a
 spreadsheet would read as a formula is prefixed with a quote.
@@ -14,6 +20,24 @@ from datetime import datetime
 from typing import Any
 
 from threadline.text.safety import csv_cell, markdown_text, safe_link
+
+
+def _factors(story: dict[str, Any]) -> str:
+    """The rank factors as one line: "reach x1.3 (27 distinct customers); recency x1.1 (...)"."""
+    factors = (story.get("priority") or {}).get("factors") or []
+    return "; ".join(f"{f['name']} x{f['multiplier']:g} ({f['reason']})" for f in factors)
+
+
+def _customers(story: dict[str, Any]) -> str:
+    """Distinct customers as known: conversations without a customer id are never counted as customers."""
+    priority = story.get("priority") or {}
+    if "customers_known" not in priority:  # a snapshot from before factors were recorded
+        return f"{story['customers']} customers"
+    known = priority["customers_known"]
+    unknown = priority.get("customers_unknown_conversations", 0)
+    if not known:
+        return "customer unknown"
+    return f"{known} distinct customers" + (f" (customer unknown in {unknown})" if unknown else "")
 
 
 def report_title(sources: Sequence[str], start: datetime | None, end: datetime | None) -> str:
@@ -57,10 +81,11 @@ def to_markdown(stories: list[dict[str, Any]], *, title: str = "Threadline repor
             f"## {story['rank']}. {_md(story['title'])}",
             "",
             f"- **Story:** #{story['id']} (theme #{story['theme_id']}: {_md(story['theme'])})",
-            f"- **Conversations:** {story['conversations']} from {story['customers']} customers",
+            f"- **Conversations:** {story['conversations']} from {_customers(story)}",
             f"- **Seen:** {(story['first_seen'] or '?')[:10]} to {(story['last_seen'] or '?')[:10]}"
             f" (trend: {trend.get('direction', 'n/a')})",
             f"- **Severity:** {_md(story['severity'])} ({_md(story['severity_reason'])})",
+            f"- **Rank factors:** {_md(_factors(story)) or 'not recorded for this run'}",
             f"- **Status:** {story['status']}",
             "",
             _md(story["problem"]),
@@ -74,6 +99,8 @@ def to_markdown(stories: list[dict[str, Any]], *, title: str = "Threadline repor
         for evidence in story["evidence"]:
             quote = _md(evidence["quote"].replace("\n", " "))
             lines.append(f"- \u201c{quote}\u201d ({_where(evidence)})")
+        if not story["evidence"]:
+            lines.append("- (no quote qualified: see the problem statement)")
         lines.append("")
     return "\n".join(lines)
 
@@ -88,6 +115,8 @@ CSV_COLUMNS = (
     "first_seen",
     "last_seen",
     "trend",
+    "severity_reason",
+    "rank_factors",
     "problem",
     "evidence",
     "id",
@@ -102,7 +131,8 @@ def to_csv(stories: list[dict[str, Any]]) -> str:
     writer.writeheader()
     for story in stories:
         row = {
-            **{k: story.get(k) for k in CSV_COLUMNS if k not in ("trend", "evidence")},
+            **{k: story.get(k) for k in CSV_COLUMNS if k not in ("trend", "evidence", "rank_factors")},
+            "rank_factors": _factors(story),
             "trend": (story.get("trend") or {}).get("direction"),
             "evidence": " | ".join(f"{e['conversation_external_id']}: {e['quote']}" for e in story["evidence"]),
         }

@@ -1,45 +1,46 @@
-"""Offline story text: title, problem, user story and acceptance criteria from plain facts.
+"""Offline story text: title and problem statement from plain facts, and nothing that is not known.
 
 Pure (plain data in, text out), so better writing can replace it without touching how
 stories are stored: the stories stage gathers the facts, calls `story_text`, and copies the
-result into the run's snapshot verbatim.
+result into the run's snapshot verbatim. The title is the clearest customer statement of
+the problem (`threadline.stories.titles`), the problem statement says only what is known
+(`threadline.stories.text`). Offline there is no user story and no acceptance criteria:
+they cannot be written honestly without reading the evidence; the LLM path writes them.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import Any
+
+from threadline.stories.text import TEXT_VERSION, problem_text
+from threadline.stories.titles import TITLES_VERSION, story_title
 
 __all__ = ["StoryFacts", "StoryText", "TEMPLATE_VERSION", "story_text"]
 
-TEMPLATE_VERSION = "templated-1"  # bump when the wording changes: part of the stage version
-
-_TITLE_VERBS = {
-    "bug": "Fix",
-    "feature_request": "Add",
-    "how_to": "Clarify",
-    "billing": "Correct",
-    "account_access": "Unblock",
-    "complaint": "Address",
-    "praise": "Keep",
-    "other": "Resolve",
-}
+TEMPLATE_VERSION = f"{TITLES_VERSION}+{TEXT_VERSION}"  # part of the stage version: a wording change re-writes
 
 
 @dataclass(frozen=True)
 class StoryFacts:
-    """What a story is written from: the theme as the run saw it and its evidence quotes (verbatim)."""
+    """What a story is written from: the theme as the run saw it, what is known of its customers, its evidence."""
 
     theme_name: str
     keywords: Sequence[str]
     conversations: int
-    customers: int
+    customers_known: int  # distinct customers with an id
+    customers_unknown_conversations: int  # conversations whose customer is unknown
     first_seen: datetime | None
     last_seen: datetime | None
-    direction: str  # trend direction: rising | falling | steady | new
-    dominant_type: str  # most common conversation type among the members
-    quotes: Sequence[str] = field(default_factory=tuple)
+    trend: Mapping[str, Any]
+    companies: Mapping[str, int] = field(default_factory=dict)
+    plans: Mapping[str, int] = field(default_factory=dict)
+    quotes: Sequence[str] = field(default_factory=tuple)  # verbatim, best first
+    title_quotes: Sequence[str] = field(default_factory=tuple)  # the same quotes with personal data masked
+    evidence_notes: Sequence[str] = field(default_factory=tuple)  # why the evidence is thin or repetitive
+    named_by_person: bool = False  # `theme_name` is a person's name for the theme: it is the title
 
 
 @dataclass(frozen=True)
@@ -51,29 +52,27 @@ class StoryText:
 
 
 def story_text(facts: StoryFacts) -> StoryText:
-    """The templated story of a theme: specific (counts, dates, key phrases) and quoting the first piece of evidence."""
-    verb = _TITLE_VERBS.get(facts.dominant_type, "Resolve")
-    name = facts.theme_name
-    when = (
-        f" between {facts.first_seen:%d %b %Y} and {facts.last_seen:%d %b %Y}"
-        if facts.first_seen and facts.last_seen
-        else ""
-    )
-    keywords = ", ".join(list(facts.keywords)[:5])
-    typical = f". Typical report: \u201c{facts.quotes[0]}\u201d" if facts.quotes else "."
+    """The offline story of a theme: a title stating the problem and a problem statement of known facts.
+
+    A person's name for the theme is the title (their words win over extraction); otherwise
+    the title is the clearest customer statement among the evidence, else the theme's name.
+    """
     return StoryText(
-        title=f"{verb}: {name}",
-        problem=(
-            f"{facts.conversations} conversations from {facts.customers} customers{when} are about {name}"
-            + (f" ({keywords})" if keywords else "")
-            + typical
+        title=facts.theme_name if facts.named_by_person else story_title(facts.title_quotes, facts.theme_name),
+        problem=problem_text(
+            name=facts.theme_name,
+            keywords=facts.keywords,
+            typical_quote=facts.quotes[0] if facts.quotes else None,
+            conversations=facts.conversations,
+            customers_known=facts.customers_known,
+            customers_unknown_conversations=facts.customers_unknown_conversations,
+            companies=facts.companies,
+            plans=facts.plans,
+            first_seen=facts.first_seen,
+            last_seen=facts.last_seen,
+            trend=facts.trend,
+            evidence_notes=facts.evidence_notes,
         ),
-        user_story=(
-            f"As a customer affected by {name}, I want it resolved so that I do not need to contact support about it."
-        ),
-        acceptance_criteria=[
-            f"The situation in the {len(facts.quotes)} evidence conversations no longer leads to a support request.",
-            f"Support volume about {name} falls below its current {facts.direction} level in the following weeks.",
-            "Customers who reported it can be told it is resolved.",
-        ],
+        user_story=None,
+        acceptance_criteria=[],
     )

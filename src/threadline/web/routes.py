@@ -16,9 +16,11 @@ from fastapi.responses import HTMLResponse, JSONResponse, PlainTextResponse, Red
 from fastapi.templating import Jinja2Templates
 from jinja2 import Environment, FileSystemLoader
 from markupsafe import Markup, escape
+from sqlalchemy import Engine
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from threadline.db.models import STORY_STATUSES, DeadLetter
+from threadline.delivery.trackers import ExportFailed, export_stories
 from threadline.engine import service
 from threadline.engine.curation import (
     CurationError,
@@ -29,8 +31,9 @@ from threadline.engine.curation import (
     set_keep_separate,
     update_story,
 )
+from threadline.exporters.trackers import list_trackers
 from threadline.read import runs as run_read
-from threadline.read.conversations import get_conversation, list_conversations
+from threadline.read.conversations import get_conversation, list_conversations, unassigned_count
 from threadline.read.dead_letters import list_dead_letters
 from threadline.read.display import NOT_RECORDED
 from threadline.read.overview import overview
@@ -259,6 +262,7 @@ def themes_page(
         "themes.html",
         session,
         tree=tree,
+        unassigned=unassigned_count(db, run.id if run else None),
         series=series,
         bucket_days=bucket_days,
         run=run,
@@ -407,6 +411,8 @@ def story_page(
     story_id: IdPath,
     saved: str | None = None,
     run_id: RunParam = None,
+    sent: Annotated[str | None, Query(max_length=200)] = None,
+    failed: Annotated[str | None, Query(max_length=1000)] = None,
 ) -> HTMLResponse:
     story = _view_or_404(db, story_id, run_id)
     return render(
@@ -414,6 +420,9 @@ def story_page(
         "story.html",
         session,
         story=story,
+        trackers=list_trackers(db),
+        sent=sent,
+        failed=failed,
         contexts=evidence_in_context(db, story),
         decisions=DECISIONS,
         saved=saved,
@@ -454,6 +463,27 @@ def story_edit(
     return see_other(f"/stories/{story_id}?saved=text")
 
 
+@router.post("/stories/{story_id}/send")
+def story_send(
+    db: DbSession, form: FormSession, story_id: IdPath, tracker: Annotated[str, Form(min_length=1, max_length=200)]
+) -> Response:
+    """ "Send to ...": export the story to a tracker (one item per story and tracker), then show its link."""
+    _story_or_404(db, story_id)
+    actor = actor_of_token(db, form.token_id)
+    engine = db.get_bind()
+    if not isinstance(engine, Engine):  # sessions here are bound to an engine, never to one connection
+        raise TypeError("the dashboard's session is not bound to an engine")
+    db.close()  # the export takes its own connections; do not hold this one meanwhile
+    try:
+        report = export_stories(engine, tracker, [story_id], actor=actor)
+    except ExportFailed as exc:
+        return see_other(f"/stories/{story_id}?{urlencode({'failed': str(exc)})}")
+    outcome = report.outcomes[0]
+    if outcome.action == "failed":
+        return see_other(f"/stories/{story_id}?{urlencode({'failed': outcome.error or 'export failed'})}")
+    return see_other(f"/stories/{story_id}?{urlencode({'sent': tracker})}")
+
+
 @router.get("/stories/{story_id}/export.md")
 def story_export(db: DbSession, session: PageSession, story_id: IdPath, run_id: RunParam = None) -> PlainTextResponse:
     story = _view_or_404(db, story_id, run_id)
@@ -476,12 +506,23 @@ def conversations_page(
     session: PageSession,
     q: Annotated[Annotated[str, WITHIN_QUERY_CHARS] | None, Query()] = None,
     offset: OffsetQuery = 0,
+    unassigned: bool = False,
+    run_id: RunParam = None,
 ) -> HTMLResponse:
-    rows = list_conversations(db, limit=PAGE_SIZE + 1, offset=offset, q=(q or "").strip() or None)
+    run = selected_run(db, run_id, None) if unassigned else None
+    rows = list_conversations(
+        db,
+        limit=PAGE_SIZE + 1,
+        offset=offset,
+        q=(q or "").strip() or None,
+        run_id=run.id if run else None,
+        unassigned=run is not None,
+    )
     return render(
         request,
         "conversations.html",
         session,
+        unassigned_run=run.id if run else None,
         conversations=rows[:PAGE_SIZE],
         q=q or "",
         offset=offset,

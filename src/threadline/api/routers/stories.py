@@ -7,7 +7,8 @@ from typing import Annotated
 from fastapi import APIRouter, HTTPException, Query
 from fastapi.responses import JSONResponse, PlainTextResponse
 
-from threadline.api.schemas import Problem, StoryHistory, StoryOut, StoryPatch, StoryStatus
+from threadline.api.schemas import ExportOut, ExportRequest, Problem, StoryHistory, StoryOut, StoryPatch, StoryStatus
+from threadline.delivery.trackers import ExportFailed, export_stories_async
 from threadline.engine.curation import CurationError, actor_of_token, record_exports, update_story
 from threadline.read.stories import StorySort, get_story, list_stories, story_history, story_runs, story_view
 from threadline.server.deps import ApiAuth, DbSession, ReadDb
@@ -112,3 +113,25 @@ def export_story(story_id: IdPath, db: DbSession, token_id: ApiAuth, run_id: Run
         media_type="text/markdown; charset=utf-8",
         headers={"Content-Disposition": f'attachment; filename="story-{story_id}.md"'},
     )
+
+
+@router.post(
+    "/stories/{story_id}/export",
+    response_model=ExportOut,
+    responses={404: {"model": Problem}, 502: {"model": Problem}},
+)
+async def export_to_tracker(story_id: IdPath, body: ExportRequest, read: ReadDb, token_id: ApiAuth) -> dict:
+    """Send the story to a tracker: one item per story and tracker, updated (never duplicated) when sent again.
+
+    502 with one line naming the tracker when it cannot be reached as configured (refused token,
+    missing project); a failure of this story alone is in the answer (`failed`) and a dead letter.
+    """
+    found, actor = await read(lambda db: (get_story(db, story_id) is not None, actor_of_token(db, token_id)))
+    if not found:
+        raise HTTPException(404, detail="no such story")
+    try:  # the export takes its own connections (a lock connection per story), outside the read rationing
+        report = await export_stories_async(read.engine, body.tracker, [story_id], actor=actor)
+    except ExportFailed as exc:
+        status = 404 if str(exc).startswith("no tracker named") else 502
+        raise HTTPException(status, detail=str(exc)) from None
+    return report.as_dict()

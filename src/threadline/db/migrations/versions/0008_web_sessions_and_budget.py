@@ -1,7 +1,7 @@
 """server-side dashboard sessions (logout ends a session everywhere); a run's LLM spend and reservations
 
-Revision ID: 0006_sessions_budget
-Revises: 0005_snapshots
+Revision ID: 0008_sessions_budget
+Revises: 0007_trackers
 Create Date: 2026-12-06
 
 - `web_sessions`: one row per dashboard sign-in, keyed by the SHA-256 of a random session
@@ -16,8 +16,8 @@ Create Date: 2026-12-06
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0006_sessions_budget"
-down_revision = "0005_snapshots"
+revision = "0008_sessions_budget"
+down_revision = "0007_trackers"
 branch_labels = None
 depends_on = None
 
