@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
-from fastapi import FastAPI
+from fastapi import Depends, FastAPI
 from fastapi.responses import JSONResponse
 from fastapi.staticfiles import StaticFiles
 from sqlalchemy import Engine
@@ -24,7 +24,10 @@ from threadline.api.routers import (
 from threadline.config import Settings, get_settings
 from threadline.db.engine import get_engine
 from threadline.server.deps import ApiAuth, Reader
+from threadline.server.middleware import BodyLimit, ErrorBoundary, SecurityHeaders
+from threadline.server.params import storable_query
 from threadline.server.sessions import SessionSigner, load_or_create_secret
+from threadline.server.throttle import AuthThrottle
 from threadline.server.tokens import TokenCache
 from threadline.web import routes as web_routes
 
@@ -52,6 +55,7 @@ def create_app(settings: Settings | None = None, *, engine: Engine | None = None
         openapi_url=None,
         docs_url=None,
         redoc_url=None,
+        dependencies=[Depends(storable_query)],  # a NUL in any query parameter is a 422, never a database error
     )
     app.state.engine = engine
     app.state.settings = settings
@@ -59,6 +63,9 @@ def create_app(settings: Settings | None = None, *, engine: Engine | None = None
     app.state.reader = Reader(engine)  # list reads: one worker thread and one pooled connection per request
     # Verified tokens, trusted for `api.token_cache_ttl_s` without a lookup.
     app.state.token_cache = TokenCache(settings.api.token_cache_ttl_s, max_entries=settings.api.max_cached_tokens)
+    app.state.auth_throttle = AuthThrottle(
+        settings.api.auth_failure_burst, settings.api.auth_failures_per_minute, settings.api.max_throttled_clients
+    )
 
     @app.get("/openapi.json", include_in_schema=False)
     def openapi_schema(_: ApiAuth) -> JSONResponse:
@@ -70,4 +77,9 @@ def create_app(settings: Settings | None = None, *, engine: Engine | None = None
         app.include_router(module.router, prefix="/api")
     app.mount("/static", StaticFiles(directory=WEB_DIR / "static"), name="static")
     web_routes.install(app)
+    # Added innermost first: security headers on every answer (errors included), then bodies
+    # refused by size before anything reads them, then the 500 boundary around the app.
+    app.add_middleware(ErrorBoundary, error_page=web_routes.error_page)
+    app.add_middleware(BodyLimit, max_bytes=settings.api.max_body_bytes, error_page=web_routes.error_page)
+    app.add_middleware(SecurityHeaders)
     return app

@@ -550,6 +550,30 @@ class ApiSettings(BaseSettings):
     max_story_text_chars: int = Field(
         default=20_000, ge=1, description="characters of an edited story problem or user story: as long as one message"
     )
+    max_body_bytes: int = Field(
+        default=1024 * 1024,
+        ge=1024,
+        description="bytes of a request body: the largest real body (a story edit, an erasure list of 1,000 "
+        "conversations) is well under; larger ones get 413 before they are read or any token is checked",
+    )
+    auth_failure_burst: int = Field(
+        default=20,
+        ge=1,
+        description="requests with failed authentication a client address may make at once before 429: mistyped "
+        "tokens and a script's retries fit, guessing does not",
+    )
+    auth_failures_per_minute: float = Field(
+        default=30.0,
+        gt=0,
+        description="requests per minute with failed authentication a client address regains: one guess every two "
+        "seconds on average",
+    )
+    max_throttled_clients: int = Field(
+        default=10_000,
+        ge=1,
+        description="rows (client addresses) kept by the failed-authentication throttle: bounded memory; beyond it "
+        "the oldest are forgotten",
+    )
 
 
 class IntercomSettings(BaseSettings):

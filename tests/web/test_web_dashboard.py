@@ -8,6 +8,7 @@ from __future__ import annotations
 import re
 
 import pytest
+from playwright.sync_api import expect
 from sqlalchemy import select
 from support import SCREENSHOTS
 
@@ -46,13 +47,11 @@ def test_sign_in_run_and_accept_a_story(browser, live_server, web_token, worker,
     page.click("#start-run button[type=submit]")
     page.wait_for_url(re.compile(r"/runs/\d+$"))
     run_id = int(page.url.rsplit("/", 1)[1])
-    page.wait_for_function(
-        "document.getElementById('run-status').textContent.trim() !== 'queued'", timeout=RUN_FINISH_TIMEOUT_MS
-    )
+    # Locator assertions, not wait_for_function: the page's CSP forbids evaluating strings (no 'unsafe-eval').
+    expect(page.locator("#run-status")).not_to_have_text("queued", timeout=RUN_FINISH_TIMEOUT_MS)
     page.screenshot(path=str(SCREENSHOTS / "02a-run-in-progress.png"), full_page=True)
-    page.wait_for_function(
-        "['succeeded', 'failed', 'stopped'].includes(document.getElementById('run-status').textContent.trim())",
-        timeout=RUN_FINISH_TIMEOUT_MS,
+    expect(page.locator("#run-status")).to_have_text(
+        re.compile(r"^\s*(succeeded|failed|stopped)\s*$"), timeout=RUN_FINISH_TIMEOUT_MS
     )
     page.wait_for_load_state()
     assert page.locator("#run-status").inner_text().strip() == "succeeded", page.locator("#run").inner_text()

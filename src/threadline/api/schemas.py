@@ -9,7 +9,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from threadline.db.models import SOURCE_NAME_CHARS
 from threadline.engine.status import SyncStatus
-from threadline.server.params import WITHIN_STORY_TEXT_CHARS, WITHIN_TITLE_CHARS
+from threadline.server.params import WITHIN_STORY_TEXT_CHARS, WITHIN_TITLE_CHARS, RequestBody
 
 MAX_THEME_NAME_CHARS = 200  # characters: a theme name is a label (as `engine.curation`)
 MAX_RUN_SOURCES = 100  # sources named by one run request: a scope, not a directory listing
@@ -150,7 +150,7 @@ class ThemeDetail(BaseModel):
     history: list[ThemeRun]
 
 
-class ThemePatch(BaseModel):
+class ThemePatch(RequestBody):
     """Curation of a theme: a person's name (null or "" goes back to the runs' names) and keep-separate."""
 
     model_config = ConfigDict(extra="forbid")
@@ -158,7 +158,7 @@ class ThemePatch(BaseModel):
     keep_separate: bool | None = None
 
 
-class ThemeMerge(BaseModel):
+class ThemeMerge(RequestBody):
     """Merge this theme into `into` (same scope); later runs put its conversations there."""
 
     model_config = ConfigDict(extra="forbid")
@@ -288,7 +288,7 @@ class StoryHistory(BaseModel):
     history: list[AuditOut]
 
 
-class StoryPatch(BaseModel):
+class StoryPatch(RequestBody):
     """Fields a person may change; text edits are theirs from then on (every snapshot shows them, runs keep them)."""
 
     model_config = ConfigDict(extra="forbid")
@@ -298,7 +298,7 @@ class StoryPatch(BaseModel):
     status: StoryStatus | None = None
 
 
-class RunStart(BaseModel):
+class RunStart(RequestBody):
     """A run over `sources` (or the single `source`; neither: every source that exists now) and a period."""
 
     model_config = ConfigDict(extra="forbid")
@@ -410,13 +410,13 @@ class Changes(BaseModel):
     summary: dict[str, int]
 
 
-class ForgetConversation(BaseModel):
+class ForgetConversation(RequestBody):
     model_config = ConfigDict(extra="forbid")
     source: str = Field(min_length=1, max_length=SOURCE_NAME_CHARS)
     external_id: str = Field(min_length=1, max_length=255)
 
 
-class ForgetRequest(BaseModel):
+class ForgetRequest(RequestBody):
     """Erase text everywhere, snapshots included: these conversations and/or every conversation of a customer."""
 
     model_config = ConfigDict(extra="forbid")

@@ -697,8 +697,25 @@ schedules.register(app)
 knowledge.register(app)
 
 
+EXIT_UNEXPECTED = 3  # any command: an unexpected error (e.g. the database went away) stopped it
+
+
 def main() -> None:
-    app()
+    """The `threadline` command. An unexpected error ends as one line on stderr and exit 3, never a traceback.
+
+    A traceback would print SQL parameters (customer text, contact details) and hide the one
+    thing to do; the line names the error class and SQLSTATE only, details are logged at DEBUG.
+    """
+    try:
+        app()
+    except Exception as exc:  # noqa: BLE001 - the last boundary: everything not handled by a command
+        # imported only when a command failed, not at start-up
+        from threadline.connectors.files.importer import describe_error, log_debug_details
+
+        log_debug_details(exc, "command failed")
+        hint = "a run left running continues with `threadline runs resume ID` once the database is back"
+        err_console.print(plain(("error:", "red"), " ", f"unexpected {describe_error(exc)}; {hint}"))
+        raise SystemExit(EXIT_UNEXPECTED) from None
 
 
 if __name__ == "__main__":

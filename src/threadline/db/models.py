@@ -185,6 +185,9 @@ class Run(Base):
     params: Mapped[dict[str, Any]] = mapped_column(default=dict)
     counters: Mapped[dict[str, Any]] = mapped_column(default=dict)
     error: Mapped[str | None] = mapped_column(Text)
+    # LLM spend of the run (migration 0008): settled cost, and cost reserved by calls in flight.
+    llm_spent: Mapped[float] = mapped_column(Float, server_default="0", default=0.0)
+    llm_reserved: Mapped[float] = mapped_column(Float, server_default="0", default=0.0)
     created_at: Mapped[datetime] = _now()
     started_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
@@ -569,6 +572,21 @@ class ApiToken(Base):
     created_at: Mapped[datetime] = _now()
     last_used_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     revoked_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+
+class WebSession(Base):
+    """A dashboard sign-in (migration 0008): the cookie carries a random id whose SHA-256 is stored here.
+
+    Signing out sets `ended_at`, which ends the session for every copy of its cookie.
+    """
+
+    __tablename__ = "web_sessions"
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    sid_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    token_id: Mapped[int] = mapped_column(BigInteger, ForeignKey("api_tokens.id", ondelete="CASCADE"))
+    created_at: Mapped[datetime] = _now()
+    expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), index=True)
+    ended_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
 
 
 RUN_ITEM_STATES = ("pending", "done", "skipped", "dead")

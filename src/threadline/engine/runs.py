@@ -20,12 +20,14 @@ from sqlalchemy import ColumnElement, Engine, func, insert, literal, select
 from sqlalchemy.orm import Session
 
 from threadline.ai.embeddings import Embedder, set_process_embedder
-from threadline.config import get_settings
+from threadline.ai.llm.cost import unpriced_models
+from threadline.config import LLMSettings, get_settings
 from threadline.db.engine import session_scope
 from threadline.db.models import Conversation, Run, RunConversation, RunItem, RunPhase
 from threadline.engine import worker  # module, not name: worker -> jobs -> schedules -> runs imports it back
 from threadline.engine.errors import RunError, RunRequestError
 from threadline.engine.lifecycle import ITEM_COUNTERS, request_advance
+from threadline.engine.llm import configured_llm
 from threadline.engine.scopes import get_or_create_scope, source_ids_by_name
 from threadline.engine.stage import STAGES, is_per_conversation, product_phases
 from threadline.engine.status import RunStatus
@@ -69,6 +71,19 @@ def _describe_filters(names: Sequence[str], since: datetime | None, until: datet
     return "; ".join(parts)
 
 
+def check_llm_budget(llm: LLMSettings | None) -> None:
+    """Refuse a run whose LLM budget could not hold: a model without a price would count as costing nothing."""
+    if llm is None or llm.run_budget is None:
+        return
+    models = (llm.models.facets, llm.models.naming, llm.models.stories)
+    missing = unpriced_models(models, llm.prices)
+    if missing:
+        raise RunError(
+            f"the LLM budget ({llm.run_budget}) cannot hold: no price for model {', '.join(map(repr, missing))}; "
+            "add it to THREADLINE_LLM_PRICES or remove THREADLINE_LLM_RUN_BUDGET"
+        )
+
+
 def create_run(
     session: Session,
     *,
@@ -97,6 +112,7 @@ def create_run(
     if batch_size is not None and not 1 <= batch_size <= max_batch_size:
         raise RunError(f"batch size must be between 1 and {max_batch_size}")
     check_period(since, until)
+    check_llm_budget(configured_llm())
     names = sorted(set(sources or ()) | ({source} if source else set()))
     source_ids = source_ids_by_name(session, names)
     filters: list[ColumnElement[bool]] = [Conversation.deleted_at.is_(None), Conversation.source_id.in_(source_ids)]

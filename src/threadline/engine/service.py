@@ -15,6 +15,7 @@ from datetime import datetime
 from sqlalchemy import delete, func, select, text, update
 from sqlalchemy.orm import Session
 
+from threadline.config import get_settings
 from threadline.db.models import DeadLetter, Notification, Run, RunItem, RunPhase
 from threadline.engine.defer import defer_jobs
 from threadline.engine.errors import RunError, RunRequestError
@@ -80,8 +81,24 @@ def request_stop(session: Session, run_id: int) -> Run:
     return run
 
 
+_LIVE_WORKERS_SQL = text(
+    "SELECT EXISTS (SELECT 1 FROM procrastinate_workers WHERE last_heartbeat > now() - make_interval(secs => :seconds))"
+)
+
+
+def _any_live_worker(session: Session) -> bool:
+    """Whether any worker has sent a heartbeat within the stalled-worker timeout (it could be on the run)."""
+    seconds = get_settings().engine.stalled_worker_timeout_s
+    return bool(session.execute(_LIVE_WORKERS_SQL, {"seconds": seconds}).scalar_one())
+
+
 def resume_run(session: Session, run_id: int) -> Run:
     """Continue a stopped (or failed) run: a new generation of jobs for the unfinished work only.
+
+    A run left `running` (or `stopping`) whose process or database died is orphaned: with no
+    live worker (no heartbeat within `engine.stalled_worker_timeout_s`) nothing will ever
+    finish it, so it can be resumed too; while any worker lives, its takeover of stalled jobs
+    finishes the run instead.
 
     Items already done, skipped or dead-lettered stay as they are (dead letters are retried
     with `retry_dead_letter`); unfinished phases are started again by the advance job.
@@ -90,8 +107,12 @@ def resume_run(session: Session, run_id: int) -> Run:
     run = lock_run(session, run_id)
     if run is None:
         raise RunError(f"no run {run_id}")
-    if not RunStatus(run.status).can_be_resumed:
-        raise RunError(f"run {run_id} is {run.status}; only stopped or failed runs can be resumed")
+    orphaned = RunStatus(run.status) in (RunStatus.RUNNING, RunStatus.STOPPING) and not _any_live_worker(session)
+    if not (RunStatus(run.status).can_be_resumed or orphaned):
+        raise RunError(
+            f"run {run_id} is {run.status}; only stopped or failed runs, or running ones no live worker is on, "
+            "can be resumed"
+        )
     _reopen(session, run, from_position=None)
     session.flush()
     session.refresh(run)

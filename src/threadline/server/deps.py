@@ -30,8 +30,8 @@ from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 
 from threadline.config import get_settings
-from threadline.server.sessions import CSRF_HEADER, SESSION_COOKIE, WebSession, csrf_matches
-from threadline.server.tokens import TokenCache, active_token, verify_token
+from threadline.server.sessions import CSRF_HEADER, SESSION_COOKIE, WebSession, csrf_matches, session_is_live
+from threadline.server.tokens import TokenCache, verify_token
 
 logger = logging.getLogger(__name__)
 
@@ -153,17 +153,17 @@ def _verified_id(session: Session, token: str) -> int | None:
     return None if row is None else row.id
 
 
-async def _session_token_active(request: Request, token_id: int) -> bool:
-    """Whether the dashboard session's token row is active: from the cache, else from the database."""
+async def _session_live(request: Request, session: WebSession) -> bool:
+    """Whether the dashboard session is live (not signed out, its token active): from the cache, else the database."""
     cache: TokenCache = request.app.state.token_cache
     reader: Reader = request.app.state.reader
-    if cache.is_active(token_id):
+    if cache.session_live(session.sid_hash):
         return True
     async with reader.lookups.get():
-        if not cache.is_active(token_id):
-            if await run_in_threadpool(reader.in_session, active_token, token_id) is None:
+        if not cache.session_live(session.sid_hash):
+            if not await run_in_threadpool(reader.in_session, session_is_live, session):
                 return False
-            cache.remember(token_id)
+            cache.remember_session(session.sid_hash)
     return True
 
 
@@ -172,33 +172,59 @@ def _unauthorized(detail: str) -> HTTPException:
 
 
 def web_session(request: Request, db: Session) -> WebSession | None:
-    """The signed-in dashboard session of this request, if its cookie is valid and its token active."""
+    """The signed-in dashboard session of this request, if its cookie is valid, not signed out, and its token active."""
     session = request.app.state.signer.read(request.cookies.get(SESSION_COOKIE))
     if session is None:
         return None
     cache: TokenCache = request.app.state.token_cache
-    if not cache.is_active(session.token_id):
-        if active_token(db, session.token_id) is None:
+    if not cache.session_live(session.sid_hash):
+        if not session_is_live(db, session):
             return None
-        cache.remember(session.token_id)
+        cache.remember_session(session.sid_hash)
     return session
 
 
+def client_of(request: Request) -> str:
+    """The address failed authentications are counted against (the peer: proxy headers are not trusted)."""
+    return request.client.host if request.client else "unknown"
+
+
+def refuse_if_throttled(request: Request) -> None:
+    """429 with `Retry-After` when this client has used up its failed authentications (checked before any work)."""
+    wait = request.app.state.auth_throttle.retry_after(client_of(request))
+    if wait is not None:
+        raise HTTPException(
+            status.HTTP_429_TOO_MANY_REQUESTS,
+            detail="too many failed authentications from this address; wait and try again",
+            headers={"Retry-After": str(wait)},
+        )
+
+
+def auth_failed(request: Request, detail: str) -> HTTPException:
+    """Count a failed authentication against the client and return the 401 to raise."""
+    request.app.state.auth_throttle.failed(client_of(request))
+    return _unauthorized(detail)
+
+
 async def require_api_auth(request: Request) -> int:
-    """The token id behind this API request: a Bearer token, or a dashboard cookie (+ CSRF header on writes)."""
+    """The token id behind this API request: a Bearer token, or a dashboard cookie (+ CSRF header on writes).
+
+    A client that failed too often is refused with 429 before its credentials are looked at.
+    """
+    refuse_if_throttled(request)
     header = request.headers.get("authorization")
     if header:
         scheme, _, credentials = header.partition(" ")
         token = credentials.strip()
         if scheme.lower() != "bearer" or not token:
-            raise _unauthorized("use 'Authorization: Bearer <token>'")
+            raise auth_failed(request, "use 'Authorization: Bearer <token>'")
         token_id = await _bearer_token_id(request, token)
         if token_id is None:
-            raise _unauthorized("invalid or revoked token")
+            raise auth_failed(request, "invalid or revoked token")
         return token_id
     session = request.app.state.signer.read(request.cookies.get(SESSION_COOKIE))
-    if session is None or not await _session_token_active(request, session.token_id):
-        raise _unauthorized("authentication required")
+    if session is None or not await _session_live(request, session):
+        raise auth_failed(request, "authentication required")
     if request.method not in SAFE_METHODS and not csrf_matches(session.csrf, request.headers.get(CSRF_HEADER)):
         raise HTTPException(status.HTTP_403_FORBIDDEN, detail="missing or wrong CSRF token")
     return session.token_id

@@ -11,13 +11,22 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Annotated, Any, Generic, TypeVar
 
-from fastapi import HTTPException, Path, Query
-from pydantic import BaseModel, Field, GetCoreSchemaHandler, GetJsonSchemaHandler, StringConstraints
-from pydantic_core import PydanticKnownError, core_schema
+from fastapi import HTTPException, Path, Query, Request
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    Field,
+    GetCoreSchemaHandler,
+    GetJsonSchemaHandler,
+    StringConstraints,
+    model_validator,
+)
+from pydantic_core import PydanticCustomError, PydanticKnownError, core_schema
 from sqlalchemy.orm import Session
 
 from threadline.config import get_settings
 from threadline.read.views import RunRef, ViewError, pick_run
+from threadline.text.safety import unstorable
 
 DEFAULT_PAGE_SIZE = 50  # rows: a screenful; part of the API contract (documented default), not a setting
 
@@ -56,6 +65,50 @@ class AtMost:
         json_schema = handler(schema)
         json_schema["maxLength" if json_schema.get("type") == "string" else "maximum"] = self.bound()
         return json_schema
+
+
+def storable(value: Any) -> Any:
+    """A string PostgreSQL can store and search (no NUL, no lone surrogate): 422 otherwise, never a 500."""
+    if isinstance(value, str):
+        problem = unstorable(value)
+        if problem:
+            raise PydanticCustomError("unstorable_text", "text {problem}", {"problem": problem})
+    return value
+
+
+STORABLE = AfterValidator(storable)  # on form fields and any string parameter that reaches SQL
+
+
+def _storable_tree(value: Any, depth: int = 0) -> None:
+    """Raise on the first unstorable string anywhere in a decoded JSON body (keys included)."""
+    if isinstance(value, str):
+        storable(value)
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            _storable_tree(key, depth + 1)
+            _storable_tree(item, depth + 1)
+    elif isinstance(value, list):
+        for item in value:
+            _storable_tree(item, depth + 1)
+
+
+class RequestBody(BaseModel):
+    """Base of every JSON request model: any string in it, at any depth, must be storable (else 422)."""
+
+    @model_validator(mode="before")
+    @classmethod
+    def _only_storable_text(cls, data: Any) -> Any:
+        _storable_tree(data)
+        return data
+
+
+async def storable_query(request: Request) -> None:
+    """An app-wide dependency: a query parameter (name or value) with a NUL is refused with 422 before any route runs."""
+    for key, value in request.query_params.multi_items():
+        if unstorable(key) or unstorable(value):
+            raise HTTPException(
+                422, detail=f"query parameter {key[:40]!r} contains a NUL character".replace("\x00", "")
+            )
 
 
 WITHIN_LIST_LIMIT = AtMost(lambda: get_settings().read.max_list_limit)

@@ -135,6 +135,7 @@ class TokenCache:
         self._lock = threading.Lock()
         self._ids_by_digest: dict[str, tuple[int, float]] = {}  # token hash -> (token id, expiry on `clock`)
         self._active_until: dict[int, float] = {}  # token id -> expiry on `clock`
+        self._sessions_until: dict[str, float] = {}  # live dashboard session (sid hash) -> expiry on `clock`
         self._revocations_seen = _revocations
 
     def token_id(self, token: str) -> int | None:
@@ -165,6 +166,27 @@ class TokenCache:
             if token is not None:
                 self._ids_by_digest[hash_token(token)] = (token_id, expires)
 
+    def session_live(self, sid_hash: str) -> bool:
+        """Whether dashboard session `sid_hash` was seen live within the TTL."""
+        now = self._clock()
+        with self._lock:
+            self._forget_if_revoked()
+            return self._sessions_until.get(sid_hash, 0.0) > now
+
+    def remember_session(self, sid_hash: str) -> None:
+        """Record that dashboard session `sid_hash` was just verified as live."""
+        expires = self._clock() + self.ttl_s
+        with self._lock:
+            self._forget_if_revoked()
+            if len(self._sessions_until) >= self._max_entries:
+                self._sessions_until.clear()
+            self._sessions_until[sid_hash] = expires
+
+    def forget_session(self, sid_hash: str) -> None:
+        """A signed-out session is no longer live here (other processes notice within the TTL)."""
+        with self._lock:
+            self._sessions_until.pop(sid_hash, None)
+
     def _forget_if_revoked(self) -> None:
         """Empty the cache when a token was revoked in this process since the last look (lock held)."""
         if self._revocations_seen != _revocations:
@@ -174,3 +196,4 @@ class TokenCache:
     def _forget(self) -> None:
         self._ids_by_digest.clear()
         self._active_until.clear()
+        self._sessions_until.clear()

@@ -28,7 +28,7 @@ from threadline.ai.llm.runtime import LLMRuntime
 from threadline.config import LLMSettings
 from threadline.db.analyses import cached_conversation_ids, store_analyses
 from threadline.db.models import Contact, Conversation, Message
-from threadline.engine.budget import run_spend
+from threadline.engine.budget import RunSpendGuard, run_spend, spend_guard
 from threadline.engine.llm import llm_runtime
 from threadline.engine.stage import BatchOutcome, PerConversationStage, StageContext
 
@@ -81,7 +81,12 @@ def load_inputs(session: Session, conversation_ids: Sequence[int]) -> dict[int, 
 
 
 def facet_conversations(
-    session: Session, conversation_ids: Sequence[int], runtime: LLMRuntime, *, budget_left: float | None = None
+    session: Session,
+    conversation_ids: Sequence[int],
+    runtime: LLMRuntime,
+    *,
+    budget_left: float | None = None,
+    guard: RunSpendGuard | None = None,
 ) -> FacetStageResult:
     """Facets for a batch; see the module docstring for what ends where."""
     settings: LLMSettings = runtime.settings
@@ -102,7 +107,7 @@ def facet_conversations(
         async def job(client: LLMClient) -> BatchReport:
             return await analyze_batch(client, misses)
 
-        report = runtime.run(job, batch_settings)
+        report = runtime.run(job, batch_settings, spend_guard=guard)
         rows = []
         for item in report.done:
             record = item.analysis_record()
@@ -133,7 +138,8 @@ def run(context: StageContext, ids: Sequence[int]) -> BatchOutcome:
     budget_left = None if budget is None else budget - run_spend(session, context.run_id)
     if budget_left is not None and budget_left <= 0:
         return BatchOutcome(stop_reason=f"LLM budget of {budget} reached; {BUDGET_HINT}")
-    result = facet_conversations(session, ids, runtime, budget_left=budget_left)
+    guard = spend_guard(session.get_bind(), context.run_id, budget)  # type: ignore[arg-type]
+    result = facet_conversations(session, ids, runtime, budget_left=budget_left, guard=guard)
     return BatchOutcome(
         done=result.done,
         skipped=dict(result.skipped),

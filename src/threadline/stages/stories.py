@@ -43,7 +43,7 @@ from sqlalchemy.orm import Session
 
 from threadline.ai.embeddings import MODEL_NAME, process_embedder
 from threadline.ai.llm.client import LLMClient
-from threadline.ai.llm.cost import CallUsage, cost_counters
+from threadline.ai.llm.cost import BudgetExceeded, CallUsage, cost_counters
 from threadline.ai.llm.facets import STAGE as FACETS_STAGE
 from threadline.ai.llm.prompts import STORIES_PROMPT_VERSION
 from threadline.ai.llm.runtime import LLMRuntime
@@ -72,6 +72,7 @@ from threadline.db.models import (
     ThemeMember,
 )
 from threadline.db.vectors import load_theme_centroids
+from threadline.engine.budget import spend_guard
 from threadline.engine.llm import llm_runtime
 from threadline.engine.stage import StageContext, WholeRunStage
 from threadline.stages.inputs import load_customer_texts
@@ -94,6 +95,7 @@ class StoriesResult:
     skipped_small: int = 0
     thin_evidence: int = 0  # stories written with fewer than `pipeline.min_evidence_quotes` quotes (they say so)
     llm_reused: int = 0
+    llm_budget_refused: int = 0  # stories whose text the LLM budget could not pay for: templated text kept
 
 
 def message_sha256(body: str) -> str:
@@ -523,7 +525,11 @@ def _write_with_llm(
         return await asyncio.gather(*(write_story(client, inp) for inp in to_write), return_exceptions=True)
 
     usages: list[CallUsage] = []
-    for outcome in runtime.run(job):
+    guard = spend_guard(session.get_bind(), run_id, runtime.settings.run_budget)  # type: ignore[arg-type]
+    for outcome in runtime.run(job, spend_guard=guard):  # a refused reservation keeps the templated story
+        if isinstance(outcome, BudgetExceeded):
+            result.llm_budget_refused += 1
+            continue
         if isinstance(outcome, BaseException):
             usages.extend(getattr(outcome, "usages", ()))
             logger.warning("story writing failed (%s); keeping the templated story", type(outcome).__name__)

@@ -45,7 +45,7 @@ from sqlalchemy.orm import Session
 
 from threadline.ai.embeddings import MODEL_NAME, process_embedder
 from threadline.ai.llm.client import LLMCallFailed, LLMClient
-from threadline.ai.llm.cost import CallUsage, cost_counters
+from threadline.ai.llm.cost import BudgetExceeded, CallUsage, cost_counters
 from threadline.ai.llm.facets import STAGE as FACETS_STAGE
 from threadline.ai.llm.naming import ThemeMember as NamingMember
 from threadline.ai.llm.naming import ThemeNameResult, ThemeNamingInput, name_theme
@@ -54,6 +54,7 @@ from threadline.config import get_settings
 from threadline.db.analyses import outputs_of
 from threadline.db.models import Conversation, Run, RunConversation, RunTheme, Theme, ThemeMember
 from threadline.db.vectors import load_newest_vectors, load_run_vectors
+from threadline.engine.budget import RunSpendGuard, spend_guard
 from threadline.engine.llm import llm_runtime
 from threadline.engine.stage import StageContext, WholeRunStage
 from threadline.stages.inputs import load_customer_texts
@@ -462,7 +463,10 @@ def _name(
         )
     if runtime is None or not fresh:
         return []
-    return _name_with_llm(session, clusters, fresh, ids, matrix, taken - {clusters[i].name for i in fresh}, runtime)
+    guard = spend_guard(session.get_bind(), run_id, runtime.settings.run_budget)  # type: ignore[arg-type]
+    return _name_with_llm(
+        session, clusters, fresh, ids, matrix, taken - {clusters[i].name for i in fresh}, runtime, guard
+    )
 
 
 def _subjects(session: Session, ids: np.ndarray) -> dict[int, str | None]:
@@ -629,6 +633,7 @@ def _name_with_llm(
     matrix: np.ndarray,
     taken: set[str],
     runtime: LLMRuntime,
+    guard: RunSpendGuard | None = None,
 ) -> list[CallUsage]:
     """Replace the extractive names of the new themes `fresh` with LLM names contrasting their nearest themes.
 
@@ -662,7 +667,10 @@ def _name_with_llm(
         return await asyncio.gather(*(name_theme(client, inp) for inp in inputs), return_exceptions=True)
 
     usages: list[CallUsage] = []
-    for result in runtime.run(job):
+    for result in runtime.run(job, spend_guard=guard):  # a refused reservation keeps the extractive name
+        if isinstance(result, BudgetExceeded):
+            logger.info("LLM budget reached; keeping the extractive theme name")
+            continue
         if isinstance(result, BaseException):
             usages.extend(result.usages if isinstance(result, LLMCallFailed) else ())
             logger.warning("theme naming failed (%s); keeping the extractive name", type(result).__name__)

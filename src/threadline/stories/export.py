@@ -1,10 +1,14 @@
 """Report export: the ranked stories with their evidence as Markdown or CSV.
 
 Stories come from the read model (`threadline.read.stories`), whose text has already passed
-`threadline.read.display.shown` (personal data masked); this module only lays them out. Each
+`threadline.read.display.shown` (personal data masked); this module lays them out. Each
 story shows the factors behind its rank and severity (`priority`, see
 :mod:`threadline.stories.priority`) and its customers as known ("customer unknown" where the
 data has no customer ids, never conversations counted as customers).
+
+Both carry customer and model-written text, so both are made inert: in Markdown every text is
+escaped (no raw HTML, no link syntax) and only http(s) URLs become links; in CSV a cell that a
+spreadsheet would read as a formula is prefixed with a quote.
 """
 
 from __future__ import annotations
@@ -14,6 +18,8 @@ import io
 from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
+
+from threadline.text.safety import csv_cell, markdown_text, safe_link
 
 
 def _factors(story: dict[str, Any]) -> str:
@@ -42,13 +48,22 @@ def report_title(sources: Sequence[str], start: datetime | None, end: datetime |
 
 def _where(evidence: dict[str, Any]) -> str:
     """Where a quote came from, in the source's own ids: conversation and message (position when it has no id)."""
-    conversation = evidence["conversation_external_id"]
-    link = (
-        f"[{conversation}]({evidence['conversation_url']})" if evidence.get("conversation_url") else f"`{conversation}`"
-    )
-    message = evidence.get("message_external_id") or f"#{evidence['message_position'] + 1}"
+    conversation = markdown_text(str(evidence["conversation_external_id"]))
+    url = safe_link(evidence.get("conversation_url"))
+    link = f"[{conversation}](<{_link_target(url)}>)" if url else conversation
+    message = markdown_text(str(evidence.get("message_external_id") or f"#{evidence['message_position'] + 1}"))
     changed = "; the message changed since" if evidence.get("changed_since") else ""
     return f"{link}, message {message}{changed}"
+
+
+def _link_target(url: str) -> str:
+    """An http(s) URL as a Markdown link destination in `<...>`: the characters that could end it percent-encoded."""
+    return url.replace("<", "%3C").replace(">", "%3E").replace(" ", "%20")
+
+
+def _md(value: Any) -> str:
+    """Any value as escaped Markdown text."""
+    return markdown_text("" if value is None else str(value))
 
 
 def to_markdown(stories: list[dict[str, Any]], *, title: str = "Threadline report") -> str:
@@ -57,32 +72,32 @@ def to_markdown(stories: list[dict[str, Any]], *, title: str = "Threadline repor
     Byte-stable: the same snapshot gives the same text (identity ids and the source's own
     conversation and message ids; never per-run row ids).
     """
-    lines = [f"# {title}", ""]
+    lines = [f"# {_md(title)}", ""]
     if not stories:
         lines.append("No stories yet: run `threadline run` first.")
     for story in stories:
         trend = story.get("trend") or {}
         lines += [
-            f"## {story['rank']}. {story['title']}",
+            f"## {story['rank']}. {_md(story['title'])}",
             "",
-            f"- **Story:** #{story['id']} (theme #{story['theme_id']}: {story['theme']})",
+            f"- **Story:** #{story['id']} (theme #{story['theme_id']}: {_md(story['theme'])})",
             f"- **Conversations:** {story['conversations']} from {_customers(story)}",
             f"- **Seen:** {(story['first_seen'] or '?')[:10]} to {(story['last_seen'] or '?')[:10]}"
             f" (trend: {trend.get('direction', 'n/a')})",
-            f"- **Severity:** {story['severity']} ({story['severity_reason']})",
-            f"- **Rank factors:** {_factors(story) or 'not recorded for this run'}",
+            f"- **Severity:** {_md(story['severity'])} ({_md(story['severity_reason'])})",
+            f"- **Rank factors:** {_md(_factors(story)) or 'not recorded for this run'}",
             f"- **Status:** {story['status']}",
             "",
-            story["problem"],
+            _md(story["problem"]),
             "",
         ]
         if story.get("user_story"):
-            lines += [f"> {story['user_story']}", ""]
+            lines += [f"> {_md(story['user_story'])}", ""]
         if story.get("acceptance_criteria"):
-            lines += ["**Acceptance criteria**", ""] + [f"- [ ] {c}" for c in story["acceptance_criteria"]] + [""]
+            lines += ["**Acceptance criteria**", ""] + [f"- [ ] {_md(c)}" for c in story["acceptance_criteria"]] + [""]
         lines += ["**Evidence**", ""]
         for evidence in story["evidence"]:
-            quote = evidence["quote"].replace("\n", " ")
+            quote = _md(evidence["quote"].replace("\n", " "))
             lines.append(f"- \u201c{quote}\u201d ({_where(evidence)})")
         if not story["evidence"]:
             lines.append("- (no quote qualified: see the problem statement)")
@@ -110,17 +125,16 @@ CSV_COLUMNS = (
 
 
 def to_csv(stories: list[dict[str, Any]]) -> str:
-    """One row per story; evidence quotes joined with their conversation ids."""
+    """One row per story; evidence quotes joined with their conversation ids; no cell reads as a formula."""
     out = io.StringIO()
     writer = csv.DictWriter(out, fieldnames=CSV_COLUMNS)
     writer.writeheader()
     for story in stories:
-        writer.writerow(
-            {
-                **{k: story.get(k) for k in CSV_COLUMNS if k not in ("trend", "evidence", "rank_factors")},
-                "rank_factors": _factors(story),
-                "trend": (story.get("trend") or {}).get("direction"),
-                "evidence": " | ".join(f"{e['conversation_external_id']}: {e['quote']}" for e in story["evidence"]),
-            }
-        )
+        row = {
+            **{k: story.get(k) for k in CSV_COLUMNS if k not in ("trend", "evidence", "rank_factors")},
+            "rank_factors": _factors(story),
+            "trend": (story.get("trend") or {}).get("direction"),
+            "evidence": " | ".join(f"{e['conversation_external_id']}: {e['quote']}" for e in story["evidence"]),
+        }
+        writer.writerow({k: csv_cell(v) for k, v in row.items()})
     return out.getvalue()

@@ -1,4 +1,7 @@
-"""Charts as inline SVG rendered on the server: no JavaScript, no external assets, readable at a glance."""
+"""Charts as inline SVG rendered on the server: no JavaScript, no external assets, readable at a glance.
+
+Colours and strokes come from classes in app.css, never `style` attributes (the CSP allows no inline styles).
+"""
 
 from __future__ import annotations
 
@@ -6,6 +9,8 @@ from collections.abc import Sequence
 from datetime import datetime
 
 from markupsafe import Markup, escape
+
+from threadline.text.safety import mark_invisible
 
 SPARK_WIDTH = 120  # px: fits a table cell beside a theme name
 SPARK_HEIGHT = 28  # px: one text line and a half
@@ -40,9 +45,9 @@ def sparkline(
     scale = f"peak {max(counts)}" + (f" / {unit}" if unit else "")
     return Markup(
         f'<svg class="spark" viewBox="0 0 {width} {height}" width="{width}" height="{height}" role="img" '
-        f'aria-label="{escape(summary)}"><title>{escape(summary)}</title>'
-        f'<polyline fill="none" stroke="currentColor" stroke-width="1.5" points="{path}"/>'
-        f'<circle cx="{last_x}" cy="{last_y}" r="2.5" fill="currentColor"/></svg>'
+        f'aria-label="{escape(mark_invisible(summary))}"><title>{escape(mark_invisible(summary))}</title>'
+        f'<polyline class="line" points="{path}"/>'
+        f'<circle class="last" cx="{last_x}" cy="{last_y}" r="2.5"/></svg>'
         f'<span class="spark-scale">{escape(scale)}</span>'
     )
 
@@ -69,8 +74,8 @@ def bar_chart(
     slot = inner_w / len(points)
     bar = max(slot * 0.8, 1)
     parts = [
-        f'<svg class="chart" viewBox="0 0 {CHART_WIDTH} {CHART_HEIGHT}" role="img" aria-label="{escape(label)}">',
-        f"<title>{escape(label)}</title>",
+        f'<svg class="chart" viewBox="0 0 {CHART_WIDTH} {CHART_HEIGHT}" role="img" aria-label="{escape(mark_invisible(label))}">',
+        f"<title>{escape(mark_invisible(label))}</title>",
         f'<line x1="{CHART_PAD}" y1="{CHART_PAD}" x2="{CHART_WIDTH - CHART_PAD}" y2="{CHART_PAD}" class="grid"/>',
         f'<text x="{CHART_PAD - 4}" y="{CHART_PAD + 4}" text-anchor="end" class="axis">{top}</text>',
         f'<line x1="{CHART_PAD}" y1="{CHART_HEIGHT - CHART_PAD}" x2="{CHART_WIDTH - CHART_PAD}" '

@@ -9,9 +9,15 @@ from typing import Annotated, Any
 from urllib.parse import urlencode
 
 from fastapi import APIRouter, FastAPI, Form, HTTPException, Query, Request
+from fastapi.encoders import jsonable_encoder
+from fastapi.exception_handlers import http_exception_handler
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, JSONResponse, PlainTextResponse, RedirectResponse, Response
 from fastapi.templating import Jinja2Templates
+from jinja2 import Environment, FileSystemLoader
+from markupsafe import Markup, escape
 from sqlalchemy import Engine
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from threadline.db.models import STORY_STATUSES, DeadLetter
 from threadline.delivery.trackers import ExportFailed, export_stories
@@ -44,8 +50,10 @@ from threadline.read.stories import (
 )
 from threadline.read.themes import theme_detail, theme_sparklines, theme_tree, theme_trend
 from threadline.read.views import RunRef, list_scopes, pick_run, run_ref, runs_of_scope, scope_run
+from threadline.server.deps import client_of, refuse_if_throttled
 from threadline.server.params import (
     MAX_ID,
+    STORABLE,
     WITHIN_QUERY_CHARS,
     WITHIN_STORY_TEXT_CHARS,
     WITHIN_TITLE_CHARS,
@@ -57,16 +65,45 @@ from threadline.server.sessions import (
     LOGIN_CSRF_COOKIE,
     SESSION_COOKIE,
     csrf_matches,
+    end_session,
+    start_session,
 )
 from threadline.server.tokens import MAX_TOKEN_CHARS, verify_token
 from threadline.stories.export import to_markdown
+from threadline.text.safety import mark_invisible, safe_link
 from threadline.web.auth import DbSession, FormSession, LoginRequired, PageSession, new_login_csrf, safe_next
 from threadline.web.charts import bar_chart, sparkline
 
 logger = logging.getLogger(__name__)
 
-TEMPLATES = Jinja2Templates(directory=Path(__file__).parent / "templates")
+
+def _finalize(value: Any) -> Any:
+    """Every `{{ ... }}` output: bidi controls and zero-width characters in text shown as visible markers.
+
+    Customer text can carry U+202E and friends to reorder what a reader sees, or zero-width
+    characters to hide words; as markers they cannot. Runs before autoescape; `Markup`
+    (already safe HTML built by the server, e.g. charts) is left alone.
+    """
+    if isinstance(value, str) and not isinstance(value, Markup):
+        return mark_invisible(value)
+    return value
+
+
+def _verbatim(value: Any) -> Markup:
+    """Escaped text kept exactly (no markers): for form fields whose value is submitted back unchanged."""
+    return escape("" if value is None else value)
+
+
+TEMPLATES = Jinja2Templates(
+    env=Environment(
+        loader=FileSystemLoader(Path(__file__).parent / "templates"),
+        autoescape=True,
+        finalize=_finalize,
+    )
+)
 TEMPLATES.env.globals.update(sparkline=sparkline, csrf_field=CSRF_FIELD)
+TEMPLATES.env.filters["safe_link"] = safe_link
+TEMPLATES.env.filters["verbatim"] = _verbatim
 
 
 def _when(value: datetime | str | None, fmt: str = "%Y-%m-%d %H:%M") -> str:
@@ -128,17 +165,21 @@ def login_form(
 def login(
     request: Request,
     db: DbSession,
-    token: Annotated[str, Form(max_length=MAX_TOKEN_CHARS)] = "",
+    token: Annotated[str, Form(max_length=MAX_TOKEN_CHARS), STORABLE] = "",
     csrf_token: Annotated[str, Form(max_length=200)] = "",
     next: Annotated[str, Form(max_length=2000)] = "/",  # noqa: A002
 ) -> Response:
     if not csrf_matches(request.cookies.get(LOGIN_CSRF_COOKIE, ""), csrf_token):
         raise HTTPException(403, detail="the sign-in form expired; reload it and try again")
+    refuse_if_throttled(request)
     row = verify_token(db, token.strip())
     if row is None:
+        request.app.state.auth_throttle.failed(client_of(request))
         logger.info("dashboard sign-in refused")
         return see_other("/login?" + urlencode({"next": safe_next(next), "error": "1"}))
-    cookie, _ = request.app.state.signer.issue(row.id)
+    cookie, session = request.app.state.signer.issue(row.id)
+    start_session(db, session, request.app.state.signer.max_age_s)
+    db.commit()
     response = see_other(safe_next(next))
     response.set_cookie(
         SESSION_COOKIE,
@@ -154,7 +195,11 @@ def login(
 
 
 @router.post("/logout")
-def logout(_: FormSession) -> Response:
+def logout(request: Request, db: DbSession, session: FormSession) -> Response:
+    """Sign out: the session ends on the server, so a copy of the cookie stops working too."""
+    end_session(db, session)
+    db.commit()
+    request.app.state.token_cache.forget_session(session.sid_hash)
     response = see_other("/login")
     response.delete_cookie(SESSION_COOKIE, path="/")
     return response
@@ -285,7 +330,7 @@ def _curate(db, theme_id: int, action) -> Response:
 
 @router.post("/themes/{theme_id}/rename")
 def theme_rename(
-    db: DbSession, form: FormSession, theme_id: IdPath, name: Annotated[str, Form(max_length=200)] = ""
+    db: DbSession, form: FormSession, theme_id: IdPath, name: Annotated[str, Form(max_length=200), STORABLE] = ""
 ) -> Response:
     actor = actor_of_token(db, form.token_id)
     return _curate(db, theme_id, lambda: rename_theme(db, theme_id, name, actor))
@@ -403,8 +448,8 @@ def story_edit(
     db: DbSession,
     form: FormSession,
     story_id: IdPath,
-    title: Annotated[str, Form(min_length=1), WITHIN_TITLE_CHARS],
-    problem: Annotated[str, Form(min_length=1), WITHIN_STORY_TEXT_CHARS],
+    title: Annotated[str, Form(min_length=1), WITHIN_TITLE_CHARS, STORABLE],
+    problem: Annotated[str, Form(min_length=1), WITHIN_STORY_TEXT_CHARS, STORABLE],
 ) -> Response:
     story = _story_or_404(db, story_id)
     current = _view_or_404(db, story_id, None)
@@ -541,7 +586,7 @@ def start_run(
     request: Request,
     db: DbSession,
     session: FormSession,
-    source: Annotated[list[str] | None, Form(max_length=100)] = None,
+    source: Annotated[list[Annotated[str, STORABLE]] | None, Form(max_length=100)] = None,
     since: Annotated[str, Form(max_length=40)] = "",
     until: Annotated[str, Form(max_length=40)] = "",
 ) -> Response:
@@ -628,11 +673,74 @@ def retry_dead_letter(db: DbSession, _: FormSession, dead_letter_id: IdPath) -> 
     return see_other("/dead-letters?" + urlencode({"note": "retried" if retried else "already retried"}))
 
 
+API_PREFIXES = ("/api/", "/api", "/health", "/openapi.json")  # answered in JSON, never with a page
+ERROR_TITLES = {
+    403: "Not allowed",
+    404: "Not found",
+    405: "Not allowed",
+    413: "Too large",
+    422: "Not valid",
+    429: "Too many attempts",
+    500: "Something went wrong",
+}
+
+
+def is_browser_route(path: str) -> bool:
+    """Whether `path` is a dashboard page (HTML errors) rather than the API or a JSON endpoint of a page."""
+    return not (path == "/api" or path.startswith(API_PREFIXES) or path.endswith(".json"))
+
+
+def error_response(request: Request, status_code: int, detail: str, headers: dict[str, str] | None = None) -> Response:
+    """An error as a page for dashboard routes, as `{"detail": ...}` for the API."""
+    if not is_browser_route(request.url.path):
+        return JSONResponse({"detail": detail}, status_code=status_code, headers=headers)
+    return TEMPLATES.TemplateResponse(
+        request,
+        "error.html",
+        {
+            "status": status_code,
+            "title": ERROR_TITLES.get(status_code, "Error"),
+            "detail": detail,
+            "signed_in": False,
+            "csrf": "",
+        },
+        status_code=status_code,
+        headers=headers,
+    )
+
+
+ERROR_DETAILS = {
+    413: "The request body is larger than this server accepts (THREADLINE_API_MAX_BODY_BYTES).",
+    500: "The server could not answer this request; it has been logged.",
+}
+
+
+def error_page(scope: Any, status_code: int) -> Response:
+    """The answer of the middleware (413 body too large, 500 unhandled exception): nothing about the request itself."""
+    return error_response(Request(scope), status_code, ERROR_DETAILS.get(status_code, "error"))
+
+
 def install(app: FastAPI) -> None:
-    """Mount the pages and turn `LoginRequired` into a redirect to the sign-in form."""
+    """Mount the pages; `LoginRequired` becomes a redirect to sign in, HTTP errors on pages become pages."""
 
     @app.exception_handler(LoginRequired)
     def _login(request: Request, exc: LoginRequired) -> RedirectResponse:
         return see_other(exc.next_path)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http_error(request: Request, exc: StarletteHTTPException) -> Response:
+        if not is_browser_route(request.url.path):
+            return await http_exception_handler(request, exc)
+        return error_response(request, exc.status_code, str(exc.detail), dict(exc.headers or {}))
+
+    @app.exception_handler(RequestValidationError)
+    async def _invalid(request: Request, exc: RequestValidationError) -> Response:
+        # FastAPI's default echoes each refused value back ("input"); a refused value can be a lone
+        # surrogate (unencodable: the answer itself would fail with a 500) or customer text.
+        errors = [{k: v for k, v in e.items() if k in ("type", "loc", "msg")} for e in exc.errors()]
+        if not is_browser_route(request.url.path):
+            return JSONResponse({"detail": jsonable_encoder(errors)}, status_code=422)
+        message = "; ".join(f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in errors)[:500]
+        return error_response(request, 422, message)
 
     app.include_router(router)

@@ -18,7 +18,7 @@ import re
 from collections import Counter
 from typing import Any
 
-from threadline_testing.openai.config import StandinConfig
+from threadline_testing.openai.config import INVENTED_QUOTATION, StandinConfig
 from threadline_testing.openai.faults import unit_hash
 
 DATA_BLOCK = re.compile(r"<(\w+_data)>(.*?)</\1>", re.DOTALL)
@@ -309,7 +309,7 @@ def _story(data: Any, config: StandinConfig) -> dict[str, Any]:
         criteria[0]["evidence_ids"] = [*criteria[0]["evidence_ids"], "nonexistent"]
     return {
         "title": f"Fix: {name}"[:120],
-        "problem": {"text": f"Customers report: {first_quote}"[:300], "evidence_ids": ids[:3]},
+        "problem": {"text": _problem(first_quote, config), "evidence_ids": ids[:3]},
         "user_story": {
             "text": f"As a customer, I want {name.lower()} resolved, so that I can continue.",
             "evidence_ids": ids[:1],
@@ -321,6 +321,14 @@ def _story(data: Any, config: StandinConfig) -> dict[str, Any]:
             "evidence_ids": ids[:3],
         },
     }
+
+
+def _problem(first_quote: str, config: StandinConfig) -> str:
+    if config.story_quotation == "verbatim":
+        return f'A customer wrote: "{first_quote}"'
+    if config.story_quotation == "invented":
+        return f'A customer wrote: "{INVENTED_QUOTATION}"'
+    return f"Customers report: {first_quote}"[:300]
 
 
 def _poison(value: Any, command: str, key: str | None = None) -> Any:

@@ -79,9 +79,11 @@ def default_in_flight(settings: LLMSettings) -> int:
     return max(settings.min_in_flight, math.ceil(settings.requests_per_minute / 60.0 * settings.latency_allowance_s))
 
 
-async def _one(client: LLMClient, conv: ConversationInput) -> FacetResult | FailedItem:
+async def _one(client: LLMClient, conv: ConversationInput) -> FacetResult | FailedItem | BudgetExceeded:
     try:
         return await analyze_facets(client, conv)
+    except BudgetExceeded as stop:  # the run's budget refused the call's reservation: skipped, not failed
+        return stop
     except LLMCallFailed as error:
         return FailedItem(conv.conversation_id, error.error_class, error.detail, error.attempts, error.usages)
     except Exception as error:  # noqa: BLE001 - an unexpected error must dead-letter, not vanish
@@ -105,7 +107,8 @@ async def analyze_batch(
     model = settings.models.facets
     report = BatchReport()
     spent = 0.0
-    pending: set[asyncio.Task[FacetResult | FailedItem]] = set()
+    pending: set[asyncio.Task[FacetResult | FailedItem | BudgetExceeded]] = set()
+    started: dict[asyncio.Task[FacetResult | FailedItem | BudgetExceeded], str] = {}
     items = iter(conversations)
     exhausted = False
     while True:
@@ -124,12 +127,18 @@ async def analyze_batch(
                 report.stopped_reason = str(stop)
                 report.skipped.append(conv.conversation_id)
                 break
-            pending.add(asyncio.create_task(_one(client, conv)))
+            task = asyncio.create_task(_one(client, conv))
+            started[task] = conv.conversation_id
+            pending.add(task)
         if not pending:
             break
         finished, pending = await asyncio.wait(pending, return_when=asyncio.FIRST_COMPLETED)
         for task in finished:
             outcome = task.result()
+            if isinstance(outcome, BudgetExceeded):
+                report.stopped_reason = report.stopped_reason or str(outcome)
+                report.skipped.append(started[task])
+                continue
             spent += _spent(outcome.usages, settings.prices)
             if isinstance(outcome, FailedItem):
                 report.failed.append(outcome)

@@ -24,7 +24,7 @@ from typing import Any, Generic, Self, TypeVar
 import openai
 from pydantic import BaseModel, ValidationError
 
-from threadline.ai.llm.cost import CallUsage
+from threadline.ai.llm.cost import CallUsage, SpendGuard, call_cost
 from threadline.ai.llm.prompts import repair_messages
 from threadline.ai.llm.schemas import SCHEMA_NAMES, strict_json_schema
 from threadline.ai.ratelimit import RateLimit, RateLimiter
@@ -172,6 +172,7 @@ class LLMClient:
             http_client=openai.DefaultAsyncHttpxClient(timeout=timeout),
         )
         self._output_estimate: dict[str, float] = {}
+        self.spend_guard: SpendGuard | None = None  # the run's budget (set per job by the runtime)
 
     @classmethod
     def from_settings(
@@ -263,6 +264,20 @@ class LLMClient:
             return prompt_estimate + int(out)
 
         async def send() -> _Answer:
+            """One call within the run's budget: reserve its largest cost, send, settle what it cost."""
+            guard = self.spend_guard
+            # Largest cost of this call: the prompt estimate and every output token it may produce.
+            reserved = call_cost(self.settings.prices, model, prompt_estimate, max_output_tokens) or 0.0
+            if guard is not None:
+                await guard.reserve(reserved)  # raises BudgetExceeded: nothing is sent
+            before = len(usages)
+            try:
+                return await send_call()
+            finally:
+                if guard is not None:  # settled with what the call is counted as everywhere else
+                    await guard.settle(reserved, sum(u.cost(self.settings.prices) or 0.0 for u in usages[before:]))
+
+        async def send_call() -> _Answer:
             """One call: limiter permit, request, limiter feedback, usage; every call is recorded."""
             permit = await self.limiter.acquire(estimate)
             try:

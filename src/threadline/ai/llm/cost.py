@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
+from typing import Protocol
 
 from threadline.config import ModelPrice
 
@@ -91,6 +92,32 @@ class BudgetExceeded(Exception):
             f"LLM budget reached: spent {spent:.4f} of {budget:.4f}; "
             "the run stops cleanly and can be resumed with a higher budget"
         )
+
+
+class SpendGuard(Protocol):
+    """Reserves a call's largest possible cost before it is sent and settles the actual cost after.
+
+    The engine implements it atomically in the database (`threadline.engine.budget`), so the
+    provider plumbing here needs no database: it asks before every call and reports after.
+    """
+
+    async def reserve(self, amount: float) -> None:
+        """Hold `amount` of the run's budget, or raise `BudgetExceeded` when it does not fit."""
+        ...
+
+    async def settle(self, reserved: float, actual: float) -> None:
+        """Release a reservation of `reserved` and record `actual` as spent."""
+        ...
+
+
+def call_cost(prices: Mapping[str, ModelPrice], model: str, input_tokens: int, output_tokens: int) -> float | None:
+    """What a call of these token counts costs with `model`'s price, or None when the model has no price."""
+    return CallUsage("estimate", model, input_tokens, output_tokens).cost(prices)
+
+
+def unpriced_models(models: Iterable[str], prices: Mapping[str, ModelPrice]) -> list[str]:
+    """The models without a price: with a budget they would cost 0 and the budget would never hold."""
+    return sorted({m for m in models if m not in prices})
 
 
 def check_budget(spent: float, budget: float | None) -> None:

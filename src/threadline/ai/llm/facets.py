@@ -21,7 +21,7 @@ from threadline.ai.llm.client import CallResult, LLMClient
 from threadline.ai.llm.cost import CallUsage
 from threadline.ai.llm.privacy import scrub
 from threadline.ai.llm.prompts import FACETS_PROMPT_VERSION, FACETS_SYSTEM, chat_messages
-from threadline.ai.llm.quotes import QuoteCandidate, verify_quotes
+from threadline.ai.llm.quotes import QuoteCandidate, unverified_quotations, verify_quotes
 from threadline.ai.llm.schemas import ConversationType, FacetsOut, Sentiment, Severity
 from threadline.config import LLMSettings, get_settings
 from threadline.text.pii import PII_VERSION, mask_for_display, masking_enabled, source_span_of_shown
@@ -155,18 +155,21 @@ def finalize_facets(
     names = conv.known_names
     limits = limits or get_settings().llm
 
+    seen = [(m.message_id, mask_for_display(m.text)) for m in conv.messages]  # the text the model saw
+
     def clean(text: str, limit: int = limits.facets_field_chars) -> str:
+        """Scrubbed and clipped; empty when it quotes words the conversation does not contain."""
+        if unverified_quotations([text], (t for _, t in seen)):
+            return ""
         return _clip(scrub(text, names), limit)
 
     check = verify_quotes(
-        (QuoteCandidate(q.message_id, q.text) for q in raw.quotes),
-        [(m.message_id, mask_for_display(m.text)) for m in conv.messages],  # the text the model saw
-        max_kept=limits.quotes_per_conversation,
+        (QuoteCandidate(q.message_id, q.text) for q in raw.quotes), seen, max_kept=limits.quotes_per_conversation
     )
     return Facets(
         summary=clean(raw.summary),
         customer_problem=clean(raw.customer_problem),
-        requested_change=clean(raw.requested_change) if raw.requested_change else None,
+        requested_change=clean(raw.requested_change) or None if raw.requested_change else None,
         product_area=clean(raw.product_area, limits.facets_area_chars).lower(),
         conversation_type=raw.conversation_type,
         sentiment=raw.sentiment,

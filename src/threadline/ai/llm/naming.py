@@ -17,6 +17,7 @@ from threadline.ai.llm.client import LLMClient
 from threadline.ai.llm.cost import CallUsage
 from threadline.ai.llm.privacy import scrub
 from threadline.ai.llm.prompts import NAMING_PROMPT_VERSION, NAMING_SYSTEM, chat_messages
+from threadline.ai.llm.quotes import quotation_problem
 from threadline.ai.llm.schemas import ThemeNameOut
 from threadline.config import LLMSettings, get_settings
 from threadline.text.pii import PII_VERSION, mask_for_display, masking_enabled
@@ -110,17 +111,37 @@ def naming_input_hash(inp: ThemeNamingInput, model: str, prompt_version: str = N
     return hashlib.sha256(json.dumps(material, sort_keys=True).encode("utf-8")).hexdigest()
 
 
+def _strings(value: object) -> list[str]:
+    """Every string inside a JSON-like payload (dicts, lists), in order."""
+    if isinstance(value, str):
+        return [value]
+    if isinstance(value, dict):
+        return [s for v in value.values() for s in _strings(v)]
+    if isinstance(value, list | tuple):
+        return [s for v in value for s in _strings(v)]
+    return []
+
+
+def naming_problem(out: ThemeNameOut, sent: list[str]) -> str | None:
+    """Why a name cannot be accepted (no untrusted text): empty, or quoting words the model was not given."""
+    if not out.name.strip():
+        return "name is empty"
+    return quotation_problem([out.name, out.description, out.contrast], sent)
+
+
 async def name_theme(client: LLMClient, inp: ThemeNamingInput) -> ThemeNameResult:
     """One call naming one theme. Raises `LLMCallFailed` after bounded attempts."""
     model = client.settings.models.naming
+    payload = naming_payload(inp, client.settings)
+    sent = _strings(payload)  # every text the model saw: a quotation must be inside one of them
     result = await client.structured(
         stage=STAGE,
         model=model,
-        messages=chat_messages(NAMING_SYSTEM, "theme_data", naming_payload(inp, client.settings)),
+        messages=chat_messages(NAMING_SYSTEM, "theme_data", payload),
         output=ThemeNameOut,
         max_output_tokens=MAX_OUTPUT_TOKENS,
         expected_output_tokens=EXPECTED_OUTPUT_TOKENS,
-        check=lambda out: None if out.name.strip() else "name is empty",
+        check=lambda out: naming_problem(out, sent),
     )
     out = result.value
     limits = client.settings

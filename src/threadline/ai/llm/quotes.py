@@ -4,10 +4,15 @@
 (runs of spaces, tabs and newlines collapse to one space) and nothing else: no fuzzy
 matching, no case folding, no punctuation repair. A quote attributed to the wrong
 message of the same conversation is re-attributed to the message that contains it.
+
+Quotations inside model-written text (a summary, a story's problem) are held to the same
+rule: every span in double quotation marks of at least four words must be an exact substring
+of the text the model was given, or the text is rejected (`quotation_problem`).
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
@@ -81,3 +86,50 @@ def verify_quotes(
             continue
         kept.append(verified)
     return QuoteCheck(tuple(kept), not_found, too_short, excess)
+
+
+# A quotation in model-written text: a span in double quotation marks, straight or typographic
+# (English, German and French styles). Single quotes are not quotation marks here: an apostrophe
+# ("don't", "customer’s") cannot be told from a closing single quote.
+MIN_QUOTATION_WORDS = 4  # words: shorter spans ("Export", "the new plan") name things rather than quote someone
+MAX_QUOTATION_CHARS = 2_000  # characters between the marks: bounds the scan from an unclosed mark (linear time)
+QUOTATION = re.compile(
+    rf'"([^"]{{1,{MAX_QUOTATION_CHARS}}})"'
+    rf"|\u201c([^\u201c\u201d]{{1,{MAX_QUOTATION_CHARS}}})\u201d"
+    rf"|\u201e([^\u201c\u201d\u201e]{{1,{MAX_QUOTATION_CHARS}}})[\u201c\u201d]"
+    rf"|\u00ab([^\u00ab\u00bb]{{1,{MAX_QUOTATION_CHARS}}})\u00bb"
+)
+
+
+def quotations(text: str) -> list[str]:
+    """The quotations of at least `MIN_QUOTATION_WORDS` words in `text`, whitespace-normalised."""
+    found = []
+    for match in QUOTATION.finditer(text):
+        span = normalize_whitespace(next(group for group in match.groups() if group is not None))
+        if len(span.split()) >= MIN_QUOTATION_WORDS:
+            found.append(span)
+    return found
+
+
+def unverified_quotations(texts: Iterable[str], sources: Iterable[str]) -> int:
+    """How many quotations in `texts` are not an exact substring of any of `sources` (after whitespace normalisation).
+
+    `sources` are the texts as the model saw them (masked), so a faithful quotation of a
+    masked message shows the same ``[email]`` the model was given.
+    """
+    normalised = [normalize_whitespace(s) for s in sources]
+    return sum(1 for text in texts for span in quotations(text) if not any(span in s for s in normalised))
+
+
+def quotation_problem(texts: Iterable[str], sources: Iterable[str]) -> str | None:
+    """A repair instruction when model-written text quotes words that are not in its sources, else None.
+
+    The instruction carries no untrusted text: it names the rule, not the quotation.
+    """
+    missing = unverified_quotations(texts, sources)
+    if not missing:
+        return None
+    return (
+        f"{missing} quotation(s) in quotation marks are not exact text from the data; "
+        "quote only exact text from the data, or do not use quotation marks"
+    )

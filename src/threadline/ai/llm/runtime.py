@@ -16,6 +16,7 @@ from concurrent.futures import Future
 from typing import TypeVar
 
 from threadline.ai.llm.client import LLMClient, llm_rate_limit
+from threadline.ai.llm.cost import SpendGuard
 from threadline.ai.ratelimit import DividedBudget, RateLimiter, WholeBudget
 from threadline.config import LLMSettings
 
@@ -52,14 +53,21 @@ class LLMRuntime:
         future: Future[T] = asyncio.run_coroutine_threadsafe(coro, self._loop)  # type: ignore[arg-type]
         return future.result()
 
-    def run(self, job: Callable[[LLMClient], Awaitable[T]], settings: LLMSettings | None = None) -> T:
+    def run(
+        self,
+        job: Callable[[LLMClient], Awaitable[T]],
+        settings: LLMSettings | None = None,
+        spend_guard: SpendGuard | None = None,
+    ) -> T:
         """Run `job(client)` on the runtime's loop with a fresh client that is closed afterwards.
 
-        `settings` may narrow the process settings for this job (e.g. the run's remaining budget).
+        `settings` may narrow the process settings for this job (e.g. the run's remaining budget);
+        `spend_guard` (the engine's, per run) reserves each call's cost before it is sent.
         """
 
         async def with_client() -> T:
             client = LLMClient.from_settings(settings or self.settings, self.limiter)
+            client.spend_guard = spend_guard
             try:
                 return await job(client)
             finally:

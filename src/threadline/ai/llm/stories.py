@@ -19,6 +19,7 @@ from pydantic import BaseModel
 from threadline.ai.llm.client import LLMClient
 from threadline.ai.llm.cost import CallUsage
 from threadline.ai.llm.prompts import STORIES_PROMPT_VERSION, STORIES_SYSTEM, chat_messages
+from threadline.ai.llm.quotes import quotation_problem
 from threadline.ai.llm.schemas import CitedText, Severity, StoryOut
 from threadline.config import LLMSettings, get_settings
 from threadline.text.pii import PII_VERSION, mask_for_display, masking_enabled
@@ -93,14 +94,17 @@ def story_payload(inp: StoryInput, limits: LLMSettings | None = None) -> dict[st
     return {
         "theme": {"name": mask_for_display(inp.theme_name), "description": mask_for_display(inp.theme_description)},
         "evidence": [
-            {
-                "id": e.evidence_id,
-                "quote": mask_for_display(e.quote)[: limits.stories_quote_chars],
-                "summary": mask_for_display(e.summary),
-            }
-            for e in inp.evidence[: limits.stories_evidence]
+            {"id": e.evidence_id, "quote": quote, "summary": mask_for_display(e.summary)}
+            for e, quote in sent_evidence(inp, limits)
         ],
     }
+
+
+def sent_evidence(inp: StoryInput, limits: LLMSettings) -> list[tuple[Evidence, str]]:
+    """The evidence items the model sees, each with its quote as sent (masked, clipped)."""
+    return [
+        (e, mask_for_display(e.quote)[: limits.stories_quote_chars]) for e in inp.evidence[: limits.stories_evidence]
+    ]
 
 
 def story_input_hash(inp: StoryInput, model: str, prompt_version: str = STORIES_PROMPT_VERSION) -> str:
@@ -161,18 +165,35 @@ def finalize_story(out: StoryOut, ids: Collection[str], limits: LLMSettings | No
     )
 
 
+def story_texts(out: StoryOut) -> list[str]:
+    """Every text the model wrote for a story: where a quotation could hide."""
+    statements = (out.problem, out.user_story, out.severity_reason, *out.acceptance_criteria)
+    return [out.title, *(s.text for s in statements)]
+
+
+def story_problem(out: StoryOut, ids: Collection[str], quotes: Collection[str]) -> str | None:
+    """Why a story cannot be accepted (no untrusted text): uncited statements, or a quotation not in `quotes`."""
+    return citation_problem(out, ids) or quotation_problem(story_texts(out), quotes)
+
+
 async def write_story(client: LLMClient, inp: StoryInput) -> StoryResult:
-    """One call writing one story. Raises `LLMCallFailed` after bounded attempts."""
+    """One call writing one story. Raises `LLMCallFailed` after bounded attempts.
+
+    A story whose text quotes anything but the evidence quotes as sent (masked) is repaired
+    once, then rejected: the caller keeps the templated story.
+    """
     model = client.settings.models.stories
     ids = {e.evidence_id for e in inp.evidence[: client.settings.stories_evidence]}
+    payload = story_payload(inp, client.settings)
+    sent_quotes = [quote for _, quote in sent_evidence(inp, client.settings)]
     result = await client.structured(
         stage=STAGE,
         model=model,
-        messages=chat_messages(STORIES_SYSTEM, "evidence_data", story_payload(inp, client.settings)),
+        messages=chat_messages(STORIES_SYSTEM, "evidence_data", payload),
         output=StoryOut,
         max_output_tokens=MAX_OUTPUT_TOKENS,
         expected_output_tokens=EXPECTED_OUTPUT_TOKENS,
-        check=lambda out: citation_problem(out, ids),
+        check=lambda out: story_problem(out, ids, sent_quotes),
     )
     return StoryResult(
         theme_id=inp.theme_id,

@@ -34,6 +34,7 @@ from typing import Any, BinaryIO
 from threadline.config import InputSettings, get_settings
 from threadline.connectors.records import AuthorRole, ContactRecord, ConversationRecord, MessageRecord
 from threadline.db.models import STATE_CHARS
+from threadline.text.safety import safe_link
 
 ROLE_ALIASES: dict[str, AuthorRole] = {
     "customer": "customer",
@@ -65,6 +66,7 @@ def _accepted_period() -> tuple[datetime, datetime]:
     )
 
 
+NOT_A_LINK_NOTE = "url dropped: only absolute http(s) URLs are kept as a conversation's source link"
 NO_TIME_NOTE = "no time: neither created_at nor any message time; left out of trends and --since/--until windows"
 
 
@@ -418,6 +420,9 @@ def conversation_from_json(obj: Any) -> ConversationRecord:
     updated_at = problems.take(parse_time, obj.get("updated_at"), "updated_at")
     state = problems.take(_opt_text, obj.get("state"), "state", STATE_CHARS)
     url = problems.take(_opt_text, obj.get("url"), "url")
+    if url is not None and safe_link(url) is None:
+        notes.append(NOT_A_LINK_NOTE)  # the record is kept; the url is not (it would never be shown as a link)
+        url = None
     subject = problems.take(_opt_text, obj.get("subject"), "subject")
     assignee = problems.take(_opt_text, obj.get("assignee"), "assignee")
     contact = _contact(obj.get("customer"), problems)
@@ -453,6 +458,8 @@ def _record_notes(line: int, record: ConversationRecord, report: ReadReport, tex
         field_name: str | None
         if note == NO_TIME_NOTE:
             field_name = "created_at"
+        elif note == NOT_A_LINK_NOTE:
+            field_name = "url"
         elif note.startswith("messages["):
             field_name = note.split(" ", 1)[0] + ".text"
         else:
