@@ -120,6 +120,19 @@ def test_gazetteer_longest_match_plurals_and_any_case(extractor: EntityExtractor
     assert text[first.start : first.end] == "Recurring Invoices"
 
 
+def test_types_overlap_on_the_same_words() -> None:
+    extractor = EntityExtractor(
+        EntityConfig(gazetteer=Gazetteer.from_terms({"mobile app": ["iPhone app", "Android app"]}))
+    )
+    text = "How do I use the Android app offline? The iPhone app too."
+    assert [(e.type, e.value, text[e.start : e.end]) for e in extractor.extract(text)] == [
+        (EntityType.PLATFORM, "Android", "Android"),
+        (EntityType.FEATURE, "mobile app", "Android app"),
+        (EntityType.PLATFORM, "iOS", "iPhone"),
+        (EntityType.FEATURE, "mobile app", "iPhone app"),
+    ]
+
+
 def test_gazetteer_from_plain_terms_and_fingerprint_changes_with_terms() -> None:
     a = Gazetteer.from_terms(["time tracking", "project templates"])
     b = Gazetteer.from_terms({"time tracking": ["timer"], "project templates": []})

@@ -9,8 +9,9 @@ How it works, and why it stays linear in the length of the text:
 
 - the text is split once into word tokens (``_TOKEN``, one pass);
 - every phrase (platform, integration, plan and gazetteer alias) sits in a token trie; at each
-  token the longest phrase of at most ``MAX_PHRASE_TOKENS`` tokens wins, so the cost per token is
-  bounded by that constant, not by the size of the gazetteer;
+  token the longest phrase of each type (at most ``MAX_PHRASE_TOKENS`` tokens) wins, so the cost
+  per token is bounded by that constant, not by the size of the gazetteer. Types overlap on
+  purpose: "iPhone app" is the platform iOS and the product area "mobile app";
 - error codes and HTTP statuses are single-pass regular expressions without nested quantifiers;
   their context checks read a fixed window (``CONTEXT_WINDOW_CHARS``) around each candidate.
 
@@ -227,10 +228,6 @@ class EntityConfig:
         return hashlib.sha256(json.dumps(payload, ensure_ascii=False).encode()).hexdigest()[:16]
 
 
-# Priority when one span could be several types: a named product beats a generic area.
-_PRIORITY = {EntityType.INTEGRATION: 0, EntityType.PLATFORM: 1, EntityType.PLAN: 2, EntityType.FEATURE: 3}
-
-
 @dataclass(frozen=True, slots=True)
 class _Phrase:
     type: EntityType
@@ -313,14 +310,15 @@ class EntityExtractor:
     # --- phrases (trie) -------------------------------------------------------------------------
 
     def _phrases(self, text: str) -> list[Entity]:
+        """Longest phrase per entity type at each token; types overlap ("iPhone app": iOS + mobile app)."""
         spans = [(m.start(), m.end()) for m in _TOKEN.finditer(text)]
         words = [text[s:e] for s, e in spans]
         lowered = [w.lower() for w in words]
         found: list[Entity] = []
+        free_from = dict.fromkeys(EntityType, 0)  # per type: first token not inside an earlier match
         accepted_plan_end = -1  # token index after the last accepted plan, for "from Team to Business"
-        i = 0
-        while i < len(words):
-            best: tuple[int, _Phrase] | None = None
+        for i in range(len(words)):
+            best: dict[EntityType, tuple[int, _Phrase]] = {}
             node = self._root
             for j in range(i, min(i + MAX_PHRASE_TOKENS, len(words))):
                 child = node.children.get(lowered[j])
@@ -328,21 +326,18 @@ class EntityExtractor:
                     break
                 node = child
                 for phrase in node.phrases:
+                    if free_from[phrase.type] > i:
+                        continue
                     if phrase.case_sensitive and tuple(words[i : j + 1]) != phrase.tokens:
                         continue
                     if phrase.type is EntityType.PLAN and not self._used_as_plan(lowered, i, j + 1, accepted_plan_end):
                         continue
-                    length = j + 1 - i
-                    if best is None or (length, -_PRIORITY[phrase.type]) > (best[0], -_PRIORITY[best[1].type]):
-                        best = (length, phrase)
-            if best is None:
-                i += 1
-                continue
-            length, phrase = best
-            found.append(Entity(phrase.type, phrase.value, spans[i][0], spans[i + length - 1][1]))
-            if phrase.type is EntityType.PLAN:
-                accepted_plan_end = i + length
-            i += length
+                    best[phrase.type] = (j + 1 - i, phrase)  # later j is longer: the longest wins
+            for kind, (length, phrase) in best.items():
+                found.append(Entity(kind, phrase.value, spans[i][0], spans[i + length - 1][1]))
+                free_from[kind] = i + length
+                if kind is EntityType.PLAN:
+                    accepted_plan_end = i + length
         return found
 
     def _used_as_plan(self, lowered: list[str], start: int, end: int, accepted_plan_end: int) -> bool:
@@ -363,7 +358,14 @@ class EntityExtractor:
     # --- codes (patterns) -----------------------------------------------------------------------
 
     def _codes(self, text: str, taken: list[tuple[int, int]]) -> list[Entity]:
-        starts = [s for s, _ in taken]  # phrases never overlap and come in order: one bisect per candidate
+        merged: list[tuple[int, int]] = []  # phrase spans merged into disjoint, ordered intervals
+        for s, e in sorted(taken):
+            if merged and s <= merged[-1][1]:
+                merged[-1] = (merged[-1][0], max(merged[-1][1], e))
+            else:
+                merged.append((s, e))
+        taken = merged
+        starts = [s for s, _ in taken]  # one bisect per candidate keeps this linear
 
         def free(start: int, end: int) -> bool:
             at = bisect.bisect_left(starts, end)  # phrases starting before this candidate ends
