@@ -526,7 +526,7 @@ PROBLEMS: list[Problem] = [
             "Sure! Open the invoice, click the '...' menu and choose 'Make recurring'. You can pick the interval and the first send date. Here's the guide: https://help.tallyboard.io/recurring-invoices",
             "Yes: Invoices > New > Recurring. Set the schedule and Tallyboard will send it on that day each month.",
         ],
-        ["Found it, thanks!", "Can it also attach the timesheet automatically?"],
+        ["Found it, thanks!", "Found it, thanks! Can it also attach the timesheet automatically?"],
         ["invoicing", "how-to"],
     ),
     Problem(
