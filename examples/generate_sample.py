@@ -52,6 +52,10 @@ class Problem:
     agent: list[str]
     followups: list[str]
     tags: list[str] = field(default_factory=list)
+    article: str = ""  # help-center slug the agent links (how-to extension only); "" = no article exists
+    article_title: str = ""  # that article's title, quoted by agents instead of the URL some of the time
+    stuck: list[str] = field(default_factory=list)  # customer comes back after the article: still cannot do it
+    confusing_share: float = 0.0  # share of conversations where the customer comes back stuck after the link
 
 
 GREETINGS = [
@@ -522,7 +526,7 @@ PROBLEMS: list[Problem] = [
             "Sure! Open the invoice, click the '...' menu and choose 'Make recurring'. You can pick the interval and the first send date. Here's the guide: https://help.tallyboard.io/recurring-invoices",
             "Yes: Invoices > New > Recurring. Set the schedule and Tallyboard will send it on that day each month.",
         ],
-        ["Found it, thanks!", "Can it also attach the timesheet automatically?"],
+        ["Found it, thanks!", "Found it, thanks! Can it also attach the timesheet automatically?"],
         ["invoicing", "how-to"],
     ),
     Problem(
@@ -780,6 +784,374 @@ BOT_GREETINGS = [
     "Hi! Before we connect you: have you checked https://help.tallyboard.io ?",
 ]
 
+# --- how-to extension ----------------------------------------------------------------------------
+# Recurring "how do I ..." questions added after the first 220 conversations. They are generated
+# with their own random stream (SEED + EXTENSION_SEED_OFFSET) and ids after the original ones, so the
+# original conversations stay byte-identical. Some problems have a help-center article
+# (examples/help-center/<slug>.md) that the agent links by URL or by title; for the planted
+# "confusing" articles the customer often comes back still unable to do it
+# (labels.confusing_article). Problems without an article are the planted documentation gaps.
+
+EXTENSION_SEED_OFFSET = 1  # the extension's random stream: SEED + 1, independent of the original draws
+HELP_URL = "https://help.tallyboard.io/"  # article URL = HELP_URL + slug (the help-center file's stem)
+LINK_BY_TITLE_SHARE = 0.35  # share of article links written as the article's title instead of its URL
+
+STUCK_AGENT = [
+    "Sorry the guide didn't get you there. I'll walk you through it on a call, what time suits you?",
+    "Thanks for trying. I've flagged the article to our docs team, it clearly misses a step. Let me check your settings.",
+    "Hmm, that should have worked. Could you send me a screenshot of what you see?",
+    "I see, that part of the article is out of date after the last release. Let me find the right steps for you.",
+]
+
+HOWTOS: list[Problem] = [
+    Problem(
+        "howto_online_payments",
+        "how_to",
+        11,
+        "steady",
+        ["Pay online button", "Card payments on invoices", "How do clients pay by card?", "Stripe setup question"],
+        [
+            "How do I let clients pay an invoice by card? I'd like a 'Pay now' button on the invoice.",
+            "Can our clients pay invoices online? I can't see where to turn that on.",
+            "how do i connect stripe so customers can pay invoices directly",
+            "Where do I enable online payments for invoices? Our clients keep asking for a payment link.",
+            "Is it possible to accept credit card payments through the invoice email?",
+        ],
+        [
+            "We already have a Stripe account.",
+            "We're on the Business plan.",
+            "Most of our clients are in the US and prefer paying by card.",
+            "I'm the workspace admin.",
+        ],
+        ["Thanks!", "Appreciate any pointers.", "What are the steps?", ""],
+        [
+            "Sure! You connect Stripe once and every new invoice gets a Pay now button. The steps are in {article}",
+            "Yes, that's possible. Have a look at {article}, it explains how to turn on card payments.",
+            "Good question! Everything you need is in {article}.",
+        ],
+        [],
+        ["payments", "how-to"],
+        article="accept-online-payments",
+        article_title="Accept online payments with Stripe",
+        stuck=[
+            "I followed the article step by step but the Pay now button still doesn't show up on our invoices.",
+            "I did everything in that guide and Stripe says connected, but the invoice emails still have no payment link.",
+            "The article says to go to Settings > Payments but I don't have that menu. Still can't turn it on.",
+            "Went through the guide twice, still no way for clients to pay online. What am I missing?",
+        ],
+        confusing_share=0.8,
+    ),
+    Problem(
+        "howto_import_trello_asana",
+        "how_to",
+        10,
+        "steady",
+        ["Import from Trello", "Moving from Asana", "Migrate our boards", "Import projects"],
+        [
+            "We're moving from Trello. How do I import our boards into Tallyboard?",
+            "How can I bring our projects over from Asana without recreating every task?",
+            "is there a way to import our existing Trello boards with the cards and checklists",
+            "We'd like to migrate about 30 projects from Asana. What's the best way to import them?",
+            "How do I import tasks from another tool? We have everything in Trello today.",
+        ],
+        [
+            "Some boards have a few hundred cards.",
+            "We'd like to keep assignees and due dates.",
+            "I exported a JSON file from Trello already.",
+            "Our trial ends next week so we'd like to move fast.",
+        ],
+        ["Thanks", "Any tips?", "What's the process?", ""],
+        [
+            "Welcome aboard! Imports are done from the project list; for Trello and Asana see {article}",
+            "Sure, you can import directly. Please follow {article} and let me know how it goes.",
+            "Great to have you! The steps for both tools are in {article}.",
+        ],
+        [],
+        ["import", "how-to"],
+        article="import-from-trello-asana",
+        article_title="Import projects from Trello or Asana",
+        stuck=[
+            "I followed the import guide but it keeps saying 'unsupported file', I still can't import the board.",
+            "Did exactly what the article says, the import finishes but none of the cards show up in the project.",
+            "The guide mentions an 'Import' button on the project list, I don't see it anywhere. Still stuck.",
+            "Tried the steps in that article again this morning, still nothing imported. Can you help?",
+        ],
+        confusing_share=0.8,
+    ),
+    Problem(
+        "howto_timesheet_approval",
+        "how_to",
+        9,
+        "steady",
+        ["Approving timesheets", "Timesheet approval", "Manager approval for hours", "Lock timesheets"],
+        [
+            "How do I set it up so a manager has to approve timesheets before hours can be invoiced?",
+            "Is there an approval step for timesheets? I want to review hours before the week is locked.",
+            "how can project leads approve their team's time entries",
+            "Where do I turn on timesheet approvals for our team?",
+        ],
+        [
+            "We have 25 people logging time.",
+            "Right now people edit last month's hours after we've billed.",
+            "Ideally approvals happen every Friday.",
+        ],
+        ["Thanks!", "Is that possible?", ""],
+        [
+            "Yes! Turn on approvals in the workspace settings and choose the approvers. Details in {article}",
+            "You can do that with timesheet approvals, see {article} for how it works.",
+        ],
+        [],
+        ["timesheets", "how-to"],
+        article="approve-timesheets",
+        article_title="Approve and lock timesheets",
+    ),
+    Problem(
+        "howto_invoice_from_hours",
+        "how_to",
+        9,
+        "steady",
+        ["Invoice tracked hours", "Bill hours to client", "Create invoice from timesheet", "Hours to invoice"],
+        [
+            "How do I create an invoice from the hours my team tracked on a project?",
+            "Can I turn the billable time entries of last month into an invoice automatically?",
+            "what's the easiest way to bill a client for tracked time",
+            "Is there a way to pull time entries into an invoice instead of typing every line?",
+        ],
+        [
+            "We bill by the hour with different rates per person.",
+            "Only billable entries should go on the invoice.",
+            "We do this at the end of every month.",
+        ],
+        ["Thanks", "Any help appreciated.", ""],
+        [
+            "Sure: on the invoice, choose 'Add time entries' and pick the period. Full walkthrough in {article}",
+            "Yes, invoices can be built from time entries, see {article}.",
+        ],
+        [],
+        ["invoicing", "timesheets", "how-to"],
+        article="invoice-tracked-time",
+        article_title="Create an invoice from tracked time",
+    ),
+    Problem(
+        "howto_project_templates",
+        "how_to",
+        9,
+        "steady",
+        ["Project templates", "Reuse a project", "Template for new clients", "Duplicate project structure"],
+        [
+            "How do I save a project as a template so new client projects start with the same lists and tasks?",
+            "Can I create a project template? We set up the same onboarding tasks for every client.",
+            "is there a way to reuse a project's structure for a new project",
+            "How do I make new projects start from a standard checklist of tasks?",
+        ],
+        [
+            "Every client gets the same 40 onboarding tasks.",
+            "Copying tasks by hand takes an hour each time.",
+            "Due dates should shift relative to the start date.",
+        ],
+        ["Thanks!", "Any ideas?", ""],
+        [
+            "Absolutely, templates are made for this. How to create one is explained in {article}",
+            "Yes, open the project menu and choose 'Save as template'. More in {article}.",
+        ],
+        [],
+        ["projects", "how-to"],
+        article="project-templates",
+        article_title="Create and use project templates",
+    ),
+    Problem(
+        "howto_slack_notifications",
+        "how_to",
+        9,
+        "steady",
+        ["Slack notifications", "Post updates to Slack", "Slack channel alerts", "Slack integration question"],
+        [
+            "How do I get a message in our Slack channel when a task is completed?",
+            "Can Tallyboard post project updates to Slack? I can't find a Slack option anywhere.",
+            "how do i send task notifications to a slack channel instead of email",
+            "Is there a way to notify a Slack channel when a client pays an invoice?",
+        ],
+        [
+            "We live in Slack and nobody reads the email notifications.",
+            "Ideally one channel per project.",
+            "I looked at the integrations page but only saw calendars.",
+        ],
+        ["Thanks!", "Is this possible?", ""],
+        [
+            "There's no built-in Slack notification yet. Some customers use Zapier with our webhooks to post to Slack in the meantime.",
+            "Good question. We don't have a native Slack app today, but webhooks can be forwarded to Slack with a small Zapier zap.",
+        ],
+        ["How would I set that up with Zapier?", "Ok, we'll try Zapier then.", "Are you planning a Slack app?"],
+        ["integrations", "how-to"],
+    ),
+    Problem(
+        "howto_budget_alerts",
+        "how_to",
+        9,
+        "steady",
+        ["Project budget alert", "Warn when budget is used", "Budget tracking", "Hours budget"],
+        [
+            "How do I set a budget on a project and get warned when we've used 80% of it?",
+            "Can I set an hours budget per project? I want an alert before we go over.",
+            "how do i track project budget vs actual hours",
+            "Is there a way to get notified when a fixed-fee project is about to run over budget?",
+        ],
+        [
+            "We have several fixed-price projects.",
+            "Last month we overran two projects without noticing.",
+            "An email to the project lead would be enough.",
+        ],
+        ["Thanks", "Any ideas?", ""],
+        [
+            "There isn't a budget alert in Tallyboard yet. Some teams export hours weekly and compare them to the budget in a spreadsheet.",
+            "Budgets aren't a feature today, sorry. I've noted your request; a saved report filtered by project is the closest thing.",
+        ],
+        ["That's a lot of manual work.", "Is it on the roadmap?", "Ok, thanks for the honest answer."],
+        ["projects", "how-to"],
+    ),
+    Problem(
+        "howto_expense_receipts",
+        "how_to",
+        8,
+        "steady",
+        ["Expenses on invoice", "Add receipts", "Bill expenses to client", "Expense tracking"],
+        [
+            "How do I add expenses like travel costs to a client invoice with the receipt attached?",
+            "Can team members log expenses with a photo of the receipt and have them billed to the client?",
+            "how can i bill a client for materials we bought for their project",
+            "Where do I record project expenses so they show up on the invoice?",
+        ],
+        [
+            "Mostly travel and hotel costs.",
+            "We'd like a 10% markup on expenses.",
+            "Receipts are usually photos from the iPhone app.",
+        ],
+        ["Thanks!", "Is that supported?", ""],
+        [
+            "Right now expenses are added as a manual line on the invoice; you can attach the receipt as a PDF to the invoice email.",
+            "Good question! You can add a custom line item for each expense. I'll ask the team about receipt uploads.",
+        ],
+        ["So there's no expense tracking at all?", "Ok, manual lines it is.", "Can the markup be automatic?"],
+        ["invoicing", "how-to"],
+    ),
+    Problem(
+        "howto_offline_mobile",
+        "how_to",
+        8,
+        "steady",
+        ["Offline mode", "Track time without internet", "Mobile app offline", "Working offline"],
+        [
+            "Can I track time in the mobile app when I have no signal? Our technicians work in basements.",
+            "How do I use the Android app offline? It shows an error when there's no connection.",
+            "does the ios app work offline, and do the entries sync later",
+            "Is there an offline mode for the app? I'm on flights a lot and want to log hours there.",
+        ],
+        [
+            "Most of our field team uses Android phones.",
+            "I'm on an iPhone 14.",
+            "The entries need to sync once we're back online.",
+        ],
+        ["Thanks", "Any way to do this?", ""],
+        [
+            "The app needs a connection to save entries at the moment. If you start a timer before going offline it keeps running, and it syncs when you reconnect.",
+            "Thanks for asking! Offline support is limited today: timers keep running, but new entries need a connection.",
+        ],
+        [
+            "So I can't add entries offline at all?",
+            "The running timer trick works, thanks.",
+            "Is full offline mode planned?",
+        ],
+        ["mobile", "how-to"],
+    ),
+    Problem(
+        "howto_invoice_numbering",
+        "how_to",
+        8,
+        "steady",
+        ["Invoice number format", "Change invoice numbering", "Invoice prefix", "Start invoices at 1001"],
+        [
+            "How do I change the invoice number format? Our accountant wants a prefix like INV-2026-.",
+            "Can I make invoice numbers continue from our old system? The next one should be 1001.",
+            "how do i reset invoice numbering for the new year",
+            "Where can I set the starting number for invoices? Tallyboard started at 1 but we're past 500.",
+        ],
+        [
+            "Our accountant requires sequential numbers.",
+            "We moved from another invoicing tool this month.",
+            "Different prefixes per client would be nice too.",
+        ],
+        ["Thanks!", "Is that possible?", ""],
+        [
+            "Invoice numbers follow a sequence per workspace. I've asked the billing team whether the starting number can be changed for your workspace.",
+            "Good question. The number format isn't editable in the app yet, but I can set the next number for you if you tell me which one.",
+        ],
+        ["Please set the next number to 1001.", "A prefix would really help us.", "Ok, thanks."],
+        ["invoicing", "how-to"],
+    ),
+]
+
+
+def article_reference(problem: Problem, rng: random.Random) -> str:
+    """How an agent points to the article: its URL, or its title in quotes (as agents often write)."""
+    if rng.random() < LINK_BY_TITLE_SHARE:
+        return f'the article "{problem.article_title}"'
+    return HELP_URL + problem.article
+
+
+def howto_conversation(idx: int, problem: Problem, customer: dict, stuck: bool, rng: random.Random) -> dict:
+    """One extension conversation: a how-to question, an answer (with the article when there is one),
+    then either the customer coming back still unable to do it (``stuck``) or a normal ending."""
+    conv = conversation(idx, problem, customer, rng)
+    messages = conv["messages"]
+    first = customer["name"].split()[0]
+    agent = rng.choice(AGENTS)
+    linked = bool(problem.article)
+    for message in messages:
+        if message["author"] == "agent" and "{article}" in message["text"]:
+            message["text"] = message["text"].replace("{article}", article_reference(problem, rng))
+    if stuck:
+        # Replace everything after the first agent answer: the customer returns, still stuck.
+        answer_at = next(i for i, m in enumerate(messages) if m["author"] == "agent")
+        del messages[answer_at + 1 :]
+        clock = datetime.fromisoformat(messages[-1]["created_at"])
+        texts = [("customer", rng.choice(problem.stuck))]
+        texts.append(
+            ("agent", f"Hi {first},\n\n{rng.choice(STUCK_AGENT)}\n\n{rng.choice(AGENT_SIGNOFFS).format(agent=agent)}")
+        )
+        if rng.random() < 0.4:
+            texts.append(("customer", vary(rng.choice([s for s in problem.stuck if s != texts[0][1]]), rng)))
+        for author, text in texts:
+            clock += timedelta(minutes=rng.randint(30, 2880))
+            messages.append(
+                {
+                    "id": f"msg_{idx}_{len(messages) + 1}",
+                    "author": author,
+                    "text": text,
+                    "created_at": clock.isoformat(),
+                }
+            )
+        conv["updated_at"] = clock.isoformat()
+    conv["labels"] = {"problem": problem.key, "type": problem.type}
+    if linked:
+        conv["labels"]["linked_article"] = problem.article
+    if stuck:
+        conv["labels"]["confusing_article"] = problem.article
+    return conv
+
+
+def generate_howtos(customers: list[dict], first_index: int, seed: int) -> list[dict]:
+    """The how-to extension: its own random stream, ids from ``first_index`` on."""
+    rng = random.Random(seed + EXTENSION_SEED_OFFSET)
+    weights = [1.0 / (1 + i) ** 0.7 for i in range(len(customers))]
+    jobs = [p for p in HOWTOS for _ in range(p.count)]
+    rng.shuffle(jobs)
+    convs = []
+    for offset, problem in enumerate(jobs):
+        stuck = bool(problem.article) and rng.random() < problem.confusing_share
+        customer = rng.choices(customers, weights=weights)[0]
+        convs.append(howto_conversation(first_index + offset, problem, customer, stuck, rng))
+    return convs
+
 
 def make_customers(rng: random.Random) -> list[dict]:
     """Build the customer pool: id, e-mail, name, company, plan and a few attributes."""
@@ -936,6 +1308,7 @@ def generate(seed: int = SEED) -> list[dict]:
     jobs = [p for p in PROBLEMS + NOISE for _ in range(p.count)]
     rng.shuffle(jobs)
     convs = [conversation(i + 1, p, rng.choices(customers, weights=weights)[0], rng) for i, p in enumerate(jobs)]
+    convs += generate_howtos(customers, len(convs) + 1, seed)
     convs.sort(key=lambda c: c["created_at"])
     return convs
 

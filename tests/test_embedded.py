@@ -41,7 +41,7 @@ def test_concurrent_processes_share_one_embedded_server_and_the_last_stops_it(tm
         timeout=120,
         check=True,
     )
-    assert status.stdout.count('"conversations": 220') == 3
+    assert status.stdout.count('"conversations": 310') == 3
     pgdata = (home / "pgdata").resolve()
     deadline = time.monotonic() + 30
     while postgres_processes(pgdata) and time.monotonic() < deadline:

@@ -19,10 +19,10 @@ def test_eval_scores_the_sample_in_a_scratch_database(cli_env, pg_server, tmp_pa
     )
     assert result.returncode == 0, result.stderr[-2000:]
     metrics = json.loads(result.stdout)
-    assert metrics["n_items"] == 220 and metrics["n_labels"] == 13
+    assert metrics["n_items"] == 310 and metrics["n_labels"] == 23
     for key in ("nmi", "ari", "accuracy", "pairwise_precision", "pairwise_recall", "pairwise_f1"):
         assert 0.0 <= metrics[key] <= 1.0
-    assert metrics["nmi"] >= 0.7, metrics  # 12 distinct problems plus noise: grouping must be meaningful
+    assert metrics["nmi"] >= 0.7, metrics  # 22 distinct problems plus noise: grouping must be meaningful
     assert metrics["wall_seconds"] > 0 and metrics["peak_rss_mib"] > 0
     assert metrics["themes"] and all(
         t["name"] and t["size"] >= 1 and t["dominant_label"] and 0 < t["dominant_share"] <= 1 for t in metrics["themes"]
