@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import signal
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
@@ -705,7 +706,12 @@ def main() -> None:
 
     A traceback would print SQL parameters (customer text, contact details) and hide the one
     thing to do; the line names the error class and SQLSTATE only, details are logged at DEBUG.
+
+    SIGTERM (a service manager, `docker stop`, `kill`) is handled like Ctrl-C: commands finish
+    what they can, and the embedded server this process holds is released on exit. `serve` and
+    `worker` install their own graceful handlers while they run; this covers the time before.
     """
+    signal.signal(signal.SIGTERM, signal.default_int_handler)
     try:
         app()
     except Exception as exc:  # noqa: BLE001 - the last boundary: everything not handled by a command
