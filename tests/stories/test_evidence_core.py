@@ -46,7 +46,8 @@ def test_a_theme_with_a_tighter_minority_is_quoted_from_its_majority() -> None:
     selection = select_evidence(_sentences(ids), vectors, centroids, 0, core=core, limit=5, min_quotes=3)
     assert len(selection.quotes) == 5
     assert not minority & {q.conversation_id for q in selection.quotes}
-    assert [q.conversation_id for q in selection.quotes] == core[:5]  # the most typical first
+    assert {q.conversation_id for q in selection.quotes} == set(core[:5])  # the most typical are quoted
+    assert [q.score for q in selection.quotes] == sorted((q.score for q in selection.quotes), reverse=True)
 
 
 def test_a_member_barely_closer_to_its_theme_than_to_the_next_is_never_quoted() -> None:

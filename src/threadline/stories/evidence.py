@@ -273,7 +273,8 @@ def select_evidence(
 
     ``core`` lists the theme's core conversations, most typical first
     (:func:`core_conversations`): when given, only their sentences are quoted, in that order
-    (each conversation by its best sentence); without it, the best sentences come first.
+    (each conversation by its best sentence) until ``limit`` are chosen; without it, the best
+    sentences are chosen. Either way the chosen quotes are returned best sentence first.
 
     ``sentences`` are the theme's candidates, ``vectors`` their L2-normalised embeddings
     (same row order), ``centroids`` the L2-normalised centroids of *every* theme of the
@@ -334,6 +335,9 @@ def select_evidence(
             chosen.append(i)
             if contact is not None:
                 seen_contacts.add(contact)
+    # Shown best sentence first (the title is written from the first quotes): the core chose *which*
+    # conversations are quoted, the sentences' own scores say which quote states the problem best.
+    chosen.sort(key=lambda i: (-score[i], sentences[i].conversation_id, sentences[i].start))
     quotes = [
         Quote(s.message_id, s.conversation_id, s.start, s.end, s.text, round(float(score[i]), 4))
         for i, s in ((i, sentences[i]) for i in chosen)
