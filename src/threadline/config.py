@@ -454,7 +454,7 @@ class PipelineSettings(BaseSettings):
     evidence_candidates: int = Field(
         default=40,
         ge=1,
-        description="conversations closest to a theme's centre searched for quotes: enough variety, bounded work",
+        description="conversations of a theme's core (most typical first) searched for quotes: enough variety, bounded work",
     )
     trend_max_buckets: int = Field(
         default=26, ge=2, description="points in a story's trend series: a half-year of weeks, readable as a sparkline"

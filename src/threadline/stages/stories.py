@@ -5,8 +5,9 @@ counts, distinct customers (conversations without a customer id are "customer un
 never counted as customers), companies and plans, first/last seen, a trend series sized to
 the run's period and measured back from its end (never `now()`), an explained priority
 (`threadline.stories.priority`: rank score and severity from named factors, stored with the
-snapshot), and evidence (`threadline.stories.evidence`): whole customer sentences, no small
-talk, each closer to its own theme's centroid than to any other theme's, from distinct
+snapshot), and evidence (`threadline.stories.evidence`): whole customer sentences from the
+theme's core (members clearly closer to it than to any other theme, the most typical first,
+so a theme's majority problem is quoted before a minority one), no small talk, each closer to its own theme's centroid than to any other theme's, from distinct
 conversations, new customers first, near-duplicates left out; the sentences of all themes
 are embedded in one batch per run. A theme whose evidence is thin or repetitive still gets
 its story, which says so. Quotes are exact substrings of customer messages *as they are
@@ -71,12 +72,20 @@ from threadline.db.models import (
     Theme,
     ThemeMember,
 )
-from threadline.db.vectors import load_theme_centroids
+from threadline.db.vectors import load_newest_vectors, load_theme_centroids
 from threadline.engine.budget import spend_guard
 from threadline.engine.llm import llm_runtime
 from threadline.engine.stage import StageContext, WholeRunStage
 from threadline.stages.inputs import load_customer_texts
-from threadline.stories.evidence import EVIDENCE_VERSION, Quote, Sentence, candidate_sentences, select_evidence
+from threadline.stories.evidence import (
+    CORE_POOL_CONVERSATIONS,
+    EVIDENCE_VERSION,
+    Quote,
+    Sentence,
+    candidate_sentences,
+    core_conversations,
+    select_evidence,
+)
 from threadline.stories.priority import PRIORITY_VERSION, RunFacts, ThemeFacts, prioritise, severity_signals
 from threadline.stories.template import TEMPLATE_VERSION, StoryFacts, StoryText, story_text
 from threadline.stories.trend import trend_series
@@ -291,10 +300,29 @@ def build_stories(
             .where(RunTheme.run_id == run_id, RunTheme.theme_id.in_(big_enough))
         )
     }
-    candidates = _evidence_candidates(session, run_id, big_enough, limits.evidence_candidates)
+    leaf_order = sorted(members_by_theme)
+    row_of = {theme_id: row for row, theme_id in enumerate(leaf_order)}
+    centroid_of = load_theme_centroids(session, run_id, model) if big_enough else {}
+    dims = next((v.shape[0] for v in centroid_of.values()), 0)
+    centroids = _unit_rows(centroid_of, leaf_order, dims)
+    # Evidence comes from each theme's core (conversations clearly closer to it than to any other
+    # theme, the most typical first), found among the members closest to its centre.
+    pool = _evidence_candidates(session, run_id, big_enough, max(limits.evidence_candidates, CORE_POOL_CONVERSATIONS))
+    pool_vectors = load_newest_vectors(session, sorted({cid for cids in pool.values() for cid in cids}), model)
+    candidates: dict[int, list[int]] = {}
+    for theme_id in big_enough:
+        pooled = [cid for cid in pool.get(theme_id, []) if cid in pool_vectors]
+        candidates[theme_id] = core_conversations(
+            pooled,
+            np.stack([pool_vectors[cid] for cid in pooled]) if pooled else np.zeros((0, dims)),
+            centroids,
+            row_of[theme_id],
+            limit=limits.evidence_candidates,
+        )
+    del pool_vectors  # up to one vector per member: not kept while the stories are written
     messages = _customer_messages(session, sorted({cid for cids in candidates.values() for cid in cids}))
     by_message = {m.id: (cid, m) for cid, items in messages.items() for m in items}
-    # Evidence: every theme's candidate sentences embedded in one batch, judged against every theme's centroid.
+    # Every theme's candidate sentences embedded in one batch, judged against every theme's centroid.
     sentences: dict[int, list[Sentence]] = {
         theme_id: [
             s
@@ -305,14 +333,8 @@ def build_stories(
         ]
         for theme_id in big_enough
     }
-    leaf_order = sorted(members_by_theme)
-    centroid_of = load_theme_centroids(session, run_id, model) if big_enough else {}
-    dims = next((v.shape[0] for v in centroid_of.values()), 0)
     texts = [s.text for theme_id in big_enough for s in sentences[theme_id]]
     vectors = process_embedder().embed(texts) if texts else np.zeros((0, dims), dtype=np.float32)
-    dims = dims or (vectors.shape[1] if vectors.ndim == 2 else 0)
-    centroids = _unit_rows(centroid_of, leaf_order, dims)
-    row_of = {theme_id: row for row, theme_id in enumerate(leaf_order)}
     customer_texts = load_customer_texts(session, run_id=run_id) if big_enough else {}
     times_all = [m.created_at for members in members_by_theme.values() for m in members if m.created_at]
     start = run.period_start or min(times_all, default=None)
@@ -333,6 +355,7 @@ def build_stories(
             centroids,
             row_of[theme_id],
             contacts={m.conversation_id: hash(m.customer) if m.customer else None for m in members},
+            core=candidates[theme_id],
             limit=limits.evidence_quotes_per_story,
             min_quotes=limits.min_evidence_quotes,
         )

@@ -10,9 +10,15 @@ reused without a database:
 2. **No small talk**: greetings, thanks, praise, apologies and sign-offs never serve as
    evidence for a problem (:func:`is_small_talk`), nor do sentences under
    ``MIN_QUOTE_WORDS`` words.
-3. **On topic**: a sentence's embedding must be closer to its own theme's centroid than to
+3. **From the theme's core** (:func:`core_conversations`): only the most *typical* half of
+   a theme's members are quoted, the most typical first, and only those clearly closer to
+   their theme's centroid than to the runner-up theme's (by ``MIN_CORE_MARGIN``). A member
+   is typical when many fellow members count it among their nearest, so when a theme holds
+   two problems its quotes come from the bigger one, and a stray conversation that joined
+   the theme is never quoted.
+4. **On topic**: a sentence's embedding must be closer to its own theme's centroid than to
    any other theme of the run, and at least ``MIN_QUOTE_SIMILARITY`` to its own.
-4. **Variety**: one quote per conversation, new customers first, and no quote that says
+5. **Variety**: one quote per conversation, new customers first, and no quote that says
    the same as one already chosen (same text, or cosine above ``DUPLICATE_SIMILARITY``).
 
 When fewer than ``pipeline.min_evidence_quotes`` quotes qualify, the selection still returns what
@@ -22,6 +28,7 @@ story silently.
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -37,15 +44,29 @@ __all__ = [
     "Quote",
     "Sentence",
     "candidate_sentences",
+    "core_conversations",
     "is_small_talk",
     "select_evidence",
 ]
 
-EVIDENCE_VERSION = "sentences-on-topic-1"
+EVIDENCE_VERSION = "sentences-on-topic-core-2"
 MIN_QUOTE_WORDS = 4  # words: "hi there" or "any update?" says nothing about the problem
 MAX_SENTENCES_PER_CONVERSATION = 12  # customer sentences considered per conversation: the problem is stated early
 MIN_QUOTE_SIMILARITY = 0.25  # cosine of a sentence to its theme's centroid: below, it is about something else
 FIRST_MESSAGE_BONUS = 0.05  # cosine points: the opening message states the problem; follow-ups add details
+# A conversation can be in its theme's core only when its cosine to its own centroid exceeds its cosine
+# to the runner-up theme's by at least this much: one that sits between two themes quotes neither.
+MIN_CORE_MARGIN = 0.05
+# Neighbours of a member: this share of the theme's other members, its nearest ones. Half: a group
+# holding more than half of the theme finds all of them among its own members, so its members are
+# picked as neighbours more often than those of a smaller group, however tight that one is.
+CORE_NEIGHBOUR_SHARE = 0.5
+# The core is this share of the theme's members, the most typical (see above) first. Half: when a
+# theme holds a majority problem, the most typical half of its members all have it.
+CORE_SHARE = 0.5
+CORE_POOL_CONVERSATIONS = (
+    400  # members closest to a theme's centre whose vectors are read to find its core: bounded work
+)
 DUPLICATE_SIMILARITY = 0.95  # cosine between two quotes above which the second shows nothing new
 _WORD = re.compile(r"[A-Za-z0-9][A-Za-z0-9'\u2019]*")
 
@@ -158,6 +179,85 @@ def candidate_sentences(
     return out
 
 
+def _unit_rows(matrix: np.ndarray) -> np.ndarray:
+    rows = np.asarray(matrix, dtype=np.float64)
+    unit: np.ndarray = rows / np.maximum(np.linalg.norm(rows, axis=1, keepdims=True), 1e-12)
+    return unit
+
+
+def _typical_first(pairwise: np.ndarray, items: np.ndarray) -> np.ndarray:
+    """`items` ordered by how many of the others count them among their nearest ``CORE_NEIGHBOUR_SHARE``.
+
+    Ties: the higher mean cosine to the item's own nearest, then the given order.
+    """
+    sub = pairwise[np.ix_(items, items)]
+    k = max(1, math.ceil(CORE_NEIGHBOUR_SHARE * (len(items) - 1)))
+    nearest = np.argpartition(-sub, k - 1, axis=1)[:, :k]  # each row's k nearest, in any order
+    named = np.bincount(nearest.ravel(), minlength=len(items))
+    closeness = np.take_along_axis(sub, nearest, axis=1).mean(axis=1)
+    order = np.lexsort((np.arange(len(items)), -closeness, -named))
+    ordered: np.ndarray = items[order]
+    return ordered
+
+
+def _peel(pairwise: np.ndarray, items: np.ndarray) -> np.ndarray:
+    """`items`, most typical first: the less typical half is set aside, the rest ranked again among themselves.
+
+    Ranking the kept half again without the half set aside sharpens the order where two groups
+    meet: a minority that survived the first cut is a smaller share of what is left, so it
+    drops lower each round. About log2(n) rounds.
+    """
+    tail: list[np.ndarray] = []
+    while len(items) > 1:
+        ranked = _typical_first(pairwise, items)
+        keep = math.ceil(len(ranked) / 2)
+        tail.append(ranked[keep:])
+        items = ranked[:keep]
+    ordered: np.ndarray = np.concatenate([items, *reversed(tail)])
+    return ordered
+
+
+def core_conversations(
+    conversation_ids: Sequence[int],
+    vectors: np.ndarray,
+    centroids: np.ndarray,
+    theme_row: int,
+    *,
+    limit: int,
+) -> list[int]:
+    """Up to ``limit`` of a theme's conversations to quote from: its core, the most typical first.
+
+    ``conversation_ids`` are members of the theme (up to ``CORE_POOL_CONVERSATIONS`` of them,
+    closest to its centre first), ``vectors`` their embeddings (same row order),
+    ``centroids`` the L2-normalised centroids of every theme of the run and ``theme_row``
+    this theme's row.
+
+    Typicality: each member names its nearest ``CORE_NEIGHBOUR_SHARE`` of the other members;
+    a member named by many is typical (ties: the higher mean cosine to its own nearest). This
+    counts *how many* members resemble a conversation rather than how close its few
+    look-alikes are, so a theme's majority group ranks above a smaller, tighter group (a form
+    template repeated word for word) and a stray member ranks last. The core is the most
+    typical ``CORE_SHARE`` of the members, keeping only those whose cosine to their own
+    centroid beats their cosine to every other theme's by ``MIN_CORE_MARGIN``.
+    """
+    n = len(conversation_ids)
+    if n == 0:
+        return []
+    unit = _unit_rows(vectors)
+    sims = unit @ np.asarray(centroids, dtype=np.float64).T
+    own = sims[:, theme_row]
+    others = np.delete(sims, theme_row, axis=1)
+    runner_up = others.max(axis=1) if others.shape[1] else np.full(n, -1.0)
+    clear = own - runner_up >= MIN_CORE_MARGIN
+    if n == 1:
+        return [int(conversation_ids[0])] if clear[0] else []
+    pairwise = unit @ unit.T
+    np.fill_diagonal(pairwise, -np.inf)  # a member is not its own neighbour
+    ordered = _peel(pairwise, np.arange(n))
+    core = [int(i) for i in ordered[: math.ceil(CORE_SHARE * n)] if clear[i]]
+    return [int(conversation_ids[i]) for i in core[:limit]]
+
+
 def select_evidence(
     sentences: Sequence[Sentence],
     vectors: np.ndarray,
@@ -165,10 +265,16 @@ def select_evidence(
     theme_row: int,
     *,
     contacts: Mapping[int, int | None] | None = None,
+    core: Sequence[int] | None = None,
     limit: int | None = None,
     min_quotes: int | None = None,
 ) -> EvidenceSelection:
     """Up to ``limit`` on-topic quotes from distinct conversations, varied, new customers first.
+
+    ``core`` lists the theme's core conversations, most typical first
+    (:func:`core_conversations`): when given, only their sentences are quoted, in that order
+    (each conversation by its best sentence) until ``limit`` are chosen; without it, the best
+    sentences are chosen. Either way the chosen quotes are returned best sentence first.
 
     ``sentences`` are the theme's candidates, ``vectors`` their L2-normalised embeddings
     (same row order), ``centroids`` the L2-normalised centroids of *every* theme of the
@@ -189,12 +295,23 @@ def select_evidence(
     closest_other = others.max(axis=1) if others.shape[1] else np.full(len(sentences), -1.0)
     on_topic = (own > closest_other) & (own >= MIN_QUOTE_SIMILARITY)
     score = own - np.maximum(closest_other, 0.0) + FIRST_MESSAGE_BONUS * np.array([s.first_message for s in sentences])
+    place = {cid: rank for rank, cid in enumerate(core)} if core is not None else None
     best: dict[int, int] = {}  # conversation -> index of its best on-topic sentence
     for i in (int(k) for k in np.flatnonzero(on_topic)):
         cid = sentences[i].conversation_id
+        if place is not None and cid not in place:
+            continue
         if cid not in best or score[i] > score[best[cid]]:
             best[cid] = i
-    ranked = sorted(best.values(), key=lambda i: (-score[i], sentences[i].conversation_id, sentences[i].start))
+    ranked = sorted(
+        best.values(),
+        key=lambda i: (
+            place[sentences[i].conversation_id] if place is not None else 0,
+            -score[i],
+            sentences[i].conversation_id,
+            sentences[i].start,
+        ),
+    )
     chosen: list[int] = []
     duplicates = 0
     seen_contacts: set[int] = set()
@@ -218,6 +335,9 @@ def select_evidence(
             chosen.append(i)
             if contact is not None:
                 seen_contacts.add(contact)
+    # Shown best sentence first (the title is written from the first quotes): the core chose *which*
+    # conversations are quoted, the sentences' own scores say which quote states the problem best.
+    chosen.sort(key=lambda i: (-score[i], sentences[i].conversation_id, sentences[i].start))
     quotes = [
         Quote(s.message_id, s.conversation_id, s.start, s.end, s.text, round(float(score[i]), 4))
         for i, s in ((i, sentences[i]) for i in chosen)
