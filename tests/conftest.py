@@ -34,6 +34,11 @@ _CHECKOUT = hashlib.sha256(str(Path(__file__).resolve().parents[1]).encode()).he
 os.environ.setdefault("PYTEST_DEBUG_TEMPROOT", str(Path(tempfile.gettempdir()) / f"threadline-tests-{_CHECKOUT}"))
 Path(os.environ["PYTEST_DEBUG_TEMPROOT"]).mkdir(parents=True, exist_ok=True)
 
+# The suite embeds with the torch reference backend (its vectors are what existing expectations were
+# measured on, and building the ONNX model costs ~15-25 s per fresh THREADLINE_HOME). The backend
+# tests (tests/ai/test_onnx_embeddings.py) choose ONNX explicitly, with one build per session.
+os.environ.setdefault("THREADLINE_EMBEDDING_BACKEND", "torch")
+
 
 @pytest.fixture(autouse=True)
 def fresh_settings() -> Iterator[None]:

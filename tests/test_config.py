@@ -27,6 +27,7 @@ UNIT_WORDS = (
     "calls",
     "characters",
     "connections",
+    "cosine",
     "conversations",
     "criteria",
     "currency",
@@ -51,6 +52,7 @@ UNIT_WORDS = (
     "share",
     "stories",
     "texts",
+    "threads",
     "tokens",
     "year",
 )
@@ -114,6 +116,7 @@ OVERRIDES = {
     "api": ("THREADLINE_API_TOKEN_CACHE_TTL_S", "0.5", lambda s: s.api.token_cache_ttl_s, 0.5),
     "intercom": ("THREADLINE_INTERCOM_OVERLAP_S", "60", lambda s: s.intercom.overlap_s, 60),
     "zendesk": ("THREADLINE_ZENDESK_EXPORT_PAGE_SIZE", "200", lambda s: s.zendesk.export_page_size, 200),
+    "embedding": ("THREADLINE_EMBEDDING_MIN_COSINE", "0.99", lambda s: s.embedding.min_cosine, 0.99),
     "llm": ("THREADLINE_LLM_MODELS__FACETS", "local-model", lambda s: s.llm.models.facets, "local-model"),
 }
 
@@ -275,7 +278,7 @@ ENVIRON_ALLOWED = (
     ("engine/sync.py", r"os\.environ\.get\(token_env\)"),  # to redact the token's value from a stored error
     # Offline flags of the Hugging Face libraries, set (never overwritten) before the local model loads.
     (
-        "ai/embeddings.py",
+        "ai/torch_embeddings.py",
         r'os\.environ\.setdefault\("(HF_HUB_OFFLINE|TRANSFORMERS_OFFLINE|HF_HUB_DISABLE_PROGRESS_BARS|TRANSFORMERS_VERBOSITY)"',
     ),
 )

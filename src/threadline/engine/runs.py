@@ -25,7 +25,7 @@ from threadline.db.engine import session_scope
 from threadline.db.models import Conversation, Run, RunConversation, RunItem, RunPhase, Source
 from threadline.engine.errors import RunError
 from threadline.engine.lifecycle import ITEM_COUNTERS, request_advance
-from threadline.engine.stage import STAGES, is_per_conversation, product_phases
+from threadline.engine.stage import STAGES, is_per_conversation, planned_params, product_phases
 from threadline.engine.status import RunStatus
 from threadline.engine.worker import run_worker_async
 
@@ -83,6 +83,7 @@ def create_run(
         params["phases"] = list(phases)
     if batch_size is not None:  # else each stage's default (`lifecycle.default_batch_size`)
         params["batch_size"] = batch_size
+    params.update(planned_params(phases))  # e.g. the embedding backend: fixed for the run's lifetime
     params.update(options or {})
     run = Run(status=RunStatus.QUEUED, params=params, counters={})
     session.add(run)

@@ -19,7 +19,7 @@ from threadline.engine.defer import defer_jobs
 from threadline.engine.errors import RunError
 from threadline.engine.lifecycle import add_counters, batch_job, lock_run, request_advance, try_finish_stop
 from threadline.engine.runs import create_run
-from threadline.engine.stage import is_per_conversation
+from threadline.engine.stage import is_per_conversation, stage_queue
 from threadline.engine.status import RunStatus
 
 __all__ = [
@@ -153,7 +153,9 @@ def _requeue_item(session: Session, run_id: int, stage: str, item: str) -> None:
             select(RunPhase.state).where(RunPhase.run_id == run_id, RunPhase.phase == stage)
         ).scalar()
         if phase_state != "pending":  # a pending phase is started (with this item) by the advance job
-            defer_jobs(session, [batch_job(run_id, run.generation, stage, [int(item)])])
+            defer_jobs(
+                session, [batch_job(run_id, run.generation, stage, [int(item)], queue=stage_queue(stage, run.params))]
+            )
     # stopping/stopped runs: the item is pending; `resume` picks it up.
 
 

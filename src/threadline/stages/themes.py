@@ -34,6 +34,7 @@ from threadline.db.models import Conversation, Message, Theme, ThemeMember
 from threadline.db.vectors import load_run_vectors
 from threadline.engine.llm import llm_runtime
 from threadline.engine.stage import StageContext, WholeRunStage
+from threadline.stages.embed import MODEL_PARAM as EMBEDDING_MODEL_PARAM
 from threadline.stages.inputs import load_customer_texts
 from threadline.themes.clustering import CLUSTERING_VERSION, assign_to_existing, cluster_vectors
 from threadline.themes.hierarchy import group_themes
@@ -354,7 +355,9 @@ def name_themes_with_llm(
 def run(context: StageContext) -> dict[str, Any]:
     """Discover the run's themes; with an LLM configured, name the new ones with it."""
     session = context.session
-    result: dict[str, Any] = asdict(discover_themes(session, context.run_id))
+    # The vectors of the run's embedding backend (fixed at creation); runs from before backends were planned: torch.
+    model = str(context.params.get(EMBEDDING_MODEL_PARAM) or MODEL_NAME)
+    result: dict[str, Any] = asdict(discover_themes(session, context.run_id, model=model))
     runtime = llm_runtime(session.get_bind())  # type: ignore[arg-type]
     if runtime is not None and result["new_themes"]:
         new = list(
