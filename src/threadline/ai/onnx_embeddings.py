@@ -40,6 +40,7 @@ import os
 import shutil
 import tempfile
 import time
+import warnings
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -434,7 +435,10 @@ def _export_fp32(weights: bytes, model_dir: Path, out: Path, settings: ExportSet
     example_mask[1, tokens // 2 :] = 0  # one padded row, so the mask path is traced as used
     input_names = ["input_ids", "attention_mask"]
     output_names = ["last_hidden_state"]
-    with torch.no_grad():
+    # The exporter's deprecation and shape-naming warnings concern torch internals, not the user: a worker's
+    # terminal shows none of them during a first build.
+    with torch.no_grad(), warnings.catch_warnings():
+        warnings.simplefilter("ignore")
         if settings.exporter == "dynamo":
             batch_dim = torch.export.Dim("batch")
             seq_dim = torch.export.Dim("sequence", max=MAX_SEQ_LENGTH)
