@@ -435,37 +435,46 @@ def _export_fp32(weights: bytes, model_dir: Path, out: Path, settings: ExportSet
     example_mask[1, tokens // 2 :] = 0  # one padded row, so the mask path is traced as used
     input_names = ["input_ids", "attention_mask"]
     output_names = ["last_hidden_state"]
-    # The exporter's deprecation and shape-naming warnings concern torch internals, not the user: a worker's
-    # terminal shows none of them during a first build.
-    with torch.no_grad(), warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        if settings.exporter == "dynamo":
-            batch_dim = torch.export.Dim("batch")
-            seq_dim = torch.export.Dim("sequence", max=MAX_SEQ_LENGTH)
-            torch.onnx.export(
-                module,
-                (example_ids, example_mask),
-                str(out),
-                dynamo=True,
-                external_data=False,  # one self-contained file (the model is far below 2 GB)
-                opset_version=settings.opset,
-                dynamic_shapes={"input_ids": {0: batch_dim, 1: seq_dim}, "attention_mask": {0: batch_dim, 1: seq_dim}},
-                verbose=False,
-                input_names=input_names,
-                output_names=output_names,
-            )
-        else:
-            axes = {0: "batch", 1: "sequence"}
-            torch.onnx.export(
-                module,
-                (example_ids, example_mask),
-                str(out),
-                dynamo=False,
-                opset_version=settings.opset,
-                dynamic_axes={"input_ids": axes, "attention_mask": axes, "last_hidden_state": axes},
-                input_names=input_names,
-                output_names=output_names,
-            )
+    # The exporter's deprecation, shape-naming and "torchvision is not installed" messages concern torch
+    # internals, not the user: a worker's terminal shows none of them during a first build.
+    exporter_logger = logging.getLogger("torch.onnx")
+    exporter_level = exporter_logger.level
+    exporter_logger.setLevel(logging.ERROR)
+    try:
+        with torch.no_grad(), warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            if settings.exporter == "dynamo":
+                batch_dim = torch.export.Dim("batch")
+                seq_dim = torch.export.Dim("sequence", max=MAX_SEQ_LENGTH)
+                torch.onnx.export(
+                    module,
+                    (example_ids, example_mask),
+                    str(out),
+                    dynamo=True,
+                    external_data=False,  # one self-contained file (the model is far below 2 GB)
+                    opset_version=settings.opset,
+                    dynamic_shapes={
+                        "input_ids": {0: batch_dim, 1: seq_dim},
+                        "attention_mask": {0: batch_dim, 1: seq_dim},
+                    },
+                    verbose=False,
+                    input_names=input_names,
+                    output_names=output_names,
+                )
+            else:
+                axes = {0: "batch", 1: "sequence"}
+                torch.onnx.export(
+                    module,
+                    (example_ids, example_mask),
+                    str(out),
+                    dynamo=False,
+                    opset_version=settings.opset,
+                    dynamic_axes={"input_ids": axes, "attention_mask": axes, "last_hidden_state": axes},
+                    input_names=input_names,
+                    output_names=output_names,
+                )
+    finally:
+        exporter_logger.setLevel(exporter_level)
     if not out.is_file():
         raise OnnxBackendError(f"torch.onnx.export produced no file at {out}")
 

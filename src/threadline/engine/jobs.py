@@ -1,8 +1,10 @@
 """The procrastinate app: Threadline's tasks, their retry strategy, and the connector.
 
-Tasks (all on queue `threadline`, arguments are JSON):
+Tasks (on queue `threadline` unless said otherwise, arguments are JSON):
 - `threadline.advance {run_id, generation}`: start the next phase / finish the run.
-- `threadline.batch {run_id, generation, stage, ids}`: one per-conversation batch.
+- `threadline.batch {run_id, generation, stage, ids}`: one per-conversation batch; on the queue its
+  stage names for the run (`PerConversationStage.queue`, e.g. `threadline.embed.onnx-int8`), which
+  only workers able to run it serve (`PerConversationStage.worker_queues`).
 - `threadline.whole {run_id, generation, phase}`: a whole-run stage (themes, stories).
 - `threadline.sync {source_id}`: one connector sync of a source (see `threadline.engine.sync`);
   not retried by procrastinate (the client retries each request; a refused token stays refused).
