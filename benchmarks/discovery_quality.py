@@ -36,6 +36,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 
+from threadline.ai.embeddings import get_embedder  # noqa: E402
 from threadline.eval.metrics import summary  # noqa: E402
 from threadline.themes.clustering import CLUSTERING_VERSION, cluster_vectors  # noqa: E402
 from threadline.themes.hierarchy import HIERARCHY_VERSION, group_themes  # noqa: E402
@@ -105,11 +106,12 @@ def discover(vectors: np.ndarray, texts: list[str]) -> dict[str, Any]:
         centroids={t: result.centroids[t] for t in members},
         member_vectors={t: vectors[m] for t, m in members.items()},
         sibling_groups={t: int(groups[t]) for t in members},
+        embed=get_embedder().embed,
     )
     group_texts = {
         int(g): [texts[i] for t in np.flatnonzero(groups == g) for i in members[int(t)]] for g in np.unique(groups)
     }
-    gnames = name_groups(group_texts)
+    gnames = name_groups(group_texts, embed=get_embedder().embed)
     t3 = time.perf_counter()
     sizes = result.sizes()
     examples = [

@@ -41,7 +41,7 @@ def main() -> int:
     from threadline.ai.embeddings import get_embedder
     from threadline.connectors.files.importer import import_file
     from threadline.db.engine import get_engine, session_scope
-    from threadline.db.models import Conversation, Theme, ThemeMember
+    from threadline.db.models import Conversation, RunTheme, ThemeMember
     from threadline.engine.runs import create_run, execute_run
     from threadline.read.runs import run_view
 
@@ -81,8 +81,8 @@ def main() -> int:
             labels[record["id"]] = record["labels"]["task"]
     with session_scope(engine) as session:
         rows = session.execute(
-            select(ThemeMember.theme_id, Theme.name, Conversation.external_id)
-            .join(Theme, Theme.id == ThemeMember.theme_id)
+            select(ThemeMember.theme_id, RunTheme.name, Conversation.external_id)
+            .join(RunTheme, (RunTheme.theme_id == ThemeMember.theme_id) & (RunTheme.run_id == ThemeMember.run_id))
             .join(Conversation, Conversation.id == ThemeMember.conversation_id)
             .where(ThemeMember.run_id == first.id)
         ).all()

@@ -117,6 +117,8 @@ OVERRIDES = {
     "intercom": ("THREADLINE_INTERCOM_OVERLAP_S", "60", lambda s: s.intercom.overlap_s, 60),
     "zendesk": ("THREADLINE_ZENDESK_EXPORT_PAGE_SIZE", "200", lambda s: s.zendesk.export_page_size, 200),
     "embedding": ("THREADLINE_EMBEDDING_MIN_COSINE", "0.99", lambda s: s.embedding.min_cosine, 0.99),
+    "insight": ("THREADLINE_INSIGHT_MASK_PERSONAL_DATA", "false", lambda s: s.insight.mask_personal_data, False),
+    "trackers": ("THREADLINE_TRACKERS_MAX_ATTEMPTS", "3", lambda s: s.trackers.max_attempts, 3),
     "llm": ("THREADLINE_LLM_MODELS__FACETS", "local-model", lambda s: s.llm.models.facets, "local-model"),
 }
 
@@ -190,12 +192,12 @@ def test_input_limits_apply_at_import_time_of_a_record(monkeypatch):
 
 
 def test_pipeline_quote_length_follows_the_setting(monkeypatch):
-    from threadline.stories.evidence import best_quote
+    from threadline.stories.evidence import candidate_sentences
 
     text = "The export to CSV fails every single time I try it with more than a thousand rows in the report."
-    assert len(best_quote(1, 1, text, ["export csv"]).text) > 60
+    assert len(candidate_sentences(1, [(1, text)])[0].text) > 60
     _override(monkeypatch, THREADLINE_PIPELINE_MAX_QUOTE_CHARS="60")
-    quote = best_quote(1, 1, text, ["export csv"])
+    quote = candidate_sentences(1, [(1, text)])[0]
     assert len(quote.text) <= 60 and text[quote.start : quote.end] == quote.text
 
 
@@ -276,6 +278,10 @@ ENVIRON_ALLOWED = (
     # Zendesk credentials likewise come from the variables a source names (`--email-env`, `--token-env`, ...).
     ("connectors/zendesk/client.py", r"os\.environ\.get\((oauth_token_env|email_env)"),
     ("engine/sync.py", r"os\.environ\.get\(token_env\)"),  # to redact the token's value from a stored error
+    # Tracker tokens come from the variables a tracker names (`--token-env`, `--email-env`, `--api-key-env`).
+    ("exporters/github.py", r"os\.environ\.get\(config\.token_env"),
+    ("exporters/jira.py", r"os\.environ\.get\(config\.(email_env|token_env)"),
+    ("exporters/linear.py", r"os\.environ\.get\(config\.api_key_env"),
     # Offline flags of the Hugging Face libraries, set (never overwritten) before the local model loads.
     (
         "ai/torch_embeddings.py",

@@ -77,8 +77,8 @@ def test_backends_have_their_own_model_names_rows_and_themes(db_engine, onnx_emb
         assert torch_result.computed == onnx_result.computed > 0  # the torch rows were not reused for ONNX
         counts = dict(session.execute(select(Embedding.model, func.count()).group_by(Embedding.model)).all())
         assert counts == {embedder.model_name: torch_result.computed, onnx_embedder.model_name: onnx_result.computed}
-        torch_themes = discover_themes(session, run_id, model=embedder.model_name)
-        onnx_themes = discover_themes(session, run_id, model=onnx_embedder.model_name)
+        torch_themes, _ = discover_themes(session, run_id, model=embedder.model_name)
+        onnx_themes, _ = discover_themes(session, run_id, model=onnx_embedder.model_name)
         # each clustering saw one vector per conversation: its own backend's, never both
         assert torch_themes.conversations == onnx_themes.conversations == torch_result.computed
 

@@ -24,6 +24,12 @@ def test_eval_scores_the_sample_in_a_scratch_database(cli_env, pg_server, tmp_pa
         assert 0.0 <= metrics[key] <= 1.0
     assert metrics["nmi"] >= 0.7, metrics  # 12 distinct problems plus noise: grouping must be meaningful
     assert metrics["wall_seconds"] > 0 and metrics["peak_rss_mib"] > 0
+    assert metrics["themes"] and all(
+        t["name"] and t["size"] >= 1 and t["dominant_label"] and 0 < t["dominant_share"] <= 1 for t in metrics["themes"]
+    )
+    naming = metrics["naming"]
+    assert naming["themes"] == len(metrics["themes"]) and 0 <= naming["chance"] < naming["share"] <= 1
+    assert 2 <= naming["name_words"]["min"] <= naming["name_words"]["max"] <= 8
     with psycopg.connect(pg_server) as conn:
         leftovers = conn.execute("SELECT datname FROM pg_database WHERE datname LIKE 'threadline_eval%'").fetchall()
     assert leftovers == []

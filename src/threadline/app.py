@@ -10,7 +10,7 @@ from fastapi.responses import JSONResponse
 from fastapi.staticfiles import StaticFiles
 from sqlalchemy import Engine
 
-from threadline.api.routers import conversations, dead_letters, health, runs, sources, stories, themes
+from threadline.api.routers import conversations, dead_letters, forget, health, runs, sources, stories, themes
 from threadline.config import Settings, get_settings
 from threadline.db.engine import get_engine
 from threadline.server.deps import ApiAuth, Reader
@@ -56,7 +56,7 @@ def create_app(settings: Settings | None = None, *, engine: Engine | None = None
         return JSONResponse(app.openapi())
 
     app.include_router(health.router)
-    for module in (runs, conversations, themes, stories, dead_letters, sources):
+    for module in (runs, conversations, themes, stories, dead_letters, sources, forget):
         app.include_router(module.router, prefix="/api")
     app.mount("/static", StaticFiles(directory=WEB_DIR / "static"), name="static")
     web_routes.install(app)

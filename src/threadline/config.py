@@ -217,6 +217,11 @@ class DatabaseSettings(BaseSettings):
     connect_timeout_s: int = Field(
         default=10, ge=1, description="seconds: fail fast with a clear error instead of hanging on a wrong URL"
     )
+    backup_timeout_s: int = Field(
+        default=3_600,
+        ge=1,
+        description="seconds one `db backup` or `db restore` may take: hours of data, not a hang",
+    )
 
 
 class EngineSettings(BaseSettings):
@@ -434,7 +439,9 @@ class PipelineSettings(BaseSettings):
         default=5, ge=1, description="quotes per story: enough to show the range of a problem, few enough to read"
     )
     min_evidence_quotes: int = Field(
-        default=3, ge=1, description="quotes: a story with fewer is not evidence-backed and is not written"
+        default=3,
+        ge=1,
+        description="quotes: a story with fewer still appears and says its evidence is thin (no theme loses its story silently)",
     )
     max_quote_chars: int = Field(
         default=280, ge=40, description="characters per quote: a quote is a sentence or two, not the whole message"
@@ -723,6 +730,95 @@ class EmbeddingSettings(BaseSettings):
     )
 
 
+class InsightSettings(BaseSettings):
+    """What offline insight shows and weighs (``THREADLINE_INSIGHT_<FIELD>``, JSON for maps)."""
+
+    model_config = SettingsConfigDict(env_prefix="THREADLINE_INSIGHT_", extra="ignore")
+
+    mask_personal_data: bool = Field(
+        default=True,
+        description="switch: mask e-mails, phones, card/IBAN/account numbers, PINs, codes, passwords, API keys and "
+        "street addresses in everything Threadline writes, shows or sends (stored text stays verbatim); off only for "
+        "debugging on data that holds none",
+    )
+    plan_weights: dict[str, float] = Field(
+        default_factory=dict,
+        description='customer value per plan name, e.g. {"Enterprise": 3, "Team": 1} (unitless weights, compared '
+        "with the run's mean); empty: plans are shown but carry no weight in the rank",
+    )
+    value_attribute: str | None = Field(
+        default=None,
+        description="attribute name: a numeric customer attribute (e.g. seats, mrr) whose mean, relative to the "
+        "run's mean, weighs a story's rank; unset: no attribute is used",
+    )
+
+
+class TrackerSettings(BaseSettings):
+    """Exports to trackers (``THREADLINE_TRACKERS_<FIELD>``); tokens' variables are named per tracker (`--token-env`)."""
+
+    model_config = SettingsConfigDict(env_prefix="THREADLINE_TRACKERS_", extra="ignore")
+
+    public_url: str | None = Field(
+        default=None,
+        description="URL: the dashboard as the team reaches it (https://threadline.example.com); items link back to the story there, unset means no link",
+    )
+
+    connect_timeout_s: float = Field(
+        default=10.0,
+        gt=0,
+        description="seconds for TCP and TLS setup: GitHub, Atlassian and Linear answer well below this",
+    )
+    read_timeout_s: float = Field(
+        default=30.0, gt=0, description="seconds for one response: a search or an issue write takes well under a second"
+    )
+    write_timeout_s: float = Field(
+        default=30.0, gt=0, description="seconds to send a request: bodies are a few kilobytes; catches stalled sockets"
+    )
+    pool_timeout_s: float = Field(
+        default=60.0, gt=0, description="seconds waiting for a free connection: every concurrent export may be busy"
+    )
+    max_attempts: int = Field(
+        default=8,
+        ge=1,
+        description="attempts per request, the first included: a secondary-limit wait or a 5xx rarely repeats 8 times",
+    )
+    backoff_base_s: float = Field(
+        default=0.5,
+        gt=0,
+        description="seconds: the first 5xx or transport retry waits up to this (full jitter), doubling",
+    )
+    backoff_cap_s: float = Field(default=8.0, gt=0, description="seconds: no single backoff waits longer than this")
+    max_retry_after_s: float = Field(
+        default=120.0,
+        gt=0,
+        description="seconds: longest Retry-After or rate-limit reset honoured; GitHub's secondary limit asks for ~60",
+    )
+    max_concurrent_exports: int = Field(
+        default=4,
+        ge=1,
+        description="stories exported at once by one process: trackers limit concurrent writes (GitHub: serialise creates)",
+    )
+    search_fallback_pages: int = Field(
+        default=10,
+        ge=0,
+        description="pages of 100 issues: the newest issues read when GitHub's search finds no marker (its index lags writes)",
+    )
+    max_evidence_quotes: int = Field(
+        default=8, ge=1, description="quotes in a tracker item: the strongest evidence, not the whole theme"
+    )
+    max_quote_chars: int = Field(
+        default=500, ge=40, description="characters of one quote in a tracker item: longer quotes are cut at a word"
+    )
+    regression_min_conversations: int = Field(
+        default=3,
+        ge=1,
+        description="conversations: created after an item was closed, that many flag its theme 'recurring after close'",
+    )
+    comment_on_regression: bool = Field(
+        default=True, description="flag: comment on the tracker item when its closed theme recurs"
+    )
+
+
 class Settings(BaseSettings):
     """Runtime configuration: the general fields map to ``THREADLINE_<FIELD>``, each group has its own prefix."""
 
@@ -752,7 +848,11 @@ class Settings(BaseSettings):
     api: ApiSettings = Field(default_factory=ApiSettings, description="HTTP API and dashboard.")
     intercom: IntercomSettings = Field(default_factory=IntercomSettings, description="Intercom sync.")
     zendesk: ZendeskSettings = Field(default_factory=ZendeskSettings, description="Zendesk sync.")
+    trackers: TrackerSettings = Field(default_factory=TrackerSettings, description="Exports to trackers.")
     llm: LLMSettings = Field(default_factory=LLMSettings, description="The optional LLM endpoint.")
+    insight: InsightSettings = Field(
+        default_factory=InsightSettings, description="Masking and the customer-value factors of offline insight."
+    )
 
     @property
     def models_dir(self) -> Path:

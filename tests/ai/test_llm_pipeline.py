@@ -13,7 +13,7 @@ from support import EXAMPLES
 from threadline.config import get_settings
 from threadline.connectors.files.importer import import_file
 from threadline.db.engine import session_scope
-from threadline.db.models import Analysis, DeadLetter, Story, StoryEvidence
+from threadline.db.models import Analysis, DeadLetter, RunStory, RunStoryEvidence
 from threadline.engine.runs import create_run, execute_run
 
 PRICES = {"gpt-4o-mini": {"input_per_million": 0.15, "output_per_million": 0.6}}
@@ -50,10 +50,14 @@ def test_run_with_llm_writes_facets_and_cited_stories_and_counts_cost(
     assert run.counters["stories"]["llm_calls"] > 0
     stored = db_session.execute(select(func.count()).where(Analysis.stage == "facets")).scalar_one()
     assert stored == facets["computed"]
-    for story in db_session.execute(select(Story).where(Story.run_id == run.id)).scalars():
+    stories = db_session.execute(select(RunStory).where(RunStory.run_id == run.id)).scalars().all()
+    assert stories and all(s.text_origin == "llm" for s in stories)
+    for story in stories:
         ids = {
             f"E{e.position + 1}"
-            for e in db_session.execute(select(StoryEvidence).where(StoryEvidence.story_id == story.id)).scalars()
+            for e in db_session.execute(
+                select(RunStoryEvidence).where(RunStoryEvidence.run_story_id == story.id)
+            ).scalars()
         }
         cited = set(re.findall(r"E\d+", story.problem + " ".join(story.acceptance_criteria)))
         assert cited and cited <= ids  # every statement cites evidence that exists
@@ -61,6 +65,13 @@ def test_run_with_llm_writes_facets_and_cited_stories_and_counts_cost(
     calls = standin.state.counters["requests"]
     second = _run(db_engine, embedder)
     assert second.counters["facets"]["computed"] == 0  # cached by content: no new facet call
+    # Unchanged theme and evidence: the story text written last time is reused, not asked for again.
+    assert second.counters["stories"]["llm_reused"] == len(stories)
+    again = {
+        s.story_id: (s.title, s.problem)
+        for s in db_session.execute(select(RunStory).where(RunStory.run_id == second.id)).scalars()
+    }
+    assert again == {s.story_id: (s.title, s.problem) for s in stories}
     assert standin.state.counters["requests"] - calls == second.counters["stories"].get(
         "llm_calls", 0
     ) + second.counters["themes"].get("llm_calls", 0)

@@ -120,7 +120,7 @@ def test_dashboard_session_cookie_and_csrf(client, token):
     assert token not in cookie.value
     page = client.get("/stories")
     assert page.status_code == 200 and "Stories" in page.text
-    story_id = int(page.text.split('href="/stories/')[1].split('"')[0])
+    story_id = int(page.text.split('href="/stories/')[1].split('"')[0].split("?")[0])  # /stories/ID?run_id=R
 
     # The cookie authenticates API reads, but writes need the CSRF header as well.
     assert client.get("/api/stories").status_code == 200

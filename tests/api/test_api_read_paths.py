@@ -10,10 +10,11 @@ from sqlalchemy import event, select
 from sqlalchemy.orm import Session
 
 from threadline.config import ReadSettings
-from threadline.db.models import Conversation, Run
+from threadline.db.models import Conversation, Run, RunConversation, ThemeMember
 from threadline.read import runs as run_read
-from threadline.read.conversations import list_conversations
-from threadline.read.stories import get_story, list_stories, story_out
+from threadline.read.conversations import list_conversations, unassigned_count
+from threadline.read.stories import list_stories, story_view
+from threadline.read.views import pick_run
 
 MAX_LIST_LIMIT = ReadSettings().max_list_limit  # the default: tests run without overrides
 
@@ -22,14 +23,15 @@ CONCURRENT_REQUESTS = 30  # more than the pool's connections and the benchmark's
 
 def test_story_rows_match_the_story_view(api_engine):
     with Session(api_engine) as session:
-        rows = list_stories(session, limit=MAX_LIST_LIMIT, offset=0)
+        run = pick_run(session)
+        assert run is not None
+        rows = list_stories(session, run_id=run.id, limit=MAX_LIST_LIMIT, offset=0)
         assert rows
         for row in rows:
-            story = get_story(session, row["id"])
-            assert story is not None and row == story_out(session, story)
-        by_title = list_stories(session, limit=MAX_LIST_LIMIT, offset=0, sort="title")
+            assert row == story_view(session, row["id"], run.id)
+        by_title = list_stories(session, run_id=run.id, limit=MAX_LIST_LIMIT, offset=0, sort="title")
         assert sorted(r["id"] for r in by_title) == sorted(r["id"] for r in rows)
-        assert list_stories(session, limit=2, offset=1, sort="title") == by_title[1:3]
+        assert list_stories(session, run_id=run.id, limit=2, offset=1, sort="title") == by_title[1:3]
 
 
 def test_run_views_list_and_current_run(authed, api_engine):
@@ -75,3 +77,24 @@ def test_concurrent_requests_stay_within_the_pool(app, api_engine, token):
 
     assert asyncio.run(burst()) == [200] * CONCURRENT_REQUESTS
     assert len(opened) <= api_engine.pool.size()
+
+
+def test_unassigned_conversations_are_counted_and_listed(authed, api_engine):
+    """Conversations a run placed in no theme are visible (count and list), never silently absent."""
+    with Session(api_engine) as session:
+        run_id = pick_run(session).id
+        read = set(
+            session.execute(select(RunConversation.conversation_id).where(RunConversation.run_id == run_id)).scalars()
+        )
+        placed = set(session.execute(select(ThemeMember.conversation_id).where(ThemeMember.run_id == run_id)).scalars())
+        expected = read - placed
+        assert expected, "the sample's run leaves some outliers"
+        assert unassigned_count(session, run_id) == len(expected)
+        listed = list_conversations(session, limit=MAX_LIST_LIMIT, offset=0, run_id=run_id, unassigned=True)
+        assert {c["id"] for c in listed} == expected
+    for query in (f"unassigned=1&run_id={run_id}", "unassigned=true"):  # default: the latest succeeded run
+        page = authed.get(f"/api/conversations?{query}&limit={MAX_LIST_LIMIT}")
+        assert page.status_code == 200, page.text
+        assert {c["id"] for c in page.json()["items"]} == expected
+    everything = authed.get(f"/api/conversations?run_id={run_id}&limit={MAX_LIST_LIMIT}").json()["items"]
+    assert len(everything) > len(expected)  # run_id alone filters nothing

@@ -86,7 +86,7 @@ def test_stories_filter_sort_edit_and_export(authed, api_engine):
     assert edited["title"] == "Fix the thing" and edited["edited"] is True and edited["status"] == "accepted"
     with session_scope(api_engine) as session:
         row = session.get(Story, story["id"])
-        assert row.edited and row.title == "Fix the thing"
+        assert row.edited and row.human_title == "Fix the thing"
     assert authed.patch(f"/api/stories/{story['id']}", json={"status": "shipped"}).status_code == 422
     assert authed.patch(f"/api/stories/{story['id']}", json={"title": ""}).status_code == 422
     assert authed.patch(f"/api/stories/{story['id']}", json={"rank": 1}).status_code == 422

@@ -12,7 +12,7 @@ from sqlalchemy import select
 from support import SCREENSHOTS
 
 from threadline.db.engine import session_scope
-from threadline.db.models import Story
+from threadline.db.models import RunStory, Story
 
 RUN_FINISH_TIMEOUT_MS = 480_000  # ms: the sample's run takes well under a minute alone; CI machines are shared
 LAPTOP = {"width": 1366, "height": 900}  # px: a common laptop viewport
@@ -42,7 +42,7 @@ def test_sign_in_run_and_accept_a_story(browser, live_server, web_token, worker,
     assert page.evaluate("document.cookie") == ""  # HttpOnly: invisible to scripts
 
     # Start a run on the sample and watch the live progress reach the end.
-    page.select_option("select[name=source]", "demo")
+    page.check("input[name=source][value=demo]")  # the sources of the run's scope
     page.click("#start-run button[type=submit]")
     page.wait_for_url(re.compile(r"/runs/\d+$"))
     run_id = int(page.url.rsplit("/", 1)[1])
@@ -73,8 +73,8 @@ def test_sign_in_run_and_accept_a_story(browser, live_server, web_token, worker,
     # Open the top story: evidence quotes are highlighted inside their conversations.
     page.goto(f"{live_server}/stories")
     page.locator("table a[href^='/stories/']").first.click()
-    page.wait_for_url(re.compile(r"/stories/\d+$"))
-    story_id = int(page.url.rsplit("/", 1)[1])
+    page.wait_for_url(re.compile(rf"/stories/\d+\?run_id={run_id}$"))  # a story as this run wrote it
+    story_id = int(page.url.rsplit("/", 1)[1].split("?")[0])
     marks = page.locator(".thread mark")
     assert marks.count() >= 3
     quotes = [q.strip("\u201c\u201d") for q in page.locator("ol.quotes li").all_inner_texts()]
@@ -88,7 +88,10 @@ def test_sign_in_run_and_accept_a_story(browser, live_server, web_token, worker,
     page.screenshot(path=str(SCREENSHOTS / "06-story-accepted.png"), full_page=True)
     with session_scope(sample_engine) as session:
         story = session.execute(select(Story).where(Story.id == story_id)).scalar_one()
-        assert story.status == "accepted" and story.run_id == run_id
+        assert story.status == "accepted"
+        assert session.execute(
+            select(RunStory).where(RunStory.story_id == story_id, RunStory.run_id == run_id)
+        ).scalar_one()
 
     # Full-text search over conversations.
     page.goto(f"{live_server}/conversations?q=export")

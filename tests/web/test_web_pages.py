@@ -68,3 +68,21 @@ def test_dead_letter_retry_and_run_errors_from_forms(signed_in, sample_engine):
     stopped = signed_in.post(run_path + "/stop", data={"csrf_token": csrf_of(run_page.text)})
     assert stopped.status_code == 303
     assert signed_in.get(run_path + "/progress.json").json()["status"] in ("stopping", "stopped")
+
+
+def test_run_form_refuses_an_inverted_period_with_a_form_error(signed_in, sample_engine):
+    from sqlalchemy import func, select
+
+    from threadline.db.models import Run
+
+    runs = signed_in.get("/runs")
+    refused = signed_in.post(
+        "/runs",
+        data={"csrf_token": csrf_of(runs.text), "source": "demo", "since": "2026-11-01", "until": "2026-09-01"},
+    )
+    assert refused.status_code == 422 and 'role="alert"' in refused.text and "must be before" in refused.text
+    assert 'value="2026-11-01"' in refused.text  # the form keeps what was typed
+    nothing = signed_in.post("/runs", data={"csrf_token": csrf_of(runs.text), "since": "2030-01-01"})
+    assert nothing.status_code == 422 and "no conversation matches" in nothing.text
+    with session_scope(sample_engine) as session:
+        assert session.execute(select(func.count()).select_from(Run)).scalar_one() == 0

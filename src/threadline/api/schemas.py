@@ -2,19 +2,22 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from threadline.db.models import SOURCE_NAME_CHARS
 from threadline.engine.status import SyncStatus
 from threadline.server.params import WITHIN_STORY_TEXT_CHARS, WITHIN_TITLE_CHARS
 
+MAX_THEME_NAME_CHARS = 200  # characters: a theme name is a label (as `engine.curation`)
+MAX_RUN_SOURCES = 100  # sources named by one run request: a scope, not a directory listing
+MAX_FORGET_CONVERSATIONS = 1_000  # conversations per erasure request: one customer's history fits
 StoryTitle = Annotated[str, Field(min_length=1), WITHIN_TITLE_CHARS]
 StoryText = Annotated[str, WITHIN_STORY_TEXT_CHARS]
 
-StoryStatus = Literal["candidate", "accepted", "rejected", "exported"]
+StoryStatus = Literal["candidate", "accepted", "rejected", "exported", "done"]
 
 
 class Health(BaseModel):
@@ -64,11 +67,15 @@ class ConversationDetail(ConversationSummary):
 
 class ThemeSummary(BaseModel):
     id: int
-    name: str
+    name: str = Field(description="A person's name for it, else the run's, else \"not recorded for this run\".")
+    computed_name: str | None = Field(None, description="The name the run computed (null: not recorded).")
+    recorded: bool = True
     size: int
     keywords: list[str]
     first_seen: str | None
     last_seen: str | None
+    keep_separate: bool = False
+    merged_into: int | None = None
 
 
 class ThemeGroup(BaseModel):
@@ -78,19 +85,66 @@ class ThemeGroup(BaseModel):
     themes: list[ThemeSummary]
 
 
+class ThemeRef(BaseModel):
+    id: int
+    name: str
+    size: int
+
+
+class MergedInto(BaseModel):
+    id: int
+    name: str
+    by: str | None
+    at: str | None
+
+
+class ThemeRun(BaseModel):
+    run_id: int
+    size: int
+    name: str
+    origin: str
+
+
 class ThemeDetail(BaseModel):
     id: int
     name: str
+    computed_name: str | None
+    human_name: str | None
+    recorded: bool
     description: str | None
     level: int
+    scope_id: int
+    sources: list[str]
     parent_id: int | None
     parent: str | None
     keywords: list[str]
     size: int
     run_id: int | None
+    in_run: bool
     first_seen: datetime | None
     last_seen: datetime | None
+    origin: str | None
     story_id: int | None
+    story_identity_id: int | None
+    keep_separate: bool
+    merged_into: MergedInto | None
+    children: list[ThemeRef]
+    history: list[ThemeRun]
+
+
+class ThemePatch(BaseModel):
+    """Curation of a theme: a person's name (null or "" goes back to the runs' names) and keep-separate."""
+
+    model_config = ConfigDict(extra="forbid")
+    name: str | None = Field(default=None, max_length=MAX_THEME_NAME_CHARS)
+    keep_separate: bool | None = None
+
+
+class ThemeMerge(BaseModel):
+    """Merge this theme into `into` (same scope); later runs put its conversations there."""
+
+    model_config = ConfigDict(extra="forbid")
+    into: int = Field(ge=1, le=2**63 - 1)
 
 
 class TrendPoint(BaseModel):
@@ -107,16 +161,63 @@ class TrendSeries(BaseModel):
 
 class EvidenceOut(BaseModel):
     quote: str
-    conversation_id: int
+    conversation_id: int | None = Field(description="Null when the conversation was deleted since.")
     conversation_external_id: str
     conversation_url: str | None
-    message_id: int
+    message_id: int | None
+    message_position: int
+    message_external_id: str | None
     start: int
     end: int
+    changed_since: bool = Field(description="The quoted message changed (or went) since the run quoted it.")
+
+
+class RegressionOut(BaseModel):
+    since: str = Field(description="When the theme was flagged recurring after its item was closed.")
+    closed_at: str | None
+    conversations: int | None = Field(description="Conversations created after the close.")
+
+
+class TrackerLinkOut(BaseModel):
+    tracker: str = Field(description="The tracker's name.")
+    kind: str = Field(description="github, jira or linear.")
+    key: str | None = Field(description="The item's key in the tracker (issue number, ENG-12, ...).")
+    url: str | None
+    closed: bool
+    closed_at: str | None
+    edited_by_person: bool = Field(description="A person edited Threadline's block: updates skip it.")
+    updated_at: str
+    recurring_after_close: RegressionOut | None = None
+
+
+class ExportRequest(BaseModel):
+    tracker: str = Field(
+        min_length=1, max_length=200, description="Name of the tracker (see `threadline trackers list`)."
+    )
+
+
+class ExportOutcomeOut(BaseModel):
+    story_id: int
+    action: str = Field(description="created, found (after an interrupted export), updated, unchanged, edited, failed")
+    key: str | None = None
+    url: str | None = None
+    error: str | None = None
+
+
+class ExportOut(BaseModel):
+    tracker: str
+    created: int
+    found: int
+    updated: int
+    unchanged: int
+    edited: int
+    failed: int
+    stories: list[ExportOutcomeOut]
 
 
 class StoryOut(BaseModel):
-    id: int
+    id: int = Field(description="The story's identity: the same across the runs of its scope.")
+    run_id: int = Field(description="The run whose snapshot this is.")
     rank: int
     title: str
     theme_id: int
@@ -133,12 +234,44 @@ class StoryOut(BaseModel):
     first_seen: str | None
     last_seen: str | None
     trend: dict[str, Any]
-    run_id: int | None
+    score: float
+    text_origin: str
+    priority: dict[str, Any] = Field(
+        default_factory=dict,
+        description="The named factors behind rank and severity, as this run computed them: score, severity, "
+        "severity_reason, factors (name, value, multiplier, reason), signals, customers_known, "
+        "customers_unknown_conversations, companies, plans, evidence_notes (see threadline.stories.priority); "
+        "empty for snapshots written before factors were recorded.",
+    )
     evidence: list[EvidenceOut]
+    trackers: list[TrackerLinkOut] = Field(default_factory=list, description="The story's item in each tracker.")
+
+
+class StoryRun(BaseModel):
+    run_id: int
+    rank: int
+    conversations: int
+    status: str
+    title: str | None
+
+
+class AuditOut(BaseModel):
+    at: datetime
+    actor: str
+    action: str
+    subject_type: str
+    subject_id: int | None
+    details: dict[str, Any]
+
+
+class StoryHistory(BaseModel):
+    id: int
+    runs: list[StoryRun]
+    history: list[AuditOut]
 
 
 class StoryPatch(BaseModel):
-    """Fields a person may change; text edits mark the story as edited so runs keep them."""
+    """Fields a person may change; text edits are theirs from then on (every snapshot shows them, runs keep them)."""
 
     model_config = ConfigDict(extra="forbid")
     title: StoryTitle | None = None
@@ -148,10 +281,27 @@ class StoryPatch(BaseModel):
 
 
 class RunStart(BaseModel):
+    """A run over `sources` (or the single `source`; neither: every source that exists now) and a period."""
+
     model_config = ConfigDict(extra="forbid")
     source: str | None = Field(default=None, min_length=1, max_length=SOURCE_NAME_CHARS)
+    sources: list[Annotated[str, Field(min_length=1, max_length=SOURCE_NAME_CHARS)]] | None = Field(
+        default=None, max_length=MAX_RUN_SOURCES
+    )
     since: datetime | None = None
     until: datetime | None = None
+
+    @model_validator(mode="after")
+    def _period(self) -> RunStart:
+        if self.since is not None and self.until is not None:
+            since, until = _aware(self.since), _aware(self.until)
+            if since >= until:
+                raise ValueError("since must be before until: the period would contain nothing")
+        return self
+
+
+def _aware(value: datetime) -> datetime:
+    return value if value.tzinfo else value.replace(tzinfo=UTC)
 
 
 class RunOut(BaseModel):
@@ -164,11 +314,105 @@ class RunOut(BaseModel):
     progress: float = Field(default=0.0, ge=0.0, le=1.0)
     dead_letters: int = 0
     generation: int | None = None
+    scope_id: int | None = None
+    sources: list[str] = Field(default_factory=list, description="The scope: the sources the run reads.")
+    period_start: datetime | None = Field(None, description="The run's oldest conversation.")
+    period_end: datetime | None = Field(None, description="The run's newest conversation.")
+    snapshot: bool = Field(True, description="False: the run predates snapshots (names/stories may be not recorded).")
     stop_requested_at: datetime | None = None
     created_at: datetime | None = None
     started_at: datetime | None = None
     finished_at: datetime | None = None
     error: str | None = None
+
+
+class RunRefOut(BaseModel):
+    id: int
+    scope_id: int
+    sources: list[str]
+    status: str
+    period_start: datetime | None
+    period_end: datetime | None
+    snapshot: bool
+
+
+class ScopeOut(BaseModel):
+    id: int
+    sources: list[str]
+    runs: int
+    latest_run_id: int | None
+    latest_succeeded_run_id: int | None
+
+
+class ChangedTheme(BaseModel):
+    id: int
+    name: str
+    size: int | None = None
+    size_before: int | None = None
+    rate_per_week: float | None = None
+    rate_per_week_before: float | None = None
+    change: float | None = Field(None, description="Relative change of the weekly rate (0.5 = +50%).")
+    story_id: int | None = None
+    merged_into: dict[str, Any] | None = None
+
+
+class RenamedTheme(BaseModel):
+    id: int
+    name_before: str | None
+    name: str | None
+    human_name: str | None
+
+
+class ChangedStory(BaseModel):
+    id: int
+    title: str | None
+    theme_id: int
+    rank: int | None = None
+    rank_before: int | None = None
+    quotes_added: int | None = None
+    quotes_removed: int | None = None
+
+
+class StoryChanges(BaseModel):
+    new: list[ChangedStory]
+    dropped: list[ChangedStory]
+    evidence_changed: list[ChangedStory]
+
+
+class Changes(BaseModel):
+    run: RunRefOut
+    previous_run: RunRefOut | None
+    new_themes: list[ChangedTheme]
+    returned_themes: list[ChangedTheme]
+    growing: list[ChangedTheme]
+    shrinking: list[ChangedTheme]
+    gone_themes: list[ChangedTheme]
+    renamed: list[RenamedTheme]
+    stories: StoryChanges
+    summary: dict[str, int]
+
+
+class ForgetConversation(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    source: str = Field(min_length=1, max_length=SOURCE_NAME_CHARS)
+    external_id: str = Field(min_length=1, max_length=255)
+
+
+class ForgetRequest(BaseModel):
+    """Erase text everywhere, snapshots included: these conversations and/or every conversation of a customer."""
+
+    model_config = ConfigDict(extra="forbid")
+    conversations: list[ForgetConversation] = Field(default_factory=list, max_length=MAX_FORGET_CONVERSATIONS)
+    customer: str | None = Field(default=None, min_length=1, max_length=320, description="E-mail or external id.")
+
+
+class ForgetResult(BaseModel):
+    conversations: int
+    messages: int
+    contacts: int
+    quotes: int
+    story_snapshots: int
+    theme_snapshots: int
 
 
 class DeadLetterOut(BaseModel):
@@ -191,6 +435,7 @@ class RetryResult(BaseModel):
 class VolumePoint(BaseModel):
     start: datetime
     count: int
+    partial: bool = Field(False, description="The period ends inside this bucket (it is not a full one).")
 
 
 class RisingTheme(BaseModel):
@@ -200,14 +445,29 @@ class RisingTheme(BaseModel):
     conversations: int
     direction: str
     counts: list[int]
+    bucket_days: int | None = None
+
+
+class SinceLastRun(BaseModel):
+    previous_run: RunRefOut | None
+    summary: dict[str, int]
+    new_themes: list[ChangedTheme]
+    returned_themes: list[ChangedTheme]
+    growing: list[ChangedTheme]
+    shrinking: list[ChangedTheme]
+    gone_themes: list[ChangedTheme]
+    stories_evidence_changed: list[ChangedStory]
 
 
 class Overview(BaseModel):
-    conversations: int
-    volume: list[VolumePoint]
+    conversations: int = Field(description="Conversations of the shown run.")
+    volume: list[VolumePoint] = Field(description="The run's conversations per bucket over its period.")
+    bucket: Literal["day", "week", "month"]
     rising: list[RisingTheme]
     current_run: RunOut | None
-    latest_run_id: int | None
+    latest_run_id: int | None = Field(description="The run shown (default: the latest succeeded run).")
+    run: RunRefOut | None
+    since_last_run: SinceLastRun | None
 
 
 class Problem(BaseModel):

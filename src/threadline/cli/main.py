@@ -3,13 +3,17 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
+from rich.markup import escape
 from rich.table import Table
 
-from threadline.cli import evaluate, runs, serve, sources
+from threadline.cli import evaluate, runs, serve, sources, trackers
 from threadline.cli.common import LimitOption, console, emit_json, engine, err_console, fail, plain, setup_logging
+
+if TYPE_CHECKING:  # for annotations only: the CLI imports read models when a command runs
+    from threadline.read.views import RunRef
 
 app = typer.Typer(
     name="threadline",
@@ -39,6 +43,37 @@ def db_upgrade() -> None:
 
 EXIT_CLEAN, EXIT_SOME_REJECTED, EXIT_UNUSABLE, EXIT_INTERRUPTED = 0, 1, 2, 3  # `threadline import` exit codes
 MAX_PRINTED_PROBLEMS = 200  # problem lines printed on the terminal; --json lists them all (up to the report bound)
+
+
+@db_app.command("backup")
+def db_backup(path: Annotated[Path, typer.Argument(help="File to write (PostgreSQL custom format).")]) -> None:
+    """Write the whole database (conversations, runs, snapshots, tokens) to one file."""
+    # imported when the command runs, not at start-up: every command pays only for what it uses
+    from threadline.db.backup import BackupError, backup
+
+    try:
+        size = backup(engine(), path)
+    except BackupError as exc:
+        raise fail(str(exc), code=1) from None
+    console.print(f"backup written to {path} ({size / 1_048_576:.1f} MiB)", markup=False)
+
+
+@db_app.command("restore")
+def db_restore(
+    path: Annotated[Path, typer.Argument(help="A file written by `threadline db backup`.")],
+    yes: Annotated[bool, typer.Option("--yes", help="Do not ask for confirmation.")] = False,
+) -> None:
+    """Replace the database with a backup (stop workers and `threadline serve` first)."""
+    # imported when the command runs, not at start-up: every command pays only for what it uses
+    from threadline.db.backup import BackupError, restore
+
+    if not yes and not typer.confirm("Replace everything in the database with this backup?"):
+        raise typer.Exit(1)
+    try:
+        restore(engine(), path)
+    except BackupError as exc:
+        raise fail(str(exc), code=1) from None
+    console.print(f"database restored from {path}", markup=False)
 
 
 @app.command("import")
@@ -178,59 +213,305 @@ def _print_import(path: Path, result) -> None:
     )
 
 
-@app.command("themes")
-def themes_command(limit: LimitOption = 50, as_json: JsonOption = False) -> None:
-    """Themes of the latest run, grouped two levels deep."""
+CLI_QUOTE_CHARS = 90  # characters of the first quote in `threadline stories`: one table cell, cut at a word with "…"
+RunOption = Annotated[int | None, typer.Option("--run", min=1, help="Show this run's snapshot.")]
+SourceOption = Annotated[
+    list[str] | None,
+    typer.Option("--source", help="Scope: exactly these sources (repeatable); default: the latest run's scope."),
+]
+themes_app = typer.Typer(help="Themes of a run's snapshot, and curation: rename, merge, keep separate.")
+stories_app = typer.Typer(help="Stories of a run's snapshot, their status and history.")
+app.add_typer(themes_app, name="themes")
+app.add_typer(stories_app, name="stories")
+
+
+def _pick(session, run: int | None, sources: list[str] | None):
+    """The run to show, or exit 2 with what to ask instead (unknown run or source, mismatched scope)."""
+    # imported when the command runs, not at start-up: every command pays only for what it uses
+    from threadline.read.views import ViewError, pick_run
+
+    try:
+        return pick_run(session, run_id=run, sources=sources)
+    except ViewError as exc:
+        raise fail(str(exc)) from None
+
+
+def _describe(ref) -> str:
+    """`run 7 (demo, star; 2026-09-01 to 2026-10-31)` for headers (never in the byte-stable report)."""
+    period = ""
+    if ref.period_start and ref.period_end:
+        period = f"; {ref.period_start:%Y-%m-%d} to {ref.period_end:%Y-%m-%d}"
+    legacy = "; predates snapshots" if not ref.snapshot else ""
+    return f"run {ref.id} ({', '.join(ref.sources) or 'no source'}{period}{legacy})"
+
+
+@themes_app.callback(invoke_without_command=True)
+def themes_command(
+    ctx: typer.Context,
+    limit: LimitOption = 50,
+    run: RunOption = None,
+    source: SourceOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Themes of a run (default: the latest succeeded run of the latest scope), grouped two levels deep."""
+    if ctx.invoked_subcommand is not None:
+        return
     # imported when the command runs, not at start-up: every command pays only for what it uses
     from threadline.db.engine import session_scope
+    from threadline.read.conversations import unassigned_count
     from threadline.read.themes import theme_tree
 
     with session_scope(engine()) as session:
-        tree = theme_tree(session, limit=limit)
+        ref = _pick(session, run, source)
+        tree = theme_tree(session, run_id=ref.id if ref else None, limit=limit)
+        unassigned = unassigned_count(session, ref.id if ref else None)
     if as_json:
         emit_json(tree)
         return
-    table = Table("group / theme", "size", "key phrases", "first seen", "last seen")
+    if ref is None:
+        err_console.print("no succeeded run yet: `threadline run` first")
+        return
+    err_console.print(f"themes of {_describe(ref)}", markup=False, highlight=False)
+    err_console.print(
+        f"{unassigned} conversations in no theme (list them: threadline conversations --unassigned --run {ref.id})",
+        markup=False,
+        highlight=False,
+    )
+    table = Table("id", "group / theme", "size", "key phrases", "first seen", "last seen")
     for group in tree:
-        table.add_row(f"[bold]{group['name']}[/bold]", str(group["size"]), "", "", "")
+        table.add_row(str(group["id"] or ""), f"[bold]{escape(group['name'])}[/bold]", str(group["size"]), "", "", "")
         for theme in group["themes"]:
+            marks = " (keep separate)" if theme["keep_separate"] else ""
+            marks += f" (merged into {theme['merged_into']})" if theme["merged_into"] else ""
             table.add_row(
-                f"  {theme['name']}",
+                str(theme["id"]),
+                f"  {escape(theme['name'])}{marks}",
                 str(theme["size"]),
-                ", ".join(theme["keywords"][:4]),
+                escape(", ".join(theme["keywords"][:4])),
                 (theme["first_seen"] or "")[:10],
                 (theme["last_seen"] or "")[:10],
             )
     console.print(table)
 
 
-def _story_dicts(limit: int) -> list[dict]:
+def _curate(action, *args) -> dict:
+    """Run a curation function as the CLI actor; exit 2 (or 1 for a refusal) with its message."""
+    # imported when the command runs, not at start-up: every command pays only for what it uses
+    from threadline.db.engine import session_scope
+    from threadline.engine.curation import CLI_ACTOR, CurationError
+
+    try:
+        with session_scope(engine()) as session:
+            theme = action(session, *args, CLI_ACTOR)
+            return {
+                "id": theme.id,
+                "human_name": theme.human_name,
+                "keep_separate": theme.keep_separate,
+                "merged_into": theme.merged_into_id,
+            }
+    except CurationError as exc:
+        raise fail(str(exc), code=2 if exc.status in (404, 422) else 1) from None
+
+
+@themes_app.command("rename")
+def themes_rename(
+    theme_id: Annotated[int, typer.Argument(help="Theme id (see `threadline themes`).")],
+    name: Annotated[
+        str, typer.Argument(help='The name to show for it from now on ("" to go back to the runs\' names).')
+    ],
+    as_json: JsonOption = False,
+) -> None:
+    """Give a theme a person's name: every snapshot shows it and later runs' stories use it."""
+    # imported when the command runs, not at start-up: every command pays only for what it uses
+    from threadline.engine.curation import rename_theme
+
+    result = _curate(rename_theme, theme_id, name)
+    emit_json(result) if as_json else console.print(
+        f"theme {theme_id} is now called {result['human_name'] or 'by its computed name'}", markup=False
+    )
+
+
+@themes_app.command("merge")
+def themes_merge(
+    theme_id: Annotated[int, typer.Argument(help="The theme to merge away.")],
+    into: Annotated[int, typer.Option("--into", help="The theme that absorbs it (same scope).")],
+    as_json: JsonOption = False,
+) -> None:
+    """Merge a theme into another of the same scope; later runs put its conversations in the other."""
+    # imported when the command runs, not at start-up: every command pays only for what it uses
+    from threadline.engine.curation import merge_theme
+
+    result = _curate(merge_theme, theme_id, into)
+    emit_json(result) if as_json else console.print(f"theme {theme_id} merged into theme {into} (from the next run on)")
+
+
+@themes_app.command("keep-separate")
+def themes_keep_separate(
+    theme_id: Annotated[int, typer.Argument(help="Theme id.")],
+    off: Annotated[bool, typer.Option("--off", help="Remove the mark.")] = False,
+    as_json: JsonOption = False,
+) -> None:
+    """Mark a theme so later runs never merge it with another (or remove the mark with --off)."""
+    # imported when the command runs, not at start-up: every command pays only for what it uses
+    from threadline.engine.curation import set_keep_separate
+
+    result = _curate(set_keep_separate, theme_id, not off)
+    emit_json(result) if as_json else console.print(f"theme {theme_id}: keep separate {'on' if not off else 'off'}")
+
+
+def _story_dicts(limit: int, run: int | None, source: list[str] | None) -> tuple[RunRef | None, list[dict]]:
     # imported when the command runs, not at start-up: every command pays only for what it uses
     from threadline.db.engine import session_scope
     from threadline.read.stories import list_stories
 
     with session_scope(engine()) as session:
-        return list_stories(session, limit=limit, offset=0)
+        ref = _pick(session, run, source)
+        return ref, list_stories(session, run_id=ref.id if ref else None, limit=limit, offset=0)
 
 
-@app.command("stories")
-def stories_command(limit: LimitOption = 20, as_json: JsonOption = False) -> None:
-    """Ranked stories of the latest run with their first evidence quote."""
-    stories = _story_dicts(limit)
+def _not_recorded(ref) -> bool:
+    """Tell the person when a run predates snapshots and its stories were not recorded (never silence)."""
+    if ref is not None and not ref.snapshot:
+        err_console.print(
+            f"stories of run {ref.id} were not recorded: it predates snapshots (its themes keep their membership)",
+            markup=False,
+        )
+        return True
+    return False
+
+
+@stories_app.callback(invoke_without_command=True)
+def stories_command(
+    ctx: typer.Context,
+    limit: LimitOption = 20,
+    run: RunOption = None,
+    source: SourceOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Ranked stories of a run (default: the latest succeeded run of the latest scope) with their first quote."""
+    if ctx.invoked_subcommand is not None:
+        return
+    ref, stories = _story_dicts(limit, run, source)
     if as_json:
+        if not stories:
+            _not_recorded(ref)
         emit_json(stories)
         return
-    table = Table("#", "story", "conv.", "cust.", "trend", "severity", "evidence")
+    if ref is None:
+        err_console.print("no succeeded run yet: `threadline run` first")
+        return
+    err_console.print(f"stories of {_describe(ref)}", markup=False, highlight=False)
+    if not stories and _not_recorded(ref):
+        return
+    # imported when the command runs, not at start-up: every command pays only for what it uses
+    from threadline.text.sentences import truncate_words
+
+    table = Table("#", "id", "story", "status", "conv.", "cust.", "trend", "severity", "evidence")
     for story in stories:
         quote = story["evidence"][0]["quote"] if story["evidence"] else ""
+        known = (story.get("priority") or {}).get("customers_known", story["customers"])
         table.add_row(
             str(story["rank"]),
-            story["title"],
+            str(story["id"]),
+            escape(story["title"]),
+            story["status"],
             str(story["conversations"]),
-            str(story["customers"]),
+            str(known) if known else "unknown",
             (story["trend"] or {}).get("direction", ""),
             story["severity"] or "",
-            f"\u201c{quote[:90]}\u201d",
+            escape(f"\u201c{truncate_words(quote, CLI_QUOTE_CHARS)}\u201d") if quote else "",
+        )
+    console.print(table)
+
+
+@stories_app.command("status")
+def stories_status(
+    story_id: Annotated[int, typer.Argument(help="Story id (see `threadline stories`).")],
+    status: Annotated[str, typer.Argument(help="candidate, accepted, rejected or exported.")],
+) -> None:
+    """Set a story's status (recorded in its history; shown with every snapshot)."""
+    # imported when the command runs, not at start-up: every command pays only for what it uses
+    from threadline.db.engine import session_scope
+    from threadline.engine.curation import CLI_ACTOR, CurationError, update_story
+    from threadline.read.stories import get_story
+
+    try:
+        with session_scope(engine()) as session:
+            story = get_story(session, story_id)
+            if story is None:
+                raise fail(f"no story {story_id}")
+            update_story(session, story, {"status": status}, CLI_ACTOR)
+    except CurationError as exc:
+        raise fail(str(exc)) from None
+    console.print(f"story {story_id}: {status}")
+
+
+@stories_app.command("history")
+def stories_history(story_id: Annotated[int, typer.Argument(help="Story id.")], as_json: JsonOption = False) -> None:
+    """A story's runs (rank and size in each snapshot) and what people did to it, newest first."""
+    # imported when the command runs, not at start-up: every command pays only for what it uses
+    from threadline.db.engine import session_scope
+    from threadline.read.stories import get_story, story_history, story_runs
+
+    with session_scope(engine()) as session:
+        if get_story(session, story_id) is None:
+            raise fail(f"no story {story_id}")
+        runs, events = story_runs(session, story_id), story_history(session, story_id)
+    if as_json:
+        emit_json({"id": story_id, "runs": runs, "history": events})
+        return
+    table = Table("run", "rank", "conversations", "title")
+    for r in runs:
+        table.add_row(str(r["run_id"]), str(r["rank"]), str(r["conversations"]), escape(r["title"] or ""))
+    console.print(table)
+    events_table = Table("when", "who", "what", "details")
+    for e in events:
+        events_table.add_row(e["at"][:19], escape(e["actor"]), e["action"], escape(str(e["details"]))[:100])
+    console.print(events_table)
+
+
+@app.command("conversations")
+def conversations_command(
+    unassigned: Annotated[
+        bool, typer.Option("--unassigned", help="Only those the run read but placed in no theme (its outliers).")
+    ] = False,
+    limit: LimitOption = 50,
+    run: RunOption = None,
+    source: SourceOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Conversations, newest first; with --unassigned, those a run (default: the latest) placed in no theme."""
+    # imported when the command runs, not at start-up: every command pays only for what it uses
+    from threadline.db.engine import session_scope
+    from threadline.read.conversations import list_conversations, unassigned_count
+
+    with session_scope(engine()) as session:
+        ref = _pick(session, run, source) if unassigned or run is not None or source else None
+        if unassigned and ref is None:
+            err_console.print("no succeeded run yet: `threadline run` first")
+            if as_json:
+                emit_json({"run_id": None, "unassigned": 0, "conversations": []})
+            return
+        run_id = ref.id if ref is not None and unassigned else None
+        rows = list_conversations(session, limit=limit, offset=0, run_id=run_id, unassigned=unassigned)
+        total = unassigned_count(session, run_id) if unassigned else None
+    if as_json:
+        emit_json({"run_id": run_id, "unassigned": total, "conversations": rows})
+        return
+    if unassigned and ref is not None:
+        err_console.print(
+            f"{total} conversations of {_describe(ref)} in no theme (newest {min(limit, total or 0)} shown)",
+            markup=False,
+            highlight=False,
+        )
+    table = Table("id", "conversation", "source", "created", "subject")
+    for row in rows:
+        table.add_row(
+            str(row["id"]),
+            escape(row["external_id"]),
+            escape(row["source"]),
+            f"{row['created_at']:%Y-%m-%d}" if row["created_at"] else "",
+            escape(row["subject"] or ""),
         )
     console.print(table)
 
@@ -240,16 +521,118 @@ def report_command(
     output: Annotated[Path, typer.Option("-o", "--output", help="File to write.")],
     report_format: Annotated[str, typer.Option("--format", help="md or csv.")] = "md",
     limit: LimitOption = 100,
+    run: RunOption = None,
+    source: SourceOption = None,
 ) -> None:
-    """Write the ranked stories with their evidence to a Markdown or CSV file."""
+    """Write a run's ranked stories with their evidence to a Markdown or CSV file (recorded as an export)."""
     # imported when the command runs, not at start-up: every command pays only for what it uses
-    from threadline.stories.export import to_csv, to_markdown
+    from threadline.db.engine import session_scope
+    from threadline.engine.curation import CLI_ACTOR, record_exports
+    from threadline.stories.export import report_title, to_csv, to_markdown
 
     if report_format not in ("md", "csv"):
         raise fail(f"--format must be md or csv, not {report_format!r}")
-    stories = _story_dicts(limit)
-    output.write_text(to_markdown(stories) if report_format == "md" else to_csv(stories), encoding="utf-8")
-    console.print(f"wrote {len(stories)} stories to {output}")
+    ref, stories = _story_dicts(limit, run, source)
+    if not stories:
+        _not_recorded(ref)
+    title = report_title(ref.sources, ref.period_start, ref.period_end) if ref else "Threadline report"
+    output.write_text(to_markdown(stories, title=title) if report_format == "md" else to_csv(stories), encoding="utf-8")
+    with session_scope(engine()) as session:
+        record_exports(session, [s["id"] for s in stories], CLI_ACTOR, run_id=ref.id if ref else None, target="report")
+    console.print(f"wrote {len(stories)} stories to {output}", markup=False)
+
+
+@app.command("changes")
+def changes_command(run: RunOption = None, source: SourceOption = None, as_json: JsonOption = False) -> None:
+    """What changed since the previous run of the scope: new, growing, shrinking and gone themes; stories."""
+    # imported when the command runs, not at start-up: every command pays only for what it uses
+    from threadline.db.engine import session_scope
+    from threadline.read.changes import changes
+
+    with session_scope(engine()) as session:
+        ref = _pick(session, run, source)
+        if ref is None:
+            raise fail("no succeeded run yet: `threadline run` first", code=1)
+        found = changes(session, ref)
+    if as_json:
+        emit_json(found)
+        return
+    before = found["previous_run"]
+    err_console.print(
+        f"changes of {_describe(ref)} since "
+        + (f"run {before['id']}" if before else "nothing (the first run of this scope)"),
+        markup=False,
+    )
+    table = Table("change", "id", "theme", "before", "now", "per week before", "per week now")
+    for key, label in (
+        ("new_themes", "new"),
+        ("returned_themes", "returned"),
+        ("growing", "growing"),
+        ("shrinking", "shrinking"),
+        ("gone_themes", "gone"),
+    ):
+        for item in found[key]:
+            merged = f" (merged into {item['merged_into']['id']})" if item.get("merged_into") else ""
+            table.add_row(
+                label,
+                str(item["id"]),
+                escape(item["name"]) + merged,
+                str(item.get("size_before", "")),
+                str(item.get("size", "")),
+                str(item.get("rate_per_week_before", "")),
+                str(item.get("rate_per_week", "")),
+            )
+    console.print(table)
+    changed = found["stories"]["evidence_changed"]
+    console.print(
+        f"stories: {len(found['stories']['new'])} new, {len(found['stories']['dropped'])} dropped, "
+        f"{len(changed)} with changed evidence",
+        markup=False,
+    )
+
+
+@app.command("forget")
+def forget_command(
+    conversation: Annotated[
+        list[str] | None,
+        typer.Option("--conversation", help="SOURCE:EXTERNAL_ID of a conversation to erase (repeatable)."),
+    ] = None,
+    customer: Annotated[
+        str | None, typer.Option("--customer", help="A customer's e-mail or external id: all their conversations.")
+    ] = None,
+    yes: Annotated[bool, typer.Option("--yes", help="Do not ask for confirmation.")] = False,
+    as_json: JsonOption = False,
+) -> None:
+    """Erase a customer's or conversations' text everywhere, snapshots included (right to erasure)."""
+    # imported when the command runs, not at start-up: every command pays only for what it uses
+    from threadline.db.engine import session_scope
+    from threadline.engine.curation import CLI_ACTOR
+    from threadline.engine.forget import ForgetError, forget
+
+    pairs = []
+    for item in conversation or []:
+        source_name, sep, external_id = item.partition(":")
+        if not sep or not source_name or not external_id:
+            raise fail(f"--conversation takes SOURCE:EXTERNAL_ID, not {item!r}")
+        pairs.append((source_name, external_id))
+    if not pairs and not customer:
+        raise fail("give --conversation SOURCE:ID (repeatable) and/or --customer EMAIL_OR_ID")
+    if not yes and not typer.confirm("Erase this text everywhere, including past runs? This cannot be undone"):
+        raise typer.Exit(1)
+    try:
+        with session_scope(engine()) as session:
+            result = forget(session, conversations=pairs, customer=customer, actor=CLI_ACTOR)
+    except ForgetError as exc:
+        raise fail(str(exc), code=1) from None
+    if as_json:
+        emit_json(result.as_dict())
+    else:
+        console.print(
+            f"erased {result.conversations} conversations ({result.messages} messages), {result.contacts} customer "
+            f"records, {result.quotes} quotes in {result.story_snapshots} story snapshots, "
+            f"{result.theme_snapshots} theme descriptions",
+            markup=False,
+        )
 
 
 @app.command("status")
@@ -268,10 +651,11 @@ def status_command(as_json: JsonOption = False) -> None:
     for source in summary["sources"]:
         table.add_row(source["name"], source["kind"], str(source["conversations"]), str(source["messages"]))
     console.print(table)
-    runs = Table("run", "status", "phase", "conversations", "created", "finished")
+    runs = Table("run", "sources", "status", "phase", "conversations", "created", "finished")
     for run in summary["runs"]:
         runs.add_row(
             str(run["id"]),
+            escape(", ".join(run["sources"])),
             run["status"],
             run["phase"] or "",
             str(run["conversations"]),
@@ -285,6 +669,7 @@ runs.register(app)
 evaluate.register(app)
 serve.register(app)
 sources.register(app)
+trackers.register(app)
 
 
 def main() -> None:

@@ -36,7 +36,10 @@ def register(app: typer.Typer) -> None:
 
 
 def run_command(
-    source: Annotated[str | None, typer.Option("--source", help="Only this source's conversations.")] = None,
+    source: Annotated[
+        list[str] | None,
+        typer.Option("--source", help="Read these sources (repeatable; default: every source that exists now)."),
+    ] = None,
     since: Annotated[str | None, typer.Option(help="Conversations created on or after this date.")] = None,
     until: Annotated[str | None, typer.Option(help="Conversations created before this date.")] = None,
     detach: Annotated[
@@ -51,17 +54,22 @@ def run_command(
     """Analyse conversations: embed and classify, discover themes, write stories."""
     # imported when the command runs, not at start-up: every command pays only for what it uses
     from threadline.db.engine import session_scope
-    from threadline.engine.runs import default_phases, execute_run
+    from threadline.engine.runs import check_period, default_phases, execute_run
     from threadline.engine.service import RunError, enqueue_run
 
+    since_at, until_at = parse_date(since, "--since"), parse_date(until, "--until")
+    try:
+        check_period(since_at, until_at)  # before anything is written, a sync included
+    except RunError as exc:
+        raise fail(str(exc)) from None
     eng = engine()
     if sync:
-        _sync_first(eng, source)
+        if source is None or len(source) != 1:
+            raise fail("--sync needs exactly one --source NAME (a source with a connector, e.g. Intercom)")
+        _sync_first(eng, source[0])
     try:
         with session_scope(eng) as session:
-            run_id = enqueue_run(
-                session, source=source, since=parse_date(since, "--since"), until=parse_date(until, "--until")
-            )
+            run_id = enqueue_run(session, sources=source or (), since=since_at, until=until_at)
     except RunError as exc:
         raise fail(str(exc)) from None
     if detach:
@@ -86,14 +94,12 @@ def run_command(
         raise typer.Exit(1)
 
 
-def _sync_first(eng: Any, source: str | None) -> None:
+def _sync_first(eng: Any, source: str) -> None:
     """Bring the source up to date before the run takes its membership snapshot."""
     # imported when the command runs, not at start-up: every command pays only for what it uses
     from threadline.connectors.base import ConnectorError
     from threadline.connectors.sources import SourceError, source_id_by_name, sync_source
 
-    if source is None:
-        raise fail("--sync needs --source NAME (a source with a connector, e.g. Intercom)")
     try:
         report = sync_source(eng, source_id_by_name(eng, source))
     except (SourceError, ConnectorError) as exc:
@@ -116,9 +122,11 @@ def _print_finished(finished: Any, as_json: bool) -> None:
     embed, themes, stories = counters.get("embed", {}), counters.get("themes", {}), counters.get("stories", {})
     dead = view["dead_letters"] if view else 0
     console.print(
-        f"run {finished.id} {finished.status}: {counters.get('conversations', 0)} conversations; embeddings computed "
+        f"run {finished.id} {finished.status} ({', '.join(view['sources']) if view else ''}): "
+        f"{counters.get('conversations', 0)} conversations; embeddings computed "
         f"{embed.get('computed', 0)}, reused {embed.get('reused', 0)}; {themes.get('themes', 0)} themes "
-        f"({themes.get('new_themes', 0)} new, {themes.get('unassigned', 0)} conversations unassigned); "
+        f"({themes.get('new_themes', 0)} new, {themes.get('continued_themes', 0)} continued, "
+        f"{themes.get('unassigned', 0)} conversations unassigned); "
         f"{stories.get('stories', 0)} stories; {dead} dead letters"
     )
 
@@ -212,17 +220,19 @@ def runs_list(limit: LimitOption = 20, as_json: JsonOption = False) -> None:
     if as_json:
         emit_json(views)
         return
-    table = Table("run", "status", "phase", "conversations", "progress", "dead letters", "created", "finished")
+    table = Table("run", "sources", "period", "status", "phase", "conversations", "progress", "dead letters", "created")
     for v in views:
+        period = f"{(v['period_start'] or '')[:10]} to {(v['period_end'] or '')[:10]}" if v["period_start"] else ""
         table.add_row(
             str(v["id"]),
+            ", ".join(v["sources"]),
+            period,
             v["status"],
             v["phase"] or "",
             str(v["conversations"]),
             f"{v['progress']:.0%}",
             str(v["dead_letters"]),
             (v["created_at"] or "")[:19],
-            (v["finished_at"] or "")[:19],
         )
     console.print(table)
 

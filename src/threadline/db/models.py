@@ -5,8 +5,10 @@ Semantics worth knowing before changing anything here:
 - Run membership is history (`run_conversations`), never a column on the conversation.
 - Analyses and embeddings are content-addressed: keyed by what went in (input hash),
   with which model and which version, so unchanged input is never recomputed.
-- Themes persist across runs; `theme_members` says which conversations a given run put
-  in which theme.
+- A run reads a scope (a fixed set of sources). Theme lineages and story identities belong
+  to one scope and carry only identity and human state; what each run found (names,
+  memberships, stories, evidence as quoted) is a snapshot written once by that run
+  (`run_themes`, `theme_members`, `run_stories`, `run_story_evidence`), never updated.
 """
 
 from __future__ import annotations
@@ -39,7 +41,7 @@ EMBEDDING_DIMENSIONS = 384  # output size of all-MiniLM-L6-v2, the default embed
 
 RUN_STATUSES = ("queued", "running", "stopping", "stopped", "succeeded", "failed")
 AUTHOR_ROLES = ("customer", "agent", "bot", "note")
-STORY_STATUSES = ("candidate", "accepted", "rejected", "exported")
+STORY_STATUSES = ("candidate", "accepted", "rejected", "exported", "done")  # done: its tracker item was closed
 
 
 def _in(column: str, values: tuple[str, ...]) -> str:
@@ -148,6 +150,10 @@ class Run(Base):
     finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     stop_requested_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     generation: Mapped[int] = mapped_column(Integer, default=0, server_default="0")  # 0002: bumped by resume
+    scope_id: Mapped[int] = mapped_column(ForeignKey("scopes.id", ondelete="RESTRICT"), index=True)  # 0005
+    period_start: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))  # oldest member conversation
+    period_end: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))  # newest member conversation
+    snapshot: Mapped[bool] = mapped_column(Boolean, default=True, server_default="true")  # False: predates 0005
 
 
 class RunConversation(Base):
@@ -192,31 +198,73 @@ class Embedding(Base):
     created_at: Mapped[datetime] = _now()
 
 
+class Scope(Base):
+    """The concrete, sorted set of sources a run reads (migration 0005).
+
+    Lineages (theme identities) and story identities belong to one scope: runs of different
+    scopes never share a theme, a name or a story. `key` is the sorted source ids joined by
+    commas ("" for a scope of no source), unique, so one set of sources is one scope.
+    """
+
+    __tablename__ = "scopes"
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    key: Mapped[str] = mapped_column(Text, unique=True)
+    source_ids: Mapped[list[int]] = mapped_column(ARRAY(BigInteger))
+    created_at: Mapped[datetime] = _now()
+
+
 class Theme(Base):
-    """A recurring problem, persistent across runs; level 0 = top-level group, 1 = theme."""
+    """A theme lineage: the identity of a theme across the runs of one scope (level 0 = group, 1 = theme).
+
+    What a run found (name, key phrases, size, hierarchy) is in `run_themes`, written once per
+    run. The lineage carries only identity and human state: a person's name for it, "keep
+    separate", and the lineage it was merged into (by a person or by a later run).
+    """
 
     __tablename__ = "themes"
+    __table_args__ = (Index("ix_themes_scope_id", "scope_id"),)
     id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
-    parent_id: Mapped[int | None] = mapped_column(ForeignKey("themes.id", ondelete="SET NULL"))
+    scope_id: Mapped[int] = mapped_column(ForeignKey("scopes.id", ondelete="CASCADE"))
     level: Mapped[int] = mapped_column(Integer, default=1)
-    name: Mapped[str] = mapped_column(Text)
-    description: Mapped[str | None] = mapped_column(Text)
-    keywords: Mapped[list[str]] = mapped_column(default=list)
-    centroid: Mapped[Any | None] = mapped_column(Vector())
-    embedding_model: Mapped[str | None] = mapped_column(String(200))
-    representative_message_id: Mapped[int | None] = mapped_column(ForeignKey("messages.id", ondelete="SET NULL"))
-    conversation_type: Mapped[str | None] = mapped_column(String(32))
-    size: Mapped[int] = mapped_column(Integer, default=0)
-    first_seen: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
-    last_seen: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     first_run_id: Mapped[int | None] = mapped_column(ForeignKey("runs.id", ondelete="SET NULL"))
     last_run_id: Mapped[int | None] = mapped_column(ForeignKey("runs.id", ondelete="SET NULL"))
+    human_name: Mapped[str | None] = mapped_column(Text)
+    keep_separate: Mapped[bool] = mapped_column(Boolean, default=False, server_default="false")
+    merged_into_id: Mapped[int | None] = mapped_column(ForeignKey("themes.id", ondelete="SET NULL"))
+    merged_by: Mapped[str | None] = mapped_column(String(16))  # "person" or "run"
+    merged_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    merged_run_id: Mapped[int | None] = mapped_column(
+        ForeignKey("runs.id", ondelete="SET NULL")
+    )  # the run that merged it
     created_at: Mapped[datetime] = _now()
     updated_at: Mapped[datetime] = _now()
 
 
+class RunTheme(Base):
+    """What one run found for one lineage: written once by the run, never updated (a snapshot).
+
+    `name` is NULL only for runs that predate snapshots (migration 0005), whose names were
+    overwritten by later runs: views say "not recorded for this run" then.
+    """
+
+    __tablename__ = "run_themes"
+    __table_args__ = (Index("ix_run_themes_theme_id", "theme_id"),)
+    run_id: Mapped[int] = mapped_column(ForeignKey("runs.id", ondelete="CASCADE"), primary_key=True)
+    theme_id: Mapped[int] = mapped_column(ForeignKey("themes.id", ondelete="CASCADE"), primary_key=True)
+    level: Mapped[int] = mapped_column(Integer, default=1)
+    parent_id: Mapped[int | None] = mapped_column(BigInteger)  # the group's lineage in this run
+    name: Mapped[str | None] = mapped_column(Text)
+    description: Mapped[str | None] = mapped_column(Text)
+    keywords: Mapped[list[str] | None] = mapped_column(ARRAY(Text))
+    size: Mapped[int] = mapped_column(Integer, default=0)
+    first_seen: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    last_seen: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    origin: Mapped[str] = mapped_column(String(16), default="new")  # new | continued | revived | legacy
+    representative_conversation_id: Mapped[int | None] = mapped_column(BigInteger)
+
+
 class ThemeMember(Base):
-    """Which theme a run put a conversation in (one leaf theme per conversation per run)."""
+    """Which lineage a run put a conversation in (one leaf theme per conversation per run)."""
 
     __tablename__ = "theme_members"
     run_id: Mapped[int] = mapped_column(ForeignKey("runs.id", ondelete="CASCADE"), primary_key=True)
@@ -226,21 +274,45 @@ class ThemeMember(Base):
 
 
 class Story(Base):
-    """A backlog story for one theme; refreshed by each run, edits and status kept."""
+    """A story identity: one per theme lineage, with the human state that outlives runs.
+
+    The text and figures a run wrote are in `run_stories`; a person's status and edits are
+    here and are shown with every snapshot of the story. `human_*` NULL means "the run's text".
+    """
 
     __tablename__ = "stories"
     __table_args__ = (CheckConstraint(_in("status", STORY_STATUSES), name="ck_stories_status"),)
     id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
     theme_id: Mapped[int] = mapped_column(ForeignKey("themes.id", ondelete="CASCADE"), unique=True)
-    run_id: Mapped[int | None] = mapped_column(ForeignKey("runs.id", ondelete="SET NULL"))
+    status: Mapped[str] = mapped_column(String(16), default="candidate")
+    human_title: Mapped[str | None] = mapped_column(Text)
+    human_problem: Mapped[str | None] = mapped_column(Text)
+    human_user_story: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = _now()
+    updated_at: Mapped[datetime] = _now()
+
+    theme: Mapped[Theme] = relationship()
+
+    @property
+    def edited(self) -> bool:
+        return any(v is not None for v in (self.human_title, self.human_problem, self.human_user_story))
+
+
+class RunStory(Base):
+    """A story as one run wrote it: text, counts, rank, severity and trend (a snapshot, never updated)."""
+
+    __tablename__ = "run_stories"
+    __table_args__ = (UniqueConstraint("run_id", "story_id"), Index("ix_run_stories_story_id", "story_id"))
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    run_id: Mapped[int] = mapped_column(ForeignKey("runs.id", ondelete="CASCADE"))
+    story_id: Mapped[int] = mapped_column(ForeignKey("stories.id", ondelete="CASCADE"))
+    theme_id: Mapped[int] = mapped_column(ForeignKey("themes.id", ondelete="CASCADE"))
     title: Mapped[str] = mapped_column(Text)
     problem: Mapped[str] = mapped_column(Text)
     user_story: Mapped[str | None] = mapped_column(Text)
     acceptance_criteria: Mapped[list[str]] = mapped_column(default=list)
     severity: Mapped[str | None] = mapped_column(String(16))
     severity_reason: Mapped[str | None] = mapped_column(Text)
-    status: Mapped[str] = mapped_column(String(16), default="candidate")
-    edited: Mapped[bool] = mapped_column(Boolean, default=False)
     conversation_count: Mapped[int] = mapped_column(Integer, default=0)
     customer_count: Mapped[int] = mapped_column(Integer, default=0)
     first_seen: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
@@ -248,28 +320,117 @@ class Story(Base):
     trend: Mapped[dict[str, Any]] = mapped_column(default=dict)
     rank: Mapped[int] = mapped_column(Integer, default=0)
     score: Mapped[float] = mapped_column(Float, default=0.0)
+    text_key: Mapped[str | None] = mapped_column(String(64))  # what the text was written from (reuse key)
+    text_origin: Mapped[str] = mapped_column(String(16), default="templated")  # templated | llm | legacy
+    # 0006: the named factors behind score and severity (threadline.stories.priority.Priority.to_dict) and
+    # the evidence notes, as this run computed them (a snapshot: never updated)
+    priority: Mapped[dict[str, Any]] = mapped_column(default=dict, server_default=text("'{}'::jsonb"))
     created_at: Mapped[datetime] = _now()
-    updated_at: Mapped[datetime] = _now()
-
-    evidence: Mapped[list[StoryEvidence]] = relationship(
-        order_by="StoryEvidence.position", cascade="all, delete-orphan"
-    )
-    theme: Mapped[Theme] = relationship()
 
 
-class StoryEvidence(Base):
-    """A verbatim quote: `quote == messages.text[start:end]` for the linked message."""
+class RunStoryEvidence(Base):
+    """A quote as the run quoted it, copied (never a link that later imports could re-point).
 
-    __tablename__ = "story_evidence"
-    __table_args__ = (UniqueConstraint("story_id", "position"),)
+    When written, `quote == text[start:end]` of the customer message at `message_position`
+    of the conversation, whose text hashed to `message_sha256`; a later change of that
+    message is detected by comparing the hash, and the snapshot is marked, never rewritten
+    (except by `threadline forget`).
+    """
+
+    __tablename__ = "run_story_evidence"
+    __table_args__ = (UniqueConstraint("run_story_id", "position"),)
     id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
-    story_id: Mapped[int] = mapped_column(ForeignKey("stories.id", ondelete="CASCADE"))
+    run_story_id: Mapped[int] = mapped_column(ForeignKey("run_stories.id", ondelete="CASCADE"))
     position: Mapped[int] = mapped_column(Integer)
-    conversation_id: Mapped[int] = mapped_column(ForeignKey("conversations.id", ondelete="CASCADE"))
-    message_id: Mapped[int] = mapped_column(ForeignKey("messages.id", ondelete="CASCADE"))
+    conversation_id: Mapped[int | None] = mapped_column(ForeignKey("conversations.id", ondelete="SET NULL"), index=True)
+    conversation_external_id: Mapped[str] = mapped_column(String(255))
+    message_id: Mapped[int | None] = mapped_column(BigInteger)  # not a foreign key: history is never deleted
+    message_position: Mapped[int] = mapped_column(Integer)
+    message_external_id: Mapped[str | None] = mapped_column(String(255))
+    author_role: Mapped[str] = mapped_column(String(16))
+    message_sha256: Mapped[str | None] = mapped_column(String(64))  # NULL: unknown (migrated from before 0005)
     quote: Mapped[str] = mapped_column(Text)
     start_offset: Mapped[int] = mapped_column(Integer)
     end_offset: Mapped[int] = mapped_column(Integer)
+
+
+TRACKER_NAME_CHARS = 200  # characters of `trackers.name`: a name a person types
+TRACKER_KEY_CHARS = 255  # characters of a tracker's item key: GitHub numbers, Jira keys (ENG-12), Linear UUIDs
+
+
+class Tracker(Base):
+    """A configured tracker (GitHub repository, Jira project, Linear team) stories are exported to (migration 0006).
+
+    `config` is the exporter's configuration model as JSON: names of environment variables
+    for tokens, never the tokens.
+    """
+
+    __tablename__ = "trackers"
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    name: Mapped[str] = mapped_column(String(TRACKER_NAME_CHARS), unique=True)
+    kind: Mapped[str] = mapped_column(String(32))
+    config: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    created_at: Mapped[datetime] = _now()
+
+
+class TrackerLink(Base):
+    """The one tracker item of a story identity in one tracker (migration 0006).
+
+    UNIQUE (story_id, tracker_id): one item per story and tracker, enforced by the database.
+    An export reserves the row first (`item_key` NULL), then finds the item by its marker or
+    creates it, then fills `item_key`; a row left reserved by a crash is healed by the next
+    export finding the item again. `block_sha256` is the hash of the block Threadline last
+    wrote; `pushed_run_id` / `pushed_snapshot_id` the story snapshot it wrote from.
+    """
+
+    __tablename__ = "tracker_links"
+    __table_args__ = (
+        UniqueConstraint("story_id", "tracker_id", name="uq_tracker_links_story_tracker"),
+        Index("ix_tracker_links_tracker_id", "tracker_id"),
+    )
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    story_id: Mapped[int] = mapped_column(ForeignKey("stories.id", ondelete="CASCADE"))
+    tracker_id: Mapped[int] = mapped_column(ForeignKey("trackers.id", ondelete="CASCADE"))
+    item_key: Mapped[str | None] = mapped_column(String(TRACKER_KEY_CHARS))
+    url: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = _now()
+    updated_at: Mapped[datetime] = _now()
+    # committed just before the tracker's create is called: an item may exist, find it before creating again
+    create_attempted_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    pushed_run_id: Mapped[int | None] = mapped_column(ForeignKey("runs.id", ondelete="SET NULL"))
+    pushed_snapshot_id: Mapped[int | None] = mapped_column(ForeignKey("run_stories.id", ondelete="SET NULL"))
+    pushed_conversations: Mapped[int | None] = mapped_column(Integer)  # the count in the item, for "the theme grew"
+    block_sha256: Mapped[str | None] = mapped_column(String(64))
+    edited_by_person: Mapped[bool] = mapped_column(Boolean, default=False, server_default="false")
+    closed: Mapped[bool] = mapped_column(Boolean, default=False, server_default="false")
+    closed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    state_checked_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    regression_since: Mapped[datetime | None] = mapped_column(
+        DateTime(timezone=True)
+    )  # flagged "recurring after close"
+    regression_conversations: Mapped[int | None] = mapped_column(Integer)  # created after the close
+    regression_commented: Mapped[bool] = mapped_column(Boolean, default=False, server_default="false")
+
+
+AUDIT_SUBJECTS = ("story", "theme", "run", "conversation", "contact")
+
+
+class AuditEvent(Base):
+    """A human action: who (API token name, or "cli"), when, what (migration 0005).
+
+    Status changes, edits, renames, merges, exports and erasure requests are recorded here
+    and shown in the history of what they touched.
+    """
+
+    __tablename__ = "audit_events"
+    __table_args__ = (Index("ix_audit_events_subject", "subject_type", "subject_id"),)
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    at: Mapped[datetime] = _now()
+    actor: Mapped[str] = mapped_column(String(200))
+    action: Mapped[str] = mapped_column(String(64))
+    subject_type: Mapped[str] = mapped_column(String(32))
+    subject_id: Mapped[int | None] = mapped_column(BigInteger)
+    details: Mapped[dict[str, Any]] = mapped_column(default=dict)
 
 
 class DeadLetter(Base):

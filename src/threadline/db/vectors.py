@@ -115,3 +115,40 @@ def load_stored_vectors(session: Session, model: str, hashes: Mapping[int, str])
 def load_run_vectors(session: Session, run_id: int, model: str) -> dict[int, np.ndarray]:
     """The newest embedding for `model` of each conversation in the run."""
     return fetch_vectors(session, _RUN_VECTORS_SQL, (run_id, model))
+
+
+_NEWEST_VECTORS_SQL = """
+    SELECT e.conversation_id, e.vector FROM embeddings e
+     WHERE e.id IN (
+         SELECT DISTINCT ON (n.conversation_id) n.id FROM embeddings n
+          WHERE n.conversation_id = ANY(%s::bigint[]) AND n.model = %s
+          ORDER BY n.conversation_id, n.created_at DESC, n.id DESC)
+"""
+
+
+def load_newest_vectors(session: Session, conversation_ids: Sequence[int], model: str) -> dict[int, np.ndarray]:
+    """The newest embedding for `model` of each of `conversation_ids` (those without one are absent)."""
+    if not conversation_ids:
+        return {}
+    return fetch_vectors(session, _NEWEST_VECTORS_SQL, (list(conversation_ids), model))
+
+
+# The mean of each leaf theme's member vectors, computed by pgvector's avg(vector): one row per
+# theme travels, not one per conversation.
+_THEME_CENTROIDS_SQL = """
+    WITH newest AS (
+        SELECT DISTINCT ON (n.conversation_id) n.conversation_id, n.id
+          FROM embeddings n JOIN theme_members tm ON tm.conversation_id = n.conversation_id
+         WHERE tm.run_id = %(run_id)s AND n.model = %(model)s
+         ORDER BY n.conversation_id, n.created_at DESC, n.id DESC)
+    SELECT tm.theme_id, avg(e.vector) FROM theme_members tm
+      JOIN newest k ON k.conversation_id = tm.conversation_id
+      JOIN embeddings e ON e.id = k.id
+     WHERE tm.run_id = %(run_id)s
+     GROUP BY tm.theme_id
+"""
+
+
+def load_theme_centroids(session: Session, run_id: int, model: str) -> dict[int, np.ndarray]:
+    """{leaf theme id: mean of its members' newest `model` vectors} for the run's themes (not normalised)."""
+    return fetch_vectors(session, _THEME_CENTROIDS_SQL, {"run_id": run_id, "model": model})

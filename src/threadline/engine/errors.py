@@ -55,3 +55,10 @@ def backoff_delay_s(
     limits = get_settings().engine
     delay = backoff_s(attempt, base_s=base_s, cap_s=limits.retry_max_delay_s, jitter=Jitter.EQUAL, rng=rng)
     return honour_requested_wait(delay, retry_after_s, limits.max_retry_after_s)
+
+
+class RunRequestError(RunError):
+    """The run as asked for cannot exist (inverted period, nothing matches): refused before anything is written.
+
+    The CLI exits 2, the API answers 422 and the dashboard shows the message on the form.
+    """

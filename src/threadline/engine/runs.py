@@ -22,9 +22,10 @@ from sqlalchemy.orm import Session
 from threadline.ai.embeddings import Embedder, set_process_embedder
 from threadline.config import get_settings
 from threadline.db.engine import session_scope
-from threadline.db.models import Conversation, Run, RunConversation, RunItem, RunPhase, Source
-from threadline.engine.errors import RunError
+from threadline.db.models import Conversation, Run, RunConversation, RunItem, RunPhase
+from threadline.engine.errors import RunError, RunRequestError
 from threadline.engine.lifecycle import ITEM_COUNTERS, request_advance
+from threadline.engine.scopes import get_or_create_scope, source_ids_by_name
 from threadline.engine.stage import STAGES, is_per_conversation, planned_params, product_phases
 from threadline.engine.status import RunStatus
 from threadline.engine.worker import run_worker_async
@@ -33,7 +34,16 @@ logger = logging.getLogger(__name__)
 
 ProgressCallback = Callable[[str, int, int], None]  # (phase, done, total)
 
-__all__ = ["RunError", "create_run", "default_phases", "execute_run", "member_ids", "wait_for_run"]
+__all__ = [
+    "RunError",
+    "RunRequestError",
+    "check_period",
+    "create_run",
+    "default_phases",
+    "execute_run",
+    "member_ids",
+    "wait_for_run",
+]
 
 
 def default_phases() -> tuple[str, ...]:
@@ -41,18 +51,40 @@ def default_phases() -> tuple[str, ...]:
     return product_phases(llm_configured=get_settings().configured_llm() is not None)
 
 
+def check_period(since: datetime | None, until: datetime | None) -> None:
+    """Refuse a period whose start is not before its end (RunRequestError, before anything is written)."""
+    if since is not None and until is not None and since >= until:
+        raise RunRequestError(
+            f"--since ({since.date().isoformat()}) must be before --until ({until.date().isoformat()}): "
+            "the period would contain nothing"
+        )
+
+
+def _describe_filters(names: Sequence[str], since: datetime | None, until: datetime | None) -> str:
+    parts = [f"source{'s' if len(names) > 1 else ''} {', '.join(names)}" if names else "all sources"]
+    if since is not None:
+        parts.append(f"created on or after {since.isoformat()}")
+    if until is not None:
+        parts.append(f"created before {until.isoformat()}")
+    return "; ".join(parts)
+
+
 def create_run(
     session: Session,
     *,
     source: str | None = None,
+    sources: Sequence[str] | None = None,
     since: datetime | None = None,
     until: datetime | None = None,
     phases: Sequence[str] | None = None,
     batch_size: int | None = None,
     options: dict[str, Any] | None = None,
 ) -> Run:
-    """A queued run over the matching, non-deleted conversations, with its first job deferred.
+    """A queued run over the matching, non-deleted conversations of its scope, with its first job deferred.
 
+    The scope is the set of named sources (`sources`, or the single `source`), or every
+    source that exists now when none is named. A period whose start is not before its end,
+    or one matching no conversation, raises `RunRequestError` before anything is written.
     `phases` and `options` (e.g. `{"sleep_ms": 20}` for a test stage) exist for tests and
     benchmarks; by default the product's phases run (`default_phases`). Nothing runs until
     a worker picks the job up, and nothing is visible to workers until the caller commits.
@@ -64,18 +96,25 @@ def create_run(
     max_batch_size = get_settings().engine.max_batch_size
     if batch_size is not None and not 1 <= batch_size <= max_batch_size:
         raise RunError(f"batch size must be between 1 and {max_batch_size}")
-    filters: list[ColumnElement[bool]] = [Conversation.deleted_at.is_(None)]
-    if source is not None:
-        source_id = session.execute(select(Source.id).where(Source.name == source)).scalar()
-        if source_id is None:
-            raise RunError(f"no source named {source!r}; see `threadline status` for the sources")
-        filters.append(Conversation.source_id == source_id)
+    check_period(since, until)
+    names = sorted(set(sources or ()) | ({source} if source else set()))
+    source_ids = source_ids_by_name(session, names)
+    filters: list[ColumnElement[bool]] = [Conversation.deleted_at.is_(None), Conversation.source_id.in_(source_ids)]
     if since is not None:
         filters.append(Conversation.created_at >= since)
     if until is not None:
         filters.append(Conversation.created_at < until)
+    matching, period_start, period_end = session.execute(
+        select(func.count(), func.min(Conversation.created_at), func.max(Conversation.created_at)).where(*filters)
+    ).one()
+    if not matching:
+        if not source_ids:
+            raise RunRequestError("there are no sources yet: import conversations first (`threadline import`)")
+        raise RunRequestError(f"no conversation matches {_describe_filters(names, since, until)}: nothing to run")
+    scope = get_or_create_scope(session, source_ids)
     params: dict[str, Any] = {
-        "source": source,
+        "source": names[0] if len(names) == 1 else None,  # kept for readers of earlier runs' params
+        "sources": names,
         "since": since.isoformat() if since else None,
         "until": until.isoformat() if until else None,
     }
@@ -85,7 +124,14 @@ def create_run(
         params["batch_size"] = batch_size
     params.update(planned_params(phases))  # e.g. the embedding backend: fixed for the run's lifetime
     params.update(options or {})
-    run = Run(status=RunStatus.QUEUED, params=params, counters={})
+    run = Run(
+        status=RunStatus.QUEUED,
+        params=params,
+        counters={},
+        scope_id=scope.id,
+        period_start=period_start,
+        period_end=period_end,
+    )
     session.add(run)
     session.flush()
     session.execute(
@@ -93,7 +139,7 @@ def create_run(
             ["run_id", "conversation_id"], select(literal(run.id), Conversation.id).where(*filters)
         )
     )
-    size = session.execute(select(func.count()).where(RunConversation.run_id == run.id)).scalar_one()
+    size = int(matching)
     counters: dict[str, Any] = {"conversations": size}
     for position, phase in enumerate(phases):
         session.add(RunPhase(run_id=run.id, phase=phase, position=position, state="pending"))

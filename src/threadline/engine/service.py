@@ -9,6 +9,7 @@ THREADLINE_DATABASE_URL (any machine), or `threadline.engine.worker.run_worker`.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime
 
 from sqlalchemy import delete, func, select, text, update
@@ -16,7 +17,7 @@ from sqlalchemy.orm import Session
 
 from threadline.db.models import DeadLetter, Run, RunItem, RunPhase
 from threadline.engine.defer import defer_jobs
-from threadline.engine.errors import RunError
+from threadline.engine.errors import RunError, RunRequestError
 from threadline.engine.lifecycle import add_counters, batch_job, lock_run, request_advance, try_finish_stop
 from threadline.engine.runs import create_run
 from threadline.engine.stage import is_per_conversation, stage_queue
@@ -24,6 +25,7 @@ from threadline.engine.status import RunStatus
 
 __all__ = [
     "RunError",
+    "RunRequestError",
     "enqueue_run",
     "request_stop",
     "resume_run",
@@ -34,10 +36,18 @@ __all__ = [
 
 
 def enqueue_run(
-    session: Session, *, source: str | None = None, since: datetime | None = None, until: datetime | None = None
+    session: Session,
+    *,
+    source: str | None = None,
+    sources: Sequence[str] | None = None,
+    since: datetime | None = None,
+    until: datetime | None = None,
 ) -> int:
-    """Create the run (membership, items, phases) and defer its first job; the caller commits."""
-    return create_run(session, source=source, since=since, until=until).id
+    """Create the run (scope, membership, items, phases) and defer its first job; the caller commits.
+
+    Raises `RunRequestError` (a `RunError`) when the period is inverted or nothing matches.
+    """
+    return create_run(session, source=source, sources=sources, since=since, until=until).id
 
 
 def request_stop(session: Session, run_id: int) -> Run:

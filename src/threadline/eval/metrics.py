@@ -10,7 +10,9 @@ outliers into one cluster would instead reward grouping unrelated leftovers).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import re
+from collections import Counter
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -20,6 +22,8 @@ from sklearn.metrics import adjusted_rand_score, normalized_mutual_info_score
 
 __all__ = [
     "OUTLIER_POLICY",
+    "label_words",
+    "naming_agreement",
     "ari",
     "clustering_accuracy",
     "nmi",
@@ -118,4 +122,48 @@ def summary(true: Sequence[Any] | np.ndarray, pred: Sequence[int] | np.ndarray) 
         "pairwise_precision": round(prf["precision"], 4),
         "pairwise_recall": round(prf["recall"], 4),
         "pairwise_f1": round(prf["f1"], 4),
+    }
+
+
+_CAMEL = re.compile(r"(?<=[a-z0-9])(?=[A-Z])")
+_SEPARATORS = re.compile(r"[_\-\s]+")
+
+
+def label_words(label: str) -> str:
+    """A label as words for matching names: split on ``_``, ``-`` and camelCase, lower-cased."""
+    return _SEPARATORS.sub(" ", _CAMEL.sub(" ", label)).strip().lower()
+
+
+def naming_agreement(
+    names: Mapping[int, str],
+    dominant: Mapping[int, str],
+    labels: Sequence[str],
+    embed: Callable[[list[str]], np.ndarray],
+) -> dict[str, Any]:
+    """Does each theme's name point at its dominant label? (the `naming` block of `threadline eval`)
+
+    Each name and each label (as :func:`label_words`) is embedded with the local model; a
+    theme agrees when the label nearest to its name is its dominant label. ``chance`` is
+    the share expected if names were shuffled among the themes: sum over labels of
+    (share of names nearest to it) x (share of themes dominated by it).
+    """
+    ids = sorted(names)
+    distinct = sorted(set(labels))
+    if not ids or not distinct:
+        return {"themes": 0, "share": None, "chance": None, "per_theme": []}
+    label_vectors = embed([label_words(label) for label in distinct])
+    name_vectors = embed([names[t] for t in ids])
+    nearest = [distinct[i] for i in np.argmax(name_vectors @ label_vectors.T, axis=1)]
+    agree = [nearest[k] == dominant[t] for k, t in enumerate(ids)]
+    nearest_share = Counter(nearest)
+    dominant_share = Counter(dominant[t] for t in ids)
+    chance = sum(nearest_share[label] * dominant_share[label] for label in distinct) / len(ids) ** 2
+    return {
+        "themes": len(ids),
+        "share": round(sum(agree) / len(ids), 4),
+        "chance": round(chance, 4),
+        "uniform_chance": round(1 / len(distinct), 4),
+        "per_theme": [
+            {"theme": t, "name": names[t], "nearest_label": nearest[k], "agrees": agree[k]} for k, t in enumerate(ids)
+        ],
     }

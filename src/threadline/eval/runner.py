@@ -11,6 +11,7 @@ import csv
 import json
 import resource
 import time
+from collections import Counter
 from pathlib import Path
 from typing import Any
 
@@ -22,10 +23,11 @@ from threadline.config import get_settings
 from threadline.connectors.files.importer import import_file
 from threadline.connectors.files.readers import CsvColumns, detect_format
 from threadline.db.engine import session_scope
-from threadline.db.models import Conversation, ThemeMember
+from threadline.db.models import Conversation, RunTheme, ThemeMember
 from threadline.db.scratch import scratch_engine
 from threadline.engine.runs import create_run, execute_run
-from threadline.eval.metrics import summary
+from threadline.eval.metrics import naming_agreement, summary
+from threadline.themes.naming import name_words
 
 
 class EvalError(ValueError):
@@ -106,6 +108,13 @@ def evaluate(
                     select(ThemeMember.conversation_id, ThemeMember.theme_id).where(ThemeMember.run_id == run_id)
                 ).all()
             )
+            theme_names = dict(
+                session.execute(
+                    select(RunTheme.theme_id, RunTheme.name).where(
+                        RunTheme.run_id == run_id, RunTheme.theme_id.in_(set(assigned.values()))
+                    )
+                ).all()
+            )
     wall = time.perf_counter() - started
     labels = read_labels(
         path, file_format, label_col=label_col, label_path=label_path, conversation_col=columns.conversation_id
@@ -117,6 +126,28 @@ def evaluate(
     theme_index = {theme: i for i, theme in enumerate(sorted(set(assigned.values())))}
     pred = np.array([theme_index[assigned[cid]] if cid in assigned else -1 for cid in ids], dtype=np.int64)
     result = summary(true, pred)
+    members: dict[int, list[str]] = {}
+    for cid in ids:
+        if cid in assigned:
+            members.setdefault(assigned[cid], []).append(labels[external[cid]])
+    themes: list[dict[str, Any]] = []
+    dominant: dict[int, str] = {}
+    for theme_id in sorted(members):
+        label, count = Counter(members[theme_id]).most_common(1)[0]
+        dominant[theme_id] = label
+        themes.append(
+            {
+                "theme_id": theme_id,
+                "name": theme_names.get(theme_id, ""),
+                "size": len(members[theme_id]),
+                "dominant_label": label,
+                "dominant_share": round(count / len(members[theme_id]), 4),
+            }
+        )
+    naming = naming_agreement({t: theme_names.get(t) or "" for t in dominant}, dominant, true, embedder.embed)
+    words = [name_words(str(t["name"])) for t in themes]
+    naming["name_words"] = {"min": min(words, default=0), "max": max(words, default=0)}
+    result.update(themes=themes, naming=naming)
     result.update(
         file=str(path),
         imported=imported.stats.inserted,

@@ -26,6 +26,35 @@ from threadline.registry import Registry
 EXPORTERS_GROUP = "threadline.exporters"
 
 
+class TrackerError(Exception):
+    """A tracker refused or failed a request; the message is one line, safe to show (no token, no customer text).
+
+    The export service prefixes it with the tracker's name. `permanent` errors (a refused
+    token, a missing project, a validation error) will fail again unchanged until a person
+    acts; the others (the tracker down, rate limits outlasting the retries) may pass later.
+    """
+
+    permanent = False
+
+
+class TrackerAuthError(TrackerError):
+    """The token is missing, refused or lacks the permission the request needs."""
+
+    permanent = True
+
+
+class TrackerNotFound(TrackerError):
+    """The repository, project, team or item does not exist (or the token cannot see it)."""
+
+    permanent = True
+
+
+class TrackerValidationError(TrackerError):
+    """The tracker refused what we sent (a field, a document); the message names the fields, never their values."""
+
+    permanent = True
+
+
 @dataclass(frozen=True)
 class Evidence:
     """A quote as it goes into a tracker item: already masked, with a link to its conversation."""
@@ -53,6 +82,7 @@ class TrackerRef:
 
     key: str
     url: str
+    block_sha256: str | None = None  # set by `create`: the seal of the block it wrote
 
 
 @dataclass(frozen=True)
@@ -75,8 +105,13 @@ class ExporterClient(Protocol):
         """A new item for `item`."""
         ...
 
-    async def update(self, ref: TrackerRef, item: TrackerItem) -> bool:
-        """Rewrite Threadline's block of the item; False (nothing written) when a person edited it."""
+    async def update(self, ref: TrackerRef, item: TrackerItem) -> str | None:
+        """Rewrite Threadline's block of the item; its new seal, or None (nothing written) when a person edited it.
+
+        The block carries the SHA-256 of its own text as written; a block whose text no longer
+        hashes to it (or that is gone) was edited by a person, and is left alone. (The first
+        shape returned a bool; the seal is what the link records, so it is returned instead.)
+        """
         ...
 
     async def comment(self, ref: TrackerRef, text: str) -> None:

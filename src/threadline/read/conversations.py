@@ -23,7 +23,9 @@ from sqlalchemy import (
 from sqlalchemy.orm import Session
 
 from threadline.config import get_settings
-from threadline.db.models import Conversation, Message, Source, Theme, ThemeMember
+from threadline.db.models import Conversation, Message, RunConversation, RunTheme, Source, Theme, ThemeMember
+from threadline.read.display import shown
+from threadline.read.themes import theme_name
 
 SEARCH_CONFIG = "english"  # text search configuration; must match the index in migration 0003_api
 
@@ -44,7 +46,7 @@ SUMMARY_COLUMNS = (
 # The search configuration as SQL text, not a bind parameter, so that a prepared statement's generic plan
 # still matches the GIN index expression.
 SEARCH_REGCONFIG: ColumnElement[Any] = literal_column(f"'{SEARCH_CONFIG}'::regconfig")
-FILTERS = ("source", "since", "until", "q", "theme_id", "run_id")  # list_conversations' keyword filters
+FILTERS = ("source", "since", "until", "q", "theme_id", "run_id", "unassigned")  # list_conversations' filters
 
 
 def message_tsvector():
@@ -84,17 +86,44 @@ def _list_statement(present: frozenset[str]) -> Select:
         matching = select(MESSAGES.c.conversation_id).where(message_tsvector().op("@@")(query))
         statement = statement.where(CONVERSATIONS.c.id == any_(func.array(matching.scalar_subquery())))
     if "theme_id" in present:
-        themes, members = Theme.__table__, ThemeMember.__table__
+        # A lineage, or a group and its themes (as the run's snapshot grouped them).
+        snapshots, members = RunTheme.__table__, ThemeMember.__table__
         theme_id = bindparam("theme_id", type_=BigInteger)
-        family = select(themes.c.id).where(or_(themes.c.id == theme_id, themes.c.parent_id == theme_id))
+        family = select(snapshots.c.theme_id).where(
+            or_(snapshots.c.theme_id == theme_id, snapshots.c.parent_id == theme_id)
+        )
         member = select(members.c.conversation_id).where(members.c.theme_id.in_(family))
         if "run_id" in present:
-            member = member.where(members.c.run_id == bindparam("run_id", type_=BigInteger))
+            run_id = bindparam("run_id", type_=BigInteger)
+            family = family.where(snapshots.c.run_id == run_id)
+            member = select(members.c.conversation_id).where(members.c.theme_id.in_(family), members.c.run_id == run_id)
         statement = statement.where(CONVERSATIONS.c.id.in_(member))
+    if "unassigned" in present:
+        # Conversations the run read but put in no theme (outliers): visible, never silently absent.
+        statement = statement.where(CONVERSATIONS.c.id.in_(_unassigned_ids()))
     return (
         statement.order_by(CONVERSATIONS.c.created_at.desc().nulls_last(), CONVERSATIONS.c.id.desc())
         .limit(bindparam("limit", type_=Integer))
         .offset(bindparam("offset", type_=Integer))
+    )
+
+
+def _unassigned_ids() -> Select:
+    """Ids of the conversations run :run_id read and placed in no theme."""
+    run_id = bindparam("run_id", type_=BigInteger)
+    members = ThemeMember.__table__
+    placed = select(members.c.conversation_id).where(
+        members.c.run_id == run_id, members.c.conversation_id == RunConversation.conversation_id
+    )
+    return select(RunConversation.conversation_id).where(RunConversation.run_id == run_id, ~placed.exists())
+
+
+def unassigned_count(session: Session, run_id: int | None) -> int:
+    """How many conversations run `run_id` read but placed in no theme (0 without a run)."""
+    if run_id is None:
+        return 0
+    return int(
+        session.execute(select(func.count()).select_from(_unassigned_ids().subquery()), {"run_id": run_id}).scalar_one()
     )
 
 
@@ -109,23 +138,30 @@ def list_conversations(
     q: str | None = None,
     theme_id: int | None = None,
     run_id: int | None = None,
+    unassigned: bool = False,
 ) -> list[dict[str, Any]]:
     """Newest first; fetches `limit` rows (callers pass limit + 1 to learn whether more exist).
 
-    `run_id` narrows `theme_id` to one run's membership; alone it filters nothing.
+    `run_id` narrows `theme_id` to one run's membership; with `unassigned`, the list is the
+    run's conversations that no theme holds (`unassigned` needs a `run_id`); alone it filters
+    nothing.
     """
+    if unassigned and run_id is None:
+        raise ValueError("unassigned conversations are those of one run: give its run_id")
     params: dict[str, Any] = {
         "source": source,
         "since": since,
         "until": until,
         "q": q[: get_settings().read.max_query_chars] if q else None,
         "theme_id": theme_id,
-        "run_id": run_id if theme_id is not None else None,
+        "run_id": run_id if theme_id is not None or unassigned else None,
+        "unassigned": True if unassigned else None,
     }
     params = {name: value for name, value in params.items() if value is not None}
     statement = _list_statement(frozenset(params))
-    rows = session.execute(statement, {**params, "limit": limit, "offset": offset}).mappings()
-    return [dict(row) for row in rows]
+    bound = {name: value for name, value in params.items() if name != "unassigned"}
+    rows = session.execute(statement, {**bound, "limit": limit, "offset": offset}).mappings()
+    return [{**row, "subject": shown(row["subject"])} for row in rows]
 
 
 def _summary(conversation: Conversation, source: str, messages: int) -> dict[str, Any]:
@@ -133,7 +169,7 @@ def _summary(conversation: Conversation, source: str, messages: int) -> dict[str
         "id": conversation.id,
         "external_id": conversation.external_id,
         "source": source,
-        "subject": conversation.subject,
+        "subject": shown(conversation.subject),
         "state": conversation.state,
         "created_at": conversation.created_at,
         "messages": messages,
@@ -157,8 +193,9 @@ def get_conversation(session: Session, conversation_id: int) -> dict[str, Any] |
         ).scalars()
     )
     themes = session.execute(
-        select(ThemeMember.run_id, Theme.id, Theme.name)
+        select(ThemeMember.run_id, Theme.id, RunTheme.name, Theme.human_name)
         .join(Theme, Theme.id == ThemeMember.theme_id)
+        .outerjoin(RunTheme, (RunTheme.run_id == ThemeMember.run_id) & (RunTheme.theme_id == ThemeMember.theme_id))
         .where(ThemeMember.conversation_id == conversation_id)
         .order_by(ThemeMember.run_id.desc())
         .limit(get_settings().read.max_conversation_themes)
@@ -171,11 +208,11 @@ def get_conversation(session: Session, conversation_id: int) -> dict[str, Any] |
                 "id": m.id,
                 "position": m.position,
                 "author_role": m.author_role,
-                "text": m.text,
+                "text": shown(m.text) or "",
                 "created_at": m.created_at,
                 "truncated": bool(m.truncated),
             }
             for m in messages
         ],
-        "themes": [{"run_id": r, "theme_id": t, "theme": n} for r, t, n in themes],
+        "themes": [{"run_id": r, "theme_id": t, "theme": theme_name(h, n)} for r, t, n, h in themes],
     }

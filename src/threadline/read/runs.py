@@ -1,7 +1,7 @@
 """What a run looks like to the CLI, the API and the dashboard: status, phases, progress, dead letters.
 
 The one read model of runs: `run_view`, `list_runs` and `current_run` build the same shape
-from three Core queries for any number of runs (not four ORM queries per run).
+from four Core queries for any number of runs (not four ORM queries per run).
 """
 
 from __future__ import annotations
@@ -15,6 +15,7 @@ from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.orm import Session
 
 from threadline.db.models import DeadLetter, Run, RunPhase
+from threadline.engine.scopes import scope_names
 from threadline.engine.status import RunStatus
 
 PHASE_COUNTERS = ("total", "done", "skipped", "dead", "retries")  # per-phase counters `run_view` reports as integers
@@ -51,6 +52,10 @@ def _run_rows() -> Select:
         RUNS.c.finished_at,
         RUNS.c.stop_requested_at,
         RUNS.c.generation,
+        RUNS.c.scope_id,
+        RUNS.c.period_start,
+        RUNS.c.period_end,
+        RUNS.c.snapshot,
         func.now().label("now"),
     )
 
@@ -60,6 +65,13 @@ RUN_IDS = bindparam("ids", type_=ARRAY(BigInteger))  # an array parameter: one S
 RUNS_BY_ID = _run_rows().where(RUNS.c.id == any_(RUN_IDS))
 RUNS_PAGE = (
     _run_rows()
+    .order_by(RUNS.c.id.desc())
+    .limit(bindparam("limit", type_=Integer))
+    .offset(bindparam("offset", type_=Integer))
+)
+RUNS_PAGE_OF_SCOPE = (
+    _run_rows()
+    .where(RUNS.c.scope_id == bindparam("scope_id", type_=BigInteger))
     .order_by(RUNS.c.id.desc())
     .limit(bindparam("limit", type_=Integer))
     .offset(bindparam("offset", type_=Integer))
@@ -98,10 +110,11 @@ def _views(session: Session, runs: Sequence[Any]) -> list[dict[str, Any]]:
     dead: dict[int, int] = {
         int(run_id): int(count) for run_id, count in session.execute(OPEN_DEAD_LETTERS_OF_RUNS, {"ids": ids})
     }
-    return [_run_view(run, phases[run.id], dead.get(run.id, 0)) for run in runs]
+    names = scope_names(session, {run.scope_id for run in runs})
+    return [_run_view(run, phases[run.id], dead.get(run.id, 0), names.get(run.scope_id, [])) for run in runs]
 
 
-def _run_view(run: Any, phases: list[Any], dead_letters: int) -> dict[str, Any]:
+def _run_view(run: Any, phases: list[Any], dead_letters: int, sources: list[str]) -> dict[str, Any]:
     counters = run.counters or {}
     per_phase = {phase.phase: _phase_view(counters, phase, run.now) for phase in phases}
     units_total = sum(entry["total"] for entry in per_phase.values())
@@ -120,6 +133,11 @@ def _run_view(run: Any, phases: list[Any], dead_letters: int) -> dict[str, Any]:
         "progress": progress,
         "dead_letters": int(dead_letters),
         "generation": run.generation,
+        "scope_id": run.scope_id,
+        "sources": sources,
+        "period_start": _iso(run.period_start),
+        "period_end": _iso(run.period_end),
+        "snapshot": bool(run.snapshot),
         "created_at": _iso(run.created_at),
         "started_at": _iso(run.started_at),
         "finished_at": _iso(run.finished_at),
@@ -134,9 +152,12 @@ def run_view(session: Session, run_id: int) -> dict[str, Any] | None:
     return views[0] if views else None
 
 
-def list_runs(session: Session, *, limit: int, offset: int) -> list[dict[str, Any]]:
-    """Newest runs first (three queries per page, whatever its size)."""
-    runs = session.execute(RUNS_PAGE, {"limit": limit, "offset": offset}).all()
+def list_runs(session: Session, *, limit: int, offset: int, scope_id: int | None = None) -> list[dict[str, Any]]:
+    """Newest runs first, of one scope or all (four queries per page, whatever its size)."""
+    if scope_id is None:
+        runs = session.execute(RUNS_PAGE, {"limit": limit, "offset": offset}).all()
+    else:
+        runs = session.execute(RUNS_PAGE_OF_SCOPE, {"limit": limit, "offset": offset, "scope_id": scope_id}).all()
     return _views(session, runs)
 
 

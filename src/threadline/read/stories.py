@@ -1,150 +1,181 @@
-"""Stories: filtered and sorted lists, one story with evidence in its conversations, edits."""
+"""Stories as one run wrote them, with the human state of their identity; evidence checked against today's messages.
+
+A story row is the run's snapshot (`run_stories`: text, counts, rank, severity, trend) with
+the identity's status and a person's edits laid over it (`stories`), and its evidence as
+quoted (`run_story_evidence`). Each quote is compared with the message it came from as it
+is now: a quote whose message changed since (other text, other author, gone) is marked
+`changed_since`, never rewritten.
+"""
 
 from __future__ import annotations
 
 import functools
-from dataclasses import dataclass
-from datetime import UTC, datetime
+from collections.abc import Sequence
+from datetime import datetime
 from typing import Any, Literal
 
-from sqlalchemy import BigInteger, Integer, Select, any_, bindparam, select
+from sqlalchemy import BigInteger, Integer, Select, and_, any_, bindparam, func, literal_column, or_, select
 from sqlalchemy.dialects.postgresql import ARRAY
-from sqlalchemy.orm import Session, selectinload
+from sqlalchemy.orm import Session
 
 from threadline.config import get_settings
-from threadline.db.models import Conversation, Message, Story, StoryEvidence, Theme
-from threadline.read.themes import default_run_id
+from threadline.db.models import (
+    AuditEvent,
+    Conversation,
+    Message,
+    Run,
+    RunStory,
+    RunStoryEvidence,
+    RunTheme,
+    Story,
+    Theme,
+    Tracker,
+    TrackerLink,
+)
+from threadline.engine.status import RunStatus
+from threadline.read.display import shown, shown_list, shown_priority, shown_span
+from threadline.read.themes import theme_name
 
-STORIES = Story.__table__  # Core tables: list reads build rows, not ORM objects (cheaper per row)
-THEMES = Theme.__table__
-EVIDENCE = StoryEvidence.__table__
+SNAPSHOTS = RunStory.__table__
+IDENTITIES = Story.__table__
+LINEAGES = Theme.__table__
+RUN_THEMES = RunTheme.__table__
+EVIDENCE = RunStoryEvidence.__table__
 CONVERSATIONS = Conversation.__table__
+MESSAGES = Message.__table__
 
 StorySort = Literal["rank", "conversations", "customers", "last_seen", "score", "title"]
 SORT_COLUMNS = {
-    "rank": (STORIES.c.rank.asc(), STORIES.c.id.asc()),
-    "conversations": (STORIES.c.conversation_count.desc(), STORIES.c.id.asc()),
-    "customers": (STORIES.c.customer_count.desc(), STORIES.c.id.asc()),
-    "last_seen": (STORIES.c.last_seen.desc().nulls_last(), STORIES.c.id.asc()),
-    "score": (STORIES.c.score.desc(), STORIES.c.id.asc()),
-    "title": (STORIES.c.title.asc(), STORIES.c.id.asc()),
+    "rank": (SNAPSHOTS.c.rank.asc(), IDENTITIES.c.id.asc()),
+    "conversations": (SNAPSHOTS.c.conversation_count.desc(), SNAPSHOTS.c.rank.asc()),
+    "customers": (SNAPSHOTS.c.customer_count.desc(), SNAPSHOTS.c.rank.asc()),
+    "last_seen": (SNAPSHOTS.c.last_seen.desc().nulls_last(), SNAPSHOTS.c.rank.asc()),
+    "score": (SNAPSHOTS.c.score.desc(), SNAPSHOTS.c.rank.asc()),
+    "title": (func.coalesce(IDENTITIES.c.human_title, SNAPSHOTS.c.title).asc(), SNAPSHOTS.c.rank.asc()),
 }
+STORY_FILTERS = ("status", "severity", "theme_id")  # list_stories' optional filters
+STORY_HISTORY_EVENTS = 200  # audit events shown in a story's history: the recent ones
+
+STORY_COLUMNS = (
+    IDENTITIES.c.id,
+    SNAPSHOTS.c.run_id,
+    SNAPSHOTS.c.id.label("snapshot_id"),
+    SNAPSHOTS.c.rank,
+    SNAPSHOTS.c.title.label("run_title"),
+    IDENTITIES.c.human_title,
+    SNAPSHOTS.c.theme_id,
+    RUN_THEMES.c.name.label("theme_run_name"),
+    LINEAGES.c.human_name.label("theme_human_name"),
+    IDENTITIES.c.status,
+    SNAPSHOTS.c.severity,
+    SNAPSHOTS.c.severity_reason,
+    SNAPSHOTS.c.problem.label("run_problem"),
+    IDENTITIES.c.human_problem,
+    SNAPSHOTS.c.user_story.label("run_user_story"),
+    IDENTITIES.c.human_user_story,
+    SNAPSHOTS.c.acceptance_criteria,
+    SNAPSHOTS.c.conversation_count.label("conversations"),
+    SNAPSHOTS.c.customer_count.label("customers"),
+    SNAPSHOTS.c.first_seen,
+    SNAPSHOTS.c.last_seen,
+    SNAPSHOTS.c.trend,
+    SNAPSHOTS.c.score,
+    SNAPSHOTS.c.text_origin,
+    SNAPSHOTS.c.priority,
+)
+_FROM = (
+    SNAPSHOTS.join(IDENTITIES, IDENTITIES.c.id == SNAPSHOTS.c.story_id)
+    .join(LINEAGES, LINEAGES.c.id == SNAPSHOTS.c.theme_id)
+    .outerjoin(
+        RUN_THEMES, and_(RUN_THEMES.c.run_id == SNAPSHOTS.c.run_id, RUN_THEMES.c.theme_id == SNAPSHOTS.c.theme_id)
+    )
+)
 
 
-# The columns of `story_out`, under its names (theme by name only: not the centroid vector).
-@dataclass(frozen=True)
-class EvidenceView:
-    quote: str
-    conversation_id: int
-    conversation_external_id: str
-    conversation_url: str | None
-    message_id: int
-    start: int
-    end: int
+def _iso(value: datetime | None) -> str | None:
+    return value.isoformat() if value else None
 
 
-def story_dict(story: Story, evidence: list[EvidenceView] | None = None) -> dict[str, Any]:
-    """A JSON-ready view of a story (dates as ISO strings)."""
-
-    def iso(value: datetime | None) -> str | None:
-        return value.isoformat() if value else None
-
+def _story_row(row: Any, evidence: list[dict[str, Any]], trackers: list[dict[str, Any]]) -> dict[str, Any]:
+    """One story as every view shows it: the run's snapshot with the person's status and edits."""
     return {
-        "id": story.id,
-        "rank": story.rank,
-        "title": story.title,
-        "theme_id": story.theme_id,
-        "theme": story.theme.name if story.theme else None,
-        "status": story.status,
-        "severity": story.severity,
-        "severity_reason": story.severity_reason,
-        "problem": story.problem,
-        "user_story": story.user_story,
-        "acceptance_criteria": list(story.acceptance_criteria or []),
-        "conversations": story.conversation_count,
-        "customers": story.customer_count,
-        "first_seen": iso(story.first_seen),
-        "last_seen": iso(story.last_seen),
-        "trend": story.trend,
-        "run_id": story.run_id,
-        "evidence": [e.__dict__ for e in evidence or []],
+        "id": row.id,
+        "run_id": row.run_id,
+        "rank": row.rank,
+        "title": shown(row.human_title or row.run_title),
+        "theme_id": row.theme_id,
+        "theme": theme_name(row.theme_human_name, row.theme_run_name),
+        "status": row.status,
+        "edited": any(v is not None for v in (row.human_title, row.human_problem, row.human_user_story)),
+        "severity": row.severity,
+        "severity_reason": shown(row.severity_reason),
+        "problem": shown(row.human_problem or row.run_problem),
+        "user_story": shown(row.human_user_story or row.run_user_story),
+        "acceptance_criteria": shown_list(list(row.acceptance_criteria or [])),
+        "conversations": row.conversations,
+        "customers": row.customers,
+        "first_seen": _iso(row.first_seen),
+        "last_seen": _iso(row.last_seen),
+        "trend": row.trend or {},
+        "score": row.score,
+        "text_origin": row.text_origin,
+        "priority": shown_priority(row.priority),
+        "evidence": evidence,
+        "trackers": trackers,
     }
 
 
-def story_evidence(session: Session, story_id: int) -> list[EvidenceView]:
-    rows = session.execute(
-        select(StoryEvidence, Conversation.external_id, Conversation.url)
-        .join(Conversation, Conversation.id == StoryEvidence.conversation_id)
-        .where(StoryEvidence.story_id == story_id)
-        .order_by(StoryEvidence.position)
-    ).all()
-    return [
-        EvidenceView(e.quote, e.conversation_id, external_id, url, e.message_id, e.start_offset, e.end_offset)
-        for e, external_id, url in rows
-    ]
-
-
-STORY_COLUMNS = (
-    STORIES.c.id,
-    STORIES.c.rank,
-    STORIES.c.title,
-    STORIES.c.theme_id,
-    THEMES.c.name.label("theme"),
-    STORIES.c.status,
-    STORIES.c.edited,
-    STORIES.c.severity,
-    STORIES.c.severity_reason,
-    STORIES.c.problem,
-    STORIES.c.user_story,
-    STORIES.c.acceptance_criteria,
-    STORIES.c.conversation_count.label("conversations"),
-    STORIES.c.customer_count.label("customers"),
-    STORIES.c.first_seen,
-    STORIES.c.last_seen,
-    STORIES.c.trend,
-    STORIES.c.run_id,
-)
-THEME_NAME_ONLY = selectinload(Story.theme).load_only(Theme.id, Theme.name)  # not the centroid vector: parsed per row
-
-
-def story_out(session: Session, story: Story, evidence: list[EvidenceView] | None = None) -> dict[str, Any]:
-    """One story as every view shows it (`story_dict` plus `edited`); evidence loaded unless given."""
-    data = story_dict(story, story_evidence(session, story.id) if evidence is None else evidence)
-    data["edited"] = bool(story.edited)
-    return data
-
-
-STORY_FILTERS = ("status", "severity", "theme_id")  # list_stories' optional filters
+def _current_hash():
+    return func.encode(func.sha256(func.convert_to(MESSAGES.c.text, literal_column("'UTF8'"))), "hex")
 
 
 @functools.lru_cache(maxsize=1)
 def _evidence_statement() -> Select:
-    """Evidence of the stories in :ids (an array parameter: one SQL text whatever the page size)."""
+    """Evidence of the snapshots in :ids with a `changed_since` flag (one SQL text whatever the page size)."""
+    changed = or_(
+        EVIDENCE.c.message_sha256.is_(None),
+        MESSAGES.c.id.is_(None),
+        MESSAGES.c.author_role != EVIDENCE.c.author_role,
+        _current_hash() != EVIDENCE.c.message_sha256,
+    )
     return (
         select(
-            EVIDENCE.c.story_id,
+            EVIDENCE.c.run_story_id,
             EVIDENCE.c.quote,
             EVIDENCE.c.conversation_id,
-            CONVERSATIONS.c.external_id.label("conversation_external_id"),
+            EVIDENCE.c.conversation_external_id,
             CONVERSATIONS.c.url.label("conversation_url"),
             EVIDENCE.c.message_id,
+            EVIDENCE.c.message_position,
+            EVIDENCE.c.message_external_id,
             EVIDENCE.c.start_offset.label("start"),
             EVIDENCE.c.end_offset.label("end"),
+            changed.label("changed_since"),
         )
-        .select_from(EVIDENCE.join(CONVERSATIONS, CONVERSATIONS.c.id == EVIDENCE.c.conversation_id))
-        .where(EVIDENCE.c.story_id == any_(bindparam("ids", type_=ARRAY(BigInteger))))
-        .order_by(EVIDENCE.c.story_id, EVIDENCE.c.position)
+        .select_from(
+            EVIDENCE.outerjoin(CONVERSATIONS, CONVERSATIONS.c.id == EVIDENCE.c.conversation_id).outerjoin(
+                MESSAGES,
+                and_(
+                    MESSAGES.c.conversation_id == EVIDENCE.c.conversation_id,
+                    MESSAGES.c.position == EVIDENCE.c.message_position,
+                ),
+            )
+        )
+        .where(EVIDENCE.c.run_story_id == any_(bindparam("ids", type_=ARRAY(BigInteger))))
+        .order_by(EVIDENCE.c.run_story_id, EVIDENCE.c.position)
     )
 
 
-def evidence_for(session: Session, story_ids: list[int]) -> dict[int, list[dict[str, Any]]]:
-    """Evidence of many stories in one query (a page of stories must not cost a query per story)."""
-    found: dict[int, list[dict[str, Any]]] = {story_id: [] for story_id in story_ids}
-    if not story_ids:
+def evidence_for(session: Session, snapshot_ids: list[int]) -> dict[int, list[dict[str, Any]]]:
+    """Evidence of many story snapshots in one query (a page of stories must not cost a query per story)."""
+    found: dict[int, list[dict[str, Any]]] = {snapshot_id: [] for snapshot_id in snapshot_ids}
+    if not snapshot_ids:
         return found
-    for row in session.execute(_evidence_statement(), {"ids": story_ids}).mappings():
+    for row in session.execute(_evidence_statement(), {"ids": snapshot_ids}).mappings():
         item = dict(row)
-        found[item.pop("story_id")].append(item)
+        item["quote"] = shown(item["quote"])
+        item["changed_since"] = bool(item["changed_since"])
+        found[item.pop("run_story_id")].append(item)
     return found
 
 
@@ -152,13 +183,12 @@ def evidence_for(session: Session, story_ids: list[int]) -> dict[int, list[dict[
 def _list_statement(present: frozenset[str], sort: StorySort) -> Select:
     """Stories of :run_id with the filters in `present` as bind parameters, plus :limit and :offset (built once)."""
     statement = (
-        select(*STORY_COLUMNS)
-        .select_from(STORIES.outerjoin(THEMES, THEMES.c.id == STORIES.c.theme_id))
-        .where(STORIES.c.run_id == bindparam("run_id", type_=BigInteger))
+        select(*STORY_COLUMNS).select_from(_FROM).where(SNAPSHOTS.c.run_id == bindparam("run_id", type_=BigInteger))
     )
+    columns = {"status": IDENTITIES.c.status, "severity": SNAPSHOTS.c.severity, "theme_id": SNAPSHOTS.c.theme_id}
     for name in STORY_FILTERS:
         if name in present:
-            statement = statement.where(STORIES.c[name] == bindparam(name, type_=STORIES.c[name].type))
+            statement = statement.where(columns[name] == bindparam(name, type_=columns[name].type))
     return (
         statement.order_by(*SORT_COLUMNS[sort])
         .limit(bindparam("limit", type_=Integer))
@@ -166,27 +196,18 @@ def _list_statement(present: frozenset[str], sort: StorySort) -> Select:
     )
 
 
-def _iso(value: datetime | None) -> str | None:
-    return value.isoformat() if value else None
-
-
 def list_stories(
     session: Session,
     *,
+    run_id: int | None,
     limit: int,
     offset: int,
-    run_id: int | None = None,
     status: str | None = None,
     severity: str | None = None,
     theme_id: int | None = None,
     sort: StorySort = "rank",
 ) -> list[dict[str, Any]]:
-    """Stories of a run (default: latest succeeded), filtered and sorted; evidence included.
-
-    Rows in the shape of `story_out`, read as columns:
-    two queries per page, whatever its size.
-    """
-    run_id = default_run_id(session, run_id)
+    """Stories of one run's snapshot, filtered and sorted, with evidence (two queries per page)."""
     if run_id is None:
         return []
     filters = {
@@ -197,51 +218,103 @@ def list_stories(
     result = session.execute(
         _list_statement(frozenset(filters), sort), {**filters, "run_id": run_id, "limit": limit, "offset": offset}
     )
-    rows = [dict(row) for row in result.mappings()]
-    evidence = evidence_for(session, [row["id"] for row in rows])
-    for row in rows:
-        row["edited"] = bool(row["edited"])
-        row["acceptance_criteria"] = list(row["acceptance_criteria"] or [])
-        row["first_seen"], row["last_seen"] = _iso(row["first_seen"]), _iso(row["last_seen"])
-        row["evidence"] = evidence[row["id"]]
-    return rows
+    rows = result.all()
+    evidence = evidence_for(session, [row.snapshot_id for row in rows])
+    links = links_of(session, [row.id for row in rows])
+    return [_story_row(row, evidence[row.snapshot_id], links[row.id]) for row in rows]
+
+
+def story_runs(session: Session, story_id: int) -> list[dict[str, Any]]:
+    """The runs with a snapshot of this story, newest first, with rank and size (the story's history)."""
+    return [
+        {"run_id": r, "rank": k, "conversations": c, "status": s, "title": shown(t)}
+        for r, k, c, s, t in session.execute(
+            select(RunStory.run_id, RunStory.rank, RunStory.conversation_count, Run.status, RunStory.title)
+            .join(Run, Run.id == RunStory.run_id)
+            .where(RunStory.story_id == story_id)
+            .order_by(RunStory.run_id.desc())
+        )
+    ]
+
+
+def _default_snapshot_run(session: Session, story_id: int) -> int | None:
+    """The story's newest snapshot in a succeeded run, else its newest snapshot at all."""
+    return session.execute(
+        select(RunStory.run_id)
+        .join(Run, Run.id == RunStory.run_id)
+        .where(RunStory.story_id == story_id)
+        .order_by((Run.status == RunStatus.SUCCEEDED).desc(), RunStory.run_id.desc())
+        .limit(1)
+    ).scalar()
 
 
 def get_story(session: Session, story_id: int) -> Story | None:
-    return session.execute(select(Story).options(THEME_NAME_ONLY).where(Story.id == story_id)).scalar()
+    return session.get(Story, story_id)
 
 
-def update_story(session: Session, story: Story, changes: dict[str, Any]) -> Story:
-    """Apply a person's edits: text changes set `edited` (runs then keep them); status is validated upstream."""
-    text_changed = False
-    for field in ("title", "problem", "user_story"):
-        if field in changes and changes[field] is not None and changes[field] != getattr(story, field):
-            setattr(story, field, changes[field])
-            text_changed = True
-    if text_changed:
-        story.edited = True
-    if changes.get("status") is not None:
-        story.status = changes["status"]
-    story.updated_at = datetime.now(UTC)
-    return story
+def story_view(session: Session, story_id: int, run_id: int | None = None) -> dict[str, Any] | None:
+    """One story as a run wrote it (default: its newest snapshot), with its runs and history; None if absent."""
+    if session.get(Story, story_id) is None:
+        return None
+    run_id = run_id if run_id is not None else _default_snapshot_run(session, story_id)
+    if run_id is None:
+        return None
+    row = session.execute(
+        select(*STORY_COLUMNS).select_from(_FROM).where(SNAPSHOTS.c.story_id == story_id, SNAPSHOTS.c.run_id == run_id)
+    ).first()
+    if row is None:
+        return None
+    return _story_row(
+        row, evidence_for(session, [row.snapshot_id])[row.snapshot_id], links_of(session, [story_id])[story_id]
+    )
 
 
-def evidence_in_context(session: Session, story_id: int) -> list[dict[str, Any]]:
-    """For each quoted conversation, its messages with the quoted spans split out for highlighting.
+def story_history(session: Session, story_id: int) -> list[dict[str, Any]]:
+    """What people did to the story and its theme (status, edits, renames, merges, exports), newest first."""
+    story = session.get(Story, story_id)
+    if story is None:
+        return []
+    rows = session.execute(
+        select(AuditEvent)
+        .where(
+            or_(
+                and_(AuditEvent.subject_type == "story", AuditEvent.subject_id == story_id),
+                and_(AuditEvent.subject_type == "theme", AuditEvent.subject_id == story.theme_id),
+            )
+        )
+        .order_by(AuditEvent.at.desc(), AuditEvent.id.desc())
+        .limit(STORY_HISTORY_EVENTS)
+    ).scalars()
+    return [
+        {
+            "at": e.at.isoformat(),
+            "actor": e.actor,
+            "action": e.action,
+            "subject_type": e.subject_type,
+            "subject_id": e.subject_id,
+            "details": e.details,
+        }
+        for e in rows
+    ]
 
-    Each message is a list of (text, highlighted) segments cut at the stored offsets, so the
-    template never re-searches for the quote and escapes every segment itself.
+
+def evidence_in_context(session: Session, story: dict[str, Any]) -> list[dict[str, Any]]:
+    """For each quoted conversation, its messages now, with the quoted spans split out for highlighting.
+
+    A span is highlighted only where the quoted message is unchanged since the run (same
+    text hash), so offsets never point into other text; a changed one is listed as such.
     """
-    evidence = story_evidence(session, story_id)
     max_messages = get_settings().read.max_context_messages
-    by_conversation: dict[int, list] = {}
-    for item in evidence:
-        by_conversation.setdefault(item.conversation_id, []).append(item)
+    by_conversation: dict[int, list[dict[str, Any]]] = {}
+    for item in story["evidence"]:
+        if item["conversation_id"] is not None:
+            by_conversation.setdefault(item["conversation_id"], []).append(item)
     blocks = []
     for conversation_id, items in by_conversation.items():
         spans: dict[int, list[tuple[int, int]]] = {}
         for item in items:
-            spans.setdefault(item.message_id, []).append((item.start, item.end))
+            if not item["changed_since"]:
+                spans.setdefault(item["message_position"], []).append((item["start"], item["end"]))
         messages = (
             session.execute(
                 select(Message)
@@ -255,22 +328,33 @@ def evidence_in_context(session: Session, story_id: int) -> list[dict[str, Any]]
         blocks.append(
             {
                 "conversation_id": conversation_id,
-                "external_id": items[0].conversation_external_id,
-                "url": items[0].conversation_url,
-                "quotes": [i.quote for i in items],
+                "external_id": items[0]["conversation_external_id"],
+                "url": items[0]["conversation_url"],
+                "quotes": [i["quote"] for i in items],
+                "changed": [i["quote"] for i in items if i["changed_since"]],
                 "messages": [
                     {
                         "id": m.id,
                         "author_role": m.author_role,
                         "created_at": m.created_at,
-                        "segments": split_segments(m.text, spans.get(m.id, [])),
-                        "quoted": m.id in spans,
+                        "segments": shown_segments(m.text, split_segments(m.text, spans.get(m.position, []))),
+                        "quoted": m.position in spans,
                     }
                     for m in messages
                 ],
             }
         )
     return blocks
+
+
+def shown_segments(text: str, segments: list[tuple[str, bool]]) -> list[tuple[str, bool]]:
+    """Segments of `text` as shown, each masked as a span of the whole text (a highlight may cut a phone in two)."""
+    out: list[tuple[str, bool]] = []
+    cursor = 0
+    for piece, hit in segments:
+        out.append((shown_span(text, cursor, cursor + len(piece)), hit))
+        cursor += len(piece)
+    return out
 
 
 def split_segments(text: str, spans: list[tuple[int, int]]) -> list[tuple[str, bool]]:
@@ -293,3 +377,41 @@ def split_segments(text: str, spans: list[tuple[int, int]]) -> list[tuple[str, b
     if cursor < len(text) or not segments:
         segments.append((text[cursor:], False))
     return segments
+
+
+def links_of(session: Session, story_ids: Sequence[int]) -> dict[int, list[dict[str, Any]]]:
+    """Tracker links of these stories (one query): tracker name and kind, key, URL, closed, regression."""
+    found: dict[int, list[dict[str, Any]]] = {story_id: [] for story_id in story_ids}
+    if not story_ids:
+        return found
+    rows = session.execute(
+        select(TrackerLink, Tracker.name, Tracker.kind)
+        .join(Tracker, Tracker.id == TrackerLink.tracker_id)
+        .where(TrackerLink.story_id.in_(list(story_ids)), TrackerLink.item_key.is_not(None))
+        .order_by(TrackerLink.story_id, Tracker.name)
+    )
+    for link, name, kind in rows:
+        found[link.story_id].append(link_json(link, name, kind))
+    return found
+
+
+def link_json(link: TrackerLink, name: str, kind: str) -> dict[str, Any]:
+    return {
+        "tracker": name,
+        "kind": kind,
+        "key": link.item_key,
+        "url": link.url,
+        "closed": link.closed,
+        "closed_at": link.closed_at.isoformat() if link.closed_at else None,
+        "edited_by_person": link.edited_by_person,
+        "updated_at": link.updated_at.isoformat(),
+        "recurring_after_close": (
+            {
+                "since": link.regression_since.isoformat(),
+                "closed_at": link.closed_at.isoformat() if link.closed_at else None,
+                "conversations": link.regression_conversations,
+            }
+            if link.regression_since is not None
+            else None
+        ),
+    }

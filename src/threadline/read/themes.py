@@ -1,137 +1,209 @@
-"""Themes: detail, member conversations and trend series from theme_members x conversations.created_at."""
+"""Themes as one run saw them: the tree, one theme, its trend and sparklines, the run's volume chart.
+
+Everything is read from the run's snapshot (`run_themes`, `theme_members`); the lineage adds
+human state (a person's name, keep separate, merged into), shown with every snapshot.
+"""
 
 from __future__ import annotations
 
-import functools
+import math
 from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
 
 from sqlalchemy import BigInteger, Select, bindparam, func, select
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, aliased
 
 from threadline.config import get_settings
-from threadline.db.models import Conversation, Run, Story, Theme, ThemeMember
+from threadline.db.models import Conversation, Run, RunConversation, RunStory, RunTheme, Story, Theme, ThemeMember
+from threadline.engine.scopes import scope_names
 from threadline.engine.status import RunStatus
+from threadline.read.display import NOT_RECORDED, shown, shown_list
+from threadline.read.views import RunRef
+from threadline.stories.trend import bucket_days_for
 
 Bucket = Literal["day", "week", "month"]
 BUCKET_STEP = {"day": timedelta(days=1), "week": timedelta(weeks=1)}
-
-
-# Statements built once at import: SQLAlchemy reuses their compiled form and memoized cache key.
-LATEST_SUCCEEDED_RUN = (
-    select(Run.__table__.c.id)
-    .where(Run.__table__.c.status == RunStatus.SUCCEEDED)
-    .order_by(Run.__table__.c.id.desc())
-    .limit(1)
-)
-
-
-def default_run_id(session: Session, run_id: int | None) -> int | None:
-    """`run_id`, or the latest succeeded run when none is given (its id only: no Run object per request)."""
-    if run_id is not None:
-        return run_id
-    return session.execute(LATEST_SUCCEEDED_RUN).scalar()
-
-
 THEME_KEYWORDS = 8  # keywords per theme in lists: enough to recognise it, short enough for a row
+THEME_HISTORY_RUNS = 20  # earlier snapshots listed on a theme's page: the recent history
+# overview chart buckets by the period's length: days up to this many days, then weeks, then months
+VOLUME_DAILY_MAX_DAYS = 45
+VOLUME_WEEKLY_MAX_DAYS = 400
+
+
+def _iso(value: datetime | None) -> str | None:
+    return value.isoformat() if value else None
+
+
+def theme_name(human: str | None, computed: str | None) -> str:
+    """What a theme is called in a snapshot: a person's name, else the run's, else "not recorded"."""
+    return shown(human) or shown(computed) or NOT_RECORDED
 
 
 def _themes_of_run() -> Select:
-    """Themes with members in :run_id, largest first, with their sizes and groups (parents)."""
-    members, themes = ThemeMember.__table__, Theme.__table__
-    parents = themes.alias("parents")
-    sizes = (
-        select(members.c.theme_id, func.count().label("size"))
-        .where(members.c.run_id == bindparam("run_id", type_=BigInteger))
-        .group_by(members.c.theme_id)
-        .subquery()
-    )
+    """Leaf themes of :run_id with their group, largest first (columns only; one query)."""
+    leaf, group = aliased(RunTheme), aliased(RunTheme)
+    lineage, group_lineage = aliased(Theme), aliased(Theme)
     return (
         select(
-            themes.c.id,
-            themes.c.name,
-            sizes.c.size,
-            themes.c.keywords,
-            themes.c.first_seen,
-            themes.c.last_seen,
-            parents.c.id.label("group_id"),
-            parents.c.name.label("group_name"),
+            leaf.theme_id,
+            leaf.name,
+            lineage.human_name,
+            leaf.size,
+            leaf.keywords,
+            leaf.first_seen,
+            leaf.last_seen,
+            lineage.keep_separate,
+            lineage.merged_into_id,
+            leaf.parent_id.label("group_id"),
+            group.name.label("group_name"),
+            group_lineage.human_name.label("group_human_name"),
         )
-        .select_from(
-            sizes.join(themes, themes.c.id == sizes.c.theme_id).outerjoin(parents, parents.c.id == themes.c.parent_id)
-        )
-        .order_by(sizes.c.size.desc(), themes.c.id)
+        .join(lineage, lineage.id == leaf.theme_id)
+        .outerjoin(group, (group.run_id == leaf.run_id) & (group.theme_id == leaf.parent_id))
+        .outerjoin(group_lineage, group_lineage.id == leaf.parent_id)
+        .where(leaf.run_id == bindparam("run_id", type_=BigInteger), leaf.level == 1)
+        .order_by(leaf.size.desc(), leaf.theme_id)
     )
 
 
-# Built once at import: SQLAlchemy reuses its compiled form (the API lists themes on every overview).
-THEMES_OF_RUN = _themes_of_run()
+THEMES_OF_RUN = _themes_of_run()  # built once: SQLAlchemy reuses its compiled form
 
 
-def theme_tree(session: Session, *, run_id: int | None = None, limit: int = 200) -> list[dict[str, Any]]:
-    """Top-level groups, largest first, with their themes (sizes in `run_id`, default the latest succeeded run).
+def theme_tree(session: Session, *, run_id: int | None, limit: int = 200) -> list[dict[str, Any]]:
+    """Top-level groups, largest first, with their themes (sizes, names and key phrases of `run_id`).
 
-    One query of the columns shown; the themes' centroid vectors are never read.
+    Themes of runs that predate snapshots and whose group was not recorded sit under a
+    group named "not recorded for this run".
     """
-    run_id = default_run_id(session, run_id)
     if run_id is None:
         return []
     tree: dict[int | None, dict[str, Any]] = {}
-    for theme_id, name, size, keywords, first_seen, last_seen, group_id, group_name in session.execute(
-        THEMES_OF_RUN, {"run_id": run_id}
-    ):
-        node = tree.setdefault(
-            group_id, {"id": group_id, "name": group_name if group_id else "(ungrouped)", "size": 0, "themes": []}
-        )
-        node["size"] += size
+    for row in session.execute(THEMES_OF_RUN, {"run_id": run_id}):
+        group_name = theme_name(row.group_human_name, row.group_name) if row.group_id else NOT_RECORDED
+        node = tree.setdefault(row.group_id, {"id": row.group_id, "name": group_name, "size": 0, "themes": []})
+        node["size"] += row.size
         node["themes"].append(
             {
-                "id": theme_id,
-                "name": name,
-                "size": size,
-                "keywords": list(keywords or [])[:THEME_KEYWORDS],
-                "first_seen": first_seen.isoformat() if first_seen else None,
-                "last_seen": last_seen.isoformat() if last_seen else None,
+                "id": row.theme_id,
+                "name": theme_name(row.human_name, row.name),
+                "computed_name": shown(row.name),
+                "recorded": row.name is not None,
+                "size": row.size,
+                "keywords": shown_list(list(row.keywords or [])[:THEME_KEYWORDS]),
+                "first_seen": _iso(row.first_seen),
+                "last_seen": _iso(row.last_seen),
+                "keep_separate": bool(row.keep_separate),
+                "merged_into": row.merged_into_id,
             }
         )
-    bounded = max(1, min(int(limit), get_settings().read.max_list_limit))
-    return sorted(tree.values(), key=lambda g: -g["size"])[:bounded]
+    groups = sorted(tree.values(), key=lambda g: (-g["size"], g["id"] or 0))
+    return groups[: max(1, min(int(limit), get_settings().read.max_list_limit))]
 
 
-def theme_and_children(session: Session, theme_id: int) -> list[int]:
-    """A theme's own id plus its children's (a top-level group counts its themes' members)."""
-    children = session.execute(select(Theme.id).where(Theme.parent_id == theme_id)).scalars().all()
-    return [theme_id, *children]
+def _snapshot_run(session: Session, theme: Theme, run_id: int | None) -> int | None:
+    """`run_id`, else the latest succeeded run of the theme's scope, else the theme's latest snapshot."""
+    if run_id is not None:
+        return run_id
+    latest = session.execute(
+        select(func.max(Run.id)).where(Run.scope_id == theme.scope_id, Run.status == RunStatus.SUCCEEDED)
+    ).scalar()
+    if latest is not None and session.get(RunTheme, (latest, theme.id)) is not None:
+        return latest
+    return session.execute(select(func.max(RunTheme.run_id)).where(RunTheme.theme_id == theme.id)).scalar()
 
 
 def theme_detail(session: Session, theme_id: int, run_id: int | None = None) -> dict[str, Any] | None:
+    """A lineage as one run saw it (default: its scope's latest succeeded run), with its history of snapshots."""
     theme = session.get(Theme, theme_id)
     if theme is None:
         return None
-    run_id = default_run_id(session, run_id)
-    size = 0
-    if run_id is not None:
-        size = session.execute(
-            select(func.count()).where(
-                ThemeMember.run_id == run_id, ThemeMember.theme_id.in_(theme_and_children(session, theme_id))
+    shown_run = _snapshot_run(session, theme, run_id)
+    snapshot = session.get(RunTheme, (shown_run, theme_id)) if shown_run is not None else None
+    parent = None
+    if snapshot is not None and snapshot.parent_id is not None:
+        parent_snapshot = session.get(RunTheme, (shown_run, snapshot.parent_id))
+        parent_lineage = session.get(Theme, snapshot.parent_id)
+        parent = theme_name(
+            parent_lineage.human_name if parent_lineage else None, parent_snapshot.name if parent_snapshot else None
+        )
+    children = []
+    if theme.level == 0 and shown_run is not None:
+        children = [
+            {"id": t, "name": theme_name(h, n), "size": s}
+            for t, n, h, s in session.execute(
+                select(RunTheme.theme_id, RunTheme.name, Theme.human_name, RunTheme.size)
+                .join(Theme, Theme.id == RunTheme.theme_id)
+                .where(RunTheme.run_id == shown_run, RunTheme.parent_id == theme_id)
+                .order_by(RunTheme.size.desc(), RunTheme.theme_id)
             )
-        ).scalar_one()
-    parent = session.get(Theme, theme.parent_id) if theme.parent_id else None
+        ]
     story_id = session.execute(select(Story.id).where(Story.theme_id == theme_id)).scalar()
+    in_run_story = (
+        story_id is not None
+        and shown_run is not None
+        and session.execute(
+            select(RunStory.id).where(RunStory.run_id == shown_run, RunStory.story_id == story_id)
+        ).scalar()
+        is not None
+    )
+    merged_into = None
+    if theme.merged_into_id is not None:
+        target = session.get(Theme, theme.merged_into_id)
+        target_name = session.execute(
+            select(RunTheme.name)
+            .where(RunTheme.theme_id == theme.merged_into_id, RunTheme.name.is_not(None))
+            .order_by(RunTheme.run_id.desc())
+            .limit(1)
+        ).scalar()
+        merged_into = {
+            "id": theme.merged_into_id,
+            "name": theme_name(target.human_name if target else None, target_name),
+            "by": theme.merged_by,
+            "at": _iso(theme.merged_at),
+        }
+    history = [
+        {"run_id": r, "size": s, "name": theme_name(None, n), "origin": o}
+        for r, s, n, o in session.execute(
+            select(RunTheme.run_id, RunTheme.size, RunTheme.name, RunTheme.origin)
+            .where(RunTheme.theme_id == theme_id)
+            .order_by(RunTheme.run_id.desc())
+            .limit(THEME_HISTORY_RUNS)
+        )
+    ]
     return {
         "id": theme.id,
-        "name": theme.name,
-        "description": theme.description,
+        "name": theme_name(theme.human_name, snapshot.name if snapshot else None),
+        "computed_name": shown(snapshot.name) if snapshot else None,
+        "human_name": theme.human_name,
+        "recorded": snapshot is not None and snapshot.name is not None,
+        "description": shown(snapshot.description) if snapshot else None,
         "level": theme.level,
-        "parent_id": theme.parent_id,
-        "parent": parent.name if parent else None,
-        "keywords": list(theme.keywords or []),
-        "size": size,
-        "run_id": run_id,
-        "first_seen": theme.first_seen,
-        "last_seen": theme.last_seen,
-        "story_id": story_id,
+        "scope_id": theme.scope_id,
+        "sources": scope_names(session, [theme.scope_id]).get(theme.scope_id, []),
+        "parent_id": snapshot.parent_id if snapshot else None,
+        "parent": parent,
+        "keywords": shown_list(list(snapshot.keywords or [])) if snapshot else [],
+        "size": snapshot.size if snapshot else 0,
+        "run_id": shown_run,
+        "in_run": snapshot is not None,
+        "first_seen": snapshot.first_seen if snapshot else None,
+        "last_seen": snapshot.last_seen if snapshot else None,
+        "origin": snapshot.origin if snapshot else None,
+        "story_id": story_id if in_run_story else None,
+        "story_identity_id": story_id,
+        "keep_separate": bool(theme.keep_separate),
+        "merged_into": merged_into,
+        "children": children,
+        "history": history,
     }
+
+
+def family(session: Session, theme_id: int, run_id: int) -> list[int]:
+    """A lineage plus, for a group, its themes in the run (a group counts its themes' members)."""
+    children = session.execute(
+        select(RunTheme.theme_id).where(RunTheme.run_id == run_id, RunTheme.parent_id == theme_id)
+    ).scalars()
+    return [theme_id, *children]
 
 
 def _advance(start: datetime, bucket: Bucket) -> datetime:
@@ -140,8 +212,11 @@ def _advance(start: datetime, bucket: Bucket) -> datetime:
     return start + BUCKET_STEP[bucket]
 
 
-def fill_buckets(counts: dict[datetime, int], bucket: Bucket) -> list[dict[str, Any]]:
-    """Consecutive buckets from the first to the last count, zeros included, newest `read.max_trend_buckets` kept."""
+def fill_buckets(counts: dict[datetime, int], bucket: Bucket, *, until: datetime | None = None) -> list[dict[str, Any]]:
+    """Consecutive buckets from the first count to the last (or to `until`), zeros included, newest `read.max_trend_buckets` kept.
+
+    With `until` (the period's end), a last bucket that ends after it is marked `partial`.
+    """
     if not counts:
         return []
     max_buckets = get_settings().read.max_trend_buckets
@@ -149,19 +224,17 @@ def fill_buckets(counts: dict[datetime, int], bucket: Bucket) -> list[dict[str, 
     points: list[dict[str, Any]] = []
     current, last = keys[0], keys[-1]
     while current <= last:
-        points.append({"start": current, "count": counts.get(current, 0)})
+        points.append({"start": current, "count": counts.get(current, 0), "partial": False})
         current = _advance(current, bucket)
         if len(points) > 10 * max_buckets:  # stop runaway ranges early
             points = points[-max_buckets:]
+    if until is not None and points and _advance(points[-1]["start"], bucket) > until:
+        points[-1]["partial"] = True
     return points[-max_buckets:]
 
 
 def bucket_start(bucket: Bucket):
-    """SQL: the UTC start of a conversation's bucket, as a timestamp without time zone.
-
-    `date_trunc(b, created_at AT TIME ZONE 'UTC')` buckets exactly like the three-argument
-    `date_trunc(b, created_at, 'UTC')` but costs half as much per row (measured on 10k rows).
-    """
+    """SQL: the UTC start of a conversation's bucket, as a timestamp without time zone."""
     return func.date_trunc(bucket, func.timezone("UTC", Conversation.__table__.c.created_at))
 
 
@@ -169,81 +242,71 @@ def _as_utc(value: datetime) -> datetime:
     return value if value.tzinfo else value.replace(tzinfo=UTC)
 
 
-def _bucketed(session: Session, statement_filter, bucket: Bucket) -> dict[datetime, int]:
+def theme_trend(session: Session, theme_id: int, *, run_id: int | None, bucket: Bucket = "week") -> dict[str, Any]:
+    """Member conversations of a lineage (and a group's themes) in the run, per calendar bucket of creation time."""
+    points: list[dict[str, Any]] = []
+    if run_id is not None:
+        start = bucket_start(bucket)
+        members = select(ThemeMember.conversation_id).where(
+            ThemeMember.run_id == run_id, ThemeMember.theme_id.in_(family(session, theme_id, run_id))
+        )
+        rows = session.execute(
+            select(start, func.count())
+            .where(Conversation.id.in_(members), Conversation.created_at.is_not(None))
+            .group_by(start)
+        ).all()
+        points = [
+            {"start": p["start"], "count": p["count"]} for p in fill_buckets({_as_utc(s): n for s, n in rows}, bucket)
+        ]
+    return {"theme_id": theme_id, "run_id": run_id, "bucket": bucket, "points": points}
+
+
+def volume_bucket(run: RunRef | None) -> Bucket:
+    """Calendar bucket for the run's volume chart: days for short periods, weeks, then months."""
+    if run is None or run.period_start is None or run.period_end is None:
+        return "week"
+    days = (run.period_end - run.period_start).total_seconds() / 86400
+    return "day" if days <= VOLUME_DAILY_MAX_DAYS else "week" if days <= VOLUME_WEEKLY_MAX_DAYS else "month"
+
+
+def run_volume(session: Session, run: RunRef) -> tuple[list[dict[str, Any]], int, Bucket]:
+    """The run's conversations per calendar bucket over its period (last bucket marked partial), their total, the bucket."""
+    bucket = volume_bucket(run)
     start = bucket_start(bucket)
     rows = session.execute(
         select(start, func.count())
         .select_from(Conversation.__table__)
-        .where(*statement_filter)
-        .where(Conversation.__table__.c.created_at.is_not(None))
+        .join(RunConversation, RunConversation.conversation_id == Conversation.id)
+        .where(RunConversation.run_id == run.id)
         .group_by(start)
     ).all()
-    return {_as_utc(s): n for s, n in rows}
-
-
-def theme_trend(
-    session: Session, theme_id: int, *, run_id: int | None = None, bucket: Bucket = "week"
-) -> dict[str, Any]:
-    """Member conversations of a theme (and its children) per bucket of their creation time."""
-    run_id = default_run_id(session, run_id)
-    points: list[dict[str, Any]] = []
-    if run_id is not None:
-        members = select(ThemeMember.conversation_id).where(
-            ThemeMember.run_id == run_id, ThemeMember.theme_id.in_(theme_and_children(session, theme_id))
-        )
-        points = fill_buckets(_bucketed(session, [Conversation.id.in_(members)], bucket), bucket)
-    return {"theme_id": theme_id, "run_id": run_id, "bucket": bucket, "points": points}
-
-
-def conversation_volume(session: Session, *, bucket: Bucket = "week") -> list[dict[str, Any]]:
-    """All live conversations per bucket of their creation time (the overview chart)."""
-    return conversation_volume_and_total(session, bucket=bucket)[0]
-
-
-@functools.lru_cache(maxsize=len(BUCKET_STEP) + 1)
-def _volume_statement(bucket: Bucket) -> Select:
-    """Live conversations per bucket start (NULL for those without created_at), built once per bucket size."""
-    start = bucket_start(bucket)
-    conversations = Conversation.__table__
-    return select(start, func.count()).where(conversations.c.deleted_at.is_(None)).group_by(start)
-
-
-def conversation_volume_and_total(session: Session, *, bucket: Bucket = "week") -> tuple[list[dict[str, Any]], int]:
-    """The volume chart and the number of live conversations, from one scan of the table.
-
-    Conversations without `created_at` fall in a NULL bucket: counted in the total, not charted.
-    """
-    rows = session.execute(_volume_statement(bucket)).all()
     counts = {_as_utc(s): n for s, n in rows if s is not None}
-    return fill_buckets(counts, bucket), sum(n for _, n in rows)
+    return fill_buckets(counts, bucket, until=run.period_end), sum(n for _, n in rows), bucket
 
 
-def theme_sparklines(session: Session, run_id: int | None, *, bucket: Bucket = "week") -> dict[int, list[int]]:
-    """Counts per bucket for every theme of a run in one query, on a shared time axis.
+def theme_sparklines(session: Session, run: RunRef | None) -> tuple[dict[int, list[int]], int]:
+    """Counts per bucket for every theme (and group) of a run, buckets measured back from the period's end.
 
-    Groups (level 0) get the sum of their themes, so a sparkline compares like with like.
+    Buckets are sized to the period like the stories' trends (`bucket_days_for`); returns the
+    series and the bucket size in days (the sparklines' scale).
     """
-    if run_id is None:
-        return {}
-    start = bucket_start(bucket)
+    if run is None or run.period_start is None or run.period_end is None:
+        return {}, 7
+    days = bucket_days_for(run.period_end - run.period_start, get_settings().pipeline.trend_max_buckets)
+    width = timedelta(days=days)
+    buckets = max(1, math.ceil((run.period_end - run.period_start) / width))
+    back = func.floor(func.extract("epoch", run.period_end - Conversation.created_at) / width.total_seconds())
     rows = session.execute(
-        select(ThemeMember.theme_id, Theme.parent_id, start, func.count())
+        select(ThemeMember.theme_id, RunTheme.parent_id, back.label("back"), func.count())
         .join(Conversation, Conversation.id == ThemeMember.conversation_id)
-        .join(Theme, Theme.id == ThemeMember.theme_id)
-        .where(ThemeMember.run_id == run_id, Conversation.created_at.is_not(None))
-        .group_by(ThemeMember.theme_id, Theme.parent_id, start)
+        .join(RunTheme, (RunTheme.run_id == ThemeMember.run_id) & (RunTheme.theme_id == ThemeMember.theme_id))
+        .where(ThemeMember.run_id == run.id, Conversation.created_at.is_not(None))
+        .group_by(ThemeMember.theme_id, RunTheme.parent_id, "back")
     ).all()
-    if not rows:
-        return {}
-    points = [(t, p, w if w.tzinfo else w.replace(tzinfo=UTC), n) for t, p, w, n in rows]
-    totals: dict[datetime, int] = {}
-    for _, _, when, n in points:
-        totals[when] = totals.get(when, 0) + n
-    axis = [p["start"] for p in fill_buckets(totals, bucket)]
-    index = {when: i for i, when in enumerate(axis)}
     series: dict[int, list[int]] = {}
-    for theme_id, parent_id, when, n in points:
+    for theme_id, parent_id, behind, n in rows:
+        index = buckets - 1 - min(max(int(behind), 0), buckets - 1)
         for key in (theme_id, parent_id):
-            if key is not None and when in index:
-                series.setdefault(key, [0] * len(axis))[index[when]] += n
-    return series
+            if key is not None:
+                series.setdefault(key, [0] * buckets)[index] += n
+    return series, days

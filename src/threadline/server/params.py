@@ -11,11 +11,13 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Annotated, Any, Generic, TypeVar
 
-from fastapi import Path, Query
-from pydantic import BaseModel, Field, GetCoreSchemaHandler, GetJsonSchemaHandler
+from fastapi import HTTPException, Path, Query
+from pydantic import BaseModel, Field, GetCoreSchemaHandler, GetJsonSchemaHandler, StringConstraints
 from pydantic_core import PydanticKnownError, core_schema
+from sqlalchemy.orm import Session
 
 from threadline.config import get_settings
+from threadline.read.views import RunRef, ViewError, pick_run
 
 DEFAULT_PAGE_SIZE = 50  # rows: a screenful; part of the API contract (documented default), not a setting
 
@@ -85,3 +87,23 @@ def page_of(rows: list, limit: int, offset: int) -> dict:
 
 MAX_ID = 2**63 - 1  # largest BIGINT: ids beyond it cannot exist, so they are rejected before reaching SQL
 IdPath = Annotated[int, Path(ge=1, le=MAX_ID, description="Row id.")]
+
+
+RunQuery = Annotated[
+    int | None, Query(ge=1, le=MAX_ID, description="Run whose snapshot to show (default: the latest succeeded run).")
+]
+SourcesQuery = Annotated[
+    list[Annotated[str, StringConstraints(min_length=1, max_length=200)]] | None,
+    Query(
+        max_length=100,
+        description="Scope: exactly these sources (repeat the parameter); default: the scope of the latest run.",
+    ),
+]
+
+
+def pick_or_error(session: Session, run_id: int | None, sources: list[str] | None) -> RunRef | None:
+    """The run a request asks to see (`read.views.pick_run`), or an HTTP error saying what to ask instead."""
+    try:
+        return pick_run(session, run_id=run_id, sources=sources)
+    except ViewError as exc:
+        raise HTTPException(exc.status, detail=str(exc)) from None

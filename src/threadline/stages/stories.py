@@ -1,454 +1,548 @@
-"""Stage `stories`: one evidence-backed story per theme of the run that is big enough.
+"""Stage `stories`: one evidence-backed story per theme of the run that is big enough, as a snapshot.
 
-Offline stories are templated from the theme (name, key phrases, counts, trend) and its
-verbatim evidence; an LLM, when configured, rewrites the text later from the same evidence.
-Upsert semantics (by theme): counts, trend, rank and evidence are refreshed by every run;
-title and text are refreshed only while nobody has edited them; status is never touched.
+For each theme of the run's snapshot with at least `pipeline.min_story_conversations` members:
+counts, distinct customers (conversations without a customer id are "customer unknown",
+never counted as customers), companies and plans, first/last seen, a trend series sized to
+the run's period and measured back from its end (never `now()`), an explained priority
+(`threadline.stories.priority`: rank score and severity from named factors, stored with the
+snapshot), and evidence (`threadline.stories.evidence`): whole customer sentences, no small
+talk, each closer to its own theme's centroid than to any other theme's, from distinct
+conversations, new customers first, near-duplicates left out; the sentences of all themes
+are embedded in one batch per run. A theme whose evidence is thin or repetitive still gets
+its story, which says so. Quotes are exact substrings of customer messages *as they are
+now*. The text comes from `threadline.stories.template.story_text` (offline: a title stating
+the problem and the known facts) or, with an LLM configured, is written from the same
+evidence; LLM text is reused from the story's previous snapshot when what it was written
+from is unchanged (same theme, evidence, model, prompt). Severity and rank always come from
+the factors, whoever writes the text.
+
+Everything is written once, as the run's snapshot: `run_stories` (with `priority`: the
+factors, signals and evidence notes) and `run_story_evidence` (evidence copied as quoted:
+quote, offsets, message position and role, the SHA-256 of the message text). Text is
+stored verbatim; views mask personal data when they show it (`threadline.read.display`).
+The story identity (`stories`, one per theme lineage) only carries human state; it is
+created here when the lineage gets its first story.
 """
 
 from __future__ import annotations
 
 import asyncio
-import dataclasses
+import hashlib
 import logging
 import math
 from collections import Counter, defaultdict
 from dataclasses import asdict, dataclass
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any
 
-from sqlalchemy import BigInteger, any_, case, cast, delete, func, select, text
+import numpy as np
+from sqlalchemy import BigInteger, any_, cast, delete, func, select, text
+from sqlalchemy import insert as sa_insert
 from sqlalchemy.dialects.postgresql import ARRAY, insert
 from sqlalchemy.orm import Session
 
+from threadline.ai.embeddings import MODEL_NAME, Embedder, process_embedder
 from threadline.ai.llm.client import LLMClient
 from threadline.ai.llm.cost import CallUsage, cost_counters
 from threadline.ai.llm.facets import STAGE as FACETS_STAGE
 from threadline.ai.llm.prompts import STORIES_PROMPT_VERSION
 from threadline.ai.llm.runtime import LLMRuntime
-from threadline.ai.llm.stories import CitedStatement, Evidence, StoryInput, StoryResult, write_story
+from threadline.ai.llm.stories import (
+    CitedStatement,
+    Evidence,
+    StoryInput,
+    StoryResult,
+    story_input_hash,
+    write_story,
+)
 from threadline.analysis.conversation_type import TYPE_ANALYSIS
-from threadline.config import PipelineSettings, get_settings
+from threadline.config import get_settings
 from threadline.db.analyses import latest_outputs, outputs_of
-from threadline.db.models import Conversation, Message, Run, RunConversation, Story, StoryEvidence, Theme, ThemeMember
+from threadline.db.models import (
+    Contact,
+    Conversation,
+    Message,
+    Run,
+    RunConversation,
+    RunStory,
+    RunStoryEvidence,
+    RunTheme,
+    Story,
+    Theme,
+    ThemeMember,
+)
+from threadline.db.vectors import load_theme_centroids
 from threadline.engine.llm import llm_runtime
 from threadline.engine.stage import StageContext, WholeRunStage
-from threadline.stories.evidence import Quote, best_quote
+from threadline.stages.embed import MODEL_PARAM as EMBEDDING_MODEL_PARAM
+from threadline.stages.embed import run_embedder
+from threadline.stages.inputs import load_customer_texts
+from threadline.stories.evidence import EVIDENCE_VERSION, Quote, Sentence, candidate_sentences, select_evidence
+from threadline.stories.priority import PRIORITY_VERSION, RunFacts, ThemeFacts, prioritise, severity_signals
+from threadline.stories.template import TEMPLATE_VERSION, StoryFacts, StoryText, story_text
+from threadline.stories.trend import trend_series
+from threadline.text.pii import mask_span
 
 logger = logging.getLogger(__name__)
 
 NAME = "stories"
-VERSION = "templated-1"  # offline story text; the LLM's prompt version is added when it writes
-FIRST_MESSAGE_BONUS = 1.0  # score points: one keyword's worth of preference for the opening message
-TREND_RATIO_RISING = 1.5  # later-half rate / earlier-half rate above this reads as rising
-TREND_RATIO_FALLING = 1 / 1.5  # ... below this as falling
-SEVERITY_HIGH_SHARE = 0.10  # share of the run's conversations: a tenth of all support volume is high severity
+# offline story text, evidence and priority; the LLM's prompt version is added when it writes
+VERSION = f"{EVIDENCE_VERSION}+{TEMPLATE_VERSION}+{PRIORITY_VERSION}"
 
 
 @dataclass
 class StoriesResult:
     stories: int = 0
     skipped_small: int = 0
-    skipped_no_evidence: int = 0
+    thin_evidence: int = 0  # stories written with fewer than `pipeline.min_evidence_quotes` quotes (they say so)
+    llm_reused: int = 0
 
 
-def _period(session: Session, run: Run) -> tuple[datetime, datetime] | None:
-    first, last = session.execute(
-        select(func.min(Conversation.created_at), func.max(Conversation.created_at))
-        .join(RunConversation, RunConversation.conversation_id == Conversation.id)
-        .where(RunConversation.run_id == run.id)
-    ).one()
-    if first is None or last is None:
-        return None
-    return first, last
+def message_sha256(body: str) -> str:
+    """SHA-256 (hex) of a message's text: how a snapshot notices that the quoted message changed since."""
+    return hashlib.sha256(body.encode("utf-8")).hexdigest()
 
 
-def trend_series(
-    times: list[datetime], start: datetime, end: datetime, *, max_buckets: int | None = None
-) -> dict[str, Any]:
-    """Counts per bucket over [start, end] and a direction (rising / falling / steady / new).
+@dataclass
+class _Member:
+    conversation_id: int
+    external_id: str
+    created_at: datetime | None
+    customer: str | None  # the contact (one per source and external id); None: customer unknown
+    company: str | None
+    plan: str | None
+    value: float | None  # the configured value attribute, when the customer has a number there
 
-    At most `max_buckets` buckets (default: the `pipeline.trend_max_buckets` setting), each a week or longer.
+
+@dataclass
+class _Message:
+    id: int
+    position: int
+    external_id: str | None
+    text: str
+
+
+def _evidence_candidates(session: Session, run_id: int, theme_ids: list[int], limit: int) -> dict[int, list[int]]:
+    """Per theme, up to `limit` conversation ids, closest to the theme centre first.
+
+    Ties are broken by (source, external id), never by serial ids.
     """
-    max_buckets = max_buckets or get_settings().pipeline.trend_max_buckets
-    span_days = max((end - start).total_seconds() / 86400, 1.0)
-    bucket_days = max(7, math.ceil(span_days / max_buckets))
-    buckets = max(1, math.ceil(span_days / bucket_days))
-    counts = [0] * buckets
-    for t in times:
-        index = min(buckets - 1, int((t - start).total_seconds() / 86400 // bucket_days))
-        counts[max(index, 0)] += 1
-    half = buckets // 2
-    earlier, later = sum(counts[:half]), sum(counts[half:])
-    if buckets < 2 or not times:
-        direction = "steady"
-    elif earlier == 0:
-        direction = "new" if later else "steady"
-    else:
-        ratio = (later / max(buckets - half, 1)) / (earlier / max(half, 1))
-        direction = "rising" if ratio > TREND_RATIO_RISING else "falling" if ratio < TREND_RATIO_FALLING else "steady"
-    return {
-        "bucket_days": bucket_days,
-        "start": start.date().isoformat(),
-        "counts": counts,
-        "direction": direction,
-    }
-
-
-_TITLE_VERBS = {
-    "bug": "Fix",
-    "feature_request": "Add",
-    "how_to": "Clarify",
-    "billing": "Correct",
-    "account_access": "Unblock",
-    "complaint": "Address",
-    "praise": "Keep",
-    "other": "Resolve",
-}
-
-
-def _evidence_candidates(
-    session: Session, run_id: int, theme_ids: list[int], limit: int
-) -> dict[int, list[tuple[int, int | None]]]:
-    """Per theme, up to `limit` (conversation id, contact id), closest to the theme centre first."""
     if not theme_ids:
         return {}
     closeness = (
         func.row_number()
-        .over(partition_by=ThemeMember.theme_id, order_by=(ThemeMember.similarity.desc(), ThemeMember.conversation_id))
+        .over(
+            partition_by=ThemeMember.theme_id,
+            order_by=(ThemeMember.similarity.desc(), Conversation.source_id, Conversation.external_id),
+        )
         .label("closeness")
     )
     ranked = (
-        select(ThemeMember.theme_id, ThemeMember.conversation_id, Conversation.contact_id, closeness)
+        select(ThemeMember.theme_id, ThemeMember.conversation_id, closeness)
         .join(Conversation, Conversation.id == ThemeMember.conversation_id)
         .where(ThemeMember.run_id == run_id, ThemeMember.theme_id.in_(theme_ids))
         .subquery()
     )
     rows = session.execute(
-        select(ranked.c.theme_id, ranked.c.conversation_id, ranked.c.contact_id)
+        select(ranked.c.theme_id, ranked.c.conversation_id)
         .where(ranked.c.closeness <= limit)
         .order_by(ranked.c.theme_id, ranked.c.closeness)
     )
-    candidates: dict[int, list[tuple[int, int | None]]] = defaultdict(list)
-    for theme_id, conversation_id, contact_id in rows:
-        candidates[theme_id].append((conversation_id, contact_id))
+    candidates: dict[int, list[int]] = defaultdict(list)
+    for theme_id, conversation_id in rows:
+        candidates[theme_id].append(conversation_id)
     return candidates
 
 
-def _customer_messages(session: Session, conversation_ids: list[int]) -> dict[int, list[tuple[int, str]]]:
-    """Customer messages (id, text) of each conversation, in conversation order."""
-    messages: dict[int, list[tuple[int, str]]] = defaultdict(list)
+def _customer_messages(session: Session, conversation_ids: list[int]) -> dict[int, list[_Message]]:
+    """Customer messages of each conversation as they are now, in conversation order."""
+    messages: dict[int, list[_Message]] = defaultdict(list)
     if not conversation_ids:
         return messages
     rows = session.execute(
-        select(Message.id, Message.conversation_id, Message.text)
+        select(Message.id, Message.conversation_id, Message.position, Message.external_id, Message.text)
         .where(
             Message.conversation_id == any_(cast(conversation_ids, ARRAY(BigInteger))),
             Message.author_role == "customer",
         )
         .order_by(Message.conversation_id, Message.position)
     )
-    for message_id, conversation_id, body in rows:
-        messages[conversation_id].append((message_id, body))
+    for message_id, conversation_id, position, external_id, body in rows:
+        messages[conversation_id].append(_Message(message_id, position, external_id, body))
     return messages
 
 
-def _evidence(
-    theme: Theme,
-    members: list[tuple[int, int | None]],
-    messages: dict[int, list[tuple[int, str]]],
-    limits: PipelineSettings,
-) -> list[Quote]:
-    """Up to `limits.evidence_quotes_per_story` quotes from distinct conversations, distinct customers first.
-
-    `members` are the theme's candidate (conversation, contact) pairs, closest first.
-    """
-    contact_of = dict(members)
-    best_by_conversation: dict[int, Quote] = {}
-    for conversation_id, _ in members:
-        for index, (message_id, body) in enumerate(messages.get(conversation_id, [])):
-            quote = best_quote(message_id, conversation_id, body, theme.keywords, max_chars=limits.max_quote_chars)
-            if quote is not None and index == 0:
-                # The opening customer message states the problem; follow-ups add details.
-                quote = dataclasses.replace(quote, score=quote.score + FIRST_MESSAGE_BONUS)
-            current = best_by_conversation.get(conversation_id)
-            if quote and (current is None or quote.score > current.score):
-                best_by_conversation[conversation_id] = quote
-    order = [cid for cid, _ in members if cid in best_by_conversation]
-    chosen: list[Quote] = []
-    seen_contacts: set[int] = set()
-    for prefer_new_customer in (True, False):
-        for cid in order:
-            if len(chosen) >= limits.evidence_quotes_per_story:
-                break
-            quote = best_by_conversation[cid]
-            contact = contact_of[cid]
-            if quote in chosen or (prefer_new_customer and contact is not None and contact in seen_contacts):
-                continue
-            if any(q.text.casefold() == quote.text.casefold() for q in chosen):
-                continue  # the same sentence twice shows nothing new
-            chosen.append(quote)
-            if contact is not None:
-                seen_contacts.add(contact)
-    return chosen
+def _members(session: Session, run_id: int, value_attribute: str | None) -> dict[int, list[_Member]]:
+    """Each theme's members of the run with what is known about their customer, in (source, external id) order."""
+    by_theme: dict[int, list[_Member]] = defaultdict(list)
+    rows = session.execute(
+        select(
+            ThemeMember.theme_id,
+            Conversation.id,
+            Conversation.external_id,
+            Conversation.created_at,
+            Conversation.contact_id,
+            Contact.company,
+            Contact.plan,
+            Contact.attributes,
+        )
+        .join(Conversation, Conversation.id == ThemeMember.conversation_id)
+        .outerjoin(Contact, Contact.id == Conversation.contact_id)
+        .where(ThemeMember.run_id == run_id)
+        .order_by(Conversation.source_id, Conversation.external_id)
+    )
+    for theme_id, conversation_id, external_id, created_at, contact_id, company, plan, attributes in rows:
+        raw = (attributes or {}).get(value_attribute) if value_attribute else None
+        value = (
+            float(raw) if isinstance(raw, int | float) and not isinstance(raw, bool) and math.isfinite(raw) else None
+        )
+        by_theme[theme_id].append(
+            _Member(
+                conversation_id,
+                external_id,
+                created_at,
+                f"contact {contact_id}" if contact_id is not None else None,
+                company or None,
+                plan or None,
+                value,
+            )
+        )
+    return by_theme
 
 
-def build_stories(session: Session, run_id: int, *, types: dict[int, str] | None = None) -> StoriesResult:
-    """Write stories for the run's themes with at least `pipeline.min_story_conversations` conversations.
+def _run_facts(by_theme: dict[int, list[_Member]], total: int, period: tuple[datetime, datetime] | None) -> RunFacts:
+    """The run-wide context of priority: configured value weights and their run means."""
+    insight = get_settings().insight
+    members = [m for ms in by_theme.values() for m in ms]
+    weights = [insight.plan_weights[m.plan] for m in members if m.plan in insight.plan_weights]
+    values = {m.customer: m.value for m in members if m.customer is not None and m.value is not None}
+    return RunFacts(
+        conversations=total,
+        period=period,
+        plan_weights=insight.plan_weights,
+        mean_plan_weight=sum(weights) / len(weights) if weights else None,
+        value_attribute=insight.value_attribute,
+        mean_value=sum(values.values()) / len(values) if values else None,
+    )
 
-    `types` maps conversation id -> conversation type (when the type stage ran); the
-    dominant type chooses the story's verb ("Fix ...", "Add ...").
+
+def _unit_rows(by_theme: dict[int, np.ndarray], order: list[int], dims: int) -> np.ndarray:
+    """Centroids in `order` as L2-normalised float32 rows; a theme without vectors gets a zero row."""
+    if not order:
+        return np.zeros((0, dims), dtype=np.float32)
+    matrix = np.stack([np.asarray(by_theme.get(t, np.zeros(dims)), dtype=np.float32) for t in order])
+    unit: np.ndarray = matrix / np.maximum(np.linalg.norm(matrix, axis=1, keepdims=True), 1e-12)
+    return unit
+
+
+@dataclass
+class _Draft:
+    """One story of this run before it is written: figures, evidence and text."""
+
+    theme_id: int
+    theme_name: str
+    description: str
+    quotes: list[Quote]
+    members: list[_Member]
+    row: dict[str, Any]
+    story_id: int = 0
+
+
+def _ensure_identities(session: Session, theme_ids: list[int]) -> dict[int, int]:
+    """The story identity of each lineage, created when new (two statements for any number)."""
+    if not theme_ids:
+        return {}
+    session.execute(
+        insert(Story).values([{"theme_id": t, "status": "candidate"} for t in theme_ids]).on_conflict_do_nothing()
+    )
+    return dict(session.execute(select(Story.theme_id, Story.id).where(Story.theme_id.in_(theme_ids))).all())
+
+
+def build_stories(
+    session: Session,
+    run_id: int,
+    *,
+    types: dict[int, str] | None = None,
+    runtime: LLMRuntime | None = None,
+    model: str = MODEL_NAME,
+    embedder: Embedder | None = None,
+) -> tuple[StoriesResult, list[CallUsage]]:
+    """Write the run's story snapshot (see the module docstring); returns counters and LLM usages.
+
+    `types` maps conversation id -> conversation type (when the type stage ran): a factor of
+    the rank and of the severity. `model` is the embedding model of the conversations (the
+    themes' centroids); the evidence sentences are embedded with the same model by `embedder`
+    (default: the process's; a run's stage passes its backend's).
     """
     limits = get_settings().pipeline
+    insight = get_settings().insight
+    types = types or {}
     result = StoriesResult()
     run = session.get(Run, run_id)
     assert run is not None
-    period = _period(session, run)
+    session.execute(delete(RunStory).where(RunStory.run_id == run_id))  # a reopened run replaces its snapshot
     total = session.execute(select(func.count()).where(RunConversation.run_id == run_id)).scalar_one()
-    rows = session.execute(
-        select(ThemeMember.theme_id, Conversation.id, Conversation.created_at, Conversation.contact_id)
-        .join(Conversation, Conversation.id == ThemeMember.conversation_id)
-        .where(ThemeMember.run_id == run_id)
-    ).all()
-    by_theme: dict[int, list[tuple[int, datetime | None, int | None]]] = defaultdict(list)
-    for theme_id, conversation_id, created_at, contact_id in rows:
-        by_theme[theme_id].append((conversation_id, created_at, contact_id))
-    big_enough = sorted(
-        theme_id for theme_id, members in by_theme.items() if len(members) >= limits.min_story_conversations
-    )
-    result.skipped_small = len(by_theme) - len(big_enough)
-    themes = {theme.id: theme for theme in session.execute(select(Theme).where(Theme.id.in_(big_enough))).scalars()}
+    members_by_theme = _members(session, run_id, insight.value_attribute)
+    big_enough = sorted(t for t, members in members_by_theme.items() if len(members) >= limits.min_story_conversations)
+    result.skipped_small = len(members_by_theme) - len(big_enough)
+    themes = {
+        row.theme_id: row
+        for row in session.execute(
+            select(RunTheme.theme_id, RunTheme.name, RunTheme.description, RunTheme.keywords, Theme.human_name)
+            .join(Theme, Theme.id == RunTheme.theme_id)
+            .where(RunTheme.run_id == run_id, RunTheme.theme_id.in_(big_enough))
+        )
+    }
     candidates = _evidence_candidates(session, run_id, big_enough, limits.evidence_candidates)
-    messages = _customer_messages(session, sorted({cid for pairs in candidates.values() for cid, _ in pairs}))
-    story_rows: list[dict[str, Any]] = []
-    story_quotes: list[list[Quote]] = []
+    messages = _customer_messages(session, sorted({cid for cids in candidates.values() for cid in cids}))
+    by_message = {m.id: (cid, m) for cid, items in messages.items() for m in items}
+    # Evidence: every theme's candidate sentences embedded in one batch, judged against every theme's centroid.
+    sentences: dict[int, list[Sentence]] = {
+        theme_id: [
+            s
+            for cid in candidates.get(theme_id, [])
+            for s in candidate_sentences(
+                cid, [(m.id, m.text) for m in messages.get(cid, [])], max_chars=limits.max_quote_chars
+            )
+        ]
+        for theme_id in big_enough
+    }
+    leaf_order = sorted(members_by_theme)
+    centroid_of = load_theme_centroids(session, run_id, model) if big_enough else {}
+    dims = next((v.shape[0] for v in centroid_of.values()), 0)
+    texts = [s.text for theme_id in big_enough for s in sentences[theme_id]]
+    vectors = (embedder or process_embedder()).embed(texts) if texts else np.zeros((0, dims), dtype=np.float32)
+    dims = dims or (vectors.shape[1] if vectors.ndim == 2 else 0)
+    centroids = _unit_rows(centroid_of, leaf_order, dims)
+    row_of = {theme_id: row for row, theme_id in enumerate(leaf_order)}
+    customer_texts = load_customer_texts(session, run_id=run_id) if big_enough else {}
+    times_all = [m.created_at for members in members_by_theme.values() for m in members if m.created_at]
+    start = run.period_start or min(times_all, default=None)
+    end = run.period_end or max(times_all, default=None)
+    period = (start, end) if start and end else None
+    run_facts = _run_facts(members_by_theme, total, period)
+    drafts: list[_Draft] = []
+    offset = 0
     for theme_id in big_enough:
-        members = by_theme[theme_id]
+        members = members_by_theme[theme_id]
         theme = themes[theme_id]
-        quotes = _evidence(theme, candidates.get(theme_id, []), messages, limits)
-        if len(quotes) < limits.min_evidence_quotes:
-            result.skipped_no_evidence += 1
-            logger.info("theme %d: only %d evidence quotes, no story", theme_id, len(quotes))
-            continue
-        times = [t for _, t, _ in members if t is not None]
-        customers = len({contact if contact is not None else f"c{cid}" for cid, _, contact in members})
-        trend = (
-            trend_series(times, *period, max_buckets=limits.trend_max_buckets)
-            if period and times
+        name = theme.human_name or theme.name or f"theme {theme_id}"
+        keywords = list(theme.keywords or [])
+        own = sentences[theme_id]
+        selection = select_evidence(
+            own,
+            vectors[offset : offset + len(own)],
+            centroids,
+            row_of[theme_id],
+            contacts={m.conversation_id: hash(m.customer) if m.customer else None for m in members},
+            limit=limits.evidence_quotes_per_story,
+            min_quotes=limits.min_evidence_quotes,
+        )
+        offset += len(own)
+        result.thin_evidence += int(selection.thin)
+        if selection.thin:
+            logger.info("theme %d: %d evidence quotes, the story says so", theme_id, len(selection.quotes))
+        times = [m.created_at for m in members if m.created_at is not None]
+        trend: dict[str, Any] = (
+            trend_series(times, start, end, max_buckets=limits.trend_max_buckets)
+            if start and end and times
             else {"counts": [], "direction": "steady"}
         )
-        recent_share = _recent_share(times, period)
-        score = len(members) * (0.5 + recent_share)
-        dominant = Counter((types or {}).get(cid, "other") for cid, _, _ in members).most_common(1)[0][0]
-        share = len(members) / max(total, 1)
-        story_rows.append(
-            _story_row(
-                run_id,
-                theme,
-                quotes,
-                count=len(members),
-                customers=customers,
-                first=min(times, default=None),
-                last=max(times, default=None),
+        signals: Counter[str] = Counter()
+        for m in members:
+            signals.update(severity_signals(customer_texts.get(m.conversation_id, "")))
+        priority = prioritise(
+            ThemeFacts(
+                conversations=len(members),
+                customer_ids=[m.customer for m in members],
+                companies=[m.company for m in members],
+                plans=[m.plan for m in members],
+                values={m.customer: m.value for m in members if m.customer is not None and m.value is not None},
+                times=times,
+                types=[types[m.conversation_id] for m in members if m.conversation_id in types],
+                signals=dict(signals),
+                trend_direction=str(trend.get("direction", "steady")),
+            ),
+            run_facts,
+        )
+        first, last = min(times, default=None), max(times, default=None)
+        written = story_text(
+            StoryFacts(
+                theme_name=name,
+                keywords=keywords,
+                conversations=len(members),
+                customers_known=priority.customers_known,
+                customers_unknown_conversations=priority.customers_unknown_conversations,
+                first_seen=first,
+                last_seen=last,
                 trend=trend,
-                score=score,
-                dominant_type=dominant,
-                share=share,
+                companies=priority.companies,
+                plans=priority.plans,
+                quotes=[q.text for q in selection.quotes],
+                # titles never carry personal data: candidates are judged masked (on the whole message)
+                title_quotes=[mask_span(by_message[q.message_id][1].text, q.start, q.end) for q in selection.quotes],
+                evidence_notes=selection.notes,
+                named_by_person=bool(theme.human_name),
             )
         )
-        story_quotes.append(quotes)
-    story_ids = _upsert_stories(session, story_rows)
-    result.stories = len(story_ids)
-    _replace_evidence(session, dict(zip(story_ids, story_quotes, strict=True)))
-    scored = sorted(
-        zip((row["score"] for row in story_rows), story_ids, strict=True), key=lambda item: (-item[0], item[1])
-    )
-    ranked = [story_id for _, story_id in scored]
-    if ranked:
-        session.execute(
-            text(
-                "UPDATE stories s SET rank = r.rank FROM unnest(CAST(:ids AS bigint[])) WITH ORDINALITY AS r(id, rank) WHERE s.id = r.id"
-            ),
-            {"ids": ranked},
+        drafts.append(
+            _Draft(
+                theme_id=theme_id,
+                theme_name=name,
+                description=theme.description or "",
+                quotes=selection.quotes,
+                members=members,
+                row={
+                    **_text_fields(written),
+                    "severity": priority.severity,
+                    "severity_reason": priority.severity_reason,
+                    "conversation_count": len(members),
+                    "customer_count": priority.customers_known,
+                    "first_seen": first,
+                    "last_seen": last,
+                    "trend": trend,
+                    "score": priority.score,
+                    "priority": {**priority.to_dict(), "evidence_notes": list(selection.notes)},
+                    "text_origin": "templated",
+                    "text_key": None,
+                },
+            )
         )
-    return result
-
-
-def _replace_evidence(session: Session, evidence: dict[int, list[Quote]]) -> None:
-    """Each story's evidence becomes exactly `evidence[story]` (positions 0..n-1), in two statements."""
-    if not evidence:
-        return
-    session.execute(delete(StoryEvidence).where(StoryEvidence.story_id.in_(list(evidence))))
+    identities = _ensure_identities(session, [d.theme_id for d in drafts])
+    for draft in drafts:
+        draft.story_id = identities[draft.theme_id]
+    usages: list[CallUsage] = []
+    if runtime is not None and drafts:
+        usages = _write_with_llm(session, run_id, [d for d in drafts if d.quotes], runtime, result)
+    # Rank: score, then size, then the lineage id (stable across the runs of a scope).
+    drafts.sort(key=lambda d: (-d.row["score"], -d.row["conversation_count"], d.theme_id))
     rows = [
-        dict(
-            story_id=story_id,
-            position=i,
-            conversation_id=q.conversation_id,
-            message_id=q.message_id,
-            quote=q.text,
-            start_offset=q.start,
-            end_offset=q.end,
-        )
-        for story_id, quotes in evidence.items()
-        for i, q in enumerate(quotes)
+        {"run_id": run_id, "story_id": d.story_id, "theme_id": d.theme_id, "rank": rank, **d.row}
+        for rank, d in enumerate(drafts, start=1)
     ]
-    session.execute(insert(StoryEvidence), rows)  # executemany: one cached statement
+    if not rows:
+        return result, usages
+    ids = session.execute(sa_insert(RunStory).returning(RunStory.id, sort_by_parameter_order=True), rows).scalars()
+    evidence = []
+    external = {m.conversation_id: m.external_id for d in drafts for m in d.members}
+    for run_story_id, draft in zip(ids, drafts, strict=True):
+        for position, quote in enumerate(draft.quotes):
+            conversation_id, message = by_message[quote.message_id]
+            evidence.append(
+                {
+                    "run_story_id": run_story_id,
+                    "position": position,
+                    "conversation_id": conversation_id,
+                    "conversation_external_id": external[conversation_id],
+                    "message_id": message.id,
+                    "message_position": message.position,
+                    "message_external_id": message.external_id,
+                    "author_role": "customer",
+                    "message_sha256": message_sha256(message.text),
+                    "quote": quote.text,
+                    "start_offset": quote.start,
+                    "end_offset": quote.end,
+                }
+            )
+    if evidence:
+        session.execute(sa_insert(RunStoryEvidence), evidence)  # executemany: one cached statement
+    result.stories = len(rows)
+    return result, usages
 
 
-def _recent_share(times: list[datetime], period: tuple[datetime, datetime] | None) -> float:
-    """Share of the theme's conversations in the last quarter of the run's period."""
-    if not times or period is None:
-        return 0.0
-    start, end = period
-    cutoff = end - (end - start) / 4 if end > start else end - timedelta(days=1)
-    return sum(1 for t in times if t >= cutoff) / len(times)
+def _text_fields(written: StoryText) -> dict[str, Any]:
+    return {
+        "title": written.title,
+        "problem": written.problem,
+        "user_story": written.user_story,
+        "acceptance_criteria": list(written.acceptance_criteria),
+    }
 
 
-def _severity(share: float, direction: str) -> tuple[str, str]:
-    if share >= SEVERITY_HIGH_SHARE:
-        return "high", f"{share:.0%} of the run's conversations"
-    if direction in ("rising", "new"):
-        return "medium", f"{share:.0%} of the run's conversations and {direction}"
-    return "low", f"{share:.0%} of the run's conversations, {direction}"
-
-
-_TEXT_FIELDS = ("title", "problem", "user_story", "acceptance_criteria")  # follow the data until a person edits them
-_REFRESHED_FIELDS = (
-    "run_id",
-    "conversation_count",
-    "customer_count",
-    "first_seen",
-    "last_seen",
-    "trend",
-    "score",
-    "severity",
-    "severity_reason",
+_PREVIOUS_LLM_TEXT_SQL = text(
+    """
+    SELECT DISTINCT ON (rs.story_id) rs.story_id, rs.text_key, rs.title, rs.problem, rs.user_story,
+           rs.acceptance_criteria
+      FROM run_stories rs
+     WHERE rs.story_id = ANY(CAST(:ids AS bigint[])) AND rs.run_id < :run_id AND rs.text_origin = 'llm'
+     ORDER BY rs.story_id, rs.run_id DESC
+    """
 )
 
 
-def _story_row(
-    run_id: int,
-    theme: Theme,
-    quotes: list[Quote],
-    *,
-    count: int,
-    customers: int,
-    first: datetime | None,
-    last: datetime | None,
-    trend: dict[str, Any],
-    score: float,
-    dominant_type: str,
-    share: float,
-) -> dict[str, Any]:
-    """The story of `theme` as a `stories` row: templated text plus the figures every run refreshes."""
-    verb = _TITLE_VERBS.get(dominant_type, "Resolve")
-    name = theme.name
-    when = f" between {first:%d %b %Y} and {last:%d %b %Y}" if first and last else ""
-    keywords = ", ".join(theme.keywords[:5])
-    severity, severity_reason = _severity(share, trend.get("direction", "steady"))
-    return dict(
-        theme_id=theme.id,
-        status="candidate",
-        title=f"{verb}: {name}",
-        problem=(
-            f"{count} conversations from {customers} customers{when} are about {name}"
-            + (f" ({keywords})" if keywords else "")
-            + f". Typical report: \u201c{quotes[0].text}\u201d"
-        ),
-        user_story=f"As a customer affected by {name}, I want it resolved so that I do not need to contact support about it.",
-        acceptance_criteria=[
-            f"The situation in the {len(quotes)} evidence conversations no longer leads to a support request.",
-            f"Support volume about {name} falls below its current {trend.get('direction', 'steady')} level in the following weeks.",
-            "Customers who reported it can be told it is resolved.",
-        ],
-        run_id=run_id,
-        conversation_count=count,
-        customer_count=customers,
-        first_seen=first,
-        last_seen=last,
-        trend=trend,
-        score=score,
-        severity=severity,
-        severity_reason=severity_reason,
-    )
+def _write_with_llm(
+    session: Session, run_id: int, drafts: list[_Draft], runtime: LLMRuntime, result: StoriesResult
+) -> list[CallUsage]:
+    """Let the LLM write each story from its evidence; every statement cites evidence ids.
 
-
-def _upsert_stories(session: Session, rows: list[dict[str, Any]]) -> list[int]:
-    """Insert or refresh one story per theme (see the module docstring); returns ids in `rows` order."""
-    if not rows:
-        return []
-    statement = insert(Story)
-    upsert = statement.on_conflict_do_update(
-        index_elements=["theme_id"],
-        set_={
-            **{k: statement.excluded[k] for k in _REFRESHED_FIELDS},
-            # Text follows the data until a person edits it; then it is theirs.
-            **{k: case((Story.edited.is_(True), getattr(Story, k)), else_=statement.excluded[k]) for k in _TEXT_FIELDS},
-            "updated_at": func.now(),
-        },
-    ).returning(Story.id, sort_by_parameter_order=True)
-    return list(session.execute(upsert, rows).scalars())  # executemany with RETURNING, in parameter order
-
-
-def write_stories_with_llm(session: Session, run_id: int, runtime: LLMRuntime) -> list[CallUsage]:
-    """Rewrite the run's unedited stories from their evidence; every statement cites evidence ids.
-
-    A story keeps its templated text when writing fails or cites nothing valid; returns the
-    usages of the calls.
+    Text whose inputs (theme, evidence, model, prompt) are unchanged since the story's last
+    LLM-written snapshot is reused instead of asked for again. A story keeps its templated
+    text when writing fails or cites nothing valid; returns the usages of the calls made.
+    Severity stays the one the priority factors gave (explained, unlike the model's guess).
     """
-    stories = list(session.execute(select(Story).where(Story.run_id == run_id, Story.edited.is_(False))).scalars())
-    if not stories:
-        return []
-    evidence = {
-        s.id: list(
-            session.execute(
-                select(StoryEvidence).where(StoryEvidence.story_id == s.id).order_by(StoryEvidence.position)
-            ).scalars()
-        )
-        for s in stories
-    }
     summaries = {
         cid: str(output.get("summary", ""))
         for cid, output in outputs_of(
-            session, [e.conversation_id for items in evidence.values() for e in items], FACETS_STAGE
+            session, [q.conversation_id for d in drafts for q in d.quotes], FACETS_STAGE
         ).items()
     }
-    inputs = []
-    for story in stories:
-        theme = session.get(Theme, story.theme_id)
+    model = runtime.settings.models.stories
+    inputs: dict[int, StoryInput] = {}
+    for index, draft in enumerate(drafts):
         items = tuple(
             Evidence(
-                f"E{e.position + 1}",
-                str(e.conversation_id),
-                str(e.message_id),
-                e.quote,
-                summaries.get(e.conversation_id, ""),
+                f"E{position + 1}",
+                str(q.conversation_id),
+                str(q.message_id),
+                q.text,
+                summaries.get(q.conversation_id, ""),
             )
-            for e in evidence[story.id]
+            for position, q in enumerate(draft.quotes)
         )
-        # StoryInput's key field carries the story id here, so results map back to their story.
-        name = theme.name if theme else story.title
-        description = (theme.description or "") if theme else ""
-        inputs.append(StoryInput(str(story.id), name, description, items))
+        inputs[index] = StoryInput(str(index), draft.theme_name, draft.description, items)
+    keys = {index: story_input_hash(inp, model) for index, inp in inputs.items()}
+    previous = {
+        row.story_id: row
+        for row in session.execute(_PREVIOUS_LLM_TEXT_SQL, {"ids": [d.story_id for d in drafts], "run_id": run_id})
+    }
+    to_write: list[StoryInput] = []
+    for index, draft in enumerate(drafts):
+        earlier = previous.get(draft.story_id)
+        if earlier is not None and earlier.text_key == keys[index]:
+            draft.row.update(
+                title=earlier.title,
+                problem=earlier.problem,
+                user_story=earlier.user_story,
+                acceptance_criteria=list(earlier.acceptance_criteria or []),
+                text_origin="llm",
+                text_key=keys[index],
+            )
+            result.llm_reused += 1
+        else:
+            to_write.append(inputs[index])
+    if not to_write:
+        return []
 
     async def job(client: LLMClient) -> list[StoryResult | BaseException]:
-        return await asyncio.gather(*(write_story(client, inp) for inp in inputs), return_exceptions=True)
+        return await asyncio.gather(*(write_story(client, inp) for inp in to_write), return_exceptions=True)
 
     usages: list[CallUsage] = []
-    by_id = {s.id: s for s in stories}
-    for result in runtime.run(job):
-        if isinstance(result, BaseException):
-            usages.extend(getattr(result, "usages", ()))
-            logger.warning("story writing failed (%s); keeping the templated story", type(result).__name__)
+    for outcome in runtime.run(job):
+        if isinstance(outcome, BaseException):
+            usages.extend(getattr(outcome, "usages", ()))
+            logger.warning("story writing failed (%s); keeping the templated story", type(outcome).__name__)
             continue
-        usages.extend(result.usages)
-        story, written = by_id[int(result.theme_id)], result.story
-        story.title = written.title
-        story.problem = _cited(written.problem)
-        story.user_story = _cited(written.user_story)
-        story.acceptance_criteria = [_cited(c) for c in written.acceptance_criteria]
-        story.severity = written.severity
-        story.severity_reason = _cited(written.severity_reason)
+        usages.extend(outcome.usages)
+        index = int(outcome.theme_id)
+        written = outcome.story
+        drafts[index].row.update(
+            title=written.title,
+            problem=_cited(written.problem),
+            user_story=_cited(written.user_story),
+            acceptance_criteria=[_cited(c) for c in written.acceptance_criteria],
+            text_origin="llm",
+            text_key=keys[index],
+        )
     return usages
 
 
@@ -457,14 +551,21 @@ def _cited(statement: CitedStatement) -> str:
 
 
 def run(context: StageContext) -> dict[str, Any]:
-    """Write the run's stories; with an LLM configured, let it rewrite their text from the evidence."""
+    """Write the run's stories; with an LLM configured, let it write their text from the evidence."""
     session = context.session
     types = latest_outputs(session, context.run_id, TYPE_ANALYSIS, "type")
-    result: dict[str, Any] = asdict(build_stories(session, context.run_id, types=types))
     runtime = llm_runtime(session.get_bind())  # type: ignore[arg-type]
-    if runtime is not None and result["stories"]:
-        result.update(cost_counters(write_stories_with_llm(session, context.run_id, runtime), runtime.settings.prices))
+    # The run's embedding backend (fixed at creation): its themes' centroids, and its embedder for the evidence.
+    model = str(context.params.get(EMBEDDING_MODEL_PARAM) or MODEL_NAME)
+    built, usages = build_stories(
+        session, context.run_id, types=types, runtime=runtime, model=model, embedder=run_embedder(context.params)
+    )
+    result: dict[str, Any] = asdict(built)
+    if runtime is not None and usages:
+        result.update(cost_counters(usages, runtime.settings.prices))
     return result
 
 
 STAGE = WholeRunStage(name=NAME, version=f"{VERSION}+{STORIES_PROMPT_VERSION}", position=40, run=run)
+
+__all__ = ["STAGE", "StoriesResult", "build_stories", "message_sha256"]

@@ -16,27 +16,52 @@ X_LABELS = 4  # date labels under a bar chart: enough to orient, few enough not 
 
 
 def sparkline(
-    counts: Sequence[int], *, width: int = SPARK_WIDTH, height: int = SPARK_HEIGHT, label: str = "trend"
+    counts: Sequence[int],
+    *,
+    width: int = SPARK_WIDTH,
+    height: int = SPARK_HEIGHT,
+    label: str = "trend",
+    bucket_days: int | None = None,
 ) -> Markup:
-    """A polyline of `counts` scaled to the box, with the last point marked."""
+    """A polyline of `counts` scaled to the box, the last point marked, and its scale written beside it.
+
+    The scale ("peak 12 / week") says what the height means: sparklines of different themes
+    are each scaled to their own peak.
+    """
     if not counts:
         return Markup('<span class="muted">no data</span>')
     top = max(max(counts), 1)
+    unit = _per(bucket_days)
     step = width / max(len(counts) - 1, 1)
     points = [(round(i * step, 1), round(height - 2 - (c / top) * (height - 4), 1)) for i, c in enumerate(counts)]
     path = " ".join(f"{x},{y}" for x, y in points)
     last_x, last_y = points[-1]
-    summary = f"{label}: {', '.join(str(c) for c in counts[-8:])} (latest last)"
+    summary = f"{label}: {', '.join(str(c) for c in counts[-8:])} (latest last{', per ' + unit if unit else ''})"
+    scale = f"peak {max(counts)}" + (f" / {unit}" if unit else "")
     return Markup(
         f'<svg class="spark" viewBox="0 0 {width} {height}" width="{width}" height="{height}" role="img" '
         f'aria-label="{escape(summary)}"><title>{escape(summary)}</title>'
         f'<polyline fill="none" stroke="currentColor" stroke-width="1.5" points="{path}"/>'
         f'<circle cx="{last_x}" cy="{last_y}" r="2.5" fill="currentColor"/></svg>'
+        f'<span class="spark-scale">{escape(scale)}</span>'
     )
 
 
-def bar_chart(points: Sequence[tuple[datetime, int]], *, label: str = "conversations per week") -> Markup:
-    """Vertical bars with a max-value gridline and a few date labels; each bar has a hover title."""
+def _per(bucket_days: int | None) -> str:
+    """The bucket of a series in words: day, week, 2 weeks, 28 days ..."""
+    if not bucket_days:
+        return ""
+    return {1: "day", 7: "week", 14: "2 weeks"}.get(bucket_days, f"{bucket_days} days")
+
+
+def bar_chart(
+    points: Sequence[tuple[datetime, int]], *, label: str = "conversations per week", partial_last: bool = False
+) -> Markup:
+    """Vertical bars with a max-value gridline and a few date labels; each bar has a hover title.
+
+    With `partial_last`, the last bar is drawn hatched and labelled "partial": the period
+    ends inside that bucket, so its count is not comparable with the full ones.
+    """
     if not points:
         return Markup('<p class="muted">No conversations yet.</p>')
     top = max(max(c for _, c in points), 1)
@@ -57,10 +82,16 @@ def bar_chart(points: Sequence[tuple[datetime, int]], *, label: str = "conversat
         h = inner_h * count / top
         x = CHART_PAD + i * slot + (slot - bar) / 2
         y = CHART_HEIGHT - CHART_PAD - h
+        partial = partial_last and i == len(points) - 1
         parts.append(
-            f'<rect x="{x:.1f}" y="{y:.1f}" width="{bar:.1f}" height="{h:.1f}" class="bar">'
-            f"<title>{start:%Y-%m-%d}: {count}</title></rect>"
+            f'<rect x="{x:.1f}" y="{y:.1f}" width="{bar:.1f}" height="{h:.1f}" class="bar{" partial" if partial else ""}">'
+            f"<title>{start:%Y-%m-%d}: {count}{' (partial: the period ends inside it)' if partial else ''}</title></rect>"
         )
+        if partial:
+            parts.append(
+                f'<text x="{x + bar / 2:.1f}" y="{max(y - 4, CHART_PAD + 10):.1f}" text-anchor="middle" '
+                f'class="axis partial-label">partial</text>'
+            )
         if i % every == 0:
             parts.append(
                 f'<text x="{x + bar / 2:.1f}" y="{CHART_HEIGHT - CHART_PAD + 16}" text-anchor="middle" '

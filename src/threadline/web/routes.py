@@ -11,12 +11,25 @@ from urllib.parse import urlencode
 from fastapi import APIRouter, FastAPI, Form, HTTPException, Query, Request
 from fastapi.responses import HTMLResponse, JSONResponse, PlainTextResponse, RedirectResponse, Response
 from fastapi.templating import Jinja2Templates
+from sqlalchemy import Engine
 
 from threadline.db.models import STORY_STATUSES, DeadLetter
+from threadline.delivery.trackers import ExportFailed, export_stories
 from threadline.engine import service
+from threadline.engine.curation import (
+    CurationError,
+    actor_of_token,
+    merge_theme,
+    record_exports,
+    rename_theme,
+    set_keep_separate,
+    update_story,
+)
+from threadline.exporters.trackers import list_trackers
 from threadline.read import runs as run_read
-from threadline.read.conversations import get_conversation, list_conversations
+from threadline.read.conversations import get_conversation, list_conversations, unassigned_count
 from threadline.read.dead_letters import list_dead_letters
+from threadline.read.display import NOT_RECORDED
 from threadline.read.overview import overview
 from threadline.read.sources import list_sources
 from threadline.read.stories import (
@@ -25,10 +38,12 @@ from threadline.read.stories import (
     evidence_in_context,
     get_story,
     list_stories,
-    story_out,
-    update_story,
+    story_history,
+    story_runs,
+    story_view,
 )
-from threadline.read.themes import default_run_id, theme_detail, theme_sparklines, theme_tree, theme_trend
+from threadline.read.themes import theme_detail, theme_sparklines, theme_tree, theme_trend
+from threadline.read.views import RunRef, list_scopes, pick_run, run_ref, runs_of_scope, scope_run
 from threadline.server.params import (
     MAX_ID,
     WITHIN_QUERY_CHARS,
@@ -148,20 +163,66 @@ def logout(_: FormSession) -> Response:
 # --- overview, themes -----------------------------------------------------------------------
 
 
+RunParam = Annotated[int | None, Query(ge=1, le=MAX_ID)]
+ScopeParam = Annotated[int | None, Query(ge=1, le=MAX_ID)]
+
+
+def selected_run(db, run_id: int | None, scope: int | None) -> RunRef | None:
+    """The run a page shows: the picked run (when it belongs to the picked scope), else the scope's latest
+    succeeded run, else the latest succeeded run of the latest scope."""
+    if run_id is not None:
+        ref = run_ref(db, run_id)
+        if ref is not None and (scope is None or ref.scope_id == scope):
+            return ref
+    if scope is not None:
+        return scope_run(db, scope)
+    return pick_run(db)
+
+
+def picker(db, run: RunRef | None, scope: int | None, path: str) -> dict[str, Any]:
+    """What the scope and run picker offers: every scope, and the runs of the shown (or picked) scope."""
+    shown_scope = run.scope_id if run is not None else scope
+    return {
+        "path": path,
+        "scopes": list_scopes(db),
+        "runs": runs_of_scope(db, shown_scope) if shown_scope is not None else [],
+        "scope_id": shown_scope,
+        "run": run,
+    }
+
+
 @router.get("/", response_class=HTMLResponse)
-def overview_page(request: Request, db: DbSession, session: PageSession) -> HTMLResponse:
-    data = overview(db)
-    chart = bar_chart([(p["start"], p["count"]) for p in data["volume"]])
-    return render(request, "overview.html", session, data=data, chart=chart)
+def overview_page(
+    request: Request, db: DbSession, session: PageSession, run_id: RunParam = None, scope: ScopeParam = None
+) -> HTMLResponse:
+    run = selected_run(db, run_id, scope)
+    data = overview(db, run)
+    chart = bar_chart(
+        [(p["start"], p["count"]) for p in data["volume"]],
+        label=f"conversations per {data['bucket']}",
+        partial_last=bool(data["volume"] and data["volume"][-1]["partial"]),
+    )
+    return render(request, "overview.html", session, data=data, chart=chart, pick=picker(db, run, scope, "/"), run=run)
 
 
 @router.get("/themes", response_class=HTMLResponse)
 def themes_page(
-    request: Request, db: DbSession, session: PageSession, run_id: Annotated[int | None, Query(ge=1, le=MAX_ID)] = None
+    request: Request, db: DbSession, session: PageSession, run_id: RunParam = None, scope: ScopeParam = None
 ) -> HTMLResponse:
-    run = default_run_id(db, run_id)
-    tree = theme_tree(db, run_id=run) if run is not None else []
-    return render(request, "themes.html", session, tree=tree, series=theme_sparklines(db, run), run_id=run)
+    run = selected_run(db, run_id, scope)
+    tree = theme_tree(db, run_id=run.id if run else None)
+    series, bucket_days = theme_sparklines(db, run)
+    return render(
+        request,
+        "themes.html",
+        session,
+        tree=tree,
+        unassigned=unassigned_count(db, run.id if run else None),
+        series=series,
+        bucket_days=bucket_days,
+        run=run,
+        pick=picker(db, run, scope, "/themes"),
+    )
 
 
 @router.get("/themes/{theme_id}", response_class=HTMLResponse)
@@ -171,19 +232,28 @@ def theme_page(
     session: PageSession,
     theme_id: IdPath,
     offset: OffsetQuery = 0,
+    run_id: RunParam = None,
+    saved: str | None = None,
+    error: str | None = None,
 ) -> HTMLResponse:
-    theme = theme_detail(db, theme_id)
+    theme = theme_detail(db, theme_id, run_id)
     if theme is None:
         raise HTTPException(404, detail="no such theme")
-    trend = theme_trend(db, theme_id, run_id=theme["run_id"])
+    trend = theme_trend(db, theme_id, run_id=theme["run_id"]) if theme["in_run"] else {"points": []}
     rows = (
         []
-        if theme["run_id"] is None
+        if not theme["in_run"]
         else list_conversations(db, limit=PAGE_SIZE + 1, offset=offset, theme_id=theme_id, run_id=theme["run_id"])
     )
     chart = bar_chart(
         [(p["start"], p["count"]) for p in trend["points"]], label=f"{theme['name']}: conversations per week"
     )
+    siblings = [
+        t
+        for group in (theme_tree(db, run_id=theme["run_id"]) if theme["run_id"] and theme["level"] == 1 else [])
+        for t in group["themes"]
+        if t["id"] != theme_id and not t["merged_into"]
+    ]
     return render(
         request,
         "theme.html",
@@ -194,7 +264,47 @@ def theme_page(
         offset=offset,
         more=len(rows) > PAGE_SIZE,
         page_size=PAGE_SIZE,
+        siblings=siblings,
+        saved=saved,
+        error=error,
+        not_recorded=NOT_RECORDED,
     )
+
+
+def _curate(db, theme_id: int, action) -> Response:
+    try:
+        action()
+    except CurationError as exc:
+        db.rollback()
+        if exc.status == 404:
+            raise HTTPException(404, detail=str(exc)) from None
+        return see_other(f"/themes/{theme_id}?" + urlencode({"error": str(exc)[:300]}))
+    db.commit()
+    return see_other(f"/themes/{theme_id}?saved=1")
+
+
+@router.post("/themes/{theme_id}/rename")
+def theme_rename(
+    db: DbSession, form: FormSession, theme_id: IdPath, name: Annotated[str, Form(max_length=200)] = ""
+) -> Response:
+    actor = actor_of_token(db, form.token_id)
+    return _curate(db, theme_id, lambda: rename_theme(db, theme_id, name, actor))
+
+
+@router.post("/themes/{theme_id}/keep-separate")
+def theme_keep_separate(
+    db: DbSession, form: FormSession, theme_id: IdPath, keep: Annotated[str, Form(max_length=8)] = "on"
+) -> Response:
+    actor = actor_of_token(db, form.token_id)
+    return _curate(db, theme_id, lambda: set_keep_separate(db, theme_id, keep == "on", actor))
+
+
+@router.post("/themes/{theme_id}/merge")
+def theme_merge(
+    db: DbSession, form: FormSession, theme_id: IdPath, into: Annotated[int, Form(ge=1, le=MAX_ID)]
+) -> Response:
+    actor = actor_of_token(db, form.token_id)
+    return _curate(db, theme_id, lambda: merge_theme(db, theme_id, into, actor))
 
 
 # --- stories ----------------------------------------------------------------------------------
@@ -208,11 +318,15 @@ def stories_page(
     status: Annotated[str | None, Query(max_length=16)] = None,
     sort: Annotated[str, Query(max_length=16)] = "rank",
     offset: OffsetQuery = 0,
-    run_id: Annotated[int | None, Query(ge=1, le=MAX_ID)] = None,
+    run_id: RunParam = None,
+    scope: ScopeParam = None,
 ) -> HTMLResponse:
     status = status if status in STORY_STATUSES else None
     chosen: StorySort = sort if sort in SORT_COLUMNS else "rank"  # type: ignore[assignment]
-    rows = list_stories(db, limit=PAGE_SIZE + 1, offset=offset, status=status, sort=chosen, run_id=run_id)
+    run = selected_run(db, run_id, scope)
+    rows = list_stories(
+        db, run_id=run.id if run else None, limit=PAGE_SIZE + 1, offset=offset, status=status, sort=chosen
+    )
     return render(
         request,
         "stories.html",
@@ -220,7 +334,8 @@ def stories_page(
         stories=rows[:PAGE_SIZE],
         status=status,
         sort=chosen,
-        run_id=run_id,
+        run=run,
+        pick=picker(db, run, scope, "/stories"),
         statuses=STORY_STATUSES,
         sorts=list(SORT_COLUMNS),
         offset=offset,
@@ -236,29 +351,49 @@ def _story_or_404(db, story_id: int):
     return story
 
 
+def _view_or_404(db, story_id: int, run_id: int | None) -> dict[str, Any]:
+    view = story_view(db, story_id, run_id)
+    if view is None:
+        raise HTTPException(404, detail="no such story")
+    return view
+
+
 @router.get("/stories/{story_id}", response_class=HTMLResponse)
 def story_page(
-    request: Request, db: DbSession, session: PageSession, story_id: IdPath, saved: str | None = None
+    request: Request,
+    db: DbSession,
+    session: PageSession,
+    story_id: IdPath,
+    saved: str | None = None,
+    run_id: RunParam = None,
+    sent: Annotated[str | None, Query(max_length=200)] = None,
+    failed: Annotated[str | None, Query(max_length=1000)] = None,
 ) -> HTMLResponse:
-    story = _story_or_404(db, story_id)
+    story = _view_or_404(db, story_id, run_id)
     return render(
         request,
         "story.html",
         session,
-        story=story_out(db, story),
-        contexts=evidence_in_context(db, story_id),
+        story=story,
+        trackers=list_trackers(db),
+        sent=sent,
+        failed=failed,
+        contexts=evidence_in_context(db, story),
         decisions=DECISIONS,
         saved=saved,
+        runs=story_runs(db, story_id),
+        history=story_history(db, story_id),
+        run=run_ref(db, story["run_id"]),
     )
 
 
 @router.post("/stories/{story_id}/status")
 def story_status(
-    db: DbSession, _: FormSession, story_id: IdPath, status: Annotated[str, Form(max_length=16)]
+    db: DbSession, form: FormSession, story_id: IdPath, status: Annotated[str, Form(max_length=16)]
 ) -> Response:
     if status not in STORY_STATUSES:
         raise HTTPException(422, detail=f"status must be one of {', '.join(STORY_STATUSES)}")
-    update_story(db, _story_or_404(db, story_id), {"status": status})
+    update_story(db, _story_or_404(db, story_id), {"status": status}, actor_of_token(db, form.token_id))
     db.commit()
     return see_other(f"/stories/{story_id}?saved=status")
 
@@ -266,21 +401,51 @@ def story_status(
 @router.post("/stories/{story_id}/edit")
 def story_edit(
     db: DbSession,
-    _: FormSession,
+    form: FormSession,
     story_id: IdPath,
     title: Annotated[str, Form(min_length=1), WITHIN_TITLE_CHARS],
     problem: Annotated[str, Form(min_length=1), WITHIN_STORY_TEXT_CHARS],
 ) -> Response:
-    update_story(db, _story_or_404(db, story_id), {"title": title.strip(), "problem": problem.strip()})
+    story = _story_or_404(db, story_id)
+    current = _view_or_404(db, story_id, None)
+    changes = {
+        field: value.strip()
+        for field, value in (("title", title), ("problem", problem))
+        if value.strip() != (current[field] or "").strip()  # only what the person changed becomes theirs
+    }
+    update_story(db, story, changes, actor_of_token(db, form.token_id))
     db.commit()
     return see_other(f"/stories/{story_id}?saved=text")
 
 
+@router.post("/stories/{story_id}/send")
+def story_send(
+    db: DbSession, form: FormSession, story_id: IdPath, tracker: Annotated[str, Form(min_length=1, max_length=200)]
+) -> Response:
+    """ "Send to ...": export the story to a tracker (one item per story and tracker), then show its link."""
+    _story_or_404(db, story_id)
+    actor = actor_of_token(db, form.token_id)
+    engine = db.get_bind()
+    if not isinstance(engine, Engine):  # sessions here are bound to an engine, never to one connection
+        raise TypeError("the dashboard's session is not bound to an engine")
+    db.close()  # the export takes its own connections; do not hold this one meanwhile
+    try:
+        report = export_stories(engine, tracker, [story_id], actor=actor)
+    except ExportFailed as exc:
+        return see_other(f"/stories/{story_id}?{urlencode({'failed': str(exc)})}")
+    outcome = report.outcomes[0]
+    if outcome.action == "failed":
+        return see_other(f"/stories/{story_id}?{urlencode({'failed': outcome.error or 'export failed'})}")
+    return see_other(f"/stories/{story_id}?{urlencode({'sent': tracker})}")
+
+
 @router.get("/stories/{story_id}/export.md")
-def story_export(db: DbSession, _: PageSession, story_id: IdPath) -> PlainTextResponse:
-    story = _story_or_404(db, story_id)
+def story_export(db: DbSession, session: PageSession, story_id: IdPath, run_id: RunParam = None) -> PlainTextResponse:
+    story = _view_or_404(db, story_id, run_id)
+    record_exports(db, [story_id], actor_of_token(db, session.token_id), run_id=story["run_id"], target="markdown")
+    db.commit()
     return PlainTextResponse(
-        to_markdown([story_out(db, story)], title=story.title),
+        to_markdown([story], title=story["title"]),
         media_type="text/markdown; charset=utf-8",
         headers={"Content-Disposition": f'attachment; filename="story-{story_id}.md"'},
     )
@@ -296,12 +461,23 @@ def conversations_page(
     session: PageSession,
     q: Annotated[Annotated[str, WITHIN_QUERY_CHARS] | None, Query()] = None,
     offset: OffsetQuery = 0,
+    unassigned: bool = False,
+    run_id: RunParam = None,
 ) -> HTMLResponse:
-    rows = list_conversations(db, limit=PAGE_SIZE + 1, offset=offset, q=(q or "").strip() or None)
+    run = selected_run(db, run_id, None) if unassigned else None
+    rows = list_conversations(
+        db,
+        limit=PAGE_SIZE + 1,
+        offset=offset,
+        q=(q or "").strip() or None,
+        run_id=run.id if run else None,
+        unassigned=run is not None,
+    )
     return render(
         request,
         "conversations.html",
         session,
+        unassigned_run=run.id if run else None,
         conversations=rows[:PAGE_SIZE],
         q=q or "",
         offset=offset,
@@ -331,16 +507,9 @@ def _parse_day(value: str, field: str) -> datetime | None:
     return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
 
 
-@router.get("/runs", response_class=HTMLResponse)
-def runs_page(
-    request: Request,
-    db: DbSession,
-    session: PageSession,
-    error: str | None = None,
-    offset: OffsetQuery = 0,
-) -> HTMLResponse:
+def _runs_page(request: Request, db, session, *, error: str | None, offset: int, status_code: int = 200, form=None):
     rows = run_read.list_runs(db, limit=PAGE_SIZE + 1, offset=offset)
-    return render(
+    response = render(
         request,
         "runs.html",
         session,
@@ -350,21 +519,42 @@ def runs_page(
         offset=offset,
         more=len(rows) > PAGE_SIZE,
         page_size=PAGE_SIZE,
+        form=form or {},
     )
+    response.status_code = status_code
+    return response
+
+
+@router.get("/runs", response_class=HTMLResponse)
+def runs_page(
+    request: Request,
+    db: DbSession,
+    session: PageSession,
+    error: str | None = None,
+    offset: OffsetQuery = 0,
+) -> HTMLResponse:
+    return _runs_page(request, db, session, error=error, offset=offset)
 
 
 @router.post("/runs")
 def start_run(
+    request: Request,
     db: DbSession,
-    _: FormSession,
-    source: Annotated[str, Form(max_length=200)] = "",
+    session: FormSession,
+    source: Annotated[list[str] | None, Form(max_length=100)] = None,
     since: Annotated[str, Form(max_length=40)] = "",
     until: Annotated[str, Form(max_length=40)] = "",
 ) -> Response:
+    """Start a run over the ticked sources (none ticked: all) and period; a refused request re-renders the form (422)."""
+    names = [name.strip() for name in source or [] if name.strip()]
+    form = {"sources": names, "since": since, "until": until}
     try:
         run_id = service.enqueue_run(
-            db, source=source.strip() or None, since=_parse_day(since, "since"), until=_parse_day(until, "until")
+            db, sources=names, since=_parse_day(since, "since"), until=_parse_day(until, "until")
         )
+    except service.RunRequestError as exc:
+        db.rollback()
+        return _runs_page(request, db, session, error=str(exc), offset=0, status_code=422, form=form)
     except service.RunError as exc:
         db.rollback()
         return see_other("/runs?" + urlencode({"error": str(exc)[:300]}))

@@ -35,7 +35,8 @@ Scaling: `time_scale` multiplies every window (1.0 = GitHub; 0.01 makes the hour
 minute 0.6 s while keeping 80 and 500 creations per window), see `trackers.common`.
 
 Fault injection (`Faults`): a share of 5xx answers, a share of injected 429s (secondary-limit
-style, with `retry-after`), delays. Hooks for tests: `GitHubWorld.close_as_person(...)` and
+style, with `retry-after`), delays; `after_create` runs after an issue is created and before
+the answer leaves (crash tests kill the exporter there). Hooks for tests: `GitHubWorld.close_as_person(...)` and
 `GitHubWorld.edit_body_as_person(...)` act as a person would in the web UI.
 """
 
@@ -213,6 +214,9 @@ class GitHubConfig:
     search_lag_seconds: float = 0.0
     faults: Faults = field(default_factory=Faults)
     clock: Callable[[], float] = time.time
+    # test hook: called with the new issue's number after it is created, before the answer is sent
+    # (a crash test kills the exporting process here: the item exists, the exporter never hears of it)
+    after_create: Callable[[int], None] | None = None
 
 
 class _Limits:
@@ -586,6 +590,8 @@ def create_app(config: GitHubConfig | None = None) -> Starlette:
         issue = world.create_issue(str(title), body.get("body"), login, [n for n in labels if n])
         stats.created += 1
         stats.created_at.append(config.clock())
+        if config.after_create is not None:
+            config.after_create(issue.number)
         location = f"{repo_api(request)}/issues/{issue.number}"
         return reply(issue_json(request, issue), {**headers, "Location": location}, 201)
 

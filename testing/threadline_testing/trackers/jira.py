@@ -241,6 +241,8 @@ class JiraConfig:
     time_scale: float = 1.0
     faults: Faults = field(default_factory=Faults)
     clock: Callable[[], float] = time.time
+    # test hook: called with the new issue's key after it is created, before the answer is sent
+    after_create: Callable[[str], None] | None = None
 
 
 class JqlError(ValueError):
@@ -636,6 +638,8 @@ def create_app(config: JiraConfig | None = None) -> Starlette:
         )
         stats.created += 1
         stats.created_at.append(config.clock())
+        if config.after_create is not None:
+            config.after_create(issue.key)
         return reply({"id": issue.id, "key": issue.key, "self": f"{base(request)}{API}/issue/{issue.id}"}, 201)
 
     def lookup(request: Request) -> JiraIssue | None:

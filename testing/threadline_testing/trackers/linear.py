@@ -206,6 +206,8 @@ class LinearConfig:
     time_scale: float = 1.0
     faults: Faults = field(default_factory=Faults)
     clock: Callable[[], float] = time.time
+    # test hook: called with the new issue's identifier after it is created, before the answer is sent
+    after_create: Callable[[str], None] | None = None
 
 
 def _not_found(kind: str) -> GraphQLError:
@@ -439,6 +441,8 @@ def create_app(config: LinearConfig | None = None) -> Starlette:
             world.issues[created["id"]] = created
             stats.created += 1
             stats.created_at.append(config.clock())
+            if config.after_create is not None:
+                config.after_create(identifier)
             return payload("issue", issue_view(created))
 
     def issue_update(_info: Any, id: str, input: dict[str, Any]) -> dict[str, Any]:

@@ -24,6 +24,7 @@ from threadline.ai.llm.prompts import FACETS_PROMPT_VERSION, FACETS_SYSTEM, chat
 from threadline.ai.llm.quotes import QuoteCandidate, verify_quotes
 from threadline.ai.llm.schemas import ConversationType, FacetsOut, Sentiment, Severity
 from threadline.config import LLMSettings, get_settings
+from threadline.text.pii import PII_VERSION, mask_for_display, masking_enabled
 
 STAGE = "facets"
 # Prompt and output sizes are settings (`LLMSettings.facets_*`); the output-token sizes belong to the prompt version.
@@ -102,8 +103,9 @@ def _bounded_messages(conv: ConversationInput, limits: LLMSettings) -> tuple[lis
     budget = limits.facets_conversation_chars
     truncated = False
     for message in conv.messages:
-        text = message.text[: limits.facets_message_chars]
-        truncated |= len(text) < len(message.text)
+        whole = mask_for_display(message.text)  # personal data never leaves: the model sees it masked
+        text = whole[: limits.facets_message_chars]
+        truncated |= len(text) < len(whole)
         if budget <= 0:
             truncated = True
             break
@@ -121,6 +123,7 @@ def facet_input_hash(conv: ConversationInput, model: str, prompt_version: str = 
         "model": model,
         "messages": [[m.message_id, m.role, m.text] for m in conv.messages],
         "known_names": sorted(conv.known_names),
+        "masking": PII_VERSION if masking_enabled() else None,  # what is sent changes with the masking
     }
     encoded = json.dumps(material, ensure_ascii=False, sort_keys=True).encode("utf-8")
     return hashlib.sha256(encoded).hexdigest()
@@ -143,7 +146,11 @@ def _clip(text: str, limit: int) -> str:
 def finalize_facets(
     raw: FacetsOut, conv: ConversationInput, input_truncated: bool = False, limits: LLMSettings | None = None
 ) -> Facets:
-    """Verify quotes verbatim, scrub free text, clip lengths (`limits`, default the process's): output -> facets."""
+    """Verify quotes verbatim, scrub free text, clip lengths (`limits`, default the process's): output -> facets.
+
+    Quotes are verified against the messages as the model saw them (personal data masked,
+    see `facet_messages`), so a kept quote shows ``[email]`` where the customer wrote one.
+    """
     names = conv.known_names
     limits = limits or get_settings().llm
 
@@ -152,7 +159,7 @@ def finalize_facets(
 
     check = verify_quotes(
         (QuoteCandidate(q.message_id, q.text) for q in raw.quotes),
-        [(m.message_id, m.text) for m in conv.messages],
+        [(m.message_id, mask_for_display(m.text)) for m in conv.messages],  # the text the model saw
         max_kept=limits.quotes_per_conversation,
     )
     return Facets(

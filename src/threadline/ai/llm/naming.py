@@ -19,6 +19,7 @@ from threadline.ai.llm.privacy import scrub
 from threadline.ai.llm.prompts import NAMING_PROMPT_VERSION, NAMING_SYSTEM, chat_messages
 from threadline.ai.llm.schemas import ThemeNameOut
 from threadline.config import LLMSettings, get_settings
+from threadline.text.pii import PII_VERSION, mask_for_display, masking_enabled
 
 STAGE = "naming"
 # Prompt and output sizes are settings (`LLMSettings.naming_*`); the output-token sizes belong to the prompt version.
@@ -70,7 +71,7 @@ class ThemeNameResult:
 
 def _digest(member: ThemeMember, index: int, field_chars: int) -> dict[str, str | None]:
     def clip(text: str | None) -> str | None:
-        return text[:field_chars] if text else text
+        return mask_for_display(text)[:field_chars] if text else text  # personal data never leaves
 
     return {
         "id": f"M{index}",
@@ -83,7 +84,10 @@ def _digest(member: ThemeMember, index: int, field_chars: int) -> dict[str, str 
 
 
 def naming_payload(inp: ThemeNamingInput, limits: LLMSettings | None = None) -> dict[str, object]:
-    """What the model sees, bounded by `limits` (default: the process's): member and non-member digests, no ids."""
+    """What the model sees, bounded by `limits` (default: the process's): member and non-member digests, no ids.
+
+    Every text is masked (`threadline.text.pii.mask_for_display`) before it is clipped.
+    """
     limits = limits or get_settings().llm
     chars = limits.naming_field_chars
     return {
@@ -101,6 +105,7 @@ def naming_input_hash(inp: ThemeNamingInput, model: str, prompt_version: str = N
         "model": model,
         "members": [asdict(m) for m in inp.members],
         "nearest_non_members": [asdict(m) for m in inp.nearest_non_members],
+        "masking": PII_VERSION if masking_enabled() else None,  # what is sent changes with the masking
     }
     return hashlib.sha256(json.dumps(material, sort_keys=True).encode("utf-8")).hexdigest()
 

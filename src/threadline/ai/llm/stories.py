@@ -21,6 +21,7 @@ from threadline.ai.llm.cost import CallUsage
 from threadline.ai.llm.prompts import STORIES_PROMPT_VERSION, STORIES_SYSTEM, chat_messages
 from threadline.ai.llm.schemas import CitedText, Severity, StoryOut
 from threadline.config import LLMSettings, get_settings
+from threadline.text.pii import PII_VERSION, mask_for_display, masking_enabled
 
 STAGE = "stories"
 # Prompt and output sizes are settings (`LLMSettings.stories_*`); the output-token sizes belong to the prompt version.
@@ -84,12 +85,19 @@ class StoryResult:
 
 
 def story_payload(inp: StoryInput, limits: LLMSettings | None = None) -> dict[str, object]:
-    """What the model sees: the theme and evidence items with their ids, bounded by `limits` (default: the process's)."""
+    """What the model sees: the theme and evidence items with their ids, bounded by `limits` (default: the process's).
+
+    Personal data is masked in everything sent (`threadline.text.pii.mask_for_display`).
+    """
     limits = limits or get_settings().llm
     return {
-        "theme": {"name": inp.theme_name, "description": inp.theme_description},
+        "theme": {"name": mask_for_display(inp.theme_name), "description": mask_for_display(inp.theme_description)},
         "evidence": [
-            {"id": e.evidence_id, "quote": e.quote[: limits.stories_quote_chars], "summary": e.summary}
+            {
+                "id": e.evidence_id,
+                "quote": mask_for_display(e.quote)[: limits.stories_quote_chars],
+                "summary": mask_for_display(e.summary),
+            }
             for e in inp.evidence[: limits.stories_evidence]
         ],
     }
@@ -102,6 +110,7 @@ def story_input_hash(inp: StoryInput, model: str, prompt_version: str = STORIES_
         "model": model,
         "theme": [inp.theme_name, inp.theme_description],
         "evidence": [asdict(e) for e in inp.evidence],
+        "masking": PII_VERSION if masking_enabled() else None,  # what is sent changes with the masking
     }
     return hashlib.sha256(json.dumps(material, sort_keys=True).encode("utf-8")).hexdigest()
 

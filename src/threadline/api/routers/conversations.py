@@ -18,6 +18,7 @@ from threadline.server.params import (
     OffsetQuery,
     Page,
     page_of,
+    pick_or_error,
 )
 
 router = APIRouter(tags=["conversations"], responses={401: {"model": Problem}})
@@ -37,9 +38,25 @@ async def conversations(
         Query(description="Full-text search (web search syntax)."),
     ] = None,
     theme_id: Annotated[int | None, Query(ge=1, le=MAX_ID, description="Members of this theme.")] = None,
-    run_id: Annotated[int | None, Query(ge=1, le=MAX_ID, description="With theme_id: membership in this run.")] = None,
+    run_id: Annotated[
+        int | None,
+        Query(
+            ge=1,
+            le=MAX_ID,
+            description="With theme_id: membership in this run. With unassigned: this run "
+            "(default: the latest succeeded run).",
+        ),
+    ] = None,
+    unassigned: Annotated[
+        bool, Query(description="Only the conversations the run read but placed in no theme (its outliers).")
+    ] = False,
 ) -> dict:
     """Newest first. `q` searches message text with PostgreSQL full-text search (English stemming)."""
+    if unassigned and run_id is None:
+        picked = await read(pick_or_error, None, None)
+        if picked is None:
+            return page_of([], limit, offset)
+        run_id = picked.id
     rows = await read(
         list_conversations,
         limit=limit + 1,
@@ -50,6 +67,7 @@ async def conversations(
         q=q,
         theme_id=theme_id,
         run_id=run_id,
+        unassigned=unassigned,
     )
     return page_of(rows, limit, offset)
 

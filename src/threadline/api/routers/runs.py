@@ -2,50 +2,111 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
-from fastapi import APIRouter, HTTPException, status
+from fastapi import APIRouter, HTTPException, Query, status
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from threadline.api.schemas import Overview, Problem, RunOut, RunStart
+from threadline.api.schemas import Changes, Overview, Problem, RunOut, RunStart, ScopeOut
 from threadline.db.models import Source
 from threadline.engine import service
 from threadline.read import runs as run_read
+from threadline.read.changes import changes
 from threadline.read.overview import overview
+from threadline.read.views import list_scopes
 from threadline.server.deps import ApiAuth, DbSession, ReadDb
-from threadline.server.params import IdPath, LimitQuery, OffsetQuery, Page, page_of
+from threadline.server.params import (
+    MAX_ID,
+    IdPath,
+    LimitQuery,
+    OffsetQuery,
+    Page,
+    RunQuery,
+    SourcesQuery,
+    page_of,
+    pick_or_error,
+)
 
 router = APIRouter(tags=["runs"], responses={401: {"model": Problem}})
 
 
-@router.get("/overview", response_model=Overview, tags=["overview"])
-async def get_overview(read: ReadDb, _: ApiAuth) -> dict:
-    """Conversation volume per week, rising themes of the latest run, the current run."""
-    return await read(overview)
+def _overview(db: Session, run_id: int | None, source: list[str] | None) -> dict[str, Any]:
+    return overview(db, pick_or_error(db, run_id, source))
+
+
+@router.get(
+    "/overview",
+    response_model=Overview,
+    tags=["overview"],
+    responses={404: {"model": Problem}, 422: {"model": Problem}},
+)
+async def get_overview(read: ReadDb, _: ApiAuth, run_id: RunQuery = None, source: SourcesQuery = None) -> dict:
+    """One run's volume over its period, its rising themes, what changed since the previous run; the current run."""
+    return await read(_overview, run_id, source)
+
+
+def _changes(db: Session, run_id: int | None, source: list[str] | None) -> dict[str, Any]:
+    run = pick_or_error(db, run_id, source)
+    if run is None:
+        raise HTTPException(404, detail="no succeeded run yet")
+    return changes(db, run)
+
+
+@router.get(
+    "/changes",
+    response_model=Changes,
+    tags=["overview"],
+    responses={404: {"model": Problem}, 422: {"model": Problem}},
+)
+async def get_changes(read: ReadDb, _: ApiAuth, run_id: RunQuery = None, source: SourcesQuery = None) -> dict:
+    """What changed in a run against the previous run of its scope: new, returned, growing, shrinking, gone
+    themes (sizes and rates per week), renamed themes, and stories that are new, dropped or whose evidence changed."""
+    return await read(_changes, run_id, source)
+
+
+@router.get("/scopes", response_model=Page[ScopeOut], tags=["overview"])
+async def scopes(read: ReadDb, _: ApiAuth, limit: LimitQuery = 50, offset: OffsetQuery = 0) -> dict:
+    """Every scope (set of sources) some run read, newest activity first, with its latest succeeded run."""
+    rows = await read(list_scopes)
+    return page_of(rows[offset : offset + limit + 1], limit, offset)
 
 
 @router.get("/runs", response_model=Page[RunOut])
-async def runs(read: ReadDb, _: ApiAuth, limit: LimitQuery = 50, offset: OffsetQuery = 0) -> dict:
-    """Newest first, each with its phases' counters and progress."""
-    return page_of(await read(run_read.list_runs, limit=limit + 1, offset=offset), limit, offset)
+async def runs(
+    read: ReadDb,
+    _: ApiAuth,
+    limit: LimitQuery = 50,
+    offset: OffsetQuery = 0,
+    scope_id: Annotated[int | None, Query(ge=1, le=MAX_ID, description="Only this scope's runs.")] = None,
+) -> dict:
+    """Newest first, each with its scope (sources), period, phases' counters and progress."""
+    return page_of(await read(run_read.list_runs, limit=limit + 1, offset=offset, scope_id=scope_id), limit, offset)
 
 
 @router.post(
     "/runs",
     response_model=RunOut,
     status_code=status.HTTP_202_ACCEPTED,
-    responses={404: {"model": Problem}, 409: {"model": Problem}},
+    responses={404: {"model": Problem}, 409: {"model": Problem}, 422: {"model": Problem}},
 )
 def start_run(body: RunStart, db: DbSession, _: ApiAuth) -> dict:
-    """Create a run and queue its jobs; `threadline worker` processes do the work, never this server.
+    """Create a run over a scope (the named sources, or every source that exists now) and queue its jobs.
 
-    404 when `source` names no source; 409 when the service refuses the run.
+    `threadline worker` processes do the work, never this server. 404 when a source does
+    not exist; 422 when the period is inverted or matches no conversation (nothing is
+    written); 409 when the service refuses the run.
     """
-    if body.source is not None and db.execute(select(Source.id).where(Source.name == body.source)).scalar() is None:
-        raise HTTPException(404, detail=f"no source named {body.source!r}")
+    names = sorted(set(body.sources or []) | ({body.source} if body.source else set()))
+    known = set(db.execute(select(Source.name).where(Source.name.in_(names))).scalars()) if names else set()
+    missing = [n for n in names if n not in known]
+    if missing:
+        raise HTTPException(404, detail=f"no source named {', '.join(repr(n) for n in missing)}")
     try:
-        run_id = service.enqueue_run(db, source=body.source, since=body.since, until=body.until)
+        run_id = service.enqueue_run(db, sources=names, since=body.since, until=body.until)
+    except service.RunRequestError as exc:
+        db.rollback()
+        raise HTTPException(422, detail=str(exc)) from None
     except service.RunError as exc:
         db.rollback()
         raise HTTPException(409, detail=str(exc)) from None

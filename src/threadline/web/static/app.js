@@ -1,4 +1,4 @@
-// Threadline dashboard: live run progress by polling a small JSON endpoint (no framework).
+// Threadline dashboard: live run progress by polling a small JSON endpoint, and the view picker (no framework).
 (function () {
   "use strict";
   var POLL_MS = 1500; // ms between progress polls: smooth enough to watch, light on the server
@@ -52,8 +52,18 @@
       .catch(function () { window.setTimeout(function () { poll(card); }, POLL_MS * 4); });
   }
 
+  // Scope and run picker: picking shows at once; a new scope shows its latest run (the run list is the old scope's).
+  function wirePicker() {
+    var scope = document.getElementById("pick-scope");
+    var run = document.getElementById("pick-run");
+    if (!scope || !run) { return; }
+    scope.addEventListener("change", function () { run.disabled = true; scope.form.submit(); });
+    run.addEventListener("change", function () { run.form.submit(); });
+  }
+
   document.addEventListener("DOMContentLoaded", function () {
     var card = document.getElementById("run");
     if (card && ACTIVE.indexOf(card.getAttribute("data-status")) >= 0) { poll(card); }
+    wirePicker();
   });
 })();

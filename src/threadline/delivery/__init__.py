@@ -1,0 +1,1 @@
+"""Delivery: stories out to where the team works (trackers), and their state back in."""
