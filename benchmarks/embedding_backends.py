@@ -13,7 +13,12 @@ core). Measured in the same run so both see the same machine state:
   not k-means) on each backend's vectors, for seeds 0, 1, 2: mean and spread (max - min).
 The load average at start and end is recorded: on a shared machine, the ratio is what counts.
 
-    .venv/bin/python benchmarks/embedding_backends.py [--repeats 3] [--cache-dir DIR]
+With `--variants`, other int8 recipes (`VARIANTS`: 7-bit weights, chosen MatMuls kept in fp32)
+are built too and timed in the same interleaved rounds; each gets its speed-up, its cosines and,
+when its minimum cosine passes, its discovery scores, and the fastest recipe meeting both the
+speed-up and the minimum-cosine targets is named (`variants.best`).
+
+    .venv/bin/python benchmarks/embedding_backends.py [--repeats 3] [--cache-dir DIR] [--variants]
 
 Writes benchmarks/results/embedding_backends.json.
 """
@@ -52,6 +57,20 @@ WARMUP_TEXTS = 256  # texts embedded by each backend before timing (lazy init, a
 TARGET_SPEEDUP = 2.2  # issue 17: ONNX int8 at least 2.2x faster than torch fp32
 TARGET_MIN_COSINE = 0.98  # issue 17: every text's ONNX vector within this cosine of torch's
 TARGET_SCORE_DELTA = 0.01  # issue 17: NMI and ARI within 0.01 of torch's (and within torch's own spread)
+_LAYERS = "encoder.layer.?."  # the 6 layers of all-MiniLM-L6-v2 (one digit each)
+#: Candidate int8 recipes besides the default (`--variants`): which MatMuls keep fp32 weights, or 7-bit weights.
+VARIANTS: dict[str, ob.ExportSettings] = {
+    "reduce-range": ob.ExportSettings(reduce_range=True),
+    "fp32-first-last-layer": ob.ExportSettings(
+        fp32_weights=("encoder.layer.0.*", "encoder.layer.5.*"), fp32_label="fp32firstlast"
+    ),
+    "fp32-last-layer": ob.ExportSettings(fp32_weights=("encoder.layer.5.*",), fp32_label="fp32last"),
+    "fp32-attention-output": ob.ExportSettings(
+        fp32_weights=(_LAYERS + "attention.output.dense.weight",), fp32_label="fp32attnout"
+    ),
+    "ffn-only": ob.ExportSettings(fp32_weights=(_LAYERS + "attention.*",), fp32_label="ffnonly"),
+    "fp32-ffn-output": ob.ExportSettings(fp32_weights=(_LAYERS + "output.dense.weight",), fp32_label="fp32ffnout"),
+}
 
 
 def _load() -> tuple[list[str], list[str]]:
@@ -94,6 +113,13 @@ def main() -> int:
     parser.add_argument("--repeats", type=int, default=DEFAULT_REPEATS)
     parser.add_argument("--cache-dir", type=Path, default=None, help="reuse this model cache (default: fresh)")
     parser.add_argument("--out", type=Path, default=RESULTS)
+    parser.add_argument("--variants", action="store_true", help="also build and measure the `VARIANTS` recipes")
+    parser.add_argument(
+        "--variant",
+        action="append",
+        choices=sorted(VARIANTS),
+        help="only these variants (repeatable; implies --variants)",
+    )
     args = parser.parse_args()
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(name)s %(levelname)s %(message)s")
     logging.getLogger(ob.__name__).setLevel(logging.INFO)
@@ -119,6 +145,19 @@ def main() -> int:
         check = json.loads(sorted(model_path.parent.glob("verification-*.json"))[-1].read_text())
 
         backends: dict[str, Any] = {"torch-fp32": torch_backend, "onnx-int8": onnx_backend}
+        variant_builds: dict[str, dict[str, Any]] = {}
+        chosen = {label: VARIANTS[label] for label in args.variant or VARIANTS}
+        args.variants = args.variants or bool(args.variant)
+        for label, variant in chosen.items() if args.variants else ():
+            started = time.perf_counter()
+            path = ob.build_model(None, cache, variant)
+            variant_builds[label] = {
+                "build_s": round(time.perf_counter() - started, 2),
+                "model_name": variant.model_name(),
+                "export": variant.as_dict(),
+            }
+            backends[f"variant:{label}"] = ob.OnnxEmbedder(path)
+            log.info("built variant %s in %.1f s", label, variant_builds[label]["build_s"])
         for backend in backends.values():
             backend.embed(texts[:WARMUP_TEXTS])
         times: dict[str, list[float]] = {name: [] for name in backends}
@@ -129,8 +168,14 @@ def main() -> int:
                 vectors[name] = backend.embed(texts)
                 times[name].append(time.perf_counter() - started)
                 log.info("%s: %.2f s (load %.1f)", name, times[name][-1], os.getloadavg()[0])
-        cos = (vectors["torch-fp32"] * vectors["onnx-int8"]).sum(axis=1)
-        discovery = {name: _discovery_scores(matrix, texts, labels) for name, matrix in vectors.items()}
+        cosines = {name: (vectors["torch-fp32"] * matrix).sum(axis=1) for name, matrix in vectors.items()}
+        cos = cosines["onnx-int8"]
+        # Discovery for torch, the default and every variant whose vectors pass the minimum cosine.
+        discovery = {
+            name: _discovery_scores(matrix, texts, labels)
+            for name, matrix in vectors.items()
+            if not name.startswith("variant:") or float(cosines[name].min()) >= TARGET_MIN_COSINE
+        }
     finally:
         if fresh:
             shutil.rmtree(cache, ignore_errors=True)
@@ -138,6 +183,29 @@ def main() -> int:
     median = {name: statistics.median(t) for name, t in times.items()}
     best = {name: min(t) for name, t in times.items()}
     speedup = median["torch-fp32"] / median["onnx-int8"]
+    candidates: dict[str, dict[str, Any]] = {}
+    for name in ["onnx-int8", *(n for n in backends if n.startswith("variant:"))]:
+        label = name.removeprefix("variant:") if name != "onnx-int8" else "default"
+        c = cosines[name]
+        row: dict[str, Any] = {
+            **({"model_name": ob.DEFAULT_SETTINGS.model_name()} if name == "onnx-int8" else variant_builds[label]),
+            "time_s": {"runs": [round(x, 2) for x in times[name]], "median": round(median[name], 2)},
+            "speedup_median": round(median["torch-fp32"] / median[name], 3),
+            "cosine": {
+                "mean": round(float(c.mean()), 5),
+                "min": round(float(c.min()), 5),
+                "below_0.98": int((c < TARGET_MIN_COSINE).sum()),
+            },
+        }
+        if name in discovery:
+            row["discovery_delta_vs_torch"] = {
+                key: round(discovery[name][f"{key}_mean"] - discovery["torch-fp32"][f"{key}_mean"], 4)
+                for key in ("nmi", "ari")
+            }
+        row["passes"] = row["speedup_median"] >= TARGET_SPEEDUP and row["cosine"]["min"] >= TARGET_MIN_COSINE
+        candidates[label] = row
+    passing = [label for label, row in candidates.items() if row["passes"]]
+    best_variant = max(passing, key=lambda label: candidates[label]["speedup_median"], default=None)
     d_nmi = discovery["onnx-int8"]["nmi_mean"] - discovery["torch-fp32"]["nmi_mean"]
     d_ari = discovery["onnx-int8"]["ari_mean"] - discovery["torch-fp32"]["ari_mean"]
     targets = {
@@ -195,6 +263,17 @@ def main() -> int:
         "discovery_delta_onnx_minus_torch": {"nmi": round(d_nmi, 4), "ari": round(d_ari, 4)},
         "targets_met": targets,
     }
+    if args.variants:
+        result["variants"] = {"recipes": candidates, "best": best_variant}
+        for label, row in candidates.items():
+            log.info(
+                "%s: %.2fx, cosine mean %.4f min %.4f%s",
+                label,
+                row["speedup_median"],
+                row["cosine"]["mean"],
+                row["cosine"]["min"],
+                " (passes)" if row["passes"] else "",
+            )
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(result, indent=2) + "\n")
     log.info(

@@ -15,7 +15,11 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
+import onnx
 import pytest
+from onnx import helper, numpy_helper
+from safetensors.numpy import save as save_safetensors
 from sqlalchemy import func, select
 from support import EXAMPLES
 
@@ -223,3 +227,44 @@ def test_an_onnx_run_is_left_to_workers_that_provide_onnx(
         timeout=120,
     )
     assert f"embedding backend onnx-int8 ({onnx_embedder.model_name})" in shown.stdout, shown.stderr[-2000:]
+
+
+def _tiny_encoder(weights: dict[str, np.ndarray]) -> onnx.ModelProto:
+    """A graph of one MatMul per weight, its constant operand the weight transposed (as the exporter writes it)."""
+    nodes, initializers = [], []
+    for index, weight in enumerate(weights.values()):
+        initializers.append(numpy_helper.from_array(np.ascontiguousarray(weight.T), name=f"val_{index}"))
+        nodes.append(helper.make_node("MatMul", ["x", f"val_{index}"], [f"y_{index}"], name=f"node_MatMul_{index}"))
+    outputs = [helper.make_tensor_value_info(n.output[0], onnx.TensorProto.FLOAT, None) for n in nodes]
+    x = helper.make_tensor_value_info("x", onnx.TensorProto.FLOAT, [1, 4])
+    return helper.make_model(helper.make_graph(nodes, "tiny", [x], outputs, initializers))
+
+
+def test_fp32_weight_patterns_pick_matmuls_by_their_weight_not_their_name():
+    """Nodes are found by the parameter their operand holds; a pattern matching nothing is an error."""
+    rng = np.random.default_rng(0)
+    weights = {
+        "encoder.layer.0.attention.output.dense.weight": rng.standard_normal((4, 4)).astype(np.float32),
+        "encoder.layer.0.output.dense.weight": rng.standard_normal((4, 4)).astype(np.float32),
+        "encoder.layer.5.output.dense.weight": rng.standard_normal((4, 4)).astype(np.float32),
+    }
+    model = _tiny_encoder(weights)
+    blob = save_safetensors(weights)
+    assert ob.fp32_nodes(model, blob, ["encoder.layer.?.output.dense.weight"]) == ["node_MatMul_1", "node_MatMul_2"]
+    assert ob.fp32_nodes(model, blob, ["encoder.layer.5.*", "encoder.layer.0.attention.*"]) == [
+        "node_MatMul_2",
+        "node_MatMul_0",
+    ]
+    with pytest.raises(ob.OnnxBackendError, match="matches no MatMul weight"):
+        ob.fp32_nodes(model, blob, ["encoder.layer.9.*"])
+
+
+def test_fp32_weights_name_their_vectors_and_key_their_artifact():
+    """A recipe keeping weights in fp32 has its own model name and cache key; it cannot go unnamed."""
+    kept = ob.ExportSettings(fp32_weights=("encoder.layer.5.*",), fp32_label="fp32last")
+    assert kept.model_name() != ob.ExportSettings().model_name()
+    assert kept.model_name().endswith("-fp32last")
+    versions = {"onnxruntime": "x"}
+    assert ob.cache_key("0" * 64, kept, versions) != ob.cache_key("0" * 64, ob.ExportSettings(), versions)
+    with pytest.raises(ValueError, match="fp32_label"):
+        ob.ExportSettings(fp32_weights=("encoder.layer.5.*",)).model_name()

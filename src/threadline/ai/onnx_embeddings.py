@@ -32,6 +32,7 @@ Nothing here downloads anything: the model comes from the installed package and
 from __future__ import annotations
 
 import dataclasses
+import fnmatch
 import hashlib
 import importlib.metadata
 import json
@@ -65,6 +66,7 @@ from threadline.ai.torch_embeddings import (
 from threadline.ai.torch_embeddings import model_dir as default_model_dir
 
 if TYPE_CHECKING:  # pragma: no cover - imports for annotations only
+    import onnx
     import onnxruntime
 
 logger = logging.getLogger(__name__)
@@ -232,6 +234,12 @@ class ExportSettings:
     The remaining fields are the exporter's: the dynamo (torch.export) exporter at opset 18
     by default, eager attention (a plain MatMul/Softmax graph that exports and quantizes
     cleanly), and optionally onnxruntime.transformers' portable BERT fusions.
+
+    ``fp32_weights`` keeps chosen MatMuls in fp32 (``"dynamic"`` only): shell-style patterns
+    over BERT's parameter names (``encoder.layer.5.*``, ``encoder.layer.?.output.dense.weight``);
+    a MatMul whose constant operand is a matching weight is left unquantized. ``fp32_label``
+    names the choice in ``model_name`` (required with patterns: vectors of different recipes
+    must carry different names).
     """
 
     exporter: Literal["dynamo", "torchscript"] = "dynamo"
@@ -245,6 +253,8 @@ class ExportSettings:
     quant_pre_process: bool = True
     block_size: int = 32  # "matmul-nbits" only: input rows per weight scale
     accuracy_level: int = 4  # "matmul-nbits" only: 4 = int8 activations, int32 accumulation
+    fp32_weights: tuple[str, ...] = ()  # "dynamic" only: parameter-name patterns whose MatMuls stay fp32
+    fp32_label: str = ""  # short name of `fp32_weights` in `model_name`, e.g. "fp32ffnout"
 
     def model_name(self) -> str:
         """The ``model_name`` of vectors produced by an artifact built with these settings.
@@ -259,6 +269,10 @@ class ExportSettings:
             parts.append("perchannel" if self.per_channel else "pertensor")
             if self.reduce_range:
                 parts.append("7bit")
+            if self.fp32_weights:
+                if not self.fp32_label:
+                    raise ValueError("fp32_weights needs an fp32_label for the model name")
+                parts.append(self.fp32_label)
         else:
             parts.append(f"nbits-b{self.block_size}-acc{self.accuracy_level}")
         if self.fuse_transformer_ops:
@@ -498,7 +512,47 @@ def _fuse(fp32: Path, out: Path, model_dir: Path) -> None:
     optimized.save_model_to_file(str(out))
 
 
-def _quantize(fp32: Path, out: Path, settings: ExportSettings, workdir: Path) -> None:
+def _matmul_weight_names(model: onnx.ModelProto, weights: bytes) -> dict[str, str]:
+    """MatMul node name -> the BERT parameter its constant operand holds (``encoder.layer.0.output.dense.weight``).
+
+    The exporter names nodes and initializers by position (``node_MatMul_63``, ``val_64``), so
+    a node is identified by content: its constant operand equals a 2-d parameter of the
+    verified weights, transposed (a Linear layer's ``x @ W.T``). One hash per matrix.
+    """
+    from onnx import numpy_helper
+    from safetensors.numpy import load as load_safetensors
+
+    def digest(array: npt.NDArray[Any]) -> str:
+        return hashlib.sha256(np.ascontiguousarray(array).tobytes()).hexdigest()
+
+    by_digest = {digest(tensor.T): name for name, tensor in load_safetensors(weights).items() if tensor.ndim == 2}
+    initializers = {init.name: init for init in model.graph.initializer}
+    found: dict[str, str] = {}
+    for node in model.graph.node:
+        if node.op_type == "MatMul" and len(node.input) == 2 and node.input[1] in initializers:
+            name = by_digest.get(digest(numpy_helper.to_array(initializers[node.input[1]])))
+            if name is not None:
+                found[node.name] = name
+    return found
+
+
+def fp32_nodes(model: onnx.ModelProto, weights: bytes, patterns: Sequence[str]) -> list[str]:
+    """Names of the MatMul nodes whose weight matches one of `patterns` (to exclude from quantization).
+
+    Raises `OnnxBackendError` when a pattern matches no weight: a recipe that silently keeps
+    nothing in fp32 would be measured as something it is not.
+    """
+    names = _matmul_weight_names(model, weights)
+    excluded: list[str] = []
+    for pattern in patterns:
+        matched = [node for node, name in names.items() if fnmatch.fnmatchcase(name, pattern)]
+        if not matched:
+            raise OnnxBackendError(f"fp32 weight pattern {pattern!r} matches no MatMul weight of the exported graph")
+        excluded.extend(node for node in matched if node not in excluded)
+    return excluded
+
+
+def _quantize(fp32: Path, out: Path, settings: ExportSettings, workdir: Path, weights: bytes) -> None:
     """Int8 quantization of the weights of ``settings.quantize_op_types`` nodes (see `ExportSettings`).
 
     The pre-processing step (ONNX shape inference and basic, hardware-independent graph
@@ -517,17 +571,23 @@ def _quantize(fp32: Path, out: Path, settings: ExportSettings, workdir: Path) ->
     if settings.quantizer == "dynamic":
         from onnxruntime.quantization import QuantType, quantize_dynamic
 
+        excluded = fp32_nodes(onnx.load(str(source)), weights, settings.fp32_weights) if settings.fp32_weights else []
+        if excluded:
+            logger.info("keeping %d MatMul nodes in fp32 (%s)", len(excluded), settings.fp32_label)
         quantize_dynamic(
             str(source),
             str(out),
             op_types_to_quantize=list(settings.quantize_op_types),
             per_channel=settings.per_channel,
             reduce_range=settings.reduce_range,
+            nodes_to_exclude=excluded,
             weight_type=QuantType.QInt8,
             # Fused contrib ops have no ONNX shape inference; their outputs are float32.
             extra_options={"DefaultTensorType": onnx.TensorProto.FLOAT},
         )
     elif settings.quantizer == "matmul-nbits":
+        if settings.fp32_weights:
+            raise ValueError("fp32_weights is implemented for the dynamic quantizer only")
         from onnxruntime.quantization.matmul_nbits_quantizer import (
             DefaultWeightOnlyQuantConfig,
             MatMulNBitsQuantizer,
@@ -593,7 +653,7 @@ def _build_into(
         source = directory / "model.fused.onnx"
         _fuse(fp32, source, model_dir)
     model = directory / MODEL_FILE
-    _quantize(source, model, settings, directory)
+    _quantize(source, model, settings, directory, weights)
     for leftover in directory.iterdir():  # keep only the quantized model and the manifest
         if leftover.name != MODEL_FILE:
             leftover.unlink() if leftover.is_file() else shutil.rmtree(leftover)
