@@ -20,7 +20,7 @@ import onnx
 import pytest
 from onnx import helper, numpy_helper
 from safetensors.numpy import save as save_safetensors
-from sqlalchemy import func, select
+from sqlalchemy import func, select, text
 from support import EXAMPLES
 
 from threadline.ai import embeddings as emb
@@ -29,6 +29,7 @@ from threadline.connectors.files.importer import import_file
 from threadline.db.engine import session_scope
 from threadline.db.models import Embedding, Run, RunItem
 from threadline.engine.defer import QUEUE
+from threadline.engine.lifecycle import BATCH_TASK, WHOLE_TASK
 from threadline.engine.runs import create_run, member_ids
 from threadline.engine.status import RunStatus
 from threadline.engine.worker import run_worker_async
@@ -186,7 +187,7 @@ def test_an_onnx_run_is_left_to_workers_that_provide_onnx(
     monkeypatch.setenv("THREADLINE_EMBEDDING_BACKEND", "onnx-int8")
     emb.get_settings.cache_clear()
     with session_scope(db_engine) as session:
-        run = create_run(session, phases=["embed"])
+        run = create_run(session, phases=["embed", "themes"])
         run_id, params = run.id, dict(run.params)
     assert params[BACKEND_PARAM] == "onnx-int8" and params[MODEL_PARAM] == onnx_embedder.model_name
     total = _pending_embed_items(db_engine, run_id)
@@ -219,6 +220,9 @@ def test_an_onnx_run_is_left_to_workers_that_provide_onnx(
         assert session.get(Run, run_id).status == "succeeded"
         models = set(session.execute(select(Embedding.model).distinct()).scalars())
     assert models == {onnx_embedder.model_name}
+    with session_scope(db_engine) as session:  # themes embeds name candidates: it follows the backend too
+        queues = dict(session.execute(text("SELECT task_name, queue_name FROM procrastinate_jobs")).all())
+    assert queues[WHOLE_TASK] == queues[BATCH_TASK] == f"{QUEUE_PREFIX}onnx-int8"
     shown = subprocess.run(
         [sys.executable, "-m", "threadline.cli.main", "runs", "show", str(run_id)],
         env={**cli_env, "COLUMNS": "200"},  # one line, however long the model name

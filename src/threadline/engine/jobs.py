@@ -5,7 +5,9 @@ Tasks (on queue `threadline` unless said otherwise, arguments are JSON):
 - `threadline.batch {run_id, generation, stage, ids}`: one per-conversation batch; on the queue its
   stage names for the run (`PerConversationStage.queue`, e.g. `threadline.embed.onnx-int8`), which
   only workers able to run it serve (`PerConversationStage.worker_queues`).
-- `threadline.whole {run_id, generation, phase}`: a whole-run stage (themes, stories).
+- `threadline.whole {run_id, generation, phase}`: a whole-run stage (themes, stories); on the queue its
+  stage names for the run (`WholeRunStage.queue`: themes and stories embed text, so they follow the
+  run's embedding backend like its embed batches).
 - `threadline.sync {source_id}`: one connector sync of a source (see `threadline.engine.sync`);
   not retried by procrastinate (the client retries each request; a refused token stays refused).
 

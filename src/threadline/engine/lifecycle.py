@@ -79,12 +79,14 @@ def batch_job(
     )
 
 
-def whole_job(run_id: int, generation: int, phase: str) -> JobSpec:
+def whole_job(run_id: int, generation: int, phase: str, queue: str | None = None) -> JobSpec:
+    """The one job of a whole-run stage, on `queue` (the stage's choice for the run) or the default one."""
     return JobSpec(
         WHOLE_TASK,
         {"run_id": run_id, "generation": generation, "phase": phase},
         lock=f"threadline-run-{run_id}-whole",
         queueing_lock=f"threadline-run-{run_id}-{phase}-g{generation}",
+        queue=queue or QUEUE,
     )
 
 
@@ -197,7 +199,7 @@ def advance(session: Session, run_id: int, generation: int, *, job_id: int | Non
             return f"waiting {phase.phase}"
         if phase.state == "pending":
             phase.state, phase.started_at, run.phase = "active", func.now(), phase.phase
-            defer_once(session, whole_job(run_id, generation, phase.phase))
+            defer_once(session, whole_job(run_id, generation, phase.phase, stage_queue(phase.phase, run.params)))
             logger.info("run %d: phase %s started", run_id, phase.phase)
             return f"started {phase.phase}"
         return f"waiting {phase.phase}"

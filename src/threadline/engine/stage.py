@@ -77,6 +77,10 @@ class WholeRunStage:
     run: Callable[[StageContext], dict[str, Any]]
     default: bool = True
     requires_llm: bool = False
+    # The procrastinate queue of the stage's job for a run with these params; None: the default
+    # queue. A stage that embeds text (naming, evidence) follows the run's embedding backend, so
+    # only a worker providing that backend runs it and its vectors match the run's.
+    queue: Callable[[Mapping[str, Any]], str | None] | None = None
 
 
 Stage = PerConversationStage | WholeRunStage
@@ -94,9 +98,12 @@ def get_stage(name: str) -> Stage:
 
 
 def stage_queue(name: str, params: Mapping[str, Any] | None) -> str | None:
-    """The queue of stage `name`'s batch jobs for a run with `params` (None: the default queue)."""
+    """The queue of stage `name`'s jobs (its batches, or its one whole-run job) for a run with `params`.
+
+    None: the default queue.
+    """
     stage = STAGES.get(name) if name in STAGES else None
-    if isinstance(stage, PerConversationStage) and stage.queue is not None:
+    if stage is not None and stage.queue is not None:
         return stage.queue(params or {})
     return None
 

@@ -75,6 +75,7 @@ from threadline.db.vectors import load_theme_centroids
 from threadline.engine.llm import llm_runtime
 from threadline.engine.stage import StageContext, WholeRunStage
 from threadline.stages.embed import MODEL_PARAM as EMBEDDING_MODEL_PARAM
+from threadline.stages.embed import queue as embed_queue
 from threadline.stages.embed import run_embedder
 from threadline.stages.inputs import load_customer_texts
 from threadline.stories.evidence import EVIDENCE_VERSION, Quote, Sentence, candidate_sentences, select_evidence
@@ -566,6 +567,7 @@ def run(context: StageContext) -> dict[str, Any]:
     return result
 
 
-STAGE = WholeRunStage(name=NAME, version=f"{VERSION}+{STORIES_PROMPT_VERSION}", position=40, run=run)
+# On the run's embedding-backend queue: evidence sentences are embedded with the run's backend.
+STAGE = WholeRunStage(name=NAME, version=f"{VERSION}+{STORIES_PROMPT_VERSION}", position=40, run=run, queue=embed_queue)
 
 __all__ = ["STAGE", "StoriesResult", "build_stories", "message_sha256"]

@@ -57,6 +57,7 @@ from threadline.db.vectors import load_newest_vectors, load_run_vectors
 from threadline.engine.llm import llm_runtime
 from threadline.engine.stage import StageContext, WholeRunStage
 from threadline.stages.embed import MODEL_PARAM as EMBEDDING_MODEL_PARAM
+from threadline.stages.embed import queue as embed_queue
 from threadline.stages.embed import run_embedder
 from threadline.stages.inputs import load_customer_texts
 from threadline.text.sentences import truncate_words
@@ -699,6 +700,9 @@ def run(context: StageContext) -> dict[str, Any]:
     return result
 
 
-STAGE = WholeRunStage(name=NAME, version=f"{CLUSTERING_VERSION}+{NAMING_VERSION}", position=30, run=run)
+# On the run's embedding-backend queue: naming embeds candidates with the run's backend.
+STAGE = WholeRunStage(
+    name=NAME, version=f"{CLUSTERING_VERSION}+{NAMING_VERSION}", position=30, run=run, queue=embed_queue
+)
 
 __all__ = ["STAGE", "DiscoverResult", "discover_themes", "run"]
