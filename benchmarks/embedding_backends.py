@@ -65,6 +65,13 @@ VARIANTS: dict[str, ob.ExportSettings] = {
         fp32_weights=("encoder.layer.0.*", "encoder.layer.5.*"), fp32_label="fp32firstlast"
     ),
     "fp32-last-layer": ob.ExportSettings(fp32_weights=("encoder.layer.5.*",), fp32_label="fp32last"),
+    "fp32-last-ffn": ob.ExportSettings(
+        fp32_weights=("encoder.layer.5.intermediate.dense.weight", "encoder.layer.5.output.dense.weight"),
+        fp32_label="fp32lastffn",
+    ),
+    "fp32-last-ffn-output": ob.ExportSettings(
+        fp32_weights=("encoder.layer.5.output.dense.weight",), fp32_label="fp32lastffnout"
+    ),
     "fp32-attention-output": ob.ExportSettings(
         fp32_weights=(_LAYERS + "attention.output.dense.weight",), fp32_label="fp32attnout"
     ),
