@@ -39,6 +39,11 @@ Path(os.environ["PYTEST_DEBUG_TEMPROOT"]).mkdir(parents=True, exist_ok=True)
 # The idle-grace tests set their own value.
 os.environ.setdefault("THREADLINE_DATABASE_EMBEDDED_IDLE_GRACE_S", "0")
 
+# The suite embeds with the torch reference backend (its vectors are what existing expectations were
+# measured on, and building the ONNX model costs ~15-25 s per fresh THREADLINE_HOME). The backend
+# tests (tests/ai/test_onnx_embeddings.py) choose ONNX explicitly, with one build per session.
+os.environ.setdefault("THREADLINE_EMBEDDING_BACKEND", "torch")
+
 
 @pytest.fixture(autouse=True)
 def fresh_settings() -> Iterator[None]:

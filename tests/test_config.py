@@ -29,6 +29,7 @@ UNIT_WORDS = (
     "characters",
     "connections",
     "cosine similarity",
+    "cosine",
     "conversations",
     "criteria",
     "currency",
@@ -56,6 +57,7 @@ UNIT_WORDS = (
     "share",
     "stories",
     "texts",
+    "threads",
     "tokens",
     "year",
 )
@@ -119,6 +121,7 @@ OVERRIDES = {
     "api": ("THREADLINE_API_TOKEN_CACHE_TTL_S", "0.5", lambda s: s.api.token_cache_ttl_s, 0.5),
     "intercom": ("THREADLINE_INTERCOM_OVERLAP_S", "60", lambda s: s.intercom.overlap_s, 60),
     "zendesk": ("THREADLINE_ZENDESK_EXPORT_PAGE_SIZE", "200", lambda s: s.zendesk.export_page_size, 200),
+    "embedding": ("THREADLINE_EMBEDDING_MIN_COSINE", "0.99", lambda s: s.embedding.min_cosine, 0.99),
     "insight": ("THREADLINE_INSIGHT_MASK_PERSONAL_DATA", "false", lambda s: s.insight.mask_personal_data, False),
     "trackers": ("THREADLINE_TRACKERS_MAX_ATTEMPTS", "3", lambda s: s.trackers.max_attempts, 3),
     "notify": ("THREADLINE_NOTIFY_GROWTH_RATE", "0.25", lambda s: s.notify.growth_rate, 0.25),
@@ -290,7 +293,7 @@ ENVIRON_ALLOWED = (
     ("exporters/notify.py", r"os\.environ\.get\(variable_name"),
     # Offline flags of the Hugging Face libraries, set (never overwritten) before the local model loads.
     (
-        "ai/embeddings.py",
+        "ai/torch_embeddings.py",
         r'os\.environ\.setdefault\("(HF_HUB_OFFLINE|TRANSFORMERS_OFFLINE|HF_HUB_DISABLE_PROGRESS_BARS|TRANSFORMERS_VERBOSITY)"',
     ),
 )

@@ -187,6 +187,9 @@ def _show(view: dict[str, Any]) -> None:
         f"run {view['id']} [bold]{view['status']}[/bold] phase {view['phase'] or '-'}; "
         f"{view['conversations']} conversations; progress {view['progress']:.0%}; dead letters {view['dead_letters']}"
     )
+    params = view.get("params") or {}
+    if params.get("embedding_backend"):  # fixed when the run was created; every worker of the run uses it
+        console.print(f"embedding backend {params['embedding_backend']} ({params.get('embedding_model')})")
     table = Table("phase", "state", "total", "done", "skipped", "dead", "retries", "duration s")
     for phase, c in view["counters"].items():
         duration = "" if c["duration_s"] is None else f"{c['duration_s']:.1f}"

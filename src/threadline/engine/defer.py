@@ -34,9 +34,10 @@ class JobSpec:
     lock: str | None = None  # jobs sharing a lock run one at a time, in order
     queueing_lock: str | None = None  # at most one *queued* job per queueing lock
     delay_s: float = 0.0
+    queue: str = QUEUE  # a stage may route its batches to a queue only able workers serve
 
-    def options(self) -> tuple[str, str | None, str | None, float]:
-        return (self.task_name, self.lock, self.queueing_lock, self.delay_s)
+    def options(self) -> tuple[str, str | None, str | None, float, str]:
+        return (self.task_name, self.lock, self.queueing_lock, self.delay_s, self.queue)
 
 
 @lru_cache(maxsize=1)
@@ -63,11 +64,11 @@ def defer_jobs(session: Session, jobs: Sequence[JobSpec]) -> list[int]:
     order = sorted(range(len(jobs)), key=lambda i: jobs[i].options())
     for options, group in itertools.groupby(order, key=lambda i: jobs[i].options()):
         positions = list(group)
-        task_name, lock, queueing_lock, delay_s = options
+        task_name, lock, queueing_lock, delay_s, queue = options
         deferrer = _deferring_app().configure_task(
             task_name,
             connection=connection,
-            queue=QUEUE,
+            queue=queue,
             lock=lock,
             queueing_lock=queueing_lock,
             schedule_in={"seconds": delay_s} if delay_s > 0 else None,

@@ -1,9 +1,13 @@
 """The procrastinate app: Threadline's tasks, their retry strategy, and the connector.
 
-Tasks (all on queue `threadline`, arguments are JSON):
+Tasks (on queue `threadline` unless said otherwise, arguments are JSON):
 - `threadline.advance {run_id, generation}`: start the next phase / finish the run.
-- `threadline.batch {run_id, generation, stage, ids}`: one per-conversation batch.
-- `threadline.whole {run_id, generation, phase}`: a whole-run stage (themes, stories).
+- `threadline.batch {run_id, generation, stage, ids}`: one per-conversation batch; on the queue its
+  stage names for the run (`PerConversationStage.queue`, e.g. `threadline.embed.onnx-int8`), which
+  only workers able to run it serve (`PerConversationStage.worker_queues`).
+- `threadline.whole {run_id, generation, phase}`: a whole-run stage (themes, stories); on the queue its
+  stage names for the run (`WholeRunStage.queue`: themes and stories embed text, so they follow the
+  run's embedding backend like its embed batches).
 - `threadline.notify {run_id}`: a finished run's digest to every notification channel.
 - `threadline.deliver {notification_id}`: one stored digest again (`dlq retry` of `notify.<channel>`).
 - `threadline.schedule_tick` and `threadline.scheduled`: schedules, a blueprint of their own

@@ -20,8 +20,8 @@ from sqlalchemy.orm import Session
 
 from threadline.config import EngineSettings, get_settings
 from threadline.db.models import Message, Run, RunItem, RunPhase
-from threadline.engine.defer import TASK_PREFIX, JobSpec, defer_jobs, defer_once
-from threadline.engine.stage import PerConversationStage, get_stage, is_per_conversation
+from threadline.engine.defer import QUEUE, TASK_PREFIX, JobSpec, defer_jobs, defer_once
+from threadline.engine.stage import PerConversationStage, get_stage, is_per_conversation, stage_queue
 from threadline.engine.status import RunStatus
 from threadline.exporters.notifications import has_channels
 
@@ -73,18 +73,26 @@ def advance_job(run_id: int, generation: int) -> JobSpec:
     )
 
 
-def batch_job(run_id: int, generation: int, stage: str, ids: list[int], delay_s: float = 0.0) -> JobSpec:
+def batch_job(
+    run_id: int, generation: int, stage: str, ids: list[int], delay_s: float = 0.0, queue: str | None = None
+) -> JobSpec:
+    """A batch of a per-conversation stage, on `queue` (the stage's choice for the run) or the default one."""
     return JobSpec(
-        BATCH_TASK, {"run_id": run_id, "generation": generation, "stage": stage, "ids": ids}, delay_s=delay_s
+        BATCH_TASK,
+        {"run_id": run_id, "generation": generation, "stage": stage, "ids": ids},
+        delay_s=delay_s,
+        queue=queue or QUEUE,
     )
 
 
-def whole_job(run_id: int, generation: int, phase: str) -> JobSpec:
+def whole_job(run_id: int, generation: int, phase: str, queue: str | None = None) -> JobSpec:
+    """The one job of a whole-run stage, on `queue` (the stage's choice for the run) or the default one."""
     return JobSpec(
         WHOLE_TASK,
         {"run_id": run_id, "generation": generation, "phase": phase},
         lock=f"threadline-run-{run_id}-whole",
         queueing_lock=f"threadline-run-{run_id}-{phase}-g{generation}",
+        queue=queue or QUEUE,
     )
 
 
@@ -169,7 +177,8 @@ def _batch_jobs_for_pending(session: Session, run: Run, stage: str) -> list[JobS
         batches = split_by_characters(ids, [int(chars) for _, chars in rows], settings)
     else:
         batches = [ids[i : i + int(size)] for i in range(0, len(ids), int(size))]
-    return [batch_job(run.id, run.generation, stage, batch) for batch in batches]
+    queue = stage_queue(stage, run.params)
+    return [batch_job(run.id, run.generation, stage, batch, queue=queue) for batch in batches]
 
 
 def advance(session: Session, run_id: int, generation: int, *, job_id: int | None = None) -> str:
@@ -212,7 +221,7 @@ def advance(session: Session, run_id: int, generation: int, *, job_id: int | Non
             return f"waiting {phase.phase}"
         if phase.state == "pending":
             phase.state, phase.started_at, run.phase = "active", func.now(), phase.phase
-            defer_once(session, whole_job(run_id, generation, phase.phase))
+            defer_once(session, whole_job(run_id, generation, phase.phase, stage_queue(phase.phase, run.params)))
             logger.info("run %d: phase %s started", run_id, phase.phase)
             return f"started {phase.phase}"
         return f"waiting {phase.phase}"

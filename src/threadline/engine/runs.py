@@ -29,7 +29,7 @@ from threadline.engine.errors import RunError, RunRequestError
 from threadline.engine.lifecycle import ITEM_COUNTERS, request_advance
 from threadline.engine.llm import configured_llm
 from threadline.engine.scopes import get_or_create_scope, source_ids_by_name
-from threadline.engine.stage import STAGES, is_per_conversation, product_phases
+from threadline.engine.stage import STAGES, is_per_conversation, planned_params, product_phases
 from threadline.engine.status import RunStatus
 
 logger = logging.getLogger(__name__)
@@ -138,6 +138,7 @@ def create_run(
         params["phases"] = list(phases)
     if batch_size is not None:  # else each stage's default (`lifecycle.default_batch_size`)
         params["batch_size"] = batch_size
+    params.update(planned_params(phases))  # e.g. the embedding backend: fixed for the run's lifetime
     params.update(options or {})
     run = Run(
         status=RunStatus.QUEUED,

@@ -28,7 +28,7 @@ from threadline.engine.lifecycle import (
     try_finish_stop,
 )
 from threadline.engine.runs import create_run
-from threadline.engine.stage import is_per_conversation
+from threadline.engine.stage import is_per_conversation, stage_queue
 from threadline.engine.status import RunStatus
 from threadline.exporters.notifications import NOTIFY_STAGE_PREFIX
 
@@ -199,7 +199,9 @@ def _requeue_item(session: Session, run_id: int, stage: str, item: str) -> None:
             select(RunPhase.state).where(RunPhase.run_id == run_id, RunPhase.phase == stage)
         ).scalar()
         if phase_state != "pending":  # a pending phase is started (with this item) by the advance job
-            defer_jobs(session, [batch_job(run_id, run.generation, stage, [int(item)])])
+            defer_jobs(
+                session, [batch_job(run_id, run.generation, stage, [int(item)], queue=stage_queue(stage, run.params))]
+            )
     # stopping/stopped runs: the item is pending; `resume` picks it up.
 
 

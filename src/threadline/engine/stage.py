@@ -56,6 +56,15 @@ class PerConversationStage:
     local: bool = True  # calls no paid provider: jobs are sized by characters of text, not by count
     requires_llm: bool = False  # part of the product's phases only when an LLM endpoint is configured
     default: bool = True  # part of the product's phases (False: only runs that name it, e.g. tests)
+    # Parameters the stage fixes when a run is created (merged into the run's params; e.g. the
+    # embedding backend), so every job of the run uses the same choice whichever worker runs it.
+    plan: Callable[[], dict[str, Any]] | None = None
+    # The procrastinate queue of this stage's batch jobs for a run with these params; None: the
+    # default queue. Lets a stage send a run's batches only to workers able to do them.
+    queue: Callable[[Mapping[str, Any]], str | None] | None = None
+    # The extra queues a worker of this process serves for this stage, decided at worker start
+    # (it may load a model to find out); a worker always serves the default queue too.
+    worker_queues: Callable[[], Sequence[str]] | None = None
 
 
 @dataclass(frozen=True)
@@ -68,6 +77,10 @@ class WholeRunStage:
     run: Callable[[StageContext], dict[str, Any]]
     default: bool = True
     requires_llm: bool = False
+    # The procrastinate queue of the stage's job for a run with these params; None: the default
+    # queue. A stage that embeds text (naming, evidence) follows the run's embedding backend, so
+    # only a worker providing that backend runs it and its vectors match the run's.
+    queue: Callable[[Mapping[str, Any]], str | None] | None = None
 
 
 Stage = PerConversationStage | WholeRunStage
@@ -82,6 +95,36 @@ STAGES: Registry[Stage] = Registry(
 def get_stage(name: str) -> Stage:
     """The registered stage called `name` (raises `threadline.registry.UnknownPlugin`)."""
     return STAGES.get(name)
+
+
+def stage_queue(name: str, params: Mapping[str, Any] | None) -> str | None:
+    """The queue of stage `name`'s jobs (its batches, or its one whole-run job) for a run with `params`.
+
+    None: the default queue.
+    """
+    stage = STAGES.get(name) if name in STAGES else None
+    if stage is not None and stage.queue is not None:
+        return stage.queue(params or {})
+    return None
+
+
+def planned_params(phases: Sequence[str]) -> dict[str, Any]:
+    """What the run's stages fix when it is created (`PerConversationStage.plan`), in phase order."""
+    params: dict[str, Any] = {}
+    for name in phases:
+        stage = STAGES.get(name)
+        if isinstance(stage, PerConversationStage) and stage.plan is not None:
+            params.update(stage.plan())
+    return params
+
+
+def extra_worker_queues() -> list[str]:
+    """The stage queues this process's worker serves besides the default one (`worker_queues`)."""
+    queues: list[str] = []
+    for stage in STAGES:
+        if isinstance(stage, PerConversationStage) and stage.worker_queues is not None:
+            queues.extend(q for q in stage.worker_queues() if q not in queues)
+    return queues
 
 
 def is_per_conversation(name: str) -> bool:

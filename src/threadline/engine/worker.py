@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import procrastinate
@@ -26,14 +26,16 @@ from threadline.engine import schedules  # module, not names: schedules -> runs 
 from threadline.engine.defer import QUEUE
 from threadline.engine.jobs import get_app, set_job_engine
 from threadline.engine.lifecycle import stopping_run_ids, try_finish_stop
-from threadline.engine.stage import STAGES
+from threadline.engine.stage import STAGES, extra_worker_queues
 
 logger = logging.getLogger(__name__)
 
 
-async def requeue_stalled_jobs(app: procrastinate.App, stalled_after_s: float) -> int:
-    """Put jobs of dead workers back in the queue; returns how many this call requeued."""
-    stalled = await app.job_manager.get_stalled_jobs(seconds_since_heartbeat=stalled_after_s, queue=QUEUE)
+async def requeue_stalled_jobs(app: procrastinate.App, stalled_after_s: float, queues: Sequence[str] = (QUEUE,)) -> int:
+    """Put jobs of dead workers on `queues` back in their queue; returns how many this call requeued."""
+    stalled: list[Any] = []
+    for queue in queues:
+        stalled.extend(await app.job_manager.get_stalled_jobs(seconds_since_heartbeat=stalled_after_s, queue=queue))
     requeued = 0
     for job in stalled:
         try:
@@ -56,10 +58,12 @@ def finish_stopped_runs(engine: Engine) -> int:
     return finished
 
 
-async def _maintenance(app: procrastinate.App, engine: Engine, stalled_after_s: float, interval_s: float) -> None:
+async def _maintenance(
+    app: procrastinate.App, engine: Engine, stalled_after_s: float, interval_s: float, queues: Sequence[str]
+) -> None:
     while True:
         try:
-            await requeue_stalled_jobs(app, stalled_after_s)
+            await requeue_stalled_jobs(app, stalled_after_s, queues)
             await asyncio.to_thread(finish_stopped_runs, engine)
         except Exception:
             logger.exception("maintenance sweep failed; retrying in %.0fs", interval_s)
@@ -76,6 +80,7 @@ async def run_worker_async(
     poll_s: float | None = None,
     name: str | None = None,
     install_signal_handlers: bool = True,
+    queues: Sequence[str] | None = None,
 ) -> None:
     """Run a worker on `engine`'s database until a signal, or until `until()` returns True.
 
@@ -89,13 +94,18 @@ async def run_worker_async(
     stalled_after_s = stalled_after_s or settings.stalled_worker_timeout_s
     poll_s = poll_s or settings.worker_poll_interval_s
     STAGES.names()
+    # The default queue plus the stage queues this process can serve (e.g. the embedding backends it
+    # provides; deciding may load a model). Jobs on other queues are left to workers that serve them.
+    if queues is None:
+        queues = [QUEUE, *(q for q in await asyncio.to_thread(extra_worker_queues) if q != QUEUE)]
+    logger.info("worker serves queues %s", ", ".join(queues))
     set_job_engine(engine)
     app = get_app(sqlalchemy_url=engine.url.render_as_string(hide_password=False), concurrency=concurrency)
     app.add_tasks_from(schedules.tasks, namespace="")  # the scheduler tick (a periodic task) and scheduled runs
     async with app.open_async():
         worker = asyncio.create_task(
             app.run_worker_async(
-                queues=[QUEUE],
+                queues=queues,
                 concurrency=concurrency,
                 name=name or "worker",
                 wait=True,
@@ -107,7 +117,9 @@ async def run_worker_async(
                 install_signal_handlers=install_signal_handlers,
             )
         )
-        sweeper = asyncio.create_task(_maintenance(app, engine, stalled_after_s, settings.maintenance_interval_s))
+        sweeper = asyncio.create_task(
+            _maintenance(app, engine, stalled_after_s, settings.maintenance_interval_s, queues)
+        )
         try:
             if until is None:
                 await worker

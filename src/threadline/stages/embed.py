@@ -11,11 +11,20 @@ from __future__ import annotations
 import threading
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 from sqlalchemy.orm import Session
 
-from threadline.ai.embeddings import WEIGHTS_SHA256, Embedder, process_embedder
+from threadline.ai.embeddings import (
+    BACKEND_MODELS,
+    WEIGHTS_SHA256,
+    Embedder,
+    embedder_for_backend,
+    planned_backend,
+    process_embedder,
+    provided_backends,
+)
 from threadline.analysis.conversation_type import (
     CONVERSATION_TYPE_VERSION,
     TYPE_ANALYSIS,
@@ -151,9 +160,40 @@ def _vectors(
     return np.stack([np.asarray(found[cid], dtype=np.float32) for cid in texts])
 
 
+#: Run parameter holding the embedding backend fixed at the run's creation (`plan`).
+BACKEND_PARAM = "embedding_backend"
+#: Run parameter holding that backend's `model_name`: the key of the run's vectors, read by later stages.
+MODEL_PARAM = "embedding_model"
+#: Prefix of the procrastinate queue of a backend's embed batches: `threadline.embed.<backend>`.
+QUEUE_PREFIX = "threadline.embed."
+
+
+def plan() -> dict[str, Any]:
+    """Fix the run's backend at creation: the setting's choice, or `auto`'s, decided without loading a model."""
+    backend = planned_backend()
+    return {BACKEND_PARAM: backend, MODEL_PARAM: BACKEND_MODELS[backend]}
+
+
+def queue(params: Mapping[str, Any]) -> str | None:
+    """Embed batches go to the queue of the run's backend, so only workers providing it take them."""
+    backend = params.get(BACKEND_PARAM)
+    return f"{QUEUE_PREFIX}{backend}" if backend else None
+
+
+def worker_queues() -> list[str]:
+    """The embed queues of the backends this process can provide (loads and checks ONNX when allowed)."""
+    return [f"{QUEUE_PREFIX}{backend}" for backend in provided_backends()]
+
+
+def run_embedder(params: Mapping[str, Any]) -> Embedder:
+    """The embedder of the run's backend (runs created before backends were planned: the process's)."""
+    backend = params.get(BACKEND_PARAM)
+    return embedder_for_backend(str(backend)) if backend else process_embedder()
+
+
 def run(context: StageContext, ids: Sequence[int]) -> BatchOutcome:
     """Vectors, then types from the texts and vectors still in memory (counter `typed`: types computed)."""
-    embedder = process_embedder()
+    embedder = run_embedder(context.params)
     embedded = embed_conversations(context.session, ids, embedder)
     typed = classify_conversations(context.session, embedded.texts, embedder, embedded.vectors)
     return BatchOutcome(
@@ -165,4 +205,13 @@ def run(context: StageContext, ids: Sequence[int]) -> BatchOutcome:
     )
 
 
-STAGE = PerConversationStage(name=NAME, version=VERSION, position=10, run=run, local=True)
+STAGE = PerConversationStage(
+    name=NAME,
+    version=VERSION,
+    position=10,
+    run=run,
+    local=True,
+    plan=plan,
+    queue=queue,
+    worker_queues=worker_queues,
+)

@@ -42,7 +42,7 @@ from sqlalchemy import insert as sa_insert
 from sqlalchemy.dialects.postgresql import ARRAY, insert
 from sqlalchemy.orm import Session
 
-from threadline.ai.embeddings import MODEL_NAME, process_embedder
+from threadline.ai.embeddings import MODEL_NAME, Embedder, process_embedder
 from threadline.ai.llm.client import LLMClient
 from threadline.ai.llm.cost import BudgetExceeded, CallUsage, cost_counters
 from threadline.ai.llm.facets import STAGE as FACETS_STAGE
@@ -76,6 +76,9 @@ from threadline.db.vectors import load_newest_vectors, load_theme_centroids
 from threadline.engine.budget import spend_guard
 from threadline.engine.llm import llm_runtime
 from threadline.engine.stage import StageContext, WholeRunStage
+from threadline.stages.embed import MODEL_PARAM as EMBEDDING_MODEL_PARAM
+from threadline.stages.embed import queue as embed_queue
+from threadline.stages.embed import run_embedder
 from threadline.stages.inputs import load_customer_texts
 from threadline.stories.evidence import (
     CORE_POOL_CONVERSATIONS,
@@ -274,12 +277,14 @@ def build_stories(
     types: dict[int, str] | None = None,
     runtime: LLMRuntime | None = None,
     model: str = MODEL_NAME,
+    embedder: Embedder | None = None,
 ) -> tuple[StoriesResult, list[CallUsage]]:
     """Write the run's story snapshot (see the module docstring); returns counters and LLM usages.
 
     `types` maps conversation id -> conversation type (when the type stage ran): a factor of
     the rank and of the severity. `model` is the embedding model of the conversations (the
-    themes' centroids); the evidence sentences are embedded with the same model.
+    themes' centroids); the evidence sentences are embedded with the same model by `embedder`
+    (default: the process's; a run's stage passes its backend's).
     """
     limits = get_settings().pipeline
     insight = get_settings().insight
@@ -334,7 +339,10 @@ def build_stories(
         for theme_id in big_enough
     }
     texts = [s.text for theme_id in big_enough for s in sentences[theme_id]]
-    vectors = process_embedder().embed(texts) if texts else np.zeros((0, dims), dtype=np.float32)
+    vectors = (embedder or process_embedder()).embed(texts) if texts else np.zeros((0, dims), dtype=np.float32)
+    dims = dims or (vectors.shape[1] if vectors.ndim == 2 else 0)
+    centroids = _unit_rows(centroid_of, leaf_order, dims)
+    row_of = {theme_id: row for row, theme_id in enumerate(leaf_order)}
     customer_texts = load_customer_texts(session, run_id=run_id) if big_enough else {}
     times_all = [m.created_at for members in members_by_theme.values() for m in members if m.created_at]
     start = run.period_start or min(times_all, default=None)
@@ -580,13 +588,18 @@ def run(context: StageContext) -> dict[str, Any]:
     session = context.session
     types = latest_outputs(session, context.run_id, TYPE_ANALYSIS, "type")
     runtime = llm_runtime(session.get_bind())  # type: ignore[arg-type]
-    built, usages = build_stories(session, context.run_id, types=types, runtime=runtime)
+    # The run's embedding backend (fixed at creation): its themes' centroids, and its embedder for the evidence.
+    model = str(context.params.get(EMBEDDING_MODEL_PARAM) or MODEL_NAME)
+    built, usages = build_stories(
+        session, context.run_id, types=types, runtime=runtime, model=model, embedder=run_embedder(context.params)
+    )
     result: dict[str, Any] = asdict(built)
     if runtime is not None and usages:
         result.update(cost_counters(usages, runtime.settings.prices))
     return result
 
 
-STAGE = WholeRunStage(name=NAME, version=f"{VERSION}+{STORIES_PROMPT_VERSION}", position=40, run=run)
+# On the run's embedding-backend queue: evidence sentences are embedded with the run's backend.
+STAGE = WholeRunStage(name=NAME, version=f"{VERSION}+{STORIES_PROMPT_VERSION}", position=40, run=run, queue=embed_queue)
 
 __all__ = ["STAGE", "StoriesResult", "build_stories", "message_sha256"]

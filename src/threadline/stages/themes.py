@@ -33,7 +33,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections import Counter, defaultdict
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import datetime
 from typing import Any
@@ -43,7 +43,7 @@ from sqlalchemy import BigInteger, any_, bindparam, cast, delete, insert, select
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.orm import Session
 
-from threadline.ai.embeddings import MODEL_NAME, process_embedder
+from threadline.ai.embeddings import MODEL_NAME, Embedder, process_embedder
 from threadline.ai.llm.client import LLMCallFailed, LLMClient
 from threadline.ai.llm.cost import BudgetExceeded, CallUsage, cost_counters
 from threadline.ai.llm.facets import STAGE as FACETS_STAGE
@@ -57,6 +57,9 @@ from threadline.db.vectors import load_newest_vectors, load_run_vectors
 from threadline.engine.budget import RunSpendGuard, spend_guard
 from threadline.engine.llm import llm_runtime
 from threadline.engine.stage import StageContext, WholeRunStage
+from threadline.stages.embed import MODEL_PARAM as EMBEDDING_MODEL_PARAM
+from threadline.stages.embed import queue as embed_queue
+from threadline.stages.embed import run_embedder
 from threadline.stages.inputs import load_customer_texts
 from threadline.text.sentences import truncate_words
 from threadline.themes.clustering import CLUSTERING_VERSION, MIN_THEME_SIZE, assign_to_existing, cluster_vectors
@@ -228,12 +231,16 @@ def discover_themes(
     model: str = MODEL_NAME,
     random_state: int = 0,
     runtime: LLMRuntime | None = None,
+    embedder: Embedder | None = None,
 ) -> tuple[DiscoverResult, list[CallUsage]]:
     """Place the run's embedded conversations in themes and write the run's theme snapshot.
 
     With an LLM `runtime`, new themes are named by the model (extractive names otherwise);
-    returns the counters and the LLM calls' usages.
+    returns the counters and the LLM calls' usages. `model` names the vectors clustered;
+    `embedder` (default: the process's) embeds name candidates and must produce that model's
+    vectors, so candidates are compared with centroids of the same backend.
     """
+    embed = (embedder or process_embedder()).embed
     result = DiscoverResult()
     run = session.get(Run, run_id)
     assert run is not None
@@ -333,8 +340,8 @@ def discover_themes(
         cluster.centroid = _normalise(matrix[cluster.positions].mean(axis=0))
 
     # 5. Names, key phrases, representative; LLM names for new themes when configured.
-    usages = _name(session, run_id, clusters, lineages, ids, matrix, texts, runtime)
-    groups = _group(session, run_id, previous_run, clusters, lineages, ids, texts, random_state)
+    usages = _name(session, run_id, clusters, lineages, ids, matrix, texts, runtime, embed)
+    groups = _group(session, run_id, previous_run, clusters, lineages, ids, texts, random_state, embed)
 
     # 6. Snapshot.
     _write_snapshot(session, run, clusters, groups, identity.merged, ids, matrix, created)
@@ -418,6 +425,7 @@ def _name(
     matrix: np.ndarray,
     texts: dict[int, str],
     runtime: LLMRuntime | None,
+    embed: Callable[[list[str]], np.ndarray],
 ) -> list[CallUsage]:
     """Key phrases and a representative for every theme; names kept for continued lineages, made for new ones."""
     if not clusters:
@@ -436,7 +444,7 @@ def _name(
         centroids={i: c.centroid for i, c in enumerate(clusters)},
         member_vectors={i: matrix[c.positions] for i, c in enumerate(clusters)},
         subjects_by_theme={i: [subjects.get(int(ids[p])) for p in c.positions] for i, c in enumerate(clusters)},
-        embed=process_embedder().embed,
+        embed=embed,
         taken=taken,
     )
     fresh: list[int] = []
@@ -489,6 +497,7 @@ def _group(
     ids: np.ndarray,
     texts: dict[int, str],
     seed: int,
+    embed: Callable[[list[str]], np.ndarray],
 ) -> list[_Cluster]:
     """Top level of the hierarchy: a group continues the previous run's group most of whose children it keeps."""
     if not clusters:
@@ -514,7 +523,7 @@ def _group(
             for g, members in children.items()
         },
         centroids={g: _normalise(np.mean([clusters[i].centroid for i in m], axis=0)) for g, m in children.items()},
-        embed=process_embedder().embed,
+        embed=embed,
     )
     groups: list[_Cluster] = []
     reused: set[int] = set()
@@ -687,14 +696,21 @@ def _name_with_llm(
 def run(context: StageContext) -> dict[str, Any]:
     """Discover the run's themes; with an LLM configured, name the new ones with it."""
     session = context.session
+    # The vectors of the run's embedding backend (fixed at creation); runs from before backends were planned: torch.
+    model = str(context.params.get(EMBEDDING_MODEL_PARAM) or MODEL_NAME)
     runtime = llm_runtime(session.get_bind())  # type: ignore[arg-type]
-    found, usages = discover_themes(session, context.run_id, runtime=runtime)
+    found, usages = discover_themes(
+        session, context.run_id, model=model, runtime=runtime, embedder=run_embedder(context.params)
+    )
     result: dict[str, Any] = asdict(found)
     if runtime is not None and usages:
         result.update(cost_counters(usages, runtime.settings.prices))
     return result
 
 
-STAGE = WholeRunStage(name=NAME, version=f"{CLUSTERING_VERSION}+{NAMING_VERSION}", position=30, run=run)
+# On the run's embedding-backend queue: naming embeds candidates with the run's backend.
+STAGE = WholeRunStage(
+    name=NAME, version=f"{CLUSTERING_VERSION}+{NAMING_VERSION}", position=30, run=run, queue=embed_queue
+)
 
 __all__ = ["STAGE", "DiscoverResult", "discover_themes", "run"]

@@ -1,0 +1,274 @@
+"""The embedding backends: ONNX int8 vs torch fp32, their cache keys, the check and fallback,
+one build under concurrent first use, and runs pinned to a backend that only able workers serve.
+
+The ONNX model is built once per test session into a shared temporary cache (a build costs
+~15-25 s here); the concurrency test builds once more into its own empty cache, on purpose.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import onnx
+import pytest
+from onnx import helper, numpy_helper
+from safetensors.numpy import save as save_safetensors
+from sqlalchemy import func, select, text
+from support import EXAMPLES
+
+from threadline.ai import embeddings as emb
+from threadline.ai import onnx_embeddings as ob
+from threadline.connectors.files.importer import import_file
+from threadline.db.engine import session_scope
+from threadline.db.models import Embedding, Run, RunItem
+from threadline.engine.defer import QUEUE
+from threadline.engine.lifecycle import BATCH_TASK, WHOLE_TASK
+from threadline.engine.runs import create_run, member_ids
+from threadline.engine.status import RunStatus
+from threadline.engine.worker import run_worker_async
+from threadline.stages.embed import BACKEND_PARAM, MODEL_PARAM, QUEUE_PREFIX, embed_conversations, worker_queues
+from threadline.stages.themes import discover_themes
+
+#: Processes racing for the first build in the concurrency test.
+RACERS = 3
+#: Seconds a racer may take (a build under heavy load on 2 shared cores).
+RACE_TIMEOUT_S = 900
+#: Seconds a worker is given to (not) pick up a run's embed batches.
+IDLE_WORKER_S = 6.0
+
+
+@pytest.fixture(scope="session")
+def onnx_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A cache holding the built, checked default ONNX artifact (built once per session)."""
+    cache = tmp_path_factory.mktemp("onnx-models")
+    ob.build_model(None, cache)
+    return cache
+
+
+@pytest.fixture(scope="session")
+def onnx_embedder(onnx_cache: Path, embedder) -> ob.OnnxEmbedder:
+    chosen = ob.load_best_embedder(onnx_cache, prefer="onnx-int8", torch_factory=lambda _d: embedder)
+    assert isinstance(chosen, ob.OnnxEmbedder)
+    return chosen
+
+
+@pytest.fixture()
+def process_embedder_restored():
+    """Tests that set this process's embedder put the previous one back."""
+    previous = emb._process_embedder
+    yield
+    emb.set_process_embedder(previous)
+
+
+def test_backends_have_their_own_model_names_rows_and_themes(db_engine, onnx_embedder, embedder):
+    """Two backends -> two model names -> two embedding rows per conversation; discovery reads one model's only."""
+    assert onnx_embedder.model_name == "sentence-transformers/all-MiniLM-L6-v2+onnx-int8-matmul-perchannel"
+    assert onnx_embedder.model_name != embedder.model_name == emb.MODEL_NAME
+    assert emb.BACKEND_MODELS == {"onnx-int8": onnx_embedder.model_name, "torch": embedder.model_name}
+    assert import_file(db_engine, EXAMPLES, source_name="demo").ok
+    with session_scope(db_engine) as session:
+        run = create_run(session, phases=["embed", "themes"])
+        run_id = run.id
+        ids = member_ids(session, run_id)
+        torch_result = embed_conversations(session, ids, embedder)
+        onnx_result = embed_conversations(session, ids, onnx_embedder)
+        assert torch_result.computed == onnx_result.computed > 0  # the torch rows were not reused for ONNX
+        counts = dict(session.execute(select(Embedding.model, func.count()).group_by(Embedding.model)).all())
+        assert counts == {embedder.model_name: torch_result.computed, onnx_embedder.model_name: onnx_result.computed}
+        torch_themes, _ = discover_themes(session, run_id, model=embedder.model_name)
+        onnx_themes, _ = discover_themes(session, run_id, model=onnx_embedder.model_name)
+        # each clustering saw one vector per conversation: its own backend's, never both
+        assert torch_themes.conversations == onnx_themes.conversations == torch_result.computed
+
+
+def test_a_failed_check_falls_back_to_torch_with_a_warning(onnx_cache, embedder, caplog):
+    caplog.set_level(logging.WARNING)
+    chosen = ob.load_best_embedder(onnx_cache, prefer="auto", min_cosine=1.01, torch_factory=lambda _d: embedder)
+    assert chosen is embedder
+    warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    assert any("falling back to torch" in m and "< required 1.01" in m for m in warnings), warnings
+    with pytest.raises(ob.OnnxBackendError):  # asked for ONNX explicitly: no silent fallback
+        ob.load_best_embedder(onnx_cache, prefer="onnx-int8", min_cosine=1.01, torch_factory=lambda _d: embedder)
+
+
+def test_the_settings_choose_the_backend_and_a_failed_check_plans_torch(
+    onnx_cache, onnx_embedder, tmp_path, monkeypatch, embedder, caplog
+):
+    """An explicit setting wins; `auto` plans ONNX unless the stored check is below `min_cosine`."""
+    (tmp_path / "models").symlink_to(onnx_cache)  # the session's built and checked artifact
+    monkeypatch.setenv("THREADLINE_HOME", str(tmp_path))
+    for setting, planned in (("torch", "torch"), ("onnx-int8", "onnx-int8"), ("auto", "onnx-int8")):
+        monkeypatch.setenv("THREADLINE_EMBEDDING_BACKEND", setting)
+        emb.get_settings.cache_clear()
+        assert emb.planned_backend() == planned
+    monkeypatch.setenv("THREADLINE_EMBEDDING_MIN_COSINE", "1.01")  # the stored check is below it
+    emb.get_settings.cache_clear()
+    assert emb.planned_backend() == "torch"
+    caplog.set_level(logging.WARNING)
+    assert emb.select_embedder() is embedder  # `auto` falls back to the shared torch embedder
+    assert any("falling back to torch" in r.getMessage() for r in caplog.records)
+
+
+def test_without_onnxruntime_the_product_plans_and_embeds_with_torch(monkeypatch, caplog, process_embedder_restored):
+    monkeypatch.setitem(sys.modules, "onnxruntime", None)  # `import onnxruntime` fails
+    monkeypatch.setenv("THREADLINE_EMBEDDING_BACKEND", "auto")
+    emb.get_settings.cache_clear()
+    emb.set_process_embedder(None)
+    assert emb.planned_backend() == "torch"
+    caplog.set_level(logging.WARNING)
+    assert worker_queues() == [f"{QUEUE_PREFIX}torch"]
+    assert any("onnxruntime is not installed" in r.getMessage() for r in caplog.records)
+
+
+_RACER = """
+import logging, os, sys, time
+from pathlib import Path
+from threadline.ai import onnx_embeddings as ob
+cache, log_file, go = sys.argv[1:4]
+handler = logging.FileHandler(log_file)
+handler.setFormatter(logging.Formatter("%(process)d %(levelname)s %(message)s"))
+logging.getLogger(ob.__name__).addHandler(handler)
+logging.getLogger(ob.__name__).setLevel(logging.INFO)
+while not os.path.exists(go):
+    time.sleep(0.01)
+embedder = ob.load_best_embedder(Path(cache), prefer="onnx-int8")
+vector = embedder.embed(["I was charged twice for the same order."])
+print(os.getpid(), embedder.model_path, embedder.model_name, vector.tobytes().hex())
+"""
+
+
+def test_concurrent_first_use_builds_the_model_once(tmp_path):
+    cache = tmp_path / "cache"  # empty: no racer may find a finished artifact
+    go = tmp_path / "go"
+    logs = [tmp_path / f"racer-{i}.log" for i in range(RACERS)]
+    racers = [
+        subprocess.Popen(
+            [sys.executable, "-c", _RACER, str(cache), str(log), str(go)], stdout=subprocess.PIPE, text=True
+        )
+        for log in logs
+    ]
+    time.sleep(1.0)  # let every racer reach its wait
+    go.touch()
+    outputs = [racer.communicate(timeout=RACE_TIMEOUT_S)[0] for racer in racers]
+    assert [racer.returncode for racer in racers] == [0] * RACERS
+    lines = [line for log in logs for line in log.read_text().splitlines()]
+    builds = [line for line in lines if "building ONNX int8 model" in line]
+    checks = [line for line in lines if "against torch" in line]
+    assert len(builds) == 1, lines
+    assert len(checks) == 1, lines
+    outcomes = [out.split() for out in outputs]
+    assert len({o[1] for o in outcomes}) == 1 and {o[2] for o in outcomes} == {ob.ONNX_MODEL_NAME}
+    assert len({o[3] for o in outcomes}) == 1, "every process computes the same vector from the one artifact"
+    model = Path(outcomes[0][1])
+    manifest = json.loads((model.parent / ob.MANIFEST_FILE).read_text())
+    assert builds[0].split()[0] == str(manifest["built_by_pid"])
+    assert [p for p in cache.iterdir() if not p.name.startswith(".")] == [model.parent]
+    assert not list(cache.glob(".build-*"))
+
+
+def _pending_embed_items(engine, run_id: int) -> int:
+    with session_scope(engine) as session:
+        return session.execute(
+            select(func.count()).where(RunItem.run_id == run_id, RunItem.stage == "embed", RunItem.state == "pending")
+        ).scalar_one()
+
+
+def test_an_onnx_run_is_left_to_workers_that_provide_onnx(
+    db_engine, cli_env, onnx_embedder, monkeypatch, caplog, process_embedder_restored
+):
+    assert import_file(db_engine, EXAMPLES, source_name="demo").ok
+    monkeypatch.setenv("THREADLINE_EMBEDDING_BACKEND", "onnx-int8")
+    emb.get_settings.cache_clear()
+    with session_scope(db_engine) as session:
+        run = create_run(session, phases=["embed", "themes"])
+        run_id, params = run.id, dict(run.params)
+    assert params[BACKEND_PARAM] == "onnx-int8" and params[MODEL_PARAM] == onnx_embedder.model_name
+    total = _pending_embed_items(db_engine, run_id)
+    assert total > 0
+
+    # A worker without ONNX Runtime serves the default queue and torch's embed queue only, and says why.
+    monkeypatch.setitem(sys.modules, "onnxruntime", None)
+    monkeypatch.setenv("THREADLINE_EMBEDDING_BACKEND", "auto")
+    emb.get_settings.cache_clear()
+    emb.set_process_embedder(None)
+    caplog.set_level(logging.INFO)
+    deadline = time.monotonic() + IDLE_WORKER_S
+    asyncio.run(run_worker_async(db_engine, until=lambda: time.monotonic() > deadline, install_signal_handlers=False))
+    assert any("leaves onnx-int8 runs" in r.getMessage() for r in caplog.records)
+    assert any(f"{QUEUE}, {QUEUE_PREFIX}torch" in r.getMessage() for r in caplog.records)
+    assert _pending_embed_items(db_engine, run_id) == total  # not one batch taken
+    with session_scope(db_engine) as session:
+        assert not RunStatus(session.get(Run, run_id).status).is_final
+
+    # A worker that provides ONNX takes them and the run succeeds with ONNX vectors.
+    monkeypatch.delitem(sys.modules, "onnxruntime")
+    emb.set_process_embedder(onnx_embedder)
+
+    def finished() -> bool:
+        with session_scope(db_engine) as session:
+            return RunStatus(session.get(Run, run_id).status).is_final
+
+    asyncio.run(run_worker_async(db_engine, until=finished, install_signal_handlers=False))
+    with session_scope(db_engine) as session:
+        assert session.get(Run, run_id).status == "succeeded"
+        models = set(session.execute(select(Embedding.model).distinct()).scalars())
+    assert models == {onnx_embedder.model_name}
+    with session_scope(db_engine) as session:  # themes embeds name candidates: it follows the backend too
+        queues = dict(session.execute(text("SELECT task_name, queue_name FROM procrastinate_jobs")).all())
+    assert queues[WHOLE_TASK] == queues[BATCH_TASK] == f"{QUEUE_PREFIX}onnx-int8"
+    shown = subprocess.run(
+        [sys.executable, "-m", "threadline.cli.main", "runs", "show", str(run_id)],
+        env={**cli_env, "COLUMNS": "200"},  # one line, however long the model name
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert f"embedding backend onnx-int8 ({onnx_embedder.model_name})" in shown.stdout, shown.stderr[-2000:]
+
+
+def _tiny_encoder(weights: dict[str, np.ndarray]) -> onnx.ModelProto:
+    """A graph of one MatMul per weight, its constant operand the weight transposed (as the exporter writes it)."""
+    nodes, initializers = [], []
+    for index, weight in enumerate(weights.values()):
+        initializers.append(numpy_helper.from_array(np.ascontiguousarray(weight.T), name=f"val_{index}"))
+        nodes.append(helper.make_node("MatMul", ["x", f"val_{index}"], [f"y_{index}"], name=f"node_MatMul_{index}"))
+    outputs = [helper.make_tensor_value_info(n.output[0], onnx.TensorProto.FLOAT, None) for n in nodes]
+    x = helper.make_tensor_value_info("x", onnx.TensorProto.FLOAT, [1, 4])
+    return helper.make_model(helper.make_graph(nodes, "tiny", [x], outputs, initializers))
+
+
+def test_fp32_weight_patterns_pick_matmuls_by_their_weight_not_their_name():
+    """Nodes are found by the parameter their operand holds; a pattern matching nothing is an error."""
+    rng = np.random.default_rng(0)
+    weights = {
+        "encoder.layer.0.attention.output.dense.weight": rng.standard_normal((4, 4)).astype(np.float32),
+        "encoder.layer.0.output.dense.weight": rng.standard_normal((4, 4)).astype(np.float32),
+        "encoder.layer.5.output.dense.weight": rng.standard_normal((4, 4)).astype(np.float32),
+    }
+    model = _tiny_encoder(weights)
+    blob = save_safetensors(weights)
+    assert ob.fp32_nodes(model, blob, ["encoder.layer.?.output.dense.weight"]) == ["node_MatMul_1", "node_MatMul_2"]
+    assert ob.fp32_nodes(model, blob, ["encoder.layer.5.*", "encoder.layer.0.attention.*"]) == [
+        "node_MatMul_2",
+        "node_MatMul_0",
+    ]
+    with pytest.raises(ob.OnnxBackendError, match="matches no MatMul weight"):
+        ob.fp32_nodes(model, blob, ["encoder.layer.9.*"])
+
+
+def test_fp32_weights_name_their_vectors_and_key_their_artifact():
+    """A recipe keeping weights in fp32 has its own model name and cache key; it cannot go unnamed."""
+    kept = ob.ExportSettings(fp32_weights=("encoder.layer.5.*",), fp32_label="fp32last")
+    assert kept.model_name() != ob.ExportSettings().model_name()
+    assert kept.model_name().endswith("-fp32last")
+    versions = {"onnxruntime": "x"}
+    assert ob.cache_key("0" * 64, kept, versions) != ob.cache_key("0" * 64, ob.ExportSettings(), versions)
+    with pytest.raises(ValueError, match="fp32_label"):
+        ob.ExportSettings(fp32_weights=("encoder.layer.5.*",)).model_name()
