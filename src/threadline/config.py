@@ -225,7 +225,7 @@ class DatabaseSettings(BaseSettings):
     embedded_idle_grace_s: float = Field(
         default=300.0,
         ge=0,
-        description="seconds the embedded server stays up after the last process using it exits, so a series of commands does not pay its start each time; `threadline db stop` stops it at once; 0 stops it with the last process",
+        description="seconds: the embedded server stays up after the last process using it exits, so a series of commands does not pay its start each time; `threadline db stop` stops it at once; 0 stops it with the last process",
     )
 
 
