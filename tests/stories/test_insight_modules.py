@@ -210,3 +210,29 @@ def test_offline_story_text_has_a_problem_title_and_no_boilerplate() -> None:
     # A person's name for the theme is the story's title: their words win over extraction.
     named = story_text(StoryFacts(**{**facts.__dict__, "theme_name": "Exports time out", "named_by_person": True}))
     assert named.title == "Exports time out"
+
+
+@pytest.mark.parametrize(
+    "sentence",
+    [
+        "Name is Angela.",
+        "My name is Alexis and I need a flight.",
+        "I'm Tom from Acme, the export fails.",
+        "This is Dana.",
+    ],
+)
+def test_a_self_introduction_is_not_a_title(sentence):
+    assert title_from_sentence(sentence) is None
+    assert story_title([sentence, "The CSV export times out on large projects."], "CSV export") == (
+        "CSV export times out on large projects"
+    )
+
+
+def test_an_abbreviation_does_not_end_the_title():
+    assert title_from_sentence("I need to make an appointment with Dr. Patel next week.") == (
+        "Customers need to make an appointment with Dr. Patel next week"
+    )
+    assert (
+        title_from_sentence("I'm unable to log in since the update.")
+        == "Customers are unable to log in since the update"
+    )

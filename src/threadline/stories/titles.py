@@ -17,7 +17,7 @@ from collections.abc import Sequence
 
 __all__ = ["TITLES_VERSION", "story_title", "title_from_sentence"]
 
-TITLES_VERSION = "clause-rewrite-1"
+TITLES_VERSION = "clause-rewrite-2"
 MIN_TITLE_WORDS = 3  # words: shorter is a label, not a statement of the problem
 MAX_TITLE_WORDS = 14  # words: longer is a sentence to read, not a title to scan
 MAX_TITLE_CHARS = 90  # characters: one line in a backlog list
@@ -63,10 +63,31 @@ _TRAILING = re.compile(
     r"(?:[\s,;:.-]|\b(?:with|the|a|an|to|for|of|and|or|in|on|at|by|from|that|which)\b)+$", re.IGNORECASE
 )
 _LEADING_ARTICLE = re.compile(r"^the\s+", re.IGNORECASE)
+# A customer introducing themselves ("My name is Angela", "I'm Alexis from Acme", "This is Tom")
+# states who writes, not the problem. Case-sensitive on the name: "I'm Unable" is rare, "I'm unable" is not.
+_SELF_INTRODUCTION = re.compile(
+    r"^(?:(?:[Mm]y|[Oo]ur) names? (?:is|are)\b|[Nn]ames? (?:is|are)\b|(?:[Tt]his is|I am|I'm|Im|[Ii]t's) [A-Z][a-z]+\b)"
+)
+# Abbreviations whose dot does not end a clause ("an appointment with Dr. Patel").
+_ABBREVIATIONS = frozenset(
+    {"dr", "mr", "mrs", "ms", "st", "vs", "etc", "approx", "no", "e.g", "i.e", "inc", "ltd", "jr", "sr"}
+)
+
+
+def _ends_an_abbreviation(sentence: str, dot: int) -> bool:
+    word = sentence[:dot].rsplit(None, 1)[-1] if sentence[:dot].strip() else ""
+    return word.lower().lstrip("(") in _ABBREVIATIONS
 
 
 def _first_clause(sentence: str) -> str:
-    match = _CLAUSE_END.search(sentence)
+    match = next(
+        (
+            m
+            for m in _CLAUSE_END.finditer(sentence)
+            if not (sentence[m.start()] == "." and _ends_an_abbreviation(sentence, m.start()))
+        ),
+        None,
+    )
     if match is None:
         return sentence
     clause = sentence[: match.start()]
@@ -79,6 +100,8 @@ def title_from_sentence(sentence: str) -> str | None:
     """The sentence's first clause as a title, out of the first person, or None when it does not read as one."""
     text = " ".join(sentence.replace("\u2019", "'").split())
     text = _OPENER.sub("", text)
+    if _SELF_INTRODUCTION.match(text):
+        return None
     clause = _TRAILING.sub("", _first_clause(text)).strip()
     if _SUBORDINATE.match(clause):
         return None
