@@ -13,8 +13,7 @@ an exact substring with offsets into the original text. So segmentation here mus
 
 It is a small rule-based splitter (one regular-expression pass per line plus a bounded look at
 the word before each candidate stop), chosen over pysbd, syntok, blingfire, nupunkt and a plain
-regex after measuring all of them on the cases in ``tests/text/data/sentence_cases.json``: each
-split inside one of the token classes above or glued separate lines.
+regex after measuring all of them on the cases in ``tests/text/data/sentence_cases.json``.
 Running time is linear in the input.
 """
 
