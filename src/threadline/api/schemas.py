@@ -7,7 +7,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from threadline.db.models import SOURCE_NAME_CHARS
+from threadline.db.models import SOURCE_NAME_CHARS, TRACKER_KEY_CHARS
 from threadline.engine.status import SyncStatus
 from threadline.server.params import WITHIN_STORY_TEXT_CHARS, WITHIN_TITLE_CHARS, RequestBody
 
@@ -212,11 +212,21 @@ class ExportRequest(BaseModel):
     tracker: str = Field(
         min_length=1, max_length=200, description="Name of the tracker (see `threadline trackers list`)."
     )
+    link: str | None = Field(
+        default=None,
+        min_length=1,
+        max_length=TRACKER_KEY_CHARS,
+        description="Link the story to this existing item instead of creating one (GitHub issue number, Jira key, "
+        "Linear identifier); 409 when the story already has an item in that tracker, 404 when the item is missing.",
+    )
 
 
 class ExportOutcomeOut(BaseModel):
     story_id: int
-    action: str = Field(description="created, found (after an interrupted export), updated, unchanged, edited, failed")
+    action: str = Field(
+        description="created, found (after an interrupted export), linked (to an existing item), updated, "
+        "unchanged, edited, failed"
+    )
     key: str | None = None
     url: str | None = None
     error: str | None = None
@@ -226,10 +236,14 @@ class ExportOut(BaseModel):
     tracker: str
     created: int
     found: int
+    linked: int = 0
     updated: int
     unchanged: int
     edited: int
     failed: int
+    merge_comments: int = Field(
+        default=0, description="Items of merged-away stories told (once) which item tracks the problem now."
+    )
     stories: list[ExportOutcomeOut]
 
 

@@ -136,25 +136,40 @@ def export_command(
     status: Annotated[
         str | None, typer.Option("--status", help="Export every story with this status (e.g. accepted).")
     ] = None,
+    link: Annotated[
+        str | None,
+        typer.Option(
+            "--link",
+            help="Link the one story given to this existing item instead of creating one "
+            "(GitHub issue number, Jira key, Linear identifier).",
+        ),
+    ] = None,
     as_json: JsonOption = False,
 ) -> None:
     """Export stories to a tracker: one item per story, updated (never duplicated) on re-export.
 
-    Exit code 0: every story exported; 1: some are dead-lettered (stage export.TRACKER); 2: none
-    (unknown tracker, refused token, missing project).
+    With `--link ITEM`, the one story given is linked to an existing item instead: Threadline's
+    block is added to it, and later exports update it. Exit code 0: every story exported; 1: some
+    are dead-lettered (stage export.TRACKER); 2: none (unknown tracker, refused token, missing
+    project, a missing item or a story already linked).
     """
     # imported when the command runs, not at start-up: every command pays only for what it uses
-    from threadline.delivery.trackers import ExportFailed, export_stories, stories_with_status
+    from threadline.delivery.trackers import ExportFailed, export_stories, link_story, stories_with_status
     from threadline.engine.curation import CLI_ACTOR
 
     if not tracker:
         raise fail("--tracker NAME is required (see `threadline trackers list`)", EXIT_FAILED)
     if bool(story_ids) == bool(status):
         raise fail("give story ids or --status, not both nor neither", EXIT_FAILED)
+    if link is not None and (status or len(story_ids or []) != 1 or not link.strip()):
+        raise fail("--link ITEM takes exactly one story id (and no --status)", EXIT_FAILED)
     eng = engine()
     ids = list(story_ids or []) or stories_with_status(eng, status or "")
     try:
-        report = export_stories(eng, tracker, ids, actor=CLI_ACTOR)
+        if link is not None:
+            report = link_story(eng, tracker, ids[0], link.strip(), actor=CLI_ACTOR)
+        else:
+            report = export_stories(eng, tracker, ids, actor=CLI_ACTOR)
     except ExportFailed as exc:
         raise fail(str(exc), EXIT_FAILED) from None
     if as_json:

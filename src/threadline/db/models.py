@@ -453,6 +453,8 @@ class TrackerLink(Base):
     )  # flagged "recurring after close"
     regression_conversations: Mapped[int | None] = mapped_column(Integer)  # created after the close
     regression_commented: Mapped[bool] = mapped_column(Boolean, default=False, server_default="false")
+    # the surviving story's item this (merged-away) story's item was told about, once (migration 0013)
+    merge_commented_key: Mapped[str | None] = mapped_column(String(TRACKER_KEY_CHARS))
 
 
 NOTIFICATION_STATUSES = ("pending", "delivered", "failed")

@@ -44,6 +44,7 @@ from threadline.exporters.base import (
     ExporterClient,
     TrackerError,
     TrackerItem,
+    TrackerNotFound,
     TrackerRef,
 )
 from threadline.exporters.trackers import TrackerConfigError, exporter_of, tracker_by_name, validated_config
@@ -61,6 +62,14 @@ class ExportFailed(RuntimeError):
     """The export as a whole could not start (unknown tracker, refused token, missing project); one line."""
 
 
+class LinkRefused(ExportFailed):
+    """`export --link` refused: the item does not exist (or the story has none); one line."""
+
+
+class AlreadyLinked(LinkRefused):
+    """`export --link` refused: the story already has an item (or an unfinished export) in that tracker."""
+
+
 @dataclass
 class StoryOutcome:
     """What happened to one story: created, found (after a crash), updated, unchanged, edited (skipped), failed."""
@@ -76,15 +85,17 @@ class StoryOutcome:
 class ExportReport:
     tracker: str
     outcomes: list[StoryOutcome] = field(default_factory=list)
+    merge_comments: int = 0  # merged-away stories' items told where the problem is tracked now
 
     def count(self, action: str) -> int:
         return sum(1 for o in self.outcomes if o.action == action)
 
     def as_dict(self) -> dict[str, Any]:
-        actions = ("created", "found", "updated", "unchanged", "edited", "failed")
+        actions = ("created", "found", "linked", "updated", "unchanged", "edited", "failed")
         return {
             "tracker": self.tracker,
             **{action: self.count(action) for action in actions},
+            "merge_comments": self.merge_comments,
             "stories": [o.__dict__ for o in self.outcomes],
         }
 
@@ -217,7 +228,7 @@ def _record_push(
     """Step 4: the key, URL, seal and snapshot pushed, the audit event and resolved dead letters, in one transaction."""
     now = datetime.now(UTC)
     values: dict[str, Any] = {"item_key": ref.key, "url": ref.url, "updated_at": now}
-    if action == "edited":
+    if digest is None:  # a person edited Threadline's block: nothing of ours was written
         values["edited_by_person"] = True
     else:
         values.update(
@@ -234,7 +245,7 @@ def _record_push(
             .values(**values)
         )
         story = session.get(Story, view["id"], with_for_update=True)
-        if action in ("created", "found") and story is not None and story.status in ("candidate", "accepted"):
+        if action in ("created", "found", "linked") and story is not None and story.status in ("candidate", "accepted"):
             record(session, actor, "story.status", "story", story.id, before=story.status, after="exported")
             story.status = "exported"
             story.updated_at = now
@@ -374,6 +385,7 @@ async def _export(engine: Engine, tracker: Tracker, story_ids: Sequence[int], ac
                         return StoryOutcome(story_id, "failed", error=f"tracker {tracker.name}: {exc}")
 
             report.outcomes = list(await asyncio.gather(*(one(story_id) for story_id in story_ids)))
+            report.merge_comments = await _comment_merged(engine, client, tracker)
     except TrackerError as exc:
         raise ExportFailed(f"tracker {tracker.name} ({exporter.label}): {exc}") from None
     return report
@@ -409,6 +421,146 @@ async def export_stories_async(
     return await _export(engine, tracker, list(dict.fromkeys(story_ids)), actor)
 
 
+# --- merged themes: one item; the merged-away story's item points to the surviving one ---------
+
+_MERGED_LINKS = text(
+    """
+    SELECT l.story_id, l.item_key, l.url, s2.id AS into_story, l2.item_key AS into_key, l2.url AS into_url
+      FROM tracker_links l
+      JOIN stories s ON s.id = l.story_id
+      JOIN themes t ON t.id = s.theme_id
+      JOIN stories s2 ON s2.theme_id = t.merged_into_id
+      JOIN tracker_links l2 ON l2.story_id = s2.id AND l2.tracker_id = l.tracker_id AND l2.item_key IS NOT NULL
+     WHERE l.tracker_id = :tracker AND l.item_key IS NOT NULL
+       AND t.merged_into_id IS NOT NULL
+       AND l.item_key <> l2.item_key
+       AND (l.merge_commented_key IS NULL OR l.merge_commented_key <> l2.item_key)
+     ORDER BY l.story_id
+    """
+)
+
+
+def _merged_links(engine: Engine, tracker_id: int) -> list[Any]:
+    with Session(engine) as session:
+        return list(session.execute(_MERGED_LINKS, {"tracker": tracker_id}).all())
+
+
+def merge_comment(into_story: int, into_key: str, into_url: str) -> str:
+    """The comment on a merged-away story's item: where the problem is tracked now."""
+    where = f" ({into_url})" if into_url else ""
+    return (
+        f"Threadline: this problem was merged into story {into_story}, tracked in item {into_key}{where}. "
+        "New evidence about it is collected there."
+    )
+
+
+def _mark_merge_commented(engine: Engine, tracker_id: int, story_id: int, into_key: str) -> None:
+    with Session(engine) as session, session.begin():
+        session.execute(
+            update(TrackerLink)
+            .where(TrackerLink.story_id == story_id, TrackerLink.tracker_id == tracker_id)
+            .values(merge_commented_key=into_key)
+        )
+
+
+async def _comment_merged(engine: Engine, client: ExporterClient, tracker: Tracker) -> int:
+    """Once per merge: comment on each merged-away story's item pointing to the surviving story's item.
+
+    A crash between the comment and the local commit may repeat the comment (it is Threadline's
+    own, and says the same). Failures are logged and retried by the next export or pull.
+    """
+    posted = 0
+    for row in await asyncio.to_thread(_merged_links, engine, tracker.id):
+        ref = TrackerRef(str(row.item_key), row.url or "")
+        try:
+            await client.comment(ref, merge_comment(row.into_story, str(row.into_key), row.into_url or ""))
+        except TrackerError as exc:
+            logger.warning("tracker %s: merge comment on story %d failed: %s", tracker.name, row.story_id, exc)
+            continue
+        await asyncio.to_thread(_mark_merge_commented, engine, tracker.id, row.story_id, str(row.into_key))
+        posted += 1
+    return posted
+
+
+# --- link: a story to an existing item ----------------------------------------------------------
+
+
+def _drop_reservation(conn: Connection, tracker_id: int, story_id: int) -> None:
+    """Undo a fresh reservation of a refused link: the story stays as if never exported to this tracker."""
+    conn.rollback()
+    conn.execute(
+        text("DELETE FROM tracker_links WHERE story_id = :story AND tracker_id = :tracker AND item_key IS NULL"),
+        {"story": story_id, "tracker": tracker_id},
+    )
+    conn.commit()
+
+
+async def _link(engine: Engine, tracker: Tracker, story_id: int, key: str, actor: str) -> ExportReport:
+    """Link `story_id` to the existing item `key`: the same reservation and lock as an export, then `client.link`."""
+    exporter = exporter_of(tracker.kind)
+    config = validated_config(exporter, dict(tracker.config or {}))
+    with Session(engine) as session:
+        view = story_view(session, story_id)
+    if view is None:
+        raise LinkRefused(f"no story {story_id} with a snapshot")
+    item = tracker_item(view)
+    report = ExportReport(tracker.name)
+    try:
+        async with exporter.open(config) as client:
+            conn = await asyncio.to_thread(engine.connect)
+            try:
+                link = await asyncio.to_thread(_reserve_and_lock, conn, tracker.id, story_id)
+                if link.key is not None:
+                    raise AlreadyLinked(
+                        f"story {story_id} already has item {link.key} in tracker {tracker.name}; not linked to {key}"
+                    )
+                if link.create_attempted:
+                    raise AlreadyLinked(
+                        f"story {story_id} has an unfinished export to tracker {tracker.name}"
+                        " (an item may exist): export it again first"
+                    )
+                try:
+                    ref = await client.link(key, item)
+                except TrackerError as exc:
+                    if link.fresh:
+                        await asyncio.to_thread(_drop_reservation, conn, tracker.id, story_id)
+                    if isinstance(exc, TrackerNotFound):
+                        raise LinkRefused(f"tracker {tracker.name}: no item {key} ({exc})") from None
+                    raise
+                digest = ref.block_sha256
+                await asyncio.to_thread(
+                    _record_push,
+                    engine,
+                    tracker=tracker,
+                    view=view,
+                    ref=ref,
+                    digest=digest,
+                    action="linked",
+                    actor=actor,
+                )
+                action = "linked" if digest is not None else "edited"
+                report.outcomes.append(StoryOutcome(story_id, action, key=ref.key, url=ref.url))
+            finally:
+                await asyncio.to_thread(_unlock, conn, tracker.id, story_id)
+                await asyncio.to_thread(conn.close)
+    except LinkRefused:
+        raise
+    except TrackerError as exc:
+        raise ExportFailed(f"tracker {tracker.name} ({exporter.label}): {exc}") from None
+    return report
+
+
+def link_story(engine: Engine, tracker_name: str, story_id: int, key: str, *, actor: str) -> ExportReport:
+    """Link a story to the existing item `key` of a tracker (`LinkRefused` / `ExportFailed` in one line)."""
+    return asyncio.run(_link(engine, _tracker(engine, tracker_name), story_id, key, actor))
+
+
+async def link_story_async(engine: Engine, tracker_name: str, story_id: int, key: str, *, actor: str) -> ExportReport:
+    """`link_story` for callers already in an event loop (the API)."""
+    tracker = await asyncio.to_thread(_tracker, engine, tracker_name)
+    return await _link(engine, tracker, story_id, key, actor)
+
+
 # --- pull: the items' state back, closed items set the story's status, regressions ---------------
 
 
@@ -419,6 +571,7 @@ class PullReport:
     closed: int = 0  # items found closed by this pull (newly)
     reopened: int = 0
     regressions: int = 0  # stories newly flagged "recurring after close"
+    merge_comments: int = 0  # merged-away stories' items told where the problem is tracked now
     failed: int = 0
 
     def as_dict(self) -> dict[str, Any]:
@@ -485,6 +638,7 @@ async def _pull(engine: Engine, tracker: Tracker, actor: str) -> PullReport:
                         )
                         continue
                     await asyncio.to_thread(_mark_commented, engine, tracker.id, story_id)
+            report.merge_comments = await _comment_merged(engine, client, tracker)
     except TrackerError as exc:
         raise ExportFailed(f"tracker {tracker.name} ({exporter.label}): {exc}") from None
     return report

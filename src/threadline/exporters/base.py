@@ -105,6 +105,14 @@ class ExporterClient(Protocol):
         """A new item for `item`."""
         ...
 
+    async def link(self, key: str, item: TrackerItem) -> TrackerRef:
+        """Take over the existing item `key` for `item` (`export --link`): `TrackerNotFound` when it does not exist.
+
+        Adds the marker and Threadline's block when the item has none, else rewrites the block;
+        the ref's `block_sha256` is the new seal, or None when a person edited the block.
+        """
+        ...
+
     async def update(self, ref: TrackerRef, item: TrackerItem) -> str | None:
         """Rewrite Threadline's block of the item; its new seal, or None (nothing written) when a person edited it.
 

@@ -39,11 +39,18 @@ from threadline.exporters.base import (
     Exporter,
     TrackerAuthError,
     TrackerItem,
+    TrackerNotFound,
     TrackerRef,
     TrackerState,
 )
 from threadline.exporters.http import field_names, new_client, raise_for, request, retry_policy
-from threadline.exporters.render import has_markdown_marker, markdown_body, markdown_marker, replace_markdown_block
+from threadline.exporters.render import (
+    adopt_markdown_body,
+    has_markdown_marker,
+    markdown_body,
+    markdown_marker,
+    replace_markdown_block,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -143,6 +150,18 @@ class GitHubClient:
             "POST", f"/repos/{self.repo}/issues", "create issue", creates=True, json={"title": item.title, "body": body}
         )
         return replace(self._ref(issue), block_sha256=digest)
+
+    async def link(self, key: str, item: TrackerItem) -> TrackerRef:
+        number = key.strip().lstrip("#")
+        if not number.isdigit():
+            raise TrackerNotFound(f"issue {key!r}: not an issue number")
+        issue = await self._call("GET", f"/repos/{self.repo}/issues/{number}", f"read issue {number}")
+        adopted = adopt_markdown_body(issue.get("body"), item)
+        if adopted.body is not None and not adopted.unchanged:
+            await self._call(
+                "PATCH", f"/repos/{self.repo}/issues/{number}", "update issue", json={"body": adopted.body}
+            )
+        return replace(self._ref(issue), block_sha256=adopted.digest)
 
     async def update(self, ref: TrackerRef, item: TrackerItem) -> str | None:
         issue = await self._call("GET", f"/repos/{self.repo}/issues/{ref.key}", "read issue")

@@ -31,7 +31,14 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from threadline.exporters.base import Exporter, TrackerAuthError, TrackerItem, TrackerRef, TrackerState
 from threadline.exporters.http import field_names, new_client, raise_for, request, retry_policy
-from threadline.exporters.render import adf_comment, adf_document, adf_has_marker, jira_marker, replace_adf_block
+from threadline.exporters.render import (
+    adf_comment,
+    adf_document,
+    adf_has_marker,
+    adopt_adf_document,
+    jira_marker,
+    replace_adf_block,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -135,6 +142,19 @@ class JiraClient:
         }
         created = await self._call("POST", f"{API}/issue", "create issue", creates=True, json={"fields": fields})
         return replace(self._ref(str(created["key"])), block_sha256=digest)
+
+    async def link(self, key: str, item: TrackerItem) -> TrackerRef:
+        wanted = key.strip().upper()
+        issue = await self._call(
+            "GET", f"{API}/issue/{wanted}", f"read issue {wanted}", params={"fields": "description"}
+        )
+        real_key = str(issue.get("key") or wanted)  # Jira answers a moved issue's old key with its new one
+        document, digest, unchanged = adopt_adf_document((issue.get("fields") or {}).get("description"), item)
+        if document is not None and not unchanged:
+            await self._call(
+                "PUT", f"{API}/issue/{real_key}", "update issue", json={"fields": {"description": document}}
+            )
+        return replace(self._ref(real_key), block_sha256=digest)
 
     async def update(self, ref: TrackerRef, item: TrackerItem) -> str | None:
         issue = await self._call("GET", f"{API}/issue/{ref.key}", "read issue", params={"fields": "description"})

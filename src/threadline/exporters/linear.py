@@ -44,7 +44,13 @@ from threadline.exporters.base import (
     TrackerValidationError,
 )
 from threadline.exporters.http import new_client, raise_for, request, retry_policy
-from threadline.exporters.render import has_markdown_marker, markdown_body, markdown_marker, replace_markdown_block
+from threadline.exporters.render import (
+    adopt_markdown_body,
+    has_markdown_marker,
+    markdown_body,
+    markdown_marker,
+    replace_markdown_block,
+)
 from threadline.net.retry import Attempt
 
 logger = logging.getLogger(__name__)
@@ -66,6 +72,7 @@ FIND_QUERY = """query Find($team: String!, $marker: String!, $first: Int) {
 CREATE_MUTATION = """mutation Create($input: IssueCreateInput!) {
   issueCreate(input: $input) { success issue { id identifier url } }
 }"""
+LINK_QUERY = "query Link($id: String!) { issue(id: $id) { id identifier url description } }"
 READ_QUERY = "query Read($id: String!) { issue(id: $id) { id description } }"
 UPDATE_MUTATION = """mutation Update($id: String!, $input: IssueUpdateInput!) {
   issueUpdate(id: $id, input: $input) { success }
@@ -203,6 +210,20 @@ class LinearClient:
         ref = replace(self._ref(issue), block_sha256=digest)
         await self._attach(ref.key, item)
         return ref
+
+    async def link(self, key: str, item: TrackerItem) -> TrackerRef:
+        wanted = key.strip().upper()
+        data = await self._gql(LINK_QUERY, {"id": wanted}, f"read issue {wanted}")
+        issue = data.get("issue")
+        if not issue:
+            raise TrackerNotFound(f"read issue {wanted}: not found")
+        ref = self._ref(issue)
+        adopted = adopt_markdown_body(issue.get("description"), item)
+        if adopted.body is not None and not adopted.unchanged:
+            await self._gql(UPDATE_MUTATION, {"id": ref.key, "input": {"description": adopted.body}}, "update issue")
+        if adopted.body is not None:
+            await self._attach(ref.key, item)
+        return replace(ref, block_sha256=adopted.digest)
 
     async def update(self, ref: TrackerRef, item: TrackerItem) -> str | None:
         data = await self._gql(READ_QUERY, {"id": ref.key}, "read issue")

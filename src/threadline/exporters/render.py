@@ -104,6 +104,24 @@ def replace_markdown_block(body: str | None, item: TrackerItem) -> Replaced:
     return Replaced(text[: found.start()] + block + text[found.end() :], digest)
 
 
+def adopt_markdown_body(body: str | None, item: TrackerItem) -> Replaced:
+    """An existing item's body taken over by `export --link`: its block rewritten, or marker and block appended.
+
+    A person's text is kept as it is; when the item has no block of Threadline's yet, the
+    marker (if absent) and a sealed block go after it. An edited block is left alone (None).
+    """
+    text = body or ""
+    if _MD_BLOCK.search(text) is not None:
+        replaced = replace_markdown_block(text, item)
+        if replaced.body is None or has_markdown_marker(replaced.body, item.marker):
+            return replaced
+        return Replaced(f"{markdown_marker(item.marker)}\n{replaced.body}", replaced.digest)
+    block, digest = sealed_markdown_block(item)
+    marker = "" if has_markdown_marker(text, item.marker) else markdown_marker(item.marker) + "\n"
+    prefix = text.rstrip() + "\n\n" if text.strip() else ""
+    return Replaced(f"{prefix}{marker}{block}\n", digest)
+
+
 def has_markdown_marker(body: str | None, marker: str) -> bool:
     """Does `body` carry exactly this story's marker (not story 12's when looking for 1)?"""
     return markdown_marker(marker) in (body or "")
@@ -227,6 +245,18 @@ def replace_adf_block(document: Any, item: TrackerItem) -> tuple[dict[str, Any] 
         return dict(document), digest, True
     new_content = [*content[: start + 1], *owned, _seal(digest), *content[end + 1 :]]
     return {**document, "content": new_content}, digest, False
+
+
+def adopt_adf_document(document: Any, item: TrackerItem) -> tuple[dict[str, Any] | None, str | None, bool]:
+    """`replace_adf_block` for an item taken over by `export --link`: marker, block and seal appended when absent."""
+    if adf_has_marker(document, item.marker):
+        return replace_adf_block(document, item)
+    content = document.get("content") if isinstance(document, dict) else None
+    owned = adf_owned_nodes(item)
+    digest = sha256(adf_text(owned))
+    base = document if isinstance(document, dict) and isinstance(content, list) else {"type": "doc", "version": 1}
+    new_content = [*(content or []), _marker_paragraph(item.marker), *owned, _seal(digest)]
+    return {**base, "content": new_content}, digest, False
 
 
 def adf_comment(text: str) -> dict[str, Any]:

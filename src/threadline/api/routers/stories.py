@@ -8,7 +8,13 @@ from fastapi import APIRouter, HTTPException, Query
 from fastapi.responses import JSONResponse, PlainTextResponse
 
 from threadline.api.schemas import ExportOut, ExportRequest, Problem, StoryHistory, StoryOut, StoryPatch, StoryStatus
-from threadline.delivery.trackers import ExportFailed, export_stories_async
+from threadline.delivery.trackers import (
+    AlreadyLinked,
+    ExportFailed,
+    LinkRefused,
+    export_stories_async,
+    link_story_async,
+)
 from threadline.engine.curation import CurationError, actor_of_token, record_exports, update_story
 from threadline.read.stories import StorySort, get_story, list_stories, story_history, story_runs, story_view
 from threadline.server.deps import ApiAuth, DbSession, ReadDb
@@ -118,20 +124,30 @@ def export_story(story_id: IdPath, db: DbSession, token_id: ApiAuth, run_id: Run
 @router.post(
     "/stories/{story_id}/export",
     response_model=ExportOut,
-    responses={404: {"model": Problem}, 502: {"model": Problem}},
+    responses={404: {"model": Problem}, 409: {"model": Problem}, 502: {"model": Problem}},
 )
 async def export_to_tracker(story_id: IdPath, body: ExportRequest, read: ReadDb, token_id: ApiAuth) -> dict:
     """Send the story to a tracker: one item per story and tracker, updated (never duplicated) when sent again.
 
     502 with one line naming the tracker when it cannot be reached as configured (refused token,
     missing project); a failure of this story alone is in the answer (`failed`) and a dead letter.
+    With `link`, the story is linked to that existing item instead (404 when it is missing, 409
+    when the story already has an item in that tracker).
     """
     found, actor = await read(lambda db: (get_story(db, story_id) is not None, actor_of_token(db, token_id)))
     if not found:
         raise HTTPException(404, detail="no such story")
     try:  # the export takes its own connections (a lock connection per story), outside the read rationing
-        report = await export_stories_async(read.engine, body.tracker, [story_id], actor=actor)
+        if body.link is not None:
+            report = await link_story_async(read.engine, body.tracker, story_id, body.link, actor=actor)
+        else:
+            report = await export_stories_async(read.engine, body.tracker, [story_id], actor=actor)
     except ExportFailed as exc:
-        status = 404 if str(exc).startswith("no tracker named") else 502
+        if isinstance(exc, AlreadyLinked):
+            status = 409
+        elif isinstance(exc, LinkRefused) or str(exc).startswith("no tracker named"):
+            status = 404
+        else:
+            status = 502
         raise HTTPException(status, detail=str(exc)) from None
     return report.as_dict()
