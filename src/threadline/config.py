@@ -656,6 +656,11 @@ class ZendeskSettings(BaseSettings):
         le=100,
         description="messages (ticket comments) per page: the maximum of Zendesk's cursor pagination",
     )
+    window_s: float = Field(
+        default=60.0,
+        gt=0,
+        description="seconds: the window of the account's request budget (Zendesk: per minute); the pacer learns shorter ones from `ratelimit-reset`",
+    )
     export_requests_per_minute: int = Field(
         default=10,
         ge=1,
