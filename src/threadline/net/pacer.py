@@ -19,9 +19,10 @@ creation):
   longest "resets in" seen, or the configured window). Only when neither limit nor window length
   is known does one request go out alone to learn them.
 * **Configured caps** (`Cap`): at most `limit` grants in any `window_s`, tracked as a sliding log
-  of grant times, for limits no header reports (GitHub's 80 creations per minute and 500 per
-  hour). Grants may burst up to the cap; the window is lengthened by a guard share so that
-  latency jitter cannot squeeze one request too many into the server's window.
+  for limits no header reports (GitHub's 80 creations per minute and 500 per hour). A request
+  occupies the cap from its grant until `window_s` after its answer (the server counted it at some
+  moment in between), so latency jitter cannot squeeze one request too many into the server's
+  window. Grants may burst up to the cap.
 
 Guards and jitter scale with the window (a 6-second test window must not lose 10% to a
 fixed 0.6 s). The decision logic (`try_acquire`, `update`) is synchronous and takes the time as
@@ -136,7 +137,11 @@ class RateLimitPacer:
         self._paused_until = 0.0
         self._probe_seq: int | None = None
         self._probe_sent_at = 0.0
+        # Caps alone (no header budget configured): pace by the caps only, never probe.
+        self._header_paced = not caps or limit is not None or window_s is not None
+        # per cap: (cap, window with guard, answer times of finished requests); in-flight ones count too
         self._caps = [(cap, cap.window_s * (1 + CAP_GUARD_SHARE), deque[float]()) for cap in caps]
+        self._counted: set[int] = set()  # granted, not yet answered
         self.probes = 0  # lone requests sent to learn a window's budget (for tests and reports)
 
     # ---- what we know ----------------------------------------------------------------------
@@ -169,6 +174,8 @@ class RateLimitPacer:
             return None, wait
         if now < self._paused_until:
             return None, self._paused_until - now
+        if not self._header_paced:
+            return self._grant(now), 0.0
         if self._probe_seq is not None:
             if now - self._probe_sent_at < PROBE_TIMEOUT_SECONDS:
                 return None, self._probe_sent_at + PROBE_TIMEOUT_SECONDS - now
@@ -210,8 +217,7 @@ class RateLimitPacer:
     def _grant(self, now: float) -> int:
         self._seq += 1
         self._sent_at[self._seq] = now
-        for _cap, _window, log in self._caps:
-            log.append(now)
+        self._counted.add(self._seq)
         return self._seq
 
     def _cap_wait(self, now: float) -> float:
@@ -219,8 +225,9 @@ class RateLimitPacer:
         for cap, window, log in self._caps:
             while log and log[0] <= now - window:
                 log.popleft()
-            if len(log) >= cap.limit:
-                wait = max(wait, log[0] + window - now)
+            if len(log) + self.in_flight >= cap.limit:
+                # the oldest answer leaves the window then; with none, an answer wakes us first
+                wait = max(wait, log[0] + window - now if log else window)
         return wait
 
     async def acquire(self) -> int:
@@ -241,6 +248,10 @@ class RateLimitPacer:
         """Apply one response's budget (None: the response said nothing, or never came)."""
         now = self._clock() if now is None else now
         sent_at = self._sent_at.pop(seq, now)
+        if seq in self._counted:
+            self._counted.discard(seq)
+            for _cap, _window, log in self._caps:
+                log.append(now)
         if seq == self._probe_seq:
             self._probe_seq = None
         self._wake.set()
