@@ -51,6 +51,9 @@ def main() -> int:
     os.environ["TL_BENCH_GH_TOKEN"] = TOKEN
     # secondary-limit waits are honoured as asked; attempts enough for a story to wait out several windows
     os.environ.setdefault("THREADLINE_TRACKERS_MAX_ATTEMPTS", "20")
+    # the exporter paces creations to the secondary limit's windows, scaled like the stand-in's
+    os.environ["THREADLINE_TRACKERS_GITHUB_CREATE_MINUTE_S"] = str(60.0 * args.scale)
+    os.environ["THREADLINE_TRACKERS_GITHUB_CREATE_HOUR_S"] = str(3600.0 * args.scale)
 
     from sqlalchemy import select
     from sqlalchemy.orm import Session

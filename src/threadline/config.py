@@ -656,6 +656,11 @@ class ZendeskSettings(BaseSettings):
         le=100,
         description="messages (ticket comments) per page: the maximum of Zendesk's cursor pagination",
     )
+    window_s: float = Field(
+        default=60.0,
+        gt=0,
+        description="seconds: the window of the account's request budget (Zendesk: per minute); the pacer learns shorter ones from `ratelimit-reset`",
+    )
     export_requests_per_minute: int = Field(
         default=10,
         ge=1,
@@ -826,6 +831,26 @@ class TrackerSettings(BaseSettings):
         default=4,
         ge=1,
         description="stories exported at once by one process: trackers limit concurrent writes (GitHub: serialise creates)",
+    )
+    github_creates_per_minute: int = Field(
+        default=80,
+        ge=1,
+        description="content-creating requests (issues, comments) per minute window: GitHub's documented secondary limit",
+    )
+    github_creates_per_hour: int = Field(
+        default=500,
+        ge=1,
+        description="content-creating requests per hour window: GitHub's documented secondary limit",
+    )
+    github_create_minute_s: float = Field(
+        default=60.0,
+        gt=0,
+        description="seconds: the window of `github_creates_per_minute` (GitHub: a minute; tests and benchmarks scale it)",
+    )
+    github_create_hour_s: float = Field(
+        default=3600.0,
+        gt=0,
+        description="seconds: the window of `github_creates_per_hour` (GitHub: an hour; tests and benchmarks scale it)",
     )
     search_fallback_pages: int = Field(
         default=10,

@@ -51,6 +51,7 @@ from threadline.exporters.render import (
     markdown_marker,
     replace_markdown_block,
 )
+from threadline.net.pacer import Cap, RateLimitPacer
 
 logger = logging.getLogger(__name__)
 
@@ -98,6 +99,19 @@ def _validation_fields(body: Any) -> str:
     return field_names(e.get("field") for e in errors or [] if isinstance(e, dict))
 
 
+def create_pacer() -> RateLimitPacer:
+    """Paces content-creating requests to GitHub's secondary limit (per minute and per hour, from the
+    `trackers` settings) before GitHub refuses them: a refusal costs a Retry-After that grows, and
+    GitHub warns that repeated refusals may get the integration banned. Per client, so per process."""
+    settings = get_settings().trackers
+    return RateLimitPacer(
+        caps=[
+            Cap(settings.github_creates_per_minute, settings.github_create_minute_s),
+            Cap(settings.github_creates_per_hour, settings.github_create_hour_s),
+        ]
+    )
+
+
 class GitHubClient:
     """One job's connection to one repository."""
 
@@ -106,10 +120,12 @@ class GitHubClient:
         self.repo = config.repo
         self.policy = retry_policy(forbidden_may_be_rate_limit=True)
         self.create_policy = retry_policy(forbidden_may_be_rate_limit=True, creates=True)
+        self.create_pacer = create_pacer()
 
     async def _call(self, method: str, url: str, operation: str, *, creates: bool = False, **kwargs: Any) -> Any:
         policy = self.create_policy if creates else self.policy
-        response = await request(self.http, method, url, operation=operation, policy=policy, **kwargs)
+        pacer = self.create_pacer if creates else None
+        response = await request(self.http, method, url, operation=operation, policy=policy, pacer=pacer, **kwargs)
         raise_for(response, operation, fields=_validation_fields)
         return response.json() if response.content else None
 

@@ -23,6 +23,7 @@ import httpx
 
 from threadline.config import get_settings
 from threadline.exporters.base import TrackerAuthError, TrackerError, TrackerNotFound, TrackerValidationError
+from threadline.net.pacer import RateLimitPacer
 from threadline.net.retry import SERVER_ERRORS, Attempt, RetryPolicy, call_with_retries
 
 logger = logging.getLogger(__name__)
@@ -107,15 +108,23 @@ async def request(
     operation: str,
     policy: RetryPolicy,
     observe: Callable[[Attempt[httpx.Response]], float | None] | None = None,
+    pacer: RateLimitPacer | None = None,
     **kwargs: Any,
 ) -> httpx.Response:
     """One request with the policy's retries; the final response whatever its status (transport failure raises).
 
+    `pacer`, when given, paces every attempt (e.g. GitHub's secondary limit on creations).
     `operation` names the call in logs and errors ("create issue"): never a secret or customer text.
     """
 
     async def send() -> httpx.Response:
-        return await client.request(method, url, **kwargs)
+        if pacer is None:
+            return await client.request(method, url, **kwargs)
+        seq = await pacer.acquire()  # every attempt counts against the tracker's limit
+        try:
+            return await client.request(method, url, **kwargs)
+        finally:
+            pacer.update(seq, None)
 
     retry_on: tuple[type[BaseException], ...] = (
         () if isinstance(policy, NoBlindRetryPolicy) else (httpx.TransportError,)

@@ -2,7 +2,6 @@
 
 Modules, one job each:
 - `client`   async httpx client (auth, regions, version pin, retries) for the endpoints we use
-- `pacer`    pacing from Intercom's 10-second-window rate-limit headers
 - `mapping`  Intercom payloads -> `threadline.connectors.records` dataclasses
 - `sync`     watermark/overlap sync loop writing through a `SyncSink`
 

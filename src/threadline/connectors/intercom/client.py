@@ -1,7 +1,7 @@
 """Thin async client for the Intercom REST API endpoints the connector needs.
 
 One `IntercomClient` (one `httpx.AsyncClient`) per sync; explicit timeouts; API version pinned
-with `Intercom-Version: 2.16`; requests paced by `RateLimitPacer`; 429, 5xx and transport
+with `Intercom-Version: 2.16`; requests paced by `threadline.net.pacer.RateLimitPacer`; 429, 5xx and transport
 errors retried by the shared outbound policy (`threadline.net.retry`), the pacer deciding how
 long a 429 waits. The bearer token comes from an environment variable or config and never
 appears in logs, exception messages or reprs.
@@ -21,7 +21,7 @@ import httpx
 
 from threadline.config import get_settings
 from threadline.connectors.base import ConnectorAuthError, ConnectorError
-from threadline.connectors.intercom.pacer import MAX_RATE_LIMIT_WAIT_SECONDS, RateLimitInfo, RateLimitPacer
+from threadline.net.pacer import MAX_RATE_LIMIT_WAIT_SECONDS, RateLimitInfo, RateLimitPacer
 from threadline.net.retry import Attempt, Jitter, RetryPolicy, call_with_retries
 
 logger = logging.getLogger(__name__)
@@ -33,6 +33,7 @@ REGION_BASE_URLS: Mapping[str, str] = {
     "au": "https://api.au.intercom.io",
 }
 DEFAULT_TOKEN_ENV = "INTERCOM_TOKEN"
+INTERCOM_WINDOW_S = 10.0  # s: Intercom counts requests in 10-second windows (the pacer learns shorter ones)
 SEARCH_PAGE_SIZE = 150  # records per search page: Intercom's documented maximum
 DELETED_PAGE_SIZE = 60  # ids per /conversations/deleted page: the 2.16 description's maximum for this endpoint
 
@@ -132,7 +133,7 @@ class IntercomClient:
         self.base_url = (base_url or base_url_for(region)).rstrip("/")
         self._timeout = timeout or default_timeout()
         self._transport = transport
-        self.pacer = pacer or RateLimitPacer()
+        self.pacer = pacer or RateLimitPacer(window_s=INTERCOM_WINDOW_S)
         self._semaphore = asyncio.Semaphore(max_concurrency)
         self._max_concurrency = max_concurrency
         self._rng = rng or random.Random()
@@ -188,9 +189,9 @@ class IntercomClient:
                 try:
                     response = await http.request(method, path, params=params, json=json)
                 except httpx.TransportError:  # connect/read/write/pool timeout or connection error
-                    self.pacer.update(seq, {})
+                    self.pacer.update(seq, None)
                     raise
-                self.pacer.update(seq, response.headers)
+                self.pacer.update_headers(seq, response.headers)
                 return response
 
         last = await call_with_retries(

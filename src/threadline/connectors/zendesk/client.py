@@ -26,7 +26,7 @@ import httpx
 
 from threadline.config import get_settings
 from threadline.connectors.base import ConnectorAuthError, ConnectorError
-from threadline.connectors.intercom.pacer import RateLimitInfo, RateLimitPacer
+from threadline.net.pacer import Budget, RateLimitInfo, RateLimitPacer
 from threadline.net.retry import Attempt, Jitter, RetryPolicy, call_with_retries, parse_retry_after
 
 logger = logging.getLogger(__name__)
@@ -36,6 +36,7 @@ DEFAULT_TOKEN_ENV = "ZENDESK_API_TOKEN"
 EXPORT_PATH = "/api/v2/incremental/tickets/cursor.json"
 SIDELOADS = "users,organizations"  # side-loads of the export and of a shown ticket
 UNKNOWN_WINDOW_S = 60.0  # s: Zendesk's budgets are per minute; assumed reset when a response gives none
+RESET_RESOLUTION_S = 1.0  # s: `ratelimit-reset` is whole seconds, rounded up
 
 
 def zendesk_retry_policy() -> RetryPolicy:
@@ -156,25 +157,26 @@ class ExportSpacer:
             self._next = now + self.interval
 
 
-def _pacer_headers(headers: Mapping[str, str], now: float) -> dict[str, str]:
-    """Zendesk's budget headers in the pacer's form (limit, remaining, reset as a Unix time).
+def zendesk_budget(headers: Mapping[str, str]) -> Budget | None:
+    """Zendesk's budget headers as the pacer's `Budget`; None when a response carries none.
 
-    Zendesk gives the reset in seconds (`ratelimit-reset`, on Ticketing API responses) or
-    not at all; without it the window is assumed to end a minute from now (conservative).
+    Zendesk gives the reset in whole seconds rounded up (`ratelimit-reset`, on Ticketing API
+    responses) or not at all; without it the window is assumed to end a minute from now
+    (conservative). The pacer narrows the rounding with every response.
     """
     limit = headers.get("x-rate-limit") or headers.get("ratelimit-limit")
     remaining = headers.get("x-rate-limit-remaining") or headers.get("ratelimit-remaining")
     if limit is None or remaining is None:
-        return {}
+        return None
     try:
-        reset_in = float(headers.get("ratelimit-reset") or UNKNOWN_WINDOW_S)
+        limit_n, remaining_n = int(limit), int(remaining)
     except ValueError:
-        reset_in = UNKNOWN_WINDOW_S
-    return {
-        "X-RateLimit-Limit": limit,
-        "X-RateLimit-Remaining": remaining,
-        "X-RateLimit-Reset": str(int(round(now + reset_in))),
-    }
+        return None
+    try:
+        reset_in = float(headers.get("ratelimit-reset") or "")
+    except ValueError:
+        return Budget(limit=limit_n, remaining=remaining_n, reset_in=UNKNOWN_WINDOW_S)
+    return Budget(limit=limit_n, remaining=remaining_n, reset_in=reset_in, resolution_s=RESET_RESOLUTION_S)
 
 
 class ZendeskClient:
@@ -206,7 +208,7 @@ class ZendeskClient:
         self._timeout = timeout or default_timeout()
         self._transport = transport
         self._clock = clock
-        self.pacer = pacer or RateLimitPacer(clock=clock)
+        self.pacer = pacer or RateLimitPacer(clock=clock, window_s=settings.window_s)
         self.export_spacer = export_spacer or ExportSpacer(
             settings.export_requests_per_minute, settings.export_window_s
         )
@@ -261,9 +263,9 @@ class ZendeskClient:
                 try:
                     response = await http.get(path, params=params)
                 except httpx.TransportError:  # connect/read/write/pool timeout or connection error
-                    self.pacer.update(seq, {})
+                    self.pacer.update(seq, None)
                     raise
-                self.pacer.update(seq, _pacer_headers(response.headers, self._clock()))
+                self.pacer.update(seq, zendesk_budget(response.headers))
                 return response
 
         last = await call_with_retries(
