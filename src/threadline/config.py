@@ -940,6 +940,25 @@ class KnowledgeSettings(BaseSettings):
         description="share of a theme's conversations: questions/how-to at least this share make an uncovered theme "
         "a documentation gap",
     )
+    confusing_min_conversations: int = Field(
+        default=2,
+        ge=1,
+        description="conversations: an article is confusing only when at least this many customers came back stuck "
+        "after it was linked (one stuck customer is an anecdote, not a pattern)",
+    )
+    confusing_min_share: float = Field(
+        default=0.25,
+        ge=0.0,
+        le=1.0,
+        description="share of the conversations that link an article: at least this share ending with the customer "
+        "still stuck makes the article confusing (a widely linked article that helps most readers is not)",
+    )
+    coverage_examples: int = Field(
+        default=3,
+        ge=1,
+        description="example conversations kept per documentation gap and confusing article in a run's snapshot: "
+        "evidence to read, not the full list",
+    )
 
 
 class Settings(BaseSettings):
