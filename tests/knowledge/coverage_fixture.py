@@ -56,7 +56,11 @@ TRELLO = [
     "How can I migrate all our Trello boards to Tallyboard projects?",
     "Where do I import projects from Trello?",
 ]
-STILL_STUCK = "I followed the guide but it keeps saying unsupported file, I still can't import the board."
+PLANTED_DOMAIN = "fjord-analytics.test"
+STILL_STUCK = (
+    "I followed the guide but it keeps saying unsupported file, I still can't import the board. "
+    "Call me on +44 20 7946 0958."
+)
 
 
 def write_help_center(root: Path) -> Path:
@@ -86,7 +90,8 @@ def write_conversations(path: Path) -> Path:
         link = "Here's the guide: https://help.tallyboard.test/recurring-invoices"
         rows.append(_conversation(i, "recurring", question, [("agent", link), ("customer", "Found it, thanks!")]))
     for i, question in enumerate(SLACK):
-        rows.append(_conversation(10 + i, "slack", question, [("agent", "Let me check with the team.")]))
+        asked = f"{question} Reply to ops{i}@{PLANTED_DOMAIN} please."  # personal data every view must mask
+        rows.append(_conversation(10 + i, "slack", asked, [("agent", "Let me check with the team.")]))
     for i, question in enumerate(TRELLO):
         link = 'Have a look at the article "Import projects from Trello", it explains every step.'
         rows.append(_conversation(20 + i, "trello", question, [("agent", link), ("customer", STILL_STUCK)]))
