@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 from pathlib import Path
 
@@ -93,3 +94,36 @@ def test_api_gaps_and_theme_articles(run_id, db_engine, db_url, tmp_path):
             if theme_id == found["gaps"][0]["theme_id"]:
                 assert detail["articles"] == []
         assert titles == {"Set up recurring invoices", "Import projects from Trello"}
+
+
+def test_documentation_page_and_theme_page_articles(run_id, db_engine, db_url, tmp_path):
+    from threadline.app import create_app
+
+    with session_scope(db_engine) as session:
+        token = create_token(session, "tests")
+    app = create_app(Settings(home=tmp_path / "home", database_url=db_url), engine=db_engine)
+    with TestClient(app, follow_redirects=False) as client:
+        csrf = re.search(r'name="csrf_token" value="([^"]+)"', client.get("/login").text).group(1)
+        assert client.post("/login", data={"token": token, "csrf_token": csrf}).status_code == 303
+        page = client.get("/documentation", params={"run_id": run_id})
+        assert page.status_code == 200
+        assert '<a href="https://help.tallyboard.test/import-from-trello.md" rel="noopener noreferrer">' in page.text
+        assert "6 / 6" in page.text and "[email]" in page.text and PLANTED_DOMAIN not in page.text
+        gap_theme = re.search(r'<section class="card" id="gaps">.*?href="/themes/(\d+)', page.text, re.S).group(1)
+        gap_page = client.get(f"/themes/{gap_theme}", params={"run_id": run_id}).text
+        assert 'id="related-articles"' in gap_page and "No article answers this theme" in gap_page
+        found = client.get("/api/gaps", headers={"Authorization": f"Bearer {token}"}).json()
+        trello = [t for t in _answered_themes(client, token, run_id) if "Import projects from Trello" in t[1]]
+        assert trello and found["confusing_articles"]
+        theme_page = client.get(f"/themes/{trello[0][0]}", params={"run_id": run_id}).text
+        assert 'href="https://help.tallyboard.test/import-from-trello.md"' in theme_page
+
+
+def _answered_themes(client: TestClient, token: str, run_id: int) -> list[tuple[int, set[str]]]:
+    headers = {"Authorization": f"Bearer {token}"}
+    groups = client.get("/api/themes", params={"run_id": run_id}, headers=headers).json()["items"]
+    out = []
+    for theme in (t for g in groups for t in g["themes"]):
+        detail = client.get(f"/api/themes/{theme['id']}", params={"run_id": run_id}, headers=headers).json()
+        out.append((theme["id"], {a["title"] for a in detail["articles"]}))
+    return out
