@@ -924,11 +924,12 @@ class KnowledgeSettings(BaseSettings):
         description="User-Agent header: the crawler's name, also what robots.txt rules are matched against",
     )
     coverage_threshold: float = Field(
-        default=0.5,
+        default=0.6,
         ge=-1.0,
         le=1.0,
         description="cosine similarity: a passage at least this close to a theme's centroid covers it "
-        "(all-MiniLM-L6-v2: paraphrases score above ~0.6, same-topic text ~0.4-0.6)",
+        "(all-MiniLM-L6-v2: paraphrases score above ~0.6, same-topic text ~0.4-0.6; covering means answering, "
+        "so the bound is the paraphrase level: an article on the same area that does not explain the task is no answer)",
     )
     coverage_top_passages: int = Field(
         default=3, ge=1, description="passages listed per theme: the best answers, not every related paragraph"
