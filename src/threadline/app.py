@@ -13,6 +13,7 @@ from sqlalchemy import Engine
 from threadline.api.routers import (
     conversations,
     dead_letters,
+    documentation,
     forget,
     health,
     runs,
@@ -73,7 +74,7 @@ def create_app(settings: Settings | None = None, *, engine: Engine | None = None
         return JSONResponse(app.openapi())
 
     app.include_router(health.router)
-    for module in (runs, conversations, themes, stories, dead_letters, sources, forget, schedules):
+    for module in (runs, conversations, themes, stories, documentation, dead_letters, sources, forget, schedules):
         app.include_router(module.router, prefix="/api")
     app.mount("/static", StaticFiles(directory=WEB_DIR / "static"), name="static")
     web_routes.install(app)

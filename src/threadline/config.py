@@ -988,11 +988,12 @@ class KnowledgeSettings(BaseSettings):
         description="User-Agent header: the crawler's name, also what robots.txt rules are matched against",
     )
     coverage_threshold: float = Field(
-        default=0.5,
+        default=0.6,
         ge=-1.0,
         le=1.0,
         description="cosine similarity: a passage at least this close to a theme's centroid covers it "
-        "(all-MiniLM-L6-v2: paraphrases score above ~0.6, same-topic text ~0.4-0.6)",
+        "(all-MiniLM-L6-v2: paraphrases score above ~0.6, same-topic text ~0.4-0.6; covering means answering, "
+        "so the bound is the paraphrase level: an article on the same area that does not explain the task is no answer)",
     )
     coverage_top_passages: int = Field(
         default=3, ge=1, description="passages listed per theme: the best answers, not every related paragraph"
@@ -1003,6 +1004,25 @@ class KnowledgeSettings(BaseSettings):
         le=1.0,
         description="share of a theme's conversations: questions/how-to at least this share make an uncovered theme "
         "a documentation gap",
+    )
+    confusing_min_conversations: int = Field(
+        default=2,
+        ge=1,
+        description="conversations: an article is confusing only when at least this many customers came back stuck "
+        "after it was linked (one stuck customer is an anecdote, not a pattern)",
+    )
+    confusing_min_share: float = Field(
+        default=0.25,
+        ge=0.0,
+        le=1.0,
+        description="share of the conversations that link an article: at least this share ending with the customer "
+        "still stuck makes the article confusing (a widely linked article that helps most readers is not)",
+    )
+    coverage_examples: int = Field(
+        default=3,
+        ge=1,
+        description="example conversations kept per documentation gap and confusing article in a run's snapshot: "
+        "evidence to read, not the full list",
     )
 
 

@@ -46,7 +46,7 @@ def test_run_views_list_and_current_run(authed, api_engine):
         assert run_read.run_view(session, ids[-1]) == views[-1]
         finished = views[-1]
         assert finished["status"] == "succeeded" and finished["progress"] == 1.0
-        assert set(finished["counters"]) == {"embed", "themes", "stories"}
+        assert set(finished["counters"]) == {"embed", "themes", "coverage", "stories"}
         assert run_read.current_run(session)["id"] == started.json()["id"]  # the active one, not the newest finished
         assert run_read.run_views(session, [999_999_999]) == []
 

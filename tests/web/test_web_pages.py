@@ -30,7 +30,8 @@ def csrf_of(html: str) -> str:
 
 
 def test_pages_render_before_any_run(signed_in):
-    for path in ("/", "/themes", "/stories", "/conversations", "/conversations?q=export", "/runs", "/dead-letters"):
+    pages = ("/", "/themes", "/stories", "/conversations", "/conversations?q=export", "/documentation", "/runs")
+    for path in (*pages, "/dead-letters"):
         response = signed_in.get(path)
         assert response.status_code == 200, path
         assert '<script src="/static/app.js"' in response.text and "https://" not in response.text.split("<main>")[0]

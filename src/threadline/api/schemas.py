@@ -123,6 +123,18 @@ class ThemeRun(BaseModel):
     origin: str
 
 
+class RelatedArticle(BaseModel):
+    """A passage that answered a theme in a run, with its article as the run saw it (title, URL, version)."""
+
+    rank: int
+    article_id: int | None
+    title: str
+    url: str | None
+    heading: str | None
+    content_hash: str
+    similarity: float
+
+
 class ThemeDetail(BaseModel):
     id: int
     name: str
@@ -148,6 +160,7 @@ class ThemeDetail(BaseModel):
     merged_into: MergedInto | None
     children: list[ThemeRef]
     history: list[ThemeRun]
+    articles: list[RelatedArticle] = Field(default_factory=list)
 
 
 class ThemePatch(RequestBody):
@@ -537,3 +550,47 @@ class SyncQueued(BaseModel):
     job_id: int
     created: bool
     status: SyncStatus
+
+
+class GapExample(BaseModel):
+    """An example conversation: its id and a masked excerpt of a customer message."""
+
+    conversation_id: int
+    external_id: str | None
+    excerpt: str | None
+
+
+class DocGap(BaseModel):
+    """A theme of mostly how-to questions that no passage of the knowledge base covers."""
+
+    rank: int
+    theme_id: int
+    theme: str
+    conversations: int
+    customers: int
+    question_share: float
+    best_similarity: float | None
+    examples: list[GapExample]
+
+
+class ConfusingArticle(BaseModel):
+    """An article linked in conversations after which the customer was still stuck."""
+
+    rank: int
+    article_id: int | None
+    title: str
+    url: str | None
+    content_hash: str
+    linked_conversations: int
+    stuck_conversations: int
+    stuck_share: float
+    customers: int
+    examples: list[GapExample]
+
+
+class Documentation(BaseModel):
+    """One run's documentation gaps and confusing articles, ranked by impact (run_id null: no run yet)."""
+
+    run_id: int | None
+    gaps: list[DocGap]
+    confusing_articles: list[ConfusingArticle]

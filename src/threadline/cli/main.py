@@ -551,6 +551,7 @@ def report_command(
     # imported when the command runs, not at start-up: every command pays only for what it uses
     from threadline.db.engine import session_scope
     from threadline.engine.curation import CLI_ACTOR, record_exports
+    from threadline.read.documentation import documentation
     from threadline.stories.export import report_title, to_csv, to_markdown
 
     if report_format not in ("md", "csv"):
@@ -559,7 +560,12 @@ def report_command(
     if not stories:
         _not_recorded(ref)
     title = report_title(ref.sources, ref.period_start, ref.period_end) if ref else "Threadline report"
-    output.write_text(to_markdown(stories, title=title) if report_format == "md" else to_csv(stories), encoding="utf-8")
+    docs = None
+    if report_format == "md" and ref is not None:
+        with session_scope(engine()) as session:
+            docs = documentation(session, ref.id)
+    text = to_markdown(stories, title=title, documentation=docs) if report_format == "md" else to_csv(stories)
+    output.write_text(text, encoding="utf-8")
     with session_scope(engine()) as session:
         record_exports(session, [s["id"] for s in stories], CLI_ACTOR, run_id=ref.id if ref else None, target="report")
     console.print(f"wrote {len(stories)} stories to {output}", markup=False)
@@ -612,6 +618,48 @@ def changes_command(run: RunOption = None, source: SourceOption = None, as_json:
         f"{len(changed)} with changed evidence",
         markup=False,
     )
+
+
+GAP_EXAMPLES_SHOWN = 2  # example conversations printed per gap or article in the terminal (--json has all)
+
+
+@app.command("gaps")
+def gaps_command(run: RunOption = None, source: SourceOption = None, as_json: JsonOption = False) -> None:
+    """Documentation gaps (questions no article answers) and confusing articles of a run, with example conversations."""
+    # imported when the command runs, not at start-up: every command pays only for what it uses
+    from threadline.db.engine import session_scope
+    from threadline.read.documentation import documentation
+
+    with session_scope(engine()) as session:
+        ref = _pick(session, run, source)
+        if ref is None:
+            raise fail("no succeeded run yet: `threadline run` first", code=1)
+        found = documentation(session, ref.id)
+    if as_json:
+        emit_json(found)
+        return
+    err_console.print(f"documentation of {_describe(ref)}", markup=False, highlight=False)
+    gaps = Table("rank", "theme", "conversations", "customers", "how-to", "examples", title="Gaps")
+    for gap in found["gaps"]:
+        gaps.add_row(
+            str(gap["rank"]),
+            plain(f"{gap['theme']} (#{gap['theme_id']})"),
+            str(gap["conversations"]),
+            str(gap["customers"]),
+            f"{round(100 * gap['question_share'])}%",
+            plain("\n".join(e["excerpt"] or "" for e in gap["examples"][:GAP_EXAMPLES_SHOWN])),
+        )
+    console.print(gaps)
+    confusing = Table("rank", "article", "stuck / linked", "customers", "examples", title="Confusing articles")
+    for article in found["confusing_articles"]:
+        confusing.add_row(
+            str(article["rank"]),
+            plain(article["title"] + (f"\n{article['url']}" if article["url"] else "")),
+            f"{article['stuck_conversations']} / {article['linked_conversations']}",
+            str(article["customers"]),
+            plain("\n".join(e["excerpt"] or "" for e in article["examples"][:GAP_EXAMPLES_SHOWN])),
+        )
+    console.print(confusing)
 
 
 @app.command("forget")

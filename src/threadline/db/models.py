@@ -724,3 +724,53 @@ class Passage(Base):
     embedding: Mapped[Any] = mapped_column(Vector(EMBEDDING_DIMENSIONS))
     created_by_sync_id: Mapped[int | None] = mapped_column(ForeignKey("knowledge_syncs.id", ondelete="SET NULL"))
     created_at: Mapped[datetime] = _now()
+
+
+class RunThemePassage(Base):
+    """A passage that answers one leaf theme of a run, as the run saw it (0013; a snapshot, never updated).
+
+    Title, URL, heading and the passage's content hash are copied, so a later sync never changes
+    what the run showed; `passage_id` / `article_id` point at the rows while they exist.
+    """
+
+    __tablename__ = "run_theme_passages"
+    run_id: Mapped[int] = mapped_column(ForeignKey("runs.id", ondelete="CASCADE"), primary_key=True)
+    theme_id: Mapped[int] = mapped_column(ForeignKey("themes.id", ondelete="CASCADE"), primary_key=True, index=True)
+    rank: Mapped[int] = mapped_column(Integer, primary_key=True)  # 1: the best answer
+    passage_id: Mapped[int | None] = mapped_column(ForeignKey("passages.id", ondelete="SET NULL"))
+    article_id: Mapped[int | None] = mapped_column(ForeignKey("articles.id", ondelete="SET NULL"))
+    content_hash: Mapped[str] = mapped_column(String(64))  # the article version the passage belongs to
+    article_title: Mapped[str] = mapped_column(Text)
+    article_url: Mapped[str | None] = mapped_column(Text)
+    heading: Mapped[str | None] = mapped_column(Text)  # the passage's innermost heading
+    similarity: Mapped[float] = mapped_column(Float)
+
+
+class RunDocGap(Base):
+    """A leaf theme of a run that is mostly questions and that no passage covers (0013; a snapshot)."""
+
+    __tablename__ = "run_doc_gaps"
+    run_id: Mapped[int] = mapped_column(ForeignKey("runs.id", ondelete="CASCADE"), primary_key=True)
+    theme_id: Mapped[int] = mapped_column(ForeignKey("themes.id", ondelete="CASCADE"), primary_key=True)
+    rank: Mapped[int] = mapped_column(Integer)  # 1: the largest impact
+    conversations: Mapped[int] = mapped_column(Integer)
+    customers: Mapped[int] = mapped_column(Integer)
+    question_share: Mapped[float] = mapped_column(Float)
+    best_similarity: Mapped[float | None] = mapped_column(Float)  # closest passage of any article (below threshold)
+    example_conversation_ids: Mapped[list[int]] = mapped_column(ARRAY(BigInteger), server_default="{}")
+
+
+class RunConfusingArticle(Base):
+    """An article linked in a run's conversations after which customers were still stuck (0013; a snapshot)."""
+
+    __tablename__ = "run_confusing_articles"
+    run_id: Mapped[int] = mapped_column(ForeignKey("runs.id", ondelete="CASCADE"), primary_key=True)
+    rank: Mapped[int] = mapped_column(Integer, primary_key=True)  # 1: the largest impact
+    article_id: Mapped[int | None] = mapped_column(ForeignKey("articles.id", ondelete="SET NULL"))
+    content_hash: Mapped[str] = mapped_column(String(64))
+    article_title: Mapped[str] = mapped_column(Text)
+    article_url: Mapped[str | None] = mapped_column(Text)
+    linked_conversations: Mapped[int] = mapped_column(Integer)
+    stuck_conversations: Mapped[int] = mapped_column(Integer)
+    customers: Mapped[int] = mapped_column(Integer)  # distinct known customers among the stuck conversations
+    example_conversation_ids: Mapped[list[int]] = mapped_column(ARRAY(BigInteger), server_default="{}")

@@ -14,7 +14,17 @@ from sqlalchemy import BigInteger, Select, bindparam, func, select
 from sqlalchemy.orm import Session, aliased
 
 from threadline.config import get_settings
-from threadline.db.models import Conversation, Run, RunConversation, RunStory, RunTheme, Story, Theme, ThemeMember
+from threadline.db.models import (
+    Conversation,
+    Run,
+    RunConversation,
+    RunStory,
+    RunTheme,
+    RunThemePassage,
+    Story,
+    Theme,
+    ThemeMember,
+)
 from threadline.engine.scopes import scope_names
 from threadline.engine.status import RunStatus
 from threadline.read.display import NOT_RECORDED, shown, shown_list
@@ -195,6 +205,7 @@ def theme_detail(session: Session, theme_id: int, run_id: int | None = None) -> 
         "merged_into": merged_into,
         "children": children,
         "history": history,
+        "articles": theme_articles(session, shown_run, theme_id) if shown_run is not None else [],
     }
 
 
@@ -310,3 +321,24 @@ def theme_sparklines(session: Session, run: RunRef | None) -> tuple[dict[int, li
             if key is not None:
                 series.setdefault(key, [0] * buckets)[index] += n
     return series, days
+
+
+def theme_articles(session: Session, run_id: int, theme_id: int) -> list[dict[str, Any]]:
+    """The passages that answered a theme in a run, best first, with their article (as the run saw it)."""
+    rows = session.execute(
+        select(RunThemePassage)
+        .where(RunThemePassage.run_id == run_id, RunThemePassage.theme_id == theme_id)
+        .order_by(RunThemePassage.rank)
+    ).scalars()
+    return [
+        {
+            "rank": row.rank,
+            "article_id": row.article_id,
+            "title": row.article_title,
+            "url": row.article_url,
+            "heading": row.heading,
+            "content_hash": row.content_hash,
+            "similarity": round(row.similarity, 3),
+        }
+        for row in rows
+    ]

@@ -66,11 +66,15 @@ def _md(value: Any) -> str:
     return markdown_text("" if value is None else str(value))
 
 
-def to_markdown(stories: list[dict[str, Any]], *, title: str = "Threadline report") -> str:
+def to_markdown(
+    stories: list[dict[str, Any]], *, title: str = "Threadline report", documentation: dict[str, Any] | None = None
+) -> str:
     """A readable backlog: one section per story, evidence quotes linked to their conversations.
 
-    Byte-stable: the same snapshot gives the same text (identity ids and the source's own
-    conversation and message ids; never per-run row ids).
+    With `documentation` (`threadline.read.documentation.documentation` of the same run), a last
+    section lists the documentation gaps and confusing articles. Byte-stable: the same snapshot
+    gives the same text (identity ids and the source's own conversation and message ids; never
+    per-run row ids).
     """
     lines = [f"# {_md(title)}", ""]
     if not stories:
@@ -102,7 +106,45 @@ def to_markdown(stories: list[dict[str, Any]], *, title: str = "Threadline repor
         if not story["evidence"]:
             lines.append("- (no quote qualified: see the problem statement)")
         lines.append("")
+    if documentation is not None:
+        lines += documentation_markdown(documentation)
     return "\n".join(lines)
+
+
+def _example_line(example: dict[str, Any]) -> str:
+    excerpt = _md((example.get("excerpt") or "").replace("\n", " "))
+    where = f"conversation {_md(example['external_id'])}" if example.get("external_id") else "conversation deleted"
+    return f"  - \u201c{excerpt}\u201d ({where})" if excerpt else f"  - ({where})"
+
+
+def documentation_markdown(documentation: dict[str, Any]) -> list[str]:
+    """The report's documentation section: gaps (themes no article answers) and confusing articles."""
+    lines = ["## Documentation", ""]
+    gaps, confusing = documentation.get("gaps", []), documentation.get("confusing_articles", [])
+    if not gaps and not confusing:
+        return lines + ["No documentation gaps or confusing articles in this run (or no knowledge source).", ""]
+    lines += ["### Gaps: questions no article answers", ""]
+    for gap in gaps:
+        lines.append(
+            f"- **{_md(gap['theme'])}** (theme #{gap['theme_id']}): {gap['conversations']} conversations from "
+            f"{gap['customers']} customers, {round(100 * gap['question_share'])}% how-to questions"
+        )
+        lines += [_example_line(e) for e in gap["examples"]]
+    if not gaps:
+        lines.append("- none")
+    lines += ["", "### Confusing articles: customers still stuck after reading them", ""]
+    for article in confusing:
+        url = safe_link(article.get("url"))
+        name = f"[{_md(article['title'])}](<{_link_target(url)}>)" if url else _md(article["title"])
+        lines.append(
+            f"- **{name}**: still stuck in {article['stuck_conversations']} of {article['linked_conversations']} "
+            f"conversations that link it ({article['customers']} customers)"
+        )
+        lines += [_example_line(e) for e in article["examples"]]
+    if not confusing:
+        lines.append("- none")
+    lines.append("")
+    return lines
 
 
 CSV_COLUMNS = (

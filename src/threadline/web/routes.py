@@ -36,6 +36,7 @@ from threadline.read import runs as run_read
 from threadline.read.conversations import get_conversation, list_conversations, unassigned_count
 from threadline.read.dead_letters import list_dead_letters
 from threadline.read.display import NOT_RECORDED
+from threadline.read.documentation import documentation
 from threadline.read.overview import overview
 from threadline.read.sources import list_sources
 from threadline.read.stories import (
@@ -248,6 +249,18 @@ def overview_page(
         partial_last=bool(data["volume"] and data["volume"][-1]["partial"]),
     )
     return render(request, "overview.html", session, data=data, chart=chart, pick=picker(db, run, scope, "/"), run=run)
+
+
+@router.get("/documentation", response_class=HTMLResponse)
+def documentation_page(
+    request: Request, db: DbSession, session: PageSession, run_id: RunParam = None, scope: ScopeParam = None
+) -> HTMLResponse:
+    """Documentation gaps and confusing articles of a run, with their example conversations."""
+    run = selected_run(db, run_id, scope)
+    data = documentation(db, run.id) if run else {"run_id": None, "gaps": [], "confusing_articles": []}
+    return render(
+        request, "documentation.html", session, data=data, run=run, pick=picker(db, run, scope, "/documentation")
+    )
 
 
 @router.get("/themes", response_class=HTMLResponse)

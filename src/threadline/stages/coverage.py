@@ -1,0 +1,294 @@
+"""Stage `coverage`: what the documentation answers for each theme of the run, where it falls short, what confuses.
+
+Runs after `themes` and before `stories`, once per run, and writes the run's documentation
+snapshot (never updated afterwards):
+
+1. **Passages per theme** (`run_theme_passages`): the current version (content hash) of every
+   active article's passages, embedded with the conversation model, against each leaf theme's
+   centroid (`threadline.analysis.coverage`): the best `knowledge.coverage_top_passages` at or
+   above `knowledge.coverage_threshold`, with the article's title, URL and version copied.
+2. **Documentation gaps** (`run_doc_gaps`): themes no passage covers whose conversations are at
+   least `knowledge.gap_question_share` how-to questions, ranked by conversations, then
+   distinct customers; a few example conversations (closest to the theme's centre first).
+3. **Confusing articles** (`run_confusing_articles`, `threadline.analysis.article_links`):
+   articles linked (URL or quoted title, by an agent or the customer) in conversations where a
+   later customer message neither thanks nor closes, ranked by stuck conversations, then
+   customers; with example conversations.
+
+Knowledge used: every knowledge source (attaching knowledge to a scope is not built yet).
+A database without passages makes this stage one cheap query: a run without knowledge
+costs nothing here. Messages are streamed in batches, so memory does not grow with the run.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import defaultdict
+from collections.abc import Iterator
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import numpy as np
+from sqlalchemy import delete, exists, insert, select
+from sqlalchemy.orm import Session
+
+from threadline.ai.embeddings import MODEL_NAME
+from threadline.analysis.article_links import (
+    LINK_ROLES,
+    ArticleRef,
+    ArticleTally,
+    LinkFinder,
+    confusing_articles,
+    conversation_links,
+)
+from threadline.analysis.conversation_type import TYPE_ANALYSIS
+from threadline.analysis.coverage import question_share, rank_gaps, theme_coverage
+from threadline.config import get_settings
+from threadline.db.analyses import latest_outputs
+from threadline.db.models import (
+    Article,
+    Conversation,
+    Message,
+    Passage,
+    RunConfusingArticle,
+    RunConversation,
+    RunDocGap,
+    RunThemePassage,
+    ThemeMember,
+)
+from threadline.db.vectors import fetch_vectors, load_theme_centroids
+from threadline.engine.stage import StageContext, WholeRunStage
+
+logger = logging.getLogger(__name__)
+
+NAME = "coverage"
+VERSION = "1"
+MESSAGE_BATCH_ROWS = 2_000  # messages fetched per round trip while looking for article links: bounded memory
+
+# The passages of the current version of every active article, for the conversation model.
+_PASSAGE_VECTORS_SQL = """
+    SELECT p.id, p.embedding FROM passages p JOIN articles a ON a.id = p.article_id
+     WHERE a.status = 'active' AND p.content_hash = a.content_hash AND p.model = %(model)s
+     ORDER BY p.id
+"""
+
+
+@dataclass
+class CoverageResult:
+    passages: int = 0
+    themes: int = 0
+    covered_themes: int = 0
+    gaps: int = 0
+    linked_articles: int = 0
+    confusing_articles: int = 0
+
+
+@dataclass(frozen=True)
+class _PassageInfo:
+    article_id: int
+    content_hash: str
+    title: str
+    url: str | None
+    heading: str | None
+
+
+def _forget_earlier_attempt(session: Session, run_id: int) -> None:
+    """Re-running the stage for this run (a reopened run) replaces its snapshot, never adds to it."""
+    for table in (RunThemePassage, RunDocGap, RunConfusingArticle):
+        session.execute(delete(table).where(table.run_id == run_id))
+
+
+def _passage_infos(session: Session, ids: list[int]) -> dict[int, _PassageInfo]:
+    rows = session.execute(
+        select(Passage.id, Passage.article_id, Passage.content_hash, Passage.heading_path, Article.title, Article.url)
+        .join(Article, Article.id == Passage.article_id)
+        .where(Passage.id.in_(ids))
+    )
+    return {
+        pid: _PassageInfo(article_id, content_hash, title, url, path[-1] if path else None)
+        for pid, article_id, content_hash, path, title, url in rows
+    }
+
+
+def _members(session: Session, run_id: int) -> dict[int, list[tuple[int, int | None]]]:
+    """Each leaf theme's (conversation id, contact id), closest to the theme's centre first."""
+    rows = session.execute(
+        select(ThemeMember.theme_id, ThemeMember.conversation_id, Conversation.contact_id)
+        .join(Conversation, Conversation.id == ThemeMember.conversation_id)
+        .where(ThemeMember.run_id == run_id)
+        .order_by(ThemeMember.theme_id, ThemeMember.similarity.desc(), Conversation.source_id, Conversation.external_id)
+    )
+    members: dict[int, list[tuple[int, int | None]]] = defaultdict(list)
+    for theme_id, conversation_id, contact_id in rows:
+        members[theme_id].append((conversation_id, contact_id))
+    return members
+
+
+def _write_coverage(session: Session, run_id: int, result: CoverageResult) -> None:
+    """Passages per theme and the ranked documentation gaps."""
+    settings = get_settings().knowledge
+    passage_vectors = fetch_vectors(session, _PASSAGE_VECTORS_SQL, {"model": MODEL_NAME})
+    result.passages = len(passage_vectors)
+    centroids = load_theme_centroids(session, run_id, MODEL_NAME)
+    result.themes = len(centroids)
+    if not passage_vectors or not centroids:
+        return
+    passage_ids = list(passage_vectors)
+    members = _members(session, run_id)
+    types = latest_outputs(session, run_id, TYPE_ANALYSIS, "type")
+    shares = {t: question_share([types.get(cid, "") for cid, _ in ms]) for t, ms in members.items()}
+    coverage = theme_coverage(
+        centroids,
+        passage_ids,
+        np.stack([passage_vectors[p] for p in passage_ids]),
+        shares,
+        threshold=settings.coverage_threshold,
+        top_k=settings.coverage_top_passages,
+        gap_question_share=settings.gap_question_share,
+    )
+    infos = _passage_infos(session, sorted({m.passage_id for c in coverage.values() for m in c.matches}))
+    rows: list[dict[str, Any]] = []
+    for theme_id in sorted(coverage):
+        for rank, match in enumerate(coverage[theme_id].matches, start=1):
+            info = infos[match.passage_id]
+            rows.append(
+                {
+                    "run_id": run_id,
+                    "theme_id": theme_id,
+                    "rank": rank,
+                    "passage_id": match.passage_id,
+                    "article_id": info.article_id,
+                    "content_hash": info.content_hash,
+                    "article_title": info.title,
+                    "article_url": info.url,
+                    "heading": info.heading,
+                    "similarity": match.similarity,
+                }
+            )
+    result.covered_themes = sum(1 for c in coverage.values() if c.covered)
+    if rows:
+        session.execute(insert(RunThemePassage), rows)
+    conversations = {t: len(ms) for t, ms in members.items()}
+    customers = {t: len({contact for _, contact in ms if contact is not None}) for t, ms in members.items()}
+    gaps = rank_gaps(coverage, conversations, customers)
+    result.gaps = len(gaps)
+    if gaps:
+        session.execute(
+            insert(RunDocGap),
+            [
+                {
+                    "run_id": run_id,
+                    "theme_id": gap.theme_id,
+                    "rank": rank,
+                    "conversations": conversations.get(gap.theme_id, 0),
+                    "customers": customers.get(gap.theme_id, 0),
+                    "question_share": gap.question_share,
+                    "best_similarity": gap.best_similarity,
+                    "example_conversation_ids": [cid for cid, _ in members[gap.theme_id][: settings.coverage_examples]],
+                }
+                for rank, gap in enumerate(gaps, start=1)
+            ],
+        )
+
+
+def _conversation_messages(session: Session, run_id: int) -> Iterator[tuple[int, int | None, list[tuple[str, str]]]]:
+    """(conversation id, contact id, [(role, text)]) of the run's conversations, in (source, external id) order.
+
+    Only customer and agent messages: bots' canned pointers are not links, and notes are not read
+    by the customer. Streamed in batches of `MESSAGE_BATCH_ROWS`.
+    """
+    statement = (
+        select(Conversation.id, Conversation.contact_id, Message.author_role, Message.text)
+        .join(RunConversation, RunConversation.conversation_id == Conversation.id)
+        .join(Message, Message.conversation_id == Conversation.id)
+        .where(RunConversation.run_id == run_id, Message.author_role.in_(sorted(LINK_ROLES)))
+        .order_by(Conversation.source_id, Conversation.external_id, Message.position)
+        .execution_options(yield_per=MESSAGE_BATCH_ROWS)
+    )
+    current: int | None = None
+    contact: int | None = None
+    messages: list[tuple[str, str]] = []
+    for conversation_id, contact_id, role, body in session.execute(statement):
+        if conversation_id != current:
+            if current is not None:
+                yield current, contact, messages
+            current, contact, messages = conversation_id, contact_id, []
+        messages.append((role, body))
+    if current is not None:
+        yield current, contact, messages
+
+
+def _write_confusing(session: Session, run_id: int, result: CoverageResult) -> None:
+    """Articles linked in the run's conversations after which customers were still stuck."""
+    settings = get_settings().knowledge
+    articles = {
+        a.id: a
+        for a in session.execute(
+            select(Article.id, Article.title, Article.url, Article.content_hash).where(Article.status == "active")
+        )
+    }
+    finder = LinkFinder(ArticleRef(a.id, a.title, a.url) for a in articles.values())
+    if not finder:
+        return
+    tallies: dict[int, ArticleTally] = {}
+    for conversation_id, contact_id, messages in _conversation_messages(session, run_id):
+        for outcome in conversation_links(messages, finder):
+            tally = tallies.setdefault(outcome.article_id, ArticleTally(outcome.article_id))
+            tally.linked += 1
+            if outcome.stuck:
+                tally.stuck.append(conversation_id)
+                if contact_id is not None:
+                    tally.stuck_customers.add(f"contact {contact_id}")
+    result.linked_articles = len(tallies)
+    chosen = confusing_articles(
+        tallies, min_conversations=settings.confusing_min_conversations, min_share=settings.confusing_min_share
+    )
+    result.confusing_articles = len(chosen)
+    if chosen:
+        session.execute(
+            insert(RunConfusingArticle),
+            [
+                {
+                    "run_id": run_id,
+                    "rank": rank,
+                    "article_id": tally.article_id,
+                    "content_hash": articles[tally.article_id].content_hash,
+                    "article_title": articles[tally.article_id].title,
+                    "article_url": articles[tally.article_id].url,
+                    "linked_conversations": tally.linked,
+                    "stuck_conversations": len(tally.stuck),
+                    "customers": len(tally.stuck_customers),
+                    "example_conversation_ids": tally.stuck[: settings.coverage_examples],
+                }
+                for rank, tally in enumerate(chosen, start=1)
+            ],
+        )
+
+
+def compute_coverage(session: Session, run_id: int) -> CoverageResult:
+    """Write the run's documentation snapshot; without any passage, one query and nothing written."""
+    result = CoverageResult()
+    _forget_earlier_attempt(session, run_id)
+    if not session.execute(select(exists().where(Passage.id.is_not(None)))).scalar():
+        return result
+    _write_coverage(session, run_id, result)
+    _write_confusing(session, run_id, result)
+    logger.info(
+        "run %s coverage: %s themes, %s covered, %s gaps, %s confusing articles",
+        run_id,
+        result.themes,
+        result.covered_themes,
+        result.gaps,
+        result.confusing_articles,
+    )
+    return result
+
+
+def run(context: StageContext) -> dict[str, Any]:
+    """The stage's entry point: the run's documentation snapshot and its counters."""
+    return asdict(compute_coverage(context.session, context.run_id))
+
+
+STAGE = WholeRunStage(name=NAME, version=VERSION, position=35, run=run)
+
+__all__ = ["STAGE", "CoverageResult", "compute_coverage", "run"]
