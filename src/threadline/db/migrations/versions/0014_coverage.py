@@ -1,7 +1,7 @@
 """coverage: a run's documentation snapshot (passages per theme, documentation gaps, confusing articles)
 
-Revision ID: 0013_coverage
-Revises: 0012_sessions_budget
+Revision ID: 0014_coverage
+Revises: 0013_tracker_merge_comment
 Create Date: 2026-12-12
 
 Written once by the `coverage` stage of a run, never updated (runs are snapshots). Each row
@@ -19,8 +19,8 @@ import sqlalchemy as sa
 from alembic import op
 from sqlalchemy.dialects import postgresql
 
-revision = "0013_coverage"
-down_revision = "0012_sessions_budget"
+revision = "0014_coverage"
+down_revision = "0013_tracker_merge_comment"
 branch_labels = None
 depends_on = None
 
