@@ -1021,7 +1021,7 @@ class KnowledgeSettings(BaseSettings):
     coverage_examples: int = Field(
         default=3,
         ge=1,
-        description="example conversations kept per documentation gap and confusing article in a run's snapshot: "
+        description="conversations: examples kept per documentation gap and confusing article in a run's snapshot, "
         "evidence to read, not the full list",
     )
 
