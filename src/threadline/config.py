@@ -1024,6 +1024,11 @@ class KnowledgeSettings(BaseSettings):
         description="conversations: examples kept per documentation gap and confusing article in a run's snapshot, "
         "evidence to read, not the full list",
     )
+    entity_terms: list[str] = Field(
+        default_factory=list,
+        description='product areas and features to find in conversations as entities, e.g. ["SSO", "bulk export"] '
+        "(JSON list); added to the knowledge base's article titles and headings; empty: those alone",
+    )
 
 
 class Settings(BaseSettings):

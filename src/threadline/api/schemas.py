@@ -83,6 +83,14 @@ class ConversationDetail(ConversationSummary):
     themes: list[ConversationThemeRef]
 
 
+class EntityShare(BaseModel):
+    """An entity of a theme's conversations: its type, value and the share of the theme that mentions it."""
+
+    type: str = Field(description="platform, plan, error_code, http_status, integration or feature")
+    value: str
+    share: float = Field(description="Fraction (0-1) of the theme's conversations that mention it.")
+
+
 class ThemeSummary(BaseModel):
     id: int
     name: str = Field(description="A person's name for it, else the run's, else \"not recorded for this run\".")
@@ -90,6 +98,7 @@ class ThemeSummary(BaseModel):
     recorded: bool = True
     size: int
     keywords: list[str]
+    entities: list[EntityShare] = Field(default_factory=list, description="Most shared entities, first the most.")
     first_seen: str | None
     last_seen: str | None
     keep_separate: bool = False
@@ -161,6 +170,8 @@ class ThemeDetail(BaseModel):
     children: list[ThemeRef]
     history: list[ThemeRun]
     articles: list[RelatedArticle] = Field(default_factory=list)
+    entities: list[EntityShare] = Field(default_factory=list, description="Most shared entities, first the most.")
+    mostly: str = Field("", description='Its dominant entities in words, e.g. "mostly iOS, plan Business" ("": none).')
 
 
 class ThemePatch(RequestBody):

@@ -94,3 +94,20 @@ def outputs_of(session: Session, conversation_ids: Sequence[int], stage: str) ->
         .ext(distinct_on(Analysis.conversation_id))
     )
     return {cid: output for cid, output in rows}
+
+
+def cached_outputs(
+    session: Session, *, stage: str, model: str, version: str, keys: Mapping[int, str]
+) -> dict[int, dict[str, Any]]:
+    """Stored outputs of `keys` (conversation id -> input hash) for exactly this analysis key."""
+    if not keys:
+        return {}
+    rows = session.execute(
+        select(Analysis.conversation_id, Analysis.input_hash, Analysis.output).where(
+            Analysis.conversation_id.in_(list(keys)),
+            Analysis.stage == stage,
+            Analysis.model == model,
+            Analysis.version == version,
+        )
+    )
+    return {cid: output for cid, digest, output in rows if keys.get(cid) == digest}

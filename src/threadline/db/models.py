@@ -304,6 +304,8 @@ class RunTheme(Base):
     last_seen: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     origin: Mapped[str] = mapped_column(String(16), default="new")  # new | continued | revived | legacy
     representative_conversation_id: Mapped[int | None] = mapped_column(BigInteger)
+    # Top entities of the theme's conversations, [{"type", "value", "share"}] most shared first (coverage stage).
+    entities: Mapped[list[dict[str, Any]] | None] = mapped_column(JSONB)
 
 
 class ThemeMember(Base):

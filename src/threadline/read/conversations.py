@@ -22,8 +22,9 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import Session
 
+from threadline.analysis.theme_entities import ENTITIES_ANALYSIS
 from threadline.config import get_settings
-from threadline.db.models import Conversation, Message, RunConversation, RunTheme, Source, Theme, ThemeMember
+from threadline.db.models import Analysis, Conversation, Message, RunConversation, RunTheme, Source, Theme, ThemeMember
 from threadline.read.display import shown
 from threadline.read.sources import syncs_by_id
 from threadline.read.themes import theme_name
@@ -47,7 +48,7 @@ SUMMARY_COLUMNS = (
 # The search configuration as SQL text, not a bind parameter, so that a prepared statement's generic plan
 # still matches the GIN index expression.
 SEARCH_REGCONFIG: ColumnElement[Any] = literal_column(f"'{SEARCH_CONFIG}'::regconfig")
-FILTERS = ("source", "since", "until", "q", "theme_id", "run_id", "unassigned")  # list_conversations' filters
+FILTERS = ("source", "since", "until", "q", "theme_id", "run_id", "unassigned", "entity")  # list_conversations' filters
 
 
 def message_tsvector():
@@ -99,6 +100,13 @@ def _list_statement(present: frozenset[str]) -> Select:
             family = family.where(snapshots.c.run_id == run_id)
             member = select(members.c.conversation_id).where(members.c.theme_id.in_(family), members.c.run_id == run_id)
         statement = statement.where(CONVERSATIONS.c.id.in_(member))
+    if "entity" in present:
+        # Any stored entities analysis of the conversation whose keys hold ":entity" (a bare value or type:value).
+        analyses = Analysis.__table__
+        mentioning = select(analyses.c.conversation_id).where(
+            analyses.c.stage == ENTITIES_ANALYSIS, analyses.c.output["keys"].has_key(bindparam("entity", type_=Text))
+        )
+        statement = statement.where(CONVERSATIONS.c.id.in_(mentioning))
     if "unassigned" in present:
         # Conversations the run read but put in no theme (outliers): visible, never silently absent.
         statement = statement.where(CONVERSATIONS.c.id.in_(_unassigned_ids()))
@@ -140,8 +148,12 @@ def list_conversations(
     theme_id: int | None = None,
     run_id: int | None = None,
     unassigned: bool = False,
+    entity: str | None = None,
 ) -> list[dict[str, Any]]:
     """Newest first; fetches `limit` rows (callers pass limit + 1 to learn whether more exist).
+
+    `entity` keeps conversations that mention it: a value ("ios", any case) or "type:value"
+    ("platform:ios"), as stored by the coverage stage's entities step.
 
     `run_id` narrows `theme_id` to one run's membership; with `unassigned`, the list is the
     run's conversations that no theme holds (`unassigned` needs a `run_id`); alone it filters
@@ -157,6 +169,7 @@ def list_conversations(
         "theme_id": theme_id,
         "run_id": run_id if theme_id is not None or unassigned else None,
         "unassigned": True if unassigned else None,
+        "entity": entity.strip().lower() if entity and entity.strip() else None,
     }
     params = {name: value for name, value in params.items() if value is not None}
     statement = _list_statement(frozenset(params))

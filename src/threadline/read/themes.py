@@ -13,6 +13,7 @@ from typing import Any, Literal
 from sqlalchemy import BigInteger, Select, bindparam, func, select
 from sqlalchemy.orm import Session, aliased
 
+from threadline.analysis.theme_entities import dominant_entities
 from threadline.config import get_settings
 from threadline.db.models import (
     Conversation,
@@ -34,6 +35,9 @@ from threadline.stories.trend import bucket_days_for
 Bucket = Literal["day", "week", "month"]
 BUCKET_STEP = {"day": timedelta(days=1), "week": timedelta(weeks=1)}
 THEME_KEYWORDS = 8  # keywords per theme in lists: enough to recognise it, short enough for a row
+MOSTLY_MIN_SHARE = 0.5  # share of a theme's conversations: an entity at least this common is what it "mostly" is
+MOSTLY_BARE_TYPES = frozenset({"platform", "integration", "feature"})  # values that name themselves ("iOS")
+ENTITY_TYPE_WORDS = {"plan": "plan", "error_code": "error", "http_status": "HTTP"}  # prefixes of the others
 THEME_HISTORY_RUNS = 20  # earlier snapshots listed on a theme's page: the recent history
 # overview chart buckets by the period's length: days up to this many days, then weeks, then months
 VOLUME_DAILY_MAX_DAYS = 45
@@ -42,6 +46,20 @@ VOLUME_WEEKLY_MAX_DAYS = 400
 
 def _iso(value: datetime | None) -> str | None:
     return value.isoformat() if value else None
+
+
+def theme_entities(stored: list[dict[str, Any]] | None) -> list[dict[str, Any]]:
+    """A snapshot's entities as shown: [{"type", "value", "share"}] (values masked like any shown text)."""
+    return [{"type": e["type"], "value": shown(e["value"]) or "", "share": float(e["share"])} for e in stored or []]
+
+
+def mostly(entities: list[dict[str, Any]], *, min_share: float = MOSTLY_MIN_SHARE) -> str:
+    """A theme's dominant entities in words, e.g. "mostly iOS, plan Business" ("" when none dominates)."""
+    parts = [
+        e["value"] if e["type"] in MOSTLY_BARE_TYPES else f"{ENTITY_TYPE_WORDS.get(e['type'], e['type'])} {e['value']}"
+        for e in dominant_entities(entities, min_share=min_share)
+    ]
+    return f"mostly {', '.join(parts)}" if parts else ""
 
 
 def theme_name(human: str | None, computed: str | None) -> str:
@@ -60,6 +78,7 @@ def _themes_of_run() -> Select:
             lineage.human_name,
             leaf.size,
             leaf.keywords,
+            leaf.entities,
             leaf.first_seen,
             leaf.last_seen,
             lineage.keep_separate,
@@ -100,6 +119,7 @@ def theme_tree(session: Session, *, run_id: int | None, limit: int = 200) -> lis
                 "recorded": row.name is not None,
                 "size": row.size,
                 "keywords": shown_list(list(row.keywords or [])[:THEME_KEYWORDS]),
+                "entities": theme_entities(row.entities),
                 "first_seen": _iso(row.first_seen),
                 "last_seen": _iso(row.last_seen),
                 "keep_separate": bool(row.keep_separate),
@@ -193,6 +213,8 @@ def theme_detail(session: Session, theme_id: int, run_id: int | None = None) -> 
         "parent_id": snapshot.parent_id if snapshot else None,
         "parent": parent,
         "keywords": shown_list(list(snapshot.keywords or [])) if snapshot else [],
+        "entities": theme_entities(snapshot.entities) if snapshot else [],
+        "mostly": mostly(theme_entities(snapshot.entities)) if snapshot else "",
         "size": snapshot.size if snapshot else 0,
         "run_id": shown_run,
         "in_run": snapshot is not None,

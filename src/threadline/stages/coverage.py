@@ -15,6 +15,14 @@ snapshot (never updated afterwards):
    later customer message neither thanks nor closes, ranked by stuck conversations, then
    customers; with example conversations.
 
+4. **Entities per theme** (`run_themes.entities`): each conversation's entities (platforms,
+   plans, error codes, HTTP statuses, integrations, product areas) are extracted offline and
+   cached in `analyses` (kind 'entities') under its customer text's hash, the extractor's
+   version and the configuration's fingerprint (plans from `insight.plan_weights`, a gazetteer of
+   active articles' titles and headings plus `knowledge.entity_terms`), so a changed knowledge
+   base recomputes them; each leaf theme keeps its most shared ones. This step runs with or
+   without knowledge.
+
 Knowledge used: every knowledge source (attaching knowledge to a scope is not built yet).
 A database without passages makes this stage one cheap query: a run without knowledge
 costs nothing here. Messages are streamed in batches, so memory does not grow with the run.
@@ -29,7 +37,7 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 import numpy as np
-from sqlalchemy import delete, exists, insert, select
+from sqlalchemy import delete, exists, insert, select, update
 from sqlalchemy.orm import Session
 
 from threadline.ai.embeddings import MODEL_NAME
@@ -43,8 +51,14 @@ from threadline.analysis.article_links import (
 )
 from threadline.analysis.conversation_type import TYPE_ANALYSIS
 from threadline.analysis.coverage import question_share, rank_gaps, theme_coverage
+from threadline.analysis.theme_entities import (
+    ENTITIES_ANALYSIS,
+    ENTITIES_VERSION,
+    extract_output,
+    theme_entity_shares,
+)
 from threadline.config import get_settings
-from threadline.db.analyses import latest_outputs
+from threadline.db.analyses import cached_outputs, latest_outputs, store_analyses
 from threadline.db.models import (
     Article,
     Conversation,
@@ -53,16 +67,20 @@ from threadline.db.models import (
     RunConfusingArticle,
     RunConversation,
     RunDocGap,
+    RunTheme,
     RunThemePassage,
     ThemeMember,
 )
 from threadline.db.vectors import fetch_vectors, load_theme_centroids
 from threadline.engine.stage import StageContext, WholeRunStage
+from threadline.stages.inputs import input_hash, load_customer_texts
+from threadline.text.entities import MAX_GAZETTEER_TERMS, EntityConfig, EntityExtractor, Gazetteer
 
 logger = logging.getLogger(__name__)
 
 NAME = "coverage"
-VERSION = "1"
+VERSION = f"1+entities-{ENTITIES_VERSION}"
+ENTITY_BATCH_CONVERSATIONS = 1_000  # conversations whose texts are held at once while extracting entities
 MESSAGE_BATCH_ROWS = 2_000  # messages fetched per round trip while looking for article links: bounded memory
 
 # The passages of the current version of every active article, for the conversation model.
@@ -81,6 +99,8 @@ class CoverageResult:
     gaps: int = 0
     linked_articles: int = 0
     confusing_articles: int = 0
+    entities_computed: int = 0
+    entities_reused: int = 0
 
 
 @dataclass(frozen=True)
@@ -265,10 +285,92 @@ def _write_confusing(session: Session, run_id: int, result: CoverageResult) -> N
         )
 
 
+def knowledge_gazetteer(session: Session) -> Gazetteer:
+    """Product areas from the knowledge base (active articles' titles and their passages' headings) and settings.
+
+    Headings come from the current version of each article; the configured
+    `knowledge.entity_terms` come first, then titles, then headings, cut at `MAX_GAZETTEER_TERMS`.
+    """
+    terms: dict[str, None] = dict.fromkeys(t.strip() for t in get_settings().knowledge.entity_terms if t.strip())
+    titles = session.execute(select(Article.title).where(Article.status == "active").order_by(Article.id)).scalars()
+    terms.update(dict.fromkeys(t.strip() for t in titles if t and t.strip()))
+    paths = session.execute(
+        select(Passage.heading_path)
+        .join(Article, Article.id == Passage.article_id)
+        .where(Article.status == "active", Passage.content_hash == Article.content_hash)
+        .order_by(Passage.id)
+    ).scalars()
+    for path in paths:
+        terms.update(dict.fromkeys(h.strip() for h in path or [] if h and h.strip()))
+    return Gazetteer.from_terms(list(terms)[:MAX_GAZETTEER_TERMS])
+
+
+def entity_extractor(session: Session) -> EntityExtractor:
+    """The run's extractor: configured plans (`insight.plan_weights` names) and the knowledge gazetteer."""
+    plans = tuple(sorted(get_settings().insight.plan_weights))
+    return EntityExtractor(EntityConfig(plans=plans, gazetteer=knowledge_gazetteer(session)))
+
+
+def entities_model_key(extractor: EntityExtractor) -> str:
+    """`analyses.model` of entities: the configuration's fingerprint (plans, gazetteer, lists)."""
+    return f"entities+{extractor.fingerprint}"
+
+
+def conversation_entities(
+    session: Session, conversation_ids: list[int], extractor: EntityExtractor, result: CoverageResult
+) -> dict[int, dict[str, Any]]:
+    """Stored entities of `conversation_ids`, extracting (and caching) those of texts not seen with this configuration."""
+    model = entities_model_key(extractor)
+    outputs: dict[int, dict[str, Any]] = {}
+    for start in range(0, len(conversation_ids), ENTITY_BATCH_CONVERSATIONS):
+        texts = load_customer_texts(session, conversation_ids[start : start + ENTITY_BATCH_CONVERSATIONS])
+        hashes = {cid: input_hash(ENTITIES_ANALYSIS, text) for cid, text in texts.items()}
+        found = cached_outputs(session, stage=ENTITIES_ANALYSIS, model=model, version=ENTITIES_VERSION, keys=hashes)
+        missing = [cid for cid in hashes if cid not in found]
+        computed = {cid: extract_output(extractor, texts[cid]) for cid in missing}
+        store_analyses(
+            session,
+            [
+                {
+                    "conversation_id": cid,
+                    "stage": ENTITIES_ANALYSIS,
+                    "input_hash": hashes[cid],
+                    "model": model,
+                    "version": ENTITIES_VERSION,
+                    "output": output,
+                }
+                for cid, output in computed.items()
+            ],
+        )
+        result.entities_reused += len(found)
+        result.entities_computed += len(computed)
+        outputs.update(found)
+        outputs.update(computed)
+    return outputs
+
+
+def _write_entities(session: Session, run_id: int, result: CoverageResult) -> None:
+    """Each conversation's entities (cached) and each leaf theme's most shared ones, into the run's snapshot."""
+    conversation_ids = list(
+        session.execute(
+            select(RunConversation.conversation_id)
+            .where(RunConversation.run_id == run_id)
+            .order_by(RunConversation.conversation_id)
+        ).scalars()
+    )
+    outputs = conversation_entities(session, conversation_ids, entity_extractor(session), result)
+    for theme_id, members in _members(session, run_id).items():
+        shares = theme_entity_shares([cid for cid, _ in members], outputs)
+        session.execute(
+            update(RunTheme).where(RunTheme.run_id == run_id, RunTheme.theme_id == theme_id).values(entities=shares)
+        )
+
+
 def compute_coverage(session: Session, run_id: int) -> CoverageResult:
     """Write the run's documentation snapshot; without any passage, one query and nothing written."""
     result = CoverageResult()
     _forget_earlier_attempt(session, run_id)
+    _write_entities(session, run_id, result)
     if not session.execute(select(exists().where(Passage.id.is_not(None)))).scalar():
         return result
     _write_coverage(session, run_id, result)

@@ -50,6 +50,14 @@ async def conversations(
     unassigned: Annotated[
         bool, Query(description="Only the conversations the run read but placed in no theme (its outliers).")
     ] = False,
+    entity: Annotated[
+        str | None,
+        Query(
+            max_length=200,
+            description='Only conversations mentioning this entity: a value ("ios", any case) or type:value '
+            '("platform:ios", "plan:business").',
+        ),
+    ] = None,
 ) -> dict:
     """Newest first. `q` searches message text with PostgreSQL full-text search (English stemming)."""
     if unassigned and run_id is None:
@@ -68,6 +76,7 @@ async def conversations(
         theme_id=theme_id,
         run_id=run_id,
         unassigned=unassigned,
+        entity=entity,
     )
     return page_of(rows, limit, offset)
 
