@@ -1026,7 +1026,7 @@ class KnowledgeSettings(BaseSettings):
     )
     entity_terms: list[str] = Field(
         default_factory=list,
-        description='product areas and features to find in conversations as entities, e.g. ["SSO", "bulk export"] '
+        description='terms: product areas and features to find in conversations as entities, e.g. ["SSO", "bulk export"] '
         "(JSON list); added to the knowledge base's article titles and headings; empty: those alone",
     )
 
