@@ -9,9 +9,9 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 import typer
-from rich.table import Table
 
 from threadline.cli.common import console, emit_json, engine, fail, plain
+from threadline.cli.options import configured_table
 
 EXIT_FAILED = 2  # the channel could not be added or found
 
@@ -83,11 +83,7 @@ def list_command(as_json: JsonOption = False) -> None:
     if as_json:
         emit_json(rows)
         return
-    table = Table("id", "name", "kind", "configuration")
-    for row in rows:
-        config = ", ".join(f"{k}={v}" for k, v in row["config"].items())
-        table.add_row(plain(str(row["id"])), plain(row["name"]), plain(row["kind"]), plain(config))
-    console.print(table)
+    console.print(configured_table(rows))
 
 
 @notify_app.command("remove")

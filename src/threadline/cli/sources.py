@@ -8,10 +8,7 @@ variable that holds its token.
 
 from __future__ import annotations
 
-import enum
 import inspect
-import types
-import typing
 from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Annotated, Any
@@ -21,20 +18,10 @@ from rich.table import Table
 from typer.core import TyperGroup
 
 from threadline.cli.common import console, emit_json, engine, fail, parse_date
+from threadline.cli.options import config_parameters
 
 EXIT_DEAD_LETTERS = 1  # the sync finished but some records are dead-lettered
 EXIT_FAILED = 2  # nothing usable happened (bad token, unknown source, API down)
-
-
-def _option_type(annotation: Any) -> Any:
-    """The option type of a configuration field: an Enum of choices for a Literal, else the scalar type."""
-    args = [a for a in typing.get_args(annotation) if a is not type(None)]
-    origin = typing.get_origin(annotation)
-    if origin is typing.Literal:
-        return enum.Enum("Choice", {str(a): str(a) for a in args}, type=str)
-    if origin in (typing.Union, types.UnionType) and len(args) == 1:
-        return _option_type(args[0])
-    return annotation if annotation in (int, float, bool) else str
 
 
 def _add_command(kind: str, on_add: Callable[[str, str, dict[str, Any]], None] | None = None) -> Any:
@@ -46,21 +33,7 @@ def _add_command(kind: str, on_add: Callable[[str, str, dict[str, Any]], None] |
     from threadline.connectors.base import get_connector  # loaded only when `sources add` runs (start-up)
 
     connector = get_connector(kind)
-    parameters = [
-        inspect.Parameter(
-            "name",
-            inspect.Parameter.KEYWORD_ONLY,
-            annotation=Annotated[str, typer.Option("--name", help="Name of the new source.")],
-        )
-    ]
-    for field_name, field in connector.config_model.model_fields.items():
-        default = None if field.is_required() else field.get_default(call_default_factory=True)
-        help_text = (field.description or "") + (f" (default: {default})" if default is not None else "")
-        option = typer.Option("--" + field_name.replace("_", "-"), help=help_text, show_default=False)
-        annotation = Annotated[_option_type(field.annotation) | None, option]  # type: ignore[valid-type]
-        parameters.append(
-            inspect.Parameter(field_name, inspect.Parameter.KEYWORD_ONLY, default=None, annotation=annotation)
-        )
+    parameters = config_parameters(connector.config_model, "Name of the new source.")
 
     def add(**values: Any) -> None:
         name = values.pop("name")

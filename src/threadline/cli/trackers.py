@@ -15,7 +15,7 @@ from rich.table import Table
 from typer.core import TyperGroup
 
 from threadline.cli.common import console, emit_json, engine, fail, plain
-from threadline.cli.sources import _option_type
+from threadline.cli.options import config_parameters, configured_table
 
 EXIT_SOME_FAILED = 1  # the export ran but some stories are dead-lettered
 EXIT_FAILED = 2  # nothing was exported (unknown tracker, refused token, missing project)
@@ -26,21 +26,7 @@ def _add_command(kind: str) -> Any:
     from threadline.exporters.base import EXPORTERS  # loaded only when `trackers add` runs (start-up)
 
     exporter = EXPORTERS.get(kind)
-    parameters = [
-        inspect.Parameter(
-            "name",
-            inspect.Parameter.KEYWORD_ONLY,
-            annotation=Annotated[str, typer.Option("--name", help="Name of the new tracker.")],
-        )
-    ]
-    for field_name, field in exporter.config_model.model_fields.items():
-        default = None if field.is_required() else field.get_default(call_default_factory=True)
-        help_text = (field.description or "") + (f" (default: {default})" if default is not None else "")
-        option = typer.Option("--" + field_name.replace("_", "-"), help=help_text, show_default=False)
-        annotation = Annotated[_option_type(field.annotation) | None, option]  # type: ignore[valid-type]
-        parameters.append(
-            inspect.Parameter(field_name, inspect.Parameter.KEYWORD_ONLY, default=None, annotation=annotation)
-        )
+    parameters = config_parameters(exporter.config_model, "Name of the new tracker.")
 
     def add(**values: Any) -> None:
         name = values.pop("name")
@@ -103,11 +89,7 @@ def list_command(as_json: JsonOption = False) -> None:
     if as_json:
         emit_json(rows)
         return
-    table = Table("id", "name", "kind", "configuration")
-    for row in rows:
-        config = ", ".join(f"{k}={v}" for k, v in row["config"].items())
-        table.add_row(plain(str(row["id"])), plain(row["name"]), plain(row["kind"]), plain(config))
-    console.print(table)
+    console.print(configured_table(rows))
 
 
 @trackers_app.command("remove")
