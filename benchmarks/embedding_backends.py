@@ -64,7 +64,7 @@ VARIANTS: dict[str, ob.ExportSettings] = {
     "fp32-first-last-layer": ob.ExportSettings(
         fp32_weights=("encoder.layer.0.*", "encoder.layer.5.*"), fp32_label="fp32firstlast"
     ),
-    "fp32-last-layer": ob.ExportSettings(fp32_weights=("encoder.layer.5.*",), fp32_label="fp32last"),
+    "all-layers-int8": ob.ExportSettings(),  # every MatMul int8, the last layer's too
     "fp32-last-ffn": ob.ExportSettings(
         fp32_weights=("encoder.layer.5.intermediate.dense.weight", "encoder.layer.5.output.dense.weight"),
         fp32_label="fp32lastffn",

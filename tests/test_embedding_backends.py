@@ -69,7 +69,7 @@ def process_embedder_restored():
 
 def test_backends_have_their_own_model_names_rows_and_themes(db_engine, onnx_embedder, embedder):
     """Two backends -> two model names -> two embedding rows per conversation; discovery reads one model's only."""
-    assert onnx_embedder.model_name == "sentence-transformers/all-MiniLM-L6-v2+onnx-int8-matmul-perchannel"
+    assert onnx_embedder.model_name == "sentence-transformers/all-MiniLM-L6-v2+onnx-int8-matmul-perchannel-fp32last"
     assert onnx_embedder.model_name != embedder.model_name == emb.MODEL_NAME
     assert emb.BACKEND_MODELS == {"onnx-int8": onnx_embedder.model_name, "torch": embedder.model_name}
     assert import_file(db_engine, EXAMPLES, source_name="demo").ok
