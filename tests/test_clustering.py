@@ -139,6 +139,20 @@ def test_cosine_silhouette_matches_sklearn() -> None:
     assert cosine_silhouette(x, labels) == pytest.approx(silhouette_score(x, labels, metric="cosine"), abs=1e-5)
 
 
+def test_sampled_silhouette_estimates_the_exact_one_and_is_seeded() -> None:
+    """Above SILHOUETTE_SAMPLE_ITEMS a resolution is scored on a sample: close to exact, reproducible."""
+    rng = np.random.default_rng(3)
+    centres = _unit(rng.normal(size=(40, 32)))
+    truth = rng.integers(0, 40, size=20_000)
+    x = _unit(centres[truth] + 0.8 * rng.normal(size=(20_000, 32)) / np.sqrt(32))
+    exact = cosine_silhouette(x, truth)
+    sampled = cosine_silhouette(x, truth, sample=4_000, seed=1)
+    assert sampled != exact  # it did sample
+    assert sampled == pytest.approx(exact, abs=0.01)
+    assert cosine_silhouette(x, truth, sample=4_000, seed=1) == sampled
+    assert cosine_silhouette(x, truth, sample=30_000, seed=1) == exact  # a sample as big as the data is the data
+
+
 def test_assign_to_existing_threshold() -> None:
     rng = np.random.default_rng(4)
     centroids = _unit(rng.normal(size=(3, DIM)))
