@@ -99,7 +99,7 @@ def test_a_sync_left_running_by_a_dead_process_reads_interrupted_and_blocks_noth
         with pytest.raises(KnowledgeSyncBusy):
             sync_knowledge(db_engine, "docs", embedder=embedder)
     finally:
-        holder.close()  # the process "dies": its connection, and the lock with it, are gone
+        holder.invalidate()  # the process "dies": its connection, and the lock with it, are gone
 
     result = sync_knowledge(db_engine, "docs", embedder=embedder)
     assert result.counters["created"] == 1
@@ -120,7 +120,7 @@ def test_cli_sync_is_refused_in_one_line_while_another_runs(cli_env, db_engine, 
     try:
         refused = threadline(cli_env, "knowledge", "sync", "docs", check=False)
     finally:
-        holder.close()
+        holder.invalidate()  # closed for real (a pooled connection would keep its session and lock)
     assert refused.returncode == 2
     message = refused.stderr.strip()
     assert "\n" not in message and "'docs' is being synced by another process" in message, refused.stderr

@@ -76,7 +76,13 @@ def knowledge_sync_lock(engine: Engine, source_id: int, name: str) -> Iterator[N
                 logger.info("closed %d interrupted sync(s) of knowledge source %s", len(closed), source_id)
             yield
         finally:
-            lock.execute(text("SELECT pg_advisory_unlock(:ns, :id)"), {"ns": KNOWLEDGE_LOCK_NAMESPACE, "id": source_id})
-            lock.commit()
+            try:
+                lock.execute(
+                    text("SELECT pg_advisory_unlock(:ns, :id)"), {"ns": KNOWLEDGE_LOCK_NAMESPACE, "id": source_id}
+                )
+                lock.commit()
+            except Exception:
+                lock.invalidate()  # never back to the pool while it may still hold the lock: closing it frees the lock
+                raise
     finally:
         lock.close()
