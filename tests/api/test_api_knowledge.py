@@ -174,3 +174,20 @@ def test_a_job_finding_another_sync_running_waits_and_writes_nothing(db_engine, 
     assert waiting.value.delay_s > 0
     with Session(db_engine) as session:
         assert session.execute(select(KnowledgeSync)).scalars().all() == []
+
+
+def test_cli_sync_queue_defers_one_job(cli_env, db_engine, tmp_path):
+    import json
+
+    from test_cli import threadline
+
+    add_folder(db_engine, tmp_path)
+    first = json.loads(threadline(cli_env, "knowledge", "sync", "docs", "--queue", "--json").stdout)
+    assert first["created"] is True and first["status"] == "queued"
+    second = json.loads(threadline(cli_env, "knowledge", "sync", "docs", "--queue", "--json").stdout)
+    assert second == {**first, "created": False}
+    assert [(job, status) for job, status, _ in knowledge_jobs(db_engine)] == [(first["job_id"], "todo")]
+    with Session(db_engine) as session:
+        assert session.execute(select(KnowledgeSync)).scalars().all() == []  # queued, not run here
+    unknown = threadline(cli_env, "knowledge", "sync", "nowhere", "--queue", check=False)
+    assert unknown.returncode == 2 and "no knowledge source named 'nowhere'" in unknown.stderr
