@@ -16,6 +16,7 @@ from threadline.api.routers import (
     documentation,
     forget,
     health,
+    knowledge,
     runs,
     schedules,
     sources,
@@ -74,7 +75,18 @@ def create_app(settings: Settings | None = None, *, engine: Engine | None = None
         return JSONResponse(app.openapi())
 
     app.include_router(health.router)
-    for module in (runs, conversations, themes, stories, documentation, dead_letters, sources, forget, schedules):
+    for module in (
+        runs,
+        conversations,
+        themes,
+        stories,
+        documentation,
+        dead_letters,
+        sources,
+        knowledge,
+        forget,
+        schedules,
+    ):
         app.include_router(module.router, prefix="/api")
     app.mount("/static", StaticFiles(directory=WEB_DIR / "static"), name="static")
     web_routes.install(app)

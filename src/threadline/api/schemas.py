@@ -605,3 +605,52 @@ class Documentation(BaseModel):
     run_id: int | None
     gaps: list[DocGap]
     confusing_articles: list[ConfusingArticle]
+
+
+class KnowledgeSyncOut(BaseModel):
+    """One sync of a knowledge source: what it did (`interrupted`: left running by a process that died)."""
+
+    id: int
+    job_id: int | None = Field(None, description="The worker job that ran it; null when run by the CLI.")
+    status: Literal["running", "succeeded", "failed", "interrupted"]
+    started_at: datetime
+    finished_at: datetime | None
+    counters: dict[str, int] = Field(description="Sync counters (created, changed, removed, passages, ...).")
+    error: str | None = Field(None, description="Why the sync failed (never a token; personal data masked).")
+
+
+class KnowledgeJobOut(BaseModel):
+    """The queued or running sync job of a knowledge source."""
+
+    job_id: int
+    status: SyncStatus
+
+
+class KnowledgeSourceOut(BaseModel):
+    """A knowledge source with its article counts, last sync and active sync job (null when none)."""
+
+    id: int
+    name: str
+    kind: str
+    created_at: datetime
+    articles: int = Field(description="Active articles.")
+    removed_articles: int = Field(description="Articles gone from the source (kept for the snapshots that used them).")
+    last_sync: KnowledgeSyncOut | None
+    job: KnowledgeJobOut | None
+
+
+class KnowledgeSourceDetail(KnowledgeSourceOut):
+    """A knowledge source with its options (names of variables, never secrets) and its latest syncs, newest first."""
+
+    options: dict[str, Any]
+    syncs: list[KnowledgeSyncOut]
+
+
+class KnowledgeSyncQueued(BaseModel):
+    """Answer of POST /knowledge/{name}/sync: the source's active sync job; `created` is false when it already existed."""
+
+    knowledge_source_id: int
+    name: str
+    job_id: int
+    created: bool
+    status: SyncStatus

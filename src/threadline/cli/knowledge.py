@@ -86,11 +86,18 @@ def list_command(
 def sync_command(
     name: Annotated[str, typer.Argument(help="Name of the knowledge source to sync.")],
     as_json: Annotated[bool, typer.Option("--json", help="Machine-readable JSON on stdout.")] = False,
+    queue: Annotated[
+        bool, typer.Option("--queue", help="Queue the sync for `threadline worker` instead of running it here.")
+    ] = False,
 ) -> None:
     """Read the knowledge source again: new and changed articles are split and embedded, removed ones marked.
 
-    Exit code 0: synced; 1: synced, but some pages are dead-lettered (retried next sync); 2: failed.
+    One sync at a time per knowledge source: while another runs, this one is refused (exit 2).
+    Exit code 0: synced (or queued); 1: synced, but some pages are dead-lettered (retried next sync); 2: failed.
     """
+    if queue:
+        _queue_sync(name, as_json)
+        return
     # imported when the command runs, not at start-up: every command pays only for what it uses
     from threadline.connectors.base import ConnectorError
     from threadline.connectors.knowledge.sources import sync_knowledge
@@ -111,6 +118,28 @@ def sync_command(
         console.print(table)
     if result.counters.get("dead_lettered"):
         raise typer.Exit(EXIT_DEAD_LETTERS)
+
+
+def _queue_sync(name: str, as_json: bool) -> None:
+    """Queue a `threadline.knowledge_sync` job (or name the one already queued or running)."""
+    # imported when the command runs, not at start-up: every command pays only for what it uses
+    from sqlalchemy.orm import Session
+
+    from threadline.connectors.sources import SourceError
+    from threadline.engine.knowledge_sync import UnknownKnowledgeSource, enqueue_knowledge_sync
+
+    try:
+        with Session(engine()) as session, session.begin():
+            job = enqueue_knowledge_sync(session, name)
+    except UnknownKnowledgeSource:
+        raise fail(f"no knowledge source named {name!r}; see `threadline knowledge list`", EXIT_FAILED) from None
+    except SourceError as exc:
+        raise fail(str(exc), EXIT_FAILED) from None
+    if as_json:
+        emit_json({"source": name, "job_id": job.job_id, "created": job.created, "status": str(job.status)})
+        return
+    state = "queued" if job.created else f"already {job.status}"
+    console.print(f"knowledge sync of {name}: job {job.job_id} {state}", markup=False, highlight=False)
 
 
 def register(app: typer.Typer) -> None:

@@ -656,7 +656,10 @@ class KnowledgeSource(Base):
 
 
 class KnowledgeSync(Base):
-    """One sync of a knowledge source: the job every article and passage it wrote points back to (0008)."""
+    """One sync of a knowledge source: the job every article and passage it wrote points back to (0008).
+
+    `job_id` is the procrastinate job that ran it (NULL when run in the foreground by the CLI) (0016).
+    """
 
     __tablename__ = "knowledge_syncs"
     __table_args__ = (CheckConstraint(_in("status", KNOWLEDGE_SYNC_STATUSES), name="ck_knowledge_syncs_status"),)
@@ -667,6 +670,7 @@ class KnowledgeSync(Base):
     error: Mapped[str | None] = mapped_column(Text)
     started_at: Mapped[datetime] = _now()
     finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    job_id: Mapped[int | None] = mapped_column(BigInteger)
 
 
 class Article(Base):

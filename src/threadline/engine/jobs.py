@@ -14,6 +14,8 @@ Tasks (on queue `threadline` unless said otherwise, arguments are JSON):
   (`threadline.engine.schedules.tasks`) that the worker adds (it needs the run machinery).
 - `threadline.sync {source_id}`: one connector sync of a source (see `threadline.engine.sync`);
   not retried by procrastinate (the client retries each request; a refused token stays refused).
+- `threadline.knowledge_sync {knowledge_source_id}`: one sync of a knowledge source (see
+  `threadline.engine.knowledge_sync`); run again later only while another sync holds the source.
 
 Tasks are synchronous (SQLAlchemy + CPU work); procrastinate runs them in worker threads,
 so the worker's event loop only fetches jobs, heartbeats and sweeps.
@@ -41,6 +43,12 @@ from threadline.db.engine import get_engine, resolve_database_url, session_scope
 from threadline.engine import batch as batch_module
 from threadline.engine.defer import QUEUE
 from threadline.engine.errors import RetryLater, backoff_delay_s
+from threadline.engine.knowledge_sync import (
+    KNOWLEDGE_SYNC_TASK,
+    MAX_BUSY_ATTEMPTS,
+    KnowledgeSyncWaiting,
+    run_knowledge_sync_job,
+)
 from threadline.engine.lifecycle import ADVANCE_TASK, BATCH_TASK, DELIVER_TASK, NOTIFY_TASK, WHOLE_TASK, advance
 from threadline.engine.sync import SYNC_TASK, run_sync_job
 from threadline.exporters.notifications import deliver, notify_run
@@ -61,6 +69,15 @@ class ThreadlineRetry(BaseRetryStrategy):
         if job.attempts + 1 >= settings.max_job_attempts:
             return None
         return _retry_in(backoff_delay_s(job.attempts + 1, settings.retry_base_delay_s))
+
+
+class WhileBusyRetry(BaseRetryStrategy):
+    """Run a knowledge sync job again only while another sync holds its source (bounded); failures are final."""
+
+    def get_retry_decision(self, *, exception: BaseException, job: procrastinate.jobs.Job) -> RetryDecision | None:
+        if isinstance(exception, KnowledgeSyncWaiting) and job.attempts + 1 < MAX_BUSY_ATTEMPTS:
+            return _retry_in(exception.delay_s)
+        return None
 
 
 def _retry_in(seconds: float) -> RetryDecision:
@@ -126,6 +143,13 @@ def sync_task(context: JobContext, source_id: int) -> dict[str, int]:
     """One connector sync of `source_id` (no retry strategy: a failure ends the job `failed`, see `engine.sync`)."""
     assert context.job.id is not None  # a job being executed has been stored
     return run_sync_job(job_engine(), source_id, job_id=context.job.id)
+
+
+@tasks.task(name=KNOWLEDGE_SYNC_TASK, queue=QUEUE, pass_context=True, retry=WhileBusyRetry())
+def knowledge_sync_task(context: JobContext, knowledge_source_id: int) -> dict[str, int]:
+    """One sync of a knowledge source (see `engine.knowledge_sync`: waits out another sync, never retries a failure)."""
+    assert context.job.id is not None  # a job being executed has been stored
+    return run_knowledge_sync_job(job_engine(), knowledge_source_id, job_id=context.job.id)
 
 
 @tasks.task(name=NOTIFY_TASK, queue=QUEUE, retry=_RETRY)

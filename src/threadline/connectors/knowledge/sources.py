@@ -21,6 +21,7 @@ from threadline.ai.embeddings import Embedder, process_embedder
 from threadline.config import get_settings
 from threadline.connectors.base import CONNECTORS, Connector, ConnectorError, get_connector
 from threadline.connectors.knowledge.sink import KnowledgeSink, ensure_passage_index
+from threadline.connectors.knowledge.syncs import knowledge_sync_lock
 from threadline.connectors.records import ArticleRecord
 from threadline.connectors.sources import SourceError, validated_config
 from threadline.db.models import Article, KnowledgeSource, KnowledgeSync, Passage
@@ -80,21 +81,34 @@ class KnowledgeSyncResult:
     index_built: bool
 
 
-def sync_knowledge(engine: Engine, name: str, *, embedder: Embedder | None = None) -> KnowledgeSyncResult:
+def sync_knowledge(
+    engine: Engine, name: str, *, embedder: Embedder | None = None, job_id: int | None = None
+) -> KnowledgeSyncResult:
     """Sync the knowledge source `name` through its connector and record the sync.
 
     Raises `SourceError` for an unknown source or kind and the connector's `ConnectorError`
     when the sync as a whole fails (the sync row is then `failed` with the error; articles of
-    batches already committed stay).
+    batches already committed stay). Raises `KnowledgeSyncBusy` (a `SourceError`), writing
+    nothing, while another sync of the source runs (`threadline.connectors.knowledge.syncs`).
+    `job_id` is the worker job running the sync, recorded on its row (None in the foreground).
     """
-    with Session(engine) as session, session.begin():
+    with Session(engine) as session:
         source_id = knowledge_source_id(session, name)
+    with knowledge_sync_lock(engine, source_id, name):
+        return _sync_locked(engine, name, source_id, embedder, job_id)
+
+
+def _sync_locked(
+    engine: Engine, name: str, source_id: int, embedder: Embedder | None, job_id: int | None
+) -> KnowledgeSyncResult:
+    """The sync itself, under the source's sync lock."""
+    with Session(engine) as session, session.begin():
         source = session.get(KnowledgeSource, source_id)
         assert source is not None
         kind, options = source.kind, dict(source.options or {})
         connector = knowledge_connector(kind)
         config = validated_config(connector, options)
-        sync_row = KnowledgeSync(knowledge_source_id=source_id, status="running")
+        sync_row = KnowledgeSync(knowledge_source_id=source_id, status="running", job_id=job_id)
         session.add(sync_row)
         session.flush()
         sync_id = sync_row.id
