@@ -9,7 +9,7 @@ variable that holds its token.
 from __future__ import annotations
 
 import inspect
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from typing import Annotated, Any
 
@@ -24,16 +24,20 @@ EXIT_DEAD_LETTERS = 1  # the sync finished but some records are dead-lettered
 EXIT_FAILED = 2  # nothing usable happened (bad token, unknown source, API down)
 
 
-def _add_command(kind: str, on_add: Callable[[str, str, dict[str, Any]], None] | None = None) -> Any:
+def _add_command(
+    kind: str,
+    on_add: Callable[[str, str, dict[str, Any]], None] | None = None,
+    extra: Sequence[inspect.Parameter] = (),
+) -> Any:
     """`sources add KIND`: `--name` plus one option per field of the connector's configuration model.
 
     `on_add(kind, name, values)` stores the source (default: a conversation source; `knowledge
-    add` passes its own).
+    add` passes its own, and `extra` options, whose values arrive in `values` too).
     """
     from threadline.connectors.base import get_connector  # loaded only when `sources add` runs (start-up)
 
     connector = get_connector(kind)
-    parameters = config_parameters(connector.config_model, "Name of the new source.")
+    parameters = config_parameters(connector.config_model, "Name of the new source.") + list(extra)
 
     def add(**values: Any) -> None:
         name = values.pop("name")
