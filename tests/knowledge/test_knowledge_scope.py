@@ -64,6 +64,8 @@ def test_cli_attach_detach_list_and_add_with_source(db_engine, cli_env, tmp_path
         row["name"]: row["sources"] for row in json.loads(threadline(cli_env, "knowledge", "list", "--json").stdout)
     }
     assert listed == {"docs": ["alpha"], "other": ["beta"]}
+    assert json.loads(threadline(cli_env, "sources", "show", "alpha", "--json").stdout)["knowledge"] == ["docs"]
+    assert "knowledge: other" in threadline(cli_env, "sources", "show", "beta").stdout
 
     for args, message in (
         (("attach", "nope", "--source", "alpha"), "no knowledge source named 'nope'"),
