@@ -779,7 +779,7 @@ class RunConfusingArticle(Base):
 
 
 class SourceKnowledge(Base):
-    """A knowledge source attached to a conversation source (0016): runs reading that source use it.
+    """A knowledge source attached to a conversation source (0017): runs reading that source use it.
 
     A run's `coverage` stage uses the knowledge attached to any source of its scope; when no
     source of the scope has an attachment, all knowledge. Deleting either side deletes the row.

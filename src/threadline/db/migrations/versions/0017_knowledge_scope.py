@@ -1,7 +1,7 @@
 """knowledge scope: knowledge sources attached to conversation sources, and the knowledge each run used
 
-Revision ID: 0016_knowledge_scope
-Revises: 0015_theme_entities
+Revision ID: 0017_knowledge_scope
+Revises: 0016_knowledge_sync_jobs
 Create Date: 2026-12-14
 
 - `source_knowledge`: which knowledge sources a conversation source is answered by (one row
@@ -16,8 +16,8 @@ Create Date: 2026-12-14
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0016_knowledge_scope"
-down_revision = "0015_theme_entities"
+revision = "0017_knowledge_scope"
+down_revision = "0016_knowledge_sync_jobs"
 branch_labels = None
 depends_on = None
 
