@@ -9,7 +9,7 @@ variable that holds its token.
 from __future__ import annotations
 
 import inspect
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from typing import Annotated, Any
 
@@ -24,16 +24,20 @@ EXIT_DEAD_LETTERS = 1  # the sync finished but some records are dead-lettered
 EXIT_FAILED = 2  # nothing usable happened (bad token, unknown source, API down)
 
 
-def _add_command(kind: str, on_add: Callable[[str, str, dict[str, Any]], None] | None = None) -> Any:
+def _add_command(
+    kind: str,
+    on_add: Callable[[str, str, dict[str, Any]], None] | None = None,
+    extra: Sequence[inspect.Parameter] = (),
+) -> Any:
     """`sources add KIND`: `--name` plus one option per field of the connector's configuration model.
 
     `on_add(kind, name, values)` stores the source (default: a conversation source; `knowledge
-    add` passes its own).
+    add` passes its own, and `extra` options, whose values arrive in `values` too).
     """
     from threadline.connectors.base import get_connector  # loaded only when `sources add` runs (start-up)
 
     connector = get_connector(kind)
-    parameters = config_parameters(connector.config_model, "Name of the new source.")
+    parameters = config_parameters(connector.config_model, "Name of the new source.") + list(extra)
 
     def add(**values: Any) -> None:
         name = values.pop("name")
@@ -128,9 +132,10 @@ def show_command(
     limit: Annotated[int, typer.Option("--limit", min=1, help="How many recent syncs to list.")] = RECENT_SYNCS,
     as_json: Annotated[bool, typer.Option("--json", help="Machine-readable JSON on stdout.")] = False,
 ) -> None:
-    """A source and its recent syncs and imports: created, changed, unchanged, dead letters, duration, status."""
+    """A source, the knowledge attached to it, and its recent syncs and imports (counters, duration, status)."""
     # imported when the command runs, not at start-up: every command pays only for what it uses
     from threadline.config import get_settings
+    from threadline.connectors.knowledge.attachments import attached_knowledge
     from threadline.db.engine import session_scope
     from threadline.read.sources import recent_syncs, source_by_name
 
@@ -140,14 +145,21 @@ def show_command(
         if source is None:
             raise fail(f"no source named {name!r}; see `threadline sources list`", EXIT_FAILED)
         syncs = recent_syncs(session, source["id"], limit=limit)
+        knowledge = attached_knowledge(session).get(source["id"], [])
     if as_json:
-        emit_json({**source, "syncs": syncs})
+        emit_json({**source, "knowledge": knowledge, "syncs": syncs})
         return
     console.print(
         f"{source['kind']} source {source['name']} (id {source['id']}): {source['conversations']} conversations",
         markup=False,
         highlight=False,
     )
+    attached = (
+        ", ".join(knowledge)
+        if knowledge
+        else "none attached (its runs use all knowledge unless the run's scope has some)"
+    )
+    console.print(f"knowledge: {attached}", markup=False, highlight=False)
     table = Table(
         "sync", "kind", "started", "created", "changed", "unchanged", "deleted", "dead letters", "duration", "status"
     )

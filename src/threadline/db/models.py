@@ -780,3 +780,32 @@ class RunConfusingArticle(Base):
     stuck_conversations: Mapped[int] = mapped_column(Integer)
     customers: Mapped[int] = mapped_column(Integer)  # distinct known customers among the stuck conversations
     example_conversation_ids: Mapped[list[int]] = mapped_column(ARRAY(BigInteger), server_default="{}")
+
+
+class SourceKnowledge(Base):
+    """A knowledge source attached to a conversation source (0017): runs reading that source use it.
+
+    A run's `coverage` stage uses the knowledge attached to any source of its scope; when no
+    source of the scope has an attachment, all knowledge. Deleting either side deletes the row.
+    """
+
+    __tablename__ = "source_knowledge"
+    source_id: Mapped[int] = mapped_column(ForeignKey("sources.id", ondelete="CASCADE"), primary_key=True)
+    knowledge_source_id: Mapped[int] = mapped_column(
+        ForeignKey("knowledge_sources.id", ondelete="CASCADE"), primary_key=True, index=True
+    )
+    created_at: Mapped[datetime] = _now()
+
+
+class RunKnowledgeSource(Base):
+    """A knowledge source a run's `coverage` stage used (0017; a snapshot, never updated).
+
+    No foreign key on `knowledge_source_id` and the name copied: the record outlives the knowledge
+    source. `attached` is False when the run used all knowledge because no source of its scope had any.
+    """
+
+    __tablename__ = "run_knowledge_sources"
+    run_id: Mapped[int] = mapped_column(ForeignKey("runs.id", ondelete="CASCADE"), primary_key=True)
+    knowledge_source_id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    name: Mapped[str] = mapped_column(Text)
+    attached: Mapped[bool] = mapped_column(Boolean)

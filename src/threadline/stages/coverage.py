@@ -23,9 +23,12 @@ snapshot (never updated afterwards):
    base recomputes them; each leaf theme keeps its most shared ones. This step runs with or
    without knowledge.
 
-Knowledge used: every knowledge source (attaching knowledge to a scope is not built yet).
-A database without passages makes this stage one cheap query: a run without knowledge
-costs nothing here. Messages are streamed in batches, so memory does not grow with the run.
+Knowledge used: the knowledge sources attached to any source of the run's scope, or every
+knowledge source when none of the scope's sources has an attachment
+(`threadline.connectors.knowledge.attachments`); steps 1-4 read only those. Which ones is
+recorded in `run_knowledge_sources` when the stage runs, so a later attach or detach never
+changes what the run shows. A database without passages makes this stage one cheap query: a
+run without knowledge costs nothing here. Messages are streamed in batches, so memory does not grow with the run.
 """
 
 from __future__ import annotations
@@ -58,17 +61,21 @@ from threadline.analysis.theme_entities import (
     theme_entity_shares,
 )
 from threadline.config import get_settings
+from threadline.connectors.knowledge.attachments import KnowledgeSet, knowledge_for_sources
 from threadline.db.analyses import cached_outputs, latest_outputs, store_analyses
 from threadline.db.models import (
     Article,
     Conversation,
     Message,
     Passage,
+    Run,
     RunConfusingArticle,
     RunConversation,
     RunDocGap,
+    RunKnowledgeSource,
     RunTheme,
     RunThemePassage,
+    Scope,
     ThemeMember,
 )
 from threadline.db.vectors import fetch_vectors, load_theme_centroids
@@ -83,10 +90,11 @@ VERSION = f"1+entities-{ENTITIES_VERSION}"
 ENTITY_BATCH_CONVERSATIONS = 1_000  # conversations whose texts are held at once while extracting entities
 MESSAGE_BATCH_ROWS = 2_000  # messages fetched per round trip while looking for article links: bounded memory
 
-# The passages of the current version of every active article, for the conversation model.
+# The passages of the current version of every active article of the run's knowledge, for the conversation model.
 _PASSAGE_VECTORS_SQL = """
     SELECT p.id, p.embedding FROM passages p JOIN articles a ON a.id = p.article_id
      WHERE a.status = 'active' AND p.content_hash = a.content_hash AND p.model = %(model)s
+       AND a.knowledge_source_id = ANY(%(knowledge)s)
      ORDER BY p.id
 """
 
@@ -101,6 +109,7 @@ class CoverageResult:
     confusing_articles: int = 0
     entities_computed: int = 0
     entities_reused: int = 0
+    knowledge_sources: int = 0  # the knowledge sources the run used (attached to its scope, or all)
 
 
 @dataclass(frozen=True)
@@ -114,7 +123,7 @@ class _PassageInfo:
 
 def _forget_earlier_attempt(session: Session, run_id: int) -> None:
     """Re-running the stage for this run (a reopened run) replaces its snapshot, never adds to it."""
-    for table in (RunThemePassage, RunDocGap, RunConfusingArticle):
+    for table in (RunThemePassage, RunDocGap, RunConfusingArticle, RunKnowledgeSource):
         session.execute(delete(table).where(table.run_id == run_id))
 
 
@@ -144,10 +153,29 @@ def _members(session: Session, run_id: int) -> dict[int, list[tuple[int, int | N
     return members
 
 
-def _write_coverage(session: Session, run_id: int, result: CoverageResult) -> None:
-    """Passages per theme and the ranked documentation gaps."""
+def run_knowledge(session: Session, run_id: int) -> KnowledgeSet:
+    """The knowledge of the run's scope: attached to any of its sources, or all when none is attached."""
+    scope_id = session.execute(select(Run.scope_id).where(Run.id == run_id)).scalar_one()
+    source_ids = session.execute(select(Scope.source_ids).where(Scope.id == scope_id)).scalar_one()
+    return knowledge_for_sources(session, source_ids or [])
+
+
+def _record_knowledge(session: Session, run_id: int, knowledge: KnowledgeSet) -> None:
+    """The knowledge sources the run used, into its snapshot (ids and names copied: they outlive the sources)."""
+    if knowledge.sources:
+        session.execute(
+            insert(RunKnowledgeSource),
+            [
+                {"run_id": run_id, "knowledge_source_id": kid, "name": name, "attached": knowledge.attached}
+                for kid, name in sorted(knowledge.sources.items())
+            ],
+        )
+
+
+def _write_coverage(session: Session, run_id: int, knowledge_ids: list[int], result: CoverageResult) -> None:
+    """Passages per theme and the ranked documentation gaps, against the run's knowledge only."""
     settings = get_settings().knowledge
-    passage_vectors = fetch_vectors(session, _PASSAGE_VECTORS_SQL, {"model": MODEL_NAME})
+    passage_vectors = fetch_vectors(session, _PASSAGE_VECTORS_SQL, {"model": MODEL_NAME, "knowledge": knowledge_ids})
     result.passages = len(passage_vectors)
     centroids = load_theme_centroids(session, run_id, MODEL_NAME)
     result.themes = len(centroids)
@@ -238,13 +266,15 @@ def _conversation_messages(session: Session, run_id: int) -> Iterator[tuple[int,
         yield current, contact, messages
 
 
-def _write_confusing(session: Session, run_id: int, result: CoverageResult) -> None:
-    """Articles linked in the run's conversations after which customers were still stuck."""
+def _write_confusing(session: Session, run_id: int, knowledge_ids: list[int], result: CoverageResult) -> None:
+    """Articles of the run's knowledge linked in its conversations after which customers were still stuck."""
     settings = get_settings().knowledge
     articles = {
         a.id: a
         for a in session.execute(
-            select(Article.id, Article.title, Article.url, Article.content_hash).where(Article.status == "active")
+            select(Article.id, Article.title, Article.url, Article.content_hash).where(
+                Article.status == "active", Article.knowledge_source_id.in_(knowledge_ids)
+            )
         )
     }
     finder = LinkFinder(ArticleRef(a.id, a.title, a.url) for a in articles.values())
@@ -285,19 +315,21 @@ def _write_confusing(session: Session, run_id: int, result: CoverageResult) -> N
         )
 
 
-def knowledge_gazetteer(session: Session) -> Gazetteer:
-    """Product areas from the knowledge base (active articles' titles and their passages' headings) and settings.
+def knowledge_gazetteer(session: Session, knowledge_ids: list[int]) -> Gazetteer:
+    """Product areas from the run's knowledge (active articles' titles and their passages' headings) and settings.
 
-    Headings come from the current version of each article; the configured
-    `knowledge.entity_terms` come first, then titles, then headings, cut at `MAX_GAZETTEER_TERMS`.
+    Only the articles of the knowledge sources `knowledge_ids`; headings come from the current
+    version of each article; the configured `knowledge.entity_terms` come first, then titles,
+    then headings, cut at `MAX_GAZETTEER_TERMS`.
     """
     terms: dict[str, None] = dict.fromkeys(t.strip() for t in get_settings().knowledge.entity_terms if t.strip())
-    titles = session.execute(select(Article.title).where(Article.status == "active").order_by(Article.id)).scalars()
+    active = (Article.status == "active", Article.knowledge_source_id.in_(knowledge_ids))
+    titles = session.execute(select(Article.title).where(*active).order_by(Article.id)).scalars()
     terms.update(dict.fromkeys(t.strip() for t in titles if t and t.strip()))
     paths = session.execute(
         select(Passage.heading_path)
         .join(Article, Article.id == Passage.article_id)
-        .where(Article.status == "active", Passage.content_hash == Article.content_hash)
+        .where(*active, Passage.content_hash == Article.content_hash)
         .order_by(Passage.id)
     ).scalars()
     for path in paths:
@@ -305,10 +337,10 @@ def knowledge_gazetteer(session: Session) -> Gazetteer:
     return Gazetteer.from_terms(list(terms)[:MAX_GAZETTEER_TERMS])
 
 
-def entity_extractor(session: Session) -> EntityExtractor:
-    """The run's extractor: configured plans (`insight.plan_weights` names) and the knowledge gazetteer."""
+def entity_extractor(session: Session, knowledge_ids: list[int]) -> EntityExtractor:
+    """The run's extractor: configured plans (`insight.plan_weights` names) and its knowledge's gazetteer."""
     plans = tuple(sorted(get_settings().insight.plan_weights))
-    return EntityExtractor(EntityConfig(plans=plans, gazetteer=knowledge_gazetteer(session)))
+    return EntityExtractor(EntityConfig(plans=plans, gazetteer=knowledge_gazetteer(session, knowledge_ids)))
 
 
 def entities_model_key(extractor: EntityExtractor) -> str:
@@ -349,7 +381,7 @@ def conversation_entities(
     return outputs
 
 
-def _write_entities(session: Session, run_id: int, result: CoverageResult) -> None:
+def _write_entities(session: Session, run_id: int, knowledge_ids: list[int], result: CoverageResult) -> None:
     """Each conversation's entities (cached) and each leaf theme's most shared ones, into the run's snapshot."""
     conversation_ids = list(
         session.execute(
@@ -358,7 +390,7 @@ def _write_entities(session: Session, run_id: int, result: CoverageResult) -> No
             .order_by(RunConversation.conversation_id)
         ).scalars()
     )
-    outputs = conversation_entities(session, conversation_ids, entity_extractor(session), result)
+    outputs = conversation_entities(session, conversation_ids, entity_extractor(session, knowledge_ids), result)
     for theme_id, members in _members(session, run_id).items():
         shares = theme_entity_shares([cid for cid, _ in members], outputs)
         session.execute(
@@ -370,11 +402,15 @@ def compute_coverage(session: Session, run_id: int) -> CoverageResult:
     """Write the run's documentation snapshot; without any passage, one query and nothing written."""
     result = CoverageResult()
     _forget_earlier_attempt(session, run_id)
-    _write_entities(session, run_id, result)
-    if not session.execute(select(exists().where(Passage.id.is_not(None)))).scalar():
+    knowledge = run_knowledge(session, run_id)
+    _record_knowledge(session, run_id, knowledge)
+    result.knowledge_sources = len(knowledge.sources)
+    _write_entities(session, run_id, knowledge.ids, result)
+    used = exists().where(Passage.article_id == Article.id, Article.knowledge_source_id.in_(knowledge.ids))
+    if not session.execute(select(used)).scalar():
         return result
-    _write_coverage(session, run_id, result)
-    _write_confusing(session, run_id, result)
+    _write_coverage(session, run_id, knowledge.ids, result)
+    _write_confusing(session, run_id, knowledge.ids, result)
     logger.info(
         "run %s coverage: %s themes, %s covered, %s gaps, %s confusing articles",
         run_id,
@@ -393,4 +429,4 @@ def run(context: StageContext) -> dict[str, Any]:
 
 STAGE = WholeRunStage(name=NAME, version=VERSION, position=35, run=run)
 
-__all__ = ["STAGE", "CoverageResult", "compute_coverage", "run"]
+__all__ = ["STAGE", "CoverageResult", "compute_coverage", "run", "run_knowledge"]
