@@ -36,7 +36,9 @@ Bucket = Literal["day", "week", "month"]
 BUCKET_STEP = {"day": timedelta(days=1), "week": timedelta(weeks=1)}
 THEME_KEYWORDS = 8  # keywords per theme in lists: enough to recognise it, short enough for a row
 MOSTLY_MIN_SHARE = 0.5  # share of a theme's conversations: an entity at least this common is what it "mostly" is
-MOSTLY_BARE_TYPES = frozenset({"platform", "integration", "feature"})  # values that name themselves ("iOS")
+MOSTLY_BARE_TYPES = frozenset(
+    {"platform", "integration", "feature", "product_area"}
+)  # values that name themselves ("iOS")
 ENTITY_TYPE_WORDS = {"plan": "plan", "error_code": "error", "http_status": "HTTP"}  # prefixes of the others
 THEME_HISTORY_RUNS = 20  # earlier snapshots listed on a theme's page: the recent history
 # overview chart buckets by the period's length: days up to this many days, then weeks, then months
