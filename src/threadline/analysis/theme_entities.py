@@ -17,6 +17,8 @@ ENTITIES_ANALYSIS = "entities"  # `analyses.stage` of per-conversation entities
 ENTITIES_VERSION = "1"  # bump when the stored output or the extractor's rules change
 THEME_TOP_ENTITIES = 8  # entities kept per theme: the ones that characterise it, not a long tail
 THEME_MIN_ENTITY_SHARE = 0.1  # share of a theme's conversations: rarer entities are noise, not a trait
+PRODUCT_AREA_TYPE = "product_area"  # entity type of an LLM facet's product area (the extractor never reports it)
+LLM_SOURCE = "llm"  # `source` of an entity an LLM facet gave (the extractor's own carry none)
 
 
 def entity_key(kind: str, value: str) -> str:
@@ -40,9 +42,21 @@ def conversation_output(entities: Iterable[Entity]) -> dict[str, Any]:
     return {"entities": [{"type": k, "value": v} for k, v in distinct], "keys": list(keys)}
 
 
-def extract_output(extractor: EntityExtractor, text: str) -> dict[str, Any]:
-    """Extract and shape one conversation's stored entities."""
-    return conversation_output(extractor.extract(text))
+def extract_output(extractor: EntityExtractor, text: str, product_area: str | None = None) -> dict[str, Any]:
+    """Extract and shape one conversation's stored entities, with its LLM facet's product area when it has one."""
+    output = conversation_output(extractor.extract(text))
+    return with_product_area(output, product_area) if product_area else output
+
+
+def with_product_area(output: Mapping[str, Any], area: str) -> dict[str, Any]:
+    """`output` plus the LLM facet's product area as a ``product_area`` entity (source ``llm``) and its filter keys.
+
+    Kept after the extractor's entities, so a theme counts it like any other and the
+    conversation list's ``entity`` filter finds it (``product_area:billing`` or ``billing``).
+    """
+    entities = [*output.get("entities", []), {"type": PRODUCT_AREA_TYPE, "value": area, "source": LLM_SOURCE}]
+    keys = dict.fromkeys([*output.get("keys", []), entity_key(PRODUCT_AREA_TYPE, area), area.lower()])
+    return {**output, "entities": entities, "keys": list(keys)}
 
 
 def theme_entity_shares(

@@ -13,7 +13,7 @@ from typing import Any, Literal
 from sqlalchemy import BigInteger, Select, bindparam, func, select
 from sqlalchemy.orm import Session, aliased
 
-from threadline.analysis.theme_entities import dominant_entities
+from threadline.analysis.theme_entities import dominant_entities, entity_key
 from threadline.config import get_settings
 from threadline.db.models import (
     Conversation,
@@ -36,7 +36,9 @@ Bucket = Literal["day", "week", "month"]
 BUCKET_STEP = {"day": timedelta(days=1), "week": timedelta(weeks=1)}
 THEME_KEYWORDS = 8  # keywords per theme in lists: enough to recognise it, short enough for a row
 MOSTLY_MIN_SHARE = 0.5  # share of a theme's conversations: an entity at least this common is what it "mostly" is
-MOSTLY_BARE_TYPES = frozenset({"platform", "integration", "feature"})  # values that name themselves ("iOS")
+MOSTLY_BARE_TYPES = frozenset(
+    {"platform", "integration", "feature", "product_area"}
+)  # values that name themselves ("iOS")
 ENTITY_TYPE_WORDS = {"plan": "plan", "error_code": "error", "http_status": "HTTP"}  # prefixes of the others
 THEME_HISTORY_RUNS = 20  # earlier snapshots listed on a theme's page: the recent history
 # overview chart buckets by the period's length: days up to this many days, then weeks, then months
@@ -53,12 +55,25 @@ def theme_entities(stored: list[dict[str, Any]] | None) -> list[dict[str, Any]]:
     return [{"type": e["type"], "value": shown(e["value"]) or "", "share": float(e["share"])} for e in stored or []]
 
 
-def mostly(entities: list[dict[str, Any]], *, min_share: float = MOSTLY_MIN_SHARE) -> str:
-    """A theme's dominant entities in words, e.g. "mostly iOS, plan Business" ("" when none dominates)."""
-    parts = [
-        e["value"] if e["type"] in MOSTLY_BARE_TYPES else f"{ENTITY_TYPE_WORDS.get(e['type'], e['type'])} {e['value']}"
+def mostly_parts(entities: list[dict[str, Any]], *, min_share: float = MOSTLY_MIN_SHARE) -> list[dict[str, str]]:
+    """A theme's dominant entities as [{"label": "plan Business", "filter": "plan:business"}], in order.
+
+    `filter` is the conversation list's `entity` filter for that entity (`entity_key`).
+    """
+    return [
+        {
+            "label": e["value"]
+            if e["type"] in MOSTLY_BARE_TYPES
+            else f"{ENTITY_TYPE_WORDS.get(e['type'], e['type'])} {e['value']}",
+            "filter": entity_key(e["type"], e["value"]),
+        }
         for e in dominant_entities(entities, min_share=min_share)
     ]
+
+
+def mostly(entities: list[dict[str, Any]], *, min_share: float = MOSTLY_MIN_SHARE) -> str:
+    """A theme's dominant entities in words, e.g. "mostly iOS, plan Business" ("" when none dominates)."""
+    parts = [p["label"] for p in mostly_parts(entities, min_share=min_share)]
     return f"mostly {', '.join(parts)}" if parts else ""
 
 
@@ -215,6 +230,7 @@ def theme_detail(session: Session, theme_id: int, run_id: int | None = None) -> 
         "keywords": shown_list(list(snapshot.keywords or [])) if snapshot else [],
         "entities": theme_entities(snapshot.entities) if snapshot else [],
         "mostly": mostly(theme_entities(snapshot.entities)) if snapshot else "",
+        "mostly_parts": mostly_parts(theme_entities(snapshot.entities)) if snapshot else [],
         "size": snapshot.size if snapshot else 0,
         "run_id": shown_run,
         "in_run": snapshot is not None,

@@ -117,6 +117,16 @@ WITHIN_QUERY_CHARS = AtMost(lambda: get_settings().read.max_query_chars)
 WITHIN_TITLE_CHARS = AtMost(lambda: get_settings().api.max_title_chars)
 WITHIN_STORY_TEXT_CHARS = AtMost(lambda: get_settings().api.max_story_text_chars)
 
+MAX_ENTITY_FILTER_CHARS = 200  # characters of an entity filter: a type and a value, far longer than any stored one
+EntityQuery = Annotated[
+    Annotated[str, STORABLE] | None,
+    Query(
+        max_length=MAX_ENTITY_FILTER_CHARS,
+        description='Only conversations mentioning this entity: a value ("ios", any case) or type:value '
+        '("platform:ios", "plan:business").',
+    ),
+]
+
 LimitQuery = Annotated[
     int, Query(ge=1, description="Rows per page (at most the server's list limit)."), WITHIN_LIST_LIMIT
 ]

@@ -17,7 +17,8 @@ snapshot (never updated afterwards):
 
 4. **Entities per theme** (`run_themes.entities`): each conversation's entities (platforms,
    plans, error codes, HTTP statuses, integrations, product areas) are extracted offline and
-   cached in `analyses` (kind 'entities') under its customer text's hash, the extractor's
+   cached in `analyses` (kind 'entities') under its customer text's hash (with its LLM facet's
+   product area, which joins as a `product_area` entity, when it has one), the extractor's
    version and the configuration's fingerprint (plans from `insight.plan_weights`, a gazetteer of
    active articles' titles and headings plus `knowledge.entity_terms`), so a changed knowledge
    base recomputes them; each leaf theme keeps its most shared ones. This step runs with or
@@ -44,6 +45,7 @@ from sqlalchemy import delete, exists, insert, select, update
 from sqlalchemy.orm import Session
 
 from threadline.ai.embeddings import MODEL_NAME
+from threadline.ai.llm.facets import STAGE as FACETS_ANALYSIS
 from threadline.analysis.article_links import (
     LINK_ROLES,
     ArticleRef,
@@ -57,12 +59,13 @@ from threadline.analysis.coverage import question_share, rank_gaps, theme_covera
 from threadline.analysis.theme_entities import (
     ENTITIES_ANALYSIS,
     ENTITIES_VERSION,
+    PRODUCT_AREA_TYPE,
     extract_output,
     theme_entity_shares,
 )
 from threadline.config import get_settings
 from threadline.connectors.knowledge.attachments import KnowledgeSet, knowledge_for_sources
-from threadline.db.analyses import cached_outputs, latest_outputs, store_analyses
+from threadline.db.analyses import cached_outputs, latest_outputs, outputs_of, store_analyses
 from threadline.db.models import (
     Article,
     Conversation,
@@ -348,18 +351,37 @@ def entities_model_key(extractor: EntityExtractor) -> str:
     return f"entities+{extractor.fingerprint}"
 
 
+def _entities_input_hash(text: str, product_area: str | None) -> str:
+    """Cache key of one conversation's entities: its customer text, and its facet's product area when it has one."""
+    if product_area is None:
+        return input_hash(ENTITIES_ANALYSIS, text)
+    return input_hash(ENTITIES_ANALYSIS, text, f"{PRODUCT_AREA_TYPE}:{product_area}")
+
+
 def conversation_entities(
     session: Session, conversation_ids: list[int], extractor: EntityExtractor, result: CoverageResult
 ) -> dict[int, dict[str, Any]]:
-    """Stored entities of `conversation_ids`, extracting (and caching) those of texts not seen with this configuration."""
+    """Stored entities of `conversation_ids`, extracting (and caching) those of texts not seen with this configuration.
+
+    A conversation with an LLM facet (its newest `facets` analysis) also gets the facet's product
+    area as an entity. The area is part of the cached input (`_entities_input_hash`), so a
+    changed facet recomputes the entities while the same text and area reuse them; without a
+    facet the key is the text's alone, as before facets joined.
+    """
     model = entities_model_key(extractor)
     outputs: dict[int, dict[str, Any]] = {}
     for start in range(0, len(conversation_ids), ENTITY_BATCH_CONVERSATIONS):
-        texts = load_customer_texts(session, conversation_ids[start : start + ENTITY_BATCH_CONVERSATIONS])
-        hashes = {cid: input_hash(ENTITIES_ANALYSIS, text) for cid, text in texts.items()}
+        batch = conversation_ids[start : start + ENTITY_BATCH_CONVERSATIONS]
+        texts = load_customer_texts(session, batch)
+        areas = {
+            cid: str(facet["product_area"]).strip()
+            for cid, facet in outputs_of(session, batch, FACETS_ANALYSIS).items()
+            if str(facet.get("product_area") or "").strip()
+        }
+        hashes = {cid: _entities_input_hash(text, areas.get(cid)) for cid, text in texts.items()}
         found = cached_outputs(session, stage=ENTITIES_ANALYSIS, model=model, version=ENTITIES_VERSION, keys=hashes)
         missing = [cid for cid in hashes if cid not in found]
-        computed = {cid: extract_output(extractor, texts[cid]) for cid in missing}
+        computed = {cid: extract_output(extractor, texts[cid], areas.get(cid)) for cid in missing}
         store_analyses(
             session,
             [

@@ -58,6 +58,7 @@ from threadline.server.params import (
     WITHIN_QUERY_CHARS,
     WITHIN_STORY_TEXT_CHARS,
     WITHIN_TITLE_CHARS,
+    EntityQuery,
     IdPath,
     OffsetQuery,
 )
@@ -521,7 +522,12 @@ def conversations_page(
     offset: OffsetQuery = 0,
     unassigned: bool = False,
     run_id: RunParam = None,
+    entity: EntityQuery = None,
 ) -> HTMLResponse:
+    """Newest conversations, optionally searched (`q`), narrowed to an entity, or a run's unassigned ones.
+
+    `entity` is the API's `?entity=` filter (the same read function): a value or ``type:value``.
+    """
     run = selected_run(db, run_id, None) if unassigned else None
     rows = list_conversations(
         db,
@@ -530,6 +536,7 @@ def conversations_page(
         q=(q or "").strip() or None,
         run_id=run.id if run else None,
         unassigned=run is not None,
+        entity=entity,
     )
     return render(
         request,
@@ -538,6 +545,7 @@ def conversations_page(
         unassigned_run=run.id if run else None,
         conversations=rows[:PAGE_SIZE],
         q=q or "",
+        entity=entity or "",
         offset=offset,
         more=len(rows) > PAGE_SIZE,
         page_size=PAGE_SIZE,

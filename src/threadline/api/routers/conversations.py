@@ -13,6 +13,7 @@ from threadline.server.deps import ApiAuth, DbSession, ReadDb
 from threadline.server.params import (
     MAX_ID,
     WITHIN_QUERY_CHARS,
+    EntityQuery,
     IdPath,
     LimitQuery,
     OffsetQuery,
@@ -50,14 +51,7 @@ async def conversations(
     unassigned: Annotated[
         bool, Query(description="Only the conversations the run read but placed in no theme (its outliers).")
     ] = False,
-    entity: Annotated[
-        str | None,
-        Query(
-            max_length=200,
-            description='Only conversations mentioning this entity: a value ("ios", any case) or type:value '
-            '("platform:ios", "plan:business").',
-        ),
-    ] = None,
+    entity: EntityQuery = None,
 ) -> dict:
     """Newest first. `q` searches message text with PostgreSQL full-text search (English stemming)."""
     if unassigned and run_id is None:
