@@ -147,6 +147,9 @@ def test_facet_product_area_joins_entities_theme_shares_and_the_filter(
         assert [c["id"] for c in list_conversations(session, limit=100, offset=0, entity="product_area:invoices")] == [
             changed
         ]
+        # Its older entities (area "mobile app") no longer match: only the newest analysis counts.
+        still_mobile = list_conversations(session, limit=100, offset=0, entity="product_area:mobile app")
+        assert sorted(c["id"] for c in still_mobile) == sorted(set(ios) - {changed})
         shares = {(e["type"], e["value"]): e["share"] for e in _ios_theme(session, third.id).entities}
         assert shares[("product_area", "invoices")] < shares[("product_area", "mobile app")] < 1.0, shares
 

@@ -101,10 +101,23 @@ def _list_statement(present: frozenset[str]) -> Select:
             member = select(members.c.conversation_id).where(members.c.theme_id.in_(family), members.c.run_id == run_id)
         statement = statement.where(CONVERSATIONS.c.id.in_(member))
     if "entity" in present:
-        # Any stored entities analysis of the conversation whose keys hold ":entity" (a bare value or type:value).
+        # The conversation's newest entities analysis holds ":entity" in its keys (a bare value or
+        # type:value); older analyses (before a knowledge base or facet changed) no longer count.
         analyses = Analysis.__table__
+        newer = Analysis.__table__.alias("newer")
+        superseded = (
+            select(newer.c.id)
+            .where(
+                newer.c.conversation_id == analyses.c.conversation_id,
+                newer.c.stage == ENTITIES_ANALYSIS,
+                newer.c.id > analyses.c.id,
+            )
+            .exists()
+        )
         mentioning = select(analyses.c.conversation_id).where(
-            analyses.c.stage == ENTITIES_ANALYSIS, analyses.c.output["keys"].has_key(bindparam("entity", type_=Text))
+            analyses.c.stage == ENTITIES_ANALYSIS,
+            analyses.c.output["keys"].has_key(bindparam("entity", type_=Text)),
+            ~superseded,
         )
         statement = statement.where(CONVERSATIONS.c.id.in_(mentioning))
     if "unassigned" in present:
