@@ -15,6 +15,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import Engine, func, select, update
+from sqlalchemy.dialects.postgresql import distinct_on
 from sqlalchemy.orm import Session
 
 from threadline.ai.embeddings import Embedder, process_embedder
@@ -168,7 +169,7 @@ def list_knowledge(session: Session) -> list[dict[str, Any]]:
         int(row.knowledge_source_id): row
         for row in session.execute(
             select(KnowledgeSync)
-            .distinct(KnowledgeSync.knowledge_source_id)
+            .ext(distinct_on(KnowledgeSync.knowledge_source_id))
             .order_by(KnowledgeSync.knowledge_source_id, KnowledgeSync.id.desc())
         ).scalars()
     }
