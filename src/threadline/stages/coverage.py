@@ -86,6 +86,7 @@ from threadline.db.models import (
 )
 from threadline.db.vectors import fetch_vectors, load_theme_centroids
 from threadline.engine.stage import StageContext, WholeRunStage
+from threadline.stages.embed import MODEL_PARAM as EMBEDDING_MODEL_PARAM
 from threadline.stages.inputs import input_hash, load_customer_texts
 from threadline.text.entities import MAX_GAZETTEER_TERMS, EntityConfig, EntityExtractor, Gazetteer
 
@@ -162,12 +163,12 @@ def _members(session: Session, run_id: int) -> dict[int, list[Member]]:
     return members
 
 
-def _write_coverage(session: Session, run_id: int, result: CoverageResult) -> dict[int, set[int]]:
+def _write_coverage(session: Session, run_id: int, result: CoverageResult, model: str) -> dict[int, set[int]]:
     """Passages per theme and the ranked documentation gaps; {theme id: ids of the articles covering it}."""
     settings = get_settings().knowledge
-    passage_vectors = fetch_vectors(session, _PASSAGE_VECTORS_SQL, {"model": MODEL_NAME})
+    passage_vectors = fetch_vectors(session, _PASSAGE_VECTORS_SQL, {"model": model})
     result.passages = len(passage_vectors)
-    centroids = load_theme_centroids(session, run_id, MODEL_NAME)
+    centroids = load_theme_centroids(session, run_id, model)
     result.themes = len(centroids)
     if not passage_vectors or not centroids:
         return {}
@@ -454,14 +455,18 @@ def _write_entities(session: Session, run_id: int, result: CoverageResult) -> No
         )
 
 
-def compute_coverage(session: Session, run_id: int) -> CoverageResult:
-    """Write the run's documentation snapshot; without any passage, one query and nothing written."""
+def compute_coverage(session: Session, run_id: int, model: str = MODEL_NAME) -> CoverageResult:
+    """Write the run's documentation snapshot; without any passage, one query and nothing written.
+
+    `model`: the run's embedding backend's model name, the key of both the theme centroids and
+    the passages compared (a knowledge sync embeds with the same process backend).
+    """
     result = CoverageResult()
     _forget_earlier_attempt(session, run_id)
     _write_entities(session, run_id, result)
     if not session.execute(select(exists().where(Passage.id.is_not(None)))).scalar():
         return result
-    covering = _write_coverage(session, run_id, result)
+    covering = _write_coverage(session, run_id, result, model)
     _write_confusing(session, run_id, result, covering)
     logger.info(
         "run %s coverage: %s themes, %s covered, %s gaps, %s confusing articles",
@@ -476,7 +481,9 @@ def compute_coverage(session: Session, run_id: int) -> CoverageResult:
 
 def run(context: StageContext) -> dict[str, Any]:
     """The stage's entry point: the run's documentation snapshot and its counters."""
-    return asdict(compute_coverage(context.session, context.run_id))
+    # The vectors of the run's embedding backend (fixed at creation); runs from before backends were planned: torch.
+    model = str(context.params.get(EMBEDDING_MODEL_PARAM) or MODEL_NAME)
+    return asdict(compute_coverage(context.session, context.run_id, model))
 
 
 STAGE = WholeRunStage(name=NAME, version=VERSION, position=35, run=run)
