@@ -1,7 +1,7 @@
 """confusing articles by volume: articles after whose date a theme they cover did not fall
 
-Revision ID: 0016_confusing_volume
-Revises: 0015_theme_entities
+Revision ID: 0018_confusing_volume
+Revises: 0017_knowledge_scope
 Create Date: 2026-12-14
 
 `run_confusing_articles` gets a `kind`: 'still_stuck' (the rows so far: linked, then the
@@ -14,8 +14,8 @@ of the theme before and after it.
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0016_confusing_volume"
-down_revision = "0015_theme_entities"
+revision = "0018_confusing_volume"
+down_revision = "0017_knowledge_scope"
 branch_labels = None
 depends_on = None
 
