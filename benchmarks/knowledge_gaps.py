@@ -8,7 +8,10 @@ truth), and scored:
 
 - gap precision: predicted gap themes whose dominant `labels.problem` is a ground-truth gap;
 - gap recall: ground-truth gap problems that are the dominant problem of some predicted gap;
-- confusing articles: planted confusing articles found, and predicted ones that are not planted.
+- confusing articles (kind `still_stuck`): planted confusing articles found, and predicted ones that are not planted;
+- volume not falling (kind `volume_not_falling`): planted articles after whose `updated:` date
+  their problem's volume did not fall, found; and flagged ones that are not planted (among them
+  the ground truth's `volume_falling` articles, whose problem's volume did fall).
 
 Default settings throughout (the same parameters as any run). Figures go to
 benchmarks/results/knowledge_gaps.json.
@@ -123,7 +126,11 @@ def main() -> None:
     found_gaps = {p["dominant_problem"] for p in predicted if p["correct"]}
     precision = correct / len(predicted) if predicted else 0.0
     recall = len(found_gaps) / len(true_gaps) if true_gaps else 1.0
-    confusing = [slug_of_title.get(a["title"], a["title"]) for a in found["confusing_articles"]]
+    by_kind: dict[str, set[str]] = {"still_stuck": set(), "volume_not_falling": set()}
+    for article in found["confusing_articles"]:
+        by_kind[article["kind"]].add(slug_of_title.get(article["title"], article["title"]))
+    confusing = by_kind["still_stuck"]
+    volume, planted_volume = by_kind["volume_not_falling"], set(truth["volume_not_falling"])
     result = {
         "benchmark": "knowledge_gaps",
         "command": "THREADLINE_HOME=<tmp> .venv/bin/python benchmarks/knowledge_gaps.py",
@@ -139,14 +146,19 @@ def main() -> None:
         "confusing_found": sorted(set(confusing) & planted),
         "confusing_missed": sorted(planted - set(confusing)),
         "confusing_false": sorted(set(confusing) - planted),
+        "volume_found": sorted(volume & planted_volume),
+        "volume_missed": sorted(planted_volume - volume),
+        "volume_false": sorted(volume - planted_volume),
+        "volume_falling_flagged": sorted(volume & set(truth["volume_falling"])),
         "confusing_articles": found["confusing_articles"],
         "target": TARGET,
-        "met": precision >= TARGET and recall >= TARGET and planted <= set(confusing),
+        "met": precision >= TARGET and recall >= TARGET and planted <= set(confusing) and volume == planted_volume,
         "elapsed_s": round(elapsed, 1),
     }
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
     RESULTS.write_text(json.dumps(result, indent=2) + "\n")
-    summary = {k: result[k] for k in ("gap_precision", "gap_recall", "missed_gaps", "confusing_found", "met")}
+    keys = ("gap_precision", "gap_recall", "missed_gaps", "confusing_found", "volume_found", "volume_false", "met")
+    summary = {k: result[k] for k in keys}
     print(json.dumps(summary, indent=2))
 
 

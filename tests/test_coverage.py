@@ -1,8 +1,18 @@
 """Coverage of themes by passages: matches above the threshold, gaps for uncovered how-to themes, ranked by impact."""
 
+from datetime import UTC, datetime, timedelta
+
 import numpy as np
 
-from threadline.analysis.coverage import question_share, rank_gaps, theme_coverage
+from threadline.analysis.coverage import (
+    VOLUME_MIN_AFTER,
+    VOLUME_WINDOW_DAYS,
+    ThemeConversation,
+    question_share,
+    rank_gaps,
+    theme_coverage,
+    volume_not_falling,
+)
 
 
 def _unit(*values: float) -> np.ndarray:
@@ -54,3 +64,63 @@ def test_gaps_rank_by_conversations_then_customers():
 def test_question_share_counts_how_to():
     assert question_share(["how_to", "bug", "how_to", "billing"]) == 0.5
     assert question_share([]) == 0.0
+
+
+def _theme(days: list[float], first_id: int = 1) -> list[ThemeConversation]:
+    start = datetime(2026, 1, 1, tzinfo=UTC)
+    return [
+        ThemeConversation(first_id + i, start + timedelta(days=d), customer=(first_id + i) % 4)
+        for i, d in enumerate(days)
+    ]
+
+
+def _dates(*themes: list[ThemeConversation], others: int = 0) -> list[datetime]:
+    """The run's sorted dates: the themes' plus `others` conversations spread over the same 120 days."""
+    start = datetime(2026, 1, 1, tzinfo=UTC)
+    spread = [start + timedelta(days=120 * i / max(others, 1)) for i in range(others)]
+    return sorted([m.created_at for theme in themes for m in theme] + spread)
+
+
+DATE = datetime(2026, 3, 2, tzinfo=UTC)  # day 60 of the span
+
+
+def test_volume_that_falls_after_the_article_date_is_not_flagged():
+    falling = _theme([32, 35, 38, 40, 45, 50, 52, 55, 57, 58, 59, 62, 70, 80])  # 11 in the 30 days before, 3 after
+    assert VOLUME_MIN_AFTER <= 3  # enough after: it is the fall that keeps it out
+    assert volume_not_falling({1: falling}, {1: {7}}, {7: DATE}, _dates(falling, others=50)) == []
+
+
+def test_flat_or_rising_volume_after_the_article_date_is_flagged_with_its_figures():
+    flat = _theme([35, 41, 47, 53, 58, 61, 66, 72, 78, 84])  # 5 before, 5 after
+    rising = _theme([45, 61, 63, 65, 70, 74, 80, 85], first_id=100)  # 1 before, 7 after
+    found = volume_not_falling(
+        {1: flat, 2: rising}, {1: {7}, 2: {8}}, {7: DATE, 8: DATE}, _dates(flat, rising, others=50), examples=2
+    )
+    assert [(f.article_id, f.theme_id, f.before, f.after) for f in found] == [(8, 2, 1, 7), (7, 1, 5, 5)]
+    top = found[0]
+    assert top.article_date == DATE and top.window_days == VOLUME_WINDOW_DAYS
+    assert top.examples == (101, 102)  # conversations after the date, in the caller's order
+    assert 0 < top.before_share < top.after_share < 1 and top.customers == 4
+
+
+def test_too_few_conversations_after_the_date_is_not_flagged():
+    few = _theme([10, 20, 55, 61, 64])  # 1 before, 2 after: rising, but fewer than the minimum
+    assert VOLUME_MIN_AFTER > 2
+    assert volume_not_falling({1: few}, {1: {7}}, {7: DATE}, _dates(few)) == []
+
+
+def test_an_article_date_outside_the_theme_span_or_missing_is_not_flagged():
+    later = _theme([70, 75, 80, 85, 90, 95])  # the whole theme is after the date: nothing to compare with
+    assert volume_not_falling({1: later}, {1: {7}}, {7: DATE}, _dates(later)) == []
+    earlier = _theme([5, 10, 15, 20])  # the whole theme is before it
+    assert volume_not_falling({1: earlier}, {1: {7}}, {7: DATE}, _dates(earlier)) == []
+    flat = _theme([35, 41, 47, 53, 58, 61, 66, 72, 78, 84])
+    assert volume_not_falling({1: flat}, {1: {7}}, {}, _dates(flat)) == []  # no date: nothing to say
+    assert volume_not_falling({1: flat}, {1: set()}, {7: DATE}, _dates(flat)) == []  # not covered by the article
+
+
+def test_one_finding_per_article_the_theme_with_most_conversations_after():
+    small = _theme([40, 50, 61, 62, 63])
+    large = _theme([40, 50, 61, 62, 63, 64, 65, 66], first_id=100)
+    found = volume_not_falling({1: small, 2: large}, {1: {7}, 2: {7}}, {7: DATE}, _dates(small, large))
+    assert [(f.article_id, f.theme_id, f.after) for f in found] == [(7, 2, 6)]

@@ -8,8 +8,12 @@ files and the conversations exactly.
 from __future__ import annotations
 
 import json
+from datetime import UTC, datetime
 
 from support import EXAMPLES, REPO
+
+from threadline.analysis.coverage import ThemeConversation, volume_not_falling
+from threadline.connectors.knowledge.folder import front_matter
 
 HELP_CENTER = REPO / "examples" / "help-center"
 MIN_ARTICLES, MAX_ARTICLES = 15, 30  # the size the knowledge issue asks for
@@ -32,7 +36,9 @@ def test_articles_have_a_title_and_sections_and_match_the_ground_truth() -> None
     truth = _truth()
     assert [a["file"] for a in truth["articles"]] == [f.name for f in files]
     for article, path in zip(truth["articles"], files, strict=True):
-        lines = path.read_text(encoding="utf-8").splitlines()
+        matter = front_matter(path.read_text(encoding="utf-8"))
+        assert matter.updated_at is not None and matter.updated_at.date().isoformat() == article["updated"]
+        lines = matter.body.splitlines()
         assert lines[0] == f"# {article['title']}"
         assert sum(line.startswith("# ") for line in lines) == 1
         assert any(line.startswith("## ") for line in lines), path.name
@@ -69,3 +75,28 @@ def test_planted_confusing_conversations_link_the_article_then_the_customer_come
     for conv in _sample():  # every linked article exists
         if "linked_article" in conv["labels"]:
             assert conv["labels"]["linked_article"] in titles
+
+
+def test_planted_article_dates_decide_volume_not_falling_by_problem() -> None:
+    """The rule on the sample's labelled problems (not its themes): the planted article is flagged, the others not."""
+    truth = _truth()
+    sample = _sample()
+    slug_ids = {a["slug"]: i for i, a in enumerate(truth["articles"])}
+    problem_ids = {p: i for i, p in enumerate(truth["howto_problems"])}
+    themes: dict[int, list[ThemeConversation]] = {i: [] for i in problem_ids.values()}
+    for index, conversation in enumerate(sample):
+        problem = conversation["labels"].get("problem")
+        if problem in problem_ids:
+            created = datetime.fromisoformat(conversation["created_at"])
+            themes[problem_ids[problem]].append(ThemeConversation(index, created, index))
+    covering = {problem_ids[p]: {slug_ids[slug]} for p, slug in truth["covered"].items()}
+    dates = {slug_ids[a["slug"]]: datetime.fromisoformat(a["updated"]).replace(tzinfo=UTC) for a in truth["articles"]}
+    run_dates = sorted(datetime.fromisoformat(c["created_at"]) for c in sample)
+    flagged = {truth["articles"][f.article_id]["slug"] for f in volume_not_falling(themes, covering, dates, run_dates)}
+    assert flagged == set(truth["volume_not_falling"])
+    assert set(truth["volume_falling"]).isdisjoint(flagged) and len(truth["volume_falling"]) >= 1
+    for slug, planted in {**truth["volume_not_falling"], **truth["volume_falling"]}.items():
+        assert (
+            truth["covered"][planted["problem"]] == slug
+            and dates[slug_ids[slug]].date().isoformat() == planted["updated"]
+        )

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+from datetime import datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -21,6 +23,7 @@ from threadline.db.models import (
     ThemeMember,
 )
 from threadline.engine.runs import create_run, execute_run
+from threadline.read.documentation import documentation
 
 
 def _run(engine, embedder) -> Run:
@@ -137,3 +140,57 @@ def test_a_run_without_knowledge_writes_nothing(db_engine, embedder, tmp_path):
     }
     with Session(db_engine) as session:
         assert _snapshot(session, run.id) == []
+
+
+RECURRING_DAYS = [0, 9, 18, 31, 33, 36]  # days after 2026-10-01 of the six recurring-invoice conversations
+ARTICLE_DATE = "2026-10-31"  # the recurring-invoices article's front-matter date: 3 conversations before, 3 after
+
+
+def _spread_recurring(path: Path) -> None:
+    """Move the recurring-invoice conversations (and their messages) to `RECURRING_DAYS`: volume rises after day 30."""
+    rows = [json.loads(line) for line in path.read_text().splitlines()]
+    for row in rows:
+        if row["id"].startswith("recurring-"):
+            shift = timedelta(days=RECURRING_DAYS[int(row["id"].split("-")[1])])
+            row["created_at"] = (datetime.fromisoformat(row["created_at"]) + shift).isoformat()
+            for message in row["messages"]:
+                message["created_at"] = (datetime.fromisoformat(message["created_at"]) + shift).isoformat()
+    path.write_text("".join(json.dumps(row) + "\n" for row in rows))
+
+
+def test_an_article_after_whose_date_its_theme_did_not_fall_is_confusing_by_volume(db_engine, embedder, tmp_path):
+    conversations = write_conversations(tmp_path / "conversations.jsonl")
+    _spread_recurring(conversations)
+    assert import_file(db_engine, conversations, source_name="tiny").ok
+    root = write_help_center(tmp_path / "help")
+    recurring = root / "recurring-invoices.md"
+    recurring.write_text(f"---\nupdated: {ARTICLE_DATE}\n---\n" + recurring.read_text())
+    with Session(db_engine) as session, session.begin():
+        add_knowledge_source(
+            session, "folder", "help", {"path": str(root), "base_url": "https://help.tallyboard.test/"}
+        )
+    sync_knowledge(db_engine, "help", embedder=embedder)
+    run = _run(db_engine, embedder)
+    assert run.counters["coverage"]["volume_not_falling"] == 1, run.counters["coverage"]
+    with Session(db_engine) as session:
+        rows = session.execute(
+            select(RunConfusingArticle).where(RunConfusingArticle.run_id == run.id).order_by(RunConfusingArticle.rank)
+        ).scalars()
+        by_kind = {row.kind: row for row in rows}
+        assert set(by_kind) == {"still_stuck", "volume_not_falling"}  # Trello is still linked-then-stuck
+        volume = by_kind["volume_not_falling"]
+        assert volume.article_title == "Set up recurring invoices" and volume.linked_conversations is None
+        assert _problems(session, run.id)[volume.theme_id] == {"recurring"}
+        assert volume.article_updated_at is not None and volume.article_updated_at.date().isoformat() == ARTICLE_DATE
+        assert (volume.conversations_before, volume.conversations_after, volume.window_days) == (3, 3, 30)
+        assert volume.share_before is not None and volume.share_after == 1.0  # only this theme after the date
+        examples = session.execute(
+            select(Conversation.external_id).where(Conversation.id.in_(volume.example_conversation_ids))
+        ).scalars()
+        assert {e.split("-")[0] for e in examples} == {"recurring"}
+        found = documentation(session, run.id)
+    (shown,) = [a for a in found["confusing_articles"] if a["kind"] == "volume_not_falling"]
+    assert shown["reason"] == (
+        f"volume did not fall after it was updated on {ARTICLE_DATE}: 3 conversations in the 30 days before, 3 after"
+    )
+    assert shown["theme_id"] == volume.theme_id and shown["stuck_share"] is None

@@ -141,3 +141,58 @@ def test_cli_add_sync_list(cli_env, tmp_path):
     )
     sources_add = threadline(cli_env, "sources", "add", "--help")
     assert "folder" not in sources_add.stdout
+
+
+FRONT_MATTER_MD = """---
+title: "Set up recurring invoices"
+updated: 2026-03-02
+tags: [billing]
+---
+
+# Recurring invoices
+
+Schedule them from the Billing page.
+
+---
+
+A thematic break further down is text, not front matter.
+"""
+
+
+def test_front_matter_date_and_title_are_read_and_stripped():
+    from threadline.connectors.knowledge.folder import front_matter
+
+    matter = front_matter(FRONT_MATTER_MD)
+    assert matter.updated_at is not None and matter.updated_at.isoformat() == "2026-03-02T00:00:00+00:00"
+    assert matter.fields["title"] == '"Set up recurring invoices"'
+    assert matter.body.startswith("# Recurring invoices") and "updated:" not in matter.body
+    assert "thematic break" in matter.body  # the closing fence is the first one, not the last
+    assert front_matter("---\npublished: 2026-01-05T10:30:00Z\n---\nText").updated_at.isoformat() == (  # type: ignore[union-attr]
+        "2026-01-05T10:30:00+00:00"
+    )
+    assert front_matter("---\nupdated: last week\n---\nText").updated_at is None  # not a date: no date
+    unclosed = "---\nupdated: 2026-03-02\nno closing fence"
+    assert front_matter(unclosed).body == unclosed and front_matter(unclosed).updated_at is None
+    assert front_matter("# Title\n---\nupdated: 2026-03-02\n---\n").fields == {}  # not at the top: not front matter
+
+
+def test_folder_article_date_is_its_front_matter_date_never_the_file_time(db_engine, embedder, tmp_path):
+    root = tmp_path / "docs"
+    root.mkdir()
+    (root / "dated.md").write_text(FRONT_MATTER_MD)
+    (root / "undated.md").write_text(INVOICES_MD)
+    _add(db_engine, root)
+    sync_knowledge(db_engine, "docs", embedder=embedder)
+    with Session(db_engine) as session:
+        articles = {a.external_id: a for a in session.execute(select(Article)).scalars()}
+        dated = articles["dated.md"]
+        assert dated.source_updated_at is not None and dated.source_updated_at.date().isoformat() == "2026-03-02"
+        assert dated.title == "Recurring invoices" and not dated.body.startswith("---") and "updated:" not in dated.body
+        assert articles["undated.md"].source_updated_at is None  # no front matter: no date (not the mtime)
+
+    (root / "dated.md").write_text(FRONT_MATTER_MD.replace("2026-03-02", "2026-04-10"))  # only the date changes
+    again = sync_knowledge(db_engine, "docs", embedder=embedder)
+    assert again.counters["unchanged"] == 2 and again.counters["passages_embedded"] == 0
+    with Session(db_engine) as session:
+        updated = session.execute(select(Article.source_updated_at).where(Article.external_id == "dated.md")).scalar()
+        assert updated is not None and updated.date().isoformat() == "2026-04-10"

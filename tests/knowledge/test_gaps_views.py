@@ -48,6 +48,7 @@ def _check_documentation(found: dict) -> None:
     assert all("Slack" in e["excerpt"] and e["external_id"].startswith("slack-") for e in gap["examples"])
     (article,) = found["confusing_articles"]
     assert article["title"] == "Import projects from Trello" and article["stuck_share"] == 1.0
+    assert article["kind"] == "still_stuck" and article["reason"].startswith("still stuck in 6 of 6 conversations")
     assert article["url"] == "https://help.tallyboard.test/import-from-trello.md"
     assert all("still can't import" in e["excerpt"] for e in article["examples"])
     text = json.dumps(found)
@@ -58,7 +59,7 @@ def _check_documentation(found: dict) -> None:
 def test_gaps_command_prints_gaps_and_confusing_articles_masked(run_id, cli_env):
     _check_documentation(json.loads(_threadline(cli_env, "gaps", "--json").stdout))
     table = _threadline({**cli_env, "COLUMNS": "300"}, "gaps", "--run", str(run_id))
-    assert "Import projects from Trello" in table.stdout and "6 / 6" in table.stdout
+    assert "Import projects from Trello" in table.stdout and "still stuck in 6 of 6" in table.stdout
     assert PLANTED_DOMAIN not in table.stdout + table.stderr and "Traceback" not in table.stderr
 
 
@@ -108,7 +109,11 @@ def test_documentation_page_and_theme_page_articles(run_id, db_engine, db_url, t
         page = client.get("/documentation", params={"run_id": run_id})
         assert page.status_code == 200
         assert '<a href="https://help.tallyboard.test/import-from-trello.md" rel="noopener noreferrer">' in page.text
-        assert "6 / 6" in page.text and "[email]" in page.text and PLANTED_DOMAIN not in page.text
+        assert (
+            "still stuck in 6 of 6 conversations" in page.text
+            and "[email]" in page.text
+            and PLANTED_DOMAIN not in page.text
+        )
         gap_theme = re.search(r'<section class="card" id="gaps">.*?href="/themes/(\d+)', page.text, re.S).group(1)
         gap_page = client.get(f"/themes/{gap_theme}", params={"run_id": run_id}).text
         assert 'id="related-articles"' in gap_page and "No article answers this theme" in gap_page

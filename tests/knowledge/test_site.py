@@ -70,7 +70,10 @@ def site() -> Iterator[Site]:
 def _build(site: Site) -> None:
     b = site.base
     site.routes["/robots.txt"] = (200, "text/plain", "User-agent: *\nDisallow: /private/\n", {})
-    urls = "".join(f"<url><loc>{b}{p}</loc></url>" for p in ("/docs/invoices", "/docs/export", "/docs/flaky"))
+    lastmod = {"/docs/invoices": "<lastmod>2026-03-02</lastmod>"}
+    urls = "".join(
+        f"<url><loc>{b}{p}</loc>{lastmod.get(p, '')}</url>" for p in ("/docs/invoices", "/docs/export", "/docs/flaky")
+    )
     sitemap = f'<?xml version="1.0"?><urlset xmlns="http://www.sitemaps.org/schemas/sitemap/0.9">{urls}</urlset>'
     site.routes["/sitemap.xml"] = (200, "application/xml", sitemap, {})
     site.html(
@@ -83,6 +86,7 @@ def _build(site: Site) -> None:
     )
     site.html("/docs/export", page("Export data", "Export reports as CSV."))
     site.html("/docs/taxes", page("Taxes", "VAT is added to invoices in the EU."))
+    site.routes["/docs/taxes"] = (*site.routes["/docs/taxes"][:3], {"Last-Modified": "Mon, 05 Jan 2026 10:00:00 GMT"})
     site.html("/docs/flaky", "server trouble", status=500)
     site.html("/private/secret", page("Secret", "Never crawled."))
     site.routes["/files/report.pdf"] = (200, "application/pdf", "%PDF-1.4", {})
@@ -111,6 +115,10 @@ def test_crawl_obeys_robots_skips_with_reasons_dead_letters_and_retries_then_mar
     with Session(db_engine) as session:
         urls = set(session.execute(select(Article.url)).scalars())
         assert urls == {f"{site.base}/docs/{p}" for p in ("invoices", "export", "taxes")}
+        dates = {u.rsplit("/", 1)[1]: d for u, d in session.execute(select(Article.url, Article.source_updated_at))}
+        assert dates["invoices"] is not None and dates["invoices"].date().isoformat() == "2026-03-02"  # <lastmod>
+        assert dates["taxes"] is not None and dates["taxes"].isoformat() == "2026-01-05T10:00:00+00:00"  # header
+        assert dates["export"] is None  # neither: no date
         letter = session.execute(select(DeadLetter)).scalar_one()
         assert letter.item.endswith("/docs/flaky") and letter.error_message == "HTTP 500" and letter.attempts == 2
 

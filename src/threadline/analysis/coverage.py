@@ -11,17 +11,33 @@ and conversation types; a later coverage stage stores the result in the run's sn
   customers asked how to do something and no article explains it.
 - Gaps are ranked by impact: conversations, then distinct customers, then the best
   similarity found (lowest first: furthest from anything written).
-Cost: one (themes x passages) matrix product, and `argpartition` per theme (linear).
+- An article whose *volume did not fall* (`volume_not_falling`): it covers a theme (one of the
+  theme's passages above), its date D (published or last updated) lies inside the theme's time
+  span, and the theme's conversations per day (by the conversation's own `created_at`) in the
+  `VOLUME_WINDOW_DAYS` after D are at least `VOLUME_NOT_FALLING_RATIO` of those in the window
+  before D, with at least `VOLUME_MIN_AFTER` conversations after D. Windows are clipped to the
+  run's own time span (the rate of a half-covered window is not diluted by days with no data).
+Cost: one (themes x passages) matrix product, and `argpartition` per theme (linear); the
+volume rule reads each theme's conversations once per article covering it (at most
+`top_k` articles per theme) and counts the run's conversations in a window by bisection.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from bisect import bisect_left
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
+from datetime import datetime, timedelta
 
 import numpy as np
 
 QUESTION_TYPES = frozenset({"how_to"})  # conversation types that ask how to do something (analysis.conversation_type)
+# Volume after an article's date. A month on each side: long enough to hold more than a handful
+# of conversations of one theme, short enough that the product has not changed much meanwhile.
+VOLUME_WINDOW_DAYS = 30  # days compared before and after the article's date
+VOLUME_MIN_AFTER = 3  # conversations of the theme after the date, at least: fewer is chance, not a trend
+VOLUME_NOT_FALLING_RATIO = 0.8  # per-day rate after / before at or above which volume "did not fall" (a fall < 20%)
+SECONDS_PER_DAY = 86_400.0
 
 
 @dataclass(frozen=True)
@@ -104,3 +120,99 @@ def rank_gaps(
             c.theme_id,
         ),
     )
+
+
+@dataclass(frozen=True)
+class ThemeConversation:
+    """One conversation of a theme: id, when the customer wrote (`created_at`), who (None: unknown)."""
+
+    conversation_id: int
+    created_at: datetime
+    customer: int | None = None
+
+
+@dataclass(frozen=True)
+class VolumeNotFalling:
+    """An article after whose date a theme it covers kept (or grew) its conversations per day."""
+
+    article_id: int
+    theme_id: int
+    article_date: datetime
+    window_days: int
+    before: int  # the theme's conversations in the window before the date
+    after: int  # ... and in the window after it
+    before_days: float  # the windows' lengths once clipped to the run's span
+    after_days: float
+    before_share: float  # the theme's share of all the run's conversations in each window
+    after_share: float
+    customers: int  # distinct known customers among the conversations after
+    examples: tuple[int, ...]  # conversations after the date, in the caller's order (closest to the theme first)
+
+
+def _count_between(ordered: Sequence[datetime], start: datetime, end: datetime) -> int:
+    """How many of the sorted `ordered` are in [start, end)."""
+    return bisect_left(ordered, end) - bisect_left(ordered, start)
+
+
+def volume_not_falling(
+    themes: Mapping[int, Sequence[ThemeConversation]],
+    covering: Mapping[int, Collection[int]],
+    article_dates: Mapping[int, datetime],
+    run_dates: Sequence[datetime],
+    *,
+    window_days: int = VOLUME_WINDOW_DAYS,
+    min_after: int = VOLUME_MIN_AFTER,
+    ratio: float = VOLUME_NOT_FALLING_RATIO,
+    examples: int = 3,
+) -> list[VolumeNotFalling]:
+    """Articles covering a theme whose volume did not fall after the article's date, by impact.
+
+    `themes`: each theme's conversations (caller's order kept for examples); `covering`: {theme
+    id: ids of the articles with a passage covering it}; `article_dates`: the articles that have
+    a date; `run_dates`: `created_at` of every conversation of the run, sorted (the span and the
+    shares). One finding per article: the theme with the most conversations after its date.
+    Ranked by conversations after, then customers, then article id.
+    """
+    if not run_dates:
+        return []
+    first, last = run_dates[0], run_dates[-1]
+    window = timedelta(days=window_days)
+    best: dict[int, VolumeNotFalling] = {}
+    for theme_id, members in themes.items():
+        if not members:
+            continue
+        span_start = min(m.created_at for m in members)
+        span_end = max(m.created_at for m in members)
+        for article_id in sorted(covering.get(theme_id, ())):
+            date = article_dates.get(article_id)
+            if date is None or not span_start < date <= span_end:
+                continue
+            start, end = max(date - window, first), min(date + window, last + timedelta(microseconds=1))
+            before_days = (date - start).total_seconds() / SECONDS_PER_DAY
+            after_days = (end - date).total_seconds() / SECONDS_PER_DAY
+            after_members = [m for m in members if date <= m.created_at < end]
+            before = sum(1 for m in members if start <= m.created_at < date)
+            after = len(after_members)
+            if after < min_after or before_days <= 0 or after_days <= 0:
+                continue
+            if after * before_days < ratio * before * after_days:  # per-day rate fell by more than allowed
+                continue
+            run_before, run_after = _count_between(run_dates, start, date), _count_between(run_dates, date, end)
+            finding = VolumeNotFalling(
+                article_id=article_id,
+                theme_id=theme_id,
+                article_date=date,
+                window_days=window_days,
+                before=before,
+                after=after,
+                before_days=before_days,
+                after_days=after_days,
+                before_share=before / run_before if run_before else 0.0,
+                after_share=after / run_after if run_after else 0.0,
+                customers=len({m.customer for m in after_members if m.customer is not None}),
+                examples=tuple(m.conversation_id for m in after_members[:examples]),
+            )
+            kept = best.get(article_id)
+            if kept is None or (finding.after, -finding.theme_id) > (kept.after, -kept.theme_id):
+                best[article_id] = finding
+    return sorted(best.values(), key=lambda f: (-f.after, -f.customers, f.article_id))

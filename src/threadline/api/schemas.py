@@ -585,17 +585,28 @@ class DocGap(BaseModel):
 
 
 class ConfusingArticle(BaseModel):
-    """An article linked in conversations after which the customer was still stuck."""
+    """A confusing article: linked, then customers still stuck (`still_stuck`), or a theme it covers did not
+    fall after its date (`volume_not_falling`); `reason` says which in plain words."""
 
     rank: int
+    kind: Literal["still_stuck", "volume_not_falling"]
+    reason: str
     article_id: int | None
     title: str
     url: str | None
     content_hash: str
-    linked_conversations: int
-    stuck_conversations: int
-    stuck_share: float
+    linked_conversations: int | None  # still_stuck only
+    stuck_conversations: int | None
+    stuck_share: float | None
     customers: int
+    theme_id: int | None  # volume_not_falling only: the theme, the article's date, the window and the counts
+    theme: str | None
+    article_updated_at: str | None
+    window_days: int | None
+    conversations_before: int | None
+    conversations_after: int | None
+    share_before: float | None
+    share_after: float | None
     examples: list[GapExample]
 
 

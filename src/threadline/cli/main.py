@@ -650,12 +650,12 @@ def gaps_command(run: RunOption = None, source: SourceOption = None, as_json: Js
             plain("\n".join(e["excerpt"] or "" for e in gap["examples"][:GAP_EXAMPLES_SHOWN])),
         )
     console.print(gaps)
-    confusing = Table("rank", "article", "stuck / linked", "customers", "examples", title="Confusing articles")
+    confusing = Table("rank", "article", "why", "customers", "examples", title="Confusing articles")
     for article in found["confusing_articles"]:
         confusing.add_row(
             str(article["rank"]),
             plain(article["title"] + (f"\n{article['url']}" if article["url"] else "")),
-            f"{article['stuck_conversations']} / {article['linked_conversations']}",
+            plain(article["reason"] + (f" (theme {article['theme']})" if article["theme"] else "")),
             str(article["customers"]),
             plain("\n".join(e["excerpt"] or "" for e in article["examples"][:GAP_EXAMPLES_SHOWN])),
         )

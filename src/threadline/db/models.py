@@ -634,6 +634,8 @@ class RunPhase(Base):
 
 KNOWLEDGE_NAME_CHARS = 200  # characters of `knowledge_sources.name`: a name a person types
 ARTICLE_STATUSES = ("active", "removed")
+# Why an article is confusing: linked, then the customer still stuck; or a theme it covers did not fall after its date.
+CONFUSING_KINDS = ("still_stuck", "volume_not_falling")
 KNOWLEDGE_SYNC_STATUSES = ("running", "succeeded", "failed")
 
 
@@ -767,18 +769,32 @@ class RunDocGap(Base):
 
 
 class RunConfusingArticle(Base):
-    """An article linked in a run's conversations after which customers were still stuck (0013; a snapshot)."""
+    """A confusing article of a run (0013, 0016; a snapshot), one row per article and kind.
+
+    `still_stuck`: linked in conversations after which customers were still stuck (link counts
+    set). `volume_not_falling`: it covers `theme_id`, whose conversations per day did not fall in
+    the `window_days` after `article_updated_at` (counts and shares of the theme before/after set).
+    """
 
     __tablename__ = "run_confusing_articles"
+    __table_args__ = (CheckConstraint(_in("kind", CONFUSING_KINDS), name="ck_run_confusing_articles_kind"),)
     run_id: Mapped[int] = mapped_column(ForeignKey("runs.id", ondelete="CASCADE"), primary_key=True)
     rank: Mapped[int] = mapped_column(Integer, primary_key=True)  # 1: the largest impact
     article_id: Mapped[int | None] = mapped_column(ForeignKey("articles.id", ondelete="SET NULL"))
     content_hash: Mapped[str] = mapped_column(String(64))
     article_title: Mapped[str] = mapped_column(Text)
     article_url: Mapped[str | None] = mapped_column(Text)
-    linked_conversations: Mapped[int] = mapped_column(Integer)
-    stuck_conversations: Mapped[int] = mapped_column(Integer)
-    customers: Mapped[int] = mapped_column(Integer)  # distinct known customers among the stuck conversations
+    kind: Mapped[str] = mapped_column(String(24), default="still_stuck", server_default="still_stuck")
+    linked_conversations: Mapped[int | None] = mapped_column(Integer)  # still_stuck only
+    stuck_conversations: Mapped[int | None] = mapped_column(Integer)  # still_stuck only
+    customers: Mapped[int] = mapped_column(Integer)  # distinct known customers among the stuck (or after) conversations
+    theme_id: Mapped[int | None] = mapped_column(ForeignKey("themes.id", ondelete="SET NULL"))  # volume_not_falling
+    article_updated_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    window_days: Mapped[int | None] = mapped_column(Integer)
+    conversations_before: Mapped[int | None] = mapped_column(Integer)  # the theme's, in the window before the date
+    conversations_after: Mapped[int | None] = mapped_column(Integer)
+    share_before: Mapped[float | None] = mapped_column(Float)  # the theme's share of the run's conversations
+    share_after: Mapped[float | None] = mapped_column(Float)
     example_conversation_ids: Mapped[list[int]] = mapped_column(ARRAY(BigInteger), server_default="{}")
 
 

@@ -17,6 +17,7 @@ from sqlalchemy.orm import Session
 
 from threadline.analysis.article_links import is_closing
 from threadline.db.models import (
+    CONFUSING_KINDS,
     Conversation,
     Message,
     RunConfusingArticle,
@@ -28,6 +29,7 @@ from threadline.read.display import shown
 from threadline.read.themes import theme_name
 from threadline.text.sentences import truncate_words
 
+STILL_STUCK, VOLUME_NOT_FALLING = CONFUSING_KINDS  # `run_confusing_articles.kind`
 EXCERPT_CHARS = 160  # characters of a customer message shown as an example: one line of a list
 
 
@@ -84,6 +86,32 @@ def _examples(ids: list[int], external: dict[int, str], texts: dict[int, list[st
     return examples
 
 
+def confusing_reason(row: RunConfusingArticle) -> str:
+    """Why the article is confusing, in plain words (shown by the CLI, the API, the dashboard and the report)."""
+    if row.kind == VOLUME_NOT_FALLING:
+        when = row.article_updated_at.date().isoformat() if row.article_updated_at else "its date"
+        return (
+            f"volume did not fall after it was updated on {when}: {row.conversations_before} conversations "
+            f"in the {row.window_days} days before, {row.conversations_after} after"
+        )
+    return (
+        f"still stuck in {row.stuck_conversations} of {row.linked_conversations} conversations that link it "
+        f"({row.customers} customers)"
+    )
+
+
+def _theme_names(session: Session, run_id: int, theme_ids: list[int]) -> dict[int, str]:
+    """Display names of the given themes as the run named them (a person's name first)."""
+    if not theme_ids:
+        return {}
+    rows = session.execute(
+        select(Theme.id, RunTheme.name, Theme.human_name)
+        .outerjoin(RunTheme, (RunTheme.run_id == run_id) & (RunTheme.theme_id == Theme.id))
+        .where(Theme.id.in_(theme_ids))
+    )
+    return {theme_id: theme_name(human, computed) for theme_id, computed, human in rows}
+
+
 def documentation(session: Session, run_id: int) -> dict[str, Any]:
     """The run's documentation gaps and confusing articles, ranked by impact, with example conversations."""
     gap_rows = session.execute(
@@ -118,9 +146,12 @@ def documentation(session: Session, run_id: int) -> dict[str, Any]:
         }
         for gap, computed, human in gap_rows
     ]
+    theme_names = _theme_names(session, run_id, [r.theme_id for r in confusing_rows if r.theme_id is not None])
     confusing = [
         {
             "rank": row.rank,
+            "kind": row.kind,
+            "reason": confusing_reason(row),
             "article_id": row.article_id,
             "title": row.article_title,
             "url": row.article_url,
@@ -128,10 +159,18 @@ def documentation(session: Session, run_id: int) -> dict[str, Any]:
             "linked_conversations": row.linked_conversations,
             "stuck_conversations": row.stuck_conversations,
             "stuck_share": round(row.stuck_conversations / row.linked_conversations, 3)
-            if row.linked_conversations
-            else 0.0,
+            if row.linked_conversations and row.stuck_conversations is not None
+            else None,
             "customers": row.customers,
-            "examples": _examples(list(row.example_conversation_ids), external, texts, stuck=True),
+            "theme_id": row.theme_id,
+            "theme": theme_names.get(row.theme_id) if row.theme_id is not None else None,
+            "article_updated_at": row.article_updated_at.isoformat() if row.article_updated_at else None,
+            "window_days": row.window_days,
+            "conversations_before": row.conversations_before,
+            "conversations_after": row.conversations_after,
+            "share_before": round(row.share_before, 3) if row.share_before is not None else None,
+            "share_after": round(row.share_after, 3) if row.share_after is not None else None,
+            "examples": _examples(list(row.example_conversation_ids), external, texts, stuck=row.kind == STILL_STUCK),
         }
         for row in confusing_rows
     ]

@@ -10,10 +10,15 @@ snapshot (never updated afterwards):
 2. **Documentation gaps** (`run_doc_gaps`): themes no passage covers whose conversations are at
    least `knowledge.gap_question_share` how-to questions, ranked by conversations, then
    distinct customers; a few example conversations (closest to the theme's centre first).
-3. **Confusing articles** (`run_confusing_articles`, `threadline.analysis.article_links`):
-   articles linked (URL or quoted title, by an agent or the customer) in conversations where a
-   later customer message neither thanks nor closes, ranked by stuck conversations, then
-   customers; with example conversations.
+3. **Confusing articles** (`run_confusing_articles`), of two kinds ranked together by impact
+   (conversations, then customers), with example conversations:
+   - `still_stuck` (`threadline.analysis.article_links`): articles linked (URL or quoted title,
+     by an agent or the customer) in conversations where a later customer message neither
+     thanks nor closes;
+   - `volume_not_falling` (`threadline.analysis.coverage.volume_not_falling`): articles with a
+     date (published or last updated, from the knowledge source) covering a theme (a passage in
+     step 1) whose conversations per day, by each conversation's `created_at`, did not fall in
+     the window after that date.
 
 4. **Entities per theme** (`run_themes.entities`): each conversation's entities (platforms,
    plans, error codes, HTTP statuses, integrations, product areas) are extracted offline and
@@ -38,6 +43,7 @@ import logging
 from collections import defaultdict
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass
+from datetime import datetime
 from typing import Any
 
 import numpy as np
@@ -55,7 +61,13 @@ from threadline.analysis.article_links import (
     conversation_links,
 )
 from threadline.analysis.conversation_type import TYPE_ANALYSIS
-from threadline.analysis.coverage import question_share, rank_gaps, theme_coverage
+from threadline.analysis.coverage import (
+    ThemeConversation,
+    question_share,
+    rank_gaps,
+    theme_coverage,
+    volume_not_falling,
+)
 from threadline.analysis.theme_entities import (
     ENTITIES_ANALYSIS,
     ENTITIES_VERSION,
@@ -67,6 +79,7 @@ from threadline.config import get_settings
 from threadline.connectors.knowledge.attachments import KnowledgeSet, knowledge_for_sources
 from threadline.db.analyses import cached_outputs, latest_outputs, outputs_of, store_analyses
 from threadline.db.models import (
+    CONFUSING_KINDS,
     Article,
     Conversation,
     Message,
@@ -83,13 +96,15 @@ from threadline.db.models import (
 )
 from threadline.db.vectors import fetch_vectors, load_theme_centroids
 from threadline.engine.stage import StageContext, WholeRunStage
+from threadline.stages.embed import MODEL_PARAM as EMBEDDING_MODEL_PARAM
 from threadline.stages.inputs import input_hash, load_customer_texts
 from threadline.text.entities import MAX_GAZETTEER_TERMS, EntityConfig, EntityExtractor, Gazetteer
 
 logger = logging.getLogger(__name__)
 
 NAME = "coverage"
-VERSION = f"1+entities-{ENTITIES_VERSION}"
+VERSION = f"2+entities-{ENTITIES_VERSION}"  # 2: confusing articles whose theme's volume did not fall
+STILL_STUCK, VOLUME_NOT_FALLING = CONFUSING_KINDS  # `run_confusing_articles.kind`
 ENTITY_BATCH_CONVERSATIONS = 1_000  # conversations whose texts are held at once while extracting entities
 MESSAGE_BATCH_ROWS = 2_000  # messages fetched per round trip while looking for article links: bounded memory
 
@@ -110,6 +125,7 @@ class CoverageResult:
     gaps: int = 0
     linked_articles: int = 0
     confusing_articles: int = 0
+    volume_not_falling: int = 0
     entities_computed: int = 0
     entities_reused: int = 0
     knowledge_sources: int = 0  # the knowledge sources the run used (attached to its scope, or all)
@@ -142,17 +158,20 @@ def _passage_infos(session: Session, ids: list[int]) -> dict[int, _PassageInfo]:
     }
 
 
-def _members(session: Session, run_id: int) -> dict[int, list[tuple[int, int | None]]]:
-    """Each leaf theme's (conversation id, contact id), closest to the theme's centre first."""
+Member = tuple[int, int | None, datetime | None]  # (conversation id, contact id, the conversation's created_at)
+
+
+def _members(session: Session, run_id: int) -> dict[int, list[Member]]:
+    """Each leaf theme's (conversation id, contact id, created_at), closest to the theme's centre first."""
     rows = session.execute(
-        select(ThemeMember.theme_id, ThemeMember.conversation_id, Conversation.contact_id)
+        select(ThemeMember.theme_id, ThemeMember.conversation_id, Conversation.contact_id, Conversation.created_at)
         .join(Conversation, Conversation.id == ThemeMember.conversation_id)
         .where(ThemeMember.run_id == run_id)
         .order_by(ThemeMember.theme_id, ThemeMember.similarity.desc(), Conversation.source_id, Conversation.external_id)
     )
-    members: dict[int, list[tuple[int, int | None]]] = defaultdict(list)
-    for theme_id, conversation_id, contact_id in rows:
-        members[theme_id].append((conversation_id, contact_id))
+    members: dict[int, list[Member]] = defaultdict(list)
+    for theme_id, conversation_id, contact_id, created_at in rows:
+        members[theme_id].append((conversation_id, contact_id, created_at))
     return members
 
 
@@ -175,19 +194,24 @@ def _record_knowledge(session: Session, run_id: int, knowledge: KnowledgeSet) ->
         )
 
 
-def _write_coverage(session: Session, run_id: int, knowledge_ids: list[int], result: CoverageResult) -> None:
-    """Passages per theme and the ranked documentation gaps, against the run's knowledge only."""
+def _write_coverage(
+    session: Session, run_id: int, knowledge_ids: list[int], result: CoverageResult, model: str
+) -> dict[int, set[int]]:
+    """Passages per theme and the ranked documentation gaps, against the run's knowledge only.
+
+    Returns {theme id: ids of the articles covering it}.
+    """
     settings = get_settings().knowledge
-    passage_vectors = fetch_vectors(session, _PASSAGE_VECTORS_SQL, {"model": MODEL_NAME, "knowledge": knowledge_ids})
+    passage_vectors = fetch_vectors(session, _PASSAGE_VECTORS_SQL, {"model": model, "knowledge": knowledge_ids})
     result.passages = len(passage_vectors)
-    centroids = load_theme_centroids(session, run_id, MODEL_NAME)
+    centroids = load_theme_centroids(session, run_id, model)
     result.themes = len(centroids)
     if not passage_vectors or not centroids:
-        return
+        return {}
     passage_ids = list(passage_vectors)
     members = _members(session, run_id)
     types = latest_outputs(session, run_id, TYPE_ANALYSIS, "type")
-    shares = {t: question_share([types.get(cid, "") for cid, _ in ms]) for t, ms in members.items()}
+    shares = {t: question_share([types.get(cid, "") for cid, _, _ in ms]) for t, ms in members.items()}
     coverage = theme_coverage(
         centroids,
         passage_ids,
@@ -220,7 +244,7 @@ def _write_coverage(session: Session, run_id: int, knowledge_ids: list[int], res
     if rows:
         session.execute(insert(RunThemePassage), rows)
     conversations = {t: len(ms) for t, ms in members.items()}
-    customers = {t: len({contact for _, contact in ms if contact is not None}) for t, ms in members.items()}
+    customers = {t: len({contact for _, contact, _ in ms if contact is not None}) for t, ms in members.items()}
     gaps = rank_gaps(coverage, conversations, customers)
     result.gaps = len(gaps)
     if gaps:
@@ -235,11 +259,17 @@ def _write_coverage(session: Session, run_id: int, knowledge_ids: list[int], res
                     "customers": customers.get(gap.theme_id, 0),
                     "question_share": gap.question_share,
                     "best_similarity": gap.best_similarity,
-                    "example_conversation_ids": [cid for cid, _ in members[gap.theme_id][: settings.coverage_examples]],
+                    "example_conversation_ids": [
+                        cid for cid, _, _ in members[gap.theme_id][: settings.coverage_examples]
+                    ],
                 }
                 for rank, gap in enumerate(gaps, start=1)
             ],
         )
+    covering: dict[int, set[int]] = defaultdict(set)
+    for theme_id, theme in coverage.items():
+        covering[theme_id].update(infos[m.passage_id].article_id for m in theme.matches)
+    return covering
 
 
 def _conversation_messages(session: Session, run_id: int) -> Iterator[tuple[int, int | None, list[tuple[str, str]]]]:
@@ -269,20 +299,14 @@ def _conversation_messages(session: Session, run_id: int) -> Iterator[tuple[int,
         yield current, contact, messages
 
 
-def _write_confusing(session: Session, run_id: int, knowledge_ids: list[int], result: CoverageResult) -> None:
-    """Articles of the run's knowledge linked in its conversations after which customers were still stuck."""
+def _still_stuck(
+    session: Session, run_id: int, articles: dict[int, Any], result: CoverageResult
+) -> list[dict[str, Any]]:
+    """Rows of articles linked in the run's conversations after which customers were still stuck."""
     settings = get_settings().knowledge
-    articles = {
-        a.id: a
-        for a in session.execute(
-            select(Article.id, Article.title, Article.url, Article.content_hash).where(
-                Article.status == "active", Article.knowledge_source_id.in_(knowledge_ids)
-            )
-        )
-    }
     finder = LinkFinder(ArticleRef(a.id, a.title, a.url) for a in articles.values())
     if not finder:
-        return
+        return []
     tallies: dict[int, ArticleTally] = {}
     for conversation_id, contact_id, messages in _conversation_messages(session, run_id):
         for outcome in conversation_links(messages, finder):
@@ -296,24 +320,94 @@ def _write_confusing(session: Session, run_id: int, knowledge_ids: list[int], re
     chosen = confusing_articles(
         tallies, min_conversations=settings.confusing_min_conversations, min_share=settings.confusing_min_share
     )
-    result.confusing_articles = len(chosen)
-    if chosen:
+    return [
+        {
+            "kind": STILL_STUCK,
+            "article_id": tally.article_id,
+            "linked_conversations": tally.linked,
+            "stuck_conversations": len(tally.stuck),
+            "customers": len(tally.stuck_customers),
+            "example_conversation_ids": tally.stuck[: settings.coverage_examples],
+            "_impact": len(tally.stuck),
+        }
+        for tally in chosen
+    ]
+
+
+def _run_dates(session: Session, run_id: int) -> list[datetime]:
+    """`created_at` of the run's conversations that have one, sorted (one column: 8 bytes a conversation)."""
+    rows = session.execute(
+        select(Conversation.created_at)
+        .join(RunConversation, RunConversation.conversation_id == Conversation.id)
+        .where(RunConversation.run_id == run_id, Conversation.created_at.is_not(None))
+        .order_by(Conversation.created_at)
+    ).scalars()
+    return [created for created in rows if created is not None]
+
+
+def _volume_not_falling(
+    session: Session, run_id: int, articles: dict[int, Any], covering: dict[int, set[int]]
+) -> list[dict[str, Any]]:
+    """Rows of dated articles covering a theme whose conversations per day did not fall after the article's date."""
+    dates = {a.id: a.source_updated_at for a in articles.values() if a.source_updated_at is not None}
+    if not dates or not any(covering.values()):
+        return []
+    themes = {
+        theme_id: [ThemeConversation(cid, created, contact) for cid, contact, created in ms if created is not None]
+        for theme_id, ms in _members(session, run_id).items()
+        if covering.get(theme_id)
+    }
+    findings = volume_not_falling(
+        themes, covering, dates, _run_dates(session, run_id), examples=get_settings().knowledge.coverage_examples
+    )
+    return [
+        {
+            "kind": VOLUME_NOT_FALLING,
+            "article_id": f.article_id,
+            "customers": f.customers,
+            "theme_id": f.theme_id,
+            "article_updated_at": f.article_date,
+            "window_days": f.window_days,
+            "conversations_before": f.before,
+            "conversations_after": f.after,
+            "share_before": f.before_share,
+            "share_after": f.after_share,
+            "example_conversation_ids": list(f.examples),
+            "_impact": f.after,
+        }
+        for f in findings
+    ]
+
+
+def _write_confusing(
+    session: Session, run_id: int, knowledge_ids: list[int], result: CoverageResult, covering: dict[int, set[int]]
+) -> None:
+    """Both kinds of confusing articles of the run's knowledge, ranked together: most conversations, then customers, then kind."""
+    articles = {
+        a.id: a
+        for a in session.execute(
+            select(Article.id, Article.title, Article.url, Article.content_hash, Article.source_updated_at).where(
+                Article.status == "active", Article.knowledge_source_id.in_(knowledge_ids)
+            )
+        )
+    }
+    rows = _still_stuck(session, run_id, articles, result) + _volume_not_falling(session, run_id, articles, covering)
+    rows.sort(key=lambda r: (-r.pop("_impact"), -r["customers"], r["kind"], r["article_id"]))
+    result.confusing_articles = len(rows)
+    result.volume_not_falling = sum(1 for r in rows if r["kind"] == VOLUME_NOT_FALLING)
+    if rows:
         session.execute(
             insert(RunConfusingArticle),
             [
                 {
+                    **row,
                     "run_id": run_id,
                     "rank": rank,
-                    "article_id": tally.article_id,
-                    "content_hash": articles[tally.article_id].content_hash,
-                    "article_title": articles[tally.article_id].title,
-                    "article_url": articles[tally.article_id].url,
-                    "linked_conversations": tally.linked,
-                    "stuck_conversations": len(tally.stuck),
-                    "customers": len(tally.stuck_customers),
-                    "example_conversation_ids": tally.stuck[: settings.coverage_examples],
+                    "content_hash": articles[row["article_id"]].content_hash,
+                    "article_title": articles[row["article_id"]].title,
+                    "article_url": articles[row["article_id"]].url,
                 }
-                for rank, tally in enumerate(chosen, start=1)
+                for rank, row in enumerate(rows, start=1)
             ],
         )
 
@@ -414,14 +508,18 @@ def _write_entities(session: Session, run_id: int, knowledge_ids: list[int], res
     )
     outputs = conversation_entities(session, conversation_ids, entity_extractor(session, knowledge_ids), result)
     for theme_id, members in _members(session, run_id).items():
-        shares = theme_entity_shares([cid for cid, _ in members], outputs)
+        shares = theme_entity_shares([cid for cid, _, _ in members], outputs)
         session.execute(
             update(RunTheme).where(RunTheme.run_id == run_id, RunTheme.theme_id == theme_id).values(entities=shares)
         )
 
 
-def compute_coverage(session: Session, run_id: int) -> CoverageResult:
-    """Write the run's documentation snapshot; without any passage, one query and nothing written."""
+def compute_coverage(session: Session, run_id: int, model: str = MODEL_NAME) -> CoverageResult:
+    """Write the run's documentation snapshot; without any passage, one query and nothing written.
+
+    `model`: the run's embedding backend's model name, the key of both the theme centroids and
+    the passages compared (a knowledge sync embeds with the same process backend).
+    """
     result = CoverageResult()
     _forget_earlier_attempt(session, run_id)
     knowledge = run_knowledge(session, run_id)
@@ -431,8 +529,8 @@ def compute_coverage(session: Session, run_id: int) -> CoverageResult:
     used = exists().where(Passage.article_id == Article.id, Article.knowledge_source_id.in_(knowledge.ids))
     if not session.execute(select(used)).scalar():
         return result
-    _write_coverage(session, run_id, knowledge.ids, result)
-    _write_confusing(session, run_id, knowledge.ids, result)
+    covering = _write_coverage(session, run_id, knowledge.ids, result, model)
+    _write_confusing(session, run_id, knowledge.ids, result, covering)
     logger.info(
         "run %s coverage: %s themes, %s covered, %s gaps, %s confusing articles",
         run_id,
@@ -446,7 +544,9 @@ def compute_coverage(session: Session, run_id: int) -> CoverageResult:
 
 def run(context: StageContext) -> dict[str, Any]:
     """The stage's entry point: the run's documentation snapshot and its counters."""
-    return asdict(compute_coverage(context.session, context.run_id))
+    # The vectors of the run's embedding backend (fixed at creation); runs from before backends were planned: torch.
+    model = str(context.params.get(EMBEDDING_MODEL_PARAM) or MODEL_NAME)
+    return asdict(compute_coverage(context.session, context.run_id, model))
 
 
 STAGE = WholeRunStage(name=NAME, version=VERSION, position=35, run=run)

@@ -132,14 +132,12 @@ def documentation_markdown(documentation: dict[str, Any]) -> list[str]:
         lines += [_example_line(e) for e in gap["examples"]]
     if not gaps:
         lines.append("- none")
-    lines += ["", "### Confusing articles: customers still stuck after reading them", ""]
+    lines += ["", "### Confusing articles: customers still stuck after reading them, or no fewer questions", ""]
     for article in confusing:
         url = safe_link(article.get("url"))
         name = f"[{_md(article['title'])}](<{_link_target(url)}>)" if url else _md(article["title"])
-        lines.append(
-            f"- **{name}**: still stuck in {article['stuck_conversations']} of {article['linked_conversations']} "
-            f"conversations that link it ({article['customers']} customers)"
-        )
+        theme = f" (theme {_md(article['theme'])})" if article.get("theme") else ""
+        lines.append(f"- **{name}**: {_md(article['reason'])}{theme}")
         lines += [_example_line(e) for e in article["examples"]]
     if not confusing:
         lines.append("- none")

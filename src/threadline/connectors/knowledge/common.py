@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections import Counter
 from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, time
 from typing import Protocol, runtime_checkable
 
 from threadline.connectors.base import SyncSink
@@ -58,3 +59,15 @@ class KnowledgeReport:
         out = {"seen": self.seen, "skipped": self.skipped, "dead_lettered": self.dead_lettered, "removed": self.removed}
         out.update({f"skipped_{reason}": count for reason, count in sorted(self.skip_reasons.items())})
         return out
+
+
+def parse_date(value: str) -> datetime | None:
+    """An ISO 8601 date or date-time (`2026-03-02`, `2026-03-02T10:00:00Z`) as an aware datetime; None otherwise."""
+    value = value.strip().strip("\"'").strip()
+    try:
+        if len(value) == len("2026-03-02"):
+            return datetime.combine(date.fromisoformat(value), time(), tzinfo=UTC)
+        parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)

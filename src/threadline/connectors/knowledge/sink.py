@@ -128,15 +128,15 @@ class KnowledgeSink:
             )
             return {external_id for (external_id,) in rows}
 
-    def _stored(self, external_ids: list[str]) -> dict[str, tuple[int, str, str]]:
-        """{external id: (article id, content hash, status)} of the given ids."""
+    def _stored(self, external_ids: list[str]) -> dict[str, tuple[int, str, str, datetime | None]]:
+        """{external id: (article id, content hash, status, the source's date)} of the given ids."""
         with Session(self.engine) as session:
             rows = session.execute(
-                select(Article.external_id, Article.id, Article.content_hash, Article.status).where(
-                    Article.knowledge_source_id == self.source_id, Article.external_id.in_(external_ids)
-                )
+                select(
+                    Article.external_id, Article.id, Article.content_hash, Article.status, Article.source_updated_at
+                ).where(Article.knowledge_source_id == self.source_id, Article.external_id.in_(external_ids))
             )
-            return {external_id: (article_id, digest, status) for external_id, article_id, digest, status in rows}
+            return {eid: (article_id, digest, status, updated) for eid, article_id, digest, status, updated in rows}
 
     def _versions_with_passages(self, pairs: list[tuple[int, str]]) -> set[tuple[int, str]]:
         """Which (article id, content hash) versions already have their passages stored."""
@@ -160,6 +160,12 @@ class KnowledgeSink:
         to_write = [eid for eid in records if eid not in stored or stored[eid][1] != hashes[eid]]
         restored = [
             eid for eid in records if eid in stored and stored[eid][1] == hashes[eid] and stored[eid][2] != "active"
+        ]
+        # Same text, new date (a front-matter date bumped, a page re-published): only the date is written.
+        redated = [
+            eid
+            for eid in records
+            if eid in stored and stored[eid][1] == hashes[eid] and stored[eid][3] != records[eid].updated_at
         ]
         reusable = self._versions_with_passages([(stored[eid][0], hashes[eid]) for eid in to_write if eid in stored])
         needs_passages = [eid for eid in to_write if eid not in stored or (stored[eid][0], hashes[eid]) not in reusable]
@@ -203,6 +209,12 @@ class KnowledgeSink:
                     .values(status="active", removed_at=None, changed_by_sync_id=self.sync_id, changed_at=now)
                 )
                 self.stats.restored += 1
+            for eid in redated:
+                session.execute(
+                    update(Article)
+                    .where(Article.id == stored[eid][0])
+                    .values(source_updated_at=records[eid].updated_at)
+                )
             self.stats.unchanged += len(records) - len(to_write) - len(restored)
             rows: list[PassageRow] = []
             position_in_batch = 0

@@ -15,6 +15,7 @@ Rules of the crawl (every limit a `knowledge.*` setting):
 - A 404/410 page is gone; a page missing from a complete crawl (not cut by `max_pages`) is
   marked removed. Other failures (5xx, 429, network, other 4xx) are retried with backoff up
   to `max_attempts`, then dead-lettered with their error and retried by the next sync.
+An article's date is its sitemap `<lastmod>`, else the page's `Last-Modified` header, else none.
 Nothing from a page executes: HTML and XML are parsed (lxml, entities and network off).
 """
 
@@ -27,6 +28,7 @@ import time
 from collections import deque
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from email.utils import parsedate_to_datetime
 from urllib.parse import urldefrag, urljoin, urlsplit
 from urllib.robotparser import RobotFileParser
 
@@ -43,6 +45,7 @@ from threadline.connectors.knowledge.common import (
     KnowledgeReport,
     KnowledgeSyncSink,
     knowledge_sink,
+    parse_date,
 )
 from threadline.connectors.knowledge.html import html_to_markdown
 from threadline.connectors.records import ArticleRecord
@@ -125,10 +128,22 @@ class Pacer:
 
 @dataclass
 class Fetched:
-    """A page as fetched: the final URL after redirects, its HTML."""
+    """A page as fetched: the final URL after redirects, its HTML, its `Last-Modified` time if it sent one."""
 
     url: str
     html: str
+    last_modified: datetime | None = None
+
+
+def http_date(value: str | None) -> datetime | None:
+    """An HTTP date header (`Wed, 02 Mar 2026 10:00:00 GMT`) as an aware datetime; None when absent or malformed."""
+    if not value:
+        return None
+    try:
+        parsed = parsedate_to_datetime(value)
+    except (TypeError, ValueError, IndexError):
+        return None
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
 
 
 @dataclass
@@ -144,6 +159,7 @@ class Crawl:
     pacer: Pacer = field(default_factory=lambda: Pacer(0.0))
     report: KnowledgeReport = field(default_factory=KnowledgeReport)
     rng: random.Random = field(default_factory=random.Random)
+    lastmod: dict[str, datetime] = field(default_factory=dict)  # sitemap `<lastmod>` of each page URL that had one
 
     async def request(self, url: str) -> httpx.Response:
         """One paced GET (no redirects followed, body not yet read); the caller closes the response."""
@@ -169,7 +185,8 @@ class Crawl:
                                 raise Skip("redirect_loop")
                             chain.add(url)
                             continue
-                        return Fetched(url, await self._body(response))
+                        modified = http_date(response.headers.get("last-modified"))
+                        return Fetched(url, await self._body(response), modified)
                     finally:
                         await response.aclose()
             except TimeoutError:
@@ -255,7 +272,12 @@ class Crawl:
             nested = root.tag == f"{_SITEMAP_NS}sitemapindex"
             for loc in root.iter(f"{_SITEMAP_NS}loc"):
                 if loc.text and loc.text.strip():
-                    (pending if nested else urls).append(_normal(loc.text.strip()))
+                    url = _normal(loc.text.strip())
+                    (pending if nested else urls).append(url)
+                    lastmod = None if nested else loc.getparent().find(f"{_SITEMAP_NS}lastmod")
+                    updated = parse_date(lastmod.text) if lastmod is not None and lastmod.text else None
+                    if updated is not None:
+                        self.lastmod[url] = updated
         return urls[: self.settings.max_pages]
 
     def links(self, page: Fetched) -> list[str]:
@@ -361,7 +383,10 @@ async def _crawl(crawl: Crawl) -> KnowledgeReport:
             report.skip("no_main_text")
             continue
         present.add(page.url)
-        batch.records.append(ArticleRecord(external_id=page.url, title=title or page.url, text=text, url=page.url))
+        updated = crawl.lastmod.get(page.url) or crawl.lastmod.get(url) or page.last_modified
+        batch.records.append(
+            ArticleRecord(external_id=page.url, title=title or page.url, text=text, url=page.url, updated_at=updated)
+        )
         if len(batch.records) >= settings.articles_per_commit:
             batch.state = {FAILED_KEY: {**failed, **still_failed}}
             await committer.submit(batch)
