@@ -1,7 +1,7 @@
 """tracker links: one story per item of a tracker
 
-Revision ID: 0016_tracker_link_item_unique
-Revises: 0015_theme_entities
+Revision ID: 0019_tracker_link_item_unique
+Revises: 0018_confusing_volume
 Create Date: 2026-12-14
 
 UNIQUE (tracker_id, item_key) on `tracker_links`: `export --link ITEM` of an item already linked
@@ -16,8 +16,8 @@ many: which story keeps the item is a person's decision (remove the other link, 
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0016_tracker_link_item_unique"
-down_revision = "0015_theme_entities"
+revision = "0019_tracker_link_item_unique"
+down_revision = "0018_confusing_volume"
 branch_labels = None
 depends_on = None
 
