@@ -1,7 +1,8 @@
-"""`export --link ITEM`: a story linked to an existing tracker item instead of a new one (GitHub and Jira stand-ins).
+"""`export --link ITEM`: a story linked to an existing tracker item instead of a new one (GitHub, Jira, Linear stand-ins).
 
 The item must exist; the link is the same row as a created item's, so a later export updates
-the block Threadline added to it; a story that already has an item in the tracker is refused.
+the block Threadline added to it; a story that already has an item in the tracker is refused,
+and so is an item already linked to another story of the tracker (UNIQUE (tracker_id, item_key)).
 """
 
 from __future__ import annotations
@@ -10,10 +11,12 @@ import time
 from datetime import UTC, datetime
 from typing import Any
 
+import httpx
 import pytest
-from cases import CASES
+from cases import CASES, LINEAR_KEY
 from seed import later_run, seed_stories
 from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from threadline.db.models import Story, TrackerLink
@@ -31,9 +34,22 @@ def _setup(db_engine: Any, kind: str, url: str, monkeypatch: pytest.MonkeyPatch)
         add_tracker(session, kind, "t", case.values(url))
 
 
-def _person_item(kind: str, world: Any) -> str:
+LINEAR_CREATE = "mutation($input: IssueCreateInput!) { issueCreate(input: $input) { success issue { identifier } } }"
+
+
+def _person_item(kind: str, server: Any) -> str:
+    world = server.world
     if kind == "github":
         return str(world.create_issue("Exports broken", PERSON_TEXT, "a-person").number)
+    if kind == "linear":  # as a person does in Linear's UI, which creates through the same API
+        team_id = next(iter(world.teams))
+        variables = {"input": {"teamId": team_id, "title": "Exports broken", "description": PERSON_TEXT}}
+        answer = httpx.post(
+            f"{server.url}/graphql",
+            json={"query": LINEAR_CREATE, "variables": variables},
+            headers={"Authorization": LINEAR_KEY},
+        )
+        return str(answer.json()["data"]["issueCreate"]["issue"]["identifier"])
     document = {
         "type": "doc",
         "version": 1,
@@ -42,13 +58,13 @@ def _person_item(kind: str, world: Any) -> str:
     return world.create(world.projects["OPS"], "Exports broken", document, "Task", []).key
 
 
-@pytest.mark.parametrize("kind", ["github", "jira"])
+@pytest.mark.parametrize("kind", ["github", "jira", "linear"])
 def test_link_adopts_an_existing_item_and_later_exports_update_it(db_engine, kind, request, monkeypatch) -> None:
     server = request.getfixturevalue(CASES[kind].fixture)()
     _setup(db_engine, kind, server.url, monkeypatch)
     case = CASES[kind]
     story_id = seed_stories(db_engine, 1)[0]
-    key = _person_item(kind, server.world)
+    key = _person_item(kind, server)
 
     report = link_story(db_engine, "t", story_id, key, actor="cli")
     assert [(o.action, o.key) for o in report.outcomes] == [("linked", key)]
@@ -69,14 +85,14 @@ def test_link_adopts_an_existing_item_and_later_exports_update_it(db_engine, kin
     assert PERSON_TEXT in body and "7" in body.split("Conversations", 1)[1][:40]
 
 
-@pytest.mark.parametrize("kind", ["github", "jira"])
+@pytest.mark.parametrize("kind", ["github", "jira", "linear"])
 def test_a_missing_item_is_one_line_naming_the_tracker_and_writes_nothing(
     db_engine, kind, request, monkeypatch
 ) -> None:
     server = request.getfixturevalue(CASES[kind].fixture)()
     _setup(db_engine, kind, server.url, monkeypatch)
     story_id = seed_stories(db_engine, 1)[0]
-    missing = "4242" if kind == "github" else "OPS-4242"
+    missing = {"github": "4242", "jira": "OPS-4242", "linear": "ENG-4242"}[kind]
     with pytest.raises(LinkRefused) as refused:
         link_story(db_engine, "t", story_id, missing, actor="cli")
     message = str(refused.value)
@@ -91,13 +107,48 @@ def test_a_story_with_an_item_is_not_linked_again(db_engine, github_server, monk
     _setup(db_engine, "github", server.url, monkeypatch)
     story_id = seed_stories(db_engine, 1)[0]
     created = export_stories(db_engine, "t", [story_id], actor="cli").outcomes[0].key
-    other = _person_item("github", server.world)
+    other = _person_item("github", server)
     with pytest.raises(AlreadyLinked) as refused:
         link_story(db_engine, "t", story_id, other, actor="cli")
     assert "\n" not in str(refused.value) and f"already has item {created} in tracker t" in str(refused.value)
     assert PERSON_TEXT == server.world.issues[int(other)].body  # the other item untouched
     with Session(db_engine) as session:
         assert session.execute(select(TrackerLink.item_key)).scalars().all() == [created]
+
+
+@pytest.mark.parametrize("kind", ["github", "jira", "linear"])
+def test_an_item_linked_to_another_story_is_refused_and_left_untouched(db_engine, kind, request, monkeypatch) -> None:
+    server = request.getfixturevalue(CASES[kind].fixture)()
+    _setup(db_engine, kind, server.url, monkeypatch)
+    case = CASES[kind]
+    first, second = seed_stories(db_engine, 2)
+    key = _person_item(kind, server)
+    link_story(db_engine, "t", first, key, actor="cli")
+    body = case.body(server.world, key)
+    spelled = f"#{key}" if kind == "github" else key.lower()  # as a person may type it
+    with pytest.raises(AlreadyLinked) as refused:
+        link_story(db_engine, "t", second, spelled, actor="cli")
+    message = str(refused.value)
+    assert "\n" not in message and message.startswith("tracker t:") and f"linked to story {first};" in message
+    assert case.body(server.world, key) == body  # the second story's block was never written
+    with Session(db_engine) as session:
+        links = session.execute(select(TrackerLink.story_id, TrackerLink.item_key)).all()
+        assert sorted(links) == [(first, key)]  # the second story's reservation is undone
+    assert export_stories(db_engine, "t", [second], actor="cli").count("created") == 1  # it can still get its own
+
+
+def test_the_database_holds_one_story_per_item_of_a_tracker(db_engine, github_server, monkeypatch) -> None:
+    """The constraint, not only the check before linking: a second row with the same item is refused."""
+    server = github_server()
+    _setup(db_engine, "github", server.url, monkeypatch)
+    first, second = seed_stories(db_engine, 2)
+    key = export_stories(db_engine, "t", [first], actor="cli").outcomes[0].key
+    with Session(db_engine) as session:
+        tracker_id = session.execute(select(TrackerLink.tracker_id)).scalar_one()
+    with pytest.raises(IntegrityError), Session(db_engine) as session, session.begin():
+        session.add(TrackerLink(story_id=second, tracker_id=tracker_id, item_key=key))
+    with Session(db_engine) as session, session.begin():  # reservations (no key yet) never clash
+        session.add(TrackerLink(story_id=second, tracker_id=tracker_id, item_key=None))
 
 
 def test_a_merged_away_storys_item_points_once_to_the_surviving_item(db_engine, github_server, monkeypatch) -> None:

@@ -422,6 +422,8 @@ class TrackerLink(Base):
     """The one tracker item of a story identity in one tracker (migration 0006).
 
     UNIQUE (story_id, tracker_id): one item per story and tracker, enforced by the database.
+    UNIQUE (tracker_id, item_key) (migration 0016): one story per item of a tracker, so `export
+    --link` cannot point two stories at the same item (reservations, `item_key` NULL, never clash).
     An export reserves the row first (`item_key` NULL), then finds the item by its marker or
     creates it, then fills `item_key`; a row left reserved by a crash is healed by the next
     export finding the item again. `block_sha256` is the hash of the block Threadline last
@@ -431,6 +433,7 @@ class TrackerLink(Base):
     __tablename__ = "tracker_links"
     __table_args__ = (
         UniqueConstraint("story_id", "tracker_id", name="uq_tracker_links_story_tracker"),
+        UniqueConstraint("tracker_id", "item_key", name="uq_tracker_links_tracker_item"),
         Index("ix_tracker_links_tracker_id", "tracker_id"),
     )
     id: Mapped[int] = mapped_column(BigInteger, primary_key=True)

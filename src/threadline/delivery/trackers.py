@@ -33,7 +33,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import Connection, Engine, select, text, update
+from sqlalchemy import Connection, Engine, func, select, text, update
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from threadline.config import get_settings
@@ -495,6 +496,32 @@ def _drop_reservation(conn: Connection, tracker_id: int, story_id: int) -> None:
     conn.commit()
 
 
+def _linked_elsewhere(engine: Engine, tracker_id: int, story_id: int, key: str) -> int | None:
+    """The other story of this tracker already linked to item `key` (UNIQUE (tracker_id, item_key)), if any.
+
+    Compared as the trackers spell keys: a number or a case-insensitive identifier (`ops-12` is
+    Jira's and Linear's `OPS-12`, `#12` GitHub's `12`), so a person's spelling is caught before the
+    item is touched; the constraint stays the authority."""
+    wanted = key.strip().lstrip("#").upper()
+    with Session(engine) as session:
+        return session.execute(
+            select(TrackerLink.story_id)
+            .where(
+                TrackerLink.tracker_id == tracker_id,
+                func.upper(TrackerLink.item_key) == wanted,
+                TrackerLink.story_id != story_id,
+            )
+            .order_by(TrackerLink.story_id)
+            .limit(1)
+        ).scalar()
+
+
+def _shared_item(tracker: Tracker, key: str, other: int, story_id: int) -> AlreadyLinked:
+    return AlreadyLinked(
+        f"tracker {tracker.name}: item {key} is already linked to story {other}; not linked to story {story_id}"
+    )
+
+
 async def _link(engine: Engine, tracker: Tracker, story_id: int, key: str, actor: str) -> ExportReport:
     """Link `story_id` to the existing item `key`: the same reservation and lock as an export, then `client.link`."""
     exporter = exporter_of(tracker.kind)
@@ -519,6 +546,12 @@ async def _link(engine: Engine, tracker: Tracker, story_id: int, key: str, actor
                         f"story {story_id} has an unfinished export to tracker {tracker.name}"
                         " (an item may exist): export it again first"
                     )
+                # before the item is touched: an item has one story per tracker (the constraint catches races)
+                other = await asyncio.to_thread(_linked_elsewhere, engine, tracker.id, story_id, key)
+                if other is not None:
+                    if link.fresh:
+                        await asyncio.to_thread(_drop_reservation, conn, tracker.id, story_id)
+                    raise _shared_item(tracker, key, other, story_id)
                 try:
                     ref = await client.link(key, item)
                 except TrackerError as exc:
@@ -528,16 +561,25 @@ async def _link(engine: Engine, tracker: Tracker, story_id: int, key: str, actor
                         raise LinkRefused(f"tracker {tracker.name}: no item {key} ({exc})") from None
                     raise
                 digest = ref.block_sha256
-                await asyncio.to_thread(
-                    _record_push,
-                    engine,
-                    tracker=tracker,
-                    view=view,
-                    ref=ref,
-                    digest=digest,
-                    action="linked",
-                    actor=actor,
-                )
+                try:
+                    await asyncio.to_thread(
+                        _record_push,
+                        engine,
+                        tracker=tracker,
+                        view=view,
+                        ref=ref,
+                        digest=digest,
+                        action="linked",
+                        actor=actor,
+                    )
+                except IntegrityError:
+                    # linked meanwhile, or spelled differently than the tracker's own key (`#12` for `12`)
+                    other = await asyncio.to_thread(_linked_elsewhere, engine, tracker.id, story_id, ref.key)
+                    if other is None:
+                        raise
+                    if link.fresh:
+                        await asyncio.to_thread(_drop_reservation, conn, tracker.id, story_id)
+                    raise _shared_item(tracker, ref.key, other, story_id) from None
                 action = "linked" if digest is not None else "edited"
                 report.outcomes.append(StoryOutcome(story_id, action, key=ref.key, url=ref.url))
             finally:

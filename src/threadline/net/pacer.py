@@ -22,7 +22,11 @@ creation):
   for limits no header reports (GitHub's 80 creations per minute and 500 per hour). A request
   occupies the cap from its grant until `window_s` after its answer (the server counted it at some
   moment in between), so latency jitter cannot squeeze one request too many into the server's
-  window. Grants may burst up to the cap.
+  window: the answer already bounds the server's count from above, and only a small guard (a
+  server stamping its count a little after answering, clock rates) is added, not a share of the
+  window lost each time (2% cost 0.3 s per 15 s window, 1.8 s over six). Grants may burst up to
+  the cap: in a sliding window bursting is the fastest pacing there is (creation k + limit can
+  never be counted earlier than a window after creation k, bursting or not).
 
 Guards and jitter scale with the window (a 6-second test window must not lose 10% to a
 fixed 0.6 s). The decision logic (`try_acquire`, `update`) is synchronous and takes the time as
@@ -47,9 +51,8 @@ RATE_LIMIT_JITTER_SHARE = 0.02  # of the window: max random delay after a 429-or
 MAX_RATE_LIMIT_JITTER_SECONDS = 0.5  # s: the jitter never exceeds this
 DEFAULT_GUARD_SECONDS = 0.1  # s: guard when no window length is known yet
 DEFAULT_JITTER_SECONDS = 0.5  # s: jitter when no window length is known yet
-CAP_GUARD_SHARE = (
-    0.02  # of a configured cap's window: slack for latency jitter between our grant and the server's count
-)
+CAP_GUARD_SHARE = 0.005  # of a configured cap's window: slack after an answer (server stamping late, clock rates)
+MAX_CAP_GUARD_SECONDS = 0.25  # s: the cap's guard never exceeds this (an hour's 0.5% would be 18 s per window)
 PROBE_TIMEOUT_SECONDS = 1.0  # s: a probe slower than this no longer holds back other requests
 MAX_RATE_LIMIT_WAIT_SECONDS = 60.0  # s: cap on any wait derived from headers: a bad reset cannot hang a sync
 UNKNOWN_RESET_SECONDS = 1.0  # s: assumed wait after a 429 that names no reset
@@ -105,6 +108,11 @@ class Cap:
     window_s: float
 
 
+def cap_guard(cap: Cap) -> float:
+    """Seconds a cap's slot stays taken after `window_s` has passed since the request's answer."""
+    return min(MAX_CAP_GUARD_SECONDS, cap.window_s * CAP_GUARD_SHARE)
+
+
 class RateLimitPacer:
     """Shared by all requests of one client; coroutine-safe within one event loop."""
 
@@ -140,7 +148,7 @@ class RateLimitPacer:
         # Caps alone (no header budget configured): pace by the caps only, never probe.
         self._header_paced = not caps or limit is not None or window_s is not None
         # per cap: (cap, window with guard, answer times of finished requests); in-flight ones count too
-        self._caps = [(cap, cap.window_s * (1 + CAP_GUARD_SHARE), deque[float]()) for cap in caps]
+        self._caps = [(cap, cap.window_s + cap_guard(cap), deque[float]()) for cap in caps]
         self._counted: set[int] = set()  # granted, not yet answered
         self.probes = 0  # lone requests sent to learn a window's budget (for tests and reports)
 
@@ -223,7 +231,9 @@ class RateLimitPacer:
     def _cap_wait(self, now: float) -> float:
         wait = 0.0
         for cap, window, log in self._caps:
-            while log and log[0] <= now - window:
+            # one expression decides both "left the window" and the wait: `log[0] <= now - window` and
+            # `log[0] + window - now > 0` can both hold in floating point, a wait of 0 that granted one too many
+            while log and log[0] + window <= now:
                 log.popleft()
             if len(log) + self.in_flight >= cap.limit:
                 # the oldest answer leaves the window then; with none, an answer wakes us first
