@@ -8,21 +8,20 @@ the hour 900 s; the request counts per window are GitHub's), so the run takes ab
 a half instead of over six. (At 1/10 the whole-second `retry-after` overshoots a 6 s window by
 up to a sixth, which measures the stand-in's rounding more than the exporter.)
 
-The allowed rate for 500 creations is bounded by the minute window: 80 per (60 * scale) s (all
-500 fit in one hour window). The first 80 may go at once, so the achieved rate is
-(n - 80) / elapsed, against 80 / (60 * scale). Also: duplicates (stand-in issues per story marker minus one), lost (stories
-without an issue or without a stored key), and the limited answers the exporter waited out.
-
-What the limits allow at best (reported next to the share, the target unchanged): in a sliding
-window, creation k + 80 cannot be counted earlier than one window after creation k, so the
-stand-in's clock must see at least floor((n - 1) / 80) minute windows (and floor((n - 1) / 500)
-hour windows) between the first and the last creation, however they are paced: 6 windows (90 s
-at scale 1/4) for 500. The share's steady-stream ideal ((n - 80) / rate, 78.75 s) is below
-that: after the first 80 go at once, nothing may follow for a whole window. So the best share
-any exporter inside the limits can reach with n = 500 is (420 / 90) / (80 / 15) = 0.875.
-The stand-in's creation times give the evidence: the span from first to last creation and the
-most creations counted in any sliding minute and hour window (at most 80 and 500: under the
-limit).
+The allowed rate is what the documented limits allow for this batch. In a sliding window,
+creation k + 80 cannot be counted earlier than one window after creation k, so the stand-in's
+clock must see at least floor((n - 1) / 80) minute windows (and floor((n - 1) / 500) hour
+windows) between the first and the last creation, however they are paced: 6 windows (90 s at
+scale 1/4) for 500. The share of the allowed rate is that least span over the measured elapsed
+time (first request to last answer, so latency and the local commits count against us).
+Reported beside it, not used for the target: the steady-stream share, which treats the limit as
+a fluid 80 per window after a free first burst ((n - 80) / elapsed against 80 / window, ideal
+78.75 s); no exporter inside a sliding window can beat 0.875 of it with n = 500, because after
+the first 80 nothing may follow for a whole window. Also: duplicates (stand-in issues per story
+marker minus one), lost (stories without an issue or without a stored key), the limited answers
+the exporter waited out, and the stand-in's creation times as evidence: the span from first to
+last creation and the most creations counted in any sliding minute and hour window (at most 80
+and 500: under the limit).
 
     THREADLINE_HOME=/tmp/notify-home .venv/bin/python benchmarks/tracker_export.py [--stories 500] [--scale 0.25]
 
@@ -105,7 +104,7 @@ def main() -> int:
     # the first window's burst is free: a steady exporter needs (n - 80) / rate after the first 80
     ideal_s = max(0.0, (args.stories - PER_MINUTE) / (PER_MINUTE / minute_s))
     achieved_per_s = (args.stories - PER_MINUTE) / elapsed if elapsed > 0 else 0.0
-    share = achieved_per_s / allowed_per_s
+    steady_share = achieved_per_s / allowed_per_s
     hour_s = 3600.0 * args.scale
     # the least span between first and last creation any pacing inside the sliding windows allows
     least_span_s = (
@@ -113,7 +112,8 @@ def main() -> int:
         if args.stories
         else 0.0
     )
-    best_share = (args.stories - PER_MINUTE) / least_span_s / allowed_per_s if least_span_s > 0 else 1.0
+    best_steady_share = (args.stories - PER_MINUTE) / least_span_s / allowed_per_s if least_span_s > 0 else 1.0
+    share_of_allowed = least_span_s / elapsed if elapsed > 0 else 0.0
     created_at = sorted(stats.created_at)
     result = {
         "measured_at": datetime.now(UTC).isoformat(timespec="seconds"),
@@ -126,7 +126,8 @@ def main() -> int:
         "allowed_creates_per_scaled_minute": PER_MINUTE,
         "allowed_per_s": round(allowed_per_s, 3),
         "achieved_per_s_after_first_window": round(achieved_per_s, 3),
-        "achieved_share_of_allowed": round(share, 3),
+        "achieved_share_of_allowed": round(share_of_allowed, 3),
+        "steady_stream_share": round(steady_share, 3),
         "created": report.count("created"),
         "failed": report.count("failed"),
         "issues_in_standin": len(world.issues),
@@ -135,12 +136,12 @@ def main() -> int:
         "secondary_limited_answers": stats.secondary_limited,
         "creation_span_s": round(created_at[-1] - created_at[0], 2) if created_at else 0.0,
         "least_creation_span_s_the_limits_allow": round(least_span_s, 2),
-        "best_share_the_limits_allow": round(best_share, 3),
+        "best_steady_stream_share_the_limits_allow": round(best_steady_share, 3),
         "most_creations_in_any_minute_window": most_in_window(created_at, minute_s),
         "most_creations_in_any_hour_window": most_in_window(created_at, hour_s),
         "requests": stats.requests,
         "target": f"share >= {TARGET_SHARE}, 0 duplicates, 0 lost",
-        "met": share >= TARGET_SHARE and duplicates == 0 and lost == 0,
+        "met": share_of_allowed >= TARGET_SHARE and duplicates == 0 and lost == 0,
     }
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
     RESULTS.write_text(json.dumps(result, indent=2) + "\n")
