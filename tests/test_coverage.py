@@ -25,13 +25,62 @@ def test_best_passages_above_threshold_and_gaps():
     passages = np.vstack([_unit(1, 0.1, 0), _unit(1, 0.5, 0), _unit(0.2, 1, 0), _unit(1, 0, 0.05)])
     shares = {1: 0.9, 2: 0.2, 3: 0.8}
     coverage = theme_coverage(
-        centroids, [10, 11, 12, 13], passages, shares, threshold=0.6, top_k=2, gap_question_share=0.5
+        centroids, [10, 11, 12, 13], passages, shares, threshold=0.6, margin=0.05, top_k=2, gap_question_share=0.5
     )
     assert [m.passage_id for m in coverage[1].matches] == [13, 10]  # best first, top 2 only
     assert all(m.similarity >= 0.6 for m in coverage[1].matches) and not coverage[1].gap
     assert [m.passage_id for m in coverage[2].matches] == [12]
     assert coverage[3].matches == () and coverage[3].gap  # mostly how-to, nothing close
     assert coverage[3].best_similarity is not None and coverage[3].best_similarity < 0.6
+
+
+def test_a_passage_covers_only_the_themes_it_is_closest_to_within_the_margin():
+    """A passage on a neighbouring task (closest to its own theme) does not cover a theme it merely shares words with."""
+    own, neighbour, split_half = _unit(1, 0, 0), _unit(1, 0.55, 0), _unit(1, 0.1, 0)
+    hub = _unit(1, 0.12, 0)  # closest to `split_half` (0.9998); `own` 0.007 further, `neighbour` 0.07 further
+    centroids = {1: own, 2: neighbour, 3: split_half}
+    coverage = theme_coverage(
+        centroids,
+        [7],
+        hub[None, :],
+        {1: 1.0, 2: 1.0, 3: 1.0},
+        threshold=0.6,
+        margin=0.05,
+        top_k=3,
+        gap_question_share=0.5,
+    )
+    assert float(hub @ neighbour) >= 0.6  # close enough by the threshold alone
+    assert coverage[2].matches == () and coverage[2].gap
+    assert [m.passage_id for m in coverage[1].matches] == [7] and [m.passage_id for m in coverage[3].matches] == [7]
+    without_margin = theme_coverage(
+        centroids,
+        [7],
+        hub[None, :],
+        {1: 1.0, 2: 1.0, 3: 1.0},
+        threshold=0.6,
+        margin=2.0,
+        top_k=3,
+        gap_question_share=0.5,
+    )
+    assert [m.passage_id for m in without_margin[2].matches] == [7]
+
+
+def test_top_passages_are_chosen_among_the_covering_ones():
+    """Passages excluded by the margin do not take the places of ones that cover the theme."""
+    theme, other = _unit(1, 0, 0), _unit(1, 0.3, 0)
+    hubs = [_unit(1, 0.32, 0)] * 2  # closer to `other`, still above the threshold for `theme`
+    answer = _unit(1, -0.35, 0)  # ranked after the hubs for `theme` (0.944 < 0.952), but its own subject
+    coverage = theme_coverage(
+        {1: theme, 2: other},
+        [1, 2, 3],
+        np.vstack([*hubs, answer]),
+        {1: 1.0, 2: 1.0},
+        threshold=0.6,
+        margin=0.01,
+        top_k=1,
+        gap_question_share=0.5,
+    )
+    assert [m.passage_id for m in coverage[1].matches] == [3]
 
 
 def test_an_uncovered_theme_of_few_questions_is_not_a_gap_and_no_passages_means_uncovered():
@@ -41,6 +90,7 @@ def test_an_uncovered_theme_of_few_questions_is_not_a_gap_and_no_passages_means_
         np.zeros((0, 3)),
         {1: 0.6, 2: 0.1},
         threshold=0.5,
+        margin=0.05,
         top_k=3,
         gap_question_share=0.5,
     )
@@ -54,6 +104,7 @@ def test_gaps_rank_by_conversations_then_customers():
         np.zeros((0, 2)),
         {1: 1.0, 2: 1.0, 3: 1.0},
         threshold=0.5,
+        margin=0.05,
         top_k=1,
         gap_question_share=0.5,
     )

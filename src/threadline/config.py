@@ -995,6 +995,14 @@ class KnowledgeSettings(BaseSettings):
         "(all-MiniLM-L6-v2: paraphrases score above ~0.6, same-topic text ~0.4-0.6; covering means answering, "
         "so the bound is the paraphrase level: an article on the same area that does not explain the task is no answer)",
     )
+    coverage_margin: float = Field(
+        default=0.05,
+        ge=0.0,
+        le=2.0,
+        description="cosine similarity: a passage covers only themes within this of the theme it is closest to "
+        "(its own subject); a passage on a neighbouring task of the same area is closer to its own theme by ~0.1 "
+        "and answers nothing else, while one problem split into two themes puts both within a few hundredths",
+    )
     coverage_top_passages: int = Field(
         default=3, ge=1, description="passages listed per theme: the best answers, not every related paragraph"
     )

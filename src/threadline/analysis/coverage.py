@@ -80,10 +80,18 @@ def theme_coverage(
     question_shares: Mapping[int, float],
     *,
     threshold: float,
+    margin: float,
     top_k: int,
     gap_question_share: float,
 ) -> dict[int, ThemeCoverage]:
-    """{theme id: coverage} for every theme of `centroids` against the passages (rows of `passage_vectors`)."""
+    """{theme id: coverage} for every theme of `centroids` against the passages (rows of `passage_vectors`).
+
+    A passage covers a theme when it is at least `threshold` close to the theme's centroid and
+    the theme is the passage's own subject: no other theme of the run is more than `margin`
+    closer to it. A passage on a neighbouring task of the same product area (creating an
+    invoice, for a theme asking how invoices are numbered) is close to many themes of that area
+    but closest to its own; it does not answer the others.
+    """
     theme_ids = list(centroids)
     out: dict[int, ThemeCoverage] = {}
     if not theme_ids:
@@ -93,13 +101,13 @@ def theme_coverage(
     else:
         themes = _normalised(np.vstack([np.asarray(centroids[t], dtype=np.float32) for t in theme_ids]))
         similarities = themes @ _normalised(np.asarray(passage_vectors, dtype=np.float32)).T
+    own_subject = similarities >= similarities.max(axis=0, initial=-1.0) - margin  # (themes, passages)
     for row, theme_id in enumerate(theme_ids):
         sims = similarities[row]
         best = float(sims.max()) if sims.size else None
-        k = min(top_k, sims.size)
-        top = np.argpartition(-sims, k - 1)[:k] if k else np.array([], dtype=int)
-        ordered = sorted(top.tolist(), key=lambda i: (-float(sims[i]), passage_ids[i]))
-        matches = tuple(PassageMatch(int(passage_ids[i]), float(sims[i])) for i in ordered if sims[i] >= threshold)
+        eligible = np.flatnonzero((sims >= threshold) & own_subject[row])
+        ordered = sorted(eligible.tolist(), key=lambda i: (-float(sims[i]), passage_ids[i]))[:top_k]
+        matches = tuple(PassageMatch(int(passage_ids[i]), float(sims[i])) for i in ordered)
         share = float(question_shares.get(theme_id, 0.0))
         gap = not matches and share >= gap_question_share
         out[theme_id] = ThemeCoverage(theme_id, matches, best, share, gap)

@@ -218,6 +218,7 @@ def _write_coverage(
         np.stack([passage_vectors[p] for p in passage_ids]),
         shares,
         threshold=settings.coverage_threshold,
+        margin=settings.coverage_margin,
         top_k=settings.coverage_top_passages,
         gap_question_share=settings.gap_question_share,
     )
