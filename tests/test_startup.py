@@ -45,6 +45,15 @@ def test_read_commands_load_no_heavy_library(cli_env, command):
     assert loaded_after(code, HEAVY_FOR_READS, cli_env) == []
 
 
+# What `threadline --help` needs no more than typer and rich: no settings tree, no database layer.
+NOT_FOR_HELP = ("threadline.config", "pydantic_settings", "pydantic", "sqlalchemy", "psycopg")
+
+
+def test_help_loads_neither_the_settings_tree_nor_the_database_layer():
+    code = "from threadline.cli.main import app\ntry:\n    app(['--help'])\nexcept SystemExit as exc:\n    assert not exc.code\n"
+    assert loaded_after(code, NOT_FOR_HELP) == []
+
+
 def test_migration_heads_read_from_the_files_are_alembics():
     assert migration_heads() == frozenset(head_revisions())
 

@@ -11,8 +11,17 @@ from rich.markup import escape
 from rich.table import Table
 
 from threadline.cli import evaluate, knowledge, notify, runs, schedules, serve, sources, trackers
-from threadline.cli.common import LimitOption, console, emit_json, engine, err_console, fail, plain, setup_logging
-from threadline.config import get_settings
+from threadline.cli.common import (
+    LimitOption,
+    console,
+    emit_json,
+    engine,
+    err_console,
+    fail,
+    get_settings,
+    plain,
+    setup_logging,
+)
 
 if TYPE_CHECKING:  # for annotations only: the CLI imports read models when a command runs
     from threadline.read.views import RunRef

@@ -13,8 +13,7 @@ import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from threadline.cli.common import LimitOption, console, emit_json, engine, err_console, fail, parse_date
-from threadline.config import get_settings
+from threadline.cli.common import LimitOption, console, emit_json, engine, err_console, fail, get_settings, parse_date
 
 JsonOption = Annotated[bool, typer.Option("--json", help="Machine-readable JSON on stdout.")]
 ConcurrencyOption = Annotated[
