@@ -719,11 +719,11 @@ def forget_command(
 def status_command(as_json: JsonOption = False) -> None:
     """Sources, conversation counts and the latest runs."""
     # imported when the command runs, not at start-up: every command pays only for what it uses
-    from threadline.db.engine import session_scope
+    from threadline.db.engine import read_scope
     from threadline.read.status import status_summary
 
-    with session_scope(engine()) as session:
-        summary = status_summary(session)
+    with read_scope(engine()) as conn:
+        summary = status_summary(conn)
     if as_json:
         emit_json(summary)
         return
