@@ -45,6 +45,29 @@ def test_read_commands_load_no_heavy_library(cli_env, command):
     assert loaded_after(code, HEAVY_FOR_READS, cli_env) == []
 
 
+# Read commands whose queries are Core statements over `threadline.db.tables`, on a Core connection: they never
+# build the ORM models (34 declarative classes and their mappers, pgvector's column types) nor load the ORM.
+ORM_MODELS = ("threadline.db.models", "pgvector", "sqlalchemy.orm")
+
+
+@pytest.mark.parametrize("command", [["status"], ["status", "--json"], ["runs", "list"], ["runs", "list", "--json"]])
+def test_core_read_commands_build_no_orm_model(cli_env, command):
+    code = (
+        "from threadline.cli.main import app\n"
+        f"try:\n    app({command!r})\nexcept SystemExit as exc:\n    assert not exc.code, exc.code\n"
+    )
+    assert loaded_after(code, ORM_MODELS, cli_env) == []
+
+
+# What `threadline --help` needs no more than typer and rich: no settings tree, no database layer.
+NOT_FOR_HELP = ("threadline.config", "pydantic_settings", "pydantic", "sqlalchemy", "psycopg")
+
+
+def test_help_loads_neither_the_settings_tree_nor_the_database_layer():
+    code = "from threadline.cli.main import app\ntry:\n    app(['--help'])\nexcept SystemExit as exc:\n    assert not exc.code\n"
+    assert loaded_after(code, NOT_FOR_HELP) == []
+
+
 def test_migration_heads_read_from_the_files_are_alembics():
     assert migration_heads() == frozenset(head_revisions())
 

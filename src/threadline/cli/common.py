@@ -7,16 +7,25 @@ import logging
 import re
 import sys
 from datetime import UTC, datetime
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.console import Console
 from rich.text import Text
 
-from threadline.config import get_settings
+if TYPE_CHECKING:  # for annotations only: the settings tree (pydantic-settings) loads when a command runs
+    from threadline.config import Settings
 
 console = Console(soft_wrap=True)
 err_console = Console(stderr=True, soft_wrap=True)
+
+
+def get_settings() -> Settings:
+    """The process's settings, read when a command first needs them (never for `--help`)."""
+    # imported when the command runs, not at start-up: pydantic-settings and the settings tree cost ~0.15 s
+    from threadline.config import get_settings as read_settings
+
+    return read_settings()
 
 
 def setup_logging() -> None:

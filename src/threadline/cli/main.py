@@ -11,8 +11,17 @@ from rich.markup import escape
 from rich.table import Table
 
 from threadline.cli import evaluate, knowledge, notify, runs, schedules, serve, sources, trackers
-from threadline.cli.common import LimitOption, console, emit_json, engine, err_console, fail, plain, setup_logging
-from threadline.config import get_settings
+from threadline.cli.common import (
+    LimitOption,
+    console,
+    emit_json,
+    engine,
+    err_console,
+    fail,
+    get_settings,
+    plain,
+    setup_logging,
+)
 
 if TYPE_CHECKING:  # for annotations only: the CLI imports read models when a command runs
     from threadline.read.views import RunRef
@@ -710,11 +719,11 @@ def forget_command(
 def status_command(as_json: JsonOption = False) -> None:
     """Sources, conversation counts and the latest runs."""
     # imported when the command runs, not at start-up: every command pays only for what it uses
-    from threadline.db.engine import session_scope
+    from threadline.db.engine import read_scope
     from threadline.read.status import status_summary
 
-    with session_scope(engine()) as session:
-        summary = status_summary(session)
+    with read_scope(engine()) as conn:
+        summary = status_summary(conn)
     if as_json:
         emit_json(summary)
         return

@@ -11,13 +11,15 @@ import inspect
 import types
 import typing
 from collections.abc import Iterable, Mapping
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
-from pydantic import BaseModel
 from rich.table import Table
 
 from threadline.cli.common import plain
+
+if TYPE_CHECKING:  # for annotations only: pydantic loads with the plugin whose model is read
+    from pydantic import BaseModel
 
 
 def option_type(annotation: Any) -> Any:

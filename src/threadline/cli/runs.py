@@ -13,8 +13,7 @@ import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from threadline.cli.common import LimitOption, console, emit_json, engine, err_console, fail, parse_date
-from threadline.config import get_settings
+from threadline.cli.common import LimitOption, console, emit_json, engine, err_console, fail, get_settings, parse_date
 
 JsonOption = Annotated[bool, typer.Option("--json", help="Machine-readable JSON on stdout.")]
 ConcurrencyOption = Annotated[
@@ -212,11 +211,11 @@ def _show(view: dict[str, Any]) -> None:
 def runs_list(limit: LimitOption = 20, as_json: JsonOption = False) -> None:
     """Recent runs, newest first."""
     # imported when the command runs, not at start-up: every command pays only for what it uses
-    from threadline.db.engine import session_scope
+    from threadline.db.engine import read_scope
     from threadline.read.runs import list_runs
 
-    with session_scope(engine()) as session:
-        views = list_runs(session, limit=limit, offset=0)
+    with read_scope(engine()) as conn:
+        views = list_runs(conn, limit=limit, offset=0)
     if as_json:
         emit_json(views)
         return

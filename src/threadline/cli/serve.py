@@ -7,8 +7,7 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from threadline.cli.common import console, emit_json, engine, fail
-from threadline.config import get_settings
+from threadline.cli.common import console, emit_json, engine, fail, get_settings
 
 tokens_app = typer.Typer(help="API tokens for the HTTP API and the dashboard sign-in.", no_args_is_help=True)
 

@@ -8,13 +8,16 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from functools import lru_cache
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from sqlalchemy import Engine, create_engine, text
+from sqlalchemy import Connection, Engine, create_engine, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ProgrammingError
-from sqlalchemy.orm import Session, sessionmaker
 
 from threadline.config import DatabaseSettings, Settings, get_settings
+
+if TYPE_CHECKING:  # for annotations only: the ORM loads when a session is first opened (see `session_scope`)
+    from sqlalchemy.orm import Session
 
 logger = logging.getLogger(__name__)
 
@@ -100,8 +103,10 @@ def get_engine(settings: Settings | None = None, *, migrate: bool = True) -> Eng
 @contextmanager
 def session_scope(engine: Engine) -> Iterator[Session]:
     """A session that commits on success and rolls back on error."""
-    factory = sessionmaker(engine, expire_on_commit=False)
-    session = factory()
+    # imported when a session is first opened, not at start-up: `status` and `runs list` read through `read_scope`
+    from sqlalchemy.orm import Session
+
+    session = Session(engine, expire_on_commit=False)
     try:
         yield session
         session.commit()
@@ -110,3 +115,14 @@ def session_scope(engine: Engine) -> Iterator[Session]:
         raise
     finally:
         session.close()
+
+
+@contextmanager
+def read_scope(engine: Engine) -> Iterator[Connection]:
+    """A Core connection for reads in one transaction, rolled back at the end (it writes nothing).
+
+    What the read commands whose queries are Core statements (`threadline status`, `runs list`)
+    use instead of `session_scope`: no ORM session, so the CLI never loads `sqlalchemy.orm`.
+    """
+    with engine.connect() as conn:
+        yield conn

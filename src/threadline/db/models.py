@@ -35,20 +35,28 @@ from sqlalchemy import (
 from sqlalchemy.dialects.postgresql import ARRAY, JSONB
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
-SOURCE_NAME_CHARS = 200  # characters of `sources.name`: a name a person types, not content
-STATE_CHARS = 32  # characters of `conversations.state`: a source's status word (open, closed, snoozed, ...)
+from threadline.db.tables import (
+    CONVERSATIONS,
+    DEAD_LETTERS,
+    MESSAGES,
+    METADATA,
+    RUN_PHASES,
+    RUNS,
+    SCOPES,
+    SOURCES,
+    in_values,
+)
+
 EMBEDDING_DIMENSIONS = 384  # output size of all-MiniLM-L6-v2, the default embedding model
 
-RUN_STATUSES = ("queued", "running", "stopping", "stopped", "succeeded", "failed")
-AUTHOR_ROLES = ("customer", "agent", "bot", "note")
 STORY_STATUSES = ("candidate", "accepted", "rejected", "exported", "done")  # done: its tracker item was closed
 
 
-def _in(column: str, values: tuple[str, ...]) -> str:
-    return f"{column} IN ({', '.join(repr(v) for v in values)})"
+_in = in_values  # the CHECK-constraint helper of the tables below (defined with the Core tables)
 
 
 class Base(DeclarativeBase):
+    metadata = METADATA  # the tables of `threadline.db.tables` are mapped below; one metadata for all
     type_annotation_map = {dict[str, Any]: JSONB, list[str]: ARRAY(Text)}
 
 
@@ -59,13 +67,13 @@ def _now() -> Mapped[datetime]:
 class Source(Base):
     """A connector instance: a file import target, an Intercom workspace, ..."""
 
-    __tablename__ = "sources"
-    id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
-    kind: Mapped[str] = mapped_column(String(32))
-    name: Mapped[str] = mapped_column(String(SOURCE_NAME_CHARS), unique=True)
-    config: Mapped[dict[str, Any]] = mapped_column(default=dict)
-    sync_state: Mapped[dict[str, Any]] = mapped_column(default=dict)
-    created_at: Mapped[datetime] = _now()
+    __table__ = SOURCES
+    id: Mapped[int]
+    kind: Mapped[str]
+    name: Mapped[str]
+    config: Mapped[dict[str, Any]]
+    sync_state: Mapped[dict[str, Any]]
+    created_at: Mapped[datetime]
 
 
 SYNC_KINDS = ("sync", "import")  # a connector's sync, or a file import
@@ -118,35 +126,27 @@ class Contact(Base):
 
 
 class Conversation(Base):
-    __tablename__ = "conversations"
-    __table_args__ = (
-        UniqueConstraint("source_id", "external_id"),
-        Index("ix_conversations_created_at", "created_at"),
-    )
-    id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
-    source_id: Mapped[int] = mapped_column(ForeignKey("sources.id", ondelete="CASCADE"))
-    external_id: Mapped[str] = mapped_column(String(255))
-    created_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
-    updated_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
-    state: Mapped[str | None] = mapped_column(String(STATE_CHARS))
-    url: Mapped[str | None] = mapped_column(Text)
-    subject: Mapped[str | None] = mapped_column(Text)
-    tags: Mapped[list[str]] = mapped_column(default=list)
-    assignee: Mapped[str | None] = mapped_column(Text)
-    contact_id: Mapped[int | None] = mapped_column(ForeignKey("contacts.id", ondelete="SET NULL"))
-    content_hash: Mapped[str] = mapped_column(String(64))
-    raw: Mapped[dict[str, Any]] = mapped_column(default=dict)
-    notes: Mapped[list[str]] = mapped_column(default=list)
-    deleted_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
-    imported_at: Mapped[datetime] = _now()
-    changed_at: Mapped[datetime] = _now()
+    __table__ = CONVERSATIONS
+    id: Mapped[int]
+    source_id: Mapped[int]
+    external_id: Mapped[str]
+    created_at: Mapped[datetime | None]
+    updated_at: Mapped[datetime | None]
+    state: Mapped[str | None]
+    url: Mapped[str | None]
+    subject: Mapped[str | None]
+    tags: Mapped[list[str]]
+    assignee: Mapped[str | None]
+    contact_id: Mapped[int | None]
+    content_hash: Mapped[str]
+    raw: Mapped[dict[str, Any]]
+    notes: Mapped[list[str]]
+    deleted_at: Mapped[datetime | None]
+    imported_at: Mapped[datetime]
+    changed_at: Mapped[datetime]
     # 0008: the sync (or import) that inserted the row and the last one that changed it; NULL: not recorded
-    created_by_sync_id: Mapped[int | None] = mapped_column(
-        ForeignKey("source_syncs.id", ondelete="SET NULL"), index=True
-    )
-    changed_by_sync_id: Mapped[int | None] = mapped_column(
-        ForeignKey("source_syncs.id", ondelete="SET NULL"), index=True
-    )
+    created_by_sync_id: Mapped[int | None]
+    changed_by_sync_id: Mapped[int | None]
 
     messages: Mapped[list[Message]] = relationship(
         back_populates="conversation", order_by="Message.position", cascade="all, delete-orphan"
@@ -157,46 +157,41 @@ class Conversation(Base):
 class Message(Base):
     """One ordered part of a conversation; `raw_text` as received, `text` normalized."""
 
-    __tablename__ = "messages"
-    __table_args__ = (
-        UniqueConstraint("conversation_id", "position"),
-        CheckConstraint(_in("author_role", AUTHOR_ROLES), name="ck_messages_author_role"),
-    )
-    id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
-    conversation_id: Mapped[int] = mapped_column(ForeignKey("conversations.id", ondelete="CASCADE"))
-    position: Mapped[int] = mapped_column(Integer)
-    external_id: Mapped[str | None] = mapped_column(String(255))
-    author_role: Mapped[str] = mapped_column(String(16))
-    author_id: Mapped[str | None] = mapped_column(Text)
-    raw_text: Mapped[str] = mapped_column(Text)
-    text: Mapped[str] = mapped_column(Text)
-    created_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
-    truncated: Mapped[bool] = mapped_column(Boolean, default=False)
+    __table__ = MESSAGES
+    id: Mapped[int]
+    conversation_id: Mapped[int]
+    position: Mapped[int]
+    external_id: Mapped[str | None]
+    author_role: Mapped[str]
+    author_id: Mapped[str | None]
+    raw_text: Mapped[str]
+    text: Mapped[str]
+    created_at: Mapped[datetime | None]
+    truncated: Mapped[bool]
 
     conversation: Mapped[Conversation] = relationship(back_populates="messages")
 
 
 class Run(Base):
-    __tablename__ = "runs"
-    __table_args__ = (CheckConstraint(_in("status", RUN_STATUSES), name="ck_runs_status"),)
-    id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
-    status: Mapped[str] = mapped_column(String(16), default="queued")
-    phase: Mapped[str | None] = mapped_column(String(32))
-    params: Mapped[dict[str, Any]] = mapped_column(default=dict)
-    counters: Mapped[dict[str, Any]] = mapped_column(default=dict)
-    error: Mapped[str | None] = mapped_column(Text)
+    __table__ = RUNS
+    id: Mapped[int]
+    status: Mapped[str]
+    phase: Mapped[str | None]
+    params: Mapped[dict[str, Any]]
+    counters: Mapped[dict[str, Any]]
+    error: Mapped[str | None]
     # LLM spend of the run (migration 0008): settled cost, and cost reserved by calls in flight.
-    llm_spent: Mapped[float] = mapped_column(Float, server_default="0", default=0.0)
-    llm_reserved: Mapped[float] = mapped_column(Float, server_default="0", default=0.0)
-    created_at: Mapped[datetime] = _now()
-    started_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
-    finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
-    stop_requested_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
-    generation: Mapped[int] = mapped_column(Integer, default=0, server_default="0")  # 0002: bumped by resume
-    scope_id: Mapped[int] = mapped_column(ForeignKey("scopes.id", ondelete="RESTRICT"), index=True)  # 0005
-    period_start: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))  # oldest member conversation
-    period_end: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))  # newest member conversation
-    snapshot: Mapped[bool] = mapped_column(Boolean, default=True, server_default="true")  # False: predates 0005
+    llm_spent: Mapped[float]
+    llm_reserved: Mapped[float]
+    created_at: Mapped[datetime]
+    started_at: Mapped[datetime | None]
+    finished_at: Mapped[datetime | None]
+    stop_requested_at: Mapped[datetime | None]
+    generation: Mapped[int]
+    scope_id: Mapped[int]
+    period_start: Mapped[datetime | None]
+    period_end: Mapped[datetime | None]
+    snapshot: Mapped[bool]
 
 
 class RunConversation(Base):
@@ -249,11 +244,11 @@ class Scope(Base):
     commas ("" for a scope of no source), unique, so one set of sources is one scope.
     """
 
-    __tablename__ = "scopes"
-    id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
-    key: Mapped[str] = mapped_column(Text, unique=True)
-    source_ids: Mapped[list[int]] = mapped_column(ARRAY(BigInteger))
-    created_at: Mapped[datetime] = _now()
+    __table__ = SCOPES
+    id: Mapped[int]
+    key: Mapped[str]
+    source_ids: Mapped[list[int]]
+    created_at: Mapped[datetime]
 
 
 class Theme(Base):
@@ -546,27 +541,16 @@ class AuditEvent(Base):
 class DeadLetter(Base):
     """An item a stage gave up on, with its error; retried at most once per failure."""
 
-    __tablename__ = "dead_letters"
-    __table_args__ = (
-        # One open (not yet retried) dead letter per item, so a failure is recorded once.
-        Index(
-            "ux_dead_letters_open_item",
-            "run_id",
-            "stage",
-            "item",
-            unique=True,
-            postgresql_where=text("retried_at IS NULL"),
-        ),
-    )
-    id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
-    run_id: Mapped[int | None] = mapped_column(ForeignKey("runs.id", ondelete="CASCADE"), index=True)
-    stage: Mapped[str] = mapped_column(String(32))
-    item: Mapped[str] = mapped_column(Text)
-    error_class: Mapped[str] = mapped_column(String(200))
-    error_message: Mapped[str] = mapped_column(Text)
-    attempts: Mapped[int] = mapped_column(Integer, default=1)
-    failed_at: Mapped[datetime] = _now()
-    retried_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    __table__ = DEAD_LETTERS
+    id: Mapped[int]
+    run_id: Mapped[int | None]
+    stage: Mapped[str]
+    item: Mapped[str]
+    error_class: Mapped[str]
+    error_message: Mapped[str]
+    attempts: Mapped[int]
+    failed_at: Mapped[datetime]
+    retried_at: Mapped[datetime | None]
 
 
 class ApiToken(Base):
@@ -597,7 +581,6 @@ class WebSession(Base):
 
 
 RUN_ITEM_STATES = ("pending", "done", "skipped", "dead")
-RUN_PHASE_STATES = ("pending", "active", "done")
 
 
 class RunItem(Base):
@@ -625,14 +608,13 @@ class RunItem(Base):
 class RunPhase(Base):
     """State and timing of one phase of a run (migration 0002); `position` orders the phases."""
 
-    __tablename__ = "run_phases"
-    __table_args__ = (CheckConstraint(_in("state", RUN_PHASE_STATES), name="ck_run_phases_state"),)
-    run_id: Mapped[int] = mapped_column(ForeignKey("runs.id", ondelete="CASCADE"), primary_key=True)
-    phase: Mapped[str] = mapped_column(String(32), primary_key=True)
-    position: Mapped[int] = mapped_column(Integer)
-    state: Mapped[str] = mapped_column(String(16), default="pending", server_default="pending")
-    started_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
-    finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    __table__ = RUN_PHASES
+    run_id: Mapped[int]
+    phase: Mapped[str]
+    position: Mapped[int]
+    state: Mapped[str]
+    started_at: Mapped[datetime | None]
+    finished_at: Mapped[datetime | None]
 
 
 KNOWLEDGE_NAME_CHARS = 200  # characters of `knowledge_sources.name`: a name a person types

@@ -8,18 +8,21 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import BigInteger, Integer, Select, any_, bindparam, func, select
 from sqlalchemy.dialects.postgresql import ARRAY
-from sqlalchemy.orm import Session
 
-from threadline.db.models import DeadLetter, Run, RunPhase
+from threadline.db.tables import DEAD_LETTERS, RUN_PHASES, RUNS
 from threadline.engine.scopes import scope_names
 from threadline.engine.status import RunStatus
 
+if TYPE_CHECKING:  # for annotations only: `threadline runs list` runs these Core queries without loading the ORM
+    from sqlalchemy import Connection
+    from sqlalchemy.orm import Session
+
 PHASE_COUNTERS = ("total", "done", "skipped", "dead", "retries")  # per-phase counters `run_view` reports as integers
-RUNS, PHASES, DEAD_LETTERS = Run.__table__, RunPhase.__table__, DeadLetter.__table__
+PHASES = RUN_PHASES
 
 
 def _iso(value: datetime | None) -> str | None:
@@ -91,7 +94,7 @@ CURRENT_RUN_ID = (
 )
 
 
-def run_views(session: Session, run_ids: list[int]) -> list[dict[str, Any]]:
+def run_views(session: Session | Connection, run_ids: list[int]) -> list[dict[str, Any]]:
     """The view of each run in `run_ids` (in that order; missing ids skipped), in three queries."""
     if not run_ids:
         return []
@@ -99,7 +102,7 @@ def run_views(session: Session, run_ids: list[int]) -> list[dict[str, Any]]:
     return [by_id[run_id] for run_id in run_ids if run_id in by_id]
 
 
-def _views(session: Session, runs: Sequence[Any]) -> list[dict[str, Any]]:
+def _views(session: Session | Connection, runs: Sequence[Any]) -> list[dict[str, Any]]:
     """Views of these run rows (from `_run_rows`), with two more queries for all of them."""
     if not runs:
         return []
@@ -146,13 +149,15 @@ def _run_view(run: Any, phases: list[Any], dead_letters: int, sources: list[str]
     }
 
 
-def run_view(session: Session, run_id: int) -> dict[str, Any] | None:
+def run_view(session: Session | Connection, run_id: int) -> dict[str, Any] | None:
     """One run, or None."""
     views = run_views(session, [run_id])
     return views[0] if views else None
 
 
-def list_runs(session: Session, *, limit: int, offset: int, scope_id: int | None = None) -> list[dict[str, Any]]:
+def list_runs(
+    session: Session | Connection, *, limit: int, offset: int, scope_id: int | None = None
+) -> list[dict[str, Any]]:
     """Newest runs first, of one scope or all (four queries per page, whatever its size)."""
     if scope_id is None:
         runs = session.execute(RUNS_PAGE, {"limit": limit, "offset": offset}).all()
@@ -161,7 +166,7 @@ def list_runs(session: Session, *, limit: int, offset: int, scope_id: int | None
     return _views(session, runs)
 
 
-def current_run(session: Session) -> dict[str, Any] | None:
+def current_run(session: Session | Connection) -> dict[str, Any] | None:
     """The newest queued/running/stopping run, else the newest run of any status."""
     run_id = session.execute(CURRENT_RUN_ID).scalar()
     return None if run_id is None else run_view(session, run_id)

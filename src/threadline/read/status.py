@@ -2,30 +2,33 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import func, select
-from sqlalchemy.orm import Session
 
-from threadline.db.models import Conversation, Message, Run, Source
+from threadline.db.tables import CONVERSATIONS, MESSAGES, RUNS, SOURCES
 from threadline.engine.scopes import scope_names
+
+if TYPE_CHECKING:  # for annotations only: `threadline status` runs these Core queries without loading the ORM
+    from sqlalchemy import Connection
+    from sqlalchemy.orm import Session
 
 RECENT_RUNS = 10  # runs listed by status: the recent history, not an audit log
 
 
-def status_summary(session: Session) -> dict[str, Any]:
-    conversations = dict(
+def status_summary(session: Session | Connection) -> dict[str, Any]:
+    conversations: dict[int, int] = dict(
         session.execute(
-            select(Conversation.source_id, func.count())
-            .where(Conversation.deleted_at.is_(None))
-            .group_by(Conversation.source_id)
+            select(CONVERSATIONS.c.source_id, func.count())
+            .where(CONVERSATIONS.c.deleted_at.is_(None))
+            .group_by(CONVERSATIONS.c.source_id)
         ).all()
     )
-    messages = dict(
+    messages: dict[int, int] = dict(
         session.execute(
-            select(Conversation.source_id, func.count(Message.id))
-            .join(Message, Message.conversation_id == Conversation.id)
-            .group_by(Conversation.source_id)
+            select(CONVERSATIONS.c.source_id, func.count(MESSAGES.c.id))
+            .join(MESSAGES, MESSAGES.c.conversation_id == CONVERSATIONS.c.id)
+            .group_by(CONVERSATIONS.c.source_id)
         ).all()
     )
     sources = [
@@ -36,9 +39,9 @@ def status_summary(session: Session) -> dict[str, Any]:
             "conversations": conversations.get(s.id, 0),
             "messages": messages.get(s.id, 0),
         }
-        for s in session.execute(select(Source).order_by(Source.id)).scalars()
+        for s in session.execute(select(SOURCES.c.id, SOURCES.c.name, SOURCES.c.kind).order_by(SOURCES.c.id))
     ]
-    recent = list(session.execute(select(Run).order_by(Run.id.desc()).limit(RECENT_RUNS)).scalars())
+    recent = session.execute(select(RUNS).order_by(RUNS.c.id.desc()).limit(RECENT_RUNS)).all()
     names = scope_names(session, {r.scope_id for r in recent})
     runs = [
         {

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import BigInteger, bindparam, func, select
+from sqlalchemy import BigInteger, Row, bindparam, func, select
 from sqlalchemy.orm import Session
 
 from threadline.db.models import Run, RunStory, RunTheme, Scope
@@ -83,7 +83,7 @@ def pick_run(session: Session, *, run_id: int | None = None, sources: Sequence[s
     set of sources no run has read.
     """
     names = sorted(set(sources or ()))
-    scope: Scope | None = None
+    scope: Row[Any] | None = None
     if names:
         try:
             scope = find_scope(session, names)

@@ -43,7 +43,7 @@ from threadline.connectors.files.readers import (
 from threadline.connectors.store import UpsertStats, get_or_create_source, upsert_conversations
 from threadline.connectors.syncs import SyncRecord, add_counts
 from threadline.db.engine import session_scope
-from threadline.db.models import SOURCE_NAME_CHARS
+from threadline.db.tables import SOURCE_NAME_CHARS
 
 logger = logging.getLogger(__name__)
 

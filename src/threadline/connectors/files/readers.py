@@ -33,7 +33,7 @@ from typing import Any, BinaryIO
 
 from threadline.config import InputSettings, get_settings
 from threadline.connectors.records import AuthorRole, ContactRecord, ConversationRecord, MessageRecord
-from threadline.db.models import STATE_CHARS
+from threadline.db.tables import STATE_CHARS
 from threadline.text.safety import safe_link
 
 ROLE_ALIASES: dict[str, AuthorRole] = {
