@@ -7,7 +7,9 @@ from pathlib import Path
 
 import numpy as np
 from sqlalchemy import select
+from threadpoolctl import threadpool_info
 
+from threadline.ai.embeddings import set_process_embedder
 from threadline.connectors.files.importer import import_file
 from threadline.db.engine import session_scope
 from threadline.db.models import RunStory, RunStoryEvidence
@@ -51,26 +53,28 @@ TOPICS = {
 
 
 class RecordingEmbedder:
-    """The real embedder, recording every text it is asked to embed (a wrapper, not a stand-in)."""
+    """The real embedder, recording every text it is asked to embed and the BLAS threads allowed meanwhile."""
 
     def __init__(self, inner) -> None:
         self.inner = inner
         self.model_name = inner.model_name
         self.dimensions = inner.dimensions
         self.texts: list[str] = []
+        self.blas_threads: list[int] = []
 
     def embed(self, texts: list[str]) -> np.ndarray:
         self.texts.extend(texts)
+        self.blas_threads.append(max(p["num_threads"] for p in threadpool_info() if p["user_api"] == "blas"))
         return self.inner.embed(texts)
 
 
-def _write_csv(path: Path) -> Path:
+def _write_csv(path: Path, follow_up: str = "") -> Path:
     with path.open("w", encoding="utf-8", newline="") as handle:
         writer = csv.writer(handle)
         writer.writerow(["text", "category"])
         for category, texts in TOPICS.items():
             for text in texts:
-                writer.writerow([text, category])
+                writer.writerow([f"{text}. {follow_up}" if follow_up else text, category])
     return path
 
 
@@ -101,3 +105,18 @@ def test_whole_text_sentences_reuse_the_conversation_vector(db_engine, embedder,
     # Every candidate sentence here is a whole conversation: its vector is read back, none is embedded again.
     assert not whole_texts & set(recording.texts)
     assert len(recording.texts) == len(set(recording.texts))
+
+
+def test_the_stories_stage_runs_its_small_products_on_one_blas_thread(db_engine, embedder, tmp_path: Path) -> None:
+    # Two sentences per conversation: the stories stage embeds the evidence sentences, recording the BLAS limit then.
+    path = _write_csv(tmp_path / "two.csv", follow_up="Please look into this for me today")
+    import_file(db_engine, path, source_name="two")
+    recording = RecordingEmbedder(embedder)
+    with session_scope(db_engine) as session:
+        run_id = create_run(session, source="two", phases=["embed", "themes", "stories"]).id
+    try:
+        run = execute_run(db_engine, run_id, recording)
+    finally:
+        set_process_embedder(None)
+    assert run.status == "succeeded" and run.counters["stories"]["stories"] >= 2
+    assert recording.blas_threads[-1] == 1  # the last call is the stories stage's evidence sentences
