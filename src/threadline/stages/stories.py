@@ -41,6 +41,7 @@ from sqlalchemy import BigInteger, any_, cast, delete, func, select, text
 from sqlalchemy import insert as sa_insert
 from sqlalchemy.dialects.postgresql import ARRAY, insert
 from sqlalchemy.orm import Session
+from threadpoolctl import threadpool_limits
 
 from threadline.ai.embeddings import MODEL_NAME, Embedder, process_embedder
 from threadline.ai.llm.client import LLMClient
@@ -72,14 +73,14 @@ from threadline.db.models import (
     Theme,
     ThemeMember,
 )
-from threadline.db.vectors import load_newest_vectors, load_theme_centroids
+from threadline.db.vectors import load_newest_vectors, load_stored_vectors, load_theme_centroids
 from threadline.engine.budget import spend_guard
 from threadline.engine.llm import llm_runtime
 from threadline.engine.stage import StageContext, WholeRunStage
 from threadline.stages.embed import MODEL_PARAM as EMBEDDING_MODEL_PARAM
 from threadline.stages.embed import queue as embed_queue
 from threadline.stages.embed import run_embedder
-from threadline.stages.inputs import load_customer_texts
+from threadline.stages.inputs import input_hash, load_customer_texts
 from threadline.stories.evidence import (
     CORE_POOL_CONVERSATIONS,
     EVIDENCE_VERSION,
@@ -97,6 +98,10 @@ from threadline.text.pii import mask_span
 logger = logging.getLogger(__name__)
 
 NAME = "stories"
+# BLAS threads for the stage's matrix products: each is small (a theme's few hundred members or
+# sentences against the run's centroids), so waking a thread pool for it costs more than it saves,
+# and on a loaded machine OpenBLAS's spinning threads burned ~4 s CPU of a 10k run (no result changes).
+EVIDENCE_BLAS_THREADS = 1
 # offline story text, evidence and priority; the LLM's prompt version is added when it writes
 VERSION = f"{EVIDENCE_VERSION}+{TEMPLATE_VERSION}+{PRIORITY_VERSION}"
 
@@ -247,6 +252,36 @@ def _unit_rows(by_theme: dict[int, np.ndarray], order: list[int], dims: int) -> 
     return unit
 
 
+def _sentence_vectors(
+    session: Session, sentences: list[Sentence], customer_texts: dict[int, str], embedder: Embedder, dims: int
+) -> np.ndarray:
+    """One L2-normalised vector per candidate sentence (same order), embedding each distinct text once.
+
+    A sentence that is its conversation's whole customer text (a one-sentence conversation,
+    most of a short-message data set) already has a vector: the one the embed stage stored
+    for that exact text with this embedder's model (looked up by its content address), so
+    it is read back instead of computed again. Sentences repeated word for word (a form's
+    first line) are embedded once.
+    """
+    if not sentences:
+        return np.zeros((0, dims), dtype=np.float32)
+    whole = {
+        s.conversation_id: input_hash(embedder.model_name, s.text)
+        for s in sentences
+        if customer_texts.get(s.conversation_id) == s.text
+    }
+    stored = load_stored_vectors(session, embedder.model_name, whole)
+    by_text = {
+        s.text: stored[s.conversation_id]
+        for s in sentences
+        if s.conversation_id in stored and customer_texts[s.conversation_id] == s.text
+    }
+    missing = list(dict.fromkeys(s.text for s in sentences if s.text not in by_text))
+    if missing:
+        by_text.update(zip(missing, embedder.embed(missing), strict=True))
+    return np.stack([np.asarray(by_text[s.text], dtype=np.float32) for s in sentences])
+
+
 @dataclass
 class _Draft:
     """One story of this run before it is written: figures, evidence and text."""
@@ -338,12 +373,12 @@ def build_stories(
         ]
         for theme_id in big_enough
     }
-    texts = [s.text for theme_id in big_enough for s in sentences[theme_id]]
-    vectors = (embedder or process_embedder()).embed(texts) if texts else np.zeros((0, dims), dtype=np.float32)
+    customer_texts = load_customer_texts(session, run_id=run_id) if big_enough else {}
+    ordered = [s for theme_id in big_enough for s in sentences[theme_id]]
+    vectors = _sentence_vectors(session, ordered, customer_texts, embedder or process_embedder(), dims)
     dims = dims or (vectors.shape[1] if vectors.ndim == 2 else 0)
     centroids = _unit_rows(centroid_of, leaf_order, dims)
     row_of = {theme_id: row for row, theme_id in enumerate(leaf_order)}
-    customer_texts = load_customer_texts(session, run_id=run_id) if big_enough else {}
     times_all = [m.created_at for members in members_by_theme.values() for m in members if m.created_at]
     start = run.period_start or min(times_all, default=None)
     end = run.period_end or max(times_all, default=None)
@@ -590,9 +625,10 @@ def run(context: StageContext) -> dict[str, Any]:
     runtime = llm_runtime(session.get_bind())  # type: ignore[arg-type]
     # The run's embedding backend (fixed at creation): its themes' centroids, and its embedder for the evidence.
     model = str(context.params.get(EMBEDDING_MODEL_PARAM) or MODEL_NAME)
-    built, usages = build_stories(
-        session, context.run_id, types=types, runtime=runtime, model=model, embedder=run_embedder(context.params)
-    )
+    with threadpool_limits(limits=EVIDENCE_BLAS_THREADS, user_api="blas"):
+        built, usages = build_stories(
+            session, context.run_id, types=types, runtime=runtime, model=model, embedder=run_embedder(context.params)
+        )
     result: dict[str, Any] = asdict(built)
     if runtime is not None and usages:
         result.update(cost_counters(usages, runtime.settings.prices))

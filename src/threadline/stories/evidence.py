@@ -49,7 +49,7 @@ __all__ = [
     "select_evidence",
 ]
 
-EVIDENCE_VERSION = "sentences-on-topic-core-2"
+EVIDENCE_VERSION = "sentences-on-topic-core-3"  # 3: a whole-text sentence reuses its conversation's vector
 MIN_QUOTE_WORDS = 4  # words: "hi there" or "any update?" says nothing about the problem
 MAX_SENTENCES_PER_CONVERSATION = 12  # customer sentences considered per conversation: the problem is stated early
 MIN_QUOTE_SIMILARITY = 0.25  # cosine of a sentence to its theme's centroid: below, it is about something else
