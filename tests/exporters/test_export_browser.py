@@ -7,14 +7,11 @@ it lands on says so and links the new issue.
 
 from __future__ import annotations
 
-import os
-import threading
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-import uvicorn
+from browser import chromium_browser, served
 from cases import CASES
 from seed import seed_stories
 from sqlalchemy import Engine
@@ -26,9 +23,6 @@ from threadline.exporters.trackers import add_tracker
 from threadline.server.tokens import create_token
 
 GITHUB = CASES["github"]
-CHROMIUM = "/usr/bin/chromium"  # Debian's package (`make chromium`), as in tests/web
-CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-background-networking"]
-SERVER_START_TIMEOUT_S = 30  # s: uvicorn binds in well under one
 PAGE_TIMEOUT_MS = 60_000  # ms: one export of one story to the stand-in takes well under a second
 
 
@@ -36,30 +30,14 @@ PAGE_TIMEOUT_MS = 60_000  # ms: one export of one story to the stand-in takes we
 def live_app(db_engine: Engine, db_url: str, tmp_path: Path) -> Iterator[str]:
     from threadline.app import create_app
 
-    app = create_app(Settings(home=tmp_path / "home", database_url=db_url), engine=db_engine)
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=0, log_level="warning", access_log=False))
-    thread = threading.Thread(target=server.run, name="uvicorn", daemon=True)
-    thread.start()
-    deadline = time.monotonic() + SERVER_START_TIMEOUT_S
-    while not server.started:
-        if time.monotonic() > deadline or not thread.is_alive():
-            raise RuntimeError("uvicorn did not start")
-        time.sleep(0.05)
-    yield f"http://127.0.0.1:{server.servers[0].sockets[0].getsockname()[1]}"
-    server.should_exit = True
-    thread.join(timeout=SERVER_START_TIMEOUT_S)
+    with served(create_app(Settings(home=tmp_path / "home", database_url=db_url), engine=db_engine)) as url:
+        yield url
 
 
 @pytest.fixture
 def chromium():
-    from playwright.sync_api import sync_playwright
-
-    if not os.path.exists(CHROMIUM):
-        pytest.fail(f"{CHROMIUM} is missing: `make chromium` installs Debian's package")
-    with sync_playwright() as playwright:
-        instance = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
+    with chromium_browser() as instance:
         yield instance
-        instance.close()
 
 
 def test_send_a_story_to_a_tracker_from_its_page_and_see_the_link(

@@ -11,15 +11,12 @@ data masked, and the scripts as text that never ran.
 from __future__ import annotations
 
 import json
-import os
 import re
-import threading
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-import uvicorn
+from browser import chromium_browser, served
 from coverage_fixture import (
     ARTICLES,
     BASE_URL,
@@ -40,9 +37,6 @@ from threadline.db.engine import session_scope
 from threadline.engine.runs import create_run, execute_run
 from threadline.server.tokens import create_token
 
-CHROMIUM = "/usr/bin/chromium"  # Debian's package (`make chromium`), as in tests/web
-CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-background-networking"]
-SERVER_START_TIMEOUT_S = 30  # s: uvicorn binds in well under one
 PAGE_TIMEOUT_MS = 30_000  # ms for a server-rendered page
 
 SCRIPT = "<script>document.title='pwned';window.pwned=1</script>"  # would run if any text reached the page as HTML
@@ -97,30 +91,14 @@ def documented_run(db_engine: Engine, embedder, tmp_path: Path) -> int:
 def live_app(db_engine: Engine, db_url: str, tmp_path: Path) -> Iterator[str]:
     from threadline.app import create_app
 
-    app = create_app(Settings(home=tmp_path / "home", database_url=db_url), engine=db_engine)
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=0, log_level="warning", access_log=False))
-    thread = threading.Thread(target=server.run, name="uvicorn", daemon=True)
-    thread.start()
-    deadline = time.monotonic() + SERVER_START_TIMEOUT_S
-    while not server.started:
-        if time.monotonic() > deadline or not thread.is_alive():
-            raise RuntimeError("uvicorn did not start")
-        time.sleep(0.05)
-    yield f"http://127.0.0.1:{server.servers[0].sockets[0].getsockname()[1]}"
-    server.should_exit = True
-    thread.join(timeout=SERVER_START_TIMEOUT_S)
+    with served(create_app(Settings(home=tmp_path / "home", database_url=db_url), engine=db_engine)) as url:
+        yield url
 
 
 @pytest.fixture
 def chromium():
-    from playwright.sync_api import sync_playwright
-
-    if not os.path.exists(CHROMIUM):
-        pytest.fail(f"{CHROMIUM} is missing: `make chromium` installs Debian's package")
-    with sync_playwright() as playwright:
-        instance = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
+    with chromium_browser() as instance:
         yield instance
-        instance.close()
 
 
 @pytest.mark.slow
@@ -147,7 +125,7 @@ def test_documentation_page_shows_gap_and_confusing_article_masked_and_inert(
     assert confusing.count() == 1
     article = confusing.first
     assert article.locator(f'a[href="{TRELLO_URL}"]').inner_text() == TRELLO_TITLE  # the script is the title's text
-    assert "6 / 6" in article.inner_text() and "still can't import" in article.inner_text()
+    assert "still stuck in 6 of 6" in article.inner_text() and "still can't import" in article.inner_text()
 
     body = page.inner_text("body")
     assert PLANTED_DOMAIN not in body and PHONE not in body and "[email]" in body, body

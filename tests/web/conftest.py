@@ -6,34 +6,18 @@ the worker is a `threadline worker` subprocess against the same database, as in 
 
 from __future__ import annotations
 
-import os
 import signal
 import subprocess
 import sys
-import threading
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-import uvicorn
+from browser import chromium_browser, served
 from sqlalchemy import Engine
 from support import EXAMPLES, REPO, SCREENSHOTS, WORKER_STOP_TIMEOUT_S, stop_process  # noqa: E402,F401
 
 from threadline.config import Settings
-
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
-SERVER_START_TIMEOUT_S = 30  # seconds for uvicorn to bind: it takes well under one
 
 
 @pytest.fixture()
@@ -59,19 +43,8 @@ def live_server(sample_engine: Engine, db_url: str, tmp_path: Path) -> Iterator[
     """Base URL of the app served by uvicorn on 127.0.0.1:<ephemeral>."""
     from threadline.app import create_app
 
-    app = create_app(Settings(home=tmp_path / "home", database_url=db_url), engine=sample_engine)
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=0, log_level="warning", access_log=False))
-    thread = threading.Thread(target=server.run, name="uvicorn", daemon=True)
-    thread.start()
-    deadline = time.monotonic() + SERVER_START_TIMEOUT_S
-    while not server.started:
-        if time.monotonic() > deadline or not thread.is_alive():
-            raise RuntimeError("uvicorn did not start")
-        time.sleep(0.05)
-    port = server.servers[0].sockets[0].getsockname()[1]
-    yield f"http://127.0.0.1:{port}"
-    server.should_exit = True
-    thread.join(timeout=SERVER_START_TIMEOUT_S)
+    with served(create_app(Settings(home=tmp_path / "home", database_url=db_url), engine=sample_engine)) as url:
+        yield url
 
 
 @pytest.fixture()
@@ -92,11 +65,5 @@ def worker(cli_env: dict[str, str], sample_engine: Engine) -> Iterator[subproces
 
 @pytest.fixture()
 def browser():
-    from playwright.sync_api import sync_playwright
-
-    if not os.path.exists(CHROMIUM):
-        pytest.fail(f"{CHROMIUM} is missing: `make chromium` installs Debian's package")
-    with sync_playwright() as playwright:
-        instance = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
+    with chromium_browser() as instance:
         yield instance
-        instance.close()
