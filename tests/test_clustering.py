@@ -131,6 +131,29 @@ def test_knn_above_exact_limit_uses_ivf_with_high_recall() -> None:
     assert np.all(np.diff(sim, axis=1) <= 1e-6)  # best first
 
 
+def test_ivf_buckets_stay_balanced_with_more_buckets_than_sampled_items(monkeypatch: pytest.MonkeyPatch) -> None:
+    """More buckets than IVF_TRAIN_ITEMS (from ~5M items on: n / 256 > 20k) still gives balanced buckets.
+
+    A single level fitted on the sample cannot even place that many centroids, and well before
+    that, with ~5 sampled items per bucket (1M items), its buckets were very unequal (median 17,
+    largest 14,610). The sizes here are scaled down: 16 items per bucket, 2,500 buckets, 1,000 sampled.
+    """
+    monkeypatch.setattr(clustering, "IVF_TRAIN_ITEMS", 1_000)
+    monkeypatch.setattr(clustering, "IVF_ITEMS_PER_CELL", 16)
+    rng = np.random.default_rng(11)
+    n, groups = 40_000, 400
+    sizes = 1.0 / np.arange(1, groups + 1) ** 1.1  # Zipf-sized clusters
+    truth = rng.choice(groups, size=n, p=sizes / sizes.sum())
+    centres = _unit(rng.normal(size=(groups, 32)))
+    x = _unit(centres[truth] + 0.7 * rng.normal(size=(n, 32)) / np.sqrt(32)).astype(np.float32)
+    cells = n // clustering.IVF_ITEMS_PER_CELL
+    centroids, assign = clustering._ivf_buckets(x, cells, seed=0)
+    counts = np.bincount(assign, minlength=centroids.shape[0])
+    assert abs(centroids.shape[0] - cells) <= cells // 10
+    assert counts.max() <= 8 * clustering.IVF_ITEMS_PER_CELL
+    assert np.median(counts) >= clustering.IVF_ITEMS_PER_CELL / 3
+
+
 def test_cosine_silhouette_matches_sklearn() -> None:
     rng = np.random.default_rng(2)
     x = _unit(rng.normal(size=(700, 24)))

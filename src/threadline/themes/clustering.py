@@ -45,12 +45,19 @@ logger = logging.getLogger(__name__)
 CLUSTERING_VERSION = "knn-leiden-silhouette-0.9"
 
 KNN_NEIGHBOURS = 15  # neighbours per item: 10 and 25 measured worse on BANKING77 test (NMI -0.01)
+# rows per float64 block when summing vectors per label: 64k x 384 x 8 bytes = 200 MB, where one
+# float64 copy of 1M vectors is 3 GB
+LABEL_SUM_BLOCK_ROWS = 65_536
 KNN_BLOCK_ROWS = 512  # query rows per matrix-product block: 512 x 100k float32 = 200 MB peak
 # items: exact kNN costs ~2 s at 10k but grows with n^2 (minutes at 100k); above this, the IVF search
 EXACT_KNN_MAX_ITEMS = 20_000
 IVF_ITEMS_PER_CELL = 256  # mean items per inverted-file bucket: fixed, so search cost grows linearly with n
 IVF_PROBES = 16  # nearest buckets searched per bucket: 0.98-0.99 neighbour recall on BANKING77 and synthetic data
-IVF_TRAIN_ITEMS = 20_000  # items sampled to fit the buckets: centroids are stable well before that
+IVF_TRAIN_ITEMS = 20_000  # items sampled to fit the coarse groups: centroids are stable well before that
+# items sampled per bucket to fit the buckets within a coarse group (faiss's rule of thumb is ~39):
+# with fewer, buckets come out unbalanced (at 1M with 5 per bucket: median 17 items, largest 14,610,
+# so the "linear" search cost 5x its share)
+IVF_TRAIN_PER_CELL = 40
 IVF_KMEANS_ITERATIONS = 8  # Lloyd iterations for the buckets: exact bucket quality matters little to recall
 # modularity resolutions tried, doubling: ~10 to ~170 themes on 3k-10k items, 6 Leiden runs
 RESOLUTION_GRID = (0.5, 1.0, 2.0, 4.0, 8.0, 16.0)
@@ -125,9 +132,13 @@ def _label_sums(x: np.ndarray, labels: np.ndarray, k: int) -> np.ndarray:
 
     A sparse one-hot product: ~100x faster than ``np.add.at`` at 100k rows.
     """
-    keep = np.flatnonzero(labels >= 0)
-    onehot = sparse.csr_matrix((np.ones(keep.size, dtype=np.float64), (labels[keep], keep)), shape=(k, x.shape[0]))
-    return np.asarray(onehot @ x.astype(np.float64, copy=False))
+    sums = np.zeros((k, x.shape[1]), dtype=np.float64)
+    for start in range(0, x.shape[0], LABEL_SUM_BLOCK_ROWS):  # a float64 copy of one block, not of all rows
+        block = labels[start : start + LABEL_SUM_BLOCK_ROWS]
+        keep = np.flatnonzero(block >= 0)
+        onehot = sparse.csr_matrix((np.ones(keep.size), (block[keep], keep)), shape=(k, block.size))
+        sums += onehot @ x[start : start + block.size].astype(np.float64, copy=False)
+    return sums
 
 
 def knn_between(
@@ -172,19 +183,61 @@ def _spherical_kmeans(x: np.ndarray, k: int, seed: int, iterations: int) -> np.n
     return cents
 
 
+def _nearest_centroid(x: np.ndarray, centroids: np.ndarray) -> np.ndarray:
+    """Index of the most similar centroid per row, in blocks of ``KNN_BLOCK_ROWS``."""
+    return np.concatenate(
+        [(x[s : s + KNN_BLOCK_ROWS] @ centroids.T).argmax(axis=1) for s in range(0, x.shape[0], KNN_BLOCK_ROWS)]
+    )
+
+
+def _ivf_buckets(x: np.ndarray, cells: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """Balanced inverted-file buckets: ``(centroids, bucket of each row)``, about ``cells`` buckets.
+
+    Two levels of spherical k-means: ~sqrt(cells) coarse groups fitted on a sample, then each
+    group split into buckets in proportion to its size, fitted on ``IVF_TRAIN_PER_CELL`` of its
+    own items per bucket. One level fitted on a fixed sample gives buckets of very unequal size
+    once there are more buckets than the sample can place, and the search cost grows with the
+    squares of the bucket sizes.
+    """
+    n = x.shape[0]
+    rng = np.random.default_rng(seed)
+    coarse_k = max(1, round(cells**0.5))
+    train = x[rng.choice(n, size=min(n, max(IVF_TRAIN_ITEMS, coarse_k)), replace=False)]
+    groups = _nearest_centroid(x, _spherical_kmeans(train, coarse_k, seed, IVF_KMEANS_ITERATIONS))
+    assign = np.empty(n, dtype=np.int64)
+    centroids: list[np.ndarray] = []
+    offset = 0
+    for group in range(coarse_k):
+        rows = np.flatnonzero(groups == group)
+        if rows.size == 0:
+            continue
+        k = max(1, round(rows.size / IVF_ITEMS_PER_CELL))
+        if k == 1:
+            sub = l2_normalise(x[rows].sum(axis=0, keepdims=True))
+        else:
+            fit = (
+                rows if rows.size <= IVF_TRAIN_PER_CELL * k else rng.choice(rows, IVF_TRAIN_PER_CELL * k, replace=False)
+            )
+            sub = _spherical_kmeans(x[fit], k, seed, IVF_KMEANS_ITERATIONS)
+        assign[rows] = _nearest_centroid(x[rows], sub) + offset
+        centroids.append(sub)
+        offset += sub.shape[0]
+    return np.vstack(centroids).astype(np.float32, copy=False), assign
+
+
 def _knn_ivf(x: np.ndarray, k: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
     """Approximate kNN with an inverted file: items are bucketed by spherical k-means and each
     bucket's items are searched exactly against the items of its ``IVF_PROBES`` nearest buckets.
 
-    Cost ~ n * IVF_PROBES * IVF_ITEMS_PER_CELL * d: linear in n.
+    Cost ~ n * IVF_PROBES * IVF_ITEMS_PER_CELL * d: linear in n, as long as buckets are balanced
+    (:func:`_ivf_buckets`).
     """
     n = x.shape[0]
-    cells = max(2, n // IVF_ITEMS_PER_CELL)
-    rng = np.random.default_rng(seed)
-    train = x[rng.choice(n, size=min(n, IVF_TRAIN_ITEMS), replace=False)]
-    cents = _spherical_kmeans(train, cells, seed, IVF_KMEANS_ITERATIONS)
-    assign = np.concatenate([(x[s : s + KNN_BLOCK_ROWS] @ cents.T).argmax(axis=1) for s in range(0, n, KNN_BLOCK_ROWS)])
-    members = [np.flatnonzero(assign == c) for c in range(cells)]
+    cents, assign = _ivf_buckets(x, max(2, n // IVF_ITEMS_PER_CELL), seed)
+    cells = cents.shape[0]
+    order = np.argsort(assign, kind="stable")
+    bounds = np.searchsorted(assign[order], np.arange(cells + 1))
+    members = [order[bounds[c] : bounds[c + 1]] for c in range(cells)]
     near_cells = np.argsort(-(cents @ cents.T), axis=1, kind="stable")[:, :IVF_PROBES]
     idx = np.empty((n, k), dtype=np.int64)
     sim = np.empty((n, k), dtype=np.float32)
@@ -251,21 +304,19 @@ def cosine_silhouette(x: np.ndarray, labels: np.ndarray, *, sample: int | None =
     With ``sample``, only that many items (a seeded uniform draw) are scored, each exactly
     against the full clusters: an unbiased estimate in O(sample * k * d).
     """
-    keep = labels >= 0
-    x, labels = x[keep], labels[keep]
-    k = int(labels.max()) + 1 if labels.size else 0
+    scored = np.flatnonzero(labels >= 0)  # row numbers, so the vectors are never copied whole
+    k = int(labels[scored].max()) + 1 if scored.size else 0
     if k < 2:
         return 0.0
-    sums = _label_sums(x, labels, k)
-    sums32 = sums.astype(np.float32)
-    sizes = np.bincount(labels, minlength=k).astype(np.float64)
-    if sample is not None and sample < x.shape[0]:
-        chosen = np.sort(np.random.default_rng(seed).choice(x.shape[0], size=sample, replace=False))
-        x, labels = x[chosen], labels[chosen]
+    sums32 = _label_sums(x, labels, k).astype(np.float32)
+    sizes = np.bincount(labels[scored], minlength=k).astype(np.float64)
+    if sample is not None and sample < scored.size:
+        scored = np.sort(np.random.default_rng(seed).choice(scored, size=sample, replace=False))
     total = 0.0
-    for start in range(0, x.shape[0], KNN_BLOCK_ROWS):
-        xb, lb = x[start : start + KNN_BLOCK_ROWS], labels[start : start + KNN_BLOCK_ROWS]
-        rows = np.arange(xb.shape[0])
+    for start in range(0, scored.size, KNN_BLOCK_ROWS):
+        block = scored[start : start + KNN_BLOCK_ROWS]
+        xb, lb = x[block], labels[block]
+        rows = np.arange(block.size)
         sim_sum = (xb @ sums32.T).astype(np.float64)  # (b, k); float32 product: 2x faster, error ~1e-6
         own = sim_sum[rows, lb]
         own_size = sizes[lb]
@@ -277,7 +328,7 @@ def cosine_silhouette(x: np.ndarray, labels: np.ndarray, *, sample: int | None =
         s = (b - a) / np.maximum(np.maximum(a, b), 1e-12)
         s[own_size <= 1] = 0.0
         total += float(s.sum())
-    return total / x.shape[0]
+    return total / scored.size
 
 
 def _best_partition(x: np.ndarray, adj: sparse.csr_matrix, seed: int) -> np.ndarray:
