@@ -415,9 +415,13 @@ def _drop_far_members(vectors: np.ndarray, labels: np.ndarray, min_similarity: f
         return labels
     sums = _label_sums(vectors, labels, k)
     member = np.flatnonzero(labels >= 0)
-    others = sums[labels[member]] - vectors[member]
-    norms = np.maximum(np.linalg.norm(others, axis=1), 1e-12)
-    sim = np.einsum("ij,ij->i", vectors[member], others) / norms
+    sim = np.empty(member.size, dtype=np.float64)
+    for start in range(0, member.size, LABEL_SUM_BLOCK_ROWS):  # float64 rows of one block at a time
+        rows = member[start : start + LABEL_SUM_BLOCK_ROWS]
+        own = vectors[rows]
+        others = sums[labels[rows]] - own
+        norms = np.maximum(np.linalg.norm(others, axis=1), 1e-12)
+        sim[start : start + rows.size] = np.einsum("ij,ij->i", own, others) / norms
     labels[member[sim < min_similarity]] = -1
     counts = np.bincount(labels[labels >= 0], minlength=k)
     labels[np.isin(labels, np.flatnonzero(counts < MIN_THEME_SIZE))] = -1
