@@ -122,6 +122,16 @@ def test_documentation_page_and_theme_page_articles(run_id, db_engine, db_url, t
         assert trello and found["confusing_articles"]
         theme_page = client.get(f"/themes/{trello[0][0]}", params={"run_id": run_id}).text
         assert 'href="https://help.tallyboard.test/import-from-trello.md"' in theme_page
+        # The theme's story shows the same related articles.
+        stories = client.get(
+            "/api/stories",
+            params={"run_id": run_id, "theme_id": trello[0][0]},
+            headers={"Authorization": f"Bearer {token}"},
+        ).json()["items"]
+        assert stories
+        story_page = client.get(f"/stories/{stories[0]['id']}", params={"run_id": run_id}).text
+        assert 'id="related-articles"' in story_page
+        assert 'href="https://help.tallyboard.test/import-from-trello.md"' in story_page
 
 
 def _answered_themes(client: TestClient, token: str, run_id: int) -> list[tuple[int, set[str]]]:

@@ -49,7 +49,7 @@ from threadline.read.stories import (
     story_runs,
     story_view,
 )
-from threadline.read.themes import theme_detail, theme_sparklines, theme_tree, theme_trend
+from threadline.read.themes import theme_articles, theme_detail, theme_sparklines, theme_tree, theme_trend
 from threadline.read.views import RunRef, list_scopes, pick_run, run_ref, runs_of_scope, scope_run
 from threadline.server.deps import client_of, refuse_if_throttled
 from threadline.server.params import (
@@ -443,6 +443,7 @@ def story_page(
         runs=story_runs(db, story_id),
         history=story_history(db, story_id),
         run=run_ref(db, story["run_id"]),
+        articles=theme_articles(db, story["run_id"], story["theme_id"]),
     )
 
 
