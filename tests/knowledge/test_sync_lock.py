@@ -98,9 +98,13 @@ def test_a_sync_left_running_by_a_dead_process_reads_interrupted_and_blocks_noth
     try:
         with pytest.raises(KnowledgeSyncBusy):
             sync_knowledge(db_engine, "docs", embedder=embedder)
+        with Session(db_engine) as session:
+            assert list_knowledge(session)[0]["last_sync"]["status"] == "running"  # `knowledge list`
     finally:
         holder.invalidate()  # the process "dies": its connection, and the lock with it, are gone
 
+    with Session(db_engine) as session:
+        assert list_knowledge(session)[0]["last_sync"]["status"] == "interrupted"
     result = sync_knowledge(db_engine, "docs", embedder=embedder)
     assert result.counters["created"] == 1
     statuses = _syncs(db_engine)

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import Engine, func, select, update
+from sqlalchemy import Boolean, Engine, func, literal_column, select, update
 from sqlalchemy.dialects.postgresql import distinct_on
 from sqlalchemy.orm import Session
 
@@ -22,7 +22,7 @@ from threadline.ai.embeddings import Embedder, process_embedder
 from threadline.config import get_settings
 from threadline.connectors.base import CONNECTORS, Connector, ConnectorError, get_connector
 from threadline.connectors.knowledge.sink import KnowledgeSink, ensure_passage_index
-from threadline.connectors.knowledge.syncs import knowledge_sync_lock
+from threadline.connectors.knowledge.syncs import INTERRUPTED, LIVE_SQL, knowledge_sync_lock
 from threadline.connectors.records import ArticleRecord
 from threadline.connectors.sources import SourceError, validated_config
 from threadline.db.models import Article, KnowledgeSource, KnowledgeSync, Passage
@@ -173,6 +173,16 @@ def list_knowledge(session: Session) -> list[dict[str, Any]]:
             .order_by(KnowledgeSync.knowledge_source_id, KnowledgeSync.id.desc())
         ).scalars()
     }
+    running = [sync.id for sync in last.values() if sync.status == "running"]
+    dead = (
+        set(
+            session.execute(
+                select(KnowledgeSync.id).where(KnowledgeSync.id.in_(running), ~literal_column(LIVE_SQL, Boolean))
+            ).scalars()
+        )
+        if running
+        else set()
+    )  # `running` rows whose process is gone read as interrupted, as in the API
     out: list[dict[str, Any]] = []
     for source in session.execute(select(KnowledgeSource).order_by(KnowledgeSource.id)).scalars():
         sync = last.get(source.id)
@@ -189,7 +199,7 @@ def list_knowledge(session: Session) -> list[dict[str, Any]]:
                 if sync is None
                 else {
                     "id": sync.id,
-                    "status": sync.status,
+                    "status": INTERRUPTED if sync.id in dead else sync.status,
                     "started_at": sync.started_at.isoformat(),
                     "finished_at": sync.finished_at.isoformat() if sync.finished_at else None,
                     "counters": dict(sync.counters or {}),
