@@ -132,6 +132,8 @@ def test_documentation_page_and_theme_page_articles(run_id, db_engine, db_url, t
         story_page = client.get(f"/stories/{stories[0]['id']}", params={"run_id": run_id}).text
         assert 'id="related-articles"' in story_page
         assert 'href="https://help.tallyboard.test/import-from-trello.md"' in story_page
+        story_out = client.get(f"/api/stories/{stories[0]['id']}", headers={"Authorization": f"Bearer {token}"}).json()
+        assert any(a["url"] == "https://help.tallyboard.test/import-from-trello.md" for a in story_out["articles"])
 
 
 def _answered_themes(client: TestClient, token: str, run_id: int) -> list[tuple[int, set[str]]]:

@@ -302,6 +302,10 @@ class StoryOut(BaseModel):
     )
     evidence: list[EvidenceOut]
     trackers: list[TrackerLinkOut] = Field(default_factory=list, description="The story's item in each tracker.")
+    articles: list[RelatedArticle] = Field(
+        default_factory=list,
+        description="Passages of its theme's related articles in its run, best first (in GET /stories/{id} only).",
+    )
 
 
 class StoryRun(BaseModel):

@@ -17,6 +17,7 @@ from threadline.delivery.trackers import (
 )
 from threadline.engine.curation import CurationError, actor_of_token, record_exports, update_story
 from threadline.read.stories import StorySort, get_story, list_stories, story_history, story_runs, story_view
+from threadline.read.themes import theme_articles
 from threadline.server.deps import ApiAuth, DbSession, ReadDb
 from threadline.server.params import (
     MAX_ID,
@@ -76,8 +77,9 @@ def _view_or_404(db, story_id: int, run_id: int | None) -> dict:
 
 @router.get("/stories/{story_id}", response_model=StoryOut, responses={404: {"model": Problem}})
 def story(story_id: IdPath, db: DbSession, _: ApiAuth, run_id: RunQuery = None) -> dict:
-    """A story as a run wrote it (default: its newest snapshot), with a person's status and edits."""
-    return _view_or_404(db, story_id, run_id)
+    """A story as a run wrote it (default: its newest snapshot), with a person's status and edits and related articles."""
+    view = _view_or_404(db, story_id, run_id)
+    return {**view, "articles": theme_articles(db, view["run_id"], view["theme_id"])}
 
 
 @router.get("/stories/{story_id}/history", response_model=StoryHistory, responses={404: {"model": Problem}})
