@@ -103,7 +103,7 @@ from threadline.text.entities import MAX_GAZETTEER_TERMS, EntityConfig, EntityEx
 logger = logging.getLogger(__name__)
 
 NAME = "coverage"
-VERSION = f"2+entities-{ENTITIES_VERSION}"  # 2: confusing articles whose theme's volume did not fall
+VERSION = f"3+entities-{ENTITIES_VERSION}"  # 3: the run's knowledge only; own-subject coverage
 STILL_STUCK, VOLUME_NOT_FALLING = CONFUSING_KINDS  # `run_confusing_articles.kind`
 ENTITY_BATCH_CONVERSATIONS = 1_000  # conversations whose texts are held at once while extracting entities
 MESSAGE_BATCH_ROWS = 2_000  # messages fetched per round trip while looking for article links: bounded memory
