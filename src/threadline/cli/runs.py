@@ -170,15 +170,20 @@ def worker_command(
     # imported when the command runs, not at start-up: every command pays only for what it uses
     import os
 
-    from threadline.engine.worker import run_worker
+    from threadline.engine.worker import run_worker, served_queues
 
     concurrency = _concurrency(concurrency)
     nice = get_settings().engine.worker_niceness if nice is None else nice
     if nice and hasattr(os, "nice"):
         os.nice(nice)
     eng = engine()
+    # Decided here, in the main thread, before "started": loading a model may take a while, and a
+    # signal meanwhile then stops the process at once instead of waiting for a loader thread.
+    queues = served_queues()
     err_console.print(f"worker started (concurrency {concurrency}); Ctrl-C finishes in-flight jobs and exits")
-    run_worker(eng, concurrency=concurrency, heartbeat_s=heartbeat, stalled_after_s=stalled_after, name=name)
+    run_worker(
+        eng, concurrency=concurrency, heartbeat_s=heartbeat, stalled_after_s=stalled_after, name=name, queues=queues
+    )
 
 
 def _show(view: dict[str, Any]) -> None:

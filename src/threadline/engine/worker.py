@@ -31,6 +31,11 @@ from threadline.engine.stage import STAGES, extra_worker_queues
 logger = logging.getLogger(__name__)
 
 
+def served_queues() -> list[str]:
+    """The default queue plus the stage queues this process can serve (deciding may load and check a model)."""
+    return [QUEUE, *(q for q in extra_worker_queues() if q != QUEUE)]
+
+
 async def requeue_stalled_jobs(app: procrastinate.App, stalled_after_s: float, queues: Sequence[str] = (QUEUE,)) -> int:
     """Put jobs of dead workers on `queues` back in their queue; returns how many this call requeued."""
     stalled: list[Any] = []
@@ -97,7 +102,7 @@ async def run_worker_async(
     # The default queue plus the stage queues this process can serve (e.g. the embedding backends it
     # provides; deciding may load a model). Jobs on other queues are left to workers that serve them.
     if queues is None:
-        queues = [QUEUE, *(q for q in await asyncio.to_thread(extra_worker_queues) if q != QUEUE)]
+        queues = await asyncio.to_thread(served_queues)
     logger.info("worker serves queues %s", ", ".join(queues))
     set_job_engine(engine)
     app = get_app(sqlalchemy_url=engine.url.render_as_string(hide_password=False), concurrency=concurrency)
