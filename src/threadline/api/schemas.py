@@ -7,8 +7,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from threadline.db.models import TRACKER_KEY_CHARS
-from threadline.db.tables import SOURCE_NAME_CHARS
+from threadline.db.tables import SOURCE_NAME_CHARS, TRACKER_KEY_CHARS
 from threadline.engine.status import SyncStatus
 from threadline.server.params import WITHIN_STORY_TEXT_CHARS, WITHIN_TITLE_CHARS, RequestBody
 

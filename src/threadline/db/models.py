@@ -30,26 +30,35 @@ from sqlalchemy import (
     Text,
     UniqueConstraint,
     func,
-    text,
 )
 from sqlalchemy.dialects.postgresql import ARRAY, JSONB
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
 from threadline.db.tables import (
+    AUDIT_EVENTS,
     CONVERSATIONS,
     DEAD_LETTERS,
     MESSAGES,
     METADATA,
+    RUN_CONVERSATIONS,
     RUN_PHASES,
+    RUN_STORIES,
+    RUN_STORY_EVIDENCE,
+    RUN_THEME_PASSAGES,
+    RUN_THEMES,
     RUNS,
     SCOPES,
     SOURCES,
+    STORIES,
+    THEME_MEMBERS,
+    THEMES,
+    TRACKER_LINKS,
+    TRACKER_NAME_CHARS,
+    TRACKERS,
     in_values,
 )
 
 EMBEDDING_DIMENSIONS = 384  # output size of all-MiniLM-L6-v2, the default embedding model
-
-STORY_STATUSES = ("candidate", "accepted", "rejected", "exported", "done")  # done: its tracker item was closed
 
 
 _in = in_values  # the CHECK-constraint helper of the tables below (defined with the Core tables)
@@ -197,12 +206,10 @@ class Run(Base):
 class RunConversation(Base):
     """Run membership: which conversations a run covered. History; never overwritten."""
 
-    __tablename__ = "run_conversations"
-    run_id: Mapped[int] = mapped_column(ForeignKey("runs.id", ondelete="CASCADE"), primary_key=True)
-    conversation_id: Mapped[int] = mapped_column(
-        ForeignKey("conversations.id", ondelete="CASCADE"), primary_key=True, index=True
-    )
-    added_at: Mapped[datetime] = _now()
+    __table__ = RUN_CONVERSATIONS
+    run_id: Mapped[int]
+    conversation_id: Mapped[int]
+    added_at: Mapped[datetime]
 
 
 class Analysis(Base):
@@ -259,23 +266,20 @@ class Theme(Base):
     separate", and the lineage it was merged into (by a person or by a later run).
     """
 
-    __tablename__ = "themes"
-    __table_args__ = (Index("ix_themes_scope_id", "scope_id"),)
-    id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
-    scope_id: Mapped[int] = mapped_column(ForeignKey("scopes.id", ondelete="CASCADE"))
-    level: Mapped[int] = mapped_column(Integer, default=1)
-    first_run_id: Mapped[int | None] = mapped_column(ForeignKey("runs.id", ondelete="SET NULL"))
-    last_run_id: Mapped[int | None] = mapped_column(ForeignKey("runs.id", ondelete="SET NULL"))
-    human_name: Mapped[str | None] = mapped_column(Text)
-    keep_separate: Mapped[bool] = mapped_column(Boolean, default=False, server_default="false")
-    merged_into_id: Mapped[int | None] = mapped_column(ForeignKey("themes.id", ondelete="SET NULL"))
-    merged_by: Mapped[str | None] = mapped_column(String(16))  # "person" or "run"
-    merged_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
-    merged_run_id: Mapped[int | None] = mapped_column(
-        ForeignKey("runs.id", ondelete="SET NULL")
-    )  # the run that merged it
-    created_at: Mapped[datetime] = _now()
-    updated_at: Mapped[datetime] = _now()
+    __table__ = THEMES
+    id: Mapped[int]
+    scope_id: Mapped[int]
+    level: Mapped[int]
+    first_run_id: Mapped[int | None]
+    last_run_id: Mapped[int | None]
+    human_name: Mapped[str | None]
+    keep_separate: Mapped[bool]
+    merged_into_id: Mapped[int | None]
+    merged_by: Mapped[str | None]  # "person" or "run"
+    merged_at: Mapped[datetime | None]
+    merged_run_id: Mapped[int | None]  # the run that merged it
+    created_at: Mapped[datetime]
+    updated_at: Mapped[datetime]
 
 
 class RunTheme(Base):
@@ -285,32 +289,31 @@ class RunTheme(Base):
     overwritten by later runs: views say "not recorded for this run" then.
     """
 
-    __tablename__ = "run_themes"
-    __table_args__ = (Index("ix_run_themes_theme_id", "theme_id"),)
-    run_id: Mapped[int] = mapped_column(ForeignKey("runs.id", ondelete="CASCADE"), primary_key=True)
-    theme_id: Mapped[int] = mapped_column(ForeignKey("themes.id", ondelete="CASCADE"), primary_key=True)
-    level: Mapped[int] = mapped_column(Integer, default=1)
-    parent_id: Mapped[int | None] = mapped_column(BigInteger)  # the group's lineage in this run
-    name: Mapped[str | None] = mapped_column(Text)
-    description: Mapped[str | None] = mapped_column(Text)
-    keywords: Mapped[list[str] | None] = mapped_column(ARRAY(Text))
-    size: Mapped[int] = mapped_column(Integer, default=0)
-    first_seen: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
-    last_seen: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
-    origin: Mapped[str] = mapped_column(String(16), default="new")  # new | continued | revived | legacy
-    representative_conversation_id: Mapped[int | None] = mapped_column(BigInteger)
+    __table__ = RUN_THEMES
+    run_id: Mapped[int]
+    theme_id: Mapped[int]
+    level: Mapped[int]
+    parent_id: Mapped[int | None]  # the group's lineage in this run
+    name: Mapped[str | None]
+    description: Mapped[str | None]
+    keywords: Mapped[list[str] | None]
+    size: Mapped[int]
+    first_seen: Mapped[datetime | None]
+    last_seen: Mapped[datetime | None]
+    origin: Mapped[str]  # new | continued | revived | legacy
+    representative_conversation_id: Mapped[int | None]
     # Top entities of the theme's conversations, [{"type", "value", "share"}] most shared first (coverage stage).
-    entities: Mapped[list[dict[str, Any]] | None] = mapped_column(JSONB)
+    entities: Mapped[list[dict[str, Any]] | None]
 
 
 class ThemeMember(Base):
     """Which lineage a run put a conversation in (one leaf theme per conversation per run)."""
 
-    __tablename__ = "theme_members"
-    run_id: Mapped[int] = mapped_column(ForeignKey("runs.id", ondelete="CASCADE"), primary_key=True)
-    conversation_id: Mapped[int] = mapped_column(ForeignKey("conversations.id", ondelete="CASCADE"), primary_key=True)
-    theme_id: Mapped[int] = mapped_column(ForeignKey("themes.id", ondelete="CASCADE"), index=True)
-    similarity: Mapped[float] = mapped_column(Float)
+    __table__ = THEME_MEMBERS
+    run_id: Mapped[int]
+    conversation_id: Mapped[int]
+    theme_id: Mapped[int]
+    similarity: Mapped[float]
 
 
 class Story(Base):
@@ -320,16 +323,15 @@ class Story(Base):
     here and are shown with every snapshot of the story. `human_*` NULL means "the run's text".
     """
 
-    __tablename__ = "stories"
-    __table_args__ = (CheckConstraint(_in("status", STORY_STATUSES), name="ck_stories_status"),)
-    id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
-    theme_id: Mapped[int] = mapped_column(ForeignKey("themes.id", ondelete="CASCADE"), unique=True)
-    status: Mapped[str] = mapped_column(String(16), default="candidate")
-    human_title: Mapped[str | None] = mapped_column(Text)
-    human_problem: Mapped[str | None] = mapped_column(Text)
-    human_user_story: Mapped[str | None] = mapped_column(Text)
-    created_at: Mapped[datetime] = _now()
-    updated_at: Mapped[datetime] = _now()
+    __table__ = STORIES
+    id: Mapped[int]
+    theme_id: Mapped[int]
+    status: Mapped[str]
+    human_title: Mapped[str | None]
+    human_problem: Mapped[str | None]
+    human_user_story: Mapped[str | None]
+    created_at: Mapped[datetime]
+    updated_at: Mapped[datetime]
 
     theme: Mapped[Theme] = relationship()
 
@@ -341,31 +343,30 @@ class Story(Base):
 class RunStory(Base):
     """A story as one run wrote it: text, counts, rank, severity and trend (a snapshot, never updated)."""
 
-    __tablename__ = "run_stories"
-    __table_args__ = (UniqueConstraint("run_id", "story_id"), Index("ix_run_stories_story_id", "story_id"))
-    id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
-    run_id: Mapped[int] = mapped_column(ForeignKey("runs.id", ondelete="CASCADE"))
-    story_id: Mapped[int] = mapped_column(ForeignKey("stories.id", ondelete="CASCADE"))
-    theme_id: Mapped[int] = mapped_column(ForeignKey("themes.id", ondelete="CASCADE"))
-    title: Mapped[str] = mapped_column(Text)
-    problem: Mapped[str] = mapped_column(Text)
-    user_story: Mapped[str | None] = mapped_column(Text)
-    acceptance_criteria: Mapped[list[str]] = mapped_column(default=list)
-    severity: Mapped[str | None] = mapped_column(String(16))
-    severity_reason: Mapped[str | None] = mapped_column(Text)
-    conversation_count: Mapped[int] = mapped_column(Integer, default=0)
-    customer_count: Mapped[int] = mapped_column(Integer, default=0)
-    first_seen: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
-    last_seen: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
-    trend: Mapped[dict[str, Any]] = mapped_column(default=dict)
-    rank: Mapped[int] = mapped_column(Integer, default=0)
-    score: Mapped[float] = mapped_column(Float, default=0.0)
-    text_key: Mapped[str | None] = mapped_column(String(64))  # what the text was written from (reuse key)
-    text_origin: Mapped[str] = mapped_column(String(16), default="templated")  # templated | llm | legacy
+    __table__ = RUN_STORIES
+    id: Mapped[int]
+    run_id: Mapped[int]
+    story_id: Mapped[int]
+    theme_id: Mapped[int]
+    title: Mapped[str]
+    problem: Mapped[str]
+    user_story: Mapped[str | None]
+    acceptance_criteria: Mapped[list[str]]
+    severity: Mapped[str | None]
+    severity_reason: Mapped[str | None]
+    conversation_count: Mapped[int]
+    customer_count: Mapped[int]
+    first_seen: Mapped[datetime | None]
+    last_seen: Mapped[datetime | None]
+    trend: Mapped[dict[str, Any]]
+    rank: Mapped[int]
+    score: Mapped[float]
+    text_key: Mapped[str | None]  # what the text was written from (reuse key)
+    text_origin: Mapped[str]  # templated | llm | legacy
     # 0006: the named factors behind score and severity (threadline.stories.priority.Priority.to_dict) and
     # the evidence notes, as this run computed them (a snapshot: never updated)
-    priority: Mapped[dict[str, Any]] = mapped_column(default=dict, server_default=text("'{}'::jsonb"))
-    created_at: Mapped[datetime] = _now()
+    priority: Mapped[dict[str, Any]]
+    created_at: Mapped[datetime]
 
 
 class RunStoryEvidence(Base):
@@ -377,25 +378,20 @@ class RunStoryEvidence(Base):
     (except by `threadline forget`).
     """
 
-    __tablename__ = "run_story_evidence"
-    __table_args__ = (UniqueConstraint("run_story_id", "position"),)
-    id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
-    run_story_id: Mapped[int] = mapped_column(ForeignKey("run_stories.id", ondelete="CASCADE"))
-    position: Mapped[int] = mapped_column(Integer)
-    conversation_id: Mapped[int | None] = mapped_column(ForeignKey("conversations.id", ondelete="SET NULL"), index=True)
-    conversation_external_id: Mapped[str] = mapped_column(String(255))
-    message_id: Mapped[int | None] = mapped_column(BigInteger)  # not a foreign key: history is never deleted
-    message_position: Mapped[int] = mapped_column(Integer)
-    message_external_id: Mapped[str | None] = mapped_column(String(255))
-    author_role: Mapped[str] = mapped_column(String(16))
-    message_sha256: Mapped[str | None] = mapped_column(String(64))  # NULL: unknown (migrated from before 0005)
-    quote: Mapped[str] = mapped_column(Text)
-    start_offset: Mapped[int] = mapped_column(Integer)
-    end_offset: Mapped[int] = mapped_column(Integer)
-
-
-TRACKER_NAME_CHARS = 200  # characters of `trackers.name`: a name a person types
-TRACKER_KEY_CHARS = 255  # characters of a tracker's item key: GitHub numbers, Jira keys (ENG-12), Linear UUIDs
+    __table__ = RUN_STORY_EVIDENCE
+    id: Mapped[int]
+    run_story_id: Mapped[int]
+    position: Mapped[int]
+    conversation_id: Mapped[int | None]
+    conversation_external_id: Mapped[str]
+    message_id: Mapped[int | None]  # not a foreign key: history is never deleted
+    message_position: Mapped[int]
+    message_external_id: Mapped[str | None]
+    author_role: Mapped[str]
+    message_sha256: Mapped[str | None]  # NULL: unknown (migrated from before 0005)
+    quote: Mapped[str]
+    start_offset: Mapped[int]
+    end_offset: Mapped[int]
 
 
 class Tracker(Base):
@@ -405,12 +401,12 @@ class Tracker(Base):
     for tokens, never the tokens.
     """
 
-    __tablename__ = "trackers"
-    id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
-    name: Mapped[str] = mapped_column(String(TRACKER_NAME_CHARS), unique=True)
-    kind: Mapped[str] = mapped_column(String(32))
-    config: Mapped[dict[str, Any]] = mapped_column(default=dict)
-    created_at: Mapped[datetime] = _now()
+    __table__ = TRACKERS
+    id: Mapped[int]
+    name: Mapped[str]
+    kind: Mapped[str]
+    config: Mapped[dict[str, Any]]
+    created_at: Mapped[datetime]
 
 
 class TrackerLink(Base):
@@ -425,36 +421,29 @@ class TrackerLink(Base):
     wrote; `pushed_run_id` / `pushed_snapshot_id` the story snapshot it wrote from.
     """
 
-    __tablename__ = "tracker_links"
-    __table_args__ = (
-        UniqueConstraint("story_id", "tracker_id", name="uq_tracker_links_story_tracker"),
-        UniqueConstraint("tracker_id", "item_key", name="uq_tracker_links_tracker_item"),
-        Index("ix_tracker_links_tracker_id", "tracker_id"),
-    )
-    id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
-    story_id: Mapped[int] = mapped_column(ForeignKey("stories.id", ondelete="CASCADE"))
-    tracker_id: Mapped[int] = mapped_column(ForeignKey("trackers.id", ondelete="CASCADE"))
-    item_key: Mapped[str | None] = mapped_column(String(TRACKER_KEY_CHARS))
-    url: Mapped[str | None] = mapped_column(Text)
-    created_at: Mapped[datetime] = _now()
-    updated_at: Mapped[datetime] = _now()
+    __table__ = TRACKER_LINKS
+    id: Mapped[int]
+    story_id: Mapped[int]
+    tracker_id: Mapped[int]
+    item_key: Mapped[str | None]
+    url: Mapped[str | None]
+    created_at: Mapped[datetime]
+    updated_at: Mapped[datetime]
     # committed just before the tracker's create is called: an item may exist, find it before creating again
-    create_attempted_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
-    pushed_run_id: Mapped[int | None] = mapped_column(ForeignKey("runs.id", ondelete="SET NULL"))
-    pushed_snapshot_id: Mapped[int | None] = mapped_column(ForeignKey("run_stories.id", ondelete="SET NULL"))
-    pushed_conversations: Mapped[int | None] = mapped_column(Integer)  # the count in the item, for "the theme grew"
-    block_sha256: Mapped[str | None] = mapped_column(String(64))
-    edited_by_person: Mapped[bool] = mapped_column(Boolean, default=False, server_default="false")
-    closed: Mapped[bool] = mapped_column(Boolean, default=False, server_default="false")
-    closed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
-    state_checked_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
-    regression_since: Mapped[datetime | None] = mapped_column(
-        DateTime(timezone=True)
-    )  # flagged "recurring after close"
-    regression_conversations: Mapped[int | None] = mapped_column(Integer)  # created after the close
-    regression_commented: Mapped[bool] = mapped_column(Boolean, default=False, server_default="false")
+    create_attempted_at: Mapped[datetime | None]
+    pushed_run_id: Mapped[int | None]
+    pushed_snapshot_id: Mapped[int | None]
+    pushed_conversations: Mapped[int | None]  # the count in the item, for "the theme grew"
+    block_sha256: Mapped[str | None]
+    edited_by_person: Mapped[bool]
+    closed: Mapped[bool]
+    closed_at: Mapped[datetime | None]
+    state_checked_at: Mapped[datetime | None]
+    regression_since: Mapped[datetime | None]  # flagged "recurring after close"
+    regression_conversations: Mapped[int | None]  # created after the close
+    regression_commented: Mapped[bool]
     # the surviving story's item this (merged-away) story's item was told about, once (migration 0013)
-    merge_commented_key: Mapped[str | None] = mapped_column(String(TRACKER_KEY_CHARS))
+    merge_commented_key: Mapped[str | None]
 
 
 NOTIFICATION_STATUSES = ("pending", "delivered", "failed")
@@ -527,15 +516,14 @@ class AuditEvent(Base):
     and shown in the history of what they touched.
     """
 
-    __tablename__ = "audit_events"
-    __table_args__ = (Index("ix_audit_events_subject", "subject_type", "subject_id"),)
-    id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
-    at: Mapped[datetime] = _now()
-    actor: Mapped[str] = mapped_column(String(200))
-    action: Mapped[str] = mapped_column(String(64))
-    subject_type: Mapped[str] = mapped_column(String(32))
-    subject_id: Mapped[int | None] = mapped_column(BigInteger)
-    details: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    __table__ = AUDIT_EVENTS
+    id: Mapped[int]
+    at: Mapped[datetime]
+    actor: Mapped[str]
+    action: Mapped[str]
+    subject_type: Mapped[str]
+    subject_id: Mapped[int | None]
+    details: Mapped[dict[str, Any]]
 
 
 class DeadLetter(Base):
@@ -726,17 +714,17 @@ class RunThemePassage(Base):
     what the run showed; `passage_id` / `article_id` point at the rows while they exist.
     """
 
-    __tablename__ = "run_theme_passages"
-    run_id: Mapped[int] = mapped_column(ForeignKey("runs.id", ondelete="CASCADE"), primary_key=True)
-    theme_id: Mapped[int] = mapped_column(ForeignKey("themes.id", ondelete="CASCADE"), primary_key=True, index=True)
-    rank: Mapped[int] = mapped_column(Integer, primary_key=True)  # 1: the best answer
-    passage_id: Mapped[int | None] = mapped_column(ForeignKey("passages.id", ondelete="SET NULL"))
-    article_id: Mapped[int | None] = mapped_column(ForeignKey("articles.id", ondelete="SET NULL"))
-    content_hash: Mapped[str] = mapped_column(String(64))  # the article version the passage belongs to
-    article_title: Mapped[str] = mapped_column(Text)
-    article_url: Mapped[str | None] = mapped_column(Text)
-    heading: Mapped[str | None] = mapped_column(Text)  # the passage's innermost heading
-    similarity: Mapped[float] = mapped_column(Float)
+    __table__ = RUN_THEME_PASSAGES
+    run_id: Mapped[int]
+    theme_id: Mapped[int]
+    rank: Mapped[int]  # 1: the best answer
+    passage_id: Mapped[int | None]
+    article_id: Mapped[int | None]
+    content_hash: Mapped[str]  # the article version the passage belongs to
+    article_title: Mapped[str]
+    article_url: Mapped[str | None]
+    heading: Mapped[str | None]  # the passage's innermost heading
+    similarity: Mapped[float]
 
 
 class RunDocGap(Base):

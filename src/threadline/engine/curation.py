@@ -21,7 +21,8 @@ from typing import Any
 from sqlalchemy import insert, select
 from sqlalchemy.orm import Session
 
-from threadline.db.models import STORY_STATUSES, ApiToken, AuditEvent, Story, Theme
+from threadline.db.models import ApiToken, AuditEvent, Story, Theme
+from threadline.db.tables import STORY_STATUSES
 
 CLI_ACTOR = "cli"  # who acted when a person used the command line (no token involved)
 MAX_THEME_NAME_CHARS = 200  # characters: a theme name is a label

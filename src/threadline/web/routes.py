@@ -19,7 +19,8 @@ from markupsafe import Markup, escape
 from sqlalchemy import Engine
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from threadline.db.models import STORY_STATUSES, DeadLetter
+from threadline.db.models import DeadLetter
+from threadline.db.tables import STORY_STATUSES
 from threadline.delivery.trackers import ExportFailed, export_stories
 from threadline.engine import service
 from threadline.engine.curation import (
