@@ -12,8 +12,9 @@ from sqlalchemy.orm import Session
 from threadline.config import ReadSettings
 from threadline.db.models import Conversation, Run, RunConversation, ThemeMember
 from threadline.read import runs as run_read
-from threadline.read.conversations import list_conversations, unassigned_count
+from threadline.read.conversations import list_conversations
 from threadline.read.stories import list_stories, story_view
+from threadline.read.themes import unassigned_count
 from threadline.read.views import pick_run
 
 MAX_LIST_LIMIT = ReadSettings().max_list_limit  # the default: tests run without overrides

@@ -289,11 +289,10 @@ def themes_command(
     if ctx.invoked_subcommand is not None:
         return
     # imported when the command runs, not at start-up: every command pays only for what it uses
-    from threadline.db.engine import session_scope
-    from threadline.read.conversations import unassigned_count
-    from threadline.read.themes import theme_tree
+    from threadline.db.engine import read_scope
+    from threadline.read.themes import theme_tree, unassigned_count
 
-    with session_scope(engine()) as session:
+    with read_scope(engine()) as session:
         ref = _pick(session, run, source)
         tree = theme_tree(session, run_id=ref.id if ref else None, limit=limit)
         unassigned = unassigned_count(session, ref.id if ref else None)
@@ -393,10 +392,10 @@ def themes_keep_separate(
 
 def _story_dicts(limit: int, run: int | None, source: list[str] | None) -> tuple[RunRef | None, list[dict]]:
     # imported when the command runs, not at start-up: every command pays only for what it uses
-    from threadline.db.engine import session_scope
+    from threadline.db.engine import read_scope
     from threadline.read.stories import list_stories
 
-    with session_scope(engine()) as session:
+    with read_scope(engine()) as session:
         ref = _pick(session, run, source)
         return ref, list_stories(session, run_id=ref.id if ref else None, limit=limit, offset=0)
 
@@ -515,7 +514,8 @@ def conversations_command(
     """Conversations, newest first; with --unassigned, those a run (default: the latest) placed in no theme."""
     # imported when the command runs, not at start-up: every command pays only for what it uses
     from threadline.db.engine import session_scope
-    from threadline.read.conversations import list_conversations, unassigned_count
+    from threadline.read.conversations import list_conversations
+    from threadline.read.themes import unassigned_count
 
     with session_scope(engine()) as session:
         ref = _pick(session, run, source) if unassigned or run is not None or source else None

@@ -103,7 +103,7 @@ def get_engine(settings: Settings | None = None, *, migrate: bool = True) -> Eng
 @contextmanager
 def session_scope(engine: Engine) -> Iterator[Session]:
     """A session that commits on success and rolls back on error."""
-    # imported when a session is first opened, not at start-up: `status` and `runs list` read through `read_scope`
+    # imported when a session is first opened, not at start-up: the read commands read through `read_scope`
     from sqlalchemy.orm import Session
 
     session = Session(engine, expire_on_commit=False)
@@ -121,7 +121,7 @@ def session_scope(engine: Engine) -> Iterator[Session]:
 def read_scope(engine: Engine) -> Iterator[Connection]:
     """A Core connection for reads in one transaction, rolled back at the end (it writes nothing).
 
-    What the read commands whose queries are Core statements (`threadline status`, `runs list`)
+    What the read commands whose queries are Core statements (`status`, `runs list`, `themes`, `stories`)
     use instead of `session_scope`: no ORM session, so the CLI never loads `sqlalchemy.orm`.
     """
     with engine.connect() as conn:

@@ -24,10 +24,10 @@ from sqlalchemy.orm import Session
 
 from threadline.analysis.theme_entities import ENTITIES_ANALYSIS
 from threadline.config import get_settings
-from threadline.db.models import Analysis, Conversation, Message, RunConversation, RunTheme, Source, Theme, ThemeMember
+from threadline.db.models import Analysis, Conversation, Message, RunTheme, Source, Theme, ThemeMember
 from threadline.read.display import shown
 from threadline.read.sources import syncs_by_id
-from threadline.read.themes import theme_name
+from threadline.read.themes import theme_name, unassigned_ids
 
 SEARCH_CONFIG = "english"  # text search configuration; must match the index in migration 0003_api
 
@@ -122,30 +122,11 @@ def _list_statement(present: frozenset[str]) -> Select:
         statement = statement.where(CONVERSATIONS.c.id.in_(mentioning))
     if "unassigned" in present:
         # Conversations the run read but put in no theme (outliers): visible, never silently absent.
-        statement = statement.where(CONVERSATIONS.c.id.in_(_unassigned_ids()))
+        statement = statement.where(CONVERSATIONS.c.id.in_(unassigned_ids()))
     return (
         statement.order_by(CONVERSATIONS.c.created_at.desc().nulls_last(), CONVERSATIONS.c.id.desc())
         .limit(bindparam("limit", type_=Integer))
         .offset(bindparam("offset", type_=Integer))
-    )
-
-
-def _unassigned_ids() -> Select:
-    """Ids of the conversations run :run_id read and placed in no theme."""
-    run_id = bindparam("run_id", type_=BigInteger)
-    members = ThemeMember.__table__
-    placed = select(members.c.conversation_id).where(
-        members.c.run_id == run_id, members.c.conversation_id == RunConversation.conversation_id
-    )
-    return select(RunConversation.conversation_id).where(RunConversation.run_id == run_id, ~placed.exists())
-
-
-def unassigned_count(session: Session, run_id: int | None) -> int:
-    """How many conversations run `run_id` read but placed in no theme (0 without a run)."""
-    if run_id is None:
-        return 0
-    return int(
-        session.execute(select(func.count()).select_from(_unassigned_ids().subquery()), {"run_id": run_id}).scalar_one()
     )
 
 

@@ -4,7 +4,8 @@ A story row is the run's snapshot (`run_stories`: text, counts, rank, severity, 
 the identity's status and a person's edits laid over it (`stories`), and its evidence as
 quoted (`run_story_evidence`). Each quote is compared with the message it came from as it
 is now: a quote whose message changed since (other text, other author, gone) is marked
-`changed_since`, never rewritten.
+`changed_since`, never rewritten. The queries are Core statements over `threadline.db.tables`:
+`threadline stories` runs them on a Core connection without loading the ORM.
 """
 
 from __future__ import annotations
@@ -12,37 +13,39 @@ from __future__ import annotations
 import functools
 from collections.abc import Sequence
 from datetime import datetime
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from sqlalchemy import BigInteger, Integer, Select, and_, any_, bindparam, func, literal_column, or_, select
 from sqlalchemy.dialects.postgresql import ARRAY
-from sqlalchemy.orm import Session
 
 from threadline.config import get_settings
-from threadline.db.models import (
-    AuditEvent,
-    Conversation,
-    Message,
-    Run,
-    RunStory,
-    RunStoryEvidence,
-    RunTheme,
-    Story,
-    Theme,
-    Tracker,
-    TrackerLink,
+from threadline.db.tables import (
+    AUDIT_EVENTS,
+    CONVERSATIONS,
+    MESSAGES,
+    RUN_STORIES,
+    RUN_STORY_EVIDENCE,
+    RUN_THEMES,
+    RUNS,
+    STORIES,
+    THEMES,
+    TRACKER_LINKS,
+    TRACKERS,
 )
 from threadline.engine.status import RunStatus
 from threadline.read.display import shown, shown_list, shown_priority, shown_span
 from threadline.read.themes import theme_name
 
-SNAPSHOTS = RunStory.__table__
-IDENTITIES = Story.__table__
-LINEAGES = Theme.__table__
-RUN_THEMES = RunTheme.__table__
-EVIDENCE = RunStoryEvidence.__table__
-CONVERSATIONS = Conversation.__table__
-MESSAGES = Message.__table__
+if TYPE_CHECKING:  # for annotations only: `threadline stories` runs these Core queries without loading the ORM
+    from sqlalchemy import Connection, Row
+    from sqlalchemy.orm import Session
+
+    from threadline.db.models import Story
+
+SNAPSHOTS = RUN_STORIES
+IDENTITIES = STORIES
+LINEAGES = THEMES
+EVIDENCE = RUN_STORY_EVIDENCE
 
 StorySort = Literal["rank", "conversations", "customers", "last_seen", "score", "title"]
 SORT_COLUMNS = {
@@ -166,7 +169,7 @@ def _evidence_statement() -> Select:
     )
 
 
-def evidence_for(session: Session, snapshot_ids: list[int]) -> dict[int, list[dict[str, Any]]]:
+def evidence_for(session: Session | Connection, snapshot_ids: list[int]) -> dict[int, list[dict[str, Any]]]:
     """Evidence of many story snapshots in one query (a page of stories must not cost a query per story)."""
     found: dict[int, list[dict[str, Any]]] = {snapshot_id: [] for snapshot_id in snapshot_ids}
     if not snapshot_ids:
@@ -197,7 +200,7 @@ def _list_statement(present: frozenset[str], sort: StorySort) -> Select:
 
 
 def list_stories(
-    session: Session,
+    session: Session | Connection,
     *,
     run_id: int | None,
     limit: int,
@@ -224,37 +227,48 @@ def list_stories(
     return [_story_row(row, evidence[row.snapshot_id], links[row.id]) for row in rows]
 
 
-def story_runs(session: Session, story_id: int) -> list[dict[str, Any]]:
+def story_runs(session: Session | Connection, story_id: int) -> list[dict[str, Any]]:
     """The runs with a snapshot of this story, newest first, with rank and size (the story's history)."""
     return [
         {"run_id": r, "rank": k, "conversations": c, "status": s, "title": shown(t)}
         for r, k, c, s, t in session.execute(
-            select(RunStory.run_id, RunStory.rank, RunStory.conversation_count, Run.status, RunStory.title)
-            .join(Run, Run.id == RunStory.run_id)
-            .where(RunStory.story_id == story_id)
-            .order_by(RunStory.run_id.desc())
+            select(
+                SNAPSHOTS.c.run_id, SNAPSHOTS.c.rank, SNAPSHOTS.c.conversation_count, RUNS.c.status, SNAPSHOTS.c.title
+            )
+            .join(RUNS, RUNS.c.id == SNAPSHOTS.c.run_id)
+            .where(SNAPSHOTS.c.story_id == story_id)
+            .order_by(SNAPSHOTS.c.run_id.desc())
         )
     ]
 
 
-def _default_snapshot_run(session: Session, story_id: int) -> int | None:
+def _default_snapshot_run(session: Session | Connection, story_id: int) -> int | None:
     """The story's newest snapshot in a succeeded run, else its newest snapshot at all."""
     return session.execute(
-        select(RunStory.run_id)
-        .join(Run, Run.id == RunStory.run_id)
-        .where(RunStory.story_id == story_id)
-        .order_by((Run.status == RunStatus.SUCCEEDED).desc(), RunStory.run_id.desc())
+        select(SNAPSHOTS.c.run_id)
+        .join(RUNS, RUNS.c.id == SNAPSHOTS.c.run_id)
+        .where(SNAPSHOTS.c.story_id == story_id)
+        .order_by((RUNS.c.status == RunStatus.SUCCEEDED).desc(), SNAPSHOTS.c.run_id.desc())
         .limit(1)
     ).scalar()
 
 
 def get_story(session: Session, story_id: int) -> Story | None:
+    """The story identity as an ORM object, for curation to change (the reads here need no ORM)."""
+    # imported when a story is asked for to be changed, not at start-up: `threadline stories` never loads the ORM
+    from threadline.db.models import Story
+
     return session.get(Story, story_id)
 
 
-def story_view(session: Session, story_id: int, run_id: int | None = None) -> dict[str, Any] | None:
+def _identity(session: Session | Connection, story_id: int) -> Row[Any] | None:
+    """The story identity's row (`stories`), or None."""
+    return session.execute(select(STORIES).where(STORIES.c.id == story_id)).first()
+
+
+def story_view(session: Session | Connection, story_id: int, run_id: int | None = None) -> dict[str, Any] | None:
     """One story as a run wrote it (default: its newest snapshot), with its runs and history; None if absent."""
-    if session.get(Story, story_id) is None:
+    if _identity(session, story_id) is None:
         return None
     run_id = run_id if run_id is not None else _default_snapshot_run(session, story_id)
     if run_id is None:
@@ -269,22 +283,22 @@ def story_view(session: Session, story_id: int, run_id: int | None = None) -> di
     )
 
 
-def story_history(session: Session, story_id: int) -> list[dict[str, Any]]:
+def story_history(session: Session | Connection, story_id: int) -> list[dict[str, Any]]:
     """What people did to the story and its theme (status, edits, renames, merges, exports), newest first."""
-    story = session.get(Story, story_id)
+    story = _identity(session, story_id)
     if story is None:
         return []
     rows = session.execute(
-        select(AuditEvent)
+        select(AUDIT_EVENTS)
         .where(
             or_(
-                and_(AuditEvent.subject_type == "story", AuditEvent.subject_id == story_id),
-                and_(AuditEvent.subject_type == "theme", AuditEvent.subject_id == story.theme_id),
+                and_(AUDIT_EVENTS.c.subject_type == "story", AUDIT_EVENTS.c.subject_id == story_id),
+                and_(AUDIT_EVENTS.c.subject_type == "theme", AUDIT_EVENTS.c.subject_id == story.theme_id),
             )
         )
-        .order_by(AuditEvent.at.desc(), AuditEvent.id.desc())
+        .order_by(AUDIT_EVENTS.c.at.desc(), AUDIT_EVENTS.c.id.desc())
         .limit(STORY_HISTORY_EVENTS)
-    ).scalars()
+    )
     return [
         {
             "at": e.at.isoformat(),
@@ -298,7 +312,7 @@ def story_history(session: Session, story_id: int) -> list[dict[str, Any]]:
     ]
 
 
-def evidence_in_context(session: Session, story: dict[str, Any]) -> list[dict[str, Any]]:
+def evidence_in_context(session: Session | Connection, story: dict[str, Any]) -> list[dict[str, Any]]:
     """For each quoted conversation, its messages now, with the quoted spans split out for highlighting.
 
     A span is highlighted only where the quoted message is unchanged since the run (same
@@ -315,16 +329,12 @@ def evidence_in_context(session: Session, story: dict[str, Any]) -> list[dict[st
         for item in items:
             if not item["changed_since"]:
                 spans.setdefault(item["message_position"], []).append((item["start"], item["end"]))
-        messages = (
-            session.execute(
-                select(Message)
-                .where(Message.conversation_id == conversation_id)
-                .order_by(Message.position)
-                .limit(max_messages)
-            )
-            .scalars()
-            .all()
-        )
+        messages = session.execute(
+            select(MESSAGES)
+            .where(MESSAGES.c.conversation_id == conversation_id)
+            .order_by(MESSAGES.c.position)
+            .limit(max_messages)
+        ).all()
         blocks.append(
             {
                 "conversation_id": conversation_id,
@@ -379,23 +389,24 @@ def split_segments(text: str, spans: list[tuple[int, int]]) -> list[tuple[str, b
     return segments
 
 
-def links_of(session: Session, story_ids: Sequence[int]) -> dict[int, list[dict[str, Any]]]:
+def links_of(session: Session | Connection, story_ids: Sequence[int]) -> dict[int, list[dict[str, Any]]]:
     """Tracker links of these stories (one query): tracker name and kind, key, URL, closed, regression."""
     found: dict[int, list[dict[str, Any]]] = {story_id: [] for story_id in story_ids}
     if not story_ids:
         return found
     rows = session.execute(
-        select(TrackerLink, Tracker.name, Tracker.kind)
-        .join(Tracker, Tracker.id == TrackerLink.tracker_id)
-        .where(TrackerLink.story_id.in_(list(story_ids)), TrackerLink.item_key.is_not(None))
-        .order_by(TrackerLink.story_id, Tracker.name)
+        select(TRACKER_LINKS, TRACKERS.c.name.label("tracker_name"), TRACKERS.c.kind.label("tracker_kind"))
+        .join(TRACKERS, TRACKERS.c.id == TRACKER_LINKS.c.tracker_id)
+        .where(TRACKER_LINKS.c.story_id.in_(list(story_ids)), TRACKER_LINKS.c.item_key.is_not(None))
+        .order_by(TRACKER_LINKS.c.story_id, TRACKERS.c.name)
     )
-    for link, name, kind in rows:
-        found[link.story_id].append(link_json(link, name, kind))
+    for link in rows:
+        found[link.story_id].append(link_json(link, link.tracker_name, link.tracker_kind))
     return found
 
 
-def link_json(link: TrackerLink, name: str, kind: str) -> dict[str, Any]:
+def link_json(link: Any, name: str, kind: str) -> dict[str, Any]:
+    """A tracker link as the views show it; `link` is a `tracker_links` row (or its ORM object)."""
     return {
         "tracker": name,
         "kind": kind,

@@ -1,36 +1,41 @@
 """Themes as one run saw them: the tree, one theme, its trend and sparklines, the run's volume chart.
 
 Everything is read from the run's snapshot (`run_themes`, `theme_members`); the lineage adds
-human state (a person's name, keep separate, merged into), shown with every snapshot.
+human state (a person's name, keep separate, merged into), shown with every snapshot. The
+queries are Core statements over `threadline.db.tables`: `threadline themes` runs them on a
+Core connection without loading the ORM; the API and the dashboard run them in their sessions.
 """
 
 from __future__ import annotations
 
 import math
 from datetime import UTC, datetime, timedelta
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from sqlalchemy import BigInteger, Select, bindparam, func, select
-from sqlalchemy.orm import Session, aliased
 
 from threadline.analysis.theme_entities import dominant_entities, entity_key
 from threadline.config import get_settings
-from threadline.db.models import (
-    Conversation,
-    Run,
-    RunConversation,
-    RunStory,
-    RunTheme,
-    RunThemePassage,
-    Story,
-    Theme,
-    ThemeMember,
+from threadline.db.tables import (
+    CONVERSATIONS,
+    RUN_CONVERSATIONS,
+    RUN_STORIES,
+    RUN_THEME_PASSAGES,
+    RUN_THEMES,
+    RUNS,
+    STORIES,
+    THEME_MEMBERS,
+    THEMES,
 )
 from threadline.engine.scopes import scope_names
 from threadline.engine.status import RunStatus
 from threadline.read.display import NOT_RECORDED, shown, shown_list
 from threadline.read.views import RunRef
 from threadline.stories.trend import bucket_days_for
+
+if TYPE_CHECKING:  # for annotations only: `threadline themes` runs these Core queries without loading the ORM
+    from sqlalchemy import Connection, Row
+    from sqlalchemy.orm import Session
 
 Bucket = Literal["day", "week", "month"]
 BUCKET_STEP = {"day": timedelta(days=1), "week": timedelta(weeks=1)}
@@ -84,36 +89,37 @@ def theme_name(human: str | None, computed: str | None) -> str:
 
 def _themes_of_run() -> Select:
     """Leaf themes of :run_id with their group, largest first (columns only; one query)."""
-    leaf, group = aliased(RunTheme), aliased(RunTheme)
-    lineage, group_lineage = aliased(Theme), aliased(Theme)
+    leaf, group = RUN_THEMES.alias("leaf"), RUN_THEMES.alias("grp")
+    lineage, group_lineage = THEMES.alias("lineage"), THEMES.alias("group_lineage")
     return (
         select(
-            leaf.theme_id,
-            leaf.name,
-            lineage.human_name,
-            leaf.size,
-            leaf.keywords,
-            leaf.entities,
-            leaf.first_seen,
-            leaf.last_seen,
-            lineage.keep_separate,
-            lineage.merged_into_id,
-            leaf.parent_id.label("group_id"),
-            group.name.label("group_name"),
-            group_lineage.human_name.label("group_human_name"),
+            leaf.c.theme_id,
+            leaf.c.name,
+            lineage.c.human_name,
+            leaf.c.size,
+            leaf.c.keywords,
+            leaf.c.entities,
+            leaf.c.first_seen,
+            leaf.c.last_seen,
+            lineage.c.keep_separate,
+            lineage.c.merged_into_id,
+            leaf.c.parent_id.label("group_id"),
+            group.c.name.label("group_name"),
+            group_lineage.c.human_name.label("group_human_name"),
         )
-        .join(lineage, lineage.id == leaf.theme_id)
-        .outerjoin(group, (group.run_id == leaf.run_id) & (group.theme_id == leaf.parent_id))
-        .outerjoin(group_lineage, group_lineage.id == leaf.parent_id)
-        .where(leaf.run_id == bindparam("run_id", type_=BigInteger), leaf.level == 1)
-        .order_by(leaf.size.desc(), leaf.theme_id)
+        .select_from(leaf)
+        .join(lineage, lineage.c.id == leaf.c.theme_id)
+        .outerjoin(group, (group.c.run_id == leaf.c.run_id) & (group.c.theme_id == leaf.c.parent_id))
+        .outerjoin(group_lineage, group_lineage.c.id == leaf.c.parent_id)
+        .where(leaf.c.run_id == bindparam("run_id", type_=BigInteger), leaf.c.level == 1)
+        .order_by(leaf.c.size.desc(), leaf.c.theme_id)
     )
 
 
 THEMES_OF_RUN = _themes_of_run()  # built once: SQLAlchemy reuses its compiled form
 
 
-def theme_tree(session: Session, *, run_id: int | None, limit: int = 200) -> list[dict[str, Any]]:
+def theme_tree(session: Session | Connection, *, run_id: int | None, limit: int = 200) -> list[dict[str, Any]]:
     """Top-level groups, largest first, with their themes (sizes, names and key phrases of `run_id`).
 
     Themes of runs that predate snapshots and whose group was not recorded sit under a
@@ -145,29 +151,41 @@ def theme_tree(session: Session, *, run_id: int | None, limit: int = 200) -> lis
     return groups[: max(1, min(int(limit), get_settings().read.max_list_limit))]
 
 
-def _snapshot_run(session: Session, theme: Theme, run_id: int | None) -> int | None:
+def _snapshot(session: Session | Connection, run_id: int, theme_id: int) -> Row[Any] | None:
+    """What run `run_id` found for lineage `theme_id` (its `run_themes` row), or None."""
+    return session.execute(
+        select(RUN_THEMES).where(RUN_THEMES.c.run_id == run_id, RUN_THEMES.c.theme_id == theme_id)
+    ).first()
+
+
+def _lineage(session: Session | Connection, theme_id: int) -> Row[Any] | None:
+    """The lineage's row (`themes`), or None."""
+    return session.execute(select(THEMES).where(THEMES.c.id == theme_id)).first()
+
+
+def _snapshot_run(session: Session | Connection, theme: Row[Any], run_id: int | None) -> int | None:
     """`run_id`, else the latest succeeded run of the theme's scope, else the theme's latest snapshot."""
     if run_id is not None:
         return run_id
     latest = session.execute(
-        select(func.max(Run.id)).where(Run.scope_id == theme.scope_id, Run.status == RunStatus.SUCCEEDED)
+        select(func.max(RUNS.c.id)).where(RUNS.c.scope_id == theme.scope_id, RUNS.c.status == RunStatus.SUCCEEDED)
     ).scalar()
-    if latest is not None and session.get(RunTheme, (latest, theme.id)) is not None:
+    if latest is not None and _snapshot(session, latest, theme.id) is not None:
         return latest
-    return session.execute(select(func.max(RunTheme.run_id)).where(RunTheme.theme_id == theme.id)).scalar()
+    return session.execute(select(func.max(RUN_THEMES.c.run_id)).where(RUN_THEMES.c.theme_id == theme.id)).scalar()
 
 
-def theme_detail(session: Session, theme_id: int, run_id: int | None = None) -> dict[str, Any] | None:
+def theme_detail(session: Session | Connection, theme_id: int, run_id: int | None = None) -> dict[str, Any] | None:
     """A lineage as one run saw it (default: its scope's latest succeeded run), with its history of snapshots."""
-    theme = session.get(Theme, theme_id)
+    theme = _lineage(session, theme_id)
     if theme is None:
         return None
     shown_run = _snapshot_run(session, theme, run_id)
-    snapshot = session.get(RunTheme, (shown_run, theme_id)) if shown_run is not None else None
+    snapshot = _snapshot(session, shown_run, theme_id) if shown_run is not None else None
     parent = None
-    if snapshot is not None and snapshot.parent_id is not None:
-        parent_snapshot = session.get(RunTheme, (shown_run, snapshot.parent_id))
-        parent_lineage = session.get(Theme, snapshot.parent_id)
+    if shown_run is not None and snapshot is not None and snapshot.parent_id is not None:
+        parent_snapshot = _snapshot(session, shown_run, snapshot.parent_id)
+        parent_lineage = _lineage(session, snapshot.parent_id)
         parent = theme_name(
             parent_lineage.human_name if parent_lineage else None, parent_snapshot.name if parent_snapshot else None
         )
@@ -176,28 +194,28 @@ def theme_detail(session: Session, theme_id: int, run_id: int | None = None) -> 
         children = [
             {"id": t, "name": theme_name(h, n), "size": s}
             for t, n, h, s in session.execute(
-                select(RunTheme.theme_id, RunTheme.name, Theme.human_name, RunTheme.size)
-                .join(Theme, Theme.id == RunTheme.theme_id)
-                .where(RunTheme.run_id == shown_run, RunTheme.parent_id == theme_id)
-                .order_by(RunTheme.size.desc(), RunTheme.theme_id)
+                select(RUN_THEMES.c.theme_id, RUN_THEMES.c.name, THEMES.c.human_name, RUN_THEMES.c.size)
+                .join(THEMES, THEMES.c.id == RUN_THEMES.c.theme_id)
+                .where(RUN_THEMES.c.run_id == shown_run, RUN_THEMES.c.parent_id == theme_id)
+                .order_by(RUN_THEMES.c.size.desc(), RUN_THEMES.c.theme_id)
             )
         ]
-    story_id = session.execute(select(Story.id).where(Story.theme_id == theme_id)).scalar()
+    story_id = session.execute(select(STORIES.c.id).where(STORIES.c.theme_id == theme_id)).scalar()
     in_run_story = (
         story_id is not None
         and shown_run is not None
         and session.execute(
-            select(RunStory.id).where(RunStory.run_id == shown_run, RunStory.story_id == story_id)
+            select(RUN_STORIES.c.id).where(RUN_STORIES.c.run_id == shown_run, RUN_STORIES.c.story_id == story_id)
         ).scalar()
         is not None
     )
     merged_into = None
     if theme.merged_into_id is not None:
-        target = session.get(Theme, theme.merged_into_id)
+        target = _lineage(session, theme.merged_into_id)
         target_name = session.execute(
-            select(RunTheme.name)
-            .where(RunTheme.theme_id == theme.merged_into_id, RunTheme.name.is_not(None))
-            .order_by(RunTheme.run_id.desc())
+            select(RUN_THEMES.c.name)
+            .where(RUN_THEMES.c.theme_id == theme.merged_into_id, RUN_THEMES.c.name.is_not(None))
+            .order_by(RUN_THEMES.c.run_id.desc())
             .limit(1)
         ).scalar()
         merged_into = {
@@ -209,9 +227,9 @@ def theme_detail(session: Session, theme_id: int, run_id: int | None = None) -> 
     history = [
         {"run_id": r, "size": s, "name": theme_name(None, n), "origin": o}
         for r, s, n, o in session.execute(
-            select(RunTheme.run_id, RunTheme.size, RunTheme.name, RunTheme.origin)
-            .where(RunTheme.theme_id == theme_id)
-            .order_by(RunTheme.run_id.desc())
+            select(RUN_THEMES.c.run_id, RUN_THEMES.c.size, RUN_THEMES.c.name, RUN_THEMES.c.origin)
+            .where(RUN_THEMES.c.theme_id == theme_id)
+            .order_by(RUN_THEMES.c.run_id.desc())
             .limit(THEME_HISTORY_RUNS)
         )
     ]
@@ -247,10 +265,10 @@ def theme_detail(session: Session, theme_id: int, run_id: int | None = None) -> 
     }
 
 
-def family(session: Session, theme_id: int, run_id: int) -> list[int]:
+def family(session: Session | Connection, theme_id: int, run_id: int) -> list[int]:
     """A lineage plus, for a group, its themes in the run (a group counts its themes' members)."""
     children = session.execute(
-        select(RunTheme.theme_id).where(RunTheme.run_id == run_id, RunTheme.parent_id == theme_id)
+        select(RUN_THEMES.c.theme_id).where(RUN_THEMES.c.run_id == run_id, RUN_THEMES.c.parent_id == theme_id)
     ).scalars()
     return [theme_id, *children]
 
@@ -284,24 +302,26 @@ def fill_buckets(counts: dict[datetime, int], bucket: Bucket, *, until: datetime
 
 def bucket_start(bucket: Bucket):
     """SQL: the UTC start of a conversation's bucket, as a timestamp without time zone."""
-    return func.date_trunc(bucket, func.timezone("UTC", Conversation.__table__.c.created_at))
+    return func.date_trunc(bucket, func.timezone("UTC", CONVERSATIONS.c.created_at))
 
 
 def _as_utc(value: datetime) -> datetime:
     return value if value.tzinfo else value.replace(tzinfo=UTC)
 
 
-def theme_trend(session: Session, theme_id: int, *, run_id: int | None, bucket: Bucket = "week") -> dict[str, Any]:
+def theme_trend(
+    session: Session | Connection, theme_id: int, *, run_id: int | None, bucket: Bucket = "week"
+) -> dict[str, Any]:
     """Member conversations of a lineage (and a group's themes) in the run, per calendar bucket of creation time."""
     points: list[dict[str, Any]] = []
     if run_id is not None:
         start = bucket_start(bucket)
-        members = select(ThemeMember.conversation_id).where(
-            ThemeMember.run_id == run_id, ThemeMember.theme_id.in_(family(session, theme_id, run_id))
+        members = select(THEME_MEMBERS.c.conversation_id).where(
+            THEME_MEMBERS.c.run_id == run_id, THEME_MEMBERS.c.theme_id.in_(family(session, theme_id, run_id))
         )
         rows = session.execute(
             select(start, func.count())
-            .where(Conversation.id.in_(members), Conversation.created_at.is_not(None))
+            .where(CONVERSATIONS.c.id.in_(members), CONVERSATIONS.c.created_at.is_not(None))
             .group_by(start)
         ).all()
         points = [
@@ -318,22 +338,22 @@ def volume_bucket(run: RunRef | None) -> Bucket:
     return "day" if days <= VOLUME_DAILY_MAX_DAYS else "week" if days <= VOLUME_WEEKLY_MAX_DAYS else "month"
 
 
-def run_volume(session: Session, run: RunRef) -> tuple[list[dict[str, Any]], int, Bucket]:
+def run_volume(session: Session | Connection, run: RunRef) -> tuple[list[dict[str, Any]], int, Bucket]:
     """The run's conversations per calendar bucket over its period (last bucket marked partial), their total, the bucket."""
     bucket = volume_bucket(run)
     start = bucket_start(bucket)
     rows = session.execute(
         select(start, func.count())
-        .select_from(Conversation.__table__)
-        .join(RunConversation, RunConversation.conversation_id == Conversation.id)
-        .where(RunConversation.run_id == run.id)
+        .select_from(CONVERSATIONS)
+        .join(RUN_CONVERSATIONS, RUN_CONVERSATIONS.c.conversation_id == CONVERSATIONS.c.id)
+        .where(RUN_CONVERSATIONS.c.run_id == run.id)
         .group_by(start)
     ).all()
     counts = {_as_utc(s): n for s, n in rows if s is not None}
     return fill_buckets(counts, bucket, until=run.period_end), sum(n for _, n in rows), bucket
 
 
-def theme_sparklines(session: Session, run: RunRef | None) -> tuple[dict[int, list[int]], int]:
+def theme_sparklines(session: Session | Connection, run: RunRef | None) -> tuple[dict[int, list[int]], int]:
     """Counts per bucket for every theme (and group) of a run, buckets measured back from the period's end.
 
     Buckets are sized to the period like the stories' trends (`bucket_days_for`); returns the
@@ -344,13 +364,16 @@ def theme_sparklines(session: Session, run: RunRef | None) -> tuple[dict[int, li
     days = bucket_days_for(run.period_end - run.period_start, get_settings().pipeline.trend_max_buckets)
     width = timedelta(days=days)
     buckets = max(1, math.ceil((run.period_end - run.period_start) / width))
-    back = func.floor(func.extract("epoch", run.period_end - Conversation.created_at) / width.total_seconds())
+    back = func.floor(func.extract("epoch", run.period_end - CONVERSATIONS.c.created_at) / width.total_seconds())
     rows = session.execute(
-        select(ThemeMember.theme_id, RunTheme.parent_id, back.label("back"), func.count())
-        .join(Conversation, Conversation.id == ThemeMember.conversation_id)
-        .join(RunTheme, (RunTheme.run_id == ThemeMember.run_id) & (RunTheme.theme_id == ThemeMember.theme_id))
-        .where(ThemeMember.run_id == run.id, Conversation.created_at.is_not(None))
-        .group_by(ThemeMember.theme_id, RunTheme.parent_id, "back")
+        select(THEME_MEMBERS.c.theme_id, RUN_THEMES.c.parent_id, back.label("back"), func.count())
+        .join(CONVERSATIONS, CONVERSATIONS.c.id == THEME_MEMBERS.c.conversation_id)
+        .join(
+            RUN_THEMES,
+            (RUN_THEMES.c.run_id == THEME_MEMBERS.c.run_id) & (RUN_THEMES.c.theme_id == THEME_MEMBERS.c.theme_id),
+        )
+        .where(THEME_MEMBERS.c.run_id == run.id, CONVERSATIONS.c.created_at.is_not(None))
+        .group_by(THEME_MEMBERS.c.theme_id, RUN_THEMES.c.parent_id, "back")
     ).all()
     series: dict[int, list[int]] = {}
     for theme_id, parent_id, behind, n in rows:
@@ -361,13 +384,13 @@ def theme_sparklines(session: Session, run: RunRef | None) -> tuple[dict[int, li
     return series, days
 
 
-def theme_articles(session: Session, run_id: int, theme_id: int) -> list[dict[str, Any]]:
+def theme_articles(session: Session | Connection, run_id: int, theme_id: int) -> list[dict[str, Any]]:
     """The passages that answered a theme in a run, best first, with their article (as the run saw it)."""
     rows = session.execute(
-        select(RunThemePassage)
-        .where(RunThemePassage.run_id == run_id, RunThemePassage.theme_id == theme_id)
-        .order_by(RunThemePassage.rank)
-    ).scalars()
+        select(RUN_THEME_PASSAGES)
+        .where(RUN_THEME_PASSAGES.c.run_id == run_id, RUN_THEME_PASSAGES.c.theme_id == theme_id)
+        .order_by(RUN_THEME_PASSAGES.c.rank)
+    )
     return [
         {
             "rank": row.rank,
@@ -380,3 +403,21 @@ def theme_articles(session: Session, run_id: int, theme_id: int) -> list[dict[st
         }
         for row in rows
     ]
+
+
+def unassigned_ids() -> Select:
+    """Ids of the conversations run :run_id read and placed in no theme."""
+    run_id = bindparam("run_id", type_=BigInteger)
+    placed = select(THEME_MEMBERS.c.conversation_id).where(
+        THEME_MEMBERS.c.run_id == run_id, THEME_MEMBERS.c.conversation_id == RUN_CONVERSATIONS.c.conversation_id
+    )
+    return select(RUN_CONVERSATIONS.c.conversation_id).where(RUN_CONVERSATIONS.c.run_id == run_id, ~placed.exists())
+
+
+def unassigned_count(session: Session | Connection, run_id: int | None) -> int:
+    """How many conversations run `run_id` read but placed in no theme (0 without a run)."""
+    if run_id is None:
+        return 0
+    return int(
+        session.execute(select(func.count()).select_from(unassigned_ids().subquery()), {"run_id": run_id}).scalar_one()
+    )

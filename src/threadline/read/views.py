@@ -11,17 +11,19 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import BigInteger, Row, bindparam, func, select
-from sqlalchemy.orm import Session
 
-from threadline.db.models import Run, RunStory, RunTheme, Scope
+from threadline.db.tables import RUN_STORIES, RUN_THEMES, RUNS, SCOPES
 from threadline.engine.errors import RunError
 from threadline.engine.scopes import find_scope, scope_names
 from threadline.engine.status import RunStatus
 
-RUNS = Run.__table__
+if TYPE_CHECKING:  # for annotations only: `threadline themes` and `stories` pick their run without loading the ORM
+    from sqlalchemy import Connection
+    from sqlalchemy.orm import Session
+
 LATEST_SUCCEEDED_RUN = select(RUNS.c.id).where(RUNS.c.status == RunStatus.SUCCEEDED).order_by(RUNS.c.id.desc()).limit(1)
 LATEST_SUCCEEDED_RUN_OF_SCOPE = (
     select(RUNS.c.id)
@@ -68,15 +70,22 @@ class RunRef:
         }
 
 
-def run_ref(session: Session, run_id: int) -> RunRef | None:
-    run = session.get(Run, run_id)
+RUN_REF = select(
+    RUNS.c.id, RUNS.c.scope_id, RUNS.c.status, RUNS.c.period_start, RUNS.c.period_end, RUNS.c.snapshot
+).where(RUNS.c.id == bindparam("run_id", type_=BigInteger))
+
+
+def run_ref(session: Session | Connection, run_id: int) -> RunRef | None:
+    run = session.execute(RUN_REF, {"run_id": run_id}).first()
     if run is None:
         return None
     names = scope_names(session, [run.scope_id]).get(run.scope_id, [])
     return RunRef(run.id, run.scope_id, names, run.status, run.period_start, run.period_end, bool(run.snapshot))
 
 
-def pick_run(session: Session, *, run_id: int | None = None, sources: Sequence[str] | None = None) -> RunRef | None:
+def pick_run(
+    session: Session | Connection, *, run_id: int | None = None, sources: Sequence[str] | None = None
+) -> RunRef | None:
     """The run to show (see the module docstring); None when nothing has succeeded yet.
 
     Raises `ViewError` for an unknown run or source, a run outside the named scope, or a
@@ -107,23 +116,23 @@ def pick_run(session: Session, *, run_id: int | None = None, sources: Sequence[s
     return run_ref(session, latest) if latest is not None else None
 
 
-def scope_run(session: Session, scope_id: int) -> RunRef | None:
+def scope_run(session: Session | Connection, scope_id: int) -> RunRef | None:
     """The latest succeeded run of a scope (the dashboard's scope picker)."""
     latest = session.execute(LATEST_SUCCEEDED_RUN_OF_SCOPE, {"scope_id": scope_id}).scalar()
     return run_ref(session, latest) if latest is not None else None
 
 
-def list_scopes(session: Session) -> list[dict[str, Any]]:
+def list_scopes(session: Session | Connection) -> list[dict[str, Any]]:
     """Every scope some run read: its sources, runs, latest succeeded run (newest activity first)."""
     rows = session.execute(
         select(
-            Scope.id,
+            SCOPES.c.id,
             func.count(RUNS.c.id).label("runs"),
             func.max(RUNS.c.id).filter(RUNS.c.status == RunStatus.SUCCEEDED).label("latest_succeeded"),
             func.max(RUNS.c.id).label("latest"),
         )
-        .join(RUNS, RUNS.c.scope_id == Scope.id)
-        .group_by(Scope.id)
+        .join(RUNS, RUNS.c.scope_id == SCOPES.c.id)
+        .group_by(SCOPES.c.id)
         .order_by(func.max(RUNS.c.id).desc())
     ).all()
     names = scope_names(session, [r.id for r in rows])
@@ -139,14 +148,16 @@ def list_scopes(session: Session) -> list[dict[str, Any]]:
     ]
 
 
-def runs_of_scope(session: Session, scope_id: int, *, limit: int = MAX_PICKER_RUNS) -> list[dict[str, Any]]:
+def runs_of_scope(
+    session: Session | Connection, scope_id: int, *, limit: int = MAX_PICKER_RUNS
+) -> list[dict[str, Any]]:
     """The scope's runs with a snapshot to show (newest first), for pickers."""
     rows = session.execute(
         select(RUNS.c.id, RUNS.c.status, RUNS.c.period_start, RUNS.c.period_end, RUNS.c.snapshot, RUNS.c.created_at)
         .where(RUNS.c.scope_id == scope_id)
         .where(
-            select(RunTheme.run_id).where(RunTheme.run_id == RUNS.c.id).exists()
-            | select(RunStory.run_id).where(RunStory.run_id == RUNS.c.id).exists()
+            select(RUN_THEMES.c.run_id).where(RUN_THEMES.c.run_id == RUNS.c.id).exists()
+            | select(RUN_STORIES.c.run_id).where(RUN_STORIES.c.run_id == RUNS.c.id).exists()
         )
         .order_by(RUNS.c.id.desc())
         .limit(limit)

@@ -34,7 +34,7 @@ from threadline.engine.curation import (
 )
 from threadline.exporters.trackers import list_trackers
 from threadline.read import runs as run_read
-from threadline.read.conversations import get_conversation, list_conversations, unassigned_count
+from threadline.read.conversations import get_conversation, list_conversations
 from threadline.read.dead_letters import list_dead_letters
 from threadline.read.display import NOT_RECORDED
 from threadline.read.documentation import documentation
@@ -50,7 +50,14 @@ from threadline.read.stories import (
     story_runs,
     story_view,
 )
-from threadline.read.themes import theme_articles, theme_detail, theme_sparklines, theme_tree, theme_trend
+from threadline.read.themes import (
+    theme_articles,
+    theme_detail,
+    theme_sparklines,
+    theme_tree,
+    theme_trend,
+    unassigned_count,
+)
 from threadline.read.views import RunRef, list_scopes, pick_run, run_ref, runs_of_scope, scope_run
 from threadline.server.deps import client_of, refuse_if_throttled
 from threadline.server.params import (
