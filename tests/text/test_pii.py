@@ -298,3 +298,17 @@ def test_a_fragment_of_the_shown_text_maps_to_its_verbatim_source():
     unmasked = source_span_of_shown(text, "to jane.doe@example.com or", masked=False)
     assert unmasked is not None and text[unmasked[0] : unmasked[1]] == "to  jane.doe@example.com\nor"
     assert source_span_of_shown(text, "   ") is None
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "call me on ０１７６ ２３４５６７８９ please",  # fullwidth digits
+        "call me on ٠١٧٦ ٢٣٤٥٦٧٨٩ please",  # Arabic-Indic digits
+        "call +49 176 23456789 now",
+    ],
+)
+def test_phones_in_any_decimal_digits_are_found_past_the_digit_prefilter(text):
+    """Texts without a digit skip libphonenumber; a digit of any script still reaches it."""
+    assert [span.kind for span in detect_pii(text)] == [PiiKind.PHONE]
+    assert list(detect_pii("Exports fail every night since the update, the whole team is blocked")) == []

@@ -168,6 +168,8 @@ _PHONE_SHAPE: Final = re.compile(
 
 # --- cards --------------------------------------------------------------------------------
 
+# Any decimal digit, as libphonenumber's matcher counts them (Unicode \d: fullwidth and Arabic-Indic digits too).
+_ANY_DIGIT: Final = re.compile(r"\d")
 # A run of digit groups separated by single spaces or dashes. Groups are maximal digit runs
 # (possessive), so no backtracking; windows of groups are tried in Python.
 _DIGIT_RUN: Final = re.compile(r"(?<![\w-])\d{1,19}+(?:[ -]\d{1,19}+){0,9}+(?![\w])")
@@ -447,8 +449,11 @@ def _phones(text: str) -> Iterator[PiiSpan]:
     libphonenumber's matcher is the expensive part (it parses every candidate), so it runs
     twice, not once per region: with region US, and with region DE, whose candidates stand for
     every trunk-zero region (a national number there starts with 0) and are then checked
-    against each region in :data:`PHONE_REGIONS` by a cheap parse of the raw string.
+    against each region in :data:`PHONE_REGIONS` by a cheap parse of the raw string. A text
+    without a digit (most titles and sentences) skips both: every candidate holds a digit.
     """
+    if _ANY_DIGIT.search(text) is None:
+        return
     for window_start, window_end in _phone_windows(text):
         window = text[window_start:window_end]
         for span in _matched_phones(window):
