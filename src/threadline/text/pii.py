@@ -37,16 +37,37 @@ import math
 import re
 from collections import Counter
 from collections.abc import Iterable, Iterator
-from typing import Final, NamedTuple, overload
-
-import phonenumbers
-from stdnum import iban as stdnum_iban
-from stdnum import luhn
-from stdnum.us import rtn as us_routing_number
+from types import ModuleType
+from typing import TYPE_CHECKING, Final, NamedTuple, overload
 
 from threadline.config import get_settings
 
+if TYPE_CHECKING:  # for annotations only: libphonenumber loads when a text with a digit is first masked
+    import phonenumbers
+
 logger = logging.getLogger(__name__)
+
+
+@functools.cache
+def _phone_lib() -> ModuleType:
+    """libphonenumber (`phonenumbers`), loaded when the first text with a digit is masked.
+
+    Most texts a read command shows (names, titles, sentences) hold no digit and never need it.
+    """
+    import phonenumbers  # loaded on first use, not at start-up: a read command's texts seldom hold a digit
+
+    return phonenumbers
+
+
+@functools.cache
+def _number_checks() -> tuple[ModuleType, ModuleType, ModuleType]:
+    """python-stdnum's IBAN, Luhn and US routing-number checks, loaded when a candidate number is first checked."""
+    # loaded on first use, not at start-up: only texts with a card-, IBAN- or routing-shaped number need them
+    from stdnum import iban, luhn
+    from stdnum.us import rtn
+
+    return iban, luhn, rtn
+
 
 __all__ = [
     "PII_VERSION",
@@ -437,10 +458,10 @@ def _is_international(raw: str, number: phonenumbers.PhoneNumber) -> bool:
 
 def _valid_national(raw: str, region: str) -> bool:
     try:
-        number = phonenumbers.parse(raw, region)
-    except phonenumbers.NumberParseException:
+        number = _phone_lib().parse(raw, region)
+    except _phone_lib().NumberParseException:
         return False
-    return phonenumbers.is_valid_number_for_region(number, region)
+    return bool(_phone_lib().is_valid_number_for_region(number, region))
 
 
 def _phones(text: str) -> Iterator[PiiSpan]:
@@ -492,6 +513,7 @@ def _phone_windows(text: str) -> Iterator[tuple[int, int]]:
 
 def _matched_phones(text: str) -> Iterator[PiiSpan]:
     """Numbers libphonenumber finds in `text` and that pass our validity rules."""
+    phonenumbers = _phone_lib()
     for matcher_region in _MATCHER_REGIONS:
         matcher = phonenumbers.PhoneNumberMatcher(text, matcher_region, leniency=phonenumbers.Leniency.POSSIBLE)
         for found in matcher:
@@ -515,7 +537,7 @@ def _card_number_ok(digits: str) -> bool:
     return (
         _CARD_MIN_DIGITS <= len(digits) <= _CARD_MAX_DIGITS
         and _CARD_IIN.match(digits) is not None
-        and luhn.is_valid(digits)
+        and _number_checks()[1].is_valid(digits)
     )
 
 
@@ -556,7 +578,7 @@ def _ibans(text: str) -> Iterator[PiiSpan]:
         while value:
             # country structure and mod-97; national check digits and bank-code registries are
             # not required: a mistyped-but-plausible IBAN is still personal data to hide
-            if stdnum_iban.is_valid(value.upper(), check_country=False):
+            if _number_checks()[0].is_valid(value.upper(), check_country=False):
                 yield PiiSpan(match.start(), end, PiiKind.IBAN)
                 break
             cut = value.rfind(" ")
@@ -572,7 +594,7 @@ def _accounts(text: str) -> Iterator[PiiSpan]:
         for match in pattern.finditer(text):
             yield PiiSpan(match.start("value"), match.end("value"), PiiKind.ACCOUNT)
     for match in _ROUTING.finditer(text):
-        if us_routing_number.is_valid(match.group("value")):
+        if _number_checks()[2].is_valid(match.group("value")):
             yield PiiSpan(match.start("value"), match.end("value"), PiiKind.ACCOUNT)
 
 
