@@ -1,7 +1,7 @@
 """Core tables the read commands query, defined once here and mapped by the ORM models.
 
-`threadline status`, `runs list` and the read model's run views query these tables with
-SQLAlchemy Core and never import the ORM (`threadline.db.models`): building 34 declarative
+`threadline status`, `runs list`, `themes`, `stories` and the read model (runs, views, themes,
+stories) query these tables with SQLAlchemy Core and never import the ORM (`threadline.db.models`): building 34 declarative
 classes and configuring their mappers costs a read command about 0.1-0.2 s, more than its
 queries. `threadline.db.models` maps its classes onto these `Table` objects (`__table__`), so
 each of these tables still has exactly one definition, and `METADATA` is the models' metadata
