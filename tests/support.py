@@ -7,11 +7,13 @@ import os
 import signal
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
 import psycopg
+from sqlalchemy import Connection, Engine, text
 from sqlalchemy.engine import make_url
 
 from threadline.db.embedded import ensure_database
@@ -75,3 +77,25 @@ def cloned_database(maintenance: str, template: str, prefix: str = "test") -> It
     finally:
         with psycopg.connect(maintenance, autocommit=True) as conn:
             conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+BACKEND_EXIT_TIMEOUT_S = 30.0  # a closed connection's server process ends within this, even on a loaded machine
+
+
+def close_for_real(holder: Connection, engine: Engine) -> None:
+    """Close `holder`'s server session as a dying process would, and wait until the server has ended it.
+
+    `invalidate()` closes the socket, but the server notices and releases the session's advisory
+    locks a moment later; a check made in between would still see them held.
+    """
+    pid = holder.execute(text("SELECT pg_backend_pid()")).scalar_one()
+    holder.invalidate()
+    deadline = time.monotonic() + BACKEND_EXIT_TIMEOUT_S
+    with engine.connect() as probe:
+        while probe.execute(text("SELECT count(*) FROM pg_stat_activity WHERE pid = :pid"), {"pid": pid}).scalar_one():
+            if time.monotonic() > deadline:
+                raise TimeoutError(
+                    f"server process {pid} still alive {BACKEND_EXIT_TIMEOUT_S} s after its connection closed"
+                )
+            time.sleep(0.02)
+            probe.rollback()

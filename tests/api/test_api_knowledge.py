@@ -15,7 +15,7 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import Engine, select, text
 from sqlalchemy.orm import Session
-from support import worker_process
+from support import close_for_real, worker_process
 
 from threadline.config import Settings
 from threadline.connectors.knowledge.sources import add_knowledge_source, sync_knowledge
@@ -153,7 +153,7 @@ def test_a_sync_left_running_reads_interrupted_and_errors_are_masked(api, db_eng
     try:
         assert api.get("/api/knowledge").json()["items"][0]["last_sync"]["status"] == "running"
     finally:
-        holder.invalidate()  # closed for real (a pooled connection would keep its session and lock)
+        close_for_real(holder, db_engine)  # a pooled connection would keep its session and lock
     assert api.get("/api/knowledge").json()["items"][0]["last_sync"]["status"] == "interrupted"
 
 

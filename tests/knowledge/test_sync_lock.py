@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 from sqlalchemy import select, text
 from sqlalchemy.orm import Session
+from support import close_for_real
 
 from threadline.connectors.knowledge.sources import add_knowledge_source, list_knowledge, sync_knowledge
 from threadline.connectors.knowledge.syncs import KNOWLEDGE_LOCK_NAMESPACE, KnowledgeSyncBusy
@@ -101,7 +102,7 @@ def test_a_sync_left_running_by_a_dead_process_reads_interrupted_and_blocks_noth
         with Session(db_engine) as session:
             assert list_knowledge(session)[0]["last_sync"]["status"] == "running"  # `knowledge list`
     finally:
-        holder.invalidate()  # the process "dies": its connection, and the lock with it, are gone
+        close_for_real(holder, db_engine)  # the process "dies": its connection, and the lock with it, are gone
 
     with Session(db_engine) as session:
         assert list_knowledge(session)[0]["last_sync"]["status"] == "interrupted"
