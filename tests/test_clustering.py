@@ -116,6 +116,22 @@ def test_knn_matches_brute_force() -> None:
     assert np.allclose(sim, np.take_along_axis(full, expected, axis=1), atol=1e-6)
 
 
+@pytest.mark.parametrize("n", [3, 17, 100, 1201])
+def test_knn_is_exact_and_breaks_ties_by_lower_row(n: int) -> None:
+    """Exact top-k for any size (chunked selection), equal similarities by lower row: duplicates tie exactly."""
+    rng = np.random.default_rng(n)
+    distinct = _unit(rng.normal(size=(max(2, n // 4), 24)))
+    x = distinct[rng.integers(0, distinct.shape[0], size=n)]  # every row repeated ~4 times
+    k = min(7, n - 1)
+    idx, sim = knn(x, k)
+    full = x @ x.T
+    np.fill_diagonal(full, -np.inf)
+    cols = np.arange(n)
+    expected = np.stack([np.lexsort((cols, -row))[:k] for row in full])
+    assert np.array_equal(idx, expected)
+    assert np.allclose(sim, np.take_along_axis(full, expected, axis=1), atol=1e-6)
+
+
 @pytest.mark.slow
 def test_knn_above_exact_limit_uses_ivf_with_high_recall() -> None:
     rng = np.random.default_rng(6)
