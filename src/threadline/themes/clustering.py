@@ -347,6 +347,8 @@ def cosine_silhouette(x: np.ndarray, labels: np.ndarray, *, sample: int | None =
     sizes = np.bincount(labels[scored], minlength=k).astype(np.float64)
     if sample is not None and sample < scored.size:
         scored = np.sort(np.random.default_rng(seed).choice(scored, size=sample, replace=False))
+    divisors = np.maximum(sizes, 1.0)
+    empty = sizes == 0
     total = 0.0
     for start in range(0, scored.size, KNN_BLOCK_ROWS):
         block = scored[start : start + KNN_BLOCK_ROWS]
@@ -356,10 +358,12 @@ def cosine_silhouette(x: np.ndarray, labels: np.ndarray, *, sample: int | None =
         own = sim_sum[rows, lb]
         own_size = sizes[lb]
         a = 1.0 - (own - 1.0) / np.maximum(own_size - 1.0, 1.0)  # self-similarity 1 excluded
-        other = 1.0 - sim_sum / np.maximum(sizes, 1.0)[None, :]
-        other[rows, lb] = np.inf
-        other[:, sizes == 0] = np.inf
-        b = other.min(axis=1)
+        # Mean similarity to each other cluster, in place; b = 1 - the largest (1 - x is monotone
+        # in floating point too, so this equals the smallest mean distance bit for bit).
+        other = np.divide(sim_sum, divisors, out=sim_sum)
+        other[rows, lb] = -np.inf
+        other[:, empty] = -np.inf
+        b = 1.0 - other.max(axis=1)
         s = (b - a) / np.maximum(np.maximum(a, b), 1e-12)
         s[own_size <= 1] = 0.0
         total += float(s.sum())
