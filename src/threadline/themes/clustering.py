@@ -42,7 +42,7 @@ __all__ = [
 
 logger = logging.getLogger(__name__)
 
-CLUSTERING_VERSION = "knn-leiden-silhouette-0.10"  # 0.10: kNN ties broken by lower row (was: arbitrary)
+CLUSTERING_VERSION = "knn-leiden-silhouette-0.9"
 
 KNN_NEIGHBOURS = 15  # neighbours per item: 10 and 25 measured worse on BANKING77 test (NMI -0.01)
 # rows per float64 block when summing vectors per label: 64k x 384 x 8 bytes = 200 MB, where one
@@ -152,8 +152,8 @@ def knn_between(
 
     ``self_cols[r]`` is the column of ``base`` holding query ``r`` itself (excluded from its
     neighbours). ``base_ids`` maps base rows to global item ids (default: row numbers);
-    returned indices are global ids. Neighbours come best first, equal similarities by
-    lower base row. Memory is bounded by ``KNN_BLOCK_ROWS * len(base)`` floats (200 MB at 100k).
+    returned indices are global ids, best first. Memory is bounded by ``KNN_BLOCK_ROWS *
+    len(base)`` floats (200 MB at 100k).
     """
     ids = np.arange(base.shape[0]) if base_ids is None else base_ids
     n = base.shape[0]
@@ -161,34 +161,37 @@ def knn_between(
     nq = queries.shape[0]
     idx = np.empty((nq, k), dtype=np.int64)
     sim = np.empty((nq, k), dtype=np.float32)
-    if k < 1:
+    if k < 1 or nq == 0:
         return idx, sim
-    # Columns are grouped in chunks of `width`; base is padded with zero rows to whole chunks
-    # (their columns are set to -inf), so each product block reshapes to chunks without a copy.
+    # The products land in a buffer of whole chunks of `width` columns (the padding columns stay
+    # -inf), so each block is seen as (rows x chunks x width) without a copy.
     width = max(1, min(KNN_CHUNK_COLUMNS, n // k))
     chunks = -(-n // width)
-    padded = np.zeros((chunks * width, base.shape[1]), dtype=np.float32)
-    padded[:n] = base
+    buffer = np.empty((min(KNN_BLOCK_ROWS, nq), chunks * width), dtype=np.result_type(queries, base))
+    buffer[:, n:] = -np.inf
     for start in range(0, nq, KNN_BLOCK_ROWS):
         stop = min(start + KNN_BLOCK_ROWS, nq)
-        block = queries[start:stop].astype(np.float32, copy=False) @ padded.T
-        block[:, n:] = -np.inf
+        block = buffer[: stop - start]
+        np.matmul(queries[start:stop], base.T, out=block[:, :n])
         block[np.arange(stop - start), self_cols[start:stop]] = -np.inf
-        idx_block, sim[start:stop] = _top_k_rows(block.reshape(stop - start, chunks, width), k)
+        idx_block, sim[start:stop] = _top_k_rows(block, n, width, k)
         idx[start:stop] = ids[idx_block]
     return idx, sim
 
 
-def _top_k_rows(chunked: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
-    """Columns and values of the k largest entries of each row of ``chunked`` (rows x chunks x width).
+def _top_k_rows(block: np.ndarray, n: int, width: int, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """Columns and values of the k largest of the first ``n`` entries of each row of ``block``, best first.
 
-    Exact, without a selection over every entry: each chunk's maximum is an entry of the
-    row, so the k-th largest chunk maximum is a lower bound of the row's k-th largest entry,
-    and only the few entries of the chunks reaching it (~100 of 10k at 10k items) are
-    sorted. Best first; equal values by lower column, so the result does not depend on the
-    selection algorithm. Needs at least k chunks per row.
+    ``block`` is (rows x chunks * width), its columns from ``n`` on -inf. Exact without a
+    selection over every entry: each chunk's maximum is an entry of the row, so the k-th
+    largest chunk maximum bounds the row's k-th largest entry from below, and only the
+    entries reaching it (~110 of 10k per row at 10k items) are sorted. A row whose k-th and
+    (k+1)-th largest entries are equal (duplicate items) gets the full-row ``argpartition``
+    this function replaces, so which of the tied items is a neighbour stays what it was.
     """
-    rows, chunks, width = chunked.shape
+    rows = block.shape[0]
+    chunked = block.reshape(rows, -1, width)
+    chunks = chunked.shape[1]
     maxima = chunked.max(axis=2)
     floor = np.partition(maxima, chunks - k, axis=1)[:, chunks - k]
     hit_row, hit_chunk = np.nonzero(maxima >= floor[:, None])
@@ -199,8 +202,17 @@ def _top_k_rows(chunked: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
     cand_val = values[keep]
     order = np.lexsort((cand_col, -cand_val, cand_row))  # by row, best first, ties by column
     counts = np.bincount(cand_row, minlength=rows)  # >= k per row: k chunk maxima reach the floor
-    pick = order[(np.cumsum(counts) - counts)[:, None] + np.arange(k)]
-    return cand_col[pick], cand_val[pick]
+    first = np.cumsum(counts) - counts
+    pick = order[first[:, None] + np.arange(k)]
+    cols, vals = cand_col[pick], cand_val[pick]
+    more = np.flatnonzero(counts > k)
+    tied = more[cand_val[order[first[more] + k]] == vals[more, k - 1]]
+    for row in tied.tolist():
+        part = np.argpartition(block[row, :n], n - k)[-k:]
+        part_vals = block[row, part]
+        best = np.argsort(-part_vals, kind="stable")
+        cols[row], vals[row] = part[best], part_vals[best]
+    return cols, vals
 
 
 def _spherical_kmeans(x: np.ndarray, k: int, seed: int, iterations: int) -> np.ndarray:
