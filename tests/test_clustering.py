@@ -116,6 +116,31 @@ def test_knn_matches_brute_force() -> None:
     assert np.allclose(sim, np.take_along_axis(full, expected, axis=1), atol=1e-6)
 
 
+def _full_selection_knn(x: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """kNN by argpartition over every entry of each row (the selection the chunked one replaces)."""
+    block = x @ x.T
+    np.fill_diagonal(block, -np.inf)
+    part = np.argpartition(block, block.shape[1] - k, axis=1)[:, -k:]
+    part_sim = np.take_along_axis(block, part, axis=1)
+    order = np.argsort(-part_sim, axis=1, kind="stable")
+    return np.take_along_axis(part, order, axis=1), np.take_along_axis(part_sim, order, axis=1)
+
+
+@pytest.mark.parametrize("n", [3, 17, 100, 1201])
+def test_knn_neighbours_equal_the_full_selection_also_among_duplicates(n: int) -> None:
+    """Same neighbour sets as a selection over every entry, for any size; where duplicates tie at the k-th place
+    the tied items chosen are the same too (the graph, hence the themes, do not change)."""
+    rng = np.random.default_rng(n)
+    distinct = _unit(rng.normal(size=(max(2, n // 4), 24)))
+    x = distinct[rng.integers(0, distinct.shape[0], size=n)]  # every row repeated ~4 times: many exact ties
+    k = min(7, n - 1)
+    idx, sim = knn(x, k)
+    expected_idx, expected_sim = _full_selection_knn(x, k)
+    assert np.array_equal(np.sort(idx, axis=1), np.sort(expected_idx, axis=1))
+    assert np.array_equal(sim, expected_sim)  # best first
+    assert np.array_equal(np.take_along_axis(x @ x.T, idx, axis=1), sim)
+
+
 @pytest.mark.slow
 def test_knn_above_exact_limit_uses_ivf_with_high_recall() -> None:
     rng = np.random.default_rng(6)

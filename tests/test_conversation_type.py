@@ -253,6 +253,36 @@ def test_cue_scores_equal_the_plain_rule_on_mixed_case_and_non_ascii_text() -> N
         assert (evidence.malfunction, evidence.fired) == (malfunction, fired), text
 
 
+def _reference_decision(cue: np.ndarray, malfunction: float, sim: np.ndarray | None) -> tuple[int, float]:
+    """Rule steps 3-6 written plainly for one conversation."""
+    score = cue.astype(float).copy()
+    if sim is not None:
+        score += ct.EMBEDDING_WEIGHT * sim
+    score[TYPES.index("other")] += ct.OTHER_PRIOR
+    if malfunction >= ct.MALFUNCTION_MIN:
+        score[TYPES.index("bug")] += ct.MALFUNCTION_BONUS
+    if max(cue[TYPES.index(t)] for t in ct.PROBLEM_TYPES) >= ct.PROBLEM_CUE_VETO:
+        score[TYPES.index("praise")] = score[TYPES.index("other")] = -np.inf
+    best = int(np.argmax(score))
+    z = (score - score[best]) / ct.SOFTMAX_TEMPERATURE
+    return best, float((np.exp(z) / np.exp(z).sum())[best])
+
+
+def test_decisions_on_many_rows_equal_the_plain_rule_bit_for_bit() -> None:
+    """The vectorised rule gives each row exactly what the rule gives it alone (ties, vetoes, bonus, no vectors)."""
+    rng = np.random.default_rng(11)
+    n = 2_000
+    cues = np.minimum(rng.choice([0.0, 0.5, 1.0, 1.5, 2.0, 3.0, 4.5], size=(n, len(TYPES)), p=[0.6] + [0.4 / 6] * 6), 4)
+    malfunction = rng.choice([0.0, 1.0, 1.5, 3.0], size=n)
+    sims = rng.uniform(-0.1, 0.8, size=(n, len(TYPES)))
+    sims[:50] = 0.3  # exact ties between types
+    for matrix in (sims, None):
+        best, confidence = ct.decide_many(cues, malfunction, matrix)
+        for i in range(n):
+            expected = _reference_decision(cues[i], malfunction[i], None if matrix is None else matrix[i])
+            assert (int(best[i]), float(confidence[i])) == expected
+
+
 def test_shipped_prototype_vectors_are_those_of_the_current_sentences_and_model(model, prototypes) -> None:
     """Fails when a prototype sentence changes without `python -m threadline.analysis.prototype_vectors`."""
     from threadline.ai.embeddings import MODEL_NAME, WEIGHTS_SHA256

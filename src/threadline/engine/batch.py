@@ -35,6 +35,7 @@ from threadline.engine.lifecycle import (
     set_counters,
     try_finish_stop,
 )
+from threadline.engine.run_end import announce_run_end
 from threadline.engine.stage import (
     BatchOutcome,
     ItemHook,
@@ -350,6 +351,7 @@ def run_whole(
                     update(RunPhase).where(RunPhase.run_id == run_id, RunPhase.phase == phase).values(state="pending")
                 )
                 run.status, run.phase, run.finished_at = RunStatus.FAILED, None, func.now()
+                announce_run_end(session, run_id)
                 run.error = f"{phase}: {failure.error_class}: {failure.message}"[: settings.max_error_chars]
         else:
             run = lock_run(session, run_id)

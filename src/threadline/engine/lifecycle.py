@@ -21,6 +21,7 @@ from sqlalchemy.orm import Session
 from threadline.config import EngineSettings, get_settings
 from threadline.db.models import Message, Run, RunItem, RunPhase
 from threadline.engine.defer import QUEUE, TASK_PREFIX, JobSpec, defer_jobs, defer_once
+from threadline.engine.run_end import announce_run_end
 from threadline.engine.stage import PerConversationStage, get_stage, is_per_conversation, stage_queue
 from threadline.engine.status import RunStatus
 from threadline.exporters.notifications import has_channels
@@ -251,6 +252,7 @@ def finish(session: Session, run: Run) -> None:
         run.status = RunStatus.SUCCEEDED
     logger.info("run %d %s (%d dead-lettered items)", run.id, run.status, dead)
     request_notify(session, run)
+    announce_run_end(session, run.id)
 
 
 def try_finish_stop(session: Session, run_id: int, *, exclude_job_id: int | None = None) -> bool:
@@ -276,6 +278,7 @@ def try_finish_stop(session: Session, run_id: int, *, exclude_job_id: int | None
     ).first()
     if row is not None:
         logger.info("run %d stopped", run_id)
+        announce_run_end(session, run_id)
     return row is not None
 
 

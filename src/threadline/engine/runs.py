@@ -28,6 +28,7 @@ from threadline.engine import worker  # module, not name: worker -> jobs -> sche
 from threadline.engine.errors import RunError, RunRequestError
 from threadline.engine.lifecycle import ITEM_COUNTERS, request_advance
 from threadline.engine.llm import configured_llm
+from threadline.engine.run_end import RunEndListener
 from threadline.engine.scopes import get_or_create_scope, source_ids_by_name
 from threadline.engine.stage import STAGES, is_per_conversation, planned_params, product_phases
 from threadline.engine.status import RunStatus
@@ -225,8 +226,13 @@ def execute_run(
     if embedder is not None:
         set_process_embedder(embedder)
     poll = _progress_reader(engine, run_id, progress)
-    if not poll():
-        asyncio.run(worker.run_worker_async(engine, concurrency=concurrency, until=poll, install_signal_handlers=False))
+    with RunEndListener(engine) as run_end:  # listening before the first poll: no end goes unnoticed
+        if not poll():
+            asyncio.run(
+                worker.run_worker_async(
+                    engine, concurrency=concurrency, until=poll, wake=run_end.wait, install_signal_handlers=False
+                )
+            )
     with session_scope(engine) as session:
         finished = session.get(Run, run_id)
         assert finished is not None

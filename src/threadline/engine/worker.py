@@ -83,6 +83,7 @@ async def run_worker_async(
     stalled_after_s: float | None = None,
     until: Callable[[], bool] | None = None,
     poll_s: float | None = None,
+    wake: Callable[[float], object] | None = None,
     name: str | None = None,
     install_signal_handlers: bool = True,
     queues: Sequence[str] | None = None,
@@ -90,7 +91,9 @@ async def run_worker_async(
     """Run a worker on `engine`'s database until a signal, or until `until()` returns True.
 
     `until` is polled (in a thread) every `poll_s` seconds; when it is true the worker
-    shuts down gracefully, finishing its in-flight jobs. Timings default to the settings.
+    shuts down gracefully, finishing its in-flight jobs. `wake(timeout_s)`, when given,
+    replaces the sleep between polls: it blocks (in a thread) until something worth polling
+    for happens or the timeout passes (e.g. `RunEndListener.wait`). Timings default to the settings.
     Every registered stage is imported first, so their libraries join the long-lived heap
     that is exempted from garbage collection once the model is loaded (`threadline.heap`).
     """
@@ -133,7 +136,10 @@ async def run_worker_async(
                     if await asyncio.to_thread(until):
                         worker.cancel()
                         break
-                    await asyncio.sleep(poll_s)
+                    if wake is None:
+                        await asyncio.sleep(poll_s)
+                    else:
+                        await asyncio.to_thread(wake, poll_s)
                 try:
                     await worker
                 except asyncio.CancelledError:

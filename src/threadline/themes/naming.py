@@ -145,15 +145,17 @@ def _tokens(text: str) -> list[str]:
 def _analyzer(text: str) -> tuple[str, ...]:
     """N-grams (1..MAX_PHRASE_WORDS) that neither start nor end with a function word, counted once per text."""
     toks = _tokens(text)
+    content = [t not in STOP_WORDS for t in toks]  # may start or end an n-gram
     grams: set[str] = set()
-    for n in range(1, MAX_PHRASE_WORDS + 1):
-        for i in range(len(toks) - n + 1):
-            gram = toks[i : i + n]
-            if gram[0] in STOP_WORDS or gram[-1] in STOP_WORDS:
-                continue
-            if len(set(gram)) < n:  # "card card" style repetitions
-                continue
-            grams.add(" ".join(gram))
+    for i, first in enumerate(toks):
+        if not content[i]:
+            continue
+        grams.add(first)
+        for end in range(i + 2, min(i + MAX_PHRASE_WORDS, len(toks)) + 1):
+            if content[end - 1]:
+                gram = toks[i:end]
+                if len(set(gram)) == end - i:  # not a "card card" style repetition
+                    grams.add(" ".join(gram))
     return tuple(sorted(grams))
 
 
@@ -201,15 +203,17 @@ def _name_grams(text: str) -> tuple[tuple[str, ...], tuple[tuple[str, str], ...]
         surfaces.extend(
             zip(lower[1:], words[1:], strict=True)
         )  # mid-clause forms: sentence starts are capitalised anyway
+        edge = [_edge_ok(w) for w in lower]
+        # a candidate may end before position j: a word that can end a name, not followed by a particle
+        ends = [False] + [edge[j - 1] and _ends_phrase(lower, j) for j in range(1, len(lower) + 1)]
         for i in range(len(lower)):
-            if not (_edge_ok(lower[i]) or lower[i] in START_WORDS):
+            if not (edge[i] or lower[i] in START_WORDS):
                 continue
-            for n in range(MIN_NAME_WORDS, MAX_CANDIDATE_WORDS + 1):
-                gram = lower[i : i + n]
-                if len(gram) < n:
-                    break
-                if _edge_ok(gram[-1]) and _ends_phrase(lower, i + n) and len(set(gram)) == n:
-                    grams.add(" ".join(gram))
+            for end in range(i + MIN_NAME_WORDS, min(i + MAX_CANDIDATE_WORDS, len(lower)) + 1):
+                if ends[end]:
+                    gram = lower[i:end]
+                    if len(set(gram)) == end - i:
+                        grams.add(" ".join(gram))
     return tuple(sorted(grams)), tuple(surfaces)
 
 
@@ -360,14 +364,17 @@ def _collect_candidates(
     sampled: Mapping[int, list[str]], subjects_by_theme: Mapping[int, Sequence[str | None]] | None
 ) -> _Candidates:
     share: dict[int, dict[str, float]] = {}
-    spellings: dict[str, Counter[str]] = {}
+    spellings: dict[str, dict[str, int]] = {}  # lower-case word -> spelling -> occurrences
     for tid, texts in sampled.items():
         counts: Counter[str] = Counter()
         for text in texts:
             grams, surfaces = _name_grams(text)
             counts.update(grams)
             for lower, surface in surfaces:
-                spellings.setdefault(lower, Counter())[surface] += 1
+                forms = spellings.get(lower)
+                if forms is None:  # not setdefault: that would build a throwaway dict per occurrence
+                    forms = spellings[lower] = {}
+                forms[surface] = forms.get(surface, 0) + 1
         size = max(len(texts), 1)
         floor = max(MIN_CANDIDATE_TEXTS, MIN_CANDIDATE_SHARE * size)
         found = {p: c / size for p, c in counts.items() if c >= floor}
