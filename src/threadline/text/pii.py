@@ -59,14 +59,22 @@ def _phone_lib() -> ModuleType:
     return phonenumbers
 
 
+class _NumberChecks(NamedTuple):
+    """python-stdnum's check modules, each with an ``is_valid``."""
+
+    iban: ModuleType
+    luhn: ModuleType
+    us_routing_number: ModuleType
+
+
 @functools.cache
-def _number_checks() -> tuple[ModuleType, ModuleType, ModuleType]:
+def _number_checks() -> _NumberChecks:
     """python-stdnum's IBAN, Luhn and US routing-number checks, loaded when a candidate number is first checked."""
     # loaded on first use, not at start-up: only texts with a card-, IBAN- or routing-shaped number need them
     from stdnum import iban, luhn
     from stdnum.us import rtn
 
-    return iban, luhn, rtn
+    return _NumberChecks(iban, luhn, rtn)
 
 
 __all__ = [
@@ -457,11 +465,12 @@ def _is_international(raw: str, number: phonenumbers.PhoneNumber) -> bool:
 
 
 def _valid_national(raw: str, region: str) -> bool:
+    phonenumbers = _phone_lib()
     try:
-        number = _phone_lib().parse(raw, region)
-    except _phone_lib().NumberParseException:
+        number = phonenumbers.parse(raw, region)
+    except phonenumbers.NumberParseException:
         return False
-    return bool(_phone_lib().is_valid_number_for_region(number, region))
+    return bool(phonenumbers.is_valid_number_for_region(number, region))
 
 
 def _phones(text: str) -> Iterator[PiiSpan]:
@@ -537,7 +546,7 @@ def _card_number_ok(digits: str) -> bool:
     return (
         _CARD_MIN_DIGITS <= len(digits) <= _CARD_MAX_DIGITS
         and _CARD_IIN.match(digits) is not None
-        and _number_checks()[1].is_valid(digits)
+        and _number_checks().luhn.is_valid(digits)
     )
 
 
@@ -578,7 +587,7 @@ def _ibans(text: str) -> Iterator[PiiSpan]:
         while value:
             # country structure and mod-97; national check digits and bank-code registries are
             # not required: a mistyped-but-plausible IBAN is still personal data to hide
-            if _number_checks()[0].is_valid(value.upper(), check_country=False):
+            if _number_checks().iban.is_valid(value.upper(), check_country=False):
                 yield PiiSpan(match.start(), end, PiiKind.IBAN)
                 break
             cut = value.rfind(" ")
@@ -594,7 +603,7 @@ def _accounts(text: str) -> Iterator[PiiSpan]:
         for match in pattern.finditer(text):
             yield PiiSpan(match.start("value"), match.end("value"), PiiKind.ACCOUNT)
     for match in _ROUTING.finditer(text):
-        if _number_checks()[2].is_valid(match.group("value")):
+        if _number_checks().us_routing_number.is_valid(match.group("value")):
             yield PiiSpan(match.start("value"), match.end("value"), PiiKind.ACCOUNT)
 
 
