@@ -280,6 +280,12 @@ def test_sync_error_length_follows_the_settings(monkeypatch):
 
 # (file, pattern of the line): the only places outside config.py that may touch os.environ, and why.
 ENVIRON_ALLOWED = (
+    # The default home, the settings tree's own default (in a module without pydantic, for the launcher).
+    ("home.py", r'os\.environ\.get\("XDG_DATA_HOME"\)'),
+    # The launcher hands the whole environment to the warm process (it is also that process's key), whose
+    # forked child takes it as its own before the command reads its settings.
+    ("cli/launch.py", r"environ = dict\(os\.environ\)"),
+    ("cli/warm.py", r'os\.environ\.(clear\(\)|update\(request\["env"\]\))'),
     # Intercom tokens are read from the variable a source names (`--token-env`), never stored as settings.
     ("connectors/intercom/client.py", r"os\.environ\.get\(token_env"),
     # Zendesk credentials likewise come from the variables a source names (`--email-env`, `--token-env`, ...).

@@ -67,6 +67,12 @@ def test_importing_the_cli_loads_no_heavy_library():
     assert loaded_after("import threadline.cli.main", HEAVY) == []
 
 
+def test_the_console_script_loads_only_the_standard_library_before_it_knows_where_a_command_runs():
+    """`threadline` (`cli.launch`) decides between the warm process and this one before any library loads."""
+    libraries = (*HEAVY_FOR_READS, "typer", "click", "rich", "pydantic", "pydantic_settings", "sqlalchemy", "psycopg")
+    assert loaded_after("import threadline.cli.launch", libraries) == []
+
+
 @pytest.mark.parametrize("command", [["--help"], ["status"], ["themes"], ["stories"], ["runs", "list"]])
 def test_read_commands_load_no_heavy_library(cli_env, command):
     assert loaded_after(running(command), HEAVY_FOR_READS, cli_env) == []

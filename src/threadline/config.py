@@ -47,12 +47,7 @@ from pydantic import BaseModel, Field, PositiveFloat, model_validator
 from pydantic.fields import FieldInfo
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-
-def default_home() -> Path:
-    """XDG data directory for Threadline (``$XDG_DATA_HOME/threadline`` or ``~/.local/share/threadline``)."""
-    base = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
-    return Path(base) / "threadline"
-
+from threadline.home import default_home
 
 StructuredMode = Literal["json_schema", "json_object"]
 
@@ -1057,6 +1052,11 @@ class Settings(BaseSettings):
     log_level: str = Field(
         default="WARNING",
         description="logging level: of the library's loggers (to stderr); WARNING keeps the terminal for results",
+    )
+    cli_warm_idle_s: float = Field(
+        default=600.0,
+        ge=0,
+        description="seconds: after a read command (status, themes, stories, runs list, ...) a warm process with the CLI's libraries imported answers the next ones at once, and exits after this long without a command; 0 never starts one",
     )
 
     database: DatabaseSettings = Field(default_factory=DatabaseSettings, description="Connections to PostgreSQL.")

@@ -20,6 +20,13 @@ console = Console(soft_wrap=True)
 err_console = Console(stderr=True, soft_wrap=True)
 
 
+def attach_consoles() -> None:
+    """Detect the terminal again (colours, width, NO_COLOR): a warm process's command was handed
+    another terminal and environment than the ones the consoles saw when they were created."""
+    console.__init__(soft_wrap=True)  # type: ignore[misc]
+    err_console.__init__(stderr=True, soft_wrap=True)  # type: ignore[misc]
+
+
 def get_settings() -> Settings:
     """The process's settings, read when a command first needs them (never for `--help`)."""
     # imported when the command runs, not at start-up: pydantic-settings and the settings tree cost ~0.15 s

@@ -1,0 +1,269 @@
+"""The `threadline` console script: hands read commands to a warm process, runs the rest here.
+
+Most of a read command's time is importing its libraries (SQLAlchemy, pydantic, typer, rich,
+psycopg: ~0.5 s) before it asks the database anything. After a read command has run here, a
+*warm process* (`threadline.cli.warm`) with those libraries already imported waits in the
+background for ``cli_warm_idle_s`` seconds. The next read command connects to it over a Unix
+socket in ``$THREADLINE_HOME/cli/`` and passes its arguments, working directory, environment and
+terminal (stdin, stdout, stderr as file descriptors); the warm process forks a child that runs
+the command exactly as `threadline.cli.main.main` would here, on those descriptors, and sends
+back its exit code. This module loads only the standard library, so that path costs an
+interpreter start and the command's own work.
+
+Only commands that read and do not prompt go to the warm process (`is_warm_command`): a run,
+an import, a worker or the server run here, with this terminal's signals and job control.
+
+A warm process serves one *key*: the interpreter, the whole environment (every setting comes
+from it), the installed code's files and the import path's directories (their modification
+times). A command whose key
+differs (another setting, an upgraded package, an edited source file) runs here and leaves a
+warm process for its own key, which replaces the old one. Whenever the warm process cannot
+take a command before the command started there (none running, it is stopping, the socket is
+refused), the command runs here: read commands are safe to run again.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import signal
+import socket
+import struct
+import subprocess
+import sys
+from pathlib import Path
+from types import FrameType
+
+from threadline.home import home_of
+
+WARM_DIRECTORY = "cli"  # under THREADLINE_HOME: the warm process's socket, lock and pid files
+WARM_MODULE = "threadline.cli.warm"
+HANDSHAKE_TIMEOUT_S = 5.0  # from connecting to the child's pid: a fork, so far longer means trouble
+EXIT_UNEXPECTED = 3  # as `threadline.cli.main.EXIT_UNEXPECTED`: the command's process died
+# Variables a shell changes between commands without changing what a command does.
+VOLATILE_VARIABLES = frozenset({"PWD", "OLDPWD", "_", "SHLVL"})
+# Read-only, non-interactive commands by their path; `themes` and `stories` only without a
+# subcommand (their subcommands rename, merge, change status).
+READ_COMMANDS: frozenset[tuple[str, ...]] = frozenset(
+    {
+        ("status",),
+        ("themes",),
+        ("stories",),
+        ("stories", "history"),
+        ("runs", "list"),
+        ("runs", "show"),
+        ("report",),
+        ("changes",),
+        ("gaps",),
+        ("conversations",),
+        ("sources", "list"),
+        ("sources", "show"),
+        ("knowledge", "list"),
+        ("trackers", "list"),
+        ("schedules", "list"),
+        ("notify", "list"),
+        ("tokens", "list"),
+        ("dlq", "list"),
+    }
+)
+GROUP_SUBCOMMANDS: dict[tuple[str, ...], frozenset[str]] = {
+    ("themes",): frozenset({"rename", "merge", "keep-separate"}),
+    ("stories",): frozenset({"status", "history"}),
+}
+HEADER = struct.Struct("!I")  # length of the JSON request that follows the descriptors
+REPLY = struct.Struct("!ci")  # b"P" + child pid, then b"X" + exit code
+
+
+def is_warm_command(arguments: list[str]) -> bool:
+    """Whether the command only reads and never prompts, so a warm process may run it."""
+    if not arguments or "--help" in arguments:
+        return True
+    for length in (2, 1):
+        path = tuple(arguments[:length])
+        if path in READ_COMMANDS:
+            rest = arguments[length:]
+            return not any(word in GROUP_SUBCOMMANDS.get(path, ()) for word in rest)
+    return False
+
+
+PACKAGE_DIRECTORY = Path(__file__).resolve().parent.parent  # threadline's sources, whose edits change the key
+
+
+def warm_key(environ: dict[str, str], package: Path = PACKAGE_DIRECTORY) -> str:
+    """What a warm process must share with a command to run it (see the module docstring)."""
+    digest = hashlib.blake2b(digest_size=10)
+    for part in (sys.executable, sys.version, repr(sys.flags)):
+        digest.update(part.encode("utf-8", "surrogateescape") + b"\0")
+    for name in sorted(environ):
+        if name not in VOLATILE_VARIABLES:
+            digest.update(f"{name}={environ[name]}\0".encode("utf-8", "surrogateescape"))
+    for directory, subdirectories, files in os.walk(package):
+        subdirectories[:] = sorted(name for name in subdirectories if name != "__pycache__")
+        for name in sorted(files):
+            if name.endswith(".py"):
+                found = os.stat(os.path.join(directory, name))
+                digest.update(f"{directory}/{name}:{found.st_mtime_ns}:{found.st_size}\0".encode())
+    # sys.path after the script's own directory follows from the interpreter and the environment; an
+    # installed, upgraded or removed package changes the modification time of its directory
+    for entry in sys.path[1:]:
+        try:
+            digest.update(f"{entry}:{os.stat(entry or '.').st_mtime_ns}\0".encode("utf-8", "surrogateescape"))
+        except OSError:
+            continue
+    return digest.hexdigest()
+
+
+def warm_directory(environ: dict[str, str]) -> Path:
+    return home_of(environ) / WARM_DIRECTORY
+
+
+def socket_path(directory: Path, key: str) -> Path:
+    return directory / f"warm-{key}.sock"
+
+
+def short_address(path: Path) -> tuple[str, int]:
+    """An address for `path` within AF_UNIX's 107 bytes however long the home is, and the descriptor
+    to close after binding or connecting: the path through an open descriptor of its directory."""
+    directory = os.open(path.parent, os.O_RDONLY | os.O_DIRECTORY)
+    return f"/proc/self/fd/{directory}/{path.name}", directory
+
+
+def _connect(path: Path) -> socket.socket | None:
+    client = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    client.settimeout(HANDSHAKE_TIMEOUT_S)
+    try:
+        address, directory = short_address(path)
+    except OSError:
+        client.close()
+        return None
+    try:
+        client.connect(address)
+    except OSError:
+        client.close()
+        return None
+    finally:
+        os.close(directory)
+    return client
+
+
+def _stream_settings() -> dict[str, list[str | None]]:
+    return {
+        name: [getattr(stream, "encoding", None), getattr(stream, "errors", None)]
+        for name, stream in (("stdin", sys.stdin), ("stdout", sys.stdout), ("stderr", sys.stderr))
+    }
+
+
+def _receive_reply(client: socket.socket) -> tuple[bytes, int] | None:
+    data = b""
+    while len(data) < REPLY.size:
+        chunk = client.recv(REPLY.size - len(data))
+        if not chunk:
+            return None
+        data += chunk
+    kind, value = REPLY.unpack(data)
+    return kind, value
+
+
+def run_warm(arguments: list[str], environ: dict[str, str], path: Path) -> int | None:
+    """Run the command in the warm process at `path`; None when it could not start there."""
+    client = _connect(path)
+    if client is None:
+        return None
+    with client:
+        try:
+            request = json.dumps(
+                {
+                    "argv": [sys.argv[0], *arguments],
+                    "cwd": os.getcwd(),  # raises when the directory was removed: the command runs here
+                    "env": environ,
+                    "path": sys.path,
+                    # click names the program after `__main__`: `threadline`, or `python -m ...` when run so
+                    "main_package": getattr(sys.modules["__main__"], "__package__", None),
+                    "streams": _stream_settings(),
+                }
+            ).encode("ascii")  # json.dumps escapes everything else, lone surrogates included
+            socket.send_fds(client, [HEADER.pack(len(request))], [0, 1, 2])
+            client.sendall(request)
+            started = _receive_reply(client)
+        except OSError:
+            return None
+        if started is None or started[0] != b"P":
+            return None
+        child = started[1]
+
+        def forward(signum: int, _frame: FrameType | None) -> None:
+            try:
+                os.kill(child, signum)
+            except ProcessLookupError:
+                pass
+
+        for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT):
+            signal.signal(signum, forward)
+        client.settimeout(None)  # the command takes as long as it takes; Ctrl-C is forwarded
+        try:
+            ended = _receive_reply(client)
+        except OSError:
+            ended = None
+    if ended is None or ended[0] != b"X":
+        sys.stderr.write("error: the command's process ended unexpectedly; run it again\n")
+        return EXIT_UNEXPECTED
+    return ended[1]
+
+
+def start_warm_process(directory: Path, key: str, idle_s: float) -> None:
+    """Start a detached warm process for `key` (it exits at once if one already serves the key)."""
+    try:
+        directory.mkdir(mode=0o700, parents=True, exist_ok=True)
+        subprocess.Popen(
+            [sys.executable, "-m", WARM_MODULE, str(directory), key, str(idle_s)],
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            start_new_session=True,
+            close_fds=True,
+            cwd=directory,
+        )
+    except OSError:
+        return  # the command itself succeeded; the next one runs here again
+
+
+def _warm_idle_s() -> float:
+    """``cli_warm_idle_s`` when the command read the settings (every read command does), else 0."""
+    config = sys.modules.get("threadline.config")
+    if config is None:
+        return 0.0
+    try:
+        return float(config.get_settings().cli_warm_idle_s)
+    except Exception:  # noqa: BLE001 - settings the command could not read: it reported that itself
+        return 0.0
+
+
+def main() -> None:
+    """The `threadline` command: through a warm process when one can run it, else in this process."""
+    arguments = sys.argv[1:]
+    if not is_warm_command(arguments) or sys.platform != "linux":
+        _run_here()
+        return
+    environ = dict(os.environ)
+    key = warm_key(environ)
+    directory = warm_directory(environ)
+    code = run_warm(arguments, environ, socket_path(directory, key))
+    if code is not None:
+        sys.exit(code)
+    try:
+        _run_here()
+    finally:
+        idle_s = _warm_idle_s()
+        if idle_s > 0:
+            start_warm_process(directory, key, idle_s)
+
+
+def _run_here() -> None:
+    from threadline.cli.main import main as run_command
+
+    run_command()
+
+
+if __name__ == "__main__":
+    main()
