@@ -18,7 +18,9 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
+import psycopg
 import pytest
+from sqlalchemy import make_url
 
 from threadline.cli.launch import PACKAGE_DIRECTORY, is_warm_command, socket_path, warm_directory, warm_key
 
@@ -283,3 +285,38 @@ def test_on_a_terminal_the_warm_answer_is_byte_identical(cli_env):
         assert on_a_terminal(["--help"], env) == cold_help
     finally:
         stop_warm_processes(Path(env["THREADLINE_HOME"]) / "cli")
+
+
+def libpq_url(db_url: str) -> str:
+    return make_url(db_url).set(drivername="postgresql").render_as_string(hide_password=False)
+
+
+def waiting_on_a_lock(db_url: str) -> bool:
+    """Whether some session of the test database waits for a lock (the command's query, blocked)."""
+    with psycopg.connect(libpq_url(db_url), autocommit=True) as conn:
+        found = conn.execute(
+            "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock'"
+        ).fetchone()
+    return bool(found and found[0])
+
+
+def interrupted_while_blocked(command: list[str], env: dict[str, str], db_url: str) -> subprocess.CompletedProcess:
+    """Run `command` while its table is locked, Ctrl-C it once its query waits, and return how it ended."""
+    with psycopg.connect(libpq_url(db_url)) as blocker:
+        blocker.execute("LOCK TABLE runs IN ACCESS EXCLUSIVE MODE")
+        process = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        wait_for(lambda: waiting_on_a_lock(db_url), "the command's query to wait for the lock")
+        process.send_signal(signal.SIGINT)
+        stdout, stderr = process.communicate(timeout=COMMAND_TIMEOUT_S)
+        blocker.rollback()
+    return subprocess.CompletedProcess(command, process.returncode, stdout, stderr)
+
+
+def test_ctrl_c_reaches_the_command_the_warm_process_runs(warm_env, db_url):
+    threadline(["status"], warm_env)
+    wait_for(lambda: warm_pid(warm_env) is not None, "the warm process to listen")
+    cold = interrupted_while_blocked([*IN_PROCESS, "runs", "list"], warm_env, db_url)
+    warm = interrupted_while_blocked([*LAUNCHER, "runs", "list"], warm_env, db_url)
+    assert warm.returncode == cold.returncode != 0
+    assert "Traceback" not in warm.stderr
+    assert not waiting_on_a_lock(db_url)  # the interrupted query is gone, not left waiting in a child
