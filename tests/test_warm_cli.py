@@ -167,6 +167,14 @@ def test_a_read_command_after_the_first_is_answered_by_the_warm_process_with_the
     assert "python -m threadline.cli.launch" in warm_help.stdout
 
 
+def test_a_command_right_after_help_waits_for_the_warm_process_help_started(warm_env):
+    """`--help` reads no settings but starts the warm process; a command started at once waits for it."""
+    assert threadline(["--help"], warm_env).returncode == 0
+    status = threadline(["status"], warm_env)  # no pause: the warm process is still importing
+    assert status.returncode == 0
+    assert f"{WARM_LINE} {warm_pid(warm_env)}" in status.stderr
+
+
 def test_the_warm_process_passes_on_exit_codes_and_errors(warm_env):
     threadline(["status"], warm_env)
     wait_for(lambda: warm_pid(warm_env) is not None, "the warm process to listen")
@@ -233,7 +241,7 @@ def test_only_one_warm_process_per_key(warm_env):
     pid = warm_pid(warm_env)
     directory, key = warm_directory(warm_env), launcher_key(warm_env)
     second = subprocess.run(
-        [sys.executable, "-m", "threadline.cli.warm", str(directory), key, "60"],
+        [sys.executable, "-m", "threadline.cli.warm", str(directory), key],
         env=warm_env,
         timeout=COMMAND_TIMEOUT_S,
         capture_output=True,

@@ -24,6 +24,7 @@ refused), the command runs here: read commands are safe to run again.
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import json
 import os
@@ -32,6 +33,7 @@ import socket
 import struct
 import subprocess
 import sys
+import time
 from pathlib import Path
 from types import FrameType
 
@@ -39,6 +41,8 @@ from threadline.home import home_of
 
 WARM_DIRECTORY = "cli"  # under THREADLINE_HOME: the warm process's socket, lock and pid files
 WARM_MODULE = "threadline.cli.warm"
+STARTING_WAIT_S = 3.0  # longest wait for a starting warm process (its imports take ~0.5-1 s)
+STARTING_POLL_S = 0.01
 HANDSHAKE_TIMEOUT_S = 5.0  # from connecting to the child's pid: a fork, so far longer means trouble
 EXIT_UNEXPECTED = 3  # as `threadline.cli.main.EXIT_UNEXPECTED`: the command's process died
 # Variables a shell changes between commands without changing what a command does.
@@ -211,32 +215,77 @@ def run_warm(arguments: list[str], environ: dict[str, str], path: Path) -> int |
     return ended[1]
 
 
-def start_warm_process(directory: Path, key: str, idle_s: float) -> None:
-    """Start a detached warm process for `key` (it exits at once if one already serves the key)."""
+def lock_path(directory: Path, key: str) -> Path:
+    return directory / f"warm-{key}.lock"
+
+
+def _starting(directory: Path, key: str) -> bool:
+    """Whether a warm process holds the key's lock: it is importing and will listen shortly."""
+    try:
+        descriptor = os.open(lock_path(directory, key), os.O_RDONLY)
+    except OSError:
+        return False
+    try:
+        fcntl.flock(descriptor, fcntl.LOCK_SH | fcntl.LOCK_NB)
+    except OSError:
+        return True
+    finally:
+        os.close(descriptor)  # also releases a lock this call took
+    return False
+
+
+def wait_for_starting(directory: Path, key: str) -> None:
+    """Wait (at most STARTING_WAIT_S) while the key's warm process is starting and not yet listening.
+
+    Its imports are under way, so waiting for them costs less than doing them all again here.
+    """
+    path = socket_path(directory, key)
+    deadline = time.monotonic() + STARTING_WAIT_S
+    while not path.exists() and time.monotonic() < deadline and _starting(directory, key):
+        time.sleep(STARTING_POLL_S)
+
+
+def start_warm_process(directory: Path, key: str) -> None:
+    """Start a detached warm process for `key` unless one serves it or is starting.
+
+    The key's lock is taken here and handed to the new process (the same open file), so a command
+    started right after this one already sees it starting and waits for it. The warm process
+    leaves at once when ``cli_warm_idle_s`` is 0.
+    """
     try:
         directory.mkdir(mode=0o700, parents=True, exist_ok=True)
+        lock = os.open(lock_path(directory, key), os.O_RDWR | os.O_CREAT, 0o600)
+    except OSError:
+        return  # the command itself succeeded; the next one runs here again
+    try:
+        fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
         subprocess.Popen(
-            [sys.executable, "-m", WARM_MODULE, str(directory), key, str(idle_s)],
+            [sys.executable, "-m", WARM_MODULE, str(directory), key, str(lock)],
             stdin=subprocess.DEVNULL,
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
             start_new_session=True,
-            close_fds=True,
+            pass_fds=(lock,),
             cwd=directory,
         )
     except OSError:
-        return  # the command itself succeeded; the next one runs here again
+        return  # another warm process holds the key, or none could start: this command is done either way
+    finally:
+        os.close(lock)  # the lock stays with the warm process, which holds the same open file
 
 
-def _warm_idle_s() -> float:
-    """``cli_warm_idle_s`` when the command read the settings (every read command does), else 0."""
+def _warm_process_wanted() -> bool:
+    """False when the command read settings that turn the warm process off (``cli_warm_idle_s`` 0).
+
+    `--help` reads no settings: then the warm process reads them itself and leaves if they say 0.
+    """
     config = sys.modules.get("threadline.config")
     if config is None:
-        return 0.0
+        return True
     try:
-        return float(config.get_settings().cli_warm_idle_s)
+        return float(config.get_settings().cli_warm_idle_s) > 0
     except Exception:  # noqa: BLE001 - settings the command could not read: it reported that itself
-        return 0.0
+        return False
 
 
 def main() -> None:
@@ -248,15 +297,15 @@ def main() -> None:
     environ = dict(os.environ)
     key = warm_key(environ)
     directory = warm_directory(environ)
+    wait_for_starting(directory, key)
     code = run_warm(arguments, environ, socket_path(directory, key))
     if code is not None:
         sys.exit(code)
     try:
         _run_here()
     finally:
-        idle_s = _warm_idle_s()
-        if idle_s > 0:
-            start_warm_process(directory, key, idle_s)
+        if _warm_process_wanted():
+            start_warm_process(directory, key)
 
 
 def _run_here() -> None:

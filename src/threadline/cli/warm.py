@@ -2,14 +2,14 @@
 
 Started detached by the launcher after a read command ran in its own process:
 
-    python -m threadline.cli.warm DIRECTORY KEY IDLE_S
+    python -m threadline.cli.warm DIRECTORY KEY [LOCK_FD]
 
 It imports what read commands use, then listens on ``DIRECTORY/warm-KEY.sock`` (the directory is
 the user's alone: mode 0700, and every peer's uid is checked). For each connection it forks; the
 child takes the command's descriptors, working directory, environment and arguments, runs
 `threadline.cli.main.main` and reports the exit code. The warm process itself never reads the
 settings, opens a database connection or starts a thread, so every child starts from the state of
-a fresh process that has only imported modules. It exits after IDLE_S seconds without a command,
+a fresh process that has only imported modules. It exits after ``cli_warm_idle_s`` seconds without a command (0: at once),
 when its socket file is removed or replaced, or on SIGTERM; a newer warm process of the same home
 (another key: other settings or code) stops it. At most one runs per key (a lock file).
 """
@@ -34,7 +34,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from threadline.cli.launch import HEADER, REPLY, short_address, socket_path
+from threadline.cli.launch import HEADER, REPLY, lock_path, short_address, socket_path
 
 # What read commands import when they run; importing them here is the whole point of the process.
 PRELOAD = (
@@ -74,7 +74,7 @@ def _preload() -> None:
 
 def _lock(directory: Path, key: str) -> int | None:
     """This key's lock file descriptor, held for the process's life; None when another holds it."""
-    descriptor = os.open(directory / f"warm-{key}.lock", os.O_RDWR | os.O_CREAT, 0o600)
+    descriptor = os.open(lock_path(directory, key), os.O_RDWR | os.O_CREAT, 0o600)
     try:
         fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except OSError:
@@ -127,13 +127,29 @@ def _peer_is_us(connection: socket.socket) -> bool:
     return uid == os.getuid()
 
 
-def serve(directory: Path, key: str, idle_s: float) -> None:
-    """Preload, then fork a child per command until idle for `idle_s` seconds."""
+def _idle_s() -> float:
+    """``cli_warm_idle_s`` from a settings object of its own: the cached one is each child's to read."""
+    from threadline.config import Settings
+
+    return Settings().cli_warm_idle_s
+
+
+def serve(directory: Path, key: str, lock: int | None = None) -> None:
+    """Preload, then fork a child per command until idle for ``cli_warm_idle_s`` seconds.
+
+    `lock` is the key's lock descriptor when the launcher took it for this process; else it is taken here.
+    """
     os.chmod(directory, 0o700)  # the socket's directory is the user's alone, whoever created it first
-    lock = _lock(directory, key)
+    lock = _lock(directory, key) if lock is None else lock
     if lock is None:
         return
     _preload()
+    try:
+        idle_s = _idle_s()
+    except ValueError:  # invalid settings: every command reports them itself
+        return
+    if idle_s <= 0:
+        return
     if threading.active_count() != 1:
         return  # forking with threads running is unsafe; commands simply run in their own process
     gc.freeze()  # imported objects stay out of the children's collections (and copy-on-write)
@@ -265,8 +281,7 @@ def _run_child(connection: socket.socket) -> None:
 
 
 def main() -> None:
-    directory, key, idle_s = Path(sys.argv[1]), sys.argv[2], float(sys.argv[3])
-    serve(directory, key, idle_s)
+    serve(Path(sys.argv[1]), sys.argv[2], int(sys.argv[3]) if len(sys.argv) > 3 else None)
 
 
 if __name__ == "__main__":
