@@ -206,12 +206,12 @@ def test_other_settings_never_reach_a_warm_process_and_replace_it(warm_env):
 
 
 def test_no_warm_process_when_the_setting_is_zero(warm_env):
-    env = {**warm_env, "THREADLINE_CLI_WARM_IDLE_S": "0"}
-    for _ in range(2):
-        done = threadline(["status"], env)
+    env = {**warm_env, "THREADLINE_CLI_WARM_IDLE_S": "0.0"}
+    for command in (["--help"], ["status"], ["status"]):
+        done = threadline(command, env)
         assert done.returncode == 0
         assert WARM_LINE not in done.stderr
-    time.sleep(1.0)  # a warm process started after the command would be listening by now... or importing
+    # not even one that would read the settings and leave: its lock file would be there
     assert not list((Path(env["THREADLINE_HOME"]) / "cli").glob("warm-*"))
 
 
@@ -328,3 +328,15 @@ def test_ctrl_c_reaches_the_command_the_warm_process_runs(warm_env, db_url):
     assert warm.returncode == cold.returncode != 0
     assert "Traceback" not in warm.stderr
     assert not waiting_on_a_lock(db_url)  # the interrupted query is gone, not left waiting in a child
+
+
+def test_sigterm_stops_the_warm_process_and_removes_its_socket(warm_env):
+    threadline(["status"], warm_env)
+    wait_for(lambda: warm_pid(warm_env) is not None, "the warm process to listen")
+    pid = warm_pid(warm_env)
+    assert pid is not None
+    path = socket_path(warm_directory(warm_env), launcher_key(warm_env))
+    os.kill(pid, signal.SIGTERM)
+    wait_for(lambda: not alive(pid), "the warm process to stop", timeout=30)
+    assert not path.exists()
+    assert not path.with_suffix(".pid").exists()

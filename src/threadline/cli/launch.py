@@ -1,9 +1,10 @@
 """The `threadline` console script: hands read commands to a warm process, runs the rest here.
 
 Most of a read command's time is importing its libraries (SQLAlchemy, pydantic, typer, rich,
-psycopg: ~0.5 s) before it asks the database anything. After a read command has run here, a
-*warm process* (`threadline.cli.warm`) with those libraries already imported waits in the
-background for ``cli_warm_idle_s`` seconds. The next read command connects to it over a Unix
+psycopg: ~0.5 s) before it asks the database anything. A *warm process* (`threadline.cli.warm`)
+with those libraries already imported waits in the background for ``cli_warm_idle_s`` seconds; a
+read command that finds none starts one as it begins (it imports on another core meanwhile) and
+runs here. The next read command connects to it over a Unix
 socket in ``$THREADLINE_HOME/cli/`` and passes its arguments, working directory, environment and
 terminal (stdin, stdout, stderr as file descriptors); the warm process forks a child that runs
 the command exactly as `threadline.cli.main.main` would here, on those descriptors, and sends
@@ -15,9 +16,8 @@ an import, a worker or the server run here, with this terminal's signals and job
 
 A warm process serves one *key*: the interpreter, the whole environment (every setting comes
 from it), the installed code's files and the import path's directories (their modification
-times). A command whose key
-differs (another setting, an upgraded package, an edited source file) runs here and leaves a
-warm process for its own key, which replaces the old one. Whenever the warm process cannot
+times). A command whose key differs (another setting, an upgraded package, an edited source
+file) runs here and starts a warm process for its own key, which replaces the old one. Whenever the warm process cannot
 take a command before the command started there (none running, it is stopping, the socket is
 refused), the command runs here: read commands are safe to run again.
 """
@@ -41,6 +41,7 @@ from threadline.home import home_of
 
 WARM_DIRECTORY = "cli"  # under THREADLINE_HOME: the warm process's socket, lock and pid files
 WARM_MODULE = "threadline.cli.warm"
+WARM_IDLE_VARIABLE = "THREADLINE_CLI_WARM_IDLE_S"  # the `cli_warm_idle_s` setting
 STARTING_WAIT_S = 3.0  # longest wait for a starting warm process (its imports take ~0.5-1 s)
 STARTING_POLL_S = 0.01
 HANDSHAKE_TIMEOUT_S = 5.0  # from connecting to the child's pid: a fork, so far longer means trouble
@@ -274,17 +275,19 @@ def start_warm_process(directory: Path, key: str) -> None:
         os.close(lock)  # the lock stays with the warm process, which holds the same open file
 
 
-def _warm_process_wanted() -> bool:
-    """False when the command read settings that turn the warm process off (``cli_warm_idle_s`` 0).
+def warm_process_off(environ: dict[str, str]) -> bool:
+    """Whether ``cli_warm_idle_s`` is set to 0, read as the settings tree reads it (a float).
 
-    `--help` reads no settings: then the warm process reads them itself and leaves if they say 0.
+    Checked here, before any settings are loaded, so that `--help` and a first command with the warm
+    process off start nothing; the warm process itself validates the whole settings tree and leaves
+    when they are invalid.
     """
-    config = sys.modules.get("threadline.config")
-    if config is None:
-        return True
+    value = environ.get(WARM_IDLE_VARIABLE)
+    if value is None:
+        return False
     try:
-        return float(config.get_settings().cli_warm_idle_s) > 0
-    except Exception:  # noqa: BLE001 - settings the command could not read: it reported that itself
+        return float(value) <= 0
+    except ValueError:
         return False
 
 
@@ -301,11 +304,9 @@ def main() -> None:
     code = run_warm(arguments, environ, socket_path(directory, key))
     if code is not None:
         sys.exit(code)
-    try:
-        _run_here()
-    finally:
-        if _warm_process_wanted():
-            start_warm_process(directory, key)
+    if not warm_process_off(environ):
+        start_warm_process(directory, key)  # before the command: it imports on another core meanwhile
+    _run_here()
 
 
 def _run_here() -> None:

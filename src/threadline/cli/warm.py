@@ -32,6 +32,7 @@ import sys
 import threading
 import time
 from pathlib import Path
+from types import FrameType
 from typing import Any
 
 from threadline.cli.launch import HEADER, REPLY, lock_path, short_address, socket_path
@@ -134,6 +135,10 @@ def _idle_s() -> float:
     return Settings().cli_warm_idle_s
 
 
+def _leave(_signum: int, _frame: FrameType | None) -> None:
+    raise SystemExit(0)
+
+
 def serve(directory: Path, key: str, lock: int | None = None) -> None:
     """Preload, then fork a child per command until idle for ``cli_warm_idle_s`` seconds.
 
@@ -154,6 +159,7 @@ def serve(directory: Path, key: str, lock: int | None = None) -> None:
         return  # forking with threads running is unsafe; commands simply run in their own process
     gc.freeze()  # imported objects stay out of the children's collections (and copy-on-write)
     signal.signal(signal.SIGCHLD, signal.SIG_IGN)  # children are reaped by the kernel
+    signal.signal(signal.SIGTERM, _leave)  # a newer warm process or a person: clean up the socket first
     path = socket_path(directory, key)
     pid_file = directory / f"warm-{key}.pid"
     listener = _listen(path)
@@ -233,7 +239,7 @@ def _become_the_command(request: dict[str, Any], descriptors: list[int]) -> None
     sys.argv = list(request["argv"])
     sys.path[:] = request["path"]
     sys.modules["__main__"].__package__ = request["main_package"]
-    for signum in (signal.SIGCHLD, signal.SIGHUP, signal.SIGQUIT):
+    for signum in (signal.SIGCHLD, signal.SIGHUP, signal.SIGQUIT, signal.SIGTERM):
         signal.signal(signum, signal.SIG_DFL)
     signal.signal(signal.SIGINT, signal.default_int_handler)
 
