@@ -10,13 +10,31 @@ import sys
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from datetime import UTC, datetime
 from pathlib import Path
 
 import psycopg
 from sqlalchemy import Connection, Engine, text
 from sqlalchemy.engine import make_url
+from sqlalchemy.orm import Session
 
 from threadline.db.embedded import ensure_database
+from threadline.db.models import (
+    Conversation,
+    Message,
+    Run,
+    RunConversation,
+    RunStory,
+    RunStoryEvidence,
+    RunTheme,
+    Scope,
+    Source,
+    Story,
+    Theme,
+    ThemeMember,
+    Tracker,
+    TrackerLink,
+)
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED_DATA = REPO.parent / "shared" / "data"
@@ -99,3 +117,53 @@ def close_for_real(holder: Connection, engine: Engine) -> None:
                 )
             time.sleep(0.02)
             probe.rollback()
+
+
+def seed_a_run(session: Session) -> None:
+    """One succeeded run with a group, a theme, an unassigned conversation, a story with a quote and a tracker item."""
+    at = datetime(2026, 9, 1, tzinfo=UTC)
+    source = Source(kind="file", name="demo")
+    session.add(source)
+    session.flush()
+    quoted = Conversation(source_id=source.id, external_id="c1", content_hash="h", created_at=at)
+    outlier = Conversation(source_id=source.id, external_id="c2", content_hash="h", created_at=at)
+    scope = Scope(key=str(source.id), source_ids=[source.id])
+    session.add_all([quoted, outlier, scope])
+    session.flush()
+    text = "The nightly export fails every time."
+    session.add(Message(conversation_id=quoted.id, position=0, author_role="customer", raw_text=text, text=text))
+    run = Run(status="succeeded", scope_id=scope.id, period_start=at, period_end=at)
+    group, theme = Theme(scope_id=scope.id, level=0), Theme(scope_id=scope.id, level=1, human_name="Exports")
+    session.add_all([run, group, theme])
+    session.flush()
+    story = Story(theme_id=theme.id, status="accepted")
+    tracker = Tracker(name="eng", kind="github")
+    session.add_all([story, tracker])
+    session.add_all([RunConversation(run_id=run.id, conversation_id=c.id) for c in (quoted, outlier)])
+    session.add_all(
+        [
+            RunTheme(run_id=run.id, theme_id=group.id, level=0, name="Data", size=1),
+            RunTheme(run_id=run.id, theme_id=theme.id, level=1, parent_id=group.id, name="export", size=1),
+            ThemeMember(run_id=run.id, conversation_id=quoted.id, theme_id=theme.id, similarity=0.9),
+        ]
+    )
+    session.flush()
+    snapshot = RunStory(
+        run_id=run.id, story_id=story.id, theme_id=theme.id, title="Nightly export fails", problem="p", rank=1
+    )
+    session.add_all([snapshot, TrackerLink(story_id=story.id, tracker_id=tracker.id, item_key="7", url="u")])
+    session.flush()
+    session.add(
+        RunStoryEvidence(
+            run_story_id=snapshot.id,
+            position=0,
+            conversation_id=quoted.id,
+            conversation_external_id="c1",
+            message_position=0,
+            author_role="customer",
+            quote="nightly export fails",
+            start_offset=4,
+            end_offset=24,
+        )
+    )
+    session.commit()

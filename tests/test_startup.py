@@ -8,30 +8,13 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
-from datetime import UTC, datetime
 
 import pytest
-from sqlalchemy.orm import Session
+from support import seed_a_run
 
 from threadline.db.embedded import DATABASE_NAME, running_postmaster
 from threadline.db.engine import at_head, make_engine, migration_heads
 from threadline.db.migrate import head_revisions
-from threadline.db.models import (
-    Conversation,
-    Message,
-    Run,
-    RunConversation,
-    RunStory,
-    RunStoryEvidence,
-    RunTheme,
-    Scope,
-    Source,
-    Story,
-    Theme,
-    ThemeMember,
-    Tracker,
-    TrackerLink,
-)
 
 # Libraries only computing commands need: the model stack, clustering, the web server, the job queue.
 HEAVY = ("torch", "sentence_transformers", "sklearn", "fastapi", "procrastinate")
@@ -102,56 +85,6 @@ def test_core_read_commands_build_no_orm_model(cli_env, command):
 
 # What masking loads only for a text with a digit: the seeded names, titles and quotes hold none.
 NUMBER_CHECKS = ("phonenumbers", "stdnum")
-
-
-def seed_a_run(session: Session) -> None:
-    """One succeeded run with a group, a theme, an unassigned conversation, a story with a quote and a tracker item."""
-    at = datetime(2026, 9, 1, tzinfo=UTC)
-    source = Source(kind="file", name="demo")
-    session.add(source)
-    session.flush()
-    quoted = Conversation(source_id=source.id, external_id="c1", content_hash="h", created_at=at)
-    outlier = Conversation(source_id=source.id, external_id="c2", content_hash="h", created_at=at)
-    scope = Scope(key=str(source.id), source_ids=[source.id])
-    session.add_all([quoted, outlier, scope])
-    session.flush()
-    text = "The nightly export fails every time."
-    session.add(Message(conversation_id=quoted.id, position=0, author_role="customer", raw_text=text, text=text))
-    run = Run(status="succeeded", scope_id=scope.id, period_start=at, period_end=at)
-    group, theme = Theme(scope_id=scope.id, level=0), Theme(scope_id=scope.id, level=1, human_name="Exports")
-    session.add_all([run, group, theme])
-    session.flush()
-    story = Story(theme_id=theme.id, status="accepted")
-    tracker = Tracker(name="eng", kind="github")
-    session.add_all([story, tracker])
-    session.add_all([RunConversation(run_id=run.id, conversation_id=c.id) for c in (quoted, outlier)])
-    session.add_all(
-        [
-            RunTheme(run_id=run.id, theme_id=group.id, level=0, name="Data", size=1),
-            RunTheme(run_id=run.id, theme_id=theme.id, level=1, parent_id=group.id, name="export", size=1),
-            ThemeMember(run_id=run.id, conversation_id=quoted.id, theme_id=theme.id, similarity=0.9),
-        ]
-    )
-    session.flush()
-    snapshot = RunStory(
-        run_id=run.id, story_id=story.id, theme_id=theme.id, title="Nightly export fails", problem="p", rank=1
-    )
-    session.add_all([snapshot, TrackerLink(story_id=story.id, tracker_id=tracker.id, item_key="7", url="u")])
-    session.flush()
-    session.add(
-        RunStoryEvidence(
-            run_story_id=snapshot.id,
-            position=0,
-            conversation_id=quoted.id,
-            conversation_external_id="c1",
-            message_position=0,
-            author_role="customer",
-            quote="nightly export fails",
-            start_offset=4,
-            end_offset=24,
-        )
-    )
-    session.commit()
 
 
 @pytest.mark.parametrize(

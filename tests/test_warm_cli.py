@@ -21,6 +21,7 @@ from pathlib import Path
 import psycopg
 import pytest
 from sqlalchemy import make_url
+from support import seed_a_run
 
 from threadline.cli.launch import PACKAGE_DIRECTORY, is_warm_command, socket_path, warm_directory, warm_key
 
@@ -340,3 +341,37 @@ def test_sigterm_stops_the_warm_process_and_removes_its_socket(warm_env):
     wait_for(lambda: not alive(pid), "the warm process to stop", timeout=30)
     assert not path.exists()
     assert not path.with_suffix(".pid").exists()
+
+
+def test_a_file_a_warm_command_writes_lands_in_its_directory_with_its_umask(warm_env, db_session, tmp_path):
+    seed_a_run(db_session)
+    threadline(["status"], warm_env)
+    wait_for(lambda: warm_pid(warm_env) is not None, "the warm process to listen")
+    here, there = tmp_path / "here", tmp_path / "there"
+    here.mkdir()
+    there.mkdir()
+    shell = "umask {mask} && exec {command} report -o backlog.md"
+    warm = subprocess.run(
+        ["sh", "-c", shell.format(mask="077", command=" ".join(LAUNCHER))],
+        cwd=here,
+        env=warm_env,
+        capture_output=True,
+        text=True,
+        timeout=COMMAND_TIMEOUT_S,
+    )
+    assert warm.returncode == 0, warm.stderr
+    assert WARM_LINE in warm.stderr
+    cold = subprocess.run(
+        ["sh", "-c", shell.format(mask="022", command=" ".join(IN_PROCESS))],
+        cwd=there,
+        env=warm_env,
+        capture_output=True,
+        text=True,
+        timeout=COMMAND_TIMEOUT_S,
+    )
+    assert cold.returncode == 0, cold.stderr
+    written = here / "backlog.md"
+    assert written.read_text(encoding="utf-8") == (there / "backlog.md").read_text(encoding="utf-8")
+    assert "Nightly export fails" in written.read_text(encoding="utf-8")
+    assert written.stat().st_mode & 0o777 == 0o600
+    assert (there / "backlog.md").stat().st_mode & 0o777 == 0o644

@@ -159,6 +159,12 @@ def _stream_settings() -> dict[str, list[str | None]]:
     }
 
 
+def _umask() -> int:
+    mask = os.umask(0o077)
+    os.umask(mask)
+    return mask
+
+
 def _receive_reply(client: socket.socket) -> tuple[bytes, int] | None:
     data = b""
     while len(data) < REPLY.size:
@@ -181,6 +187,7 @@ def run_warm(arguments: list[str], environ: dict[str, str], path: Path) -> int |
                 {
                     "argv": [sys.argv[0], *arguments],
                     "cwd": os.getcwd(),  # raises when the directory was removed: the command runs here
+                    "umask": _umask(),  # files a command writes (`report -o`) get this shell's permissions
                     "env": environ,
                     "path": sys.path,
                     # click names the program after `__main__`: `threadline`, or `python -m ...` when run so

@@ -233,6 +233,7 @@ def _become_the_command(request: dict[str, Any], descriptors: list[int]) -> None
     sys.stdout = _text_stream(1, "w", *streams["stdout"])
     sys.stderr = _text_stream(2, "w", *streams["stderr"])
     os.chdir(request["cwd"])
+    os.umask(int(request["umask"]))
     os.environ.clear()
     os.environ.update(request["env"])
     time.tzset()
