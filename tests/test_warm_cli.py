@@ -21,7 +21,6 @@ from pathlib import Path
 import psycopg
 import pytest
 from sqlalchemy import make_url
-from support import seed_a_run
 
 from threadline.cli.launch import PACKAGE_DIRECTORY, is_warm_command, socket_path, warm_directory, warm_key
 
@@ -43,7 +42,12 @@ COMMAND_TIMEOUT_S = 120
         (["stories", "--limit", "5"], True),
         (["runs", "list"], True),
         (["runs", "show", "4"], True),
-        (["run", "--help"], True),  # help never runs the command
+        (["runs", "list", "--help"], True),
+        (["run", "--help"], False),  # `--help` counts at the top or in a read command only:
+        (["forget", "--customer", "--help"], False),  # here it is an option's value (this erases)
+        (["run", "--source", "--help"], False),
+        (["themes", "rename", "1", "--", "--help"], False),
+        (["report", "-o", "backlog.md"], False),  # records what it exported
         (["themes", "rename", "3", "Billing"], False),
         (["themes", "--run", "3", "merge", "1", "2"], False),
         (["stories", "status", "7", "done"], False),
@@ -189,21 +193,83 @@ def test_the_warm_process_passes_on_exit_codes_and_errors(warm_env):
     assert error in warm.stderr.splitlines()
 
 
-def test_other_settings_never_reach_a_warm_process_and_replace_it(warm_env):
+def test_other_settings_never_reach_a_warm_process_of_other_settings(warm_env):
     threadline(["status"], warm_env)
     wait_for(lambda: warm_pid(warm_env) is not None, "the warm process to listen")
-    old = warm_pid(warm_env)
-    assert old is not None
+    first = warm_pid(warm_env)
+    assert first is not None
 
     other = {**warm_env, "THREADLINE_READ_MAX_LIST_LIMIT": "5"}
     changed = threadline(["runs", "list", "--limit", "6"], other)
-    assert changed.returncode != 0  # the new limit applies: the old warm process did not answer
+    assert changed.returncode != 0  # the new limit applies: the first warm process did not answer
     assert WARM_LINE not in changed.stderr
-    wait_for(lambda: warm_pid(other) is not None, "the warm process of the new settings")
-    wait_for(lambda: not alive(old), "the old warm process to stop")
+    wait_for(lambda: warm_pid(other) is not None, "the warm process of the other settings")
     again = threadline(["runs", "list", "--limit", "6"], other)
     assert again.returncode == changed.returncode
     assert f"{WARM_LINE} {warm_pid(other)}" in again.stderr
+    # the same code for another environment (a second terminal) does not push the first one out
+    assert alive(first)
+    assert f"{WARM_LINE} {first}" in threadline(["status"], warm_env).stderr
+
+
+def test_a_terminal_s_session_variables_share_one_warm_process(warm_env):
+    threadline(["status"], {**warm_env, "TMUX_PANE": "%1", "WINDOWID": "1"})
+    wait_for(lambda: warm_pid(warm_env) is not None, "the warm process to listen")
+    answered = threadline(["status"], {**warm_env, "TMUX_PANE": "%2", "WINDOWID": "2"})
+    assert f"{WARM_LINE} {warm_pid(warm_env)}" in answered.stderr
+
+
+def test_a_warm_process_of_outdated_code_is_stopped_and_its_lock_file_removed(warm_env):
+    key = launcher_key(warm_env)
+    outdated = "0" * 16 + key[16:]  # the same environment, other code
+    directory = warm_directory(warm_env)
+    directory.mkdir(parents=True, exist_ok=True)
+    subprocess.Popen(
+        [sys.executable, "-m", "threadline.cli.warm", str(directory), outdated],
+        env=warm_env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+    old_pid_file = directory / f"warm-{outdated}.pid"
+    wait_for(old_pid_file.exists, "the outdated warm process to listen")
+    old = int(old_pid_file.read_text(encoding="ascii"))
+    threadline(["status"], warm_env)
+    wait_for(lambda: warm_pid(warm_env) is not None, "the current warm process to listen")
+    wait_for(lambda: not alive(old), "the outdated warm process to stop")
+    assert not (directory / f"warm-{outdated}.sock").exists()
+    assert not (directory / f"warm-{outdated}.lock").exists()
+
+
+def test_closed_standard_streams_are_never_handed_to_the_warm_process(warm_env):
+    """With stdout closed the socket would take descriptor 1: the command runs in its own process instead."""
+    threadline(["status"], warm_env)
+    wait_for(lambda: warm_pid(warm_env) is not None, "the warm process to listen")
+    closed = [
+        subprocess.run(
+            ["sh", "-c", f"exec {' '.join(command)} status >&-"],
+            env=warm_env,
+            capture_output=True,
+            text=True,
+            timeout=COMMAND_TIMEOUT_S,
+        )
+        for command in (LAUNCHER, IN_PROCESS)
+    ]
+    assert WARM_LINE not in closed[0].stderr
+    assert closed[0].returncode == closed[1].returncode
+
+
+def test_a_relative_home_is_the_caller_s(warm_env, tmp_path):
+    env = {**warm_env, "THREADLINE_HOME": "relative-home"}
+    first = subprocess.run([*LAUNCHER, "status"], env=env, cwd=tmp_path, capture_output=True, timeout=COMMAND_TIMEOUT_S)
+    assert first.returncode == 0
+    pid_files = tmp_path / "relative-home" / "cli"
+    wait_for(lambda: any(pid_files.glob("warm-*.pid")), "the warm process to listen")
+    second = subprocess.run(
+        [*LAUNCHER, "status"], env=env, cwd=tmp_path, capture_output=True, text=True, timeout=COMMAND_TIMEOUT_S
+    )
+    assert WARM_LINE in second.stderr
+    stop_warm_processes(pid_files)
 
 
 def test_no_warm_process_when_the_setting_is_zero(warm_env):
@@ -309,24 +375,27 @@ def waiting_on_a_lock(db_url: str) -> bool:
     return bool(found and found[0])
 
 
-def interrupted_while_blocked(command: list[str], env: dict[str, str], db_url: str) -> subprocess.CompletedProcess:
-    """Run `command` while its table is locked, Ctrl-C it once its query waits, and return how it ended."""
+def interrupted_while_blocked(
+    command: list[str], env: dict[str, str], db_url: str, signum: int = signal.SIGINT
+) -> subprocess.CompletedProcess:
+    """Run `command` while its table is locked, signal it once its query waits, and return how it ended."""
     with psycopg.connect(libpq_url(db_url)) as blocker:
         blocker.execute("LOCK TABLE runs IN ACCESS EXCLUSIVE MODE")
         process = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         wait_for(lambda: waiting_on_a_lock(db_url), "the command's query to wait for the lock")
-        process.send_signal(signal.SIGINT)
+        process.send_signal(signum)
         stdout, stderr = process.communicate(timeout=COMMAND_TIMEOUT_S)
         blocker.rollback()
     return subprocess.CompletedProcess(command, process.returncode, stdout, stderr)
 
 
-def test_ctrl_c_reaches_the_command_the_warm_process_runs(warm_env, db_url):
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGHUP])
+def test_ctrl_c_and_hang_up_reach_the_command_the_warm_process_runs(warm_env, db_url, signum):
     threadline(["status"], warm_env)
     wait_for(lambda: warm_pid(warm_env) is not None, "the warm process to listen")
-    cold = interrupted_while_blocked([*IN_PROCESS, "runs", "list"], warm_env, db_url)
-    warm = interrupted_while_blocked([*LAUNCHER, "runs", "list"], warm_env, db_url)
-    assert warm.returncode == cold.returncode != 0
+    cold = interrupted_while_blocked([*IN_PROCESS, "runs", "list"], warm_env, db_url, signum)
+    warm = interrupted_while_blocked([*LAUNCHER, "runs", "list"], warm_env, db_url, signum)
+    assert warm.returncode == cold.returncode != 0  # SIGHUP: both ended by it (-1)
     assert "Traceback" not in warm.stderr
     assert not waiting_on_a_lock(db_url)  # the interrupted query is gone, not left waiting in a child
 
@@ -343,35 +412,30 @@ def test_sigterm_stops_the_warm_process_and_removes_its_socket(warm_env):
     assert not path.with_suffix(".pid").exists()
 
 
-def test_a_file_a_warm_command_writes_lands_in_its_directory_with_its_umask(warm_env, db_session, tmp_path):
-    seed_a_run(db_session)
+def children_of(pid: int) -> list[int]:
+    found = []
+    for process in Path("/proc").iterdir():
+        try:
+            fields = (process / "stat").read_text().rsplit(")", 1)[1].split()
+        except (OSError, IndexError):
+            continue
+        if fields[1] == str(pid) and fields[0] != "Z":
+            found.append(int(process.name))
+    return found
+
+
+def test_a_command_whose_launcher_was_killed_ends(warm_env, db_url):
+    """SIGKILL to the launcher (or its terminal closing) hangs up the command, as a terminal would."""
     threadline(["status"], warm_env)
     wait_for(lambda: warm_pid(warm_env) is not None, "the warm process to listen")
-    here, there = tmp_path / "here", tmp_path / "there"
-    here.mkdir()
-    there.mkdir()
-    shell = "umask {mask} && exec {command} report -o backlog.md"
-    warm = subprocess.run(
-        ["sh", "-c", shell.format(mask="077", command=" ".join(LAUNCHER))],
-        cwd=here,
-        env=warm_env,
-        capture_output=True,
-        text=True,
-        timeout=COMMAND_TIMEOUT_S,
-    )
-    assert warm.returncode == 0, warm.stderr
-    assert WARM_LINE in warm.stderr
-    cold = subprocess.run(
-        ["sh", "-c", shell.format(mask="022", command=" ".join(IN_PROCESS))],
-        cwd=there,
-        env=warm_env,
-        capture_output=True,
-        text=True,
-        timeout=COMMAND_TIMEOUT_S,
-    )
-    assert cold.returncode == 0, cold.stderr
-    written = here / "backlog.md"
-    assert written.read_text(encoding="utf-8") == (there / "backlog.md").read_text(encoding="utf-8")
-    assert "Nightly export fails" in written.read_text(encoding="utf-8")
-    assert written.stat().st_mode & 0o777 == 0o600
-    assert (there / "backlog.md").stat().st_mode & 0o777 == 0o644
+    pid = warm_pid(warm_env)
+    assert pid is not None
+    with psycopg.connect(libpq_url(db_url)) as blocker:
+        blocker.execute("LOCK TABLE runs IN ACCESS EXCLUSIVE MODE")
+        launcher = subprocess.Popen([*LAUNCHER, "runs", "list"], env=warm_env, stdout=subprocess.DEVNULL)
+        wait_for(lambda: waiting_on_a_lock(db_url), "the command's query to wait for the lock")
+        assert children_of(pid)  # the command runs in a child of the warm process
+        launcher.kill()
+        launcher.wait(timeout=COMMAND_TIMEOUT_S)
+        wait_for(lambda: not children_of(pid), "the command to end with its launcher", timeout=30)
+        blocker.rollback()

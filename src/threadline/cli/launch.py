@@ -12,12 +12,14 @@ back its exit code. This module loads only the standard library, so that path co
 interpreter start and the command's own work.
 
 Only commands that read and do not prompt go to the warm process (`is_warm_command`): a run,
-an import, a worker or the server run here, with this terminal's signals and job control.
+an import, a report, a worker or the server run here. Signals to the launcher reach the command
+(`_Forwarder`); the command's child hangs up when its launcher goes away.
 
-A warm process serves one *key*: the interpreter, the whole environment (every setting comes
-from it), the installed code's files and the import path's directories (their modification
-times). A command whose key differs (another setting, an upgraded package, an edited source
-file) runs here and starts a warm process for its own key, which replaces the old one. Whenever the warm process cannot
+A warm process serves one *key*, ``CODE-ENVIRONMENT``: the interpreter and its flags, the
+modification times of Threadline's source files and of the import path's directories, and the
+whole environment (every setting comes from it) except a terminal's session variables. A command
+whose key differs runs here and starts a warm process for its own key: one for another
+environment runs next to the first, one for other code stops those of the old code. Whenever the warm process cannot
 take a command before the command started there (none running, it is stopping, the socket is
 refused), the command runs here: read commands are safe to run again.
 """
@@ -46,8 +48,29 @@ STARTING_WAIT_S = 3.0  # longest wait for a starting warm process (its imports t
 STARTING_POLL_S = 0.01
 HANDSHAKE_TIMEOUT_S = 5.0  # from connecting to the child's pid: a fork, so far longer means trouble
 EXIT_UNEXPECTED = 3  # as `threadline.cli.main.EXIT_UNEXPECTED`: the command's process died
-# Variables a shell changes between commands without changing what a command does.
-VOLATILE_VARIABLES = frozenset({"PWD", "OLDPWD", "_", "SHLVL"})
+# Variables a shell or terminal sets per session or per command without changing what a command does
+# (the child still gets them): left out of the key, so two terminals share one warm process.
+VOLATILE_VARIABLES = frozenset(
+    {
+        "PWD",
+        "OLDPWD",
+        "_",
+        "SHLVL",
+        "TMUX_PANE",
+        "WINDOWID",
+        "TERM_SESSION_ID",
+        "ITERM_SESSION_ID",
+        "SSH_CLIENT",
+        "SSH_CONNECTION",
+        "SSH_TTY",
+        "GPG_TTY",
+        "STY",
+        "WINDOW",
+        "XDG_SESSION_ID",
+        "KONSOLE_DBUS_SESSION",
+        "KONSOLE_DBUS_WINDOW",
+    }
+)
 # Read-only, non-interactive commands by their path; `themes` and `stories` only without a
 # subcommand (their subcommands rename, merge, change status).
 READ_COMMANDS: frozenset[tuple[str, ...]] = frozenset(
@@ -58,7 +81,6 @@ READ_COMMANDS: frozenset[tuple[str, ...]] = frozenset(
         ("stories", "history"),
         ("runs", "list"),
         ("runs", "show"),
-        ("report",),
         ("changes",),
         ("gaps",),
         ("conversations",),
@@ -78,11 +100,16 @@ GROUP_SUBCOMMANDS: dict[tuple[str, ...], frozenset[str]] = {
 }
 HEADER = struct.Struct("!I")  # length of the JSON request that follows the descriptors
 REPLY = struct.Struct("!ci")  # b"P" + child pid, then b"X" + exit code
+GO = b"G"  # launcher -> child, after b"P": run the command
 
 
 def is_warm_command(arguments: list[str]) -> bool:
-    """Whether the command only reads and never prompts, so a warm process may run it."""
-    if not arguments or "--help" in arguments:
+    """Whether the command only reads and never prompts, so a warm process may run it.
+
+    Decided by the command's path (its first words), never by a word further on: `--help` after
+    another command may be an option's value (`forget --customer --help` erases and prompts).
+    """
+    if not arguments or arguments[0] == "--help":
         return True
     for length in (2, 1):
         path = tuple(arguments[:length])
@@ -95,14 +122,11 @@ def is_warm_command(arguments: list[str]) -> bool:
 PACKAGE_DIRECTORY = Path(__file__).resolve().parent.parent  # threadline's sources, whose edits change the key
 
 
-def warm_key(environ: dict[str, str], package: Path = PACKAGE_DIRECTORY) -> str:
-    """What a warm process must share with a command to run it (see the module docstring)."""
-    digest = hashlib.blake2b(digest_size=10)
-    for part in (sys.executable, sys.version, repr(sys.flags)):
+def code_key(package: Path = PACKAGE_DIRECTORY) -> str:
+    """The interpreter and the code it would import: Threadline's sources and the import path's directories."""
+    digest = hashlib.blake2b(digest_size=8)
+    for part in (sys.executable, sys.version, repr(sys.flags), repr(sys.warnoptions), repr(sys._xoptions)):
         digest.update(part.encode("utf-8", "surrogateescape") + b"\0")
-    for name in sorted(environ):
-        if name not in VOLATILE_VARIABLES:
-            digest.update(f"{name}={environ[name]}\0".encode("utf-8", "surrogateescape"))
     for directory, subdirectories, files in os.walk(package):
         subdirectories[:] = sorted(name for name in subdirectories if name != "__pycache__")
         for name in sorted(files):
@@ -119,8 +143,21 @@ def warm_key(environ: dict[str, str], package: Path = PACKAGE_DIRECTORY) -> str:
     return digest.hexdigest()
 
 
+def environment_key(environ: dict[str, str]) -> str:
+    digest = hashlib.blake2b(digest_size=8)
+    for name in sorted(environ):
+        if name not in VOLATILE_VARIABLES:
+            digest.update(f"{name}={environ[name]}\0".encode("utf-8", "surrogateescape"))
+    return digest.hexdigest()
+
+
+def warm_key(environ: dict[str, str], package: Path = PACKAGE_DIRECTORY) -> str:
+    """What a warm process must share with a command to run it: ``CODE-ENVIRONMENT`` (module docstring)."""
+    return f"{code_key(package)}-{environment_key(environ)}"
+
+
 def warm_directory(environ: dict[str, str]) -> Path:
-    return home_of(environ) / WARM_DIRECTORY
+    return (home_of(environ) / WARM_DIRECTORY).absolute()  # a relative THREADLINE_HOME is the caller's
 
 
 def socket_path(directory: Path, key: str) -> Path:
@@ -144,17 +181,26 @@ def _connect(path: Path) -> socket.socket | None:
         return None
     try:
         client.connect(address)
+        credentials = client.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, struct.calcsize("3i"))
     except OSError:
         client.close()
         return None
     finally:
         os.close(directory)
+    if struct.unpack("3i", credentials)[1] != os.getuid():  # our terminal and environment go to our own user only
+        client.close()
+        return None
     return client
 
 
-def _stream_settings() -> dict[str, list[str | None]]:
+def _stream_settings() -> dict[str, list[str | bool | None]]:
+    """Encoding, errors and whether writes go straight through (``-u``, PYTHONUNBUFFERED) per stream."""
     return {
-        name: [getattr(stream, "encoding", None), getattr(stream, "errors", None)]
+        name: [
+            getattr(stream, "encoding", None),
+            getattr(stream, "errors", None),
+            getattr(stream, "write_through", False),
+        ]
         for name, stream in (("stdin", sys.stdin), ("stdout", sys.stdout), ("stderr", sys.stderr))
     }
 
@@ -176,8 +222,63 @@ def _receive_reply(client: socket.socket) -> tuple[bytes, int] | None:
     return kind, value
 
 
+def _standard_streams_open() -> bool:
+    """Whether descriptors 0, 1 and 2 are open: a closed one would be taken by the socket and handed on."""
+    try:
+        for descriptor in (0, 1, 2):
+            os.fstat(descriptor)
+    except OSError:
+        return False
+    return True
+
+
+class _Forwarder:
+    """Signals to the launcher go to the command's process, as a terminal would send them to both.
+
+    Ctrl-Z stops the command too (SIGSTOP: it runs outside this terminal's sessions, where SIGTSTP would
+    be discarded) and `fg` continues it. A signal that ended the command ends the launcher the same way.
+    """
+
+    FORWARDED = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT)
+
+    def __init__(self, child: int) -> None:
+        self.child = child
+        self.last: int | None = None
+        for signum in self.FORWARDED:
+            signal.signal(signum, self.forward)
+        signal.signal(signal.SIGTSTP, self.stop)
+        signal.signal(signal.SIGCONT, self.resume)
+
+    def _send(self, signum: int) -> None:
+        try:
+            os.kill(self.child, signum)
+        except ProcessLookupError:
+            pass
+
+    def forward(self, signum: int, _frame: FrameType | None) -> None:
+        self.last = signum
+        self._send(signum)
+
+    def stop(self, _signum: int, _frame: FrameType | None) -> None:
+        self._send(signal.SIGSTOP)
+        signal.signal(signal.SIGTSTP, signal.SIG_DFL)
+        os.kill(os.getpid(), signal.SIGTSTP)  # stops here until SIGCONT
+        signal.signal(signal.SIGTSTP, self.stop)
+
+    def resume(self, _signum: int, _frame: FrameType | None) -> None:
+        self._send(signal.SIGCONT)
+
+    def end_like_the_command(self) -> None:
+        """After the command's process died of a forwarded signal: die of it too (exit status 128 + n)."""
+        if self.last is not None:
+            signal.signal(self.last, signal.SIG_DFL)
+            os.kill(os.getpid(), self.last)
+
+
 def run_warm(arguments: list[str], environ: dict[str, str], path: Path) -> int | None:
     """Run the command in the warm process at `path`; None when it could not start there."""
+    if not _standard_streams_open():
+        return None
     client = _connect(path)
     if client is None:
         return None
@@ -187,7 +288,7 @@ def run_warm(arguments: list[str], environ: dict[str, str], path: Path) -> int |
                 {
                     "argv": [sys.argv[0], *arguments],
                     "cwd": os.getcwd(),  # raises when the directory was removed: the command runs here
-                    "umask": _umask(),  # files a command writes (`report -o`) get this shell's permissions
+                    "umask": _umask(),  # files a command writes get this shell's permissions
                     "env": environ,
                     "path": sys.path,
                     # click names the program after `__main__`: `threadline`, or `python -m ...` when run so
@@ -198,26 +299,21 @@ def run_warm(arguments: list[str], environ: dict[str, str], path: Path) -> int |
             socket.send_fds(client, [HEADER.pack(len(request))], [0, 1, 2])
             client.sendall(request)
             started = _receive_reply(client)
+            if started is None or started[0] != b"P":
+                return None
+            # Only now may the child run the command: a launcher that gave up waiting (and runs the
+            # command itself) closes the connection instead, so the command never runs twice.
+            client.sendall(GO)
         except OSError:
             return None
-        if started is None or started[0] != b"P":
-            return None
-        child = started[1]
-
-        def forward(signum: int, _frame: FrameType | None) -> None:
-            try:
-                os.kill(child, signum)
-            except ProcessLookupError:
-                pass
-
-        for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT):
-            signal.signal(signum, forward)
+        forwarder = _Forwarder(started[1])
         client.settimeout(None)  # the command takes as long as it takes; Ctrl-C is forwarded
         try:
             ended = _receive_reply(client)
         except OSError:
             ended = None
     if ended is None or ended[0] != b"X":
+        forwarder.end_like_the_command()
         sys.stderr.write("error: the command's process ended unexpectedly; run it again\n")
         return EXIT_UNEXPECTED
     return ended[1]
@@ -225,6 +321,10 @@ def run_warm(arguments: list[str], environ: dict[str, str], path: Path) -> int |
 
 def lock_path(directory: Path, key: str) -> Path:
     return directory / f"warm-{key}.lock"
+
+
+def pid_path(directory: Path, key: str) -> Path:
+    return directory / f"warm-{key}.pid"
 
 
 def _starting(directory: Path, key: str) -> bool:
@@ -247,9 +347,9 @@ def wait_for_starting(directory: Path, key: str) -> None:
 
     Its imports are under way, so waiting for them costs less than doing them all again here.
     """
-    path = socket_path(directory, key)
+    serving = pid_path(directory, key)  # written once the warm process listens
     deadline = time.monotonic() + STARTING_WAIT_S
-    while not path.exists() and time.monotonic() < deadline and _starting(directory, key):
+    while not serving.exists() and time.monotonic() < deadline and _starting(directory, key):
         time.sleep(STARTING_POLL_S)
 
 
@@ -267,8 +367,10 @@ def start_warm_process(directory: Path, key: str) -> None:
         return  # the command itself succeeded; the next one runs here again
     try:
         fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        # the launcher's -O, -W, -X ... too (what multiprocessing passes its children): they are part of the key
+        flags: list[str] = subprocess._args_from_interpreter_flags()  # type: ignore[attr-defined]
         subprocess.Popen(
-            [sys.executable, "-m", WARM_MODULE, str(directory), key, str(lock)],
+            [sys.executable, *flags, "-m", WARM_MODULE, str(directory), key, str(lock)],
             stdin=subprocess.DEVNULL,
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,

@@ -35,7 +35,7 @@ from pathlib import Path
 from types import FrameType
 from typing import Any
 
-from threadline.cli.launch import HEADER, REPLY, lock_path, short_address, socket_path
+from threadline.cli.launch import GO, HEADER, REPLY, lock_path, pid_path, short_address, socket_path
 
 # What read commands import when they run; importing them here is the whole point of the process.
 PRELOAD = (
@@ -84,21 +84,47 @@ def _lock(directory: Path, key: str) -> int | None:
     return descriptor
 
 
-def _stop_other_warm_processes(directory: Path, key: str) -> None:
-    """SIGTERM to this home's warm processes of other keys (outdated settings or code)."""
+def _stop_outdated_warm_processes(directory: Path, key: str) -> None:
+    """SIGTERM to this home's warm processes of other code (an edit, an upgrade), and remove lock files
+    nobody holds. Warm processes of the same code for other environments stay until their idle end."""
+    code = key.split("-", 1)[0]
     for pid_file in directory.glob("warm-*.pid"):
-        if pid_file.name == f"warm-{key}.pid":
+        other = pid_file.name.removeprefix("warm-").removesuffix(".pid")
+        if other.split("-", 1)[0] == code:
             continue
         try:
             pid = int(pid_file.read_text(encoding="ascii"))
-            command_line = Path(f"/proc/{pid}/cmdline").read_bytes()
+            arguments = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
         except (OSError, ValueError):
             with contextlib.suppress(OSError):
                 pid_file.unlink()
             continue
-        if b"threadline.cli.warm" in command_line and pid != os.getpid():
+        # its command line names this module, this directory and that key: not a reused pid
+        if (
+            b"threadline.cli.warm" in arguments
+            and os.fsencode(directory) in arguments
+            and os.fsencode(other) in arguments
+        ):
             with contextlib.suppress(OSError):
                 os.kill(pid, signal.SIGTERM)
+    for lock_file in directory.glob("warm-*.lock"):
+        if lock_file.name != lock_path(directory, key).name:
+            _remove_if_free(lock_file)
+
+
+def _remove_if_free(lock_file: Path) -> None:
+    """Remove a key's lock file that no process holds (its warm process ended)."""
+    try:
+        descriptor = os.open(lock_file, os.O_RDWR)
+    except OSError:
+        return
+    try:
+        fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        lock_file.unlink()
+    except OSError:
+        pass
+    finally:
+        os.close(descriptor)
 
 
 def _listen(path: Path) -> socket.socket:
@@ -161,12 +187,12 @@ def serve(directory: Path, key: str, lock: int | None = None) -> None:
     signal.signal(signal.SIGCHLD, signal.SIG_IGN)  # children are reaped by the kernel
     signal.signal(signal.SIGTERM, _leave)  # a newer warm process or a person: clean up the socket first
     path = socket_path(directory, key)
-    pid_file = directory / f"warm-{key}.pid"
+    pid_file = pid_path(directory, key)
     listener = _listen(path)
     listener.settimeout(min(TICK_S, idle_s))
     inode = os.stat(path).st_ino
     pid_file.write_text(f"{os.getpid()}\n", encoding="ascii")
-    _stop_other_warm_processes(directory, key)
+    _stop_outdated_warm_processes(directory, key)
     last_command = time.monotonic()
     try:
         while time.monotonic() - last_command < idle_s and _still_ours(path, inode):
@@ -190,6 +216,8 @@ def serve(directory: Path, key: str, lock: int | None = None) -> None:
         with contextlib.suppress(OSError):
             pid_file.unlink()
         listener.close()
+        with contextlib.suppress(OSError):
+            lock_path(directory, key).unlink()  # still held: a launcher racing it starts a new one, which is right
 
 
 def _receive_request(connection: socket.socket) -> tuple[dict[str, Any], list[int]]:
@@ -210,16 +238,22 @@ def _receive_request(connection: socket.socket) -> tuple[dict[str, Any], list[in
     return json.loads(body.decode("ascii")), descriptors
 
 
-def _text_stream(descriptor: int, mode: str, encoding: str | None, errors: str | None) -> io.TextIOWrapper:
+def _text_stream(
+    descriptor: int, mode: str, encoding: str | None, errors: str | None, write_through: bool = False
+) -> io.TextIOWrapper:
     """A standard stream on `descriptor` as the interpreter would have opened it for the launcher."""
     interactive = os.isatty(descriptor)
     binary = io.FileIO(descriptor, mode + "b", closefd=False)
-    buffered = io.BufferedReader(binary) if mode == "r" else io.BufferedWriter(binary)
+    unbuffered = mode == "w" and write_through  # the launcher's -u or PYTHONUNBUFFERED
+    buffered: io.RawIOBase | io.BufferedIOBase = binary
+    if not unbuffered:
+        buffered = io.BufferedReader(binary) if mode == "r" else io.BufferedWriter(binary)
     return io.TextIOWrapper(
-        buffered,
+        buffered,  # type: ignore[arg-type]
         encoding=encoding or "utf-8",
         errors=errors or "strict",
         line_buffering=interactive or descriptor == 2,
+        write_through=unbuffered,
     )
 
 
@@ -258,6 +292,14 @@ def _exit_code(exit_value: object) -> int:
     return 1
 
 
+def _hang_up_with_the_launcher(connection: socket.socket) -> None:
+    """SIGHUP to this command when its launcher goes away (killed, or its terminal closed), as a
+    terminal's hang-up would end a command running in it."""
+    with contextlib.suppress(OSError):
+        connection.recv(1)  # the launcher sends nothing more: this returns when it closes
+    os.kill(os.getpid(), signal.SIGHUP)
+
+
 def _run_child(connection: socket.socket) -> None:
     """Run one command in this forked child and report its exit code; ends the process."""
     code = 1
@@ -265,8 +307,12 @@ def _run_child(connection: socket.socket) -> None:
         request, descriptors = _receive_request(connection)
         _become_the_command(request, descriptors)
         connection.sendall(REPLY.pack(b"P", os.getpid()))
+        if connection.recv(len(GO)) != GO:
+            raise ValueError("the launcher gave up")
     except (OSError, ValueError, KeyError, TypeError):
         os._exit(code)  # the launcher runs the command itself
+    connection.settimeout(None)
+    threading.Thread(target=_hang_up_with_the_launcher, args=(connection,), daemon=True).start()
     from threadline.cli.main import main
 
     try:
