@@ -342,11 +342,19 @@ def on_a_terminal(command: list[str], env: dict[str, str]) -> tuple[int, bytes]:
     return process.wait(timeout=COMMAND_TIMEOUT_S), received
 
 
+LOG_LINE = re.compile(rb"^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3} [A-Z]+ .*\r\n", re.MULTILINE)
+
+
+def without_log_lines(output: bytes) -> bytes:
+    return LOG_LINE.sub(b"", output)
+
+
 def test_on_a_terminal_the_warm_answer_is_byte_identical(cli_env):
     """Colours, width and line endings follow the command's terminal, not the warm process's (which has none)."""
     env = {**cli_env, "TERM": "xterm-256color", "THREADLINE_CLI_WARM_IDLE_S": "60"}
     for name in ("NO_COLOR", "FORCE_COLOR", "COLUMNS", "LINES", "PWD"):
         env.pop(name, None)
+    env["THREADLINE_LOG_LEVEL"] = "INFO"  # a warm answer says so in a log line, which is then set aside
     cold_env = {**env, "THREADLINE_CLI_WARM_IDLE_S": "0"}
     try:
         cold_status, cold_help = on_a_terminal(["status"], cold_env), on_a_terminal(["--help"], cold_env)
@@ -356,7 +364,12 @@ def test_on_a_terminal_the_warm_answer_is_byte_identical(cli_env):
         assert max(len(line) for line in help_lines) == TERMINAL_COLUMNS  # the help's panels span the terminal
         on_a_terminal(["status"], env)
         wait_for(lambda: warm_pid(env) is not None, "the warm process to listen")
-        assert on_a_terminal(["status"], env) == cold_status
+        warm_status = on_a_terminal(["status"], env)
+        assert f"{WARM_LINE} {warm_pid(env)}".encode() in warm_status[1]
+        assert (warm_status[0], without_log_lines(warm_status[1])) == (
+            cold_status[0],
+            without_log_lines(cold_status[1]),
+        )
         assert on_a_terminal(["--help"], env) == cold_help
     finally:
         stop_warm_processes(Path(env["THREADLINE_HOME"]) / "cli")
@@ -376,13 +389,17 @@ def waiting_on_a_lock(db_url: str) -> bool:
 
 
 def interrupted_while_blocked(
-    command: list[str], env: dict[str, str], db_url: str, signum: int = signal.SIGINT
+    command: list[str], env: dict[str, str], db_url: str, signum: int = signal.SIGINT, served_by: int | None = None
 ) -> subprocess.CompletedProcess:
-    """Run `command` while its table is locked, signal it once its query waits, and return how it ended."""
+    """Run `command` while its table is locked, signal it once its query waits, and return how it ended.
+
+    With `served_by`, the waiting command must be a child of that warm process.
+    """
     with psycopg.connect(libpq_url(db_url)) as blocker:
         blocker.execute("LOCK TABLE runs IN ACCESS EXCLUSIVE MODE")
         process = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         wait_for(lambda: waiting_on_a_lock(db_url), "the command's query to wait for the lock")
+        assert served_by is None or children_of(served_by)
         process.send_signal(signum)
         stdout, stderr = process.communicate(timeout=COMMAND_TIMEOUT_S)
         blocker.rollback()
@@ -394,7 +411,7 @@ def test_ctrl_c_and_hang_up_reach_the_command_the_warm_process_runs(warm_env, db
     threadline(["status"], warm_env)
     wait_for(lambda: warm_pid(warm_env) is not None, "the warm process to listen")
     cold = interrupted_while_blocked([*IN_PROCESS, "runs", "list"], warm_env, db_url, signum)
-    warm = interrupted_while_blocked([*LAUNCHER, "runs", "list"], warm_env, db_url, signum)
+    warm = interrupted_while_blocked([*LAUNCHER, "runs", "list"], warm_env, db_url, signum, warm_pid(warm_env))
     assert warm.returncode == cold.returncode != 0  # SIGHUP: both ended by it (-1)
     assert "Traceback" not in warm.stderr
     assert not waiting_on_a_lock(db_url)  # the interrupted query is gone, not left waiting in a child
@@ -439,3 +456,29 @@ def test_a_command_whose_launcher_was_killed_ends(warm_env, db_url):
         launcher.wait(timeout=COMMAND_TIMEOUT_S)
         wait_for(lambda: not children_of(pid), "the command to end with its launcher", timeout=30)
         blocker.rollback()
+
+
+def test_a_hang_up_the_launcher_ignores_is_ignored_by_its_command(warm_env, db_url):
+    """`nohup threadline ...`: SIGHUP is ignored by the launcher, so the command finishes instead of dying."""
+    threadline(["status"], warm_env)
+    wait_for(lambda: warm_pid(warm_env) is not None, "the warm process to listen")
+    pid = warm_pid(warm_env)
+    assert pid is not None
+    with psycopg.connect(libpq_url(db_url)) as blocker:
+        blocker.execute("LOCK TABLE runs IN ACCESS EXCLUSIVE MODE")
+        launcher = subprocess.Popen(
+            [*LAUNCHER, "runs", "list"],
+            env=warm_env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            preexec_fn=lambda: signal.signal(signal.SIGHUP, signal.SIG_IGN),
+        )
+        wait_for(lambda: waiting_on_a_lock(db_url), "the command's query to wait for the lock")
+        assert children_of(pid)
+        launcher.send_signal(signal.SIGHUP)
+        time.sleep(0.5)  # time for a forwarded hang-up to end the command, which must not happen
+        blocker.rollback()
+    stdout, stderr = launcher.communicate(timeout=COMMAND_TIMEOUT_S)
+    assert launcher.returncode == 0, stderr
+    assert "run" in stdout

@@ -21,5 +21,5 @@ def default_home() -> Path:
 
 def home_of(environ: Mapping[str, str]) -> Path:
     """The ``home`` setting as the settings tree reads it: ``THREADLINE_HOME``, else the default."""
-    value = environ.get(HOME_VARIABLE)
-    return Path(value) if value is not None else default_home()
+    value = next((value for name, value in environ.items() if name.upper() == HOME_VARIABLE), None)
+    return Path(value) if value is not None else default_home()  # in any case, as pydantic-settings reads it

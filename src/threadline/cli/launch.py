@@ -7,7 +7,7 @@ read command that finds none starts one as it begins (it imports on another core
 runs here. The next read command connects to it over a Unix
 socket in ``$THREADLINE_HOME/cli/`` and passes its arguments, working directory, environment and
 terminal (stdin, stdout, stderr as file descriptors); the warm process forks a child that runs
-the command exactly as `threadline.cli.main.main` would here, on those descriptors, and sends
+the command as `threadline.cli.main.main` would here, on those descriptors, and sends
 back its exit code. This module loads only the standard library, so that path costs an
 interpreter start and the command's own work.
 
@@ -69,8 +69,14 @@ VOLATILE_VARIABLES = frozenset(
         "XDG_SESSION_ID",
         "KONSOLE_DBUS_SESSION",
         "KONSOLE_DBUS_WINDOW",
+        "KITTY_WINDOW_ID",
+        "WEZTERM_PANE",
+        "SSH_AUTH_SOCK",
+        "INVOCATION_ID",  # systemd: one per service or timer run
+        "JOURNAL_STREAM",
     }
 )
+VOLATILE_PREFIXES = ("VSCODE_",)
 # Read-only, non-interactive commands by their path; `themes` and `stories` only without a
 # subcommand (their subcommands rename, merge, change status).
 READ_COMMANDS: frozenset[tuple[str, ...]] = frozenset(
@@ -146,7 +152,7 @@ def code_key(package: Path = PACKAGE_DIRECTORY) -> str:
 def environment_key(environ: dict[str, str]) -> str:
     digest = hashlib.blake2b(digest_size=8)
     for name in sorted(environ):
-        if name not in VOLATILE_VARIABLES:
+        if name not in VOLATILE_VARIABLES and not name.startswith(VOLATILE_PREFIXES):
             digest.update(f"{name}={environ[name]}\0".encode("utf-8", "surrogateescape"))
     return digest.hexdigest()
 
@@ -232,6 +238,13 @@ def _standard_streams_open() -> bool:
     return True
 
 
+FORWARDED_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT)
+
+
+def _ignored_signals() -> list[int]:
+    return [int(signum) for signum in FORWARDED_SIGNALS if signal.getsignal(signum) == signal.SIG_IGN]
+
+
 class _Forwarder:
     """Signals to the launcher go to the command's process, as a terminal would send them to both.
 
@@ -239,19 +252,18 @@ class _Forwarder:
     be discarded) and `fg` continues it. A signal that ended the command ends the launcher the same way.
     """
 
-    FORWARDED = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT)
-
-    def __init__(self, child: int) -> None:
-        self.child = child
+    def __init__(self, child: int, ignored: list[int]) -> None:
+        self.child = child  # also its process group: what the command starts gets the signals too
         self.last: int | None = None
-        for signum in self.FORWARDED:
-            signal.signal(signum, self.forward)
+        for signum in FORWARDED_SIGNALS:
+            if signum not in ignored:  # `nohup`, a background job: the command ignores them as well
+                signal.signal(signum, self.forward)
         signal.signal(signal.SIGTSTP, self.stop)
         signal.signal(signal.SIGCONT, self.resume)
 
     def _send(self, signum: int) -> None:
         try:
-            os.kill(self.child, signum)
+            os.killpg(self.child, signum)
         except ProcessLookupError:
             pass
 
@@ -262,8 +274,9 @@ class _Forwarder:
     def stop(self, _signum: int, _frame: FrameType | None) -> None:
         self._send(signal.SIGSTOP)
         signal.signal(signal.SIGTSTP, signal.SIG_DFL)
-        os.kill(os.getpid(), signal.SIGTSTP)  # stops here until SIGCONT
+        os.kill(os.getpid(), signal.SIGTSTP)  # stops here until SIGCONT (or at once if the kernel drops it)
         signal.signal(signal.SIGTSTP, self.stop)
+        self._send(signal.SIGCONT)
 
     def resume(self, _signum: int, _frame: FrameType | None) -> None:
         self._send(signal.SIGCONT)
@@ -282,6 +295,7 @@ def run_warm(arguments: list[str], environ: dict[str, str], path: Path) -> int |
     client = _connect(path)
     if client is None:
         return None
+    ignored = _ignored_signals()
     with client:
         try:
             request = json.dumps(
@@ -294,6 +308,7 @@ def run_warm(arguments: list[str], environ: dict[str, str], path: Path) -> int |
                     # click names the program after `__main__`: `threadline`, or `python -m ...` when run so
                     "main_package": getattr(sys.modules["__main__"], "__package__", None),
                     "streams": _stream_settings(),
+                    "ignored_signals": ignored,
                 }
             ).encode("ascii")  # json.dumps escapes everything else, lone surrogates included
             socket.send_fds(client, [HEADER.pack(len(request))], [0, 1, 2])
@@ -301,12 +316,12 @@ def run_warm(arguments: list[str], environ: dict[str, str], path: Path) -> int |
             started = _receive_reply(client)
             if started is None or started[0] != b"P":
                 return None
+            forwarder = _Forwarder(started[1], ignored)
             # Only now may the child run the command: a launcher that gave up waiting (and runs the
             # command itself) closes the connection instead, so the command never runs twice.
             client.sendall(GO)
         except OSError:
             return None
-        forwarder = _Forwarder(started[1])
         client.settimeout(None)  # the command takes as long as it takes; Ctrl-C is forwarded
         try:
             ended = _receive_reply(client)
@@ -391,8 +406,8 @@ def warm_process_off(environ: dict[str, str]) -> bool:
     process off start nothing; the warm process itself validates the whole settings tree and leaves
     when they are invalid.
     """
-    value = environ.get(WARM_IDLE_VARIABLE)
-    if value is None:
+    value = next((value for name, value in environ.items() if name.upper() == WARM_IDLE_VARIABLE), None)
+    if value is None:  # the settings tree reads names in any case
         return False
     try:
         return float(value) <= 0

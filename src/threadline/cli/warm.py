@@ -7,8 +7,9 @@ Started detached by the launcher after a read command ran in its own process:
 It imports what read commands use, then listens on ``DIRECTORY/warm-KEY.sock`` (the directory is
 the user's alone: mode 0700, and every peer's uid is checked). For each connection it forks; the
 child takes the command's descriptors, working directory, environment and arguments, runs
-`threadline.cli.main.main` and reports the exit code. The warm process itself never reads the
-settings, opens a database connection or starts a thread, so every child starts from the state of
+`threadline.cli.main.main` and reports the exit code. The warm process itself reads only its idle
+time (from a settings object of its own, never the cached one a command reads), opens no database
+connection and starts no thread, so every child starts from the state of
 a fresh process that has only imported modules. It exits after ``cli_warm_idle_s`` seconds without a command (0: at once),
 when its socket file is removed or replaced, or on SIGTERM; a newer warm process of the same home
 (another key: other settings or code) stops it. At most one runs per key (a lock file).
@@ -70,7 +71,10 @@ logger = logging.getLogger("threadline.cli.warm")  # also when run as __main__
 
 def _preload() -> None:
     for module in PRELOAD:
-        importlib.import_module(module)
+        try:
+            importlib.import_module(module)
+        except ImportError:  # a library version without it: the command imports what it needs itself
+            continue
 
 
 def _lock(directory: Path, key: str) -> int | None:
@@ -205,9 +209,7 @@ def serve(directory: Path, key: str, lock: int | None = None) -> None:
                 connection.close()
                 continue
             if os.fork() == 0:
-                listener.close()
-                os.close(lock)
-                _run_child(connection)  # never returns
+                _child(listener, lock, connection)  # never returns
             connection.close()
     finally:
         if _still_ours(path, inode):
@@ -277,6 +279,8 @@ def _become_the_command(request: dict[str, Any], descriptors: list[int]) -> None
     for signum in (signal.SIGCHLD, signal.SIGHUP, signal.SIGQUIT, signal.SIGTERM):
         signal.signal(signum, signal.SIG_DFL)
     signal.signal(signal.SIGINT, signal.default_int_handler)
+    for signum in request["ignored_signals"]:  # `nohup`, a background job: ignored as they were for the launcher
+        signal.signal(signum, signal.SIG_IGN)
 
     from threadline.cli.common import attach_consoles
 
@@ -292,12 +296,25 @@ def _exit_code(exit_value: object) -> int:
     return 1
 
 
+def _child(listener: socket.socket, lock: int, connection: socket.socket) -> None:
+    """The forked child: whatever happens, it ends here, never back in `serve` (whose cleanup is the parent's)."""
+    try:
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)  # not the parent's `_leave`
+        os.setpgid(0, 0)  # its own process group: the launcher signals the command and what it starts
+        listener.close()
+        os.close(lock)
+        _run_child(connection)
+    finally:
+        os._exit(1)
+
+
 def _hang_up_with_the_launcher(connection: socket.socket) -> None:
-    """SIGHUP to this command when its launcher goes away (killed, or its terminal closed), as a
-    terminal's hang-up would end a command running in it."""
+    """End this command when its launcher goes away (killed, or its terminal closed): run in process,
+    the command would have ended with it. SIGTERM, which commands handle like Ctrl-C, since a hang-up
+    may be ignored (`nohup`) while the launcher it was meant for is gone."""
     with contextlib.suppress(OSError):
         connection.recv(1)  # the launcher sends nothing more: this returns when it closes
-    os.kill(os.getpid(), signal.SIGHUP)
+    os.killpg(0, signal.SIGTERM)  # the command and what it started
 
 
 def _run_child(connection: socket.socket) -> None:
