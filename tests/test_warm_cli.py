@@ -388,6 +388,13 @@ def waiting_on_a_lock(db_url: str) -> bool:
     return bool(found and found[0])
 
 
+def signals_as_in_a_terminal() -> None:
+    """Default Ctrl-C and hang-up handling in the command, as typed in a terminal; a test run under `nohup`
+    or as a background job would otherwise pass them on ignored."""
+    for signum in (signal.SIGINT, signal.SIGHUP):
+        signal.signal(signum, signal.SIG_DFL)
+
+
 def interrupted_while_blocked(
     command: list[str], env: dict[str, str], db_url: str, signum: int = signal.SIGINT, served_by: int | None = None
 ) -> subprocess.CompletedProcess:
@@ -397,7 +404,14 @@ def interrupted_while_blocked(
     """
     with psycopg.connect(libpq_url(db_url)) as blocker:
         blocker.execute("LOCK TABLE runs IN ACCESS EXCLUSIVE MODE")
-        process = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        process = subprocess.Popen(
+            command,
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            preexec_fn=signals_as_in_a_terminal,
+        )
         wait_for(lambda: waiting_on_a_lock(db_url), "the command's query to wait for the lock")
         assert served_by is None or children_of(served_by)
         process.send_signal(signum)
