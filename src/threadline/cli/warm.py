@@ -1,6 +1,6 @@
 """The warm command process: read commands without paying for imports (see `threadline.cli.launch`).
 
-Started detached by the launcher after a read command ran in its own process:
+Started detached by the launcher as a read command that found none begins:
 
     python -m threadline.cli.warm DIRECTORY KEY [LOCK_FD]
 
@@ -9,10 +9,10 @@ the user's alone: mode 0700, and every peer's uid is checked). For each connecti
 child takes the command's descriptors, working directory, environment and arguments, runs
 `threadline.cli.main.main` and reports the exit code. The warm process itself reads only its idle
 time (from a settings object of its own, never the cached one a command reads), opens no database
-connection and starts no thread, so every child starts from the state of
-a fresh process that has only imported modules. It exits after ``cli_warm_idle_s`` seconds without a command (0: at once),
-when its socket file is removed or replaced, or on SIGTERM; a newer warm process of the same home
-(another key: other settings or code) stops it. At most one runs per key (a lock file).
+connection and starts no thread, so every child starts from the state of a fresh process that
+has only imported modules. It exits after ``cli_warm_idle_s`` seconds without a command (0: at
+once), when its socket file is removed or replaced, or on SIGTERM; a warm process of newer code in
+the same home stops it. At most one runs per key (a lock file).
 """
 
 from __future__ import annotations
@@ -308,13 +308,17 @@ def _child(listener: socket.socket, lock: int, connection: socket.socket) -> Non
         os._exit(1)
 
 
+_command_ended = threading.Event()  # set in the child before it reports its exit code
+
+
 def _hang_up_with_the_launcher(connection: socket.socket) -> None:
     """End this command when its launcher goes away (killed, or its terminal closed): run in process,
     the command would have ended with it. SIGTERM, which commands handle like Ctrl-C, since a hang-up
     may be ignored (`nohup`) while the launcher it was meant for is gone."""
     with contextlib.suppress(OSError):
         connection.recv(1)  # the launcher sends nothing more: this returns when it closes
-    os.killpg(0, signal.SIGTERM)  # the command and what it started
+    if not _command_ended.is_set():  # not the launcher leaving after the exit code
+        os.killpg(0, signal.SIGTERM)  # the command and what it started
 
 
 def _run_child(connection: socket.socket) -> None:
@@ -345,6 +349,7 @@ def _run_child(connection: socket.socket) -> None:
         for stream in (sys.stdout, sys.stderr):
             with contextlib.suppress(OSError, ValueError):
                 stream.flush()
+        _command_ended.set()
         with contextlib.suppress(OSError):
             connection.sendall(REPLY.pack(b"X", code))
         os._exit(code)
