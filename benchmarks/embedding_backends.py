@@ -274,6 +274,7 @@ def main() -> int:
             "loadavg_end": [round(x, 2) for x in os.getloadavg()],
         },
         "settings": {
+            "onnx_sessions": ob.SESSIONS,
             "onnx_threads": ob.INTRA_OP_THREADS,
             "allow_spinning": ob.ALLOW_SPINNING,
             "batch_size": ob.BATCH_SIZE,

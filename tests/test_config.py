@@ -53,6 +53,7 @@ UNIT_WORDS = (
     "redirects",
     "requests",
     "rows",
+    "sessions",
     "seconds",
     "share",
     "stories",

@@ -8,10 +8,12 @@ The ONNX model is built once per test session into a shared temporary cache (a b
 from __future__ import annotations
 
 import asyncio
+import itertools
 import json
 import logging
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -125,6 +127,79 @@ def test_without_onnxruntime_the_product_plans_and_embeds_with_torch(monkeypatch
     caplog.set_level(logging.WARNING)
     assert worker_queues() == [f"{QUEUE_PREFIX}torch"]
     assert any("onnxruntime is not installed" in r.getMessage() for r in caplog.records)
+
+
+def _varied_texts(count: int) -> list[str]:
+    """Texts of 1 to ~60 words, so sorted batches pad to different widths."""
+    words = "my card payment was declined twice while the app kept showing an error code".split()
+    return [" ".join(words[j % len(words)] for j in range(1 + (i * 7) % 60)) + f" #{i}" for i in range(count)]
+
+
+def test_sessions_side_by_side_give_the_vectors_of_one_session(onnx_embedder):
+    """Batches dealt to several single-threaded sessions come back as one 2-thread session's, bit for bit."""
+    texts = _varied_texts(150)
+    model_path = onnx_embedder.model_path
+    with (
+        ob.OnnxEmbedder(model_path, sessions=1, threads=2, batch_size=16) as one,
+        ob.OnnxEmbedder(model_path, sessions=3, threads=1, batch_size=16) as three,
+    ):
+        ran_on: set[str] = set()
+        run_batch = three._run_batch
+
+        def spy(session, token_ids):
+            ran_on.add(threading.current_thread().name)
+            return run_batch(session, token_ids)
+
+        three._run_batch = spy  # type: ignore[method-assign]
+        expected = one.embed(texts)
+        assert np.array_equal(three.embed(texts), expected)
+        assert len(ran_on) == 3, ran_on  # 10 batches were shared by all three sessions
+        assert np.array_equal(three.embed(texts[:5]), one.embed(texts[:5]))  # one batch: one session
+        assert three.embed([]).shape == (0, ob.DIMENSIONS)
+
+
+def test_a_failing_session_fails_the_call_instead_of_leaving_rows_empty(onnx_embedder):
+    with ob.OnnxEmbedder(onnx_embedder.model_path, sessions=2, threads=1, batch_size=8) as embedder:
+        run_batch = embedder._run_batch
+        calls = itertools.count()
+
+        def fail_once(session, token_ids):
+            if next(calls) == 3:
+                raise RuntimeError("session failed")
+            return run_batch(session, token_ids)
+
+        embedder._run_batch = fail_once  # type: ignore[method-assign]
+        with pytest.raises(RuntimeError, match="session failed"):
+            embedder.embed(_varied_texts(64))
+        assert np.isclose(np.linalg.norm(embedder.embed(_varied_texts(64)), axis=1), 1.0).all()  # usable after
+
+
+@pytest.mark.parametrize(
+    ("cores", "sessions", "threads", "layout"),
+    [
+        (2, 0, 0, (2, 1)),  # this machine: one single-threaded session per core
+        (1, 0, 0, (1, 1)),
+        (16, 0, 0, (4, 4)),  # at most MAX_SESSIONS sessions, the cores divided among them
+        (2, 1, 0, (1, 2)),  # one session: it gets every core
+        (8, 0, 2, (4, 2)),
+        (2, 0, 2, (1, 2)),
+        (2, 3, 2, (3, 2)),  # both given: as given
+    ],
+)
+def test_session_layout_divides_the_cores(cores, sessions, threads, layout):
+    assert ob.session_layout(cores, sessions, threads) == layout
+
+
+def test_the_settings_choose_sessions_and_threads(onnx_cache, tmp_path, monkeypatch, embedder):
+    (tmp_path / "models").symlink_to(onnx_cache)
+    monkeypatch.setenv("THREADLINE_HOME", str(tmp_path))
+    monkeypatch.setenv("THREADLINE_EMBEDDING_SESSIONS", "1")
+    emb.get_settings.cache_clear()
+    chosen = emb.select_embedder("onnx-int8")
+    assert isinstance(chosen, ob.OnnxEmbedder)
+    with chosen:
+        assert len(chosen._sessions) == 1
+        assert chosen._session_threads is None
 
 
 _RACER = """

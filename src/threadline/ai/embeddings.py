@@ -20,10 +20,11 @@ import threading
 from typing import Literal
 
 from threadline.ai.onnx_embeddings import (
-    INTRA_OP_THREADS,
     ONNX_MODEL_NAME,
     OnnxBackendError,
+    available_cores,
     load_best_embedder,
+    session_layout,
     stored_check_result,
 )
 from threadline.ai.torch_embeddings import (
@@ -113,11 +114,15 @@ def select_embedder(prefer: str | None = None) -> Embedder:
     """
     settings = get_settings()
     choice = prefer or settings.embedding.backend
+    sessions, threads = session_layout(
+        available_cores(), settings.embedding.sessions, settings.embedding.intra_op_threads
+    )
     return load_best_embedder(
         settings.models_dir,
         prefer=choice,  # type: ignore[arg-type]
         min_cosine=settings.embedding.min_cosine,
-        threads=settings.embedding.intra_op_threads or INTRA_OP_THREADS,
+        sessions=sessions,
+        threads=threads,
         allow_spinning=settings.embedding.allow_spinning,
         torch_factory=lambda directory: get_embedder() if directory == model_dir() else LocalEmbedder(directory),
     )

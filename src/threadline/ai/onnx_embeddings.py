@@ -39,6 +39,7 @@ import importlib.metadata
 import json
 import logging
 import os
+import queue
 import shutil
 import tempfile
 import time
@@ -98,7 +99,7 @@ MAX_SEQ_LENGTH = 256
 BATCH_SIZE = 64
 
 
-def _available_cores() -> int:
+def available_cores() -> int:
     """Cores this process may run on (the affinity mask where the OS has one), at least 1."""
     sched_getaffinity = getattr(os, "sched_getaffinity", None)
     if sched_getaffinity is not None:
@@ -106,16 +107,52 @@ def _available_cores() -> int:
     return max(1, os.cpu_count() or 1)
 
 
-#: ONNX Runtime intra-op threads, in threads: one per available core. One call keeps every
-#: core busy (as torch does), and more threads than cores only adds contention.
-INTRA_OP_THREADS = _available_cores()
+#: Padded batch width, in tokens, above which a session hands its arena's free memory back to
+#: the system after the batch. Activations grow with the square of the width (attention is
+#: rows x 12 heads x width^2 floats: 200 MiB per tensor at 64 x 256 tokens), and the arena
+#: otherwise keeps its peak for the life of the process. Measured with two sessions after 256
+#: texts of 256 tokens then 256 of ~100: 1.4 GiB resident with shrinking against 2.2 GiB
+#: without, same speed within noise. Narrower batches keep their buffers for reuse. The peak
+#: while two long batches run at once stays ~2.1 GiB (one session: ~1.1 GiB).
+ARENA_SHRINK_MIN_TOKENS = 128
 
-#: Whether ONNX Runtime's idle pool threads spin (busy-wait) between ops, a boolean. Spinning
-#: shaves a little latency off each op on an idle machine, but on a shared 2-core machine the
-#: spinning threads steal the very cores that other work (and ORT's own next op) needs. Measured
-#: under load here, interleaved on 1,000 BANKING77 texts: median 2.2 s without spinning against
-#: 3.8 s with it, and 2.8 s against 4.4 s in a second run (`benchmarks/embedding_backends.py`). Off, because the product
-#: shares its cores. Passed as ORT's "session.intra_op.allow_spinning" session entry.
+#: Most model sessions one embedder runs side by side, in sessions. Each session holds its own
+#: copy of the weights and activation arena (~100-200 MiB each on short texts), so a many-core
+#: machine gets a few multi-threaded sessions instead of one single-threaded session per core.
+MAX_SESSIONS = 4
+
+
+def session_layout(cores: int, sessions: int = 0, threads: int = 0) -> tuple[int, int]:
+    """(sessions, intra-op threads per session) that keep ``cores`` cores busy.
+
+    By default one single-threaded session per core (up to `MAX_SESSIONS`), each running
+    whole batches: a session with several threads waits at a barrier after every one of the
+    graph's ~400 ops, which costs more than the op itself on short texts. Measured on
+    BANKING77's 10,003 training texts on 2 cores: one 2-thread session 12.9-14.8 s, two
+    1-thread sessions fed in parallel 11.6-12.2 s, with bit-identical vectors (a batch's
+    numbers do not depend on the thread count). A call of a single batch then runs on one
+    thread. A positive ``sessions`` or ``threads`` fixes that figure, and the other one
+    divides the cores.
+    """
+    cores = max(1, cores)
+    if sessions < 1:
+        sessions = min(max(1, cores // threads) if threads >= 1 else cores, MAX_SESSIONS)
+    if threads < 1:
+        threads = max(1, cores // sessions)
+    return sessions, threads
+
+
+#: Model sessions an embedder runs side by side, in sessions, and ONNX Runtime intra-op
+#: threads per session, in threads, on this machine (see `session_layout`).
+SESSIONS, INTRA_OP_THREADS = session_layout(available_cores())
+
+#: Whether ONNX Runtime's idle pool threads spin (busy-wait) between ops, a boolean; matters
+#: only for sessions of more than one thread. Spinning shaves a little latency off each op on
+#: an idle machine, but on a shared 2-core machine the spinning threads steal the very cores
+#: that other work (and ORT's own next op) needs. Measured under load here, interleaved on
+#: 1,000 BANKING77 texts with one 2-thread session: median 2.2 s without spinning against 3.8 s
+#: with it, and 2.8 s against 4.4 s in a second run (`benchmarks/embedding_backends.py`). Off,
+#: because the product shares its cores. Passed as ORT's "session.intra_op.allow_spinning" entry.
 ALLOW_SPINNING = False
 
 # --------------------------------------------------------------------------------------
@@ -774,9 +811,13 @@ class OnnxEmbedder:
     mask, L2 normalisation. Each call's texts are sorted by token count into batches of
     `BATCH_SIZE`, so a batch pads to a similar length, and the rows come back in input order.
 
-    Every model call runs on one dedicated thread, one at a time, whichever thread asks: the
-    fast tokenizer is not thread-safe, and one call already keeps every core busy through
-    ONNX Runtime's own intra-op pool. Satisfies the product's ``Embedder`` protocol.
+    ``sessions`` inference sessions of ``threads`` intra-op threads each run a call's batches
+    side by side, each session taking the next batch when it finishes one (`session_layout`
+    says why). A batch's vectors are the same whichever session runs it.
+
+    Calls run one at a time, on one dedicated thread, whichever thread asks: the fast
+    tokenizer is not thread-safe, and one call already keeps every core busy. Satisfies the
+    product's ``Embedder`` protocol.
     """
 
     dimensions: int = DIMENSIONS
@@ -787,6 +828,7 @@ class OnnxEmbedder:
         model_dir: Path | None = None,
         *,
         model_name: str | None = None,
+        sessions: int = SESSIONS,
         threads: int = INTRA_OP_THREADS,
         allow_spinning: bool = ALLOW_SPINNING,
         batch_size: int = BATCH_SIZE,
@@ -805,6 +847,8 @@ class OnnxEmbedder:
         self.model_name: str = model_name or str(manifest.get("model_name") or ONNX_MODEL_NAME)
         if batch_size < 1:
             raise ValueError("batch_size must be at least 1")
+        if sessions < 1 or threads < 1:
+            raise ValueError("sessions and threads must be at least 1")
         self.batch_size = batch_size
 
         tokenizer = Tokenizer.from_file(str(model_dir / TOKENIZER_FILE))
@@ -816,23 +860,36 @@ class OnnxEmbedder:
         self._pad_id = int(pad_id)
         self._tokenizer = tokenizer
 
-        self._session = ort.InferenceSession(
-            str(self.model_path),
-            sess_options=_session_options(threads, allow_spinning),
-            providers=["CPUExecutionProvider"],
-        )
-        width = self._session.get_outputs()[0].shape[-1]
+        self._sessions = [
+            ort.InferenceSession(
+                str(self.model_path),
+                sess_options=_session_options(threads, allow_spinning),
+                providers=["CPUExecutionProvider"],
+            )
+            for _ in range(sessions)
+        ]
+        width = self._sessions[0].get_outputs()[0].shape[-1]
         if isinstance(width, int) and width != DIMENSIONS:
             raise OnnxBackendError(f"{self.model_path} outputs {width} dimensions, expected {DIMENSIONS}")
+        self._shrink_arena = ort.RunOptions()
+        self._shrink_arena.add_run_config_entry("memory.enable_memory_arena_shrinkage", "cpu:0")
         self._model_thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="threadline-onnx")
+        # Session k > 0 runs on thread k of this pool; session 0 runs on the model thread.
+        self._session_threads = (
+            ThreadPoolExecutor(max_workers=sessions - 1, thread_name_prefix="threadline-onnx-session")
+            if sessions > 1
+            else None
+        )
 
     def embed(self, texts: list[str]) -> FloatMatrix:
         """(len(texts), 384) L2-normalised float32 vectors, computed on the model thread."""
         return self._model_thread.submit(self._encode, list(texts)).result()
 
     def close(self) -> None:
-        """Stop the model thread (pending calls finish first); the embedder is unusable after."""
+        """Stop the model threads (pending calls finish first); the embedder is unusable after."""
         self._model_thread.shutdown(wait=True)
+        if self._session_threads is not None:
+            self._session_threads.shutdown(wait=True)
 
     def __enter__(self) -> OnnxEmbedder:
         return self
@@ -849,20 +906,44 @@ class OnnxEmbedder:
         encodings = self._tokenizer.encode_batch(texts)
         lengths = np.fromiter((len(e.ids) for e in encodings), dtype=np.int64, count=len(encodings))
         order = np.argsort(lengths, kind="stable")
+        pending: queue.SimpleQueue[npt.NDArray[np.intp]] = queue.SimpleQueue()
         for start in range(0, len(order), self.batch_size):
-            rows = order[start : start + self.batch_size]
-            width = int(lengths[rows].max())
-            input_ids = np.full((len(rows), width), self._pad_id, dtype=np.int64)
-            attention_mask = np.zeros((len(rows), width), dtype=np.int64)
-            for i, row in enumerate(rows):
-                ids = encodings[row].ids
-                input_ids[i, : len(ids)] = ids
-                attention_mask[i, : len(ids)] = 1
-            (hidden,) = self._session.run(
-                ["last_hidden_state"], {"input_ids": input_ids, "attention_mask": attention_mask}
-            )
-            out[rows] = _mean_pool_normalize(np.asarray(hidden, dtype=np.float32), attention_mask)
+            pending.put(order[start : start + self.batch_size])
+
+        def run_batches(session: onnxruntime.InferenceSession) -> None:
+            """Take batches until none is left; each fills its own rows of `out`."""
+            while True:
+                try:
+                    rows = pending.get_nowait()
+                except queue.Empty:
+                    return
+                out[rows] = self._run_batch(session, [encodings[row].ids for row in rows])
+
+        batches = -(-len(order) // self.batch_size)
+        helpers = (
+            [self._session_threads.submit(run_batches, session) for session in self._sessions[1:batches]]
+            if self._session_threads is not None
+            else []
+        )
+        try:
+            run_batches(self._sessions[0])
+        finally:
+            for helper in helpers:
+                helper.result()  # waits for every helper; re-raises the first failure
         return out
+
+    def _run_batch(self, session: onnxruntime.InferenceSession, token_ids: list[list[int]]) -> FloatMatrix:
+        """Vectors of one batch of token-id lists, padded to the longest."""
+        width = max(len(ids) for ids in token_ids)
+        input_ids = np.full((len(token_ids), width), self._pad_id, dtype=np.int64)
+        attention_mask = np.zeros((len(token_ids), width), dtype=np.int64)
+        for i, ids in enumerate(token_ids):
+            input_ids[i, : len(ids)] = ids
+            attention_mask[i, : len(ids)] = 1
+        feeds = {"input_ids": input_ids, "attention_mask": attention_mask}
+        after = self._shrink_arena if width > ARENA_SHRINK_MIN_TOKENS else None
+        (hidden,) = session.run(["last_hidden_state"], feeds, after)
+        return _mean_pool_normalize(np.asarray(hidden, dtype=np.float32), attention_mask)
 
 
 def _mean_pool_normalize(hidden: FloatMatrix, attention_mask: npt.NDArray[np.int64]) -> FloatMatrix:
@@ -982,6 +1063,7 @@ def load_best_embedder(
     min_cosine: float = MIN_COSINE,
     sentences: Sequence[str] = VERIFICATION_SENTENCES,
     torch_factory: Callable[[Path], Embedder] | None = None,
+    sessions: int = SESSIONS,
     threads: int = INTRA_OP_THREADS,
     allow_spinning: bool = ALLOW_SPINNING,
     lock_timeout_s: float = BUILD_LOCK_TIMEOUT_S,
@@ -1020,7 +1102,12 @@ def load_best_embedder(
     try:
         model_path = build_model(model_dir, cache_dir, settings, lock_timeout_s=lock_timeout_s)
         candidate = OnnxEmbedder(
-            model_path, model_dir, model_name=settings.model_name(), threads=threads, allow_spinning=allow_spinning
+            model_path,
+            model_dir,
+            model_name=settings.model_name(),
+            sessions=sessions,
+            threads=threads,
+            allow_spinning=allow_spinning,
         )
     except ModelIntegrityError:
         raise
