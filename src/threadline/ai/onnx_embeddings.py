@@ -19,8 +19,8 @@ What it does
 
 Why
 ---
-On this product's 2-core machines the int8 model embeds BANKING77's test set 2.3-2.8x
-faster than torch fp32 (median and best of a loaded run) with mean cosine 0.994 to the torch
+On this product's 2-core machines the int8 model embeds BANKING77's test set 2.9x
+faster than torch fp32 (median of 3 interleaved rounds, two single-threaded sessions) with mean cosine 0.994 to the torch
 vectors (minimum 0.980 over 3,080 texts; the fixed check set scores >= 0.99) and the same
 clustering quality (see `benchmarks/embedding_backends.py`). The ONNX vectors are *not* bit-identical to torch vectors, so the
 embedder carries its own ``model_name``: vectors of different backends must never be mixed
