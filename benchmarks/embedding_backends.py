@@ -2,9 +2,13 @@
 
 Both backends are the product's own (`threadline.ai.torch_embeddings.LocalEmbedder` and
 `threadline.ai.onnx_embeddings.OnnxEmbedder`, built into a fresh cache unless `--cache-dir`),
-with the product's batching (64 texts per model call, sorted by length) and threads (one per
-core). Measured in the same run so both see the same machine state:
+with the product's batching (64 texts per model call, sorted by length) and threads (torch: one
+per core; ONNX: the default session layout, one single-threaded session per core on 2 cores).
+Measured in the same run so both see the same machine state:
 - the ONNX build (export + quantization) and the pre-use check, apart from embedding times;
+- the default ONNX model also on one session of every core's thread (the layout before
+  sessions ran side by side), timed in the same rounds: the layout's speed-up, and whether
+  both layouts give identical vectors (`session_layout`);
 - embedding wall time of the whole set, warm-up excluded, repeated and interleaved
   (torch, onnx, torch, onnx, ...) so background load hits both alike; median and best;
 - per-text cosine between the backends' vectors (mean, min, low quantiles);
@@ -56,6 +60,9 @@ HELD_OUT_BANKING = ROOT.parent / "shared" / "data" / "banking77" / "train.csv"
 HELD_OUT_STAR = ROOT.parent / "shared" / "data" / "star-support" / "conversations.jsonl"
 RESULTS = ROOT / "benchmarks" / "results" / "embedding_backends.json"
 DEFAULT_REPEATS = 3  # timed passes per backend, interleaved; the median is the reported time
+#: Timed series of the default ONNX model on one session of all the cores' threads (intra-op
+#: threads = cores), to compare with the default layout (`session_layout`) in the same rounds.
+ONE_SESSION = "onnx-int8:one-session"
 SEEDS = (0, 1, 2)  # discovery seeds per backend: the spread shows how much of a difference is noise
 WARMUP_TEXTS = 256  # texts embedded by each backend before timing (lazy init, allocator arenas)
 TARGET_SPEEDUP = 2.2  # issue 17: ONNX int8 at least 2.2x faster than torch fp32
@@ -183,7 +190,13 @@ def main() -> int:
         assert isinstance(onnx_backend, ob.OnnxEmbedder)
         check = json.loads(sorted(model_path.parent.glob("verification-*.json"))[-1].read_text())
 
-        backends: dict[str, Any] = {"torch-fp32": torch_backend, "onnx-int8": onnx_backend}
+        # The default model on one session of every core's thread: the layout before sessions ran side by side.
+        one_session = ob.OnnxEmbedder(model_path, layout=(sum(ob.SESSION_LAYOUT),))
+        backends: dict[str, Any] = {
+            "torch-fp32": torch_backend,
+            "onnx-int8": onnx_backend,
+            ONE_SESSION: one_session,
+        }
         variant_builds: dict[str, dict[str, Any]] = {}
         chosen = {label: VARIANTS[label] for label in args.variant or VARIANTS}
         args.variants = args.variants or bool(args.variant)
@@ -214,7 +227,7 @@ def main() -> int:
             held_out[set_name] = {
                 name: _cosine_summary((reference * backend.embed(held_texts)).sum(axis=1))
                 for name, backend in backends.items()
-                if name != "torch-fp32"
+                if name not in ("torch-fp32", ONE_SESSION)
             }
             log.info("held-out %s: %s", set_name, {k: v["min"] for k, v in held_out[set_name].items()})
         cos = cosines["onnx-int8"]
@@ -222,8 +235,10 @@ def main() -> int:
         discovery = {
             name: _discovery_scores(matrix, texts, labels)
             for name, matrix in vectors.items()
-            if not name.startswith("variant:") or float(cosines[name].min()) >= TARGET_MIN_COSINE
+            if name != ONE_SESSION
+            and (not name.startswith("variant:") or float(cosines[name].min()) >= TARGET_MIN_COSINE)
         }
+        same_vectors = bool(np.array_equal(vectors[ONE_SESSION], vectors["onnx-int8"]))
     finally:
         if fresh:
             shutil.rmtree(cache, ignore_errors=True)
@@ -274,8 +289,7 @@ def main() -> int:
             "loadavg_end": [round(x, 2) for x in os.getloadavg()],
         },
         "settings": {
-            "onnx_sessions": ob.SESSIONS,
-            "onnx_threads": ob.INTRA_OP_THREADS,
+            "onnx_session_layout": list(ob.SESSION_LAYOUT),
             "allow_spinning": ob.ALLOW_SPINNING,
             "batch_size": ob.BATCH_SIZE,
             "repeats": args.repeats,
@@ -303,6 +317,12 @@ def main() -> int:
         },
         "speedup_median": round(speedup, 3),
         "speedup_best": round(best["torch-fp32"] / best["onnx-int8"], 3),
+        "session_layout": {
+            "default": list(ob.SESSION_LAYOUT),
+            "one_session": [sum(ob.SESSION_LAYOUT)],
+            "default_speedup_vs_one_session_median": round(median[ONE_SESSION] / median["onnx-int8"], 3),
+            "identical_vectors": same_vectors,
+        },
         "cosine_onnx_vs_torch": _cosine_summary(cos),
         "cosine_onnx_vs_torch_held_out": {set_name: rows["onnx-int8"] for set_name, rows in held_out.items()},
         "discovery": discovery,

@@ -8,7 +8,6 @@ The ONNX model is built once per test session into a shared temporary cache (a b
 from __future__ import annotations
 
 import asyncio
-import itertools
 import json
 import logging
 import subprocess
@@ -135,71 +134,107 @@ def _varied_texts(count: int) -> list[str]:
     return [" ".join(words[j % len(words)] for j in range(1 + (i * 7) % 60)) + f" #{i}" for i in range(count)]
 
 
+#: Seconds a session waits for the others at the start of a call before the test gives up.
+SESSION_MEET_TIMEOUT_S = 60
+
+
 def test_sessions_side_by_side_give_the_vectors_of_one_session(onnx_embedder):
-    """Batches dealt to several single-threaded sessions come back as one 2-thread session's, bit for bit."""
+    """Batches dealt to three single-threaded sessions, all running at once, come back as one 2-thread session's."""
     texts = _varied_texts(150)
     model_path = onnx_embedder.model_path
     with (
-        ob.OnnxEmbedder(model_path, sessions=1, threads=2, batch_size=16) as one,
-        ob.OnnxEmbedder(model_path, sessions=3, threads=1, batch_size=16) as three,
+        ob.OnnxEmbedder(model_path, layout=(2,), batch_size=16) as one,
+        ob.OnnxEmbedder(model_path, layout=(1, 1, 1), batch_size=16) as three,
     ):
+        meet = threading.Barrier(3, timeout=SESSION_MEET_TIMEOUT_S)
         ran_on: set[str] = set()
         run_batch = three._run_batch
 
         def spy(session, token_ids):
-            ran_on.add(threading.current_thread().name)
+            name = threading.current_thread().name
+            if name not in ran_on:
+                ran_on.add(name)
+                meet.wait()  # each session's first batch waits until all three are running one
             return run_batch(session, token_ids)
 
         three._run_batch = spy  # type: ignore[method-assign]
         expected = one.embed(texts)
         assert np.array_equal(three.embed(texts), expected)
-        assert len(ran_on) == 3, ran_on  # 10 batches were shared by all three sessions
-        assert np.array_equal(three.embed(texts[:5]), one.embed(texts[:5]))  # one batch: one session
+        assert len(ran_on) == 3, ran_on
+
+        ran_on.clear()
+        meet = threading.Barrier(1)
+        assert np.array_equal(three.embed(texts[:5]), one.embed(texts[:5]))
+        assert len(ran_on) == 1 and next(iter(ran_on)).startswith("threadline-onnx_"), ran_on  # the model thread
         assert three.embed([]).shape == (0, ob.DIMENSIONS)
 
 
-def test_a_failing_session_fails_the_call_instead_of_leaving_rows_empty(onnx_embedder):
-    with ob.OnnxEmbedder(onnx_embedder.model_path, sessions=2, threads=1, batch_size=8) as embedder:
+def test_a_failing_session_fails_the_call_after_every_session_stopped(onnx_embedder):
+    """A helper session's error is raised, the others stop taking batches, and none runs on after the call."""
+    with ob.OnnxEmbedder(onnx_embedder.model_path, layout=(1, 1, 1), batch_size=8) as embedder:
+        failing, slow = embedder._sessions[1], embedder._sessions[2]
         run_batch = embedder._run_batch
-        calls = itertools.count()
+        started: list[bool] = []  # one entry per batch begun: whether a session had failed by then
+        finished: list[int] = []  # one entry per batch a session got through
+        failed, slow_began = threading.Event(), threading.Event()
 
-        def fail_once(session, token_ids):
-            if next(calls) == 3:
+        def spy(session, token_ids):
+            started.append(failed.is_set())
+            if session is failing:
+                slow_began.wait(timeout=SESSION_MEET_TIMEOUT_S)
+                failed.set()
                 raise RuntimeError("session failed")
-            return run_batch(session, token_ids)
+            if session is slow:
+                slow_began.set()
+                time.sleep(0.5)  # still busy when the other helper fails
+            vectors = run_batch(session, token_ids)
+            finished.append(len(token_ids))
+            return vectors
 
-        embedder._run_batch = fail_once  # type: ignore[method-assign]
+        embedder._run_batch = spy  # type: ignore[method-assign]
         with pytest.raises(RuntimeError, match="session failed"):
-            embedder.embed(_varied_texts(64))
+            embedder.embed(_varied_texts(120))  # 15 batches
+        begun, done = len(started), len(finished)
+        time.sleep(1.0)
+        assert (len(started), len(finished)) == (begun, done), "a session ran on after the call had failed"
+        assert sum(started) <= 2, started  # after the failure: at most the batch each other session had taken
+        embedder._run_batch = run_batch  # type: ignore[method-assign]
         assert np.isclose(np.linalg.norm(embedder.embed(_varied_texts(64)), axis=1), 1.0).all()  # usable after
 
 
 @pytest.mark.parametrize(
     ("cores", "sessions", "threads", "layout"),
     [
-        (2, 0, 0, (2, 1)),  # this machine: one single-threaded session per core
-        (1, 0, 0, (1, 1)),
-        (16, 0, 0, (4, 4)),  # at most MAX_SESSIONS sessions, the cores divided among them
-        (2, 1, 0, (1, 2)),  # one session: it gets every core
-        (8, 0, 2, (4, 2)),
-        (2, 0, 2, (1, 2)),
-        (2, 3, 2, (3, 2)),  # both given: as given
+        (2, 0, 0, (1, 1)),  # this machine: one single-threaded session per core
+        (1, 0, 0, (1,)),
+        (4, 0, 0, (1, 1, 1, 1)),
+        (6, 0, 0, (2, 2, 1, 1)),  # at most MAX_SESSIONS sessions, every core dealt out
+        (16, 0, 0, (4, 4, 4, 4)),
+        (2, 1, 0, (2,)),  # one session: it gets every core
+        (2, 3, 0, (1, 1, 1)),  # more sessions than cores: one thread each
+        (8, 0, 1, (1,)),  # threads alone: one session of that many threads
+        (2, 3, 2, (2, 2, 2)),  # both given: as given
     ],
 )
-def test_session_layout_divides_the_cores(cores, sessions, threads, layout):
+def test_session_layout_deals_out_the_cores(cores, sessions, threads, layout):
     assert ob.session_layout(cores, sessions, threads) == layout
 
 
-def test_the_settings_choose_sessions_and_threads(onnx_cache, tmp_path, monkeypatch, embedder):
+def test_the_settings_choose_sessions_and_threads(onnx_cache, tmp_path, monkeypatch):
     (tmp_path / "models").symlink_to(onnx_cache)
     monkeypatch.setenv("THREADLINE_HOME", str(tmp_path))
-    monkeypatch.setenv("THREADLINE_EMBEDDING_SESSIONS", "1")
+    monkeypatch.setenv("THREADLINE_EMBEDDING_SESSIONS", "3")
+    monkeypatch.setenv("THREADLINE_EMBEDDING_INTRA_OP_THREADS", "2")
     emb.get_settings.cache_clear()
     chosen = emb.select_embedder("onnx-int8")
     assert isinstance(chosen, ob.OnnxEmbedder)
     with chosen:
-        assert len(chosen._sessions) == 1
-        assert chosen._session_threads is None
+        assert [s.get_session_options().intra_op_num_threads for s in chosen._sessions] == [2, 2, 2]
+    monkeypatch.delenv("THREADLINE_EMBEDDING_SESSIONS")
+    monkeypatch.setenv("THREADLINE_EMBEDDING_INTRA_OP_THREADS", "1")  # threads alone: one session
+    emb.get_settings.cache_clear()
+    with emb.select_embedder("onnx-int8") as chosen:
+        assert [s.get_session_options().intra_op_num_threads for s in chosen._sessions] == [1]
 
 
 _RACER = """

@@ -731,7 +731,7 @@ class EmbeddingSettings(BaseSettings):
     backend: EmbeddingBackendName = Field(
         default="auto",
         description=(
-            "backend name: `auto` uses ONNX Runtime int8 (about 2.5x faster than torch on 2 cores, cosine >= min_cosine "
+            "backend name: `auto` uses ONNX Runtime int8 (2.5-2.9x faster than torch on 2 cores, cosine >= min_cosine "
             "to torch) when it is installed and passes its check, else torch fp32 with a logged warning; `onnx-int8` or "
             "`torch` forces one (a run keeps the backend chosen when it was created)"
         ),
@@ -750,16 +750,17 @@ class EmbeddingSettings(BaseSettings):
         ge=0,
         description=(
             "sessions: ONNX Runtime sessions that run a call's batches side by side; 0 means one per available core, "
-            "at most 4 (each holds its own weights and buffers: ~0.1 GiB on short texts, up to ~1 GiB while it runs "
-            "a batch of 256-token texts, so 1 halves the peak of long texts and costs ~10% of the speed)"
+            "at most 4, the cores dealt out among them (6 cores: threads 2, 2, 1, 1). Each holds its own weights and "
+            "buffers: ~0.1 GiB on short texts, up to ~1 GiB while it runs a batch of 256-token texts, so 1 halves the "
+            "peak of long texts and costs ~10% of the speed"
         ),
     )
     intra_op_threads: int = Field(
         default=0,
         ge=0,
         description=(
-            "threads: ONNX Runtime intra-op threads per session; 0 means the available cores divided among the "
-            "sessions (1 each on up to 4 cores: single-threaded sessions skip the per-op thread barrier)"
+            "threads: ONNX Runtime intra-op threads per session; 0 means the cores dealt out among the sessions. "
+            "Set alone, one session of that many threads (e.g. 1 keeps embedding to one core)"
         ),
     )
     allow_spinning: bool = Field(

@@ -2,8 +2,8 @@
 
 Two backends compute all-MiniLM-L6-v2 vectors from the same verified weights:
 - `torch` (`threadline.ai.torch_embeddings.LocalEmbedder`): sentence-transformers, fp32, the reference;
-- `onnx-int8` (`threadline.ai.onnx_embeddings.OnnxEmbedder`): built locally from the weights, about
-  2.5x faster on 2 cores, cosine >= `embedding.min_cosine` to torch on a fixed check set.
+- `onnx-int8` (`threadline.ai.onnx_embeddings.OnnxEmbedder`): built locally from the weights,
+  2.5-2.9x faster on 2 cores, cosine >= `embedding.min_cosine` to torch on a fixed check set.
 
 Their vectors differ slightly, so each backend has its own `model_name` (the key of stored
 vectors, type analyses and themes): vectors of different backends are never mixed. A run keeps
@@ -22,6 +22,7 @@ from typing import Literal
 from threadline.ai.onnx_embeddings import (
     ONNX_MODEL_NAME,
     OnnxBackendError,
+    OnnxEmbedder,
     available_cores,
     load_best_embedder,
     session_layout,
@@ -114,15 +115,12 @@ def select_embedder(prefer: str | None = None) -> Embedder:
     """
     settings = get_settings()
     choice = prefer or settings.embedding.backend
-    sessions, threads = session_layout(
-        available_cores(), settings.embedding.sessions, settings.embedding.intra_op_threads
-    )
+    layout = session_layout(available_cores(), settings.embedding.sessions, settings.embedding.intra_op_threads)
     return load_best_embedder(
         settings.models_dir,
         prefer=choice,  # type: ignore[arg-type]
         min_cosine=settings.embedding.min_cosine,
-        sessions=sessions,
-        threads=threads,
+        layout=layout,
         allow_spinning=settings.embedding.allow_spinning,
         torch_factory=lambda directory: get_embedder() if directory == model_dir() else LocalEmbedder(directory),
     )
@@ -184,7 +182,10 @@ def embedder_for_backend(backend: str) -> Embedder:
             _unavailable[backend] = str(exc)
         raise
     with _process_lock:
-        return _backend_embedders.setdefault(backend, embedder)
+        kept = _backend_embedders.setdefault(backend, embedder)
+    if kept is not embedder and isinstance(embedder, OnnxEmbedder):
+        embedder.close()  # another thread provided the backend first: release this one's sessions and threads
+    return kept
 
 
 def provided_backends() -> list[str]:

@@ -19,10 +19,10 @@ What it does
 
 Why
 ---
-On this product's 2-core machines the int8 model embeds BANKING77's test set 2.9x
-faster than torch fp32 (median of 3 interleaved rounds, two single-threaded sessions) with mean cosine 0.994 to the torch
-vectors (minimum 0.980 over 3,080 texts; the fixed check set scores >= 0.99) and the same
-clustering quality (see `benchmarks/embedding_backends.py`). The ONNX vectors are *not* bit-identical to torch vectors, so the
+On this product's 2-core machines the int8 model embeds BANKING77's test set 2.5-2.9x
+faster than torch fp32 (medians of loaded runs) with mean cosine 0.994 to the torch vectors
+(minimum 0.980 over 3,080 texts; the fixed check set scores >= 0.99) and the same clustering
+quality (see `benchmarks/embedding_backends.py`). The ONNX vectors are *not* bit-identical to torch vectors, so the
 embedder carries its own ``model_name``: vectors of different backends must never be mixed
 in one store or one clustering run.
 
@@ -42,9 +42,11 @@ import os
 import queue
 import shutil
 import tempfile
+import threading
 import time
 import warnings
 from collections.abc import Callable, Sequence
+from concurrent import futures
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from types import TracebackType
@@ -116,35 +118,39 @@ def available_cores() -> int:
 #: while two long batches run at once stays ~2.1 GiB (one session: ~1.1 GiB).
 ARENA_SHRINK_MIN_TOKENS = 128
 
-#: Most model sessions one embedder runs side by side, in sessions. Each session holds its own
-#: copy of the weights and activation arena (~100-200 MiB each on short texts), so a many-core
-#: machine gets a few multi-threaded sessions instead of one single-threaded session per core.
+#: Most model sessions one embedder runs side by side by default, in sessions. Each session
+#: holds its own copy of the weights and activation arena (~0.1 GiB on short texts, up to ~1 GiB
+#: while it runs a batch of 256-token texts), so a many-core machine gets a few multi-threaded
+#: sessions instead of one single-threaded session per core.
 MAX_SESSIONS = 4
 
 
-def session_layout(cores: int, sessions: int = 0, threads: int = 0) -> tuple[int, int]:
-    """(sessions, intra-op threads per session) that keep ``cores`` cores busy.
+def session_layout(cores: int, sessions: int = 0, threads: int = 0) -> tuple[int, ...]:
+    """Intra-op threads of each model session, one entry per session, for ``cores`` cores.
 
-    By default one single-threaded session per core (up to `MAX_SESSIONS`), each running
-    whole batches: a session with several threads waits at a barrier after every one of the
-    graph's ~400 ops, which costs more than the op itself on short texts. Measured on
-    BANKING77's 10,003 training texts on 2 cores: one 2-thread session 12.9-14.8 s, two
-    1-thread sessions fed in parallel 11.6-12.2 s, with bit-identical vectors (a batch's
-    numbers do not depend on the thread count). A call of a single batch then runs on one
-    thread. A positive ``sessions`` or ``threads`` fixes that figure, and the other one
-    divides the cores.
+    By default (both 0) one session per core up to `MAX_SESSIONS`, the cores dealt out among
+    them (2 cores: two single-threaded sessions; 6: 2, 2, 1, 1), each running whole batches.
+    A session with several threads waits at a barrier after every one of the graph's ~400
+    ops, which costs more than the op itself on short texts. Measured on BANKING77's 10,003
+    training texts on 2 cores: one 2-thread session 12.9-14.8 s, two 1-thread sessions fed in
+    parallel 11.6-12.2 s, with bit-identical vectors (a batch's numbers do not depend on the
+    thread count). The price: a call of a single batch (up to `BATCH_SIZE` texts) runs on one
+    session, so on 2 cores it uses one core (64 texts: ~280 ms against ~160 ms).
+
+    A positive ``sessions`` alone deals the cores out among that many sessions; a positive
+    ``threads`` alone means one session of that many threads (the setting's meaning before
+    sessions existed); both: ``sessions`` sessions of ``threads`` threads.
     """
     cores = max(1, cores)
-    if sessions < 1:
-        sessions = min(max(1, cores // threads) if threads >= 1 else cores, MAX_SESSIONS)
-    if threads < 1:
-        threads = max(1, cores // sessions)
-    return sessions, threads
+    if threads >= 1:
+        return (threads,) * max(1, sessions)
+    count = sessions if sessions >= 1 else min(cores, MAX_SESSIONS)
+    return tuple(max(1, cores // count + (1 if i < cores % count else 0)) for i in range(count))
 
 
-#: Model sessions an embedder runs side by side, in sessions, and ONNX Runtime intra-op
-#: threads per session, in threads, on this machine (see `session_layout`).
-SESSIONS, INTRA_OP_THREADS = session_layout(available_cores())
+#: Intra-op threads of each model session an embedder runs side by side, on this machine (see
+#: `session_layout`): one entry per session.
+SESSION_LAYOUT = session_layout(available_cores())
 
 #: Whether ONNX Runtime's idle pool threads spin (busy-wait) between ops, a boolean; matters
 #: only for sessions of more than one thread. Spinning shaves a little latency off each op on
@@ -811,12 +817,14 @@ class OnnxEmbedder:
     mask, L2 normalisation. Each call's texts are sorted by token count into batches of
     `BATCH_SIZE`, so a batch pads to a similar length, and the rows come back in input order.
 
-    ``sessions`` inference sessions of ``threads`` intra-op threads each run a call's batches
-    side by side, each session taking the next batch when it finishes one (`session_layout`
-    says why). A batch's vectors are the same whichever session runs it.
+    One inference session per entry of ``layout`` (its intra-op threads) runs a call's
+    batches side by side, each session taking the next batch when it finishes one
+    (`session_layout` says why). A batch's vectors are the same whichever session runs it.
 
-    Calls run one at a time, on one dedicated thread, whichever thread asks: the fast
-    tokenizer is not thread-safe, and one call already keeps every core busy. Satisfies the
+    Calls run one at a time, whichever thread asks: the call is coordinated on one dedicated
+    model thread, where the fast tokenizer (not thread-safe) runs and the first session takes
+    its batches, while the other sessions take theirs on helper threads. A call of many
+    batches keeps every core busy; a call of one batch runs on one session. Satisfies the
     product's ``Embedder`` protocol.
     """
 
@@ -828,8 +836,7 @@ class OnnxEmbedder:
         model_dir: Path | None = None,
         *,
         model_name: str | None = None,
-        sessions: int = SESSIONS,
-        threads: int = INTRA_OP_THREADS,
+        layout: Sequence[int] = SESSION_LAYOUT,
         allow_spinning: bool = ALLOW_SPINNING,
         batch_size: int = BATCH_SIZE,
     ) -> None:
@@ -847,8 +854,8 @@ class OnnxEmbedder:
         self.model_name: str = model_name or str(manifest.get("model_name") or ONNX_MODEL_NAME)
         if batch_size < 1:
             raise ValueError("batch_size must be at least 1")
-        if sessions < 1 or threads < 1:
-            raise ValueError("sessions and threads must be at least 1")
+        if not layout or min(layout) < 1:
+            raise ValueError("layout needs at least one session, each of at least one thread")
         self.batch_size = batch_size
 
         tokenizer = Tokenizer.from_file(str(model_dir / TOKENIZER_FILE))
@@ -866,7 +873,7 @@ class OnnxEmbedder:
                 sess_options=_session_options(threads, allow_spinning),
                 providers=["CPUExecutionProvider"],
             )
-            for _ in range(sessions)
+            for threads in layout
         ]
         width = self._sessions[0].get_outputs()[0].shape[-1]
         if isinstance(width, int) and width != DIMENSIONS:
@@ -874,15 +881,15 @@ class OnnxEmbedder:
         self._shrink_arena = ort.RunOptions()
         self._shrink_arena.add_run_config_entry("memory.enable_memory_arena_shrinkage", "cpu:0")
         self._model_thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="threadline-onnx")
-        # Session k > 0 runs on thread k of this pool; session 0 runs on the model thread.
+        # Sessions after the first take their batches on these threads (the first, on the model thread).
         self._session_threads = (
-            ThreadPoolExecutor(max_workers=sessions - 1, thread_name_prefix="threadline-onnx-session")
-            if sessions > 1
+            ThreadPoolExecutor(max_workers=len(layout) - 1, thread_name_prefix="threadline-onnx-session")
+            if len(layout) > 1
             else None
         )
 
     def embed(self, texts: list[str]) -> FloatMatrix:
-        """(len(texts), 384) L2-normalised float32 vectors, computed on the model thread."""
+        """(len(texts), 384) L2-normalised float32 vectors, one call at a time (see the class)."""
         return self._model_thread.submit(self._encode, list(texts)).result()
 
     def close(self) -> None:
@@ -909,15 +916,20 @@ class OnnxEmbedder:
         pending: queue.SimpleQueue[npt.NDArray[np.intp]] = queue.SimpleQueue()
         for start in range(0, len(order), self.batch_size):
             pending.put(order[start : start + self.batch_size])
+        failed = threading.Event()
 
         def run_batches(session: onnxruntime.InferenceSession) -> None:
-            """Take batches until none is left; each fills its own rows of `out`."""
-            while True:
+            """Take batches until none is left or a session failed; each fills its own rows of `out`."""
+            while not failed.is_set():
                 try:
                     rows = pending.get_nowait()
                 except queue.Empty:
                     return
-                out[rows] = self._run_batch(session, [encodings[row].ids for row in rows])
+                try:
+                    out[rows] = self._run_batch(session, [encodings[row].ids for row in rows])
+                except BaseException:
+                    failed.set()
+                    raise
 
         batches = -(-len(order) // self.batch_size)
         helpers = (
@@ -928,8 +940,11 @@ class OnnxEmbedder:
         try:
             run_batches(self._sessions[0])
         finally:
-            for helper in helpers:
-                helper.result()  # waits for every helper; re-raises the first failure
+            # Every helper has stopped before the call returns or raises, so no session of this
+            # call is still running when the next call starts.
+            futures.wait(helpers)
+        for helper in helpers:
+            helper.result()  # re-raises a helper's failure (the first session's propagates above)
         return out
 
     def _run_batch(self, session: onnxruntime.InferenceSession, token_ids: list[list[int]]) -> FloatMatrix:
@@ -1063,8 +1078,7 @@ def load_best_embedder(
     min_cosine: float = MIN_COSINE,
     sentences: Sequence[str] = VERIFICATION_SENTENCES,
     torch_factory: Callable[[Path], Embedder] | None = None,
-    sessions: int = SESSIONS,
-    threads: int = INTRA_OP_THREADS,
+    layout: Sequence[int] = SESSION_LAYOUT,
     allow_spinning: bool = ALLOW_SPINNING,
     lock_timeout_s: float = BUILD_LOCK_TIMEOUT_S,
 ) -> Embedder:
@@ -1105,8 +1119,7 @@ def load_best_embedder(
             model_path,
             model_dir,
             model_name=settings.model_name(),
-            sessions=sessions,
-            threads=threads,
+            layout=layout,
             allow_spinning=allow_spinning,
         )
     except ModelIntegrityError:
