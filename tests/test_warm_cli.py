@@ -93,6 +93,15 @@ def wait_for(condition, what: str, timeout: float = READY_TIMEOUT_S) -> None:
         time.sleep(0.1)
 
 
+def start_warm_process(env: dict[str, str]) -> int:
+    """Run a read command, which starts the warm process for `env`, and return its pid once it listens."""
+    threadline(["status"], env)
+    wait_for(lambda: warm_pid(env) is not None, "the warm process to listen")
+    pid = warm_pid(env)
+    assert pid is not None
+    return pid
+
+
 def warm_pid(env: dict[str, str]) -> int | None:
     """The pid of the warm process listening for this environment, once it listens.
 
@@ -181,8 +190,7 @@ def test_a_command_right_after_help_waits_for_the_warm_process_help_started(warm
 
 
 def test_the_warm_process_passes_on_exit_codes_and_errors(warm_env):
-    threadline(["status"], warm_env)
-    wait_for(lambda: warm_pid(warm_env) is not None, "the warm process to listen")
+    start_warm_process(warm_env)
     warm = threadline(["runs", "show", "999999"], warm_env)
     assert WARM_LINE in warm.stderr
     cold = threadline(["runs", "show", "999999"], warm_env, IN_PROCESS)
@@ -194,10 +202,7 @@ def test_the_warm_process_passes_on_exit_codes_and_errors(warm_env):
 
 
 def test_other_settings_never_reach_a_warm_process_of_other_settings(warm_env):
-    threadline(["status"], warm_env)
-    wait_for(lambda: warm_pid(warm_env) is not None, "the warm process to listen")
-    first = warm_pid(warm_env)
-    assert first is not None
+    first = start_warm_process(warm_env)
 
     other = {**warm_env, "THREADLINE_READ_MAX_LIST_LIMIT": "5"}
     changed = threadline(["runs", "list", "--limit", "6"], other)
@@ -243,8 +248,7 @@ def test_a_warm_process_of_outdated_code_is_stopped_and_its_lock_file_removed(wa
 
 def test_closed_standard_streams_are_never_handed_to_the_warm_process(warm_env):
     """With stdout closed the socket would take descriptor 1: the command runs in its own process instead."""
-    threadline(["status"], warm_env)
-    wait_for(lambda: warm_pid(warm_env) is not None, "the warm process to listen")
+    start_warm_process(warm_env)
     closed = [
         subprocess.run(
             ["sh", "-c", f"exec {' '.join(command)} status >&-"],
@@ -291,10 +295,7 @@ def test_the_warm_process_exits_when_idle_and_when_its_socket_is_removed(warm_en
     wait_for(lambda: not alive(pid), "the idle warm process to exit", timeout=30)
     assert not socket_path(warm_directory(env), launcher_key(env)).exists()
 
-    threadline(["status"], warm_env)
-    wait_for(lambda: warm_pid(warm_env) is not None, "the warm process to listen")
-    pid = warm_pid(warm_env)
-    assert pid is not None
+    pid = start_warm_process(warm_env)
     socket_path(warm_directory(warm_env), launcher_key(warm_env)).unlink()
     wait_for(lambda: not alive(pid), "the warm process without a socket to exit", timeout=30)
     done = threadline(["status"], warm_env)  # and the command still answers, in its own process
@@ -303,9 +304,7 @@ def test_the_warm_process_exits_when_idle_and_when_its_socket_is_removed(warm_en
 
 
 def test_only_one_warm_process_per_key(warm_env):
-    threadline(["status"], warm_env)
-    wait_for(lambda: warm_pid(warm_env) is not None, "the warm process to listen")
-    pid = warm_pid(warm_env)
+    pid = start_warm_process(warm_env)
     directory, key = warm_directory(warm_env), launcher_key(warm_env)
     second = subprocess.run(
         [sys.executable, "-m", "threadline.cli.warm", str(directory), key],
@@ -422,8 +421,7 @@ def interrupted_while_blocked(
 
 @pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGHUP])
 def test_ctrl_c_and_hang_up_reach_the_command_the_warm_process_runs(warm_env, db_url, signum):
-    threadline(["status"], warm_env)
-    wait_for(lambda: warm_pid(warm_env) is not None, "the warm process to listen")
+    start_warm_process(warm_env)
     cold = interrupted_while_blocked([*IN_PROCESS, "runs", "list"], warm_env, db_url, signum)
     warm = interrupted_while_blocked([*LAUNCHER, "runs", "list"], warm_env, db_url, signum, warm_pid(warm_env))
     assert warm.returncode == cold.returncode != 0  # SIGHUP: both ended by it (-1)
@@ -432,10 +430,7 @@ def test_ctrl_c_and_hang_up_reach_the_command_the_warm_process_runs(warm_env, db
 
 
 def test_sigterm_stops_the_warm_process_and_removes_its_socket(warm_env):
-    threadline(["status"], warm_env)
-    wait_for(lambda: warm_pid(warm_env) is not None, "the warm process to listen")
-    pid = warm_pid(warm_env)
-    assert pid is not None
+    pid = start_warm_process(warm_env)
     path = socket_path(warm_directory(warm_env), launcher_key(warm_env))
     os.kill(pid, signal.SIGTERM)
     wait_for(lambda: not alive(pid), "the warm process to stop", timeout=30)
@@ -457,10 +452,7 @@ def children_of(pid: int) -> list[int]:
 
 def test_a_command_whose_launcher_was_killed_ends(warm_env, db_url):
     """SIGKILL to the launcher (or its terminal closing) hangs up the command, as a terminal would."""
-    threadline(["status"], warm_env)
-    wait_for(lambda: warm_pid(warm_env) is not None, "the warm process to listen")
-    pid = warm_pid(warm_env)
-    assert pid is not None
+    pid = start_warm_process(warm_env)
     with psycopg.connect(libpq_url(db_url)) as blocker:
         blocker.execute("LOCK TABLE runs IN ACCESS EXCLUSIVE MODE")
         launcher = subprocess.Popen([*LAUNCHER, "runs", "list"], env=warm_env, stdout=subprocess.DEVNULL)
@@ -474,10 +466,7 @@ def test_a_command_whose_launcher_was_killed_ends(warm_env, db_url):
 
 def test_a_hang_up_the_launcher_ignores_is_ignored_by_its_command(warm_env, db_url):
     """`nohup threadline ...`: SIGHUP is ignored by the launcher, so the command finishes instead of dying."""
-    threadline(["status"], warm_env)
-    wait_for(lambda: warm_pid(warm_env) is not None, "the warm process to listen")
-    pid = warm_pid(warm_env)
-    assert pid is not None
+    pid = start_warm_process(warm_env)
     with psycopg.connect(libpq_url(db_url)) as blocker:
         blocker.execute("LOCK TABLE runs IN ACCESS EXCLUSIVE MODE")
         launcher = subprocess.Popen(

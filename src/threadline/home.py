@@ -19,7 +19,13 @@ def default_home() -> Path:
     return Path(base) / "threadline"
 
 
+def setting_variable(environ: Mapping[str, str], variable: str) -> str | None:
+    """The value of the environment variable ``variable`` (upper case) under any case of its name,
+    as pydantic-settings reads it; None when unset."""
+    return next((value for name, value in environ.items() if name.upper() == variable), None)
+
+
 def home_of(environ: Mapping[str, str]) -> Path:
     """The ``home`` setting as the settings tree reads it: ``THREADLINE_HOME``, else the default."""
-    value = next((value for name, value in environ.items() if name.upper() == HOME_VARIABLE), None)
-    return Path(value) if value is not None else default_home()  # in any case, as pydantic-settings reads it
+    value = setting_variable(environ, HOME_VARIABLE)
+    return Path(value) if value is not None else default_home()

@@ -39,7 +39,7 @@ import time
 from pathlib import Path
 from types import FrameType
 
-from threadline.home import home_of
+from threadline.home import home_of, setting_variable
 
 WARM_DIRECTORY = "cli"  # under THREADLINE_HOME: the warm process's socket, lock and pid files
 WARM_MODULE = "threadline.cli.warm"
@@ -406,8 +406,8 @@ def warm_process_off(environ: dict[str, str]) -> bool:
     process off start nothing; the warm process itself validates the whole settings tree and leaves
     when they are invalid.
     """
-    value = next((value for name, value in environ.items() if name.upper() == WARM_IDLE_VARIABLE), None)
-    if value is None:  # the settings tree reads names in any case
+    value = setting_variable(environ, WARM_IDLE_VARIABLE)
+    if value is None:
         return False
     try:
         return float(value) <= 0
