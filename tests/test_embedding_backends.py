@@ -8,12 +8,15 @@ The ONNX model is built once per test session into a shared temporary cache (a b
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 import logging
+import re
 import subprocess
 import sys
 import threading
 import time
+from collections import Counter
 from pathlib import Path
 
 import numpy as np
@@ -30,11 +33,19 @@ from threadline.connectors.files.importer import import_file
 from threadline.db.engine import session_scope
 from threadline.db.models import Embedding, Run, RunItem
 from threadline.engine.defer import QUEUE
+from threadline.engine.errors import PermanentError
 from threadline.engine.lifecycle import BATCH_TASK, WHOLE_TASK
 from threadline.engine.runs import create_run, member_ids
 from threadline.engine.status import RunStatus
 from threadline.engine.worker import run_worker_async
-from threadline.stages.embed import BACKEND_PARAM, MODEL_PARAM, QUEUE_PREFIX, embed_conversations, worker_queues
+from threadline.stages.embed import (
+    BACKEND_PARAM,
+    MODEL_PARAM,
+    QUEUE_PREFIX,
+    embed_conversations,
+    run_embedder,
+    worker_queues,
+)
 from threadline.stages.themes import discover_themes
 
 #: Processes racing for the first build in the concurrency test.
@@ -70,7 +81,10 @@ def process_embedder_restored():
 
 def test_backends_have_their_own_model_names_rows_and_themes(db_engine, onnx_embedder, embedder):
     """Two backends -> two model names -> two embedding rows per conversation; discovery reads one model's only."""
-    assert onnx_embedder.model_name == "sentence-transformers/all-MiniLM-L6-v2+onnx-int8-matmul-perchannel-fp32last"
+    assert (
+        onnx_embedder.model_name
+        == "sentence-transformers/all-MiniLM-L6-v2+onnx-int8-matmul-perchannel-fp32last-plainln-gelu"
+    )
     assert onnx_embedder.model_name != embedder.model_name == emb.MODEL_NAME
     assert emb.BACKEND_MODELS == {"onnx-int8": onnx_embedder.model_name, "torch": embedder.model_name}
     assert import_file(db_engine, EXAMPLES, source_name="demo").ok
@@ -169,6 +183,28 @@ def test_sessions_side_by_side_give_the_vectors_of_one_session(onnx_embedder):
         assert three.embed([]).shape == (0, ob.DIMENSIONS)
 
 
+def test_a_call_runs_its_longest_batches_first(onnx_embedder):
+    """Sessions take the widest batches first, so they end together on narrow ones; the batches stay the same."""
+    texts = _varied_texts(60)
+    with ob.OnnxEmbedder(onnx_embedder.model_path, layout=(1,), batch_size=8) as embedder:
+        widths: list[int] = []
+        run_batch = embedder._run_batch
+
+        def spy(session, token_ids):
+            widths.append(max(len(ids) for ids in token_ids))
+            return run_batch(session, token_ids)
+
+        embedder._run_batch = spy  # type: ignore[method-assign]
+        vectors = embedder.embed(texts)
+        assert len(widths) == 8 and widths == sorted(widths, reverse=True) and widths[0] > widths[-1], widths
+        # The batches are still cut from the shortest text up (the last holds the 4 longest), so
+        # each batch's vectors are those of its texts embedded on their own.
+        lengths = [len(e.ids) for e in embedder._tokenizer.encode_batch(texts)]
+        order = np.argsort(lengths, kind="stable")
+        for rows in (order[:8], order[56:]):
+            assert np.array_equal(vectors[rows], embedder.embed([texts[i] for i in rows]))
+
+
 def test_a_failing_session_fails_the_call_after_every_session_stopped(onnx_embedder):
     """A helper session's error is raised, the others stop taking batches, and none runs on after the call."""
     with ob.OnnxEmbedder(onnx_embedder.model_path, layout=(1, 1, 1), batch_size=8) as embedder:
@@ -200,6 +236,63 @@ def test_a_failing_session_fails_the_call_after_every_session_stopped(onnx_embed
         assert sum(started) <= 2, started  # after the failure: at most the batch each other session had taken
         embedder._run_batch = run_batch  # type: ignore[method-assign]
         assert np.isclose(np.linalg.norm(embedder.embed(_varied_texts(64)), axis=1), 1.0).all()  # usable after
+
+
+def test_a_run_planned_for_another_recipe_is_not_served_with_this_one(embedder, process_embedder_restored):
+    """A run keeps the vectors it was planned with: after an upgrade changed the recipe, its batches fail clearly."""
+    emb.set_process_embedder(embedder)
+    assert run_embedder({BACKEND_PARAM: "torch", MODEL_PARAM: embedder.model_name}).model_name == embedder.model_name
+    older_onnx = "sentence-transformers/all-MiniLM-L6-v2+onnx-int8-matmul-perchannel-fp32last"
+    with pytest.raises(PermanentError, match=f"planned for {re.escape(older_onnx)} vectors.*start a new run"):
+        run_embedder({BACKEND_PARAM: "torch", MODEL_PARAM: older_onnx})
+    assert run_embedder({}) is embedder  # runs from before backends were planned: the process's embedder
+
+
+def _optimized_op_counts(model_path: Path, fuse_skip_layer_norm: bool, out: Path) -> dict[str, int]:
+    """Node counts of the graph an embedder's session runs, as onnxruntime saves it after optimizing."""
+    import onnxruntime as ort
+
+    options = ob._session_options(1, allow_spinning=False)
+    options.optimized_model_filepath = str(out)
+    ort.InferenceSession(
+        str(model_path),
+        sess_options=options,
+        providers=["CPUExecutionProvider"],
+        disabled_optimizers=ob.disabled_optimizers(fuse_skip_layer_norm),
+    )
+    return Counter(node.op_type for node in onnx.load(str(out)).graph.node)
+
+
+def test_the_default_sessions_keep_residual_add_and_layer_norm_apart(onnx_embedder, tmp_path):
+    """Sessions of the default artifact run no SkipLayerNormalization (slow on CPU); fused recipes' sessions do."""
+    assert onnx_embedder.fuse_skip_layer_norm is False
+    model_path = onnx_embedder.model_path
+    plain = _optimized_op_counts(model_path, False, tmp_path / "plain.onnx")
+    fused = _optimized_op_counts(model_path, True, tmp_path / "fused.onnx")
+    assert plain.get("SkipLayerNormalization", 0) == 0
+    built = Counter(node.op_type for node in onnx.load(str(model_path)).graph.node)
+    assert built["Gelu"] == 6 and built["Erf"] == 0  # one Gelu node per layer, written into the artifact
+    assert plain["LayerNormalization"] == fused.get("LayerNormalization", 0) + fused["SkipLayerNormalization"]
+    assert fused["SkipLayerNormalization"] >= 12  # two residual LayerNorms in each of the 6 layers
+
+    # The artifact's manifest says how its vectors were made; one from before the setting existed ran fused.
+    fused_settings = dataclasses.replace(ob.DEFAULT_SETTINGS, fuse_skip_layer_norm=True)
+    for name, settings, expected in (
+        ("fused", fused_settings.as_dict(), True),
+        ("older", {k: v for k, v in fused_settings.as_dict().items() if k != "fuse_skip_layer_norm"}, True),
+        ("default", ob.DEFAULT_SETTINGS.as_dict(), False),
+    ):
+        artifact = tmp_path / name
+        artifact.mkdir()
+        (artifact / ob.MODEL_FILE).symlink_to(model_path)
+        (artifact / ob.MANIFEST_FILE).write_text(json.dumps({"model_name": name, "settings": settings}))
+        with ob.OnnxEmbedder(artifact / ob.MODEL_FILE, layout=(1,)) as embedder:
+            assert embedder.fuse_skip_layer_norm is expected, name
+    # Fused sessions make other vectors: they carry another name, and have their own artifact.
+    assert fused_settings.model_name() != ob.DEFAULT_SETTINGS.model_name()
+    assert "-plainln" in ob.DEFAULT_SETTINGS.model_name() and "-plainln" not in fused_settings.model_name()
+    versions = {"onnxruntime": "x"}
+    assert ob.cache_key("0" * 64, fused_settings, versions) != ob.cache_key("0" * 64, ob.DEFAULT_SETTINGS, versions)
 
 
 @pytest.mark.parametrize(
@@ -377,7 +470,7 @@ def test_fp32_weights_name_their_vectors_and_key_their_artifact():
     """A recipe keeping weights in fp32 has its own model name and cache key; it cannot go unnamed."""
     kept = ob.ExportSettings(fp32_weights=("encoder.layer.5.*",), fp32_label="fp32last")
     assert kept.model_name() != ob.ExportSettings().model_name()
-    assert kept.model_name().endswith("-fp32last")
+    assert kept.model_name().endswith("-fp32last-plainln-gelu")
     versions = {"onnxruntime": "x"}
     assert ob.cache_key("0" * 64, kept, versions) != ob.cache_key("0" * 64, ob.ExportSettings(), versions)
     with pytest.raises(ValueError, match="fp32_label"):

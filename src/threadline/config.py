@@ -731,7 +731,7 @@ class EmbeddingSettings(BaseSettings):
     backend: EmbeddingBackendName = Field(
         default="auto",
         description=(
-            "backend name: `auto` uses ONNX Runtime int8 (2.5-2.9x faster than torch on 2 cores, cosine >= min_cosine "
+            "backend name: `auto` uses ONNX Runtime int8 (3.0-3.3x faster than torch on 2 cores, cosine >= min_cosine "
             "to torch) when it is installed and passes its check, else torch fp32 with a logged warning; `onnx-int8` or "
             "`torch` forces one (a run keeps the backend chosen when it was created)"
         ),

@@ -3,7 +3,7 @@
 Two backends compute all-MiniLM-L6-v2 vectors from the same verified weights:
 - `torch` (`threadline.ai.torch_embeddings.LocalEmbedder`): sentence-transformers, fp32, the reference;
 - `onnx-int8` (`threadline.ai.onnx_embeddings.OnnxEmbedder`): built locally from the weights,
-  2.5-2.9x faster on 2 cores, cosine >= `embedding.min_cosine` to torch on a fixed check set.
+  3.0-3.3x faster on 2 cores, cosine >= `embedding.min_cosine` to torch on a fixed check set.
 
 Their vectors differ slightly, so each backend has its own `model_name` (the key of stored
 vectors, type analyses and themes): vectors of different backends are never mixed. A run keeps

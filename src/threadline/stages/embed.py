@@ -20,6 +20,7 @@ from threadline.ai.embeddings import (
     BACKEND_MODELS,
     WEIGHTS_SHA256,
     Embedder,
+    backend_of_model,
     embedder_for_backend,
     planned_backend,
     process_embedder,
@@ -35,6 +36,7 @@ from threadline.analysis.conversation_type import (
 from threadline.analysis.prototype_vectors import shipped_prototypes
 from threadline.db.analyses import cached_conversation_ids, store_analyses
 from threadline.db.vectors import insert_embeddings, load_stored_vectors, stored_embedding_ids
+from threadline.engine.errors import PermanentError
 from threadline.engine.stage import BatchOutcome, PerConversationStage, StageContext
 from threadline.stages.inputs import input_hash, load_customer_texts
 
@@ -186,9 +188,22 @@ def worker_queues() -> list[str]:
 
 
 def run_embedder(params: Mapping[str, Any]) -> Embedder:
-    """The embedder of the run's backend (runs created before backends were planned: the process's)."""
+    """The embedder of the run's backend (runs created before backends were planned: the process's).
+
+    Raises `PermanentError` when that embedder's vectors are not the model the run was planned
+    with (an upgrade that changed the backend's recipe while the run was under way): its stages
+    read vectors by the planned model's name, so vectors of another model would go unseen.
+    """
     backend = params.get(BACKEND_PARAM)
-    return embedder_for_backend(str(backend)) if backend else process_embedder()
+    embedder = embedder_for_backend(str(backend)) if backend else process_embedder()
+    planned = params.get(MODEL_PARAM)
+    # (A stand-in embedder, a test's, serves every run of its process under its own name.)
+    if planned and embedder.model_name != planned and backend_of_model(embedder.model_name) is not None:
+        raise PermanentError(
+            f"this run was planned for {planned} vectors, but this worker's {backend} backend makes "
+            f"{embedder.model_name} vectors (the backend changed since the run was created); start a new run"
+        )
+    return embedder
 
 
 def run(context: StageContext, ids: Sequence[int]) -> BatchOutcome:
