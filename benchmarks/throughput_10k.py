@@ -54,6 +54,8 @@ def main() -> int:
         help="Jobs the in-process worker runs at once (default: as `threadline run`).",
     )
     args = parser.parse_args()
+    if args.rounds < 1:
+        parser.error("--rounds must be at least 1")
     if not args.data.is_file():
         sys.stderr.write(f"benchmark data not found: {args.data} (expected ../shared/data beside the repository)\n")
         return 2
