@@ -447,6 +447,49 @@ def _tiny_encoder(weights: dict[str, np.ndarray]) -> onnx.ModelProto:
     return helper.make_model(helper.make_graph(nodes, "tiny", [x], outputs, initializers))
 
 
+def _erf_gelu_graph() -> onnx.ModelProto:
+    """y = h * (0.5 * (1 + erf(h / sqrt(2)))) with h = x + bias, node for node as the dynamo exporter writes BERT's GELU."""
+    constants = [
+        numpy_helper.from_array(np.array(value, dtype=np.float32), name=name)
+        for name, value in (("sqrt2", 1.4142135381698608), ("one", 1.0), ("half", 0.5))
+    ]
+    constants.append(numpy_helper.from_array(np.linspace(-1, 1, 8, dtype=np.float32), name="bias"))
+    nodes = [
+        helper.make_node("Add", ["x", "bias"], ["h"]),  # the intermediate layer's bias, as in the model
+        helper.make_node("Div", ["h", "sqrt2"], ["scaled"]),
+        helper.make_node("Erf", ["scaled"], ["erf"]),
+        helper.make_node("Add", ["erf", "one"], ["shifted"]),
+        helper.make_node("Mul", ["half", "shifted"], ["gate"]),
+        helper.make_node("Mul", ["h", "gate"], ["y"]),
+    ]
+    x = helper.make_tensor_value_info("x", onnx.TensorProto.FLOAT, [2, 8])
+    y = helper.make_tensor_value_info("y", onnx.TensorProto.FLOAT, [2, 8])
+    graph = helper.make_graph(nodes, "gelu", [x], [y], constants)
+    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 18)])
+
+
+def test_gelu_fusion_computes_the_same_function_and_refuses_a_graph_without_gelu(tmp_path):
+    """Five exporter nodes become one Gelu node with the same outputs; a graph with none to fuse fails its build."""
+    import onnxruntime as ort
+
+    model = tmp_path / "gelu.onnx"
+    onnx.save(_erf_gelu_graph(), str(model))
+    x = np.linspace(-4, 4, 16, dtype=np.float32).reshape(2, 8)
+    before = ort.InferenceSession(str(model), providers=["CPUExecutionProvider"]).run(None, {"x": x})[0]
+    ob._fuse_gelu(model)
+    fused = onnx.load(str(model))
+    assert [node.op_type for node in fused.graph.node] == ["Add", "Gelu"]
+    after = ort.InferenceSession(str(model), providers=["CPUExecutionProvider"]).run(None, {"x": x})[0]
+    assert np.allclose(after, before, rtol=0, atol=1e-6)
+
+    plain = tmp_path / "no-gelu.onnx"
+    onnx.save(_tiny_encoder({"w": np.eye(4, dtype=np.float32)}), str(plain))
+    with pytest.raises(ob.OnnxBackendError, match="GELU fusion"):
+        ob._fuse_gelu(plain)
+    unfused = dataclasses.replace(ob.DEFAULT_SETTINGS, fuse_gelu=False)
+    assert ob.DEFAULT_SETTINGS.model_name() == unfused.model_name() + "-gelu"  # other vectors, another name
+
+
 def test_fp32_weight_patterns_pick_matmuls_by_their_weight_not_their_name():
     """Nodes are found by the parameter their operand holds; a pattern matching nothing is an error."""
     rng = np.random.default_rng(0)
