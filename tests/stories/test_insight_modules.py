@@ -8,9 +8,10 @@ import numpy as np
 import pytest
 
 from threadline.stories.evidence import Sentence, candidate_sentences, is_small_talk, select_evidence
-from threadline.stories.priority import RunFacts, ThemeFacts, prioritise, severity_signals
+from threadline.stories.priority import SIGNALS, RunFacts, ThemeFacts, prioritise, severity_signals
 from threadline.stories.text import problem_text
 from threadline.stories.titles import story_title, title_from_sentence
+from threadline.text.caseless import has_uppercase_literal
 
 
 @pytest.mark.parametrize(
@@ -163,6 +164,23 @@ def test_severity_signals_are_named() -> None:
     assert "charged twice" in severity_signals("I got charged twice for the upgrade")
     assert "locked out" in severity_signals("Our whole team is locked out since this morning")
     assert not severity_signals("Could you add a dark mode?")
+
+
+def test_severity_signals_ignore_case_on_ascii_and_other_text() -> None:
+    """ASCII text is searched lowercased (a faster path); it must find what a case-insensitive search finds."""
+    for pattern, _ in SIGNALS.values():
+        assert not has_uppercase_literal(pattern), pattern.pattern[:60]
+    texts = [
+        "I was CHARGED TWICE and my Card Was Blocked",
+        "OUTAGE: nothing loads, 502 Bad Gateway",
+        "We LOST all our Files after the update, URGENT",
+        "Crashed \u00e9 again: FRAUD on my account",  # not ASCII: the original patterns
+        "Someone HACKED it \u017ftill",
+    ]
+    for text in texts:
+        expected = {name for name, (pattern, _) in SIGNALS.items() if pattern.search(text)}
+        assert expected and severity_signals(text) == expected, text
+    assert severity_signals("I WAS CHARGED TWICE") == {"charged twice"}
 
 
 def test_offline_problem_text_says_only_what_is_known() -> None:

@@ -361,7 +361,7 @@ class ExportSettings:
 #: The settings `build_model` and `load_best_embedder` use unless told otherwise: every MatMul
 #: int8 per channel except the last encoder layer's, which stays fp32, one Gelu node per GELU, and
 #: sessions that keep the residual Add and LayerNormalization apart (`SKIP_LAYER_NORM_FUSION`):
-#: 3.30x torch on BANKING77 test; the same weights with neither graph change ran 2.58x in another
+#: 3.3-3.6x torch on BANKING77 test; the same weights with neither graph change ran 2.58x in another
 #: run (`benchmarks/embedding_backends.py --variant previous-default`). Quantizing all six layers
 #: is ~15% faster but its error accumulates into the pooled vector (BANKING77 test, quiet machine,
 #: both with the fused kernel: all layers 3.04x torch, minimum cosine 0.97996; last layer fp32
