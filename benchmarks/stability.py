@@ -74,12 +74,13 @@ def measure(engine: Any, embedder: Any, name: str, files: tuple[Path, Path, str]
     from threadline.ai.embeddings import MODEL_NAME
     from threadline.connectors.files.importer import import_file
     from threadline.db.engine import session_scope
-    from threadline.db.models import RunTheme, ThemeMember
+    from threadline.db.models import Run, RunTheme, ThemeMember
     from threadline.db.vectors import load_run_vectors
     from threadline.engine.runs import create_run, execute_run
     from threadline.read.stories import list_stories
     from threadline.read.themes import theme_tree
     from threadline.read.views import run_ref
+    from threadline.stages.embed import MODEL_PARAM as EMBEDDING_MODEL_PARAM
     from threadline.stories.export import report_title, to_markdown
     from threadline.themes.clustering import cluster_vectors
     from threadline.themes.lineage import match_lineages
@@ -142,8 +143,11 @@ def measure(engine: Any, embedder: Any, name: str, files: tuple[Path, Path, str]
             "memberships_identical": members_b == members_c,
             "stories": len(list_stories(session, run_id=run_c, limit=1000, offset=0)),
         }
-        # Contrast: cluster all of run B's conversations afresh and match to run A by members.
-        vectors = load_run_vectors(session, run_b, MODEL_NAME)
+        # Contrast: cluster all of run B's conversations afresh and match to run A by members,
+        # from the vectors of the backend run B was planned with (not necessarily torch's).
+        planned = session.get(Run, run_b)
+        model = str((planned.params if planned else {}).get(EMBEDDING_MODEL_PARAM) or MODEL_NAME)
+        vectors = load_run_vectors(session, run_b, model)
     ids = sorted(vectors)
     matrix = np.stack([vectors[i] for i in ids]).astype(np.float32)
     labels = cluster_vectors(matrix, random_state=0).labels
