@@ -6,9 +6,10 @@ Algorithm:
 2. Leiden community detection on that graph (modularity with a resolution parameter),
    run over a fixed grid of resolutions; each partition is scored by its exact cosine
    silhouette and the coarsest one close to the best score wins (where a score is near
-   that line, it is averaged over a few seeded runs, so seed noise does not decide). Silhouette rewards
-   compact, separated themes without knowing how many there are, so well-separated data
-   settles on few themes and fine-grained data on many, with the same parameters;
+   that line, it is averaged over a few seeded runs, so seed noise does not decide).
+   Silhouette rewards compact, separated themes without knowing how many there are, so
+   well-separated data settles on few themes and fine-grained data on many, with the same
+   parameters;
 3. communities smaller than ``MIN_THEME_SIZE`` are dissolved: their members join the
    nearest surviving theme when similar enough, else stay unassigned (``-1``);
 4. members that barely resemble the rest of their theme become unassigned outliers;
@@ -434,6 +435,7 @@ def _settle_doubtful(x: np.ndarray, g: ig.Graph, candidates: list[_Candidate], s
     """
     if len(candidates) < 2:
         return  # a single candidate is the choice, whatever its score
+    extra_seeds = _run_seeds(seed)[1:]
     while True:
         best, floor = _parsimony_floor(candidates)
         margin = abs(best) * SILHOUETTE_DOUBT
@@ -441,7 +443,7 @@ def _settle_doubtful(x: np.ndarray, g: ig.Graph, candidates: list[_Candidate], s
         if not doubtful:
             return
         for candidate in doubtful:
-            for run_seed in _run_seeds(seed)[1:]:
+            for run_seed in extra_seeds:
                 labels = leiden_partition(g, candidate.resolution, run_seed)
                 candidate.silhouettes.append(cosine_silhouette(x, labels, sample=SILHOUETTE_SAMPLE_ITEMS, seed=seed))
             candidate.settled = True
